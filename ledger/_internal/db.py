@@ -1,0 +1,78 @@
+"""Engines for the two backends, and the one write lock appends take.
+
+SQLite: WAL, ``synchronous=FULL`` (an acknowledged append survives power loss), 8 KiB pages,
+a busy timeout, and ``BEGIN IMMEDIATE`` for writers so two processes never interleave a batch.
+PostgreSQL: a transaction-scoped advisory lock serialises writers across every replica.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.pool import NullPool
+
+from ledger.errors import InvalidInput
+
+WRITE_LOCK_KEY = 0x4C454447  # "LEDG": the advisory lock id on PostgreSQL
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``sqlite:///PATH`` or ``postgresql+psycopg://…`` with the ledger's settings."""
+    if url.startswith("sqlite"):
+        if url in ("sqlite://", "sqlite:///:memory:"):
+            raise InvalidInput("an in-memory SQLite ledger would vanish; give a file path")
+        engine = create_engine(url, poolclass=NullPool)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if url.startswith("postgresql"):
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    raise InvalidInput(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql+psycopg://…")
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA page_size=8192")  # only takes effect on a new file
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    write = conn.get_execution_options().get("ledger_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the log's single write lock until it commits or rolls back."""
+    with engine.connect() as raw:
+        conn = raw.execution_options(ledger_write=True)
+        with conn.begin():
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK_KEY})
+            yield conn
+
+
+def schema_exists(engine: Engine) -> bool:
+    return inspect(engine).has_table("records")
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")

@@ -1,0 +1,51 @@
+"""Table definitions (SQLAlchemy Core). The migration in ``migrations/`` creates them."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+meta = Table(
+    "ledger_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+bodies = Table(
+    "bodies",
+    metadata,
+    Column("digest", LargeBinary(32), primary_key=True),
+    Column("body_type", String(32), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+)
+
+records = Table(
+    "records",
+    metadata,
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("leaf", LargeBinary, nullable=False),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    Column("body_digest", LargeBinary(32), nullable=False, unique=True),
+    Column("time", String(32), nullable=False),
+)
+
+tiles = Table(
+    "tiles",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hashes", LargeBinary, nullable=False),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("time", String(32), nullable=False),
+)
+
+APPEND_ONLY = ("ledger_meta", "bodies", "records", "checkpoints")

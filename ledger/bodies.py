@@ -1,0 +1,89 @@
+"""What the ledger accepts as a body: a DSSE envelope or a Sigstore bundle, as exact bytes.
+
+This module checks shape only (size, JSON, required fields, base64). Signature checks against the
+trust registry belong to the submission service; see ``docs/design.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from ledger.errors import InvalidInput
+from ledger.record import BodyType
+from ledger.storage import Submission
+
+__all__ = ["MAX_BODY_BYTES", "parse_submission"]
+
+MAX_BODY_BYTES = 1 << 20
+BUNDLE_MEDIA_PREFIX = "application/vnd.dev.sigstore.bundle"
+
+
+def _b64(value: Any, what: str) -> None:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be a base64 string")
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        try:
+            base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        except (binascii.Error, ValueError) as e:
+            raise InvalidInput(f"{what} is not base64") from e
+
+
+def _check_dsse(env: Any, where: str) -> None:
+    if not isinstance(env, dict):
+        raise InvalidInput(f"{where} must be a JSON object")
+    if not isinstance(env.get("payloadType"), str) or not env["payloadType"]:
+        raise InvalidInput(f"{where}.payloadType must be a non-empty string")
+    _b64(env.get("payload"), f"{where}.payload")
+    sigs = env.get("signatures")
+    if not isinstance(sigs, list) or not sigs:
+        raise InvalidInput(f"{where}.signatures must be a non-empty list")
+    for i, sig in enumerate(sigs):
+        if not isinstance(sig, dict):
+            raise InvalidInput(f"{where}.signatures[{i}] must be an object")
+        _b64(sig.get("sig"), f"{where}.signatures[{i}].sig")
+        if "keyid" in sig and not isinstance(sig["keyid"], str):
+            raise InvalidInput(f"{where}.signatures[{i}].keyid must be a string")
+
+
+def _check_bundle(doc: dict[str, Any]) -> None:
+    if not isinstance(doc.get("verificationMaterial"), dict):
+        raise InvalidInput("Sigstore bundle has no verificationMaterial object")
+    kinds = [k for k in ("dsseEnvelope", "messageSignature") if k in doc]
+    if len(kinds) != 1:
+        raise InvalidInput("Sigstore bundle must hold exactly one of dsseEnvelope or messageSignature")
+    if kinds[0] == "dsseEnvelope":
+        _check_dsse(doc["dsseEnvelope"], "dsseEnvelope")
+    elif not isinstance(doc["messageSignature"], dict):
+        raise InvalidInput("messageSignature must be an object")
+
+
+def classify(doc: Any) -> BodyType:
+    """Which kind of body ``doc`` (parsed JSON) is; raises :class:`InvalidInput` for anything else."""
+    if not isinstance(doc, dict):
+        raise InvalidInput("a body must be a JSON object")
+    media = doc.get("mediaType")
+    if isinstance(media, str) and media.startswith(BUNDLE_MEDIA_PREFIX):
+        _check_bundle(doc)
+        return "sigstore-bundle"
+    if "payloadType" in doc or "signatures" in doc:
+        _check_dsse(doc, "envelope")
+        return "dsse"
+    raise InvalidInput("body is neither a DSSE envelope nor a Sigstore bundle")
+
+
+def parse_submission(content: bytes, max_bytes: int = MAX_BODY_BYTES) -> Submission:
+    """Check a submitted body's size and shape and wrap its exact bytes for sequencing."""
+    if len(content) > max_bytes:
+        raise InvalidInput(f"body is {len(content)} bytes; the limit is {max_bytes}")
+    if not content.strip():
+        raise InvalidInput("body is empty")
+    try:
+        doc = json.loads(content)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"body is not valid JSON: {e}") from e
+    return Submission.of(content, classify(doc))

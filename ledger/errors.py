@@ -1,0 +1,68 @@
+"""The one error tree of the ledger.
+
+Every failure the package raises is an :class:`Error`. Foreign exceptions (SQLAlchemy, cryptography,
+``json``) are converted at the boundary with ``raise … from`` so callers catch one root.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CheckpointError",
+    "ConflictError",
+    "Error",
+    "IntegrityError",
+    "InvalidInput",
+    "NoteError",
+    "NotFound",
+    "Overloaded",
+    "ProofError",
+    "StorageError",
+]
+
+
+class Error(Exception):
+    """Root of every error raised by :mod:`ledger`."""
+
+
+class InvalidInput(Error):
+    """A caller handed in something malformed; nothing was changed."""
+
+
+class NotFound(Error):
+    """The record, body, checkpoint or tree size asked for does not exist."""
+
+
+class ProofError(Error):
+    """A Merkle inclusion or consistency proof does not verify."""
+
+
+class NoteError(Error):
+    """A signed note is malformed or carries no valid signature by a known key."""
+
+
+class CheckpointError(Error):
+    """A checkpoint body is malformed or does not match what the caller expects."""
+
+
+class StorageError(Error):
+    """The database refused or failed an operation."""
+
+
+class ConflictError(StorageError):
+    """The stored log is not what this operation expected (e.g. init over an existing ledger)."""
+
+
+class IntegrityError(Error):
+    """Stored data disagrees with itself; ``index`` names the first record where it does."""
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class Overloaded(Error):
+    """The ledger cannot take more work now; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

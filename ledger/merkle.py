@@ -1,0 +1,213 @@
+"""RFC 9162 (RFC 6962) Merkle tree hashing, proof shapes and proof verification.
+
+Pure functions over bytes and integers: no storage, no clock. Proof *generation* is split in two:
+:func:`inclusion_ranges` / :func:`consistency_ranges` say which subtree hashes a proof consists of
+(as leaf ranges ``[start, end)``), and a caller that holds the tree (in memory, or tiles in a
+database) fills in the hashes. Every range is *aligned*: ``start`` is a multiple of the smallest
+power of two not below ``end - start``, so it names one (possibly right-truncated) tree node.
+
+Verification follows RFC 9162 §2.1.3.2 and §2.1.4.2 exactly and raises :class:`ProofError`; it
+never returns a bool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from ledger.errors import ProofError
+
+__all__ = [
+    "EMPTY_ROOT",
+    "HASH_SIZE",
+    "consistency_proof",
+    "consistency_ranges",
+    "hash_children",
+    "hash_leaf",
+    "inclusion_proof",
+    "inclusion_ranges",
+    "root",
+    "verify_consistency",
+    "verify_inclusion",
+]
+
+HASH_SIZE = 32
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+Range = tuple[int, int]
+
+
+def hash_leaf(data: bytes) -> bytes:
+    """``SHA-256(0x00 ‖ data)``: the hash of one leaf."""
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def hash_children(left: bytes, right: bytes) -> bytes:
+    """``SHA-256(0x01 ‖ left ‖ right)``: the hash of an interior node."""
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """The largest power of two strictly smaller than ``n`` (``n >= 2``)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def root(leaf_hashes: Sequence[bytes]) -> bytes:
+    """MTH of a list of leaf hashes, computed with a stack of perfect subtrees (O(n), O(log n) memory)."""
+    if not leaf_hashes:
+        return EMPTY_ROOT
+    stack: list[tuple[int, bytes]] = []  # (height, hash), heights strictly decreasing
+    for h in leaf_hashes:
+        node, height = h, 0
+        while stack and stack[-1][0] == height:
+            _, left = stack.pop()
+            node, height = hash_children(left, node), height + 1
+        stack.append((height, node))
+    acc = stack.pop()[1]
+    while stack:
+        acc = hash_children(stack.pop()[1], acc)
+    return acc
+
+
+def _check_size(index: int, size: int) -> None:
+    if size < 0 or index < 0:
+        raise ProofError("negative index or tree size")
+
+
+def inclusion_ranges(index: int, size: int) -> list[Range]:
+    """The subtrees whose hashes form PATH(index, D[0:size]), deepest first (RFC 9162 §2.1.3.1)."""
+    _check_size(index, size)
+    if index >= size:
+        raise ProofError(f"index {index} is not in a tree of size {size}")
+    out: list[Range] = []
+    start, end, m = 0, size, index
+    while end - start > 1:
+        k = _split(end - start)
+        if m < k:
+            out.append((start + k, end))
+            end = start + k
+        else:
+            out.append((start, start + k))
+            start, m = start + k, m - k
+    out.reverse()
+    return out
+
+
+def consistency_ranges(size1: int, size2: int) -> list[Range]:
+    """The subtrees whose hashes form PROOF(size1, D[0:size2]) (RFC 9162 §2.1.4.1)."""
+    _check_size(size1, size2)
+    if size1 > size2:
+        raise ProofError(f"size1 {size1} is larger than size2 {size2}")
+    if size1 == 0 or size1 == size2:
+        return []
+    out: list[Range] = []
+    start, end, m, complete = 0, size2, size1, True
+    while m != end - start:
+        k = _split(end - start)
+        if m <= k:
+            out.append((start + k, end))
+            end = start + k
+        else:
+            out.append((start, start + k))
+            start, m, complete = start + k, m - k, False
+    if not complete:
+        out.append((start, end))
+    out.reverse()
+    return out
+
+
+def inclusion_proof(index: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
+    """An inclusion proof over an in-memory list of leaf hashes (for tests, import and tools)."""
+    return [root(leaf_hashes[a:b]) for a, b in inclusion_ranges(index, len(leaf_hashes))]
+
+
+def consistency_proof(size1: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
+    """A consistency proof over an in-memory list of leaf hashes."""
+    return [root(leaf_hashes[a:b]) for a, b in consistency_ranges(size1, len(leaf_hashes))]
+
+
+def _check_hashes(proof: Sequence[bytes]) -> None:
+    for i, p in enumerate(proof):
+        if not isinstance(p, bytes | bytearray) or len(p) != HASH_SIZE:
+            raise ProofError(f"proof element {i} is not a {HASH_SIZE}-byte hash")
+
+
+def _fold(fn: int, sn: int, seed: bytes, proof: Sequence[bytes]) -> tuple[int, bytes]:
+    """RFC 9162 §2.1.3.2 step 4: hash ``seed`` up the path, returning the final ``sn`` and root."""
+    r = seed
+    for p in proof:
+        if sn == 0:
+            raise ProofError("proof is longer than the tree is deep")
+        if fn & 1 or fn == sn:
+            r = hash_children(p, r)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            r = hash_children(r, p)
+        fn, sn = fn >> 1, sn >> 1
+    return sn, r
+
+
+def verify_inclusion(leaf_hash: bytes, index: int, tree_size: int, proof: list[bytes], root: bytes) -> None:
+    """Check that ``leaf_hash`` sits at ``index`` of the tree of ``tree_size`` with head ``root``.
+
+    RFC 9162 §2.1.3.2. Raises :class:`ProofError` on any mismatch, including an index outside the
+    tree, hashes of the wrong length and extra or missing proof elements.
+    """
+    if index < 0 or tree_size < 0 or index >= tree_size:
+        raise ProofError(f"index {index} is not in a tree of size {tree_size}")
+    if len(leaf_hash) != HASH_SIZE:
+        raise ProofError("leaf hash is not 32 bytes")
+    _check_hashes(proof)
+    sn, computed = _fold(index, tree_size - 1, leaf_hash, proof)
+    if sn != 0:
+        raise ProofError("proof is shorter than the tree is deep")
+    if computed != root:
+        raise ProofError("computed root does not match the expected root")
+
+
+def verify_consistency(size1: int, size2: int, proof: list[bytes], root1: bytes, root2: bytes) -> None:
+    """Check that the tree of ``size1`` with head ``root1`` is a prefix of ``size2`` with ``root2``.
+
+    RFC 9162 §2.1.4.2. Raises :class:`ProofError` on any mismatch.
+    """
+    if size1 < 0 or size2 < 0:
+        raise ProofError("negative tree size")
+    if size2 < size1:
+        raise ProofError(f"size2 {size2} is smaller than size1 {size1}")
+    if size1 == 0:
+        # Every tree extends the empty one: such a "proof" proves nothing and is refused, as
+        # transparency-dev/merkle does, so a caller cannot mistake it for a check.
+        raise ProofError("a consistency proof from the empty tree proves nothing")
+    if size1 == size2:
+        if proof:
+            raise ProofError("sizes are equal but the proof is not empty")
+        if root1 != root2:
+            raise ProofError("sizes are equal but the roots differ")
+        return
+    if not proof:
+        raise ProofError("empty consistency proof")
+    _check_hashes(proof)
+    path = list(proof)
+    if size1 & (size1 - 1) == 0:  # size1 is a power of two: its root is the first node
+        path.insert(0, root1)
+    fn, sn = size1 - 1, size2 - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            raise ProofError("proof is longer than the trees are deep")
+        if fn & 1 or fn == sn:
+            fr, sr = hash_children(c, fr), hash_children(c, sr)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = hash_children(sr, c)
+        fn, sn = fn >> 1, sn >> 1
+    if sn != 0:
+        raise ProofError("proof is shorter than the trees are deep")
+    if fr != root1:
+        raise ProofError("proof does not reproduce the first root")
+    if sr != root2:
+        raise ProofError("proof does not reproduce the second root")

@@ -1,0 +1,316 @@
+"""C2SP signed notes (https://c2sp.org/signed-note), as golang.org/x/mod/sumdb/note speaks them.
+
+A note is UTF-8 text ending in a newline, a blank line, then signature lines
+``— <name> <base64(keyhash[4] ‖ signature)>``. :func:`open_note` checks the rules every verifier
+must (size limits, encoding, line shapes, ambiguous keys) before it looks at any signature, and
+raises :class:`~ledger.errors.NoteError` unless at least one known key signed the text.
+
+Verifier keys use the Go text form ``name+hash+base64(alg ‖ key)``. Supported algorithms:
+``0x01`` Ed25519 (sign and verify), ``0x02`` ECDSA over a DER SubjectPublicKeyInfo (verify, as
+transparency-dev/formats and Rekor use it), ``0x05`` RFC 6962 signed tree heads (verify, as static
+CT logs publish them). Signing keys use ``PRIVATE+KEY+name+hash+base64(0x01 ‖ seed)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import struct
+from dataclasses import dataclass
+from typing import Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+
+from ledger.errors import NoteError
+
+__all__ = [
+    "Note",
+    "NoteSigner",
+    "NoteVerifier",
+    "Signature",
+    "generate_key",
+    "open_note",
+    "parse_signer",
+    "parse_verifier",
+    "sign_note",
+    "unverified_signatures",
+]
+
+ALG_ED25519 = 0x01
+ALG_ECDSA = 0x02
+ALG_RFC6962_STH = 0x05
+MAX_SIGNATURES = 100
+SIG_PREFIX = "\u2014 "  # EM DASH, space
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One signature line: the signer's name, its 32-bit key hash and the raw signature bytes."""
+
+    name: str
+    key_hash: int
+    signature: bytes
+
+    def line(self) -> str:
+        blob = self.key_hash.to_bytes(4, "big") + self.signature
+        return f"{SIG_PREFIX}{self.name} {base64.b64encode(blob).decode()}\n"
+
+
+@dataclass(frozen=True)
+class Note:
+    """A note whose text was signed by at least one of the caller's keys."""
+
+    text: str
+    signatures: tuple[Signature, ...]
+    unverified: tuple[Signature, ...]
+
+
+class NoteVerifier(Protocol):
+    name: str
+    key_hash: int
+
+    def verify(self, message: bytes, signature: bytes) -> None:
+        """Raise :class:`NoteError` unless ``signature`` is valid for ``message``."""
+
+
+def _valid_name(name: str) -> bool:
+    return bool(name) and "+" not in name and not any(c.isspace() for c in name)
+
+
+def _key_hash(name: str, alg: int, key: bytes) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode() + b"\n" + bytes([alg]) + key).digest()[:4], "big")
+
+
+def _b64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise NoteError("malformed base64") from e
+
+
+@dataclass(frozen=True)
+class _Ed25519Verifier:
+    name: str
+    key_hash: int
+    key: ed25519.Ed25519PublicKey
+
+    def verify(self, message: bytes, signature: bytes) -> None:
+        try:
+            self.key.verify(signature, message)
+        except InvalidSignature as e:
+            raise NoteError(f"invalid signature for key {self.name}+{self.key_hash:08x}") from e
+
+
+@dataclass(frozen=True)
+class _ECDSAVerifier:
+    name: str
+    key_hash: int
+    key: ec.EllipticCurvePublicKey
+
+    def verify(self, message: bytes, signature: bytes) -> None:
+        try:
+            self.key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+        except (InvalidSignature, ValueError) as e:
+            raise NoteError(f"invalid signature for key {self.name}+{self.key_hash:08x}") from e
+
+
+@dataclass(frozen=True)
+class _RFC6962Verifier:
+    """Checks a checkpoint signed as an RFC 6962 TreeHeadSignature (static CT logs)."""
+
+    name: str
+    key_hash: int
+    key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
+    def verify(self, message: bytes, signature: bytes) -> None:
+        from ledger.checkpoint import parse_checkpoint  # the body format lives there
+
+        bad = NoteError(f"invalid signature for key {self.name}+{self.key_hash:08x}")
+        try:
+            cp = parse_checkpoint(message.decode())
+        except Exception as e:
+            raise bad from e
+        if cp.origin != self.name or cp.extensions or len(signature) < 12:
+            raise bad
+        timestamp = signature[:8]
+        hash_alg, sig_alg, length = struct.unpack(">BBH", signature[8:12])
+        der = signature[12:]
+        if hash_alg != 4 or len(der) != length:  # 4 = sha256 (RFC 5246 §7.4.1.4.1)
+            raise bad
+        tbs = b"\x00\x01" + timestamp + cp.size.to_bytes(8, "big") + cp.root_hash
+        try:
+            if sig_alg == 3 and isinstance(self.key, ec.EllipticCurvePublicKey):
+                self.key.verify(der, tbs, ec.ECDSA(hashes.SHA256()))
+            elif sig_alg == 1 and isinstance(self.key, rsa.RSAPublicKey):
+                self.key.verify(der, tbs, PKCS1v15(), hashes.SHA256())
+            else:
+                raise bad
+        except InvalidSignature as e:
+            raise bad from e
+
+
+def parse_verifier(vkey: str) -> NoteVerifier:
+    """Parse a verifier key ``name+hash+base64(alg ‖ key)``; the hash must match the key."""
+    parts = vkey.strip().split("+", 2)
+    if len(parts) != 3 or not _valid_name(parts[0]) or len(parts[1]) != 8:
+        raise NoteError(f"malformed verifier key {vkey!r}")
+    name, hash_hex, blob_b64 = parts
+    try:
+        key_hash = int(hash_hex, 16)
+    except ValueError as e:
+        raise NoteError(f"malformed verifier key hash in {vkey!r}") from e
+    blob = _b64(blob_b64)
+    if not blob:
+        raise NoteError("empty verifier key")
+    alg, key = blob[0], blob[1:]
+    try:
+        if alg == ALG_ED25519 and len(key) == 32:
+            expected = _key_hash(name, alg, key)
+            verifier: NoteVerifier = _Ed25519Verifier(name, key_hash, ed25519.Ed25519PublicKey.from_public_bytes(key))
+        elif alg == ALG_ECDSA:
+            expected = int.from_bytes(hashlib.sha256(key).digest()[:4], "big")
+            pub = serialization.load_der_public_key(key)
+            if not isinstance(pub, ec.EllipticCurvePublicKey):
+                raise NoteError("ECDSA verifier key is not an elliptic-curve key")
+            verifier = _ECDSAVerifier(name, key_hash, pub)
+        elif alg == ALG_RFC6962_STH:
+            expected = _key_hash(name, alg, hashlib.sha256(key).digest())
+            sth_key = serialization.load_der_public_key(key)
+            if not isinstance(sth_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+                raise NoteError("RFC 6962 verifier key is neither ECDSA nor RSA")
+            verifier = _RFC6962Verifier(name, key_hash, sth_key)
+        else:
+            raise NoteError(f"unsupported verifier key algorithm {alg:#04x}")
+    except ValueError as e:
+        raise NoteError(f"malformed verifier public key in {vkey!r}") from e
+    if expected != key_hash:
+        raise NoteError(f"verifier key hash {hash_hex} does not match the key")
+    return verifier
+
+
+@dataclass(frozen=True)
+class NoteSigner:
+    """An Ed25519 note signer (the only algorithm this ledger signs with)."""
+
+    name: str
+    key_hash: int
+    key: ed25519.Ed25519PrivateKey
+
+    def sign(self, message: bytes) -> bytes:
+        return self.key.sign(message)
+
+    def verifier_key(self) -> str:
+        raw = self.key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        blob = base64.b64encode(bytes([ALG_ED25519]) + raw).decode()
+        return f"{self.name}+{self.key_hash:08x}+{blob}"
+
+    def private_key_text(self) -> str:
+        seed = self.key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        blob = base64.b64encode(bytes([ALG_ED25519]) + seed).decode()
+        return f"PRIVATE+KEY+{self.name}+{self.key_hash:08x}+{blob}"
+
+
+def _signer_from_key(name: str, key: ed25519.Ed25519PrivateKey) -> NoteSigner:
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return NoteSigner(name, _key_hash(name, ALG_ED25519, raw), key)
+
+
+def generate_key(name: str) -> NoteSigner:
+    """A fresh Ed25519 note signer for ``name`` (a log origin such as ``example.com/ledger``)."""
+    if not _valid_name(name):
+        raise NoteError(f"invalid key name {name!r}: no spaces, no '+', not empty")
+    return _signer_from_key(name, ed25519.Ed25519PrivateKey.generate())
+
+
+def parse_signer(skey: str) -> NoteSigner:
+    """Parse ``PRIVATE+KEY+name+hash+base64(0x01 ‖ seed)``; the hash must match the key."""
+    parts = skey.strip().split("+", 4)
+    if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"] or not _valid_name(parts[2]):
+        raise NoteError("malformed signer key")
+    blob = _b64(parts[4])
+    if len(blob) != 33 or blob[0] != ALG_ED25519:
+        raise NoteError("signer key is not an Ed25519 key")
+    signer = _signer_from_key(parts[2], ed25519.Ed25519PrivateKey.from_private_bytes(blob[1:]))
+    if f"{signer.key_hash:08x}" != parts[3].lower():
+        raise NoteError("signer key hash does not match the key")
+    return signer
+
+
+def sign_note(text: str, *signers: NoteSigner) -> str:
+    """Sign ``text`` (which must end in a newline) and return the whole note."""
+    if not text.endswith("\n") or "\n\n" in text:
+        raise NoteError("note text must end in a newline and contain no blank line")
+    _check_encoding(text.encode())
+    msg = text.encode()
+    lines = [Signature(s.name, s.key_hash, s.sign(msg)).line() for s in signers]
+    return text + "\n" + "".join(lines)
+
+
+def _check_encoding(msg: bytes) -> str:
+    try:
+        text = msg.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise NoteError("malformed note: not UTF-8") from e
+    if any(c < " " and c != "\n" for c in text):
+        raise NoteError("malformed note: control character")
+    return text
+
+
+def unverified_signatures(note: bytes | str) -> tuple[str, list[Signature]]:
+    """Split a note into text and signature lines, checking the shape but **no** signature."""
+    msg = note.encode() if isinstance(note, str) else note
+    whole = _check_encoding(msg)
+    split = whole.rfind("\n\n")
+    if split < 0:
+        raise NoteError("malformed note: no signature block")
+    text, block = whole[: split + 1], whole[split + 2 :]
+    if not block or not block.endswith("\n"):
+        raise NoteError("malformed note: signature block must be non-empty and end in a newline")
+    sigs: list[Signature] = []
+    for line in block[:-1].split("\n"):
+        if not line.startswith(SIG_PREFIX):
+            raise NoteError("malformed note: line after the blank line is not a signature")
+        name, _, b64 = line[len(SIG_PREFIX) :].partition(" ")
+        if not _valid_name(name) or not b64:
+            raise NoteError("malformed note: bad signature line")
+        blob = _b64(b64)
+        if len(blob) < 5:
+            raise NoteError("malformed note: signature too short")
+        sigs.append(Signature(name, int.from_bytes(blob[:4], "big"), blob[4:]))
+        if len(sigs) > MAX_SIGNATURES:
+            raise NoteError(f"malformed note: more than {MAX_SIGNATURES} signatures")
+    return text, sigs
+
+
+def open_note(note: bytes | str, verifiers: list[NoteVerifier]) -> Note:
+    """Parse ``note`` and verify its signatures by the known ``verifiers``.
+
+    Signatures by unknown keys are returned as ``unverified``; a signature by a known key that
+    does not verify, or by a key listed twice, is an error; at least one must verify.
+    """
+    text, sigs = unverified_signatures(note)
+    verified: list[Signature] = []
+    unknown: list[Signature] = []
+    seen: set[tuple[str, int]] = set()
+    for sig in sigs:
+        matches = [v for v in verifiers if v.name == sig.name and v.key_hash == sig.key_hash]
+        if not matches:
+            if sig not in unknown:
+                unknown.append(sig)
+            continue
+        if len(matches) > 1:
+            raise NoteError(f"ambiguous key {sig.name}+{sig.key_hash:08x}")
+        if (sig.name, sig.key_hash) in seen:
+            continue
+        seen.add((sig.name, sig.key_hash))
+        matches[0].verify(text.encode(), sig.signature)
+        verified.append(sig)
+    if not verified:
+        raise NoteError("note has no verifiable signatures")
+    return Note(text, tuple(verified), tuple(unknown))

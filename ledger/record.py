@@ -1,0 +1,137 @@
+"""The ledger record: the leaf of the Merkle tree and a link of the hash chain.
+
+Leaf bytes are the RFC 8785 canonical JSON of::
+
+    {"v": 1, "log": <origin>, "index": n, "prev": <hex leaf hash of record n-1, or 64 zeros>,
+     "time": "YYYY-MM-DDTHH:MM:SS.ffffffZ", "bodyType": "dsse" | "sigstore-bundle",
+     "body": "sha256:<hex digest of the exact submitted bytes>"}
+
+:meth:`Record.from_leaf` accepts only bytes that are exactly the canonical encoding of a valid
+record, so a record you hold always re-encodes to the bytes it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal, cast
+
+import rfc8785
+
+from ledger.errors import InvalidInput
+from ledger.merkle import hash_leaf
+
+__all__ = ["GENESIS_PREV", "BodyType", "Record", "format_time", "parse_time"]
+
+BodyType = Literal["dsse", "sigstore-bundle"]
+BODY_TYPES: tuple[BodyType, ...] = ("dsse", "sigstore-bundle")
+GENESIS_PREV = "0" * 64
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+_PLAIN = re.compile(r'[ -!#-\[\]-~]*')  # printable ASCII except quote and backslash
+_KEYS = {"v", "log", "index", "prev", "time", "bodyType", "body"}
+
+
+def format_time(t: datetime) -> str:
+    """UTC, microseconds, ``Z``: the one time format records use."""
+    if t.tzinfo is None:
+        raise InvalidInput("record times must be timezone-aware")
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    if not _TIME.fullmatch(text):
+        raise InvalidInput(f"time {text!r} is not YYYY-MM-DDTHH:MM:SS.ffffffZ")
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as e:
+        raise InvalidInput(f"time {text!r} is not a valid date and time") from e
+
+
+@dataclass(frozen=True)
+class Record:
+    """One sequenced submission. ``leaf`` and ``leaf_hash`` are computed once, at construction."""
+
+    log: str
+    index: int
+    prev: str
+    time: str
+    body_type: BodyType
+    body: str
+    v: Literal[1] = 1
+
+    def __post_init__(self) -> None:
+        if self.v != 1:
+            raise InvalidInput(f"unsupported record version {self.v}")
+        if not self.log or not isinstance(self.log, str):
+            raise InvalidInput("record log origin must be a non-empty string")
+        if type(self.index) is not int or self.index < 0:
+            raise InvalidInput("record index must be a non-negative integer")
+        if not _HEX64.fullmatch(self.prev):
+            raise InvalidInput("record prev must be 64 lower-case hex digits")
+        if self.index == 0 and self.prev != GENESIS_PREV:
+            raise InvalidInput("record 0 must have the all-zero prev")
+        parse_time(self.time)
+        if self.body_type not in BODY_TYPES:
+            raise InvalidInput(f"unknown body type {self.body_type!r}")
+        if not _DIGEST.fullmatch(self.body):
+            raise InvalidInput("record body must be sha256:<64 hex digits>")
+        object.__setattr__(self, "leaf", self._encode())
+        object.__setattr__(self, "leaf_hash", hash_leaf(self.leaf))
+
+    leaf: bytes = field(init=False, repr=False, compare=False)
+    leaf_hash: bytes = field(init=False, repr=False, compare=False)
+
+    def _encode(self) -> bytes:
+        """RFC 8785 canonical JSON of the record.
+
+        Every field but ``log`` is validated ASCII without escapes, so when ``log`` is printable
+        ASCII too the canonical form is a fixed template (keys in RFC 8785 order); the test suite
+        checks the template against the ``rfc8785`` library. Anything else goes through it.
+        """
+        if _PLAIN.fullmatch(self.log):
+            return (
+                f'{{"body":"{self.body}","bodyType":"{self.body_type}","index":{self.index},'
+                f'"log":"{self.log}","prev":"{self.prev}","time":"{self.time}","v":{self.v}}}'
+            ).encode()
+        return cast(bytes, rfc8785.dumps(self.to_json()))
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "v": self.v,
+            "log": self.log,
+            "index": self.index,
+            "prev": self.prev,
+            "time": self.time,
+            "bodyType": self.body_type,
+            "body": self.body,
+        }
+
+    @property
+    def body_digest(self) -> bytes:
+        return bytes.fromhex(self.body.removeprefix("sha256:"))
+
+    @classmethod
+    def from_leaf(cls, leaf: bytes) -> Record:
+        """Parse leaf bytes; they must be exactly the canonical encoding of a valid record."""
+        try:
+            obj = json.loads(leaf)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise InvalidInput("leaf is not JSON") from e
+        if not isinstance(obj, dict) or set(obj) != _KEYS:
+            raise InvalidInput("leaf does not have exactly the record fields")
+        record = cls(
+            log=obj["log"],
+            index=obj["index"],
+            prev=obj["prev"],
+            time=obj["time"],
+            body_type=obj["bodyType"],
+            body=obj["body"],
+            v=obj["v"],
+        )
+        if record.leaf != leaf:
+            raise InvalidInput("leaf is not in RFC 8785 canonical form")
+        return record

@@ -1,0 +1,117 @@
+"""Batching appends: many callers, one writer, one checkpoint per batch.
+
+Callers :meth:`Sequencer.submit` validated bodies and get a future. One worker thread drains the
+queue into batches, has the store sequence each batch in a single transaction (which signs a
+checkpoint covering it), computes every caller's inclusion proof against that checkpoint, and only
+then resolves the futures. A full queue raises :class:`~ledger.errors.Overloaded` at once instead of
+queueing without bound.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+
+from ledger.errors import Error, Overloaded
+from ledger.note import NoteSigner
+from ledger.storage import LedgerStore, Submission
+
+__all__ = ["AppendResult", "Sequencer"]
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """An acknowledged append: durable, integrated, proved and covered by a signed checkpoint."""
+
+    index: int
+    leaf_hash: bytes
+    inclusion_proof: list[bytes]
+    tree_size: int
+    checkpoint: str
+    duplicate: bool
+
+
+_Item = tuple[Submission, "Future[AppendResult]"]
+
+
+class Sequencer:
+    """The single writer of one ledger in this process."""
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        origin: str,
+        signer: NoteSigner,
+        clock: Callable[[], datetime],
+        *,
+        max_batch: int = 1000,
+        max_pending: int = 20_000,
+    ) -> None:
+        self._store, self._origin, self._signer, self._clock = store, origin, signer, clock
+        self._max_batch = max_batch
+        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_pending)
+        self._worker = threading.Thread(target=self._run, name="ledger-sequencer", daemon=True)
+        self._worker.start()
+
+    def submit(self, sub: Submission) -> Future[AppendResult]:
+        fut: Future[AppendResult] = Future()
+        try:
+            self._queue.put_nowait((sub, fut))
+        except queue.Full:
+            raise Overloaded("the sequencer queue is full; retry shortly", retry_after=1.0) from None
+        return fut
+
+    def append_many(self, subs: Sequence[Submission]) -> list[AppendResult]:
+        """Submit many and wait for all (blocking for queue space rather than refusing)."""
+        futures: list[Future[AppendResult]] = []
+        for sub in subs:
+            fut: Future[AppendResult] = Future()
+            self._queue.put((sub, fut))
+            futures.append(fut)
+        return [f.result() for f in futures]
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._worker.join()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._integrate(batch)
+            if stop:
+                return
+
+    def _integrate(self, batch: list[_Item]) -> None:
+        try:
+            seq = self._store.sequence([s for s, _ in batch], self._origin, self._signer, self._clock)
+            tree = self._store.tree(seq.tree_size)
+            proofs = tree.many_inclusion_proofs(seq.indices)
+            leaves = tree.leaf_hashes(seq.indices)
+        except Error as e:
+            for _, fut in batch:
+                fut.set_exception(e)
+            return
+        except Exception as e:  # a bug must not hang every caller
+            for _, fut in batch:
+                fut.set_exception(e)
+            raise
+        for (_, fut), index, new, proof, leaf in zip(batch, seq.indices, seq.new, proofs, leaves, strict=True):
+            fut.set_result(AppendResult(index, leaf, proof, seq.tree_size, seq.checkpoint, not new))
+

@@ -1,0 +1,342 @@
+"""The ledger's database: one class that owns every query and every transaction.
+
+Appends go through :meth:`LedgerStore.sequence`, which under the single write lock reads the head,
+assigns indices, times and ``prev`` links, writes bodies, records and tiles, signs a checkpoint and
+commits — all or nothing. Reads never take the lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, and_, func, or_, select, tuple_, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger._internal import schema
+from ledger._internal.db import make_engine, migrate, schema_exists, write_transaction
+from ledger.checkpoint import Checkpoint, sign_checkpoint
+from ledger.errors import ConflictError, IntegrityError, NotFound, StorageError
+from ledger.merkle import EMPTY_ROOT
+from ledger.note import NoteSigner
+from ledger.record import GENESIS_PREV, BodyType, Record, format_time
+from ledger.tiles import TileCache, TileKey, TileTree, edge_tile_keys, integrate
+
+__all__ = ["LedgerStore", "LogHead", "SequencedBatch", "Submission"]
+
+_CHUNK = 500  # bound parameters per IN (...) query
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A validated body waiting to be sequenced."""
+
+    content: bytes
+    body_type: BodyType
+    digest: bytes
+
+    @classmethod
+    def of(cls, content: bytes, body_type: BodyType) -> Submission:
+        return cls(content, body_type, hashlib.sha256(content).digest())
+
+
+@dataclass(frozen=True)
+class LogHead:
+    size: int
+    last_leaf_hash: bytes | None
+    last_time: str | None
+
+
+@dataclass(frozen=True)
+class SequencedBatch:
+    """What one integration produced: every submission's index, and the checkpoint covering it."""
+
+    indices: list[int]
+    new: list[bool]
+    tree_size: int
+    checkpoint: str
+
+
+class LedgerStore:
+    """Every read and write of one ledger database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.cache = TileCache()
+
+    @classmethod
+    def open(cls, url: str) -> LedgerStore:
+        return cls(make_engine(url))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema and metadata ------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        try:
+            return schema_exists(self.engine)
+        except SQLAlchemyError as e:
+            raise StorageError(f"cannot reach the database: {e.__class__.__name__}: {e}") from e
+
+    def create(self, origin: str, signer: NoteSigner, now: datetime) -> str:
+        """Create the schema, record origin and verifier key, and sign the empty tree."""
+        if self.exists():
+            raise ConflictError("a ledger already exists in this database; refusing to overwrite it")
+        try:
+            migrate(self.engine)
+            note = sign_checkpoint(Checkpoint(origin, 0, EMPTY_ROOT), signer)
+            with write_transaction(self.engine) as conn:
+                if conn.execute(select(func.count()).select_from(schema.meta)).scalar_one():
+                    raise ConflictError("a ledger already exists in this database")
+                conn.execute(
+                    schema.meta.insert(),
+                    [{"key": "origin", "value": origin}, {"key": "vkey", "value": signer.verifier_key()}],
+                )
+                conn.execute(
+                    schema.checkpoints.insert(),
+                    {"size": 0, "root": EMPTY_ROOT, "note": note, "time": format_time(now)},
+                )
+        except SQLAlchemyError as e:
+            raise StorageError(f"cannot create the ledger: {e}") from e
+        return note
+
+    def meta(self) -> dict[str, str]:
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(schema.meta.c.key, schema.meta.c.value)).all()
+        except SQLAlchemyError as e:
+            raise StorageError(f"cannot read the ledger (is it initialised?): {e.__class__.__name__}") from e
+        if not rows:
+            raise NotFound("no ledger in this database: run `ledger init` first")
+        return {k: v for k, v in rows}
+
+    # -- the write path -----------------------------------------------------------------------
+
+    def sequence(
+        self, batch: Sequence[Submission], origin: str, signer: NoteSigner, clock: Callable[[], datetime]
+    ) -> SequencedBatch:
+        """Sequence and integrate ``batch`` in one transaction, and sign a checkpoint over it."""
+        try:
+            with write_transaction(self.engine) as conn:
+                return self._sequence(conn, batch, origin, signer, clock)
+        except SQLAlchemyError as e:
+            raise StorageError(f"append failed and was rolled back: {e.__class__.__name__}: {e}") from e
+
+    def _sequence(
+        self,
+        conn: Connection,
+        batch: Sequence[Submission],
+        origin: str,
+        signer: NoteSigner,
+        clock: Callable[[], datetime],
+    ) -> SequencedBatch:
+        head = self._head(conn)
+        known = self._indices_by_digest(conn, [s.digest for s in batch])
+        size, prev = head.size, (head.last_leaf_hash or bytes(32)).hex()
+        if head.size == 0:
+            prev = GENESIS_PREV
+        now = format_time(clock())
+        if head.last_time is not None and now < head.last_time:
+            now = head.last_time  # time never decreases along the log
+        indices: list[int] = []
+        new_flags: list[bool] = []
+        records: list[Record] = []
+        bodies: list[dict[str, object]] = []
+        for sub in batch:
+            if sub.digest in known:
+                indices.append(known[sub.digest])
+                new_flags.append(False)
+                continue
+            rec = Record(origin, size, prev, now, sub.body_type, "sha256:" + sub.digest.hex())
+            known[sub.digest] = size
+            records.append(rec)
+            bodies.append({"digest": sub.digest, "body_type": sub.body_type, "content": sub.content})
+            indices.append(size)
+            new_flags.append(True)
+            size, prev = size + 1, rec.leaf_hash.hex()
+        if not records:
+            cp = self._latest_checkpoint(conn)
+            return SequencedBatch(indices, new_flags, cp[0], cp[1])
+        conn.execute(schema.bodies.insert(), bodies)
+        conn.execute(
+            schema.records.insert(),
+            [
+                {"idx": r.index, "leaf": r.leaf, "leaf_hash": r.leaf_hash, "body_digest": r.body_digest, "time": r.time}
+                for r in records
+            ],
+        )
+        changed = self._write_tiles(conn, head.size, [r.leaf_hash for r in records])
+        root = TileTree(size, self._overlay_fetch(conn, changed), self.cache).root()
+        note = sign_checkpoint(Checkpoint(origin, size, root), signer)
+        conn.execute(schema.checkpoints.insert(), {"size": size, "root": root, "note": note, "time": now})
+        return SequencedBatch(indices, new_flags, size, note)
+
+    def _write_tiles(self, conn: Connection, size: int, leaf_hashes: list[bytes]) -> dict[TileKey, bytes]:
+        edge_keys = edge_tile_keys(size)
+        stored = self._fetch_tiles(conn, list(edge_keys.values()))
+        edges = {level: stored[key] for level, key in edge_keys.items() if key in stored}
+        if len(edges) != len(edge_keys):
+            raise IntegrityError(f"right-edge tiles missing for tree size {size}", index=size)
+        changed = integrate(size, edges, leaf_hashes)
+        t = schema.tiles
+        inserts = [{"level": k[0], "idx": k[1], "hashes": v} for k, v in changed.items() if k not in stored]
+        for k, v in changed.items():
+            if k in stored:
+                conn.execute(update(t).where(and_(t.c.level == k[0], t.c.idx == k[1])).values(hashes=v))
+        if inserts:
+            conn.execute(t.insert(), inserts)
+        return changed
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def _head(self, conn: Connection) -> LogHead:
+        r = schema.records.c
+        row = conn.execute(select(r.idx, r.leaf_hash, r.time).order_by(r.idx.desc()).limit(1)).first()
+        if row is None:
+            return LogHead(0, None, None)
+        return LogHead(row.idx + 1, row.leaf_hash, row.time)
+
+    def _indices_by_digest(self, conn: Connection, digests: Sequence[bytes]) -> dict[bytes, int]:
+        r = schema.records.c
+        out: dict[bytes, int] = {}
+        unique = list(dict.fromkeys(digests))
+        for i in range(0, len(unique), _CHUNK):
+            chunk = unique[i : i + _CHUNK]
+            for row in conn.execute(select(r.body_digest, r.idx).where(r.body_digest.in_(chunk))):
+                out[row.body_digest] = row.idx
+        return out
+
+    def _fetch_tiles(self, conn: Connection, keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
+        t = schema.tiles.c
+        out: dict[TileKey, bytes] = {}
+        for i in range(0, len(keys), _CHUNK):
+            chunk = keys[i : i + _CHUNK]
+            if not chunk:
+                continue
+            cond = tuple_(t.level, t.idx).in_(chunk) if conn.dialect.name == "postgresql" else or_(
+                *(and_(t.level == lv, t.idx == ix) for lv, ix in chunk)
+            )
+            for row in conn.execute(select(t.level, t.idx, t.hashes).where(cond)):
+                out[(row.level, row.idx)] = bytes(row.hashes)
+        return out
+
+    def _overlay_fetch(
+        self, conn: Connection, overlay: Mapping[TileKey, bytes]
+    ) -> Callable[[Sequence[TileKey]], dict[TileKey, bytes]]:
+        def fetch(keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
+            out = {k: overlay[k] for k in keys if k in overlay}
+            out.update(self._fetch_tiles(conn, [k for k in keys if k not in overlay]))
+            return out
+
+        return fetch
+
+    def _latest_checkpoint(self, conn: Connection) -> tuple[int, str]:
+        c = schema.checkpoints.c
+        row = conn.execute(select(c.size, c.note).order_by(c.size.desc()).limit(1)).first()
+        if row is None:
+            raise NotFound("the ledger has no checkpoint: run `ledger init` first")
+        return row.size, row.note
+
+    def latest_checkpoint(self) -> tuple[int, str]:
+        with self._conn() as conn:
+            return self._latest_checkpoint(conn)
+
+    def checkpoint_at(self, size: int) -> str:
+        c = schema.checkpoints.c
+        with self._conn() as conn:
+            note = conn.execute(select(c.note).where(c.size == size)).scalar()
+        if note is None:
+            raise NotFound(f"no checkpoint was signed at tree size {size}")
+        return str(note)
+
+    def iter_checkpoints(self) -> Iterator[tuple[int, bytes, str]]:
+        c = schema.checkpoints.c
+        with self._conn() as conn:
+            for row in conn.execute(select(c.size, c.root, c.note).order_by(c.size)):
+                yield row.size, bytes(row.root), row.note
+
+    def size(self) -> int:
+        with self._conn() as conn:
+            return self._head(conn).size
+
+    def tree(self, size: int) -> TileTree:
+        """A view of the tree at ``size`` whose tile reads each use a short read transaction."""
+
+        def fetch(keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
+            with self._conn() as conn:
+                return self._fetch_tiles(conn, keys)
+
+        return TileTree(size, fetch, self.cache)
+
+    def record(self, index: int) -> Record:
+        rows = self.records(index, index + 1)
+        if not rows:
+            raise NotFound(f"no record at index {index}")
+        return rows[0]
+
+    def records(self, start: int, end: int) -> list[Record]:
+        r = schema.records.c
+        with self._conn() as conn:
+            rows = conn.execute(select(r.leaf).where(r.idx >= start, r.idx < end).order_by(r.idx)).all()
+        return [Record.from_leaf(bytes(row.leaf)) for row in rows]
+
+    def iter_rows(self, chunk: int = 10_000) -> Iterator[tuple[int, bytes, bytes, bytes, str]]:
+        """Every stored record row as it is on disk (for the fsck and export), in index order."""
+        r = schema.records.c
+        start = 0
+        while True:
+            with self._conn() as conn:
+                rows = conn.execute(
+                    select(r.idx, r.leaf, r.leaf_hash, r.body_digest, r.time)
+                    .where(r.idx >= start)
+                    .order_by(r.idx)
+                    .limit(chunk)
+                ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield row.idx, bytes(row.leaf), bytes(row.leaf_hash), bytes(row.body_digest), row.time
+            start = rows[-1].idx + 1
+
+    def bodies(self, digests: Sequence[bytes]) -> dict[bytes, tuple[str, bytes]]:
+        b = schema.bodies.c
+        out: dict[bytes, tuple[str, bytes]] = {}
+        with self._conn() as conn:
+            for i in range(0, len(digests), _CHUNK):
+                q = select(b.digest, b.body_type, b.content).where(b.digest.in_(digests[i : i + _CHUNK]))
+                for row in conn.execute(q):
+                    out[bytes(row.digest)] = (row.body_type, bytes(row.content))
+        return out
+
+    def iter_tiles(self) -> Iterator[tuple[TileKey, bytes]]:
+        t = schema.tiles.c
+        with self._conn() as conn:
+            for row in conn.execute(select(t.level, t.idx, t.hashes).order_by(t.level, t.idx)):
+                yield (row.level, row.idx), bytes(row.hashes)
+
+    def _conn(self) -> _ReadConnection:
+        return _ReadConnection(self.engine)
+
+
+class _ReadConnection:
+    """A read connection whose database errors surface as :class:`StorageError`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> Connection:
+        try:
+            self._conn = self._engine.connect()
+        except SQLAlchemyError as e:
+            raise StorageError(f"cannot reach the database: {e.__class__.__name__}") from e
+        return self._conn
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        assert self._conn is not None
+        self._conn.close()
+        if isinstance(exc, SQLAlchemyError):
+            raise StorageError(f"database read failed: {exc.__class__.__name__}: {exc}") from exc

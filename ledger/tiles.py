@@ -1,0 +1,188 @@
+"""The Merkle tree kept in tiles, as C2SP tlog-tiles lays it out, and proofs read from them.
+
+A tile at tile level ``L`` and index ``i`` holds up to 256 consecutive node hashes of tree level
+``8·L``: level-0 tiles hold leaf hashes, and entry ``e`` of level ``L+1`` is the root of the full
+tile ``(L, e)``. Any complete subtree is then the root of a run of 2^k entries inside one tile, so a
+proof touches at most one tile per tile level: O(log n) stored rows, never O(n) leaves.
+
+This module is pure: :func:`integrate` turns the right-edge tiles plus new leaf hashes into the
+tiles to write, and :class:`TileTree` answers roots and proofs from tiles a caller fetches.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ledger.errors import IntegrityError
+from ledger.merkle import EMPTY_ROOT, HASH_SIZE, consistency_ranges, hash_children, inclusion_ranges
+
+__all__ = [
+    "TILE_HEIGHT",
+    "TILE_WIDTH",
+    "TileCache",
+    "TileKey",
+    "TileTree",
+    "edge_tile_keys",
+    "integrate",
+    "perfect_root",
+]
+
+TILE_HEIGHT = 8
+TILE_WIDTH = 1 << TILE_HEIGHT
+FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
+
+TileKey = tuple[int, int]  # (tile level, tile index)
+TileFetcher = Callable[[Sequence[TileKey]], Mapping[TileKey, bytes]]
+
+
+def _split_hashes(blob: bytes) -> list[bytes]:
+    return [blob[i : i + HASH_SIZE] for i in range(0, len(blob), HASH_SIZE)]
+
+
+def perfect_root(hashes: Sequence[bytes]) -> bytes:
+    """Root of a perfect subtree whose 2^k bottom hashes are given left to right."""
+    level = list(hashes)
+    while len(level) > 1:
+        level = [hash_children(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
+
+
+def edge_tile_keys(size: int) -> dict[int, TileKey]:
+    """For a tree of ``size`` leaves, the partially filled right-edge tile at each tile level."""
+    out: dict[int, TileKey] = {}
+    level, count = 0, size
+    while count:
+        if count % TILE_WIDTH:
+            out[level] = (level, count // TILE_WIDTH)
+        level, count = level + 1, count // TILE_WIDTH
+    return out
+
+
+def integrate(size: int, edges: Mapping[int, bytes], leaf_hashes: Sequence[bytes]) -> dict[TileKey, bytes]:
+    """Append ``leaf_hashes`` to a tree of ``size`` leaves; return every tile that changes.
+
+    ``edges`` maps tile level to the current content of that level's partial right-edge tile
+    (see :func:`edge_tile_keys`). Returned tiles hold their whole new content.
+    """
+    changed: dict[TileKey, bytes] = {}
+    new, level, count = list(leaf_hashes), 0, size
+    while new:
+        index = count // TILE_WIDTH
+        buf = bytearray(edges.get(level, b""))
+        if len(buf) != (count % TILE_WIDTH) * HASH_SIZE:
+            raise IntegrityError(f"edge tile at level {level} has {len(buf)} bytes, tree size says otherwise")
+        promoted: list[bytes] = []
+        for h in new:
+            buf += h
+            if len(buf) == FULL_TILE_BYTES:
+                changed[(level, index)] = bytes(buf)
+                promoted.append(perfect_root(_split_hashes(bytes(buf))))
+                index, buf = index + 1, bytearray()
+        if buf:
+            changed[(level, index)] = bytes(buf)
+        new, level, count = promoted, level + 1, count // TILE_WIDTH
+    return changed
+
+
+class TileCache:
+    """Interior levels of *full* tiles, which never change once written (bounded LRU)."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._capacity = capacity
+        self._levels: OrderedDict[TileKey, list[list[bytes]]] = OrderedDict()
+
+    def levels(self, key: TileKey, blob: bytes) -> list[list[bytes]]:
+        hit = self._levels.get(key)
+        if hit is not None:
+            self._levels.move_to_end(key)
+            return hit
+        levels = [_split_hashes(blob)]
+        while len(levels[-1]) > 1 and len(levels[-1]) % 2 == 0:
+            prev = levels[-1]
+            levels.append([hash_children(prev[i], prev[i + 1]) for i in range(0, len(prev), 2)])
+        if len(blob) == FULL_TILE_BYTES:
+            self._levels[key] = levels
+            if len(self._levels) > self._capacity:
+                self._levels.popitem(last=False)
+        return levels
+
+
+def _complete_nodes(start: int, end: int) -> list[tuple[int, int]]:
+    """Split ``[start, end)`` into maximal perfect subtrees ``(height, index)``, left to right."""
+    out: list[tuple[int, int]] = []
+    while start < end:
+        height = (start & -start).bit_length() - 1 if start else 64
+        while start + (1 << height) > end:
+            height -= 1
+        out.append((height, start >> height))
+        start += 1 << height
+    return out
+
+
+def _node_tile(height: int, index: int) -> tuple[TileKey, int, int]:
+    """Where a complete node's bottom entries live: tile, first entry, and height inside it."""
+    level, k = divmod(height, TILE_HEIGHT)
+    first = index << k
+    return (level, first // TILE_WIDTH), first % TILE_WIDTH, k
+
+
+@dataclass
+class TileTree:
+    """Roots and proofs of the tree of ``size`` leaves, read from tiles through ``fetch``.
+
+    Each call gathers every tile it needs and asks ``fetch`` for all of them at once.
+    """
+
+    size: int
+    fetch: TileFetcher
+    cache: TileCache
+
+    def _hashes(self, ranges: Iterable[tuple[int, int]]) -> list[bytes]:
+        ranges = list(ranges)
+        for _, end in ranges:
+            if end > self.size:
+                raise IntegrityError(f"range ends at {end}, beyond tree size {self.size}")
+        plan = [_complete_nodes(a, b) for a, b in ranges]
+        keys = sorted({_node_tile(h, i)[0] for nodes in plan for h, i in nodes})
+        tiles = self.fetch(keys)
+        out = []
+        for nodes in plan:
+            hashes = [self._node(tiles, h, i) for h, i in nodes]
+            acc = hashes[-1]
+            for left in reversed(hashes[:-1]):
+                acc = hash_children(left, acc)
+            out.append(acc)
+        return out
+
+    def _node(self, tiles: Mapping[TileKey, bytes], height: int, index: int) -> bytes:
+        key, first, k = _node_tile(height, index)
+        blob = tiles.get(key)
+        if blob is None or len(blob) < (first + (1 << k)) * HASH_SIZE:
+            raise IntegrityError(f"tile {key} is missing or too short for node ({height}, {index})")
+        levels = self.cache.levels(key, blob)
+        if k < len(levels):
+            return levels[k][first >> k]
+        return perfect_root(_split_hashes(blob[first * HASH_SIZE : (first + (1 << k)) * HASH_SIZE]))
+
+    def root(self) -> bytes:
+        if self.size == 0:
+            return EMPTY_ROOT
+        return self._hashes([(0, self.size)])[0]
+
+    def leaf_hashes(self, indices: Sequence[int]) -> list[bytes]:
+        return self._hashes([(i, i + 1) for i in indices])
+
+    def inclusion_proof(self, index: int) -> list[bytes]:
+        return self._hashes(inclusion_ranges(index, self.size))
+
+    def consistency_proof(self, size1: int) -> list[bytes]:
+        return self._hashes(consistency_ranges(size1, self.size))
+
+    def many_inclusion_proofs(self, indices: Sequence[int]) -> list[list[bytes]]:
+        """Proofs for many leaves with one fetch; shared nodes are hashed once."""
+        per = [inclusion_ranges(i, self.size) for i in indices]
+        flat = sorted({r for rs in per for r in rs})
+        by_range = dict(zip(flat, self._hashes(flat), strict=True))
+        return [[by_range[r] for r in rs] for rs in per]
