@@ -39,7 +39,12 @@ class Checkpoint:
     extensions: tuple[str, ...] = ()
 
     def body(self) -> str:
-        lines = [self.origin, str(self.size), base64.b64encode(self.root_hash).decode(), *self.extensions]
+        lines = [
+            self.origin,
+            str(self.size),
+            base64.b64encode(self.root_hash).decode(),
+            *self.extensions,
+        ]
         return "".join(line + "\n" for line in lines)
 
 

@@ -49,5 +49,7 @@ def load_signer(path: Path) -> NoteSigner:
     except OSError as e:
         raise InvalidInput(f"cannot read key file {path}: {e.strerror}") from e
     if mode & 0o077:
-        raise InvalidInput(f"key file {path} is accessible by others (mode {mode & 0o777:o}); chmod 600 it")
+        raise InvalidInput(
+            f"key file {path} is accessible by others (mode {mode & 0o777:o}); chmod 600 it"
+        )
     return parse_signer(text)

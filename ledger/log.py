@@ -54,7 +54,9 @@ class Ledger:
         self._sequencer: Sequencer | None = None
 
     @classmethod
-    def create(cls, url: str, origin: str, key_path: Path, clock: Callable[[], datetime] = utc_now) -> Ledger:
+    def create(
+        cls, url: str, origin: str, key_path: Path, clock: Callable[[], datetime] = utc_now
+    ) -> Ledger:
         """Create schema and key. Refuses an existing ledger or key file; leaves neither half-made."""
         store = LedgerStore.open(url)
         if store.exists():
@@ -71,7 +73,11 @@ class Ledger:
 
     @classmethod
     def open(
-        cls, url: str, key_path: Path | None = None, clock: Callable[[], datetime] = utc_now, **kw: int
+        cls,
+        url: str,
+        key_path: Path | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        **kw: int,
     ) -> Ledger:
         store = LedgerStore.open(url)
         signer = load_signer(key_path) if key_path is not None else None
@@ -91,12 +97,19 @@ class Ledger:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _seq(self) -> Sequencer:
+    def require_signer(self) -> NoteSigner:
         if self._signer is None:
             raise InvalidInput("this ledger was opened without its key file; it cannot append")
+        return self._signer
+
+    def _seq(self) -> Sequencer:
         if self._sequencer is None:
             self._sequencer = Sequencer(
-                self.store, self.origin, self._signer, self._clock, max_batch=self._max_batch
+                self.store,
+                self.origin,
+                self.require_signer(),
+                self._clock,
+                max_batch=self._max_batch,
             )
         return self._sequencer
 

@@ -20,6 +20,7 @@ from ledger.errors import ProofError
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "CompactRange",
     "consistency_proof",
     "consistency_ranges",
     "hash_children",
@@ -54,19 +55,33 @@ def _split(n: int) -> int:
 
 def root(leaf_hashes: Sequence[bytes]) -> bytes:
     """MTH of a list of leaf hashes, computed with a stack of perfect subtrees (O(n), O(log n) memory)."""
-    if not leaf_hashes:
-        return EMPTY_ROOT
-    stack: list[tuple[int, bytes]] = []  # (height, hash), heights strictly decreasing
+    acc = CompactRange()
     for h in leaf_hashes:
-        node, height = h, 0
-        while stack and stack[-1][0] == height:
-            _, left = stack.pop()
-            node, height = hash_children(left, node), height + 1
-        stack.append((height, node))
-    acc = stack.pop()[1]
-    while stack:
-        acc = hash_children(stack.pop()[1], acc)
-    return acc
+        acc.append(h)
+    return acc.root()
+
+
+class CompactRange:
+    """The perfect subtrees covering leaves ``[0, n)``: append in O(1) amortised, root in O(log n)."""
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[int, bytes]] = []
+        self.size = 0
+
+    def append(self, leaf_hash: bytes) -> None:
+        node, height = leaf_hash, 0
+        while self._stack and self._stack[-1][0] == height:
+            node, height = hash_children(self._stack.pop()[1], node), height + 1
+        self._stack.append((height, node))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return EMPTY_ROOT
+        acc = self._stack[-1][1]
+        for _, h in reversed(self._stack[:-1]):
+            acc = hash_children(h, acc)
+        return acc
 
 
 def _check_size(index: int, size: int) -> None:
@@ -98,7 +113,7 @@ def consistency_ranges(size1: int, size2: int) -> list[Range]:
     _check_size(size1, size2)
     if size1 > size2:
         raise ProofError(f"size1 {size1} is larger than size2 {size2}")
-    if size1 == 0 or size1 == size2:
+    if size1 in (0, size2):
         return []
     out: list[Range] = []
     start, end, m, complete = 0, size2, size1, True
@@ -148,7 +163,9 @@ def _fold(fn: int, sn: int, seed: bytes, proof: Sequence[bytes]) -> tuple[int, b
     return sn, r
 
 
-def verify_inclusion(leaf_hash: bytes, index: int, tree_size: int, proof: list[bytes], root: bytes) -> None:
+def verify_inclusion(
+    leaf_hash: bytes, index: int, tree_size: int, proof: list[bytes], root: bytes
+) -> None:
     """Check that ``leaf_hash`` sits at ``index`` of the tree of ``tree_size`` with head ``root``.
 
     RFC 9162 §2.1.3.2. Raises :class:`ProofError` on any mismatch, including an index outside the
@@ -166,7 +183,9 @@ def verify_inclusion(leaf_hash: bytes, index: int, tree_size: int, proof: list[b
         raise ProofError("computed root does not match the expected root")
 
 
-def verify_consistency(size1: int, size2: int, proof: list[bytes], root1: bytes, root2: bytes) -> None:
+def verify_consistency(  # noqa: PLR0912 - RFC 9162 2.1.4.2 step by step
+    size1: int, size2: int, proof: list[bytes], root1: bytes, root2: bytes
+) -> None:
     """Check that the tree of ``size1`` with head ``root1`` is a prefix of ``size2`` with ``root2``.
 
     RFC 9162 §2.1.4.2. Raises :class:`ProofError` on any mismatch.

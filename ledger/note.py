@@ -70,8 +70,11 @@ class Note:
 
 
 class NoteVerifier(Protocol):
-    name: str
-    key_hash: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key_hash(self) -> int: ...
 
     def verify(self, message: bytes, signature: bytes) -> None:
         """Raise :class:`NoteError` unless ``signature`` is valid for ``message``."""
@@ -82,7 +85,9 @@ def _valid_name(name: str) -> bool:
 
 
 def _key_hash(name: str, alg: int, key: bytes) -> int:
-    return int.from_bytes(hashlib.sha256(name.encode() + b"\n" + bytes([alg]) + key).digest()[:4], "big")
+    return int.from_bytes(
+        hashlib.sha256(name.encode() + b"\n" + bytes([alg]) + key).digest()[:4], "big"
+    )
 
 
 def _b64(text: str) -> bytes:
@@ -170,7 +175,9 @@ def parse_verifier(vkey: str) -> NoteVerifier:
     try:
         if alg == ALG_ED25519 and len(key) == 32:
             expected = _key_hash(name, alg, key)
-            verifier: NoteVerifier = _Ed25519Verifier(name, key_hash, ed25519.Ed25519PublicKey.from_public_bytes(key))
+            verifier: NoteVerifier = _Ed25519Verifier(
+                name, key_hash, ed25519.Ed25519PublicKey.from_public_bytes(key)
+            )
         elif alg == ALG_ECDSA:
             expected = int.from_bytes(hashlib.sha256(key).digest()[:4], "big")
             pub = serialization.load_der_public_key(key)
@@ -204,13 +211,17 @@ class NoteSigner:
         return self.key.sign(message)
 
     def verifier_key(self) -> str:
-        raw = self.key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        raw = self.key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
         blob = base64.b64encode(bytes([ALG_ED25519]) + raw).decode()
         return f"{self.name}+{self.key_hash:08x}+{blob}"
 
     def private_key_text(self) -> str:
         seed = self.key.private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
         )
         blob = base64.b64encode(bytes([ALG_ED25519]) + seed).decode()
         return f"PRIVATE+KEY+{self.name}+{self.key_hash:08x}+{blob}"

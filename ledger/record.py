@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, cast
+from typing import Literal
 
 import rfc8785
 
@@ -31,7 +31,7 @@ GENESIS_PREV = "0" * 64
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
-_PLAIN = re.compile(r'[ -!#-\[\]-~]*')  # printable ASCII except quote and backslash
+_PLAIN = re.compile(r"[ -!#-\[\]-~]*")  # printable ASCII except quote and backslash
 _KEYS = {"v", "log", "index", "prev", "time", "bodyType", "body"}
 
 
@@ -97,7 +97,7 @@ class Record:
                 f'{{"body":"{self.body}","bodyType":"{self.body_type}","index":{self.index},'
                 f'"log":"{self.log}","prev":"{self.prev}","time":"{self.time}","v":{self.v}}}'
             ).encode()
-        return cast(bytes, rfc8785.dumps(self.to_json()))
+        return rfc8785.dumps(self.to_json())  # type: ignore[arg-type]
 
     def to_json(self) -> dict[str, object]:
         return {

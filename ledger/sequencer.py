@@ -62,7 +62,9 @@ class Sequencer:
         try:
             self._queue.put_nowait((sub, fut))
         except queue.Full:
-            raise Overloaded("the sequencer queue is full; retry shortly", retry_after=1.0) from None
+            raise Overloaded(
+                "the sequencer queue is full; retry shortly", retry_after=1.0
+            ) from None
         return fut
 
     def append_many(self, subs: Sequence[Submission]) -> list[AppendResult]:
@@ -100,7 +102,9 @@ class Sequencer:
 
     def _integrate(self, batch: list[_Item]) -> None:
         try:
-            seq = self._store.sequence([s for s, _ in batch], self._origin, self._signer, self._clock)
+            seq = self._store.sequence(
+                [s for s, _ in batch], self._origin, self._signer, self._clock
+            )
             tree = self._store.tree(seq.tree_size)
             proofs = tree.many_inclusion_proofs(seq.indices)
             leaves = tree.leaf_hashes(seq.indices)
@@ -112,6 +116,7 @@ class Sequencer:
             for _, fut in batch:
                 fut.set_exception(e)
             raise
-        for (_, fut), index, new, proof, leaf in zip(batch, seq.indices, seq.new, proofs, leaves, strict=True):
+        for (_, fut), index, new, proof, leaf in zip(
+            batch, seq.indices, seq.new, proofs, leaves, strict=True
+        ):
             fut.set_result(AppendResult(index, leaf, proof, seq.tree_size, seq.checkpoint, not new))
-

@@ -84,7 +84,9 @@ class LedgerStore:
     def create(self, origin: str, signer: NoteSigner, now: datetime) -> str:
         """Create the schema, record origin and verifier key, and sign the empty tree."""
         if self.exists():
-            raise ConflictError("a ledger already exists in this database; refusing to overwrite it")
+            raise ConflictError(
+                "a ledger already exists in this database; refusing to overwrite it"
+            )
         try:
             migrate(self.engine)
             note = sign_checkpoint(Checkpoint(origin, 0, EMPTY_ROOT), signer)
@@ -93,7 +95,10 @@ class LedgerStore:
                     raise ConflictError("a ledger already exists in this database")
                 conn.execute(
                     schema.meta.insert(),
-                    [{"key": "origin", "value": origin}, {"key": "vkey", "value": signer.verifier_key()}],
+                    [
+                        {"key": "origin", "value": origin},
+                        {"key": "vkey", "value": signer.verifier_key()},
+                    ],
                 )
                 conn.execute(
                     schema.checkpoints.insert(),
@@ -108,7 +113,9 @@ class LedgerStore:
             with self.engine.connect() as conn:
                 rows = conn.execute(select(schema.meta.c.key, schema.meta.c.value)).all()
         except SQLAlchemyError as e:
-            raise StorageError(f"cannot read the ledger (is it initialised?): {e.__class__.__name__}") from e
+            raise StorageError(
+                f"cannot read the ledger (is it initialised?): {e.__class__.__name__}"
+            ) from e
         if not rows:
             raise NotFound("no ledger in this database: run `ledger init` first")
         return {k: v for k, v in rows}
@@ -116,14 +123,20 @@ class LedgerStore:
     # -- the write path -----------------------------------------------------------------------
 
     def sequence(
-        self, batch: Sequence[Submission], origin: str, signer: NoteSigner, clock: Callable[[], datetime]
+        self,
+        batch: Sequence[Submission],
+        origin: str,
+        signer: NoteSigner,
+        clock: Callable[[], datetime],
     ) -> SequencedBatch:
         """Sequence and integrate ``batch`` in one transaction, and sign a checkpoint over it."""
         try:
             with write_transaction(self.engine) as conn:
                 return self._sequence(conn, batch, origin, signer, clock)
         except SQLAlchemyError as e:
-            raise StorageError(f"append failed and was rolled back: {e.__class__.__name__}: {e}") from e
+            raise StorageError(
+                f"append failed and was rolled back: {e.__class__.__name__}: {e}"
+            ) from e
 
     def _sequence(
         self,
@@ -153,28 +166,81 @@ class LedgerStore:
             rec = Record(origin, size, prev, now, sub.body_type, "sha256:" + sub.digest.hex())
             known[sub.digest] = size
             records.append(rec)
-            bodies.append({"digest": sub.digest, "body_type": sub.body_type, "content": sub.content})
+            bodies.append(
+                {"digest": sub.digest, "body_type": sub.body_type, "content": sub.content}
+            )
             indices.append(size)
             new_flags.append(True)
             size, prev = size + 1, rec.leaf_hash.hex()
         if not records:
             cp = self._latest_checkpoint(conn)
             return SequencedBatch(indices, new_flags, cp[0], cp[1])
+        note = self._commit(conn, head, records, bodies, origin, signer, now)
+        return SequencedBatch(indices, new_flags, size, note)
+
+    def import_records(
+        self, items: Sequence[tuple[Record, bytes]], origin: str, signer: NoteSigner, now: datetime
+    ) -> str:
+        """Append already-sequenced records verbatim (``ledger import``); they must extend the head."""
+        try:
+            with write_transaction(self.engine) as conn:
+                head = self._head(conn)
+                prev = head.last_leaf_hash.hex() if head.last_leaf_hash else GENESIS_PREV
+                for offset, (rec, _) in enumerate(items):
+                    if rec.index != head.size + offset or rec.prev != prev:
+                        raise IntegrityError(
+                            f"record {rec.index} does not extend the log", rec.index
+                        )
+                    prev = rec.leaf_hash.hex()
+                bodies: list[dict[str, object]] = [
+                    {"digest": r.body_digest, "body_type": r.body_type, "content": c}
+                    for r, c in items
+                ]
+                return self._commit(
+                    conn, head, [r for r, _ in items], bodies, origin, signer, format_time(now)
+                )
+        except SQLAlchemyError as e:
+            raise StorageError(
+                f"import failed and was rolled back: {e.__class__.__name__}: {e}"
+            ) from e
+
+    def _commit(
+        self,
+        conn: Connection,
+        head: LogHead,
+        records: list[Record],
+        bodies: list[dict[str, object]],
+        origin: str,
+        signer: NoteSigner,
+        now: str,
+    ) -> str:
+        """Write bodies, records and tiles, and sign and store the checkpoint that covers them."""
         conn.execute(schema.bodies.insert(), bodies)
         conn.execute(
             schema.records.insert(),
             [
-                {"idx": r.index, "leaf": r.leaf, "leaf_hash": r.leaf_hash, "body_digest": r.body_digest, "time": r.time}
+                {
+                    "idx": r.index,
+                    "leaf": r.leaf,
+                    "leaf_hash": r.leaf_hash,
+                    "body_digest": r.body_digest,
+                    "time": r.time,
+                }
                 for r in records
             ],
         )
+        size = head.size + len(records)
         changed = self._write_tiles(conn, head.size, [r.leaf_hash for r in records])
         root = TileTree(size, self._overlay_fetch(conn, changed), self.cache).root()
         note = sign_checkpoint(Checkpoint(origin, size, root), signer)
-        conn.execute(schema.checkpoints.insert(), {"size": size, "root": root, "note": note, "time": now})
-        return SequencedBatch(indices, new_flags, size, note)
+        conn.execute(
+            schema.checkpoints.insert(), {"size": size, "root": root, "note": note, "time": now}
+        )
+        return note
 
-    def _write_tiles(self, conn: Connection, size: int, leaf_hashes: list[bytes]) -> dict[TileKey, bytes]:
+    def _write_tiles(
+        self, conn: Connection, size: int, leaf_hashes: list[bytes]
+    ) -> dict[TileKey, bytes]:
         edge_keys = edge_tile_keys(size)
         stored = self._fetch_tiles(conn, list(edge_keys.values()))
         edges = {level: stored[key] for level, key in edge_keys.items() if key in stored}
@@ -182,10 +248,14 @@ class LedgerStore:
             raise IntegrityError(f"right-edge tiles missing for tree size {size}", index=size)
         changed = integrate(size, edges, leaf_hashes)
         t = schema.tiles
-        inserts = [{"level": k[0], "idx": k[1], "hashes": v} for k, v in changed.items() if k not in stored]
+        inserts = [
+            {"level": k[0], "idx": k[1], "hashes": v} for k, v in changed.items() if k not in stored
+        ]
         for k, v in changed.items():
             if k in stored:
-                conn.execute(update(t).where(and_(t.c.level == k[0], t.c.idx == k[1])).values(hashes=v))
+                conn.execute(
+                    update(t).where(and_(t.c.level == k[0], t.c.idx == k[1])).values(hashes=v)
+                )
         if inserts:
             conn.execute(t.insert(), inserts)
         return changed
@@ -194,7 +264,9 @@ class LedgerStore:
 
     def _head(self, conn: Connection) -> LogHead:
         r = schema.records.c
-        row = conn.execute(select(r.idx, r.leaf_hash, r.time).order_by(r.idx.desc()).limit(1)).first()
+        row = conn.execute(
+            select(r.idx, r.leaf_hash, r.time).order_by(r.idx.desc()).limit(1)
+        ).first()
         if row is None:
             return LogHead(0, None, None)
         return LogHead(row.idx + 1, row.leaf_hash, row.time)
@@ -216,8 +288,10 @@ class LedgerStore:
             chunk = keys[i : i + _CHUNK]
             if not chunk:
                 continue
-            cond = tuple_(t.level, t.idx).in_(chunk) if conn.dialect.name == "postgresql" else or_(
-                *(and_(t.level == lv, t.idx == ix) for lv, ix in chunk)
+            cond = (
+                tuple_(t.level, t.idx).in_(chunk)
+                if conn.dialect.name == "postgresql"
+                else or_(*(and_(t.level == lv, t.idx == ix) for lv, ix in chunk))
             )
             for row in conn.execute(select(t.level, t.idx, t.hashes).where(cond)):
                 out[(row.level, row.idx)] = bytes(row.hashes)
@@ -252,11 +326,24 @@ class LedgerStore:
             raise NotFound(f"no checkpoint was signed at tree size {size}")
         return str(note)
 
-    def iter_checkpoints(self) -> Iterator[tuple[int, bytes, str]]:
+    def iter_checkpoints(self, chunk: int = 2000) -> Iterator[tuple[int, bytes, str]]:
+        """Every checkpoint by size, read in pages so no transaction stays open between them."""
         c = schema.checkpoints.c
-        with self._conn() as conn:
-            for row in conn.execute(select(c.size, c.root, c.note).order_by(c.size)):
+        after = -1
+        while True:
+            with self._conn() as conn:
+                q = (
+                    select(c.size, c.root, c.note)
+                    .where(c.size > after)
+                    .order_by(c.size)
+                    .limit(chunk)
+                )
+                rows = conn.execute(q).all()
+            if not rows:
+                return
+            for row in rows:
                 yield row.size, bytes(row.root), row.note
+            after = rows[-1].size
 
     def size(self) -> int:
         with self._conn() as conn:
@@ -280,7 +367,9 @@ class LedgerStore:
     def records(self, start: int, end: int) -> list[Record]:
         r = schema.records.c
         with self._conn() as conn:
-            rows = conn.execute(select(r.leaf).where(r.idx >= start, r.idx < end).order_by(r.idx)).all()
+            rows = conn.execute(
+                select(r.leaf).where(r.idx >= start, r.idx < end).order_by(r.idx)
+            ).all()
         return [Record.from_leaf(bytes(row.leaf)) for row in rows]
 
     def iter_rows(self, chunk: int = 10_000) -> Iterator[tuple[int, bytes, bytes, bytes, str]]:
@@ -298,7 +387,13 @@ class LedgerStore:
             if not rows:
                 return
             for row in rows:
-                yield row.idx, bytes(row.leaf), bytes(row.leaf_hash), bytes(row.body_digest), row.time
+                yield (
+                    row.idx,
+                    bytes(row.leaf),
+                    bytes(row.leaf_hash),
+                    bytes(row.body_digest),
+                    row.time,
+                )
             start = rows[-1].idx + 1
 
     def bodies(self, digests: Sequence[bytes]) -> dict[bytes, tuple[str, bytes]]:
@@ -306,16 +401,31 @@ class LedgerStore:
         out: dict[bytes, tuple[str, bytes]] = {}
         with self._conn() as conn:
             for i in range(0, len(digests), _CHUNK):
-                q = select(b.digest, b.body_type, b.content).where(b.digest.in_(digests[i : i + _CHUNK]))
+                q = select(b.digest, b.body_type, b.content).where(
+                    b.digest.in_(digests[i : i + _CHUNK])
+                )
                 for row in conn.execute(q):
                     out[bytes(row.digest)] = (row.body_type, bytes(row.content))
         return out
 
-    def iter_tiles(self) -> Iterator[tuple[TileKey, bytes]]:
+    def iter_tiles(self, chunk: int = 500) -> Iterator[tuple[TileKey, bytes]]:
+        """Every tile by (level, index), read in pages."""
         t = schema.tiles.c
-        with self._conn() as conn:
-            for row in conn.execute(select(t.level, t.idx, t.hashes).order_by(t.level, t.idx)):
+        level, after = 0, -1
+        while True:
+            with self._conn() as conn:
+                q = (
+                    select(t.level, t.idx, t.hashes)
+                    .where(or_(t.level > level, and_(t.level == level, t.idx > after)))
+                    .order_by(t.level, t.idx)
+                    .limit(chunk)
+                )
+                rows = conn.execute(q).all()
+            if not rows:
+                return
+            for row in rows:
                 yield (row.level, row.idx), bytes(row.hashes)
+            level, after = rows[-1].level, rows[-1].idx
 
     def _conn(self) -> _ReadConnection:
         return _ReadConnection(self.engine)

@@ -60,7 +60,9 @@ def edge_tile_keys(size: int) -> dict[int, TileKey]:
     return out
 
 
-def integrate(size: int, edges: Mapping[int, bytes], leaf_hashes: Sequence[bytes]) -> dict[TileKey, bytes]:
+def integrate(
+    size: int, edges: Mapping[int, bytes], leaf_hashes: Sequence[bytes]
+) -> dict[TileKey, bytes]:
     """Append ``leaf_hashes`` to a tree of ``size`` leaves; return every tile that changes.
 
     ``edges`` maps tile level to the current content of that level's partial right-edge tile
@@ -72,7 +74,9 @@ def integrate(size: int, edges: Mapping[int, bytes], leaf_hashes: Sequence[bytes
         index = count // TILE_WIDTH
         buf = bytearray(edges.get(level, b""))
         if len(buf) != (count % TILE_WIDTH) * HASH_SIZE:
-            raise IntegrityError(f"edge tile at level {level} has {len(buf)} bytes, tree size says otherwise")
+            raise IntegrityError(
+                f"edge tile at level {level} has {len(buf)} bytes, tree size says otherwise"
+            )
         promoted: list[bytes] = []
         for h in new:
             buf += h

@@ -36,7 +36,9 @@ def make_engine(url: str) -> Engine:
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
-    raise InvalidInput(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql+psycopg://…")
+    raise InvalidInput(
+        f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql+psycopg://…"
+    )
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -1,0 +1,230 @@
+"""The ``ledger`` command: init, append, checkpoint, proof, check, export, import.
+
+Machine-read answers are JSON on stdout; errors are one line on stderr with a non-zero exit:
+2 bad input, 3 not found, 4 storage failure, 1 integrity failure (``check``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ledger.errors import Error, IntegrityError, InvalidInput, NotFound, StorageError
+from ledger.keys import default_key_path
+from ledger.log import Ledger, utc_now
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Provenance Ledger: the append-only log."
+)
+
+DEFAULT_DB = "sqlite:///ledger.db"
+DbOpt = Annotated[str, typer.Option("--db", envvar="LEDGER_DATABASE_URL", help="Database URL.")]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--key-file", envvar="LEDGER_KEY_FILE", help="Checkpoint key (default: derived from --db)."
+    ),
+]
+
+_EXIT = {IntegrityError: 1, InvalidInput: 2, NotFound: 3, StorageError: 4}
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode()
+
+
+def _emit(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except Error as e:
+        code = next((c for t, c in _EXIT.items() if isinstance(e, t)), 2)
+        where = (
+            f" (index {e.index})" if isinstance(e, IntegrityError) and e.index is not None else ""
+        )
+        typer.echo(f"ledger: error: {e}{where}", err=True)
+        raise typer.Exit(code) from None
+
+
+def _open(db: str, key_file: Path | None, *, writer: bool) -> Ledger:
+    key = key_file or default_key_path(db)
+    return Ledger.open(db, key if writer else None)
+
+
+@app.command()
+def init(
+    origin: Annotated[
+        str, typer.Option(help="Log origin, e.g. example.com/ledger (the key name).")
+    ],
+    db: DbOpt = DEFAULT_DB,
+    key_file: KeyOpt = None,
+) -> None:
+    """Create the schema and the checkpoint key; print the verifier key."""
+    with _errors():
+        key = key_file or default_key_path(db)
+        with Ledger.create(db, origin, key) as ledger:
+            typer.echo(ledger.store.meta()["vkey"])
+            typer.echo(f"ledger: created {db}; checkpoint key in {key} (keep it private)", err=True)
+
+
+@app.command()
+def append(
+    files: Annotated[list[Path], typer.Argument(help="DSSE envelopes or Sigstore bundles (JSON).")],
+    db: DbOpt = DEFAULT_DB,
+    key_file: KeyOpt = None,
+) -> None:
+    """Append documents; print index, leaf hash, inclusion proof and checkpoint for each."""
+    with _errors():
+        contents = []
+        for f in files:
+            try:
+                contents.append(f.read_bytes())
+            except OSError as e:
+                raise InvalidInput(f"cannot read {f}: {e.strerror}") from e
+        with _open(db, key_file, writer=True) as ledger:
+            for r in ledger.append_many(contents):
+                _emit(
+                    {
+                        "index": r.index,
+                        "leafHash": _b64(r.leaf_hash),
+                        "inclusionProof": [_b64(p) for p in r.inclusion_proof],
+                        "treeSize": r.tree_size,
+                        "checkpoint": r.checkpoint,
+                        "duplicate": r.duplicate,
+                    }
+                )
+
+
+@app.command()
+def checkpoint(db: DbOpt = DEFAULT_DB) -> None:
+    """Print the latest signed checkpoint note."""
+    with _errors(), _open(db, None, writer=False) as ledger:
+        sys.stdout.write(ledger.checkpoint().note)
+
+
+@app.command()
+def proof(
+    index: Annotated[int | None, typer.Option(help="Record index for an inclusion proof.")] = None,
+    size: Annotated[
+        int | None, typer.Option(help="Tree size (default: latest checkpoint).")
+    ] = None,
+    consistency: Annotated[
+        tuple[int, int] | None, typer.Option(help="OLD NEW: consistency proof between two sizes.")
+    ] = None,
+    db: DbOpt = DEFAULT_DB,
+) -> None:
+    """Print an inclusion proof (--index) or a consistency proof (--consistency OLD NEW)."""
+    with _errors():
+        if (index is None) == (consistency is None):
+            raise InvalidInput("give exactly one of --index N or --consistency OLD NEW")
+        with _open(db, None, writer=False) as ledger:
+            if consistency is not None:
+                s1, s2 = consistency
+                _emit(
+                    {
+                        "size1": s1,
+                        "size2": s2,
+                        "proof": [_b64(p) for p in ledger.consistency(s1, s2)],
+                    }
+                )
+                return
+            assert index is not None
+            p = ledger.inclusion(index, size)
+            _emit(
+                {
+                    "index": p.index,
+                    "treeSize": p.tree_size,
+                    "leafHash": _b64(p.leaf_hash),
+                    "inclusionProof": [_b64(h) for h in p.proof],
+                    "checkpoint": p.checkpoint,
+                }
+            )
+
+
+def _progress(label: str, total: int) -> tuple[Callable[[int], None], Callable[[], None]]:
+    """A rich progress bar on a terminal; nothing otherwise."""
+    if not sys.stderr.isatty():
+        return (lambda _n: None), (lambda: None)
+    from rich.progress import Progress
+
+    bar = Progress(transient=True)
+    task = bar.add_task(label, total=total)
+    bar.start()
+    return (lambda n: bar.update(task, completed=n)), bar.stop
+
+
+@app.command()
+def check(db: DbOpt = DEFAULT_DB) -> None:
+    """Recompute every leaf, link, tile and checkpoint; exit 1 naming the first bad index."""
+    from ledger.fsck import check_ledger
+
+    with _errors(), _open(db, None, writer=False) as ledger:
+        update, stop = _progress("checking", ledger.store.size())
+        try:
+            report = check_ledger(ledger.store, update)
+        finally:
+            stop()
+        _emit(
+            {
+                "ok": True,
+                "records": report.records,
+                "checkpoints": report.checkpoints,
+                "tiles": report.tiles,
+                "root": _b64(report.root),
+            }
+        )
+
+
+@app.command("export")
+def export_cmd(
+    file: Annotated[Path, typer.Argument(help="Output JSONL file ('-' for stdout).")],
+    db: DbOpt = DEFAULT_DB,
+) -> None:
+    """Export every record with its exact body as JSON Lines."""
+    from ledger.transfer import export_jsonl
+
+    with _errors(), _open(db, None, writer=False) as ledger:
+        if str(file) == "-":
+            n = export_jsonl(ledger, sys.stdout)
+        else:
+            tmp = file.with_name(file.name + ".partial")
+            with tmp.open("w") as out:
+                n = export_jsonl(ledger, out)
+            tmp.replace(file)
+        typer.echo(f"ledger: exported {n} records", err=True)
+
+
+@app.command("import")
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help="A file written by `ledger export`.")],
+    db: DbOpt = DEFAULT_DB,
+    key_file: KeyOpt = None,
+) -> None:
+    """Re-verify an export and append it to an empty ledger of the same origin."""
+    from ledger.transfer import import_jsonl
+
+    def open_lines() -> Iterator[str]:
+        try:
+            with file.open() as f:
+                yield from f
+        except OSError as e:
+            raise InvalidInput(f"cannot read {file}: {e.strerror}") from e
+
+    with _errors(), _open(db, key_file, writer=True) as ledger:
+        n = import_jsonl(ledger, open_lines, utc_now)
+        _emit({"imported": n, "checkpoint": ledger.checkpoint().note})
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,148 @@
+"""The ``ledger`` command end to end, through the real console script."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ledger import merkle
+from ledger.checkpoint import open_checkpoint
+from ledger.note import parse_verifier
+from tests.conftest import envelope
+
+LEDGER = shutil.which("ledger") or str(
+    Path(__file__).resolve().parents[2] / ".venv" / "bin" / "ledger"
+)
+
+
+def run(cwd: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    p = subprocess.run(
+        [LEDGER, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    if ok:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+@pytest.fixture
+def work(tmp_path: Path, signed_samples: list[bytes]) -> Path:
+    for i, body in enumerate(signed_samples[:5]):
+        (tmp_path / f"a{i}.json").write_bytes(body)
+    return tmp_path
+
+
+def test_init_append_proof_check_in_one_directory(work: Path) -> None:
+    vkey = run(work, "init", "--origin", "cli.example/log").stdout.strip()
+    assert (work / "ledger.db.key").stat().st_mode & 0o777 == 0o600
+    verifier = parse_verifier(vkey)
+    out = run(work, "append", "a0.json").stdout.splitlines()
+    out += run(work, "append", *[f"a{i}.json" for i in range(1, 5)]).stdout.splitlines()
+    assert len(out) == 5
+    for line in out:
+        r = json.loads(line)
+        cp = open_checkpoint(r["checkpoint"], [verifier], "cli.example/log").checkpoint
+        proof = [base64.b64decode(p) for p in r["inclusionProof"]]
+        merkle.verify_inclusion(
+            base64.b64decode(r["leafHash"]), r["index"], cp.size, proof, cp.root_hash
+        )
+    note = run(work, "checkpoint").stdout
+    latest = open_checkpoint(note, [verifier], "cli.example/log").checkpoint
+    assert latest.size == 5
+    p = json.loads(run(work, "proof", "--index", "3").stdout)
+    merkle.verify_inclusion(
+        base64.b64decode(p["leafHash"]),
+        3,
+        5,
+        [base64.b64decode(h) for h in p["inclusionProof"]],
+        latest.root_hash,
+    )
+    c = json.loads(run(work, "proof", "--consistency", "1", "5").stdout)
+    cp1 = open_checkpoint(
+        json.loads(out[0])["checkpoint"], [verifier], "cli.example/log"
+    ).checkpoint
+    assert cp1.size == 1
+    merkle.verify_consistency(
+        cp1.size, 5, [base64.b64decode(h) for h in c["proof"]], cp1.root_hash, latest.root_hash
+    )
+    assert json.loads(run(work, "check").stdout)["records"] == 5
+
+
+def test_errors_are_one_line_and_change_nothing(work: Path) -> None:
+    run(work, "init", "--origin", "cli.example/log")
+    run(work, "append", "a0.json")
+    (work / "bad.json").write_text("{not json")
+    p = run(work, "append", "a1.json", "bad.json", ok=False)
+    assert p.returncode == 2
+    assert p.stderr.count("\n") == 1 and "bad.json" not in p.stdout
+    p = run(work, "append", "missing.json", ok=False)
+    assert p.returncode == 2 and "missing.json" in p.stderr
+    p = run(work, "init", "--origin", "cli.example/log", ok=False)
+    assert p.returncode == 2 and "refusing" in p.stderr
+    p = run(work, "proof", "--index", "7", ok=False)
+    assert p.returncode == 3
+    p = run(work, "proof", ok=False)
+    assert p.returncode == 2
+    assert json.loads(run(work, "check").stdout)["records"] == 1
+
+
+def test_key_file_readable_by_others_is_refused(work: Path) -> None:
+    run(work, "init", "--origin", "cli.example/log")
+    (work / "ledger.db.key").chmod(0o644)
+    p = run(work, "append", "a0.json", ok=False)
+    assert p.returncode == 2 and "chmod 600" in p.stderr
+
+
+def test_check_names_the_tampered_index(work: Path) -> None:
+    import sqlite3
+
+    run(work, "init", "--origin", "cli.example/log")
+    for i in range(5):
+        run(work, "append", f"a{i}.json")
+    con = sqlite3.connect(work / "ledger.db")
+    con.execute("DROP TRIGGER bodies_no_update")
+    digest = con.execute("SELECT body_digest FROM records WHERE idx = 3").fetchone()[0]
+    con.execute("UPDATE bodies SET content = ? WHERE digest = ?", (envelope(1), digest))
+    con.commit()
+    con.close()
+    p = run(work, "check", ok=False)
+    assert p.returncode == 1
+    assert "record 3" in p.stderr and "(index 3)" in p.stderr
+
+
+def test_export_import_gives_the_same_root(work: Path) -> None:
+    run(work, "init", "--origin", "cli.example/log")
+    run(work, "append", *[f"a{i}.json" for i in range(5)])
+    run(work, "export", "out.jsonl")
+    run(work, "init", "--origin", "cli.example/log", "--db", "sqlite:///copy.db")
+    imported = json.loads(run(work, "import", "out.jsonl", "--db", "sqlite:///copy.db").stdout)
+    assert imported["imported"] == 5
+    a = run(work, "check").stdout
+    b = run(work, "check", "--db", "sqlite:///copy.db").stdout
+    assert json.loads(a)["root"] == json.loads(b)["root"]
+
+
+def test_tampered_export_is_refused_and_nothing_is_written(work: Path) -> None:
+    run(work, "init", "--origin", "cli.example/log")
+    run(work, "append", *[f"a{i}.json" for i in range(5)])
+    run(work, "export", "out.jsonl")
+    lines = (work / "out.jsonl").read_text().splitlines()
+    rec = json.loads(lines[3])
+    rec["body"] = base64.b64encode(envelope(42)).decode()
+    lines[3] = json.dumps(rec)
+    (work / "bad.jsonl").write_text("\n".join(lines) + "\n")
+    run(work, "init", "--origin", "cli.example/log", "--db", "sqlite:///copy.db")
+    p = run(work, "import", "bad.jsonl", "--db", "sqlite:///copy.db", ok=False)
+    assert p.returncode == 1 and "record 2" in p.stderr
+    assert json.loads(run(work, "check", "--db", "sqlite:///copy.db").stdout)["records"] == 0
+    # dropping the last record is caught by the exported checkpoint
+    (work / "short.jsonl").write_text("\n".join(json.loads(json.dumps(lines))[:-1]) + "\n")
+    p = run(work, "import", "short.jsonl", "--db", "sqlite:///copy.db", ok=False)
+    assert p.returncode == 1
+    assert json.loads(run(work, "check", "--db", "sqlite:///copy.db").stdout)["records"] == 0

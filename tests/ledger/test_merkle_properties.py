@@ -1,0 +1,96 @@
+"""Property tests: for random trees every proof verifies, and any flipped bit is caught."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger import merkle
+from ledger.errors import ProofError
+from ledger.tiles import TileCache, TileTree, edge_tile_keys, integrate
+
+
+def leaves(n: int) -> list[bytes]:
+    return [merkle.hash_leaf(hashlib.sha256(i.to_bytes(8, "big")).digest()) for i in range(n)]
+
+
+def flip(b: bytes, bit: int) -> bytes:
+    i, m = divmod(bit % (len(b) * 8), 8)
+    return b[:i] + bytes([b[i] ^ (1 << m)]) + b[i + 1 :]
+
+
+@settings(max_examples=150, deadline=None)
+@given(size=st.integers(1, 600), data=st.data())
+def test_inclusion_round_trip_and_bit_flips(size: int, data: st.DataObject) -> None:
+    hs = leaves(size)
+    root = merkle.root(hs)
+    index = data.draw(st.integers(0, size - 1))
+    proof = merkle.inclusion_proof(index, hs)
+    merkle.verify_inclusion(hs[index], index, size, proof, root)
+    bit = data.draw(st.integers(0, 255))
+    with pytest.raises(ProofError):
+        merkle.verify_inclusion(flip(hs[index], bit), index, size, proof, root)
+    with pytest.raises(ProofError):
+        merkle.verify_inclusion(hs[index], index, size, proof, flip(root, bit))
+    if proof:
+        k = data.draw(st.integers(0, len(proof) - 1))
+        bad = [*proof[:k], flip(proof[k], bit), *proof[k + 1 :]]
+        with pytest.raises(ProofError):
+            merkle.verify_inclusion(hs[index], index, size, bad, root)
+        with pytest.raises(ProofError):
+            merkle.verify_inclusion(hs[index], index, size, proof[:-1], root)
+    with pytest.raises(ProofError):
+        merkle.verify_inclusion(hs[index], index, size, [*proof, root], root)
+
+
+@settings(max_examples=150, deadline=None)
+@given(size2=st.integers(1, 600), data=st.data())
+def test_consistency_round_trip_and_bit_flips(size2: int, data: st.DataObject) -> None:
+    hs = leaves(size2)
+    size1 = data.draw(st.integers(1, size2))
+    r1, r2 = merkle.root(hs[:size1]), merkle.root(hs)
+    proof = merkle.consistency_proof(size1, hs)
+    merkle.verify_consistency(size1, size2, proof, r1, r2)
+    bit = data.draw(st.integers(0, 255))
+    with pytest.raises(ProofError):
+        merkle.verify_consistency(size1, size2, proof, flip(r1, bit), r2)
+    with pytest.raises(ProofError):
+        merkle.verify_consistency(size1, size2, proof, r1, flip(r2, bit))
+    if proof:
+        k = data.draw(st.integers(0, len(proof) - 1))
+        bad = [*proof[:k], flip(proof[k], bit), *proof[k + 1 :]]
+        with pytest.raises(ProofError):
+            merkle.verify_consistency(size1, size2, bad, r1, r2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches=st.lists(st.integers(1, 700), min_size=1, max_size=6), data=st.data())
+def test_tiles_answer_like_the_in_memory_tree(batches: list[int], data: st.DataObject) -> None:
+    """Integrating in arbitrary batches gives the same root and proofs as the plain tree."""
+    store: dict[tuple[int, int], bytes] = {}
+    all_leaves: list[bytes] = []
+    cache = TileCache()
+    for n in batches:
+        new = leaves(len(all_leaves) + n)[len(all_leaves) :]
+        size = len(all_leaves)
+        edges = {lv: store[k] for lv, k in edge_tile_keys(size).items()}
+        store.update(integrate(size, edges, new))
+        all_leaves += new
+        tree = TileTree(len(all_leaves), lambda ks: {k: store[k] for k in ks if k in store}, cache)
+        assert tree.root() == merkle.root(all_leaves)
+    size = len(all_leaves)
+    i = data.draw(st.integers(0, size - 1))
+    s1 = data.draw(st.integers(1, size))
+    assert tree.inclusion_proof(i) == merkle.inclusion_proof(i, all_leaves)
+    assert tree.consistency_proof(s1) == merkle.consistency_proof(s1, all_leaves)
+    assert tree.leaf_hashes([i]) == [all_leaves[i]]
+
+
+def test_index_outside_tree_is_refused() -> None:
+    with pytest.raises(ProofError):
+        merkle.inclusion_ranges(5, 5)
+    with pytest.raises(ProofError):
+        merkle.consistency_ranges(6, 5)

@@ -1,0 +1,59 @@
+"""The dependency direction of DESIGN.md §2, checked by parsing every import."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PURE = [
+    "ledger/merkle.py",
+    "ledger/note.py",
+    "ledger/checkpoint.py",
+    "ledger/record.py",
+    "ledger/tiles.py",
+]
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+    return out
+
+
+def files(pkg: str) -> list[Path]:
+    return sorted((ROOT / pkg).rglob("*.py"))
+
+
+def test_ledger_never_imports_verify() -> None:
+    for path in files("ledger"):
+        assert not any(m.split(".")[0] == "verify" for m in imports(path)), path
+
+
+def test_attest_imports_neither_ledger_nor_verify() -> None:
+    for path in files("attest"):
+        bad = {"verify"} if path.name == "cli.py" else {"ledger", "verify"}
+        assert not any(m.split(".")[0] in bad for m in imports(path)), path
+
+
+def test_the_checker_sees_imports() -> None:
+    """Guard against a vacuous pass: the parser does find the ledger's own imports."""
+    assert "ledger.errors" in imports(ROOT / "ledger" / "merkle.py")
+
+
+@pytest.mark.parametrize("name", PURE)
+def test_pure_core_has_no_database_network_or_clock(name: str) -> None:
+    mods = imports(ROOT / name)
+    assert not any(
+        m.split(".")[0] in {"sqlalchemy", "alembic", "psycopg", "httpx", "fastapi", "socket"}
+        for m in mods
+    )
+    assert "ledger.storage" not in mods
+    assert "datetime.now" not in (ROOT / name).read_text()

@@ -1,0 +1,1 @@
+"""verify: the deploy-side verifier (not started yet)."""
