@@ -90,21 +90,24 @@ def _check_size(index: int, size: int) -> None:
 
 
 def inclusion_ranges(index: int, size: int) -> list[Range]:
-    """The subtrees whose hashes form PATH(index, D[0:size]), deepest first (RFC 9162 §2.1.3.1)."""
+    """The subtrees whose hashes form PATH(index, D[0:size]), deepest first (RFC 9162 §2.1.3.1).
+
+    Below level ``inner`` (where the paths to ``index`` and to the last leaf part) each level
+    contributes the sibling of the path node, truncated at ``size``; above it, only the levels
+    where the path turns right contribute, and their left siblings are always complete.
+    """
     _check_size(index, size)
     if index >= size:
         raise ProofError(f"index {index} is not in a tree of size {size}")
+    inner = (index ^ (size - 1)).bit_length()
     out: list[Range] = []
-    start, end, m = 0, size, index
-    while end - start > 1:
-        k = _split(end - start)
-        if m < k:
-            out.append((start + k, end))
-            end = start + k
-        else:
-            out.append((start, start + k))
-            start, m = start + k, m - k
-    out.reverse()
+    for h in range(inner):
+        sib = (index >> h) ^ 1
+        out.append((sib << h, min((sib + 1) << h, size)))
+    for h in range(inner, index.bit_length()):
+        if (index >> h) & 1:
+            sib = (index >> h) ^ 1
+            out.append((sib << h, (sib + 1) << h))
     return out
 
 

@@ -105,9 +105,6 @@ class Sequencer:
             seq = self._store.sequence(
                 [s for s, _ in batch], self._origin, self._signer, self._clock
             )
-            tree = self._store.tree(seq.tree_size)
-            proofs = tree.many_inclusion_proofs(seq.indices)
-            leaves = tree.leaf_hashes(seq.indices)
         except Error as e:
             for _, fut in batch:
                 fut.set_exception(e)
@@ -116,7 +113,6 @@ class Sequencer:
             for _, fut in batch:
                 fut.set_exception(e)
             raise
-        for (_, fut), index, new, proof, leaf in zip(
-            batch, seq.indices, seq.new, proofs, leaves, strict=True
-        ):
+        results = zip(batch, seq.indices, seq.new, seq.proofs, seq.leaf_hashes, strict=True)
+        for (_, fut), index, new, proof, leaf in results:
             fut.set_result(AppendResult(index, leaf, proof, seq.tree_size, seq.checkpoint, not new))

@@ -57,6 +57,8 @@ class SequencedBatch:
     new: list[bool]
     tree_size: int
     checkpoint: str
+    leaf_hashes: list[bytes]
+    proofs: list[list[bytes]]
 
 
 class LedgerStore:
@@ -172,11 +174,15 @@ class LedgerStore:
             indices.append(size)
             new_flags.append(True)
             size, prev = size + 1, rec.leaf_hash.hex()
-        if not records:
-            cp = self._latest_checkpoint(conn)
-            return SequencedBatch(indices, new_flags, cp[0], cp[1])
-        note = self._commit(conn, head, records, bodies, origin, signer, now)
-        return SequencedBatch(indices, new_flags, size, note)
+        changed: dict[TileKey, bytes] = {}
+        if records:
+            note, changed = self._commit(conn, head, records, bodies, origin, signer, now)
+        else:
+            size, note = self._latest_checkpoint(conn)
+        # Proofs are read inside the same transaction: most tiles they need are still in memory.
+        tree = TileTree(size, self._overlay_fetch(conn, changed), self.cache)
+        leaves, proofs = tree.leaves_and_proofs(indices)
+        return SequencedBatch(indices, new_flags, size, note, leaves, proofs)
 
     def import_records(
         self, items: Sequence[tuple[Record, bytes]], origin: str, signer: NoteSigner, now: datetime
@@ -213,8 +219,8 @@ class LedgerStore:
         origin: str,
         signer: NoteSigner,
         now: str,
-    ) -> str:
-        """Write bodies, records and tiles, and sign and store the checkpoint that covers them."""
+    ) -> tuple[str, dict[TileKey, bytes]]:
+        """Write bodies, records and tiles; sign and store the checkpoint that covers them."""
         conn.execute(schema.bodies.insert(), bodies)
         conn.execute(
             schema.records.insert(),
@@ -236,7 +242,7 @@ class LedgerStore:
         conn.execute(
             schema.checkpoints.insert(), {"size": size, "root": root, "note": note, "time": now}
         )
-        return note
+        return note, changed
 
     def _write_tiles(
         self, conn: Connection, size: int, leaf_hashes: list[bytes]

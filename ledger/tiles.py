@@ -103,9 +103,9 @@ class TileCache:
             self._levels.move_to_end(key)
             return hit
         levels = [_split_hashes(blob)]
-        while len(levels[-1]) > 1 and len(levels[-1]) % 2 == 0:
+        while len(levels[-1]) > 1:  # an odd last entry has no parent inside this tile yet
             prev = levels[-1]
-            levels.append([hash_children(prev[i], prev[i + 1]) for i in range(0, len(prev), 2)])
+            levels.append([hash_children(prev[i], prev[i + 1]) for i in range(0, len(prev) - 1, 2)])
         if len(blob) == FULL_TILE_BYTES:
             self._levels[key] = levels
             if len(self._levels) > self._capacity:
@@ -151,24 +151,23 @@ class TileTree:
         plan = [_complete_nodes(a, b) for a, b in ranges]
         keys = sorted({_node_tile(h, i)[0] for nodes in plan for h, i in nodes})
         tiles = self.fetch(keys)
+        levels = {key: self.cache.levels(key, blob) for key, blob in tiles.items()}
         out = []
         for nodes in plan:
-            hashes = [self._node(tiles, h, i) for h, i in nodes]
+            hashes = [self._node(levels, h, i) for h, i in nodes]
             acc = hashes[-1]
             for left in reversed(hashes[:-1]):
                 acc = hash_children(left, acc)
             out.append(acc)
         return out
 
-    def _node(self, tiles: Mapping[TileKey, bytes], height: int, index: int) -> bytes:
+    @staticmethod
+    def _node(levels: Mapping[TileKey, list[list[bytes]]], height: int, index: int) -> bytes:
         key, first, k = _node_tile(height, index)
-        blob = tiles.get(key)
-        if blob is None or len(blob) < (first + (1 << k)) * HASH_SIZE:
+        tile = levels.get(key)
+        if tile is None or k >= len(tile) or (first >> k) >= len(tile[k]):
             raise IntegrityError(f"tile {key} is missing or too short for node ({height}, {index})")
-        levels = self.cache.levels(key, blob)
-        if k < len(levels):
-            return levels[k][first >> k]
-        return perfect_root(_split_hashes(blob[first * HASH_SIZE : (first + (1 << k)) * HASH_SIZE]))
+        return tile[k][first >> k]
 
     def root(self) -> bytes:
         if self.size == 0:
@@ -184,9 +183,9 @@ class TileTree:
     def consistency_proof(self, size1: int) -> list[bytes]:
         return self._hashes(consistency_ranges(size1, self.size))
 
-    def many_inclusion_proofs(self, indices: Sequence[int]) -> list[list[bytes]]:
-        """Proofs for many leaves with one fetch; shared nodes are hashed once."""
+    def leaves_and_proofs(self, indices: Sequence[int]) -> tuple[list[bytes], list[list[bytes]]]:
+        """Leaf hashes and inclusion proofs for many leaves with one fetch, shared nodes once."""
         per = [inclusion_ranges(i, self.size) for i in indices]
-        flat = sorted({r for rs in per for r in rs})
+        flat = sorted({r for rs in per for r in rs} | {(i, i + 1) for i in indices})
         by_range = dict(zip(flat, self._hashes(flat), strict=True))
-        return [[by_range[r] for r in rs] for rs in per]
+        return [by_range[(i, i + 1)] for i in indices], [[by_range[r] for r in rs] for rs in per]

@@ -15,7 +15,6 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.pool import NullPool
 
 from ledger.errors import InvalidInput
 
@@ -28,14 +27,14 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         if url in ("sqlite://", "sqlite:///:memory:"):
             raise InvalidInput("an in-memory SQLite ledger would vanish; give a file path")
-        engine = create_engine(url, poolclass=NullPool)
+        engine = create_engine(url, pool_size=8, max_overflow=8)
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if url.startswith("postgresql"):
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        return create_engine(url, pool_size=10, max_overflow=10)
     raise InvalidInput(
         f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql+psycopg://…"
     )

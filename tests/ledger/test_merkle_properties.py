@@ -87,6 +87,12 @@ def test_tiles_answer_like_the_in_memory_tree(batches: list[int], data: st.DataO
     assert tree.inclusion_proof(i) == merkle.inclusion_proof(i, all_leaves)
     assert tree.consistency_proof(s1) == merkle.consistency_proof(s1, all_leaves)
     assert tree.leaf_hashes([i]) == [all_leaves[i]]
+    got_leaves, got_proofs = tree.leaves_and_proofs([i, 0])
+    assert got_leaves == [all_leaves[i], all_leaves[0]]
+    assert got_proofs == [
+        merkle.inclusion_proof(i, all_leaves),
+        merkle.inclusion_proof(0, all_leaves),
+    ]
 
 
 def test_index_outside_tree_is_refused() -> None:
@@ -94,3 +100,35 @@ def test_index_outside_tree_is_refused() -> None:
         merkle.inclusion_ranges(5, 5)
     with pytest.raises(ProofError):
         merkle.consistency_ranges(6, 5)
+
+
+def _rfc_path(m: int, start: int, end: int) -> list[tuple[int, int]]:
+    """RFC 9162 §2.1.3.1 PATH, written as the RFC's recursion (the oracle for the fast version)."""
+    n = end - start
+    if n == 1:
+        return []
+    k = 1 << ((n - 1).bit_length() - 1)
+    if m < k:
+        return [*_rfc_path(m, start, start + k), (start + k, end)]
+    return [*_rfc_path(m - k, start + k, end), (start, start + k)]
+
+
+def _rfc_subproof(m: int, start: int, end: int, complete: bool) -> list[tuple[int, int]]:
+    n = end - start
+    if m == n:
+        return [] if complete else [(start, end)]
+    k = 1 << ((n - 1).bit_length() - 1)
+    if m <= k:
+        return [*_rfc_subproof(m, start, start + k, complete), (start + k, end)]
+    return [*_rfc_subproof(m - k, start + k, end, False), (start, start + k)]
+
+
+def test_proof_shapes_match_the_rfc_recursion() -> None:
+    for size in range(1, 140):
+        for i in range(size):
+            assert merkle.inclusion_ranges(i, size) == _rfc_path(i, 0, size), (i, size)
+        for s1 in range(1, size + 1):
+            assert merkle.consistency_ranges(s1, size) == _rfc_subproof(s1, 0, size, True), (
+                s1,
+                size,
+            )
