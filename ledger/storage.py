@@ -202,9 +202,8 @@ class LedgerStore:
                     {"digest": r.body_digest, "body_type": r.body_type, "content": c}
                     for r, c in items
                 ]
-                return self._commit(
-                    conn, head, [r for r, _ in items], bodies, origin, signer, format_time(now)
-                )
+                recs = [r for r, _ in items]
+                return self._commit(conn, head, recs, bodies, origin, signer, format_time(now))[0]
         except SQLAlchemyError as e:
             raise StorageError(
                 f"import failed and was rolled back: {e.__class__.__name__}: {e}"
