@@ -6,18 +6,32 @@ trust registry belong to the submission service; see ``docs/design.md``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from ledger.errors import InvalidInput
 from ledger.record import BodyType
-from ledger.storage import Submission
 
-__all__ = ["MAX_BODY_BYTES", "parse_submission"]
+__all__ = ["MAX_BODY_BYTES", "Submission", "parse_submission"]
 
 MAX_BODY_BYTES = 1 << 20
 BUNDLE_MEDIA_PREFIX = "application/vnd.dev.sigstore.bundle"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A validated body waiting to be sequenced."""
+
+    content: bytes
+    body_type: BodyType
+    digest: bytes
+
+    @classmethod
+    def of(cls, content: bytes, body_type: BodyType) -> Submission:
+        return cls(content, body_type, hashlib.sha256(content).digest())
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")

@@ -57,9 +57,12 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(code) from None
 
 
+def _key(db: str, key_file: Path | None) -> Path:
+    return key_file or default_key_path(db)
+
+
 def _open(db: str, key_file: Path | None, *, writer: bool) -> Ledger:
-    key = key_file or default_key_path(db)
-    return Ledger.open(db, key if writer else None)
+    return Ledger.open(db, _key(db, key_file) if writer else None)
 
 
 @app.command()
@@ -72,7 +75,7 @@ def init(
 ) -> None:
     """Create the schema and the checkpoint key; print the verifier key."""
     with _errors():
-        key = key_file or default_key_path(db)
+        key = _key(db, key_file)
         with Ledger.create(db, origin, key) as ledger:
             typer.echo(ledger.store.meta()["vkey"])
             typer.echo(f"ledger: created {db}; checkpoint key in {key} (keep it private)", err=True)

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 from ledger.checkpoint import open_checkpoint
 from ledger.errors import Error, IntegrityError
-from ledger.merkle import HASH_SIZE, CompactRange, hash_leaf
+from ledger.merkle import HASH_SIZE, CompactRange
 from ledger.note import parse_verifier
-from ledger.record import GENESIS_PREV, Record
+from ledger.record import GENESIS_PREV, Record, check_link
 from ledger.storage import LedgerStore
-from ledger.tiles import TILE_HEIGHT, TILE_WIDTH, TileKey, integrate
+from ledger.tiles import TILE_HEIGHT, TILE_WIDTH, TileBuilder, TileKey
 
 __all__ = ["CheckReport", "check_ledger"]
 
@@ -57,16 +57,9 @@ def _check_record(row: _Row, origin: str, prev: str, last_time: str) -> Record:
         rec = Record.from_leaf(row.leaf)
     except Error as e:
         raise IntegrityError(f"record {i}: leaf is not a valid record: {e}", i) from e
-    if rec.index != i:
-        raise IntegrityError(f"record {i}: leaf says index {rec.index}", i)
-    if rec.log != origin:
-        raise IntegrityError(f"record {i}: leaf names log {rec.log!r}, not {origin!r}", i)
-    if hash_leaf(row.leaf) != row.leaf_hash:
+    check_link(rec, index=i, origin=origin, prev=prev, last_time=last_time)
+    if rec.leaf_hash != row.leaf_hash:  # from_leaf hashed exactly the stored leaf bytes
         raise IntegrityError(f"record {i}: stored leaf hash does not match the leaf bytes", i)
-    if rec.prev != prev:
-        raise IntegrityError(f"record {i}: prev does not name the leaf hash of record {i - 1}", i)
-    if rec.time < last_time:
-        raise IntegrityError(f"record {i}: time {rec.time} is earlier than the record before", i)
     if rec.time != row.time or rec.body_digest != row.digest:
         raise IntegrityError(f"record {i}: indexed columns disagree with the leaf", i)
     return rec
@@ -81,8 +74,7 @@ class _Checker:
         self.next_cp = next(self.checkpoints, None)
         self.n_cps = 0
         self.compact = CompactRange()
-        self.tiles: dict[TileKey, bytes] = {}
-        self.edges: dict[int, bytes] = {}
+        self.tree = TileBuilder()
         self.pending: list[bytes] = []
         self.unchecked_bodies: list[Record] = []
 
@@ -120,12 +112,8 @@ class _Checker:
             self.next_cp = next(self.checkpoints, None)
 
     def grow_tiles(self) -> None:
-        size = self.compact.size - len(self.pending)
-        changed = integrate(size, self.edges, self.pending)
-        self.tiles.update(changed)
+        self.tree.extend(self.pending)
         self.pending = []
-        for (level, _), blob in changed.items():  # per level, the last changed tile is the new edge
-            self.edges[level] = blob if len(blob) < TILE_WIDTH * HASH_SIZE else b""
 
     def records(self, progress: Callable[[int], None] | None) -> None:
         prev, last_time = GENESIS_PREV, ""
@@ -153,7 +141,7 @@ class _Checker:
     def stored_tiles(self) -> None:
         seen = set()
         for key, blob in self.store.iter_tiles():
-            want = self.tiles.get(key)
+            want = self.tree.tiles.get(key)
             if want is None:
                 raise IntegrityError(
                     f"tile {key} is stored but no record needs it", _first_leaf(key, 0)
@@ -164,7 +152,8 @@ class _Checker:
                     (
                         e
                         for e in range(n)
-                        if blob[e * 32 : e * 32 + 32] != want[e * 32 : e * 32 + 32]
+                        if blob[e * HASH_SIZE : (e + 1) * HASH_SIZE]
+                        != want[e * HASH_SIZE : (e + 1) * HASH_SIZE]
                     ),
                     n,
                 )
@@ -173,7 +162,7 @@ class _Checker:
                     _first_leaf(key, entry),
                 )
             seen.add(key)
-        missing = sorted(set(self.tiles) - seen)
+        missing = sorted(set(self.tree.tiles) - seen)
         if missing:
             raise IntegrityError(f"tile {missing[0]} is missing", _first_leaf(missing[0], 0))
 
@@ -202,4 +191,4 @@ def check_ledger(store: LedgerStore, progress: Callable[[int], None] | None = No
     c.stored_tiles()
     if progress is not None:
         progress(c.compact.size)
-    return CheckReport(c.compact.size, c.n_cps, len(c.tiles), c.compact.root())
+    return CheckReport(c.compact.size, c.n_cps, len(c.tree.tiles), c.compact.root())

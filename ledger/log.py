@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ledger.bodies import parse_submission
+from ledger.bodies import Submission, parse_submission
 from ledger.checkpoint import SignedCheckpoint, open_checkpoint
 from ledger.errors import InvalidInput, NotFound
 from ledger.keys import load_signer, write_signer
 from ledger.note import NoteSigner, NoteVerifier, generate_key, parse_verifier
 from ledger.sequencer import AppendResult, Sequencer
-from ledger.storage import LedgerStore, Submission
+from ledger.storage import LedgerStore
 
 __all__ = ["InclusionProof", "Ledger", "utc_now"]
 

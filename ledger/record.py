@@ -20,10 +20,10 @@ from typing import Literal
 
 import rfc8785
 
-from ledger.errors import InvalidInput
+from ledger.errors import IntegrityError, InvalidInput
 from ledger.merkle import hash_leaf
 
-__all__ = ["GENESIS_PREV", "BodyType", "Record", "format_time", "parse_time"]
+__all__ = ["GENESIS_PREV", "BodyType", "Record", "check_link", "format_time", "parse_time"]
 
 BodyType = Literal["dsse", "sigstore-bundle"]
 BODY_TYPES: tuple[BodyType, ...] = ("dsse", "sigstore-bundle")
@@ -135,3 +135,23 @@ class Record:
         if record.leaf != leaf:
             raise InvalidInput("leaf is not in RFC 8785 canonical form")
         return record
+
+
+def check_link(rec: Record, *, index: int, origin: str, prev: str, last_time: str) -> None:
+    """Check that ``rec`` may stand at ``index`` of log ``origin``, after the record whose leaf
+    hash is ``prev`` and whose time is ``last_time``. Raises :class:`IntegrityError` at ``index``.
+
+    Shared by ``ledger check`` (stored records) and ``ledger import`` (exported records).
+    """
+    if rec.index != index:
+        raise IntegrityError(f"record {index}: leaf says index {rec.index}", index)
+    if rec.log != origin:
+        raise IntegrityError(f"record {index}: leaf names log {rec.log!r}, not {origin!r}", index)
+    if rec.prev != prev:
+        raise IntegrityError(
+            f"record {index}: prev does not name the leaf hash of record {index - 1}", index
+        )
+    if rec.time < last_time:
+        raise IntegrityError(
+            f"record {index}: time {rec.time} is earlier than the record before", index
+        )

@@ -16,9 +16,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 
-from ledger.errors import Error, Overloaded
+from ledger.bodies import Submission
+from ledger.errors import Overloaded
 from ledger.note import NoteSigner
-from ledger.storage import LedgerStore, Submission
+from ledger.storage import LedgerStore
 
 __all__ = ["AppendResult", "Sequencer"]
 
@@ -105,14 +106,12 @@ class Sequencer:
             seq = self._store.sequence(
                 [s for s, _ in batch], self._origin, self._signer, self._clock
             )
-        except Error as e:
+        except (
+            Exception
+        ) as e:  # the batch's callers get the error; the worker serves the next batch
             for _, fut in batch:
                 fut.set_exception(e)
             return
-        except Exception as e:  # a bug must not hang every caller
-            for _, fut in batch:
-                fut.set_exception(e)
-            raise
         results = zip(batch, seq.indices, seq.new, seq.proofs, seq.leaf_hashes, strict=True)
         for (_, fut), index, new, proof, leaf in results:
             fut.set_result(AppendResult(index, leaf, proof, seq.tree_size, seq.checkpoint, not new))

@@ -7,7 +7,6 @@ commits — all or nothing. Reads never take the lock.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,29 +16,17 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger._internal import schema
 from ledger._internal.db import make_engine, migrate, schema_exists, write_transaction
+from ledger.bodies import Submission
 from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.errors import ConflictError, IntegrityError, NotFound, StorageError
 from ledger.merkle import EMPTY_ROOT
 from ledger.note import NoteSigner
-from ledger.record import GENESIS_PREV, BodyType, Record, format_time
+from ledger.record import GENESIS_PREV, Record, format_time
 from ledger.tiles import TileCache, TileKey, TileTree, edge_tile_keys, integrate
 
-__all__ = ["LedgerStore", "LogHead", "SequencedBatch", "Submission"]
+__all__ = ["LedgerStore", "LogHead", "SequencedBatch"]
 
 _CHUNK = 500  # bound parameters per IN (...) query
-
-
-@dataclass(frozen=True)
-class Submission:
-    """A validated body waiting to be sequenced."""
-
-    content: bytes
-    body_type: BodyType
-    digest: bytes
-
-    @classmethod
-    def of(cls, content: bytes, body_type: BodyType) -> Submission:
-        return cls(content, body_type, hashlib.sha256(content).digest())
 
 
 @dataclass(frozen=True)
@@ -47,6 +34,11 @@ class LogHead:
     size: int
     last_leaf_hash: bytes | None
     last_time: str | None
+
+    @property
+    def prev(self) -> str:
+        """The ``prev`` the next record must carry."""
+        return self.last_leaf_hash.hex() if self.last_leaf_hash is not None else GENESIS_PREV
 
 
 @dataclass(frozen=True)
@@ -150,9 +142,7 @@ class LedgerStore:
     ) -> SequencedBatch:
         head = self._head(conn)
         known = self._indices_by_digest(conn, [s.digest for s in batch])
-        size, prev = head.size, (head.last_leaf_hash or bytes(32)).hex()
-        if head.size == 0:
-            prev = GENESIS_PREV
+        size, prev = head.size, head.prev
         now = format_time(clock())
         if head.last_time is not None and now < head.last_time:
             now = head.last_time  # time never decreases along the log
@@ -191,7 +181,7 @@ class LedgerStore:
         try:
             with write_transaction(self.engine) as conn:
                 head = self._head(conn)
-                prev = head.last_leaf_hash.hex() if head.last_leaf_hash else GENESIS_PREV
+                prev = head.prev
                 for offset, (rec, _) in enumerate(items):
                     if rec.index != head.size + offset or rec.prev != prev:
                         raise IntegrityError(

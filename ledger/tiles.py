@@ -21,6 +21,7 @@ from ledger.merkle import EMPTY_ROOT, HASH_SIZE, consistency_ranges, hash_childr
 __all__ = [
     "TILE_HEIGHT",
     "TILE_WIDTH",
+    "TileBuilder",
     "TileCache",
     "TileKey",
     "TileTree",
@@ -88,6 +89,22 @@ def integrate(
             changed[(level, index)] = bytes(buf)
         new, level, count = promoted, level + 1, count // TILE_WIDTH
     return changed
+
+
+class TileBuilder:
+    """Every tile of a tree grown in memory from leaf hashes in order (``ledger check``, tools)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.tiles: dict[TileKey, bytes] = {}
+        self._edges: dict[int, bytes] = {}
+
+    def extend(self, leaf_hashes: Sequence[bytes]) -> None:
+        changed = integrate(self.size, self._edges, leaf_hashes)
+        self.tiles.update(changed)
+        self.size += len(leaf_hashes)
+        for (level, _), blob in changed.items():  # per level, the last changed tile is the edge
+            self._edges[level] = blob if len(blob) < FULL_TILE_BYTES else b""
 
 
 class TileCache:

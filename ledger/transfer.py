@@ -22,7 +22,7 @@ from ledger.errors import Error, IntegrityError, InvalidInput
 from ledger.log import Ledger
 from ledger.merkle import CompactRange
 from ledger.note import parse_verifier
-from ledger.record import GENESIS_PREV, Record
+from ledger.record import GENESIS_PREV, Record, check_link
 
 __all__ = ["export_jsonl", "import_jsonl"]
 
@@ -82,7 +82,7 @@ def _parse_line(n: int, line: str) -> dict[str, Any]:
 
 
 def _records(lines: Iterator[str], origin: str) -> Iterable[tuple[Record, bytes]]:
-    prev = GENESIS_PREV
+    prev, last_time = GENESIS_PREV, ""
     for n, line in enumerate(lines, start=2):
         obj = _parse_line(n, line)
         try:
@@ -93,16 +93,12 @@ def _records(lines: Iterator[str], origin: str) -> Iterable[tuple[Record, bytes]
             raise InvalidInput(f"line {n}: malformed record line") from e
         except Error as e:
             raise IntegrityError(f"line {n}: {e}", obj.get("index")) from e
-        i = rec.index
-        if obj.get("index") != i or i != n - 2:
-            raise IntegrityError(f"line {n}: record index {i} is out of sequence", i)
-        if rec.log != origin:
-            raise IntegrityError(f"record {i}: names log {rec.log!r}, not {origin!r}", i)
-        if rec.prev != prev:
-            raise IntegrityError(f"record {i}: prev does not chain to record {i - 1}", i)
+        if obj.get("index") != rec.index:
+            raise IntegrityError(f"line {n}: index field disagrees with the leaf", n - 2)
+        check_link(rec, index=n - 2, origin=origin, prev=prev, last_time=last_time)
         if hashlib.sha256(body).digest() != rec.body_digest:
-            raise IntegrityError(f"record {i}: body does not hash to {rec.body}", i)
-        prev = rec.leaf_hash.hex()
+            raise IntegrityError(f"record {rec.index}: body does not hash to {rec.body}", rec.index)
+        prev, last_time = rec.leaf_hash.hex(), rec.time
         yield rec, body
 
 

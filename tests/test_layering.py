@@ -57,3 +57,28 @@ def test_pure_core_has_no_database_network_or_clock(name: str) -> None:
     )
     assert "ledger.storage" not in mods
     assert "datetime.now" not in (ROOT / name).read_text()
+
+
+def test_pure_modules_do_not_load_the_database_layer() -> None:
+    """A deploy gate importing the pure core must not pay for SQLAlchemy or Alembic at start-up."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ledger, ledger.merkle, ledger.checkpoint, ledger.record, ledger.note, "
+        "ledger.tiles, ledger.bodies; "
+        "print(sorted(m for m in ('sqlalchemy', 'alembic', 'psycopg') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    lazy = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, ledger; ledger.Ledger; print('sqlalchemy' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert lazy.stdout.strip() == "True"
