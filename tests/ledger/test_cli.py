@@ -132,7 +132,8 @@ def test_tampered_export_is_refused_and_nothing_is_written(work: Path) -> None:
     run(work, "init", "--origin", "cli.example/log")
     run(work, "append", *[f"a{i}.json" for i in range(5)])
     run(work, "export", "out.jsonl")
-    lines = (work / "out.jsonl").read_text().splitlines()
+    original = (work / "out.jsonl").read_text().splitlines()
+    lines = list(original)
     rec = json.loads(lines[3])
     rec["body"] = base64.b64encode(envelope(42)).decode()
     lines[3] = json.dumps(rec)
@@ -141,8 +142,31 @@ def test_tampered_export_is_refused_and_nothing_is_written(work: Path) -> None:
     p = run(work, "import", "bad.jsonl", "--db", "sqlite:///copy.db", ok=False)
     assert p.returncode == 1 and "record 2" in p.stderr
     assert json.loads(run(work, "check", "--db", "sqlite:///copy.db").stdout)["records"] == 0
-    # dropping the last record is caught by the exported checkpoint
-    (work / "short.jsonl").write_text("\n".join(json.loads(json.dumps(lines))[:-1]) + "\n")
+    # dropping the last (untouched) record is caught only by the exported checkpoint
+    (work / "short.jsonl").write_text("\n".join(original[:-1]) + "\n")
     p = run(work, "import", "short.jsonl", "--db", "sqlite:///copy.db", ok=False)
-    assert p.returncode == 1
+    assert p.returncode == 1 and "does not match its checkpoint" in p.stderr
+    assert json.loads(run(work, "check", "--db", "sqlite:///copy.db").stdout)["records"] == 0
+
+
+def test_import_refuses_time_going_backwards(work: Path) -> None:
+    """An export whose record times decrease is refused (``ledger check`` would reject the result)."""
+    from ledger.record import Record
+
+    run(work, "init", "--origin", "cli.example/log")
+    run(work, "append", "a0.json")
+    run(work, "append", "a1.json")
+    run(work, "export", "out.jsonl")
+    header, r0, r1 = (json.loads(x) for x in (work / "out.jsonl").read_text().splitlines())
+    rec0 = Record.from_leaf(base64.b64decode(r0["leaf"]))
+    rec1 = Record.from_leaf(base64.b64decode(r1["leaf"]))
+    early = Record(
+        rec1.log, 1, rec0.leaf_hash.hex(), "2000-01-01T00:00:00.000000Z", rec1.body_type, rec1.body
+    )
+    r1["leaf"] = base64.b64encode(early.leaf).decode()
+    lines = [json.dumps(x) for x in (header, r0, r1)]
+    (work / "bad.jsonl").write_text("\n".join(lines) + "\n")
+    run(work, "init", "--origin", "cli.example/log", "--db", "sqlite:///copy.db")
+    p = run(work, "import", "bad.jsonl", "--db", "sqlite:///copy.db", ok=False)
+    assert p.returncode == 1 and "earlier than the record before" in p.stderr
     assert json.loads(run(work, "check", "--db", "sqlite:///copy.db").stdout)["records"] == 0

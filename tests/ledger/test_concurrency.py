@@ -118,3 +118,35 @@ def test_kill_9_mid_bulk_append_loses_no_acknowledged_append(
         stored = {r.index: r.leaf_hash.hex() for r in reopened.store.records(0, report.records)}
     for idx, h in acked:
         assert stored[idx] == h
+
+
+def test_full_queue_is_refused_at_once_and_loses_nothing(tmp_path: Path) -> None:
+    """While the writer is stuck behind another writer's lock, a full queue says Overloaded."""
+    import sqlite3
+
+    from ledger.bodies import parse_submission
+    from ledger.errors import Overloaded
+    from ledger.log import utc_now
+    from ledger.sequencer import Sequencer
+
+    db = tmp_path / "l.db"
+    with Ledger.create(f"sqlite:///{db}", "q.example/log", tmp_path / "k") as lg:
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # holds the write lock
+        seq = Sequencer(lg.store, lg.origin, lg.require_signer(), utc_now, max_pending=1)
+        try:
+            first = seq.submit(parse_submission(envelope(1)))
+            deadline = time.monotonic() + 10
+            while not seq._queue.empty() and time.monotonic() < deadline:
+                time.sleep(0.01)  # wait until the worker holds `first` and blocks on the lock
+            second = seq.submit(parse_submission(envelope(2)))  # fills the queue
+            with pytest.raises(Overloaded) as e:
+                seq.submit(parse_submission(envelope(3)))
+            assert e.value.retry_after > 0
+            assert not first.done()
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert {first.result(timeout=60).index, second.result(timeout=60).index} == {0, 1}
+        seq.close()
+        assert lg.store.size() == 2
