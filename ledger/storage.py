@@ -76,15 +76,18 @@ class LedgerStore:
             raise StorageError(f"cannot reach the database: {e.__class__.__name__}: {e}") from e
 
     def create(self, origin: str, signer: NoteSigner, now: datetime) -> str:
-        """Create the schema, record origin and verifier key, and sign the empty tree."""
+        """Create the schema, record origin and verifier key, and sign the empty tree.
+
+        One transaction (DDL is transactional on both backends): a failure leaves no tables.
+        """
         if self.exists():
             raise ConflictError(
                 "a ledger already exists in this database; refusing to overwrite it"
             )
         try:
-            migrate(self.engine)
             note = sign_checkpoint(Checkpoint(origin, 0, EMPTY_ROOT), signer)
             with write_transaction(self.engine) as conn:
+                migrate(conn)
                 if conn.execute(select(func.count()).select_from(schema.meta)).scalar_one():
                     raise ConflictError("a ledger already exists in this database")
                 conn.execute(
@@ -124,13 +127,16 @@ class LedgerStore:
         clock: Callable[[], datetime],
     ) -> SequencedBatch:
         """Sequence and integrate ``batch`` in one transaction, and sign a checkpoint over it."""
+        scratch = self.cache.scratch()
         try:
             with write_transaction(self.engine) as conn:
-                return self._sequence(conn, batch, origin, signer, clock)
+                result = self._sequence(conn, batch, origin, signer, clock, scratch)
         except SQLAlchemyError as e:
             raise StorageError(
                 f"append failed and was rolled back: {e.__class__.__name__}: {e}"
             ) from e
+        self.cache.absorb(scratch)  # committed: what the batch computed may now serve reads
+        return result
 
     def _sequence(
         self,
@@ -139,6 +145,7 @@ class LedgerStore:
         origin: str,
         signer: NoteSigner,
         clock: Callable[[], datetime],
+        cache: TileCache,
     ) -> SequencedBatch:
         head = self._head(conn)
         known = self._indices_by_digest(conn, [s.digest for s in batch])
@@ -166,11 +173,11 @@ class LedgerStore:
             size, prev = size + 1, rec.leaf_hash.hex()
         changed: dict[TileKey, bytes] = {}
         if records:
-            note, changed = self._commit(conn, head, records, bodies, origin, signer, now)
+            note, changed = self._commit(conn, head, records, bodies, origin, signer, now, cache)
         else:
             size, note = self._latest_checkpoint(conn)
         # Proofs are read inside the same transaction: most tiles they need are still in memory.
-        tree = TileTree(size, self._overlay_fetch(conn, changed), self.cache)
+        tree = TileTree(size, self._overlay_fetch(conn, changed), cache)
         leaves, proofs = tree.leaves_and_proofs(indices)
         return SequencedBatch(indices, new_flags, size, note, leaves, proofs)
 
@@ -178,6 +185,7 @@ class LedgerStore:
         self, items: Sequence[tuple[Record, bytes]], origin: str, signer: NoteSigner, now: datetime
     ) -> str:
         """Append already-sequenced records verbatim (``ledger import``); they must extend the head."""
+        scratch = self.cache.scratch()
         try:
             with write_transaction(self.engine) as conn:
                 head = self._head(conn)
@@ -193,11 +201,15 @@ class LedgerStore:
                     for r, c in items
                 ]
                 recs = [r for r, _ in items]
-                return self._commit(conn, head, recs, bodies, origin, signer, format_time(now))[0]
+                note, _ = self._commit(
+                    conn, head, recs, bodies, origin, signer, format_time(now), scratch
+                )
         except SQLAlchemyError as e:
             raise StorageError(
                 f"import failed and was rolled back: {e.__class__.__name__}: {e}"
             ) from e
+        self.cache.absorb(scratch)
+        return note
 
     def _commit(
         self,
@@ -208,6 +220,7 @@ class LedgerStore:
         origin: str,
         signer: NoteSigner,
         now: str,
+        cache: TileCache,
     ) -> tuple[str, dict[TileKey, bytes]]:
         """Write bodies, records and tiles; sign and store the checkpoint that covers them."""
         conn.execute(schema.bodies.insert(), bodies)
@@ -226,7 +239,7 @@ class LedgerStore:
         )
         size = head.size + len(records)
         changed = self._write_tiles(conn, head.size, [r.leaf_hash for r in records])
-        root = TileTree(size, self._overlay_fetch(conn, changed), self.cache).root()
+        root = TileTree(size, self._overlay_fetch(conn, changed), cache).root()
         note = sign_checkpoint(Checkpoint(origin, size, root), signer)
         conn.execute(
             schema.checkpoints.insert(), {"size": size, "root": root, "note": note, "time": now}
@@ -286,7 +299,7 @@ class LedgerStore:
             cond = (
                 tuple_(t.level, t.idx).in_(chunk)
                 if conn.dialect.name == "postgresql"
-                else or_(*(and_(t.level == lv, t.idx == ix) for lv, ix in chunk))
+                else or_(*(and_(t.level == lv, t.idx == ix) for lv, ix in chunk))  # uses the PK
             )
             for row in conn.execute(select(t.level, t.idx, t.hashes).where(cond)):
                 out[(row.level, row.idx)] = bytes(row.hashes)

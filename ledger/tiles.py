@@ -108,25 +108,46 @@ class TileBuilder:
 
 
 class TileCache:
-    """Interior levels of *full* tiles, which never change once written (bounded LRU)."""
+    r"""Interior levels of tiles, keyed by tile *and width* (bounded LRU).
 
-    def __init__(self, capacity: int = 4096) -> None:
+    A tile only ever grows — the database refuses any other change — so once committed, a tile's
+    content at a given width never changes, and neither do its levels. Only committed tiles may
+    enter: a writer computes in a :meth:`scratch` cache and :meth:`absorb`\ s it after commit.
+    """
+
+    def __init__(self, capacity: int = 4096, parent: TileCache | None = None) -> None:
         self._capacity = capacity
-        self._levels: OrderedDict[TileKey, list[list[bytes]]] = OrderedDict()
+        self._parent = parent
+        self._levels: OrderedDict[tuple[TileKey, int], list[list[bytes]]] = OrderedDict()
+
+    def scratch(self) -> TileCache:
+        """A cache that reads through this one but keeps what it computes to itself."""
+        return TileCache(self._capacity, parent=self)
+
+    def absorb(self, other: TileCache) -> None:
+        """Take what ``other`` computed (call only once its tiles are committed)."""
+        for k, v in other._levels.items():
+            self._put(k, v)
+
+    def _put(self, k: tuple[TileKey, int], levels: list[list[bytes]]) -> None:
+        self._levels[k] = levels
+        self._levels.move_to_end(k)
+        if len(self._levels) > self._capacity:
+            self._levels.popitem(last=False)
 
     def levels(self, key: TileKey, blob: bytes) -> list[list[bytes]]:
-        hit = self._levels.get(key)
+        k = (key, len(blob) // HASH_SIZE)
+        hit = self._levels.get(k)
         if hit is not None:
-            self._levels.move_to_end(key)
+            self._levels.move_to_end(k)
+            return hit
+        if self._parent is not None and (hit := self._parent._levels.get(k)) is not None:
             return hit
         levels = [_split_hashes(blob)]
         while len(levels[-1]) > 1:  # an odd last entry has no parent inside this tile yet
             prev = levels[-1]
             levels.append([hash_children(prev[i], prev[i + 1]) for i in range(0, len(prev) - 1, 2)])
-        if len(blob) == FULL_TILE_BYTES:
-            self._levels[key] = levels
-            if len(self._levels) > self._capacity:
-                self._levels.popitem(last=False)
+        self._put(k, levels)
         return levels
 
 

@@ -201,3 +201,55 @@ def test_record_from_leaf_round_trip(ledger: Ledger) -> None:
     ledger.append(envelope(5))
     rec = ledger.store.record(0)
     assert Record.from_leaf(rec.leaf) == rec
+
+
+def test_failed_init_leaves_no_tables_and_no_key(db_url: str, key_path: Path) -> None:
+    """init is one transaction: when its last step fails, the schema and the key file are gone."""
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(db_url)
+    with engine.begin() as conn:  # a stray table of the same name makes the metadata insert fail
+        conn.execute(text("CREATE TABLE ledger_meta (unrelated INTEGER)"))
+    with pytest.raises(StorageError):
+        Ledger.create(db_url, "test.example/ledger", key_path)
+    assert not key_path.exists()
+    assert not inspect(engine).has_table("records")
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE ledger_meta"))
+    engine.dispose()
+    with Ledger.create(db_url, "test.example/ledger", key_path) as lg:  # and init works afterwards
+        assert lg.append(envelope(1)).index == 0
+
+
+def test_invalid_origin_is_refused_before_anything_is_made(tmp_path: Path, key_path: Path) -> None:
+    from ledger.errors import Error
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    with pytest.raises(Error, match="invalid key name"):
+        Ledger.create(url, "has space", key_path)
+    assert not key_path.exists()
+    with Ledger.create(url, "ok.example/log", key_path) as lg:
+        assert lg.origin == "ok.example/log"
+
+
+def test_a_batch_whose_commit_fails_leaves_no_trace_in_later_proofs(ledger: Ledger) -> None:
+    """Tiles computed inside a batch that never commits must not be reused by the next batch."""
+    from sqlalchemy import event
+
+    def refuse_commit(_conn: object) -> None:
+        raise RuntimeError("injected: the commit fails")
+
+    event.listen(ledger.store.engine, "commit", refuse_commit)
+    with pytest.raises(RuntimeError, match="injected"):
+        ledger.append_many([envelope(i) for i in range(256)])  # fills tile (0, 0), never commits
+    event.remove(ledger.store.engine, "commit", refuse_commit)
+    assert ledger.store.size() == 0
+    results = ledger.append_many([envelope(1000 + i) for i in range(257)])  # another tile (0, 0)
+    leaves = [r.leaf_hash for r in ledger.store.records(0, 257)]
+    latest = ledger.checkpoint().checkpoint
+    assert (latest.size, latest.root_hash) == (257, merkle.root(leaves))
+    for r in results:  # every acknowledged proof was computed from committed tiles
+        _verify(ledger, r.index, r.leaf_hash, r.tree_size, r.inclusion_proof, r.checkpoint)
+    for i in (0, 100, 255, 256):
+        p = ledger.inclusion(i)
+        _verify(ledger, p.index, p.leaf_hash, p.tree_size, p.proof, p.checkpoint)
