@@ -59,15 +59,18 @@ class Ledger:
     ) -> Ledger:
         """Create schema and key. Refuses an existing ledger or key file; leaves neither half-made."""
         store = LedgerStore.open(url)
-        if store.exists():
-            store.close()
-            raise InvalidInput(f"a ledger already exists at {url}; refusing to overwrite it")
-        signer = generate_key(origin)
-        write_signer(key_path, signer)
         try:
-            store.create(origin, signer, clock())
+            if store.exists():
+                raise InvalidInput(f"a ledger already exists at {url}; refusing to overwrite it")
+            signer = generate_key(origin)
+            write_signer(key_path, signer)
+            try:
+                store.create(origin, signer, clock())
+            except BaseException:
+                key_path.unlink(missing_ok=True)
+                raise
         except BaseException:
-            key_path.unlink(missing_ok=True)
+            store.close()
             raise
         return cls(store, signer, clock)
 
@@ -80,8 +83,12 @@ class Ledger:
         **kw: int,
     ) -> Ledger:
         store = LedgerStore.open(url)
-        signer = load_signer(key_path) if key_path is not None else None
-        return cls(store, signer, clock, **kw)
+        try:
+            signer = load_signer(key_path) if key_path is not None else None
+            return cls(store, signer, clock, **kw)
+        except BaseException:
+            store.close()  # do not leak the engine's connections when opening fails
+            raise
 
     def close(self) -> None:
         if self._sequencer is not None:

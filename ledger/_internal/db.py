@@ -68,13 +68,12 @@ def schema_exists(engine: Engine) -> bool:
     return inspect(engine).has_table("records")
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision."""
+def migrate(conn: Connection) -> None:
+    """Bring the schema to the newest Alembic revision inside the caller's transaction."""
     from alembic import command  # only `init` pays for importing Alembic
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")
