@@ -3,7 +3,8 @@
 A tile at tile level ``L`` and index ``i`` holds up to 256 consecutive node hashes of tree level
 ``8·L``: level-0 tiles hold leaf hashes, and entry ``e`` of level ``L+1`` is the root of the full
 tile ``(L, e)``. Any complete subtree is then the root of a run of 2^k entries inside one tile, so a
-proof touches at most one tile per tile level: O(log n) stored rows, never O(n) leaves.
+proof touches at most two tiles per tile level (the leaf's and the right edge's): O(log n)
+stored rows, never O(n) leaves.
 
 This module is pure: :func:`integrate` turns the right-edge tiles plus new leaf hashes into the
 tiles to write, and :class:`TileTree` answers roots and proofs from tiles a caller fetches.

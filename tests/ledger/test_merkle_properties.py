@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 
 from ledger import merkle
 from ledger.errors import ProofError
-from ledger.tiles import TileCache, TileTree, edge_tile_keys, integrate
+from ledger.tiles import TileBuilder, TileCache, TileTree, edge_tile_keys, integrate
 
 
 def leaves(n: int) -> list[bytes]:
@@ -132,3 +134,37 @@ def test_proof_shapes_match_the_rfc_recursion() -> None:
                 s1,
                 size,
             )
+
+
+@functools.cache
+def _big_tree() -> tuple[list[bytes], dict[tuple[int, int], bytes]]:
+    """70,000 leaves: three tile levels. Tiles of a smaller tree are prefixes of these."""
+    hs = leaves(70_000)
+    built = TileBuilder()
+    built.extend(hs)
+    return hs, built.tiles
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(1, 70_000), data=st.data())
+def test_a_proof_reads_at_most_two_tiles_per_level_in_one_fetch(
+    size: int, data: st.DataObject
+) -> None:
+    """O(log n) reads: per tile level the leaf's tile and the right edge's, in a single fetch."""
+    hs, tiles = _big_tree()
+    calls: list[list[tuple[int, int]]] = []
+
+    def fetch(keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        calls.append(list(keys))
+        return {k: tiles[k] for k in keys}
+
+    i = data.draw(st.integers(0, size - 1))
+    s1 = data.draw(st.integers(1, size))
+    root = merkle.root(hs[:size])
+    tree = TileTree(size, fetch, TileCache())
+    merkle.verify_inclusion(hs[i], i, size, tree.inclusion_proof(i), root)
+    merkle.verify_consistency(s1, size, tree.consistency_proof(s1), merkle.root(hs[:s1]), root)
+    assert len(calls) == 2  # one fetch per proof
+    for keys in calls:
+        levels = [level for level, _ in keys]
+        assert all(levels.count(lv) <= 2 for lv in levels)
