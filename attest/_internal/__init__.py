@@ -1,0 +1,1 @@
+"""Private helpers of :mod:`attest`; not part of the public surface."""

@@ -1,0 +1,74 @@
+"""Classic in-toto metadata (v0.9 links and layouts), as the in-toto reference writes them.
+
+A classic metablock is ``{"signed": {...}, "signatures": [{"keyid", "sig"}]}`` where each
+signature (hex) covers securesystemslib's canonical JSON of ``signed``. DSSE-wrapped links are
+plain DSSE envelopes and go through :func:`attest.dsse.verify_envelope` instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from attest.errors import InvalidInput, SignatureError
+from attest.keys import PublicKey, load_public_key
+
+__all__ = ["VerifiedMetablock", "layout_keys", "verify_metablock"]
+
+
+@dataclass(frozen=True)
+class VerifiedMetablock:
+    signed: dict[str, Any]
+    signed_by: tuple[PublicKey, ...]
+
+
+def layout_keys(layout_signed: dict[str, Any]) -> dict[str, PublicKey]:
+    """The functionary keys a layout declares, keyed by the layout's own keyids."""
+    keys = layout_signed.get("keys")
+    if not isinstance(keys, dict):
+        raise InvalidInput("layout has no keys object")
+    return {
+        keyid: load_public_key(json.dumps({**doc, "keyid": keyid}).encode(), source=keyid)
+        for keyid, doc in keys.items()
+    }
+
+
+def verify_metablock(
+    data: bytes, keys: Sequence[PublicKey], *, threshold: int = 1
+) -> VerifiedMetablock:
+    """Verify a classic metablock's signatures against ``keys`` (keyids are hints only)."""
+    from securesystemslib.formats import encode_canonical
+
+    try:
+        doc = json.loads(data)
+        unverified_signed = doc["signed"]
+        sigs = doc["signatures"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise InvalidInput("not an in-toto metablock (signed + signatures)") from e
+    if not isinstance(unverified_signed, dict) or not isinstance(sigs, list):
+        raise InvalidInput("metablock signed must be an object and signatures a list")
+    canonical = encode_canonical(unverified_signed)
+    assert canonical is not None  # without an output callback it returns the text
+    message = canonical.encode()
+    signed_by: dict[int, PublicKey] = {}
+    for sig in sigs:
+        try:
+            raw = bytes.fromhex(sig["sig"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        for i, key in enumerate(keys):
+            if i in signed_by:
+                continue
+            try:
+                key.verify(raw, message)
+            except SignatureError:
+                continue
+            signed_by[i] = key
+            break
+    if len(signed_by) < threshold:
+        raise SignatureError(
+            f"{len(signed_by)} of {len(sigs)} metablock signatures verify; {threshold} needed"
+        )
+    return VerifiedMetablock(unverified_signed, tuple(signed_by[i] for i in sorted(signed_by)))

@@ -1,0 +1,161 @@
+"""Public keys that verify DSSE signatures: Ed25519, ECDSA P-256/P-384 and RSA-PSS.
+
+A :class:`PublicKey` holds a loaded ``cryptography`` key, its securesystemslib scheme and keyid
+(so what we sign verifies with securesystemslib and the in-toto reference), and verifies one
+signature over bytes. ECDSA signatures are accepted both DER-encoded (securesystemslib, cosign)
+and as raw ``r‖s`` (the DSSE spec vector, Google's VSAs).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from attest.errors import KeyFileError, SignatureError
+
+__all__ = [
+    "PublicKey",
+    "load_public_key",
+    "public_key_from_crypto",
+    "read_public_key",
+    "scheme_for",
+]
+
+CryptoPublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
+_ECDSA_SCHEMES = {"secp256r1": "ecdsa-sha2-nistp256", "secp384r1": "ecdsa-sha2-nistp384"}
+_ECDSA_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "secp256r1": hashes.SHA256,
+    "secp384r1": hashes.SHA384,
+}
+
+
+def scheme_for(key: CryptoPublicKey) -> str:
+    """The securesystemslib signature scheme name for a key."""
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "ed25519"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        scheme = _ECDSA_SCHEMES.get(key.curve.name)
+        if scheme is None:
+            raise KeyFileError(f"unsupported ECDSA curve {key.curve.name} (use P-256 or P-384)")
+        return scheme
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < 2048:
+            raise KeyFileError(f"RSA key of {key.key_size} bits is too small (need ≥ 2048)")
+        return "rsassa-pss-sha256"
+    raise KeyFileError(f"unsupported key type {type(key).__name__}")
+
+
+def _keytype(scheme: str) -> str:
+    return {"ed25519": "ed25519", "rsassa-pss-sha256": "rsa"}.get(scheme, "ecdsa")
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A verification key. ``keyid`` is securesystemslib's default keyid: only a hint in DSSE."""
+
+    key: CryptoPublicKey
+    scheme: str
+    keyid: str
+
+    def spki_pem(self) -> bytes:
+        return self.key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def verify(self, signature: bytes, data: bytes) -> None:
+        """Raise :class:`SignatureError` unless ``signature`` is this key's over ``data``."""
+        try:
+            if isinstance(self.key, ed25519.Ed25519PublicKey):
+                self.key.verify(signature, data)
+            elif isinstance(self.key, ec.EllipticCurvePublicKey):
+                algorithm = ec.ECDSA(_ECDSA_HASHES[self.key.curve.name]())
+                self.key.verify(_ecdsa_der(signature, self.key), data, algorithm)
+            else:
+                pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
+                self.key.verify(signature, data, pss, hashes.SHA256())
+        except InvalidSignature as e:
+            raise SignatureError(f"signature does not verify with key {self.keyid[:16]}") from e
+
+    def to_sslib_dict(self) -> dict[str, Any]:
+        """The key in securesystemslib's JSON form (what in-toto layouts carry)."""
+        public = (
+            self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
+            if isinstance(self.key, ed25519.Ed25519PublicKey)
+            else self.spki_pem().decode()
+        )
+        return {
+            "keytype": _keytype(self.scheme),
+            "scheme": self.scheme,
+            "keyval": {"public": public},
+        }
+
+
+def _ecdsa_der(signature: bytes, key: ec.EllipticCurvePublicKey) -> bytes:
+    """DER form of an ECDSA signature given either as DER or as raw fixed-width ``r‖s``."""
+    width = (key.curve.key_size + 7) // 8
+    if len(signature) == 2 * width and signature[:1] != b"\x30":
+        r = int.from_bytes(signature[:width], "big")
+        s = int.from_bytes(signature[width:], "big")
+        return encode_dss_signature(r, s)
+    return signature
+
+
+def public_key_from_crypto(key: object, keyid: str | None = None) -> PublicKey:
+    """Wrap a ``cryptography`` public key; ``keyid`` defaults to securesystemslib's."""
+    if not isinstance(key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        raise KeyFileError(f"unsupported key type {type(key).__name__}")
+    from securesystemslib.signer import SSlibKey  # type: ignore[attr-defined]
+
+    scheme = scheme_for(key)
+    return PublicKey(
+        key=key, scheme=scheme, keyid=keyid or SSlibKey.from_crypto(key, scheme=scheme).keyid
+    )
+
+
+def load_public_key(data: bytes, *, source: str = "key") -> PublicKey:
+    """Parse a SubjectPublicKeyInfo PEM, or a securesystemslib/in-toto JSON key (with keyid)."""
+    text = data.lstrip()
+    if text.startswith(b"{"):
+        return _from_sslib_json(text, source)
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm) as e:
+        raise KeyFileError(f"{source}: not a PEM public key ({e})") from e
+    return public_key_from_crypto(key)
+
+
+def _from_sslib_json(data: bytes, source: str) -> PublicKey:
+    try:
+        doc = json.loads(data)
+        keyval = doc["keyval"]["public"]
+        keytype = doc["keytype"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise KeyFileError(f"{source}: not a securesystemslib key") from e
+    if keytype == "ed25519":
+        try:
+            key: object = ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(keyval))
+        except ValueError as e:
+            raise KeyFileError(f"{source}: bad Ed25519 public key") from e
+    else:
+        try:
+            key = serialization.load_pem_public_key(keyval.encode())
+        except (ValueError, UnsupportedAlgorithm) as e:
+            raise KeyFileError(f"{source}: bad {keytype} public key") from e
+    return public_key_from_crypto(key, keyid=doc.get("keyid"))
+
+
+def read_public_key(path: Path) -> PublicKey:
+    """Load a public key file, with a one-line error naming it."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise KeyFileError(f"cannot read key {path}: {e.strerror}") from e
+    return load_public_key(data, source=str(path))
