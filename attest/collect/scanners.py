@@ -1,0 +1,218 @@
+"""Vulnerability scanner reports → the in-toto Vulns v0.2 predicate.
+
+Grype, Trivy, Snyk (``snyk test --json``) and OSV-Scanner JSON are recognised by their shape.
+Each finding keeps its id, severities (method = the scanner's source) and, as annotations, the
+affected package (purl where the scanner gives one), the installed version and the fixed
+versions — what a fix/VEX record and a deploy policy need later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from attest._internal import fields as f
+from attest.collect.deps._common import read_json
+from attest.errors import CollectorError, InvalidStatement
+from attest.predicates import Severity, Vulnerability, VulnScan
+
+__all__ = ["detect_format", "parse_scan_report"]
+
+
+def _finding(
+    vid: str,
+    severities: Iterable[tuple[str, Any]],
+    package: str,
+    installed: str | None,
+    fixed: Iterable[str],
+    aliases: Iterable[str] = (),
+) -> Vulnerability:
+    annotation: dict[str, Any] = {"package": package}
+    if installed:
+        annotation["installedVersion"] = installed
+    fixed_list = sorted({v for v in fixed if v})
+    if fixed_list:
+        annotation["fixedIn"] = fixed_list
+    alias_list = sorted({a for a in aliases if a and a != vid})
+    if alias_list:
+        annotation["aliases"] = alias_list
+    sev = tuple(Severity(m, str(s)) for m, s in severities if s not in (None, ""))
+    return Vulnerability(id=vid, severity=sev, annotations=(annotation,))
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return f.timestamp({"t": value}, "t", "ErrVulnsInvalid")
+    except InvalidStatement:
+        return None
+
+
+def _grype(doc: dict[str, Any]) -> VulnScan:
+    desc = doc.get("descriptor", {})
+    db = desc.get("db", {}) or {}
+    status = db.get("status", db) if isinstance(db, dict) else {}
+    results = []
+    for m in doc.get("matches", []):
+        v, art = m["vulnerability"], m.get("artifact", {})
+        sev = [(v.get("namespace") or "grype", v.get("severity"))]
+        sev += [
+            (c.get("source") or "cvss", c.get("metrics", {}).get("baseScore"))
+            for c in v.get("cvss", [])
+        ]
+        related = [r.get("id", "") for r in m.get("relatedVulnerabilities", [])]
+        results.append(
+            _finding(
+                v["id"],
+                sev,
+                art.get("purl") or art.get("name", ""),
+                art.get("version"),
+                v.get("fix", {}).get("versions", []),
+                related,
+            )
+        )
+    when = _time(desc.get("timestamp"))
+    return VulnScan(
+        scanner_uri=f"pkg:github/anchore/grype@{desc.get('version', '')}".rstrip("@"),
+        scanner_version=str(desc.get("version", "")),
+        db={
+            k: str(v)
+            for k, v in {
+                "uri": status.get("from") or status.get("location", ""),
+                "version": status.get("schemaVersion") or status.get("version", ""),
+                "lastUpdate": status.get("built", ""),
+            }.items()
+            if v
+        },
+        result=tuple(results),
+        scan_started_on=when,
+        scan_finished_on=when,
+    )
+
+
+def _trivy(doc: dict[str, Any]) -> VulnScan:
+    results = []
+    for target in doc.get("Results") or []:
+        for v in target.get("Vulnerabilities") or []:
+            sev = [("trivy", v.get("Severity"))]
+            for source, c in sorted((v.get("CVSS") or {}).items()):
+                sev.append((f"{source}_cvss_v3", c.get("V3Score")))
+            package = v.get("PkgIdentifier", {}).get("PURL") or v.get("PkgName", "")
+            fixed = [x.strip() for x in str(v.get("FixedVersion") or "").split(",")]
+            results.append(
+                _finding(v["VulnerabilityID"], sev, package, v.get("InstalledVersion"), fixed)
+            )
+    version = str((doc.get("Trivy") or {}).get("Version", ""))
+    when = _time(doc.get("CreatedAt"))
+    return VulnScan(
+        scanner_uri=f"pkg:github/aquasecurity/trivy@{version}".rstrip("@"),
+        scanner_version=version,
+        result=tuple(results),
+        scan_started_on=when,
+        scan_finished_on=when,
+    )
+
+
+def _snyk(doc: dict[str, Any] | list[dict[str, Any]]) -> VulnScan:
+    projects = doc if isinstance(doc, list) else [doc]
+    results = []
+    for project in projects:
+        manager = project.get("packageManager", "")
+        for v in project.get("vulnerabilities", []):
+            cves = v.get("identifiers", {}).get("CVE", [])
+            sev = [("snyk", v.get("severity")), ("cvss_score", v.get("cvssScore"))]
+            package = v.get("packageName", "")
+            if manager in ("pip", "npm", "cargo", "golang", "maven", "nuget", "gem"):
+                kind = {"pip": "pypi", "golang": "golang", "gem": "gem"}.get(manager, manager)
+                package = f"pkg:{kind}/{package}@{v.get('version', '')}".rstrip("@")
+            results.append(
+                _finding(v["id"], sev, package, v.get("version"), v.get("fixedIn", []), cves)
+            )
+    return VulnScan(scanner_uri="pkg:npm/snyk", result=tuple(results))
+
+
+def _osv(doc: dict[str, Any]) -> VulnScan:
+    results = []
+    for source in doc.get("results", []):
+        for pkg in source.get("packages", []):
+            p = pkg.get("package", {})
+            ecosystem = {"PyPI": "pypi", "npm": "npm", "Go": "golang", "crates.io": "cargo"}.get(
+                p.get("ecosystem", ""), ""
+            )
+            package = (
+                f"pkg:{ecosystem}/{p.get('name')}@{p.get('version')}"
+                if ecosystem
+                else p.get("name", "")
+            )
+            group_severity = {
+                i: g.get("max_severity") for g in pkg.get("groups", []) for i in g.get("ids", [])
+            }
+            for v in pkg.get("vulnerabilities", []):
+                sev = [(s.get("type", "cvss"), s.get("score")) for s in v.get("severity", [])]
+                sev.append(("osv_max_severity", group_severity.get(v["id"])))
+                sev.append(
+                    ("database_specific", (v.get("database_specific") or {}).get("severity"))
+                )
+                fixed = [
+                    e.get("fixed", "")
+                    for a in v.get("affected", [])
+                    for r in a.get("ranges", [])
+                    for e in r.get("events", [])
+                ]
+                results.append(
+                    _finding(v["id"], sev, package, p.get("version"), fixed, v.get("aliases", []))
+                )
+    return VulnScan(scanner_uri="pkg:golang/github.com/google/osv-scanner", result=tuple(results))
+
+
+def detect_format(doc: Any) -> str:  # noqa: PLR0911 - one return per scanner shape
+    if (
+        isinstance(doc, list)
+        and doc
+        and all(isinstance(d, dict) and "vulnerabilities" in d for d in doc)
+    ):
+        return "snyk"
+    if not isinstance(doc, dict):
+        return "unknown"
+    if "matches" in doc and "descriptor" in doc:
+        return "grype"
+    if "SchemaVersion" in doc and ("Results" in doc or "ArtifactName" in doc):
+        return "trivy"
+    if "vulnerabilities" in doc and ("packageManager" in doc or "projectName" in doc):
+        return "snyk"
+    if "results" in doc and all(isinstance(r, dict) and "packages" in r for r in doc["results"]):
+        return "osv-scanner"
+    return "unknown"
+
+
+_PARSERS: dict[str, Callable[[Any], VulnScan]] = {
+    "grype": _grype,
+    "trivy": _trivy,
+    "snyk": _snyk,
+    "osv-scanner": _osv,
+}
+
+
+def parse_scan_report(path: Path, *, now: datetime) -> tuple[str, VulnScan]:
+    """The scanner name and its findings. A report without scan times gets ``now``."""
+    doc = read_json(path)
+    kind = detect_format(doc)
+    if kind == "unknown":
+        raise CollectorError(f"{path}: not a Grype, Trivy, Snyk or OSV-Scanner JSON report")
+    try:
+        scan = _PARSERS[kind](doc)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise CollectorError(
+            f"{path}: malformed {kind} report ({e.__class__.__name__}: {e})"
+        ) from e
+    if scan.scan_finished_on is None:
+        scan = VulnScan(
+            scanner_uri=scan.scanner_uri,
+            scanner_version=scan.scanner_version,
+            db=scan.db,
+            result=scan.result,
+            scan_started_on=scan.scan_started_on or now,
+            scan_finished_on=now,
+        )
+    return kind, scan

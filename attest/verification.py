@@ -1,0 +1,109 @@
+"""Verification helpers shared by ``attest verify``, the ledger and the deploy-side ``verify``:
+open a DSSE envelope (trusted keys) or a Sigstore bundle (trusted root + identity policy), then
+parse its Statement — signature first, payload second — and check it names the artifacts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from attest.collect.subjects import resolve_subjects
+from attest.dsse import INTOTO_PAYLOAD_TYPE, Envelope, verify_envelope
+from attest.errors import InvalidInput, SignatureError
+from attest.keys import PublicKey, read_public_key
+from attest.predicates import parse_predicate
+from attest.sigstore_bundle import IdentityPolicy, verify_bundle
+from attest.statement import ResourceDescriptor, Statement, parse_statement
+
+__all__ = ["VerifiedStatement", "check_subjects", "open_statement", "verify_file"]
+
+
+@dataclass(frozen=True)
+class VerifiedStatement:
+    statement: Statement
+    signers: tuple[str, ...]
+
+
+def _statement(payload_type: str, payload: bytes) -> Statement:
+    if payload_type != INTOTO_PAYLOAD_TYPE:
+        raise InvalidInput(f"payloadType {payload_type!r} is not {INTOTO_PAYLOAD_TYPE}")
+    statement = parse_statement(payload)
+    parse_predicate(statement.predicate_type, statement.predicate)
+    return statement
+
+
+def open_statement(
+    document: bytes,
+    *,
+    keys: Sequence[PublicKey] = (),
+    trusted_root: Path | None = None,
+    identity: IdentityPolicy | None = None,
+) -> VerifiedStatement:
+    """Verify a DSSE envelope or Sigstore bundle and return its valid Statement."""
+    try:
+        doc = json.loads(document)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"not JSON: {e}") from e
+    if isinstance(doc, dict) and "dsseEnvelope" in doc:
+        if trusted_root is None or identity is None:
+            raise InvalidInput("a Sigstore bundle needs --trusted-root, --identity and --issuer")
+        bundle = verify_bundle(document, trusted_root=trusted_root, identity=identity)
+        who = tuple(f"{bundle.issuer} {i}" for i in bundle.identities)
+        return VerifiedStatement(_statement(bundle.payload_type, bundle.payload), who)
+    if not keys:
+        raise InvalidInput("a DSSE envelope needs at least one trusted --key")
+    verified = verify_envelope(Envelope.from_dict(doc), keys)
+    signers = tuple(k.keyid for k in verified.signed_by)
+    return VerifiedStatement(_statement(verified.payload_type, verified.payload), signers)
+
+
+def check_subjects(statement: Statement, artifacts: Sequence[ResourceDescriptor]) -> None:
+    """Raise unless every artifact's digest is one of the statement's subjects."""
+    for artifact in artifacts:
+        if not any(
+            alg in s.digest and s.digest[alg] == value
+            for s in statement.subjects
+            for alg, value in artifact.digest.items()
+        ):
+            raise SignatureError(
+                f"{artifact.name} ({', '.join(f'{a}:{v}' for a, v in artifact.digest.items())}) "
+                "is not a subject of this attestation"
+            )
+
+
+def verify_file(
+    path: Path,
+    *,
+    keys: Sequence[Path],
+    subjects: Sequence[str],
+    trusted_root: Path | None,
+    identity: str | None,
+    issuer: str | None,
+    regex: bool,
+) -> dict[str, Any]:
+    try:
+        document = path.read_bytes()
+    except OSError as e:
+        raise InvalidInput(f"cannot read {path}: {e.strerror}") from e
+    policy = None
+    if identity or issuer:
+        policy = IdentityPolicy(
+            issuer=issuer or "", subject=identity or "", issuer_regex=regex, subject_regex=regex
+        )
+    verified = open_statement(
+        document,
+        keys=[read_public_key(k) for k in keys],
+        trusted_root=trusted_root,
+        identity=policy,
+    )
+    check_subjects(verified.statement, resolve_subjects(subjects) if subjects else [])
+    st = verified.statement
+    return {
+        "verified": True,
+        "predicateType": st.predicate_type,
+        "subjects": [s.to_dict() for s in st.subjects],
+        "signedBy": list(verified.signers),
+    }
