@@ -1,0 +1,72 @@
+"""The in-toto attestation Go reference's schema vectors get the same verdict and error name."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from attest.errors import InvalidStatement
+from attest.predicates import SLSAProvenance, parse_predicate
+from attest.statement import ResourceDescriptor, Statement, parse_statement
+from tests.conftest import fixture_path
+
+VECTORS: list[dict[str, Any]] = json.loads(
+    fixture_path("dsse", "statement-v1", "vectors.json").read_text()
+)["vectors"]
+
+
+def check(vector: dict[str, Any]) -> None:
+    kind = vector["kind"]
+    if kind == "Statement":
+        parse_statement(vector["json"])
+    elif kind == "ResourceDescriptor":
+        ResourceDescriptor.from_dict(json.loads(vector["json"]))
+    else:
+        parse_predicate(SLSAProvenance.PREDICATE_TYPE, json.loads(vector["json"]))
+
+
+def test_all_vectors_are_here() -> None:
+    assert len(VECTORS) == 26
+    assert {v["kind"] for v in VECTORS} == {
+        "Statement",
+        "ResourceDescriptor",
+        "SLSA Provenance v1 predicate",
+    }
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=[v["id"] for v in VECTORS])
+def test_vector_verdict(vector: dict[str, Any]) -> None:
+    if vector["valid"]:
+        check(vector)
+    else:
+        with pytest.raises(InvalidStatement) as info:
+            check(vector)
+        assert info.value.code == vector["error"]
+
+
+def test_valid_statement_round_trips_through_canonical_json() -> None:
+    st = parse_statement(VECTORS[0]["json"])
+    again = parse_statement(st.to_json())
+    assert again == st
+    assert st.to_json() == parse_statement(json.dumps(st.to_dict(), indent=2)).to_json()
+
+
+def test_statement_constructor_enforces_the_same_rules() -> None:
+    rd = ResourceDescriptor(name="a", digest={"sha256": "ab" * 32})
+    with pytest.raises(InvalidStatement) as e:
+        Statement((), "t", {})
+    assert e.value.code == "ErrSubjectRequired"
+    with pytest.raises(InvalidStatement) as e:
+        Statement((ResourceDescriptor(name="nodigest"),), "t", {})
+    assert e.value.code == "ErrDigestRequired"
+    with pytest.raises(InvalidStatement) as e:
+        Statement((rd,), "t", {}, type="https://in-toto.io/Statement/v2")
+    assert e.value.code == "ErrInvalidStatementType"
+
+
+@pytest.mark.parametrize("doc", [b"{", b"[]", b'"x"'])
+def test_non_objects_are_refused(doc: bytes) -> None:
+    with pytest.raises(InvalidStatement):
+        parse_statement(doc)
