@@ -12,16 +12,26 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
-# The main job (for now): a ledger in an embedded SQLite file, a few signed sample attestations
-# appended, a proof printed, and the full integrity check.
+# The main job (for now): a sample pipeline attests its steps with `attest` (build as an in-toto
+# link, SLSA provenance, a test result), the attestations go into a ledger in an embedded SQLite
+# file, a proof is printed, the full integrity check runs, and one attestation is verified.
+BIN := $(abspath $(VENV))/bin
 run: $(STAMP)
-	rm -rf $(DEMO) && mkdir -p $(DEMO)
-	$(PY) -m ledger._internal.sample $(DEMO)/attestations 5
-	$(VENV)/bin/ledger init --origin demo.example/ledger --db sqlite:///$(DEMO)/ledger.db
-	$(VENV)/bin/ledger append --db sqlite:///$(DEMO)/ledger.db $(DEMO)/attestations/*.json
-	$(VENV)/bin/ledger proof --db sqlite:///$(DEMO)/ledger.db --index 2
-	$(VENV)/bin/ledger checkpoint --db sqlite:///$(DEMO)/ledger.db
-	$(VENV)/bin/ledger check --db sqlite:///$(DEMO)/ledger.db
+	rm -rf $(DEMO) && mkdir -p $(DEMO)/src $(DEMO)/dist $(DEMO)/attestations
+	printf 'print("hello from the demo app")\n' > $(DEMO)/src/app.py
+	$(BIN)/attest keygen --type ed25519 -o $(DEMO)/ci-key
+	cd $(DEMO) && $(BIN)/attest run --step build --key ci-key -m 'src/*' -p 'dist/*' \
+		-o attestations/1-build.link.json -- $(BIN)/python -m zipfile -c dist/app.zip src/app.py
+	cd $(DEMO) && $(BIN)/attest provenance --subject 'dist/*' --deps python-env --key ci-key \
+		-o attestations/2-provenance.json
+	cd $(DEMO) && $(BIN)/attest test-result --step unit --result PASSED --subject dist/app.zip \
+		--passed test_hello --key ci-key -o attestations/3-test.json
+	$(BIN)/ledger init --origin demo.example/ledger --db sqlite:///$(DEMO)/ledger.db
+	$(BIN)/ledger append --db sqlite:///$(DEMO)/ledger.db $(DEMO)/attestations/*.json
+	$(BIN)/ledger proof --db sqlite:///$(DEMO)/ledger.db --index 2
+	$(BIN)/ledger checkpoint --db sqlite:///$(DEMO)/ledger.db
+	$(BIN)/ledger check --db sqlite:///$(DEMO)/ledger.db
+	cd $(DEMO) && $(BIN)/attest verify attestations/2-provenance.json --key ci-key.pub --subject dist/app.zip
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -1,4 +1,4 @@
-"""Benchmarks for the ledger core (issue 2). ``make bench`` or ``python -m bench.run [NAME…]``.
+"""Benchmarks for the ledger core (issue 2) and attest (issue 3). ``make bench`` or ``python -m bench.run [NAME…]``.
 
 Each benchmark runs several times and reports the median; results (with the machine) go to
 ``bench/results/latest.json`` and are copied by hand into ``docs/benchmarks.md``.
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
 
+from bench.attest_bench import attest_sign_verify
 from ledger.bodies import parse_submission
 from ledger.fsck import check_ledger
 from ledger.log import Ledger, utc_now
@@ -314,6 +315,7 @@ BENCHES: dict[str, Callable[[], dict[str, object]]] = {
     "pg_baseline": pg_baseline,
     "import_cost": import_cost,
     "proofs_and_check": proofs_and_check,
+    "attest_sign_verify": attest_sign_verify,
 }
 
 
