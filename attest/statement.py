@@ -94,27 +94,29 @@ class ResourceDescriptor:
     def from_dict(cls, doc: Any) -> ResourceDescriptor:
         if not isinstance(doc, dict):
             raise InvalidStatement("ErrRDRequiredField", "a resource descriptor must be an object")
-        digest = doc.get("digest") or {}
-        annotations = doc.get("annotations") or {}
+        get = doc.get
+        digest = get("digest") or {}
+        annotations = get("annotations") or {}
         if not isinstance(digest, dict) or not isinstance(annotations, dict):
             raise InvalidStatement("ErrRDRequiredField", "digest and annotations must be objects")
-        fields = {
-            k: doc.get(k, "") for k in ("name", "uri", "downloadLocation", "mediaType", "content")
-        }
-        for k, v in fields.items():
-            if not isinstance(v, str):
-                raise InvalidStatement(
-                    "ErrRDRequiredField", f"resource descriptor {k} must be a string"
-                )
-        return cls(
-            name=fields["name"],
-            uri=fields["uri"],
-            digest=digest,
-            download_location=fields["downloadLocation"],
-            media_type=fields["mediaType"],
-            content=fields["content"],
-            annotations=annotations,
+        name, uri = get("name", ""), get("uri", "")
+        location, media, content = (
+            get("downloadLocation", ""),
+            get("mediaType", ""),
+            get("content", ""),
         )
+        for key, value in (
+            ("name", name),
+            ("uri", uri),
+            ("downloadLocation", location),
+            ("mediaType", media),
+            ("content", content),
+        ):
+            if value.__class__ is not str:
+                raise InvalidStatement(
+                    "ErrRDRequiredField", f"resource descriptor {key} must be a string"
+                )
+        return cls(name, uri, digest, location, media, content, annotations)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
