@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import rfc8785
-
+from attest._internal.canonical import canonical_json
 from attest.errors import InvalidStatement
 
 __all__ = [
@@ -168,7 +167,7 @@ class Statement:
 
     def to_json(self) -> bytes:
         """RFC 8785 canonical JSON: the bytes that get signed."""
-        return bytes(rfc8785.dumps(self.to_dict()))
+        return canonical_json(self.to_dict())
 
 
 def parse_statement(data: bytes | str | Mapping[str, Any]) -> Statement:
