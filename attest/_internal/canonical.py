@@ -1,6 +1,6 @@
 """RFC 8785 canonical JSON, fast for the values attestations are made of.
 
-For JSON built from ASCII keys, strings without lone surrogates, integers within ±(2^53 − 1),
+For JSON built from ASCII keys, strings without lone surrogates, integers within ±(2^53 - 1),
 booleans and null, Python's ``json.dumps(sort_keys=True, separators=(",", ":"),
 ensure_ascii=False)`` produces exactly the RFC 8785 bytes: the same escapes (``\\b \\f \\n \\r \\t``
 short forms, other controls as lowercase ``\\u00xx``), non-ASCII emitted raw, keys in code-point
