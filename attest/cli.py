@@ -413,6 +413,9 @@ def verify(
     regex: Annotated[
         bool, typer.Option("--regex", help="Identity and issuer are regexes.")
     ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail when the predicate breaks its schema.")
+    ] = False,
 ) -> None:
     """Check one envelope or bundle locally: signature, statement schema, subjects."""
     from attest.verification import verify_file
@@ -426,6 +429,7 @@ def verify(
             identity=identity,
             issuer=issuer,
             regex=regex,
+            strict=strict,
         )
         typer.echo(json.dumps(result))
 

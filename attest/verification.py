@@ -12,9 +12,9 @@ from typing import Any
 
 from attest.collect.subjects import resolve_subjects
 from attest.dsse import INTOTO_PAYLOAD_TYPE, Envelope, verify_envelope
-from attest.errors import InvalidInput, SignatureError
+from attest.errors import InvalidInput, InvalidStatement, SignatureError
 from attest.keys import PublicKey, read_public_key
-from attest.predicates import parse_predicate
+from attest.predicates import Predicate, parse_predicate
 from attest.sigstore_bundle import IdentityPolicy, verify_bundle
 from attest.statement import ResourceDescriptor, Statement, parse_statement
 
@@ -23,16 +23,25 @@ __all__ = ["VerifiedStatement", "check_subjects", "open_statement", "verify_file
 
 @dataclass(frozen=True)
 class VerifiedStatement:
+    """A signature-checked, schema-valid Statement. ``predicate`` is its typed model; when the
+    predicate breaks its own schema, ``predicate`` is ``None`` and ``predicate_error`` says why
+    (the signature and statement are still good; policy decides what that means)."""
+
     statement: Statement
     signers: tuple[str, ...]
+    predicate: Predicate | None
+    predicate_error: str | None = None
 
 
-def _statement(payload_type: str, payload: bytes) -> Statement:
+def _verified(payload_type: str, payload: bytes, signers: tuple[str, ...]) -> VerifiedStatement:
     if payload_type != INTOTO_PAYLOAD_TYPE:
         raise InvalidInput(f"payloadType {payload_type!r} is not {INTOTO_PAYLOAD_TYPE}")
     statement = parse_statement(payload)
-    parse_predicate(statement.predicate_type, statement.predicate)
-    return statement
+    try:
+        predicate = parse_predicate(statement.predicate_type, statement.predicate)
+    except InvalidStatement as e:
+        return VerifiedStatement(statement, signers, None, str(e))
+    return VerifiedStatement(statement, signers, predicate)
 
 
 def open_statement(
@@ -52,12 +61,13 @@ def open_statement(
             raise InvalidInput("a Sigstore bundle needs --trusted-root, --identity and --issuer")
         bundle = verify_bundle(document, trusted_root=trusted_root, identity=identity)
         who = tuple(f"{bundle.issuer} {i}" for i in bundle.identities)
-        return VerifiedStatement(_statement(bundle.payload_type, bundle.payload), who)
+        return _verified(bundle.payload_type, bundle.payload, who)
     if not keys:
         raise InvalidInput("a DSSE envelope needs at least one trusted --key")
     verified = verify_envelope(Envelope.from_dict(doc), keys)
-    signers = tuple(k.keyid for k in verified.signed_by)
-    return VerifiedStatement(_statement(verified.payload_type, verified.payload), signers)
+    return _verified(
+        verified.payload_type, verified.payload, tuple(k.keyid for k in verified.signed_by)
+    )
 
 
 def check_subjects(statement: Statement, artifacts: Sequence[ResourceDescriptor]) -> None:
@@ -83,6 +93,7 @@ def verify_file(
     identity: str | None,
     issuer: str | None,
     regex: bool,
+    strict: bool = False,
 ) -> dict[str, Any]:
     try:
         document = path.read_bytes()
@@ -100,10 +111,14 @@ def verify_file(
         identity=policy,
     )
     check_subjects(verified.statement, resolve_subjects(subjects) if subjects else [])
+    if strict and verified.predicate_error:
+        raise InvalidInput(f"predicate breaks its schema: {verified.predicate_error}")
     st = verified.statement
     return {
         "verified": True,
         "predicateType": st.predicate_type,
+        "predicateValid": verified.predicate_error is None,
+        **({"predicateError": verified.predicate_error} if verified.predicate_error else {}),
         "subjects": [s.to_dict() for s in st.subjects],
         "signedBy": list(verified.signers),
     }

@@ -25,6 +25,11 @@ class CIContext:
     internal: Mapping[str, Any] = field(default_factory=dict)
 
 
+def _present(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the values the CI actually set."""
+    return {k: v for k, v in values.items() if v}
+
+
 def _github(env: Mapping[str, str]) -> CIContext:
     server = env.get("GITHUB_SERVER_URL", "https://github.com")
     repo = env.get("GITHUB_REPOSITORY", "")
@@ -40,30 +45,28 @@ def _github(env: Mapping[str, str]) -> CIContext:
         repository=f"{server}/{repo}" if repo else "",
         commit=env.get("GITHUB_SHA", ""),
         ref=env.get("GITHUB_REF", ""),
-        external={
-            k: v
-            for k, v in {
-                "workflow": {
-                    "ref": env.get("GITHUB_WORKFLOW_REF", ""),
-                    "repository": f"{server}/{repo}" if repo else "",
-                    "path": env.get("GITHUB_WORKFLOW_REF", "").split("@")[0].split("/", 2)[-1],
-                },
+        external=_present(
+            {
+                "workflow": _present(
+                    {
+                        "ref": env.get("GITHUB_WORKFLOW_REF", ""),
+                        "repository": f"{server}/{repo}" if repo else "",
+                        "path": env.get("GITHUB_WORKFLOW_REF", "").split("@")[0].split("/", 2)[-1],
+                    }
+                ),
                 "event": env.get("GITHUB_EVENT_NAME", ""),
                 "job": env.get("GITHUB_JOB", ""),
-            }.items()
-            if v
-        },
-        internal={
-            k: v
-            for k, v in {
+            }
+        ),
+        internal=_present(
+            {
                 "runner": env.get("RUNNER_NAME", ""),
                 "runnerOs": env.get("RUNNER_OS", ""),
                 "runnerArch": env.get("RUNNER_ARCH", ""),
                 "actor": env.get("GITHUB_ACTOR", ""),
                 "triggeringActor": env.get("GITHUB_TRIGGERING_ACTOR", ""),
-            }.items()
-            if v
-        },
+            }
+        ),
     )
 
 
@@ -80,26 +83,22 @@ def _gitlab(env: Mapping[str, str]) -> CIContext:
         commit=env.get("CI_COMMIT_SHA", ""),
         ref=env.get("CI_COMMIT_REF_NAME", ""),
         started_at=env.get("CI_JOB_STARTED_AT", ""),
-        external={
-            k: v
-            for k, v in {
+        external=_present(
+            {
                 "configPath": env.get("CI_CONFIG_PATH", ""),
                 "pipelineSource": env.get("CI_PIPELINE_SOURCE", ""),
                 "job": env.get("CI_JOB_NAME", ""),
                 "stage": env.get("CI_JOB_STAGE", ""),
                 "pipelineId": env.get("CI_PIPELINE_ID", ""),
-            }.items()
-            if v
-        },
-        internal={
-            k: v
-            for k, v in {
+            }
+        ),
+        internal=_present(
+            {
                 "runnerDescription": env.get("CI_RUNNER_DESCRIPTION", ""),
                 "runnerTags": env.get("CI_RUNNER_TAGS", ""),
                 "user": env.get("GITLAB_USER_LOGIN", ""),
-            }.items()
-            if v
-        },
+            }
+        ),
     )
 
 

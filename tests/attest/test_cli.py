@@ -325,3 +325,44 @@ def test_console_script_is_installed() -> None:
     exe = Path(sys.executable).parent / "attest"
     proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0 and "provenance" in proc.stdout
+
+
+def test_verify_sigstore_bundles(work: Path) -> None:
+    from tests.conftest import fixture_path
+
+    cases = fixture_path("conformance", "assets", "bundle-verify")
+    prod = fixture_path("sigstore-bundles", "trust-roots", "production", "trusted_root.json")
+    ident = (
+        "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
+        ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main"
+    )
+    issuer = "https://token.actions.githubusercontent.com"
+    happy = str(cases / "happy-path-intoto-in-dsse-v3" / "bundle.sigstore.json")
+    a_txt = str(cases / "a.txt")
+    base = ["verify", happy, "--trusted-root", str(prod), "--issuer", issuer]
+    code, out, err = invoke(*base, "--identity", ident, "--subject", a_txt)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["predicateValid"] is True and result["signedBy"] == [f"{issuer} {ident}"]
+    assert invoke(*base, "--identity", ident + "x")[0] == 1
+    assert (
+        invoke(*base, "--identity", "https://github.com/sigstore-conformance/.*", "--regex")[0] == 0
+    )
+    assert invoke("verify", happy, "--identity", ident, "--issuer", issuer)[0] == 2  # no root
+    # an upstream-signed SLSA v1 predicate without externalParameters: signature good, predicate
+    # reported as breaking its schema, and fatal only with --strict
+    rekor2 = cases / "rekor2-dsse-happy-path"
+    args = [
+        "verify",
+        str(rekor2 / "bundle.sigstore.json"),
+        "--trusted-root",
+        str(rekor2 / "trusted_root.json"),
+        "--identity",
+        ident,
+        "--issuer",
+        issuer,
+    ]
+    code, out, _ = invoke(*args)
+    assert code == 0 and json.loads(out)["predicateError"].endswith("(ErrExternalParamsRequired)")
+    code, _, err = invoke(*args, "--strict")
+    assert code == 2 and "predicate breaks its schema" in err
