@@ -250,7 +250,14 @@ def run(
 @app.command("test-result")
 def test_result(
     subject: SubjectOpt,
-    result: Annotated[str, typer.Option("--result", help="PASSED, WARNED or FAILED.")],
+    result: Annotated[
+        str | None,
+        typer.Option("--result", help="PASSED, WARNED or FAILED (default: from --junit)."),
+    ] = None,
+    junit: Annotated[
+        list[Path] | None,
+        typer.Option("--junit", help="JUnit XML report: test names and result; repeatable."),
+    ] = None,
     step: Annotated[str, typer.Option("--step", help="Test step name.")] = "test",
     url: Annotated[str, typer.Option("--url", help="Where the test run can be seen.")] = "",
     passed: Annotated[
@@ -271,23 +278,47 @@ def test_result(
     """in-toto Test Result v0.1 for the subjects."""
     from attest.build import test_result_statement
     from attest.collect.ci import detect_ci
+    from attest.collect.junit import parse_junit
     from attest.collect.subjects import resolve_subjects
     from attest.statement import ResourceDescriptor
 
     with _errors():
+        passed_names, failed_names = list(passed or []), list(failed or [])
+        verdict = result.upper() if result else ""
+        if junit:
+            summary = parse_junit(junit)
+            passed_names += summary.passed
+            failed_names += summary.failed
+            # skipped tests are neither passed nor warned: the predicate has no field for them
+            if (
+                verdict
+                and verdict != summary.result
+                and not (verdict == "WARNED" and summary.result == "PASSED")
+            ):
+                raise InvalidInput(
+                    f"--result {verdict} contradicts the JUnit report ({summary.result})"
+                )
+            verdict = verdict or summary.result
+        if not verdict:
+            raise InvalidInput("give --result or --junit")
         statement = test_result_statement(
             subjects=resolve_subjects(subject),
-            result=result.upper(),
+            result=verdict,
             url=url or detect_ci(dict(os.environ)).run_url,
             configuration=[
                 ResourceDescriptor(name=f"step:{step}"),
                 *(resolve_subjects(config) if config else []),
             ],
-            passed=passed or [],
-            failed=failed or [],
+            passed=passed_names,
+            failed=failed_names,
         )
         _deliver(
-            statement, key=key, sigstore=sigstore, trust_config=trust_config, out=out, ledger=ledger
+            statement,
+            key=key,
+            sigstore=sigstore,
+            trust_config=trust_config,
+            out=out,
+            ledger=ledger,
         )
 
 

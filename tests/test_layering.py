@@ -82,3 +82,24 @@ def test_pure_modules_do_not_load_the_database_layer() -> None:
         check=True,
     )
     assert lazy.stdout.strip() == "True"
+
+
+def test_attest_public_names_resolve() -> None:
+    import attest
+
+    for name in attest.__all__:
+        assert getattr(attest, name) is not None, name
+
+
+def test_attest_verification_does_not_load_sigstore_until_a_bundle_is_verified() -> None:
+    """A deploy gate checking key-signed DSSE never pays for sigstore-python's import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, attest.verification, attest.cli\n"
+        "heavy = [m for m in ('sigstore', 'in_toto', 'httpx', 'sqlalchemy', 'ledger') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr

@@ -366,3 +366,37 @@ def test_verify_sigstore_bundles(work: Path) -> None:
     assert code == 0 and json.loads(out)["predicateError"].endswith("(ErrExternalParamsRequired)")
     code, _, err = invoke(*args, "--strict")
     assert code == 2 and "predicate breaks its schema" in err
+
+
+def test_test_result_from_junit(work: Path) -> None:
+    junit = str(DATA / "junit.xml")
+    code, _, err = invoke(
+        "test-result", "--junit", junit, "--subject", "dist", "--key", "k", "-o", "t.json"
+    )
+    assert code == 0, err
+    pred = payload(work / "t.json")["predicate"]
+    assert pred["result"] == "FAILED"
+    assert pred["failedTests"] == ["tests.test_app::test_broken"]
+    assert pred["passedTests"] == ["tests.test_app::test_hello", "tests.test_app::test_math"]
+    code, _, err = invoke(
+        "test-result",
+        "--junit",
+        junit,
+        "--result",
+        "PASSED",
+        "--subject",
+        "dist",
+        "--key",
+        "k",
+        "-o",
+        "u.json",
+    )
+    assert code == 2 and "contradicts" in err and not (work / "u.json").exists()
+    (work / "bomb.xml").write_text(
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><testsuite>&b;</testsuite>'
+    )
+    code, _, err = invoke("test-result", "--junit", "bomb.xml", "--subject", "dist", "--key", "k")
+    assert code == 2 and "not a JUnit XML report" in err
+    assert (
+        invoke("test-result", "--subject", "dist", "--key", "k")[0] == 2
+    )  # neither --result nor --junit
