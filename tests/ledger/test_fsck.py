@@ -35,7 +35,10 @@ def filled(ledger: Ledger) -> Ledger:
 def test_clean_ledger_passes(filled: Ledger) -> None:
     report = check_ledger(filled.store)
     assert report.records == N
-    assert report.checkpoints == 4  # the empty tree and one per batch
+    # the empty tree and one per sequencer batch; append_many of 100 may be cut into more than one
+    # batch when the sequencer thread wakes between puts, so the count is at least 1 + 3
+    stored = sum(1 for _ in filled.store.iter_checkpoints())
+    assert report.checkpoints == stored >= 4
     assert report.root == filled.checkpoint().checkpoint.root_hash
 
 
