@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from attest.collect.clock import Clock
 from attest.collect.subjects import resolve_subjects
@@ -16,6 +18,8 @@ from attest.predicates.slsa import BuildMetadata
 from attest.statement import ResourceDescriptor
 
 __all__ = ["StepResult", "run_step"]
+
+_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,14 @@ def _hash_globs(patterns: Sequence[str], base: Path) -> list[ResourceDescriptor]
     return resolve_subjects(patterns, base) if patterns else []
 
 
+def _tee(source: IO[bytes], sink: IO[bytes], digest: hashlib._Hash) -> None:
+    """Copy the child's stream to ours as it comes (CI logs stay live) while hashing it."""
+    for chunk in iter(lambda: source.read1(_CHUNK), b""):  # type: ignore[attr-defined]
+        digest.update(chunk)
+        sink.write(chunk)
+        sink.flush()
+
+
 def run_step(
     command: Sequence[str],
     *,
@@ -39,31 +51,44 @@ def run_step(
     base: Path,
     clock: Clock,
 ) -> StepResult:
-    """Run ``command`` in ``base``; its output passes through to our stdout/stderr and its
-    digests go into the byproducts with the exit code. Materials are hashed before, products
-    after, so a step that rewrites its own inputs shows it."""
+    """Run ``command`` in ``base``. Its output streams through to our stdout/stderr as it is
+    produced, and its digests go into the byproducts with the exit code. Materials are hashed
+    before, products after, so a step that rewrites its own inputs shows it."""
     if not command:
         raise CollectorError("attest run needs a command after --")
     before = _hash_globs(materials, base)
+    out_digest, err_digest = hashlib.sha256(), hashlib.sha256()
     started = clock()
     try:
-        done = subprocess.run(list(command), cwd=base, capture_output=True, check=False)
+        child = subprocess.Popen(
+            list(command), cwd=base, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
     except FileNotFoundError as e:
         raise CollectorError(f"command not found: {command[0]}") from e
     except PermissionError as e:
         raise CollectorError(f"command not executable: {command[0]}") from e
+    assert child.stdout is not None and child.stderr is not None
+    pumps = [
+        threading.Thread(target=_tee, args=(child.stdout, sys.stdout.buffer, out_digest)),
+        threading.Thread(target=_tee, args=(child.stderr, sys.stderr.buffer, err_digest)),
+    ]
+    for p in pumps:
+        p.start()
+    try:
+        returncode = child.wait()
+    except KeyboardInterrupt:
+        child.terminate()
+        returncode = child.wait()
+        raise
+    finally:
+        for p in pumps:
+            p.join()
     finished = clock()
-    sys.stdout.buffer.write(done.stdout)
-    sys.stdout.buffer.flush()
-    sys.stderr.buffer.write(done.stderr)
-    sys.stderr.buffer.flush()
     after = _hash_globs(products, base)
     byproducts: dict[str, object] = {
-        "return-value": done.returncode,
-        "stdoutDigest": {"sha256": hashlib.sha256(done.stdout).hexdigest()},
-        "stderrDigest": {"sha256": hashlib.sha256(done.stderr).hexdigest()},
+        "return-value": returncode,
+        "stdoutDigest": {"sha256": out_digest.hexdigest()},
+        "stderrDigest": {"sha256": err_digest.hexdigest()},
         "commandDigest": {"sha256": hashlib.sha256("\0".join(command).encode()).hexdigest()},
     }
-    return StepResult(
-        before, after, done.returncode, byproducts, BuildMetadata("", started, finished)
-    )
+    return StepResult(before, after, returncode, byproducts, BuildMetadata("", started, finished))

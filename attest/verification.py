@@ -13,6 +13,7 @@ from typing import Any
 from attest.collect.subjects import resolve_subjects
 from attest.dsse import INTOTO_PAYLOAD_TYPE, Envelope, verify_envelope
 from attest.errors import InvalidInput, InvalidStatement, SignatureError
+from attest.intoto_classic import verify_metablock
 from attest.keys import PublicKey, read_public_key
 from attest.predicates import Predicate, parse_predicate
 from attest.sigstore_bundle import IdentityPolicy, verify_bundle
@@ -64,6 +65,8 @@ def open_statement(
         return _verified(bundle.payload_type, bundle.payload, who)
     if not keys:
         raise InvalidInput("a DSSE envelope needs at least one trusted --key")
+    if isinstance(doc, dict) and "signed" in doc and "signatures" in doc:
+        raise InvalidInput("a classic in-toto metablock, not a DSSE envelope: use verify_metablock")
     verified = verify_envelope(Envelope.from_dict(doc), keys)
     return _verified(
         verified.payload_type, verified.payload, tuple(k.keyid for k in verified.signed_by)
@@ -84,6 +87,27 @@ def check_subjects(statement: Statement, artifacts: Sequence[ResourceDescriptor]
             )
 
 
+def _is_metablock(document: bytes) -> bool:
+    try:
+        doc = json.loads(document)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(doc, dict) and "signed" in doc and "signatures" in doc
+
+
+def _verify_classic(document: bytes, keys: Sequence[PublicKey]) -> dict[str, Any]:
+    """Classic in-toto v0.9 links and layouts (what in-toto-run and in-toto-sign write)."""
+    if not keys:
+        raise InvalidInput("a classic in-toto metablock needs at least one trusted --key")
+    verified = verify_metablock(document, keys)
+    return {
+        "verified": True,
+        "classic": verified.signed.get("_type", ""),
+        "name": verified.signed.get("name", ""),
+        "signedBy": [k.keyid for k in verified.signed_by],
+    }
+
+
 def verify_file(
     path: Path,
     *,
@@ -99,6 +123,8 @@ def verify_file(
         document = path.read_bytes()
     except OSError as e:
         raise InvalidInput(f"cannot read {path}: {e.strerror}") from e
+    if _is_metablock(document):
+        return _verify_classic(document, [read_public_key(k) for k in keys])
     policy = None
     if identity or issuer:
         policy = IdentityPolicy(

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from attest._internal import fields as f
+from attest.errors import InvalidStatement
 from attest.statement import ResourceDescriptor
 
 __all__ = ["BuildMetadata", "Builder", "SLSAProvenance"]
@@ -57,6 +58,12 @@ class SLSAProvenance:
             started_on=f.timestamp(md, "startedOn", "ErrMetadataInvalid"),
             finished_on=f.timestamp(md, "finishedOn", "ErrMetadataInvalid"),
         )
+        if (
+            metadata.started_on
+            and metadata.finished_on
+            and metadata.finished_on < metadata.started_on
+        ):
+            raise InvalidStatement("ErrMetadataInvalid", "finishedOn is before startedOn")
         return cls(
             build_type=build_type,
             external_parameters=external,

@@ -400,3 +400,56 @@ def test_test_result_from_junit(work: Path) -> None:
     assert (
         invoke("test-result", "--subject", "dist", "--key", "k")[0] == 2
     )  # neither --result nor --junit
+
+
+def test_run_streams_output_while_the_step_runs(work: Path) -> None:
+    """The step waits for a file that the test creates only after it has *read* the step's
+    first line from attest's stdout: if attest buffered the output, the step would time out."""
+    script = (
+        "echo first; "
+        "for i in $(seq 100); do [ -f go ] && echo saw-go > seen && exit 0; sleep 0.1; done; "
+        "echo timeout > seen"
+    )
+    proc = subprocess.Popen(
+        [
+            *ATTEST,
+            "run",
+            "--step",
+            "wait",
+            "--key",
+            "k",
+            "-p",
+            "seen",
+            "-o",
+            "link.json",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"first\n"
+    (work / "go").touch()
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert (work / "seen").read_text() == "saw-go\n"
+    assert payload(work / "link.json")["subject"][0]["name"] == "seen"
+
+
+def test_verify_classic_intoto_links(work: Path) -> None:
+    """in-toto 3.x's own `in-toto-sign --verify -k carl.pub` fails on this link because the
+    stored keyid is the legacy one (VERIFIED.md); keyids are hints here, so it verifies."""
+    from tests.conftest import fixture_path
+
+    link = str(fixture_path("in-toto-demo", "demo_files", "package.2f89b927.link"))
+    carl = str(fixture_path("in-toto-demo", "demo_files", "carl.pub"))
+    bob = str(fixture_path("in-toto-demo", "demo_files", "bob.pub"))
+    code, out, err = invoke("verify", link, "--key", carl)
+    assert code == 0, err
+    assert json.loads(out)["classic"] == "link" and json.loads(out)["name"] == "package"
+    assert invoke("verify", link, "--key", bob)[0] == 1
+    assert invoke("verify", link)[0] == 2

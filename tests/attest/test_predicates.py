@@ -164,3 +164,16 @@ def test_bad_times_are_refused() -> None:
     doc["runDetails"]["metadata"] = {"startedOn": "2024-01-01T00:00:00"}  # type: ignore[index]
     with pytest.raises(InvalidStatement, match="time zone"):
         SLSAProvenance.from_dict(doc)
+
+
+def test_finished_before_started_is_refused() -> None:
+    doc = {
+        "buildDefinition": {"buildType": "t", "externalParameters": {"a": 1}},
+        "runDetails": {
+            "builder": {"id": "b"},
+            "metadata": {"startedOn": "2024-01-02T00:00:00Z", "finishedOn": "2024-01-01T00:00:00Z"},
+        },
+    }
+    with pytest.raises(InvalidStatement, match="before startedOn") as e:
+        SLSAProvenance.from_dict(doc)
+    assert e.value.code == "ErrMetadataInvalid"
