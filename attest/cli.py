@@ -82,8 +82,6 @@ def _deliver(
     ledger: str | None,
 ) -> None:
     """Sign, then submit, then write: a failure at any step leaves nothing behind."""
-    from attest.submit import submit_to_ledger, write_output
-
     if (key is None) == (not sigstore):
         raise InvalidInput("give exactly one of --key FILE or --sigstore")
     payload = statement.to_json()
@@ -96,6 +94,12 @@ def _deliver(
         from attest.keyless import sign_keyless
 
         body = sign_keyless(payload, trust_config=trust_config)
+    _send(body, out=out, ledger=ledger)
+
+
+def _send(body: bytes, *, out: str | None, ledger: str | None) -> None:
+    from attest.submit import submit_to_ledger, write_output
+
     if ledger:
         receipt = submit_to_ledger(ledger, body)
         typer.echo(json.dumps(receipt), err=out in (None, "-"))
@@ -202,6 +206,14 @@ def run(
     products: Annotated[
         list[str] | None, typer.Option("--products", "-p", help="Glob hashed after; repeatable.")
     ] = None,
+    link_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="statement (in-toto Link v0.3 predicate), or link / link-dsse: an in-toto v0.9 "
+            "link for in-toto-verify, written to STEP.KEYID8.link unless --out says otherwise.",
+        ),
+    ] = "statement",
     key: KeyOpt = None,
     sigstore: SigstoreOpt = False,
     trust_config: TrustConfigOpt = None,
@@ -211,15 +223,21 @@ def run(
     """Run one step and attest it as an in-toto link; exits with the command's code."""
     from attest._internal import fields
     from attest.build import link_statement
+    from attest.intoto_classic import CLASSIC_FORMATS, classic_link, link_filename, sign_classic
     from attest.run import run_step
+    from attest.signers import read_signer
 
     with _errors():
         if (key is None) == (not sigstore):
             raise InvalidInput("give exactly one of --key FILE or --sigstore")
-        if key is not None:  # fail on a bad key before the step runs, not after
-            from attest.signers import read_signer
-
-            read_signer(key)
+        if link_format not in ("statement", *CLASSIC_FORMATS):
+            raise InvalidInput(
+                f"--format must be statement, link or link-dsse, not {link_format!r}"
+            )
+        if link_format in CLASSIC_FORMATS and key is None:
+            raise InvalidInput("in-toto v0.9 links are signed with --key (in-toto has no keyless)")
+        # load the key before the step runs: a bad key must not waste a build
+        signer = read_signer(key) if key is not None else None
         result = run_step(
             command,
             materials=materials or [],
@@ -233,17 +251,35 @@ def run(
             "finishedOn": times.finished_on and fields.format_time(times.finished_on),
             "workdir": str(Path.cwd()),
         }
-        statement = link_statement(
-            step=step,
-            command=command,
-            materials=result.materials,
-            products=result.products,
-            byproducts=result.byproducts,
-            environment=environment,
-        )
-        _deliver(
-            statement, key=key, sigstore=sigstore, trust_config=trust_config, out=out, ledger=ledger
-        )
+        materials_, products_ = result.materials, result.products
+        if signer is not None and link_format in CLASSIC_FORMATS:
+            link = classic_link(
+                name=step,
+                command=command,
+                materials=materials_,
+                products=products_,
+                byproducts=result.byproducts,
+                environment=environment,
+            )
+            body = sign_classic(link, signer, dsse=link_format == "link-dsse")
+            _send(body, out=out or link_filename(step, signer.keyid), ledger=ledger)
+        else:
+            statement = link_statement(
+                step=step,
+                command=command,
+                materials=materials_,
+                products=products_,
+                byproducts=result.byproducts,
+                environment=environment,
+            )
+            _deliver(
+                statement,
+                key=key,
+                sigstore=sigstore,
+                trust_config=trust_config,
+                out=out,
+                ledger=ledger,
+            )
     raise typer.Exit(result.exit_code)
 
 

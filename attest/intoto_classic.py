@@ -12,10 +12,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from attest.dsse import INTOTO_PAYLOAD_TYPE, Signer, sign_envelope
 from attest.errors import InvalidInput, SignatureError
 from attest.keys import PublicKey, load_public_key
+from attest.statement import ResourceDescriptor
 
-__all__ = ["VerifiedMetablock", "layout_keys", "verify_metablock"]
+__all__ = [
+    "CLASSIC_FORMATS",
+    "VerifiedMetablock",
+    "classic_link",
+    "layout_keys",
+    "link_filename",
+    "sign_classic",
+    "verify_metablock",
+]
+
+CLASSIC_FORMATS = ("link", "link-dsse")
 
 
 @dataclass(frozen=True)
@@ -72,3 +84,45 @@ def verify_metablock(
             f"{len(signed_by)} of {len(sigs)} metablock signatures verify; {threshold} needed"
         )
     return VerifiedMetablock(unverified_signed, tuple(signed_by[i] for i in sorted(signed_by)))
+
+
+def classic_link(
+    *,
+    name: str,
+    command: Sequence[str],
+    materials: Sequence[ResourceDescriptor],
+    products: Sequence[ResourceDescriptor],
+    byproducts: dict[str, Any],
+    environment: dict[str, Any],
+) -> dict[str, Any]:
+    """An in-toto v0.9 link (``_type: link``), the shape ``in-toto-run`` records and
+    ``in-toto-verify`` checks against a layout: artifacts as ``{path: {alg: hex}}``."""
+    return {
+        "_type": "link",
+        "name": name,
+        "command": list(command),
+        "materials": {m.name: dict(m.digest) for m in materials},
+        "products": {p.name: dict(p.digest) for p in products},
+        "byproducts": byproducts,
+        "environment": environment,
+    }
+
+
+def sign_classic(signed: dict[str, Any], signer: Signer, *, dsse: bool) -> bytes:
+    """Sign classic metadata as in-toto 3.x does: a metablock whose hex signature covers
+    securesystemslib canonical JSON, or a DSSE envelope whose payload is that JSON."""
+    if dsse:
+        payload = json.dumps(signed, sort_keys=True).encode()
+        return sign_envelope(payload, [signer], INTOTO_PAYLOAD_TYPE).to_json()
+    from securesystemslib.formats import encode_canonical
+
+    canonical = encode_canonical(signed)
+    assert canonical is not None
+    sig = signer.sign(canonical.encode())
+    block = {"signatures": [{"keyid": signer.keyid, "sig": sig.hex()}], "signed": signed}
+    return json.dumps(block, sort_keys=True, indent=1).encode()
+
+
+def link_filename(step: str, keyid: str) -> str:
+    """``STEP.KEYID8.link``: where ``in-toto-verify`` looks for a functionary's link."""
+    return f"{step}.{keyid[:8]}.link"

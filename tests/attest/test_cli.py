@@ -453,3 +453,8 @@ def test_verify_classic_intoto_links(work: Path) -> None:
     assert json.loads(out)["classic"] == "link" and json.loads(out)["name"] == "package"
     assert invoke("verify", link, "--key", bob)[0] == 1
     assert invoke("verify", link)[0] == 2
+    dsse_link = str(fixture_path("in-toto-demo", "demo_dsse_files", "package.2f89b927.link"))
+    code, out, err = invoke("verify", dsse_link, "--key", carl)
+    assert code == 0, err
+    assert json.loads(out)["classic"] == "link"
+    assert invoke("verify", dsse_link, "--key", bob)[0] == 1
