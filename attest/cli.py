@@ -102,7 +102,7 @@ def _send(body: bytes, *, out: str | None, ledger: str | None) -> None:
 
     if ledger:
         receipt = submit_to_ledger(ledger, body)
-        typer.echo(json.dumps(receipt), err=out in (None, "-"))
+        typer.echo(json.dumps(receipt), err=out == "-")  # stdout unless the envelope is there
     if out is not None or not ledger:
         write_output(out or "-", body)
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from attest._internal import b64
 from attest.errors import InvalidInput, SignatureError
-from attest.keys import PublicKey
+from attest.keys import PublicKey, distinct
 
 __all__ = [
     "INTOTO_PAYLOAD_TYPE",
@@ -145,6 +145,7 @@ def verify_envelope(
         raise SignatureError(f"payloadType is {envelope.payload_type!r}, expected {payload_type!r}")
     if not envelope.signatures:
         raise SignatureError("envelope carries no signatures")
+    keys = distinct(keys)
     message = envelope.pae()
     signed: dict[int, PublicKey] = {}
     for sig in envelope.signatures:

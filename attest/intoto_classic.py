@@ -14,7 +14,7 @@ from typing import Any
 
 from attest.dsse import INTOTO_PAYLOAD_TYPE, Signer, sign_envelope
 from attest.errors import InvalidInput, SignatureError
-from attest.keys import PublicKey, load_public_key
+from attest.keys import PublicKey, distinct, load_public_key
 from attest.statement import ResourceDescriptor
 
 __all__ = [
@@ -64,6 +64,7 @@ def verify_metablock(
     canonical = encode_canonical(unverified_signed)
     assert canonical is not None  # without an output callback it returns the text
     message = canonical.encode()
+    keys = distinct(keys)
     signed_by: dict[int, PublicKey] = {}
     for sig in sigs:
         try:

@@ -9,6 +9,7 @@ and as raw ``r‖s`` (the DSSE spec vector, Google's VSAs).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,13 +77,27 @@ class PublicKey:
             if isinstance(self.key, ed25519.Ed25519PublicKey):
                 self.key.verify(signature, data)
             elif isinstance(self.key, ec.EllipticCurvePublicKey):
-                algorithm = ec.ECDSA(_ECDSA_HASHES[self.key.curve.name]())
-                self.key.verify(_ecdsa_der(signature, self.key), data, algorithm)
+                self._verify_ecdsa(self.key, signature, data)
             else:
                 pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
                 self.key.verify(signature, data, pss, hashes.SHA256())
         except InvalidSignature as e:
             raise SignatureError(f"signature does not verify with key {self.keyid[:16]}") from e
+
+    @staticmethod
+    def _verify_ecdsa(key: ec.EllipticCurvePublicKey, signature: bytes, data: bytes) -> None:
+        """DER first; a signature of exactly ``2 * width`` bytes is also tried as raw ``r‖s``
+        (a raw signature may begin with 0x30 and look like DER: about 1 in 256 do)."""
+        algorithm = ec.ECDSA(_ECDSA_HASHES[key.curve.name]())
+        width = (key.curve.key_size + 7) // 8
+        try:
+            key.verify(signature, data, algorithm)
+        except InvalidSignature:
+            if len(signature) != 2 * width:
+                raise
+            r = int.from_bytes(signature[:width], "big")
+            s = int.from_bytes(signature[width:], "big")
+            key.verify(encode_dss_signature(r, s), data, algorithm)
 
     def to_sslib_dict(self) -> dict[str, Any]:
         """The key in securesystemslib's JSON form (what in-toto layouts carry)."""
@@ -98,14 +113,15 @@ class PublicKey:
         }
 
 
-def _ecdsa_der(signature: bytes, key: ec.EllipticCurvePublicKey) -> bytes:
-    """DER form of an ECDSA signature given either as DER or as raw fixed-width ``r‖s``."""
-    width = (key.curve.key_size + 7) // 8
-    if len(signature) == 2 * width and signature[:1] != b"\x30":
-        r = int.from_bytes(signature[:width], "big")
-        s = int.from_bytes(signature[width:], "big")
-        return encode_dss_signature(r, s)
-    return signature
+def distinct(keys: Sequence[PublicKey]) -> list[PublicKey]:
+    """``keys`` without repeats of the same public key, so a threshold counts signers, not
+    list entries."""
+    if len(keys) < 2:
+        return list(keys)
+    seen: dict[bytes, PublicKey] = {}
+    for k in keys:
+        seen.setdefault(k.spki_pem(), k)
+    return list(seen.values())
 
 
 def public_key_from_crypto(key: object, keyid: str | None = None) -> PublicKey:

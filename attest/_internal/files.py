@@ -25,15 +25,25 @@ def write_atomic(
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise InvalidInput(f"cannot write {target}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as e:
+        raise InvalidInput(f"cannot write {target}: {e.strerror}") from e
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
+        if exclusive:
+            os.link(tmp, target)  # fails if the name appeared meanwhile: never replaces a key
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, target)
+    except FileExistsError as e:
+        raise InvalidInput(f"{target} already exists; refusing to overwrite it") from e
+    except OSError as e:
+        raise InvalidInput(f"cannot write {target}: {e.strerror}") from e
+    finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise

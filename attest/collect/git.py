@@ -51,13 +51,17 @@ def scrub_url(url: str) -> str:
     return url
 
 
-def _git(repo: Path, *args: str, check: bool = True) -> str:
+def _run(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     try:
-        done = subprocess.run(
+        return subprocess.run(
             ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False
         )
     except FileNotFoundError as e:
         raise CollectorError("git is not installed") from e
+
+
+def _git(repo: Path, *args: str, check: bool = True) -> str:
+    done = _run(repo, *args)
     if check and done.returncode != 0:
         raise CollectorError(f"git {' '.join(args)} failed: {done.stderr.strip()}")
     return done.stdout.strip() if done.returncode == 0 else ""
@@ -65,7 +69,13 @@ def _git(repo: Path, *args: str, check: bool = True) -> str:
 
 def collect_git(repo: Path) -> GitInfo | None:
     """Facts about ``repo``'s HEAD, or ``None`` when it is not inside a git work tree."""
-    if _git(repo, "rev-parse", "--is-inside-work-tree", check=False) != "true":
+    probe = _run(repo, "rev-parse", "--is-inside-work-tree")
+    if "dubious ownership" in probe.stderr:
+        raise CollectorError(
+            f"git refuses to read {repo} (owned by another user): run "
+            f"`git config --global --add safe.directory {repo.resolve()}` first"
+        )
+    if probe.returncode != 0 or probe.stdout.strip() != "true":
         return None
     commit = _git(repo, "rev-parse", "HEAD", check=False)
     if not commit:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -190,3 +191,21 @@ def test_times_are_utc() -> None:
         "2024-01-01T00:00:00Z", {"ATTEST_STARTED_ON": "2023-01-01T00:00:00Z"}, ""
     ) == datetime(2024, 1, 1, tzinfo=UTC)
     assert started_on(None, {}, "") is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hand the checkout to another user")
+def test_git_dubious_ownership_is_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What actions/checkout in a container hits: the checkout belongs to another user."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "f").write_text("1")
+    git(repo, "add", "f")
+    git(repo, "commit", "-qm", "one")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no global safe.directory
+    for p in [repo, *repo.rglob("*")]:
+        os.chown(p, 65534, 65534, follow_symlinks=False)
+    with pytest.raises(CollectorError, match=r"safe\.directory"):
+        collect_git(repo)

@@ -164,3 +164,26 @@ def test_intoto_demo_dsse_links_verify_with_layout_keys_and_fail_when_edited() -
         doc["payload"] = base64.b64encode(json.dumps(payload).encode()).decode()
         with pytest.raises(SignatureError):
             verify_envelope(Envelope.from_dict(doc), list(keys.values()))
+
+
+def test_raw_signature_that_starts_like_der_still_verifies() -> None:
+    """About 1 raw r||s signature in 256 begins with 0x30 (a DER SEQUENCE tag)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    signer = KeySigner(key, raw_ecdsa=True)
+    for _ in range(5000):
+        env = sign_envelope(b"payload", [signer], "t")
+        if env.signatures[0].sig[0] == 0x30:
+            break
+    else:
+        pytest.fail("no raw signature starting with 0x30 in 5000 tries")
+    verify_envelope(env, [signer.public_key])
+
+
+def test_a_key_listed_twice_counts_once_toward_the_threshold() -> None:
+    a = KeySigner(ec.generate_private_key(ec.SECP256R1()))
+    env = sign_envelope(b"p", [a, a], "t")
+    with pytest.raises(SignatureError, match="2 needed"):
+        verify_envelope(env, [a.public_key, a.public_key], threshold=2)
+    same_key_other_keyid = public_key_from_crypto(a.private_key.public_key(), keyid="other")
+    with pytest.raises(SignatureError, match="2 needed"):
+        verify_envelope(env, [a.public_key, same_key_other_keyid], threshold=2)

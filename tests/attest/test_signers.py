@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 
 from attest.dsse import Envelope, sign_envelope, verify_envelope
-from attest.errors import KeyFileError, SignatureError
+from attest.errors import InvalidInput, KeyFileError, SignatureError
 from attest.keys import load_public_key, read_public_key
 from attest.signers import KEY_TYPES, load_signer, read_signer, write_keypair
 from tests.conftest import fixture_path
@@ -149,3 +149,28 @@ def test_sslib_json_keys_load_with_their_keyid() -> None:
     assert danny.scheme == "ed25519"
     doc = json.loads(fixture_path("in-toto-demo", "demo_files", "danny.pub").read_text())
     assert danny.to_sslib_dict()["keyval"]["public"] == doc["keyval"]["public"]
+
+
+def test_passphrase_for_an_unencrypted_key_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_keypair(tmp_path / "k", "ed25519", None)
+    monkeypatch.setenv("ATTEST_KEY_PASSPHRASE", "set-for-every-step")
+    assert read_signer(tmp_path / "k").public_key.scheme == "ed25519"
+
+
+def test_keygen_into_a_missing_or_readonly_directory_is_a_clear_error(tmp_path: Path) -> None:
+    import os
+
+    with pytest.raises(InvalidInput, match="does not exist"):
+        write_keypair(tmp_path / "nodir" / "k", "ed25519", None)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.geteuid() != 0:  # root writes anywhere
+            with pytest.raises(InvalidInput, match="cannot write"):
+                write_keypair(ro / "k", "ed25519", None)
+    finally:
+        ro.chmod(0o700)
+    assert not list(ro.iterdir())
