@@ -302,7 +302,9 @@ def test_submit_to_a_ledger_over_http(
     path, auth, body = _Ledger.received[0]
     assert path == "/api/v1/entries" and auth == "Bearer tok-123"
     assert body.rstrip(b"\n") == (work / "p.json").read_bytes().rstrip(b"\n")  # exact bytes
-    code, out, _ = invoke("provenance", "--subject", "dist", "--key", "k", "--ledger", ledger_server)
+    code, out, _ = invoke(
+        "provenance", "--subject", "dist", "--key", "k", "--ledger", ledger_server
+    )
     assert code == 0 and json.loads(out) == {"index": 0, "leafHash": "x"}  # only the receipt
     _Ledger.status = 403
     code, _, err = invoke(
