@@ -462,3 +462,25 @@ def test_verify_classic_intoto_links(work: Path) -> None:
     assert code == 0, err
     assert json.loads(out)["classic"] == "link"
     assert invoke("verify", dsse_link, "--key", bob)[0] == 1
+
+
+def test_unsupported_key_type_is_one_line(work: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = ec.generate_private_key(ec.SECP521R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (work / "p521").write_bytes(pem)
+    for args in (
+        ["provenance", "--subject", "dist", "--key", "p521", "-o", "out.json"],
+        ["run", "--step", "s", "--key", "p521", "-o", "out.json", "--", "touch", "ran"],
+    ):
+        code, _, err = invoke(*args)
+        assert (
+            code == 2
+            and err.strip()
+            == "attest: error: unsupported ECDSA curve secp521r1 (use P-256 or P-384)"
+        )
+        assert not (work / "out.json").exists()
+    assert not (work / "ran").exists()  # the step never ran with a key that cannot sign
