@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from attest._internal import b64
 from attest.errors import InvalidInput, SignatureError
-from attest.keys import PublicKey, distinct
+from attest.keys import PublicKey, verified_signers
 
 __all__ = [
     "INTOTO_PAYLOAD_TYPE",
@@ -139,31 +139,15 @@ def verify_envelope(
 ) -> VerifiedEnvelope:
     """Verify ``envelope`` against trusted ``keys``; raise :class:`SignatureError` if fewer than
     ``threshold`` distinct keys signed it. ``keyid`` hints only choose which key to try first."""
-    if threshold < 1:
-        raise InvalidInput("threshold must be at least 1")
     if payload_type is not None and envelope.payload_type != payload_type:
         raise SignatureError(f"payloadType is {envelope.payload_type!r}, expected {payload_type!r}")
     if not envelope.signatures:
         raise SignatureError("envelope carries no signatures")
-    keys = distinct(keys)
-    message = envelope.pae()
-    signed: dict[int, PublicKey] = {}
-    for sig in envelope.signatures:
-        hinted = [k for k in keys if sig.keyid and k.keyid == sig.keyid]
-        for i, key in sorted(enumerate(keys), key=lambda ik: ik[1] not in hinted):
-            if i in signed:
-                continue
-            try:
-                key.verify(sig.sig, message)
-            except SignatureError:
-                continue
-            signed[i] = key
-            break
-    if len(signed) < threshold:
-        raise SignatureError(
-            f"{len(signed)} of {len(envelope.signatures)} signatures verify with the trusted keys; "
-            f"{threshold} needed"
-        )
-    return VerifiedEnvelope(
-        envelope.payload_type, envelope.unverified_payload, tuple(signed[i] for i in sorted(signed))
+    signed_by = verified_signers(
+        envelope.pae(),
+        [(s.sig, s.keyid) for s in envelope.signatures],
+        keys,
+        threshold=threshold,
+        what="envelope",
     )
+    return VerifiedEnvelope(envelope.payload_type, envelope.unverified_payload, signed_by)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from attest.dsse import INTOTO_PAYLOAD_TYPE, Signer, sign_envelope
-from attest.errors import InvalidInput, SignatureError
-from attest.keys import PublicKey, distinct, load_public_key
+from attest.errors import InvalidInput
+from attest.keys import PublicKey, load_public_key, verified_signers
 from attest.statement import ResourceDescriptor
 
 __all__ = [
@@ -64,27 +64,14 @@ def verify_metablock(
     canonical = encode_canonical(unverified_signed)
     assert canonical is not None  # without an output callback it returns the text
     message = canonical.encode()
-    keys = distinct(keys)
-    signed_by: dict[int, PublicKey] = {}
+    pairs: list[tuple[bytes, str | None]] = []
     for sig in sigs:
         try:
-            raw = bytes.fromhex(sig["sig"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        for i, key in enumerate(keys):
-            if i in signed_by:
-                continue
-            try:
-                key.verify(raw, message)
-            except SignatureError:
-                continue
-            signed_by[i] = key
-            break
-    if len(signed_by) < threshold:
-        raise SignatureError(
-            f"{len(signed_by)} of {len(sigs)} metablock signatures verify; {threshold} needed"
-        )
-    return VerifiedMetablock(unverified_signed, tuple(signed_by[i] for i in sorted(signed_by)))
+            pairs.append((bytes.fromhex(sig["sig"]), sig.get("keyid")))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue  # a malformed signature entry signs nothing
+    signed_by = verified_signers(message, pairs, keys, threshold=threshold, what="metablock")
+    return VerifiedMetablock(unverified_signed, signed_by)
 
 
 def classic_link(

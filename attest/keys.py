@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from attest.errors import KeyFileError, SignatureError
+from attest.errors import InvalidInput, KeyFileError, SignatureError
 
 __all__ = [
     "PublicKey",
@@ -27,6 +27,7 @@ __all__ = [
     "public_key_from_crypto",
     "read_public_key",
     "scheme_for",
+    "verified_signers",
 ]
 
 CryptoPublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
@@ -122,6 +123,39 @@ def distinct(keys: Sequence[PublicKey]) -> list[PublicKey]:
     for k in keys:
         seen.setdefault(k.spki_pem(), k)
     return list(seen.values())
+
+
+def verified_signers(
+    message: bytes,
+    signatures: Sequence[tuple[bytes, str | None]],
+    keys: Sequence[PublicKey],
+    *,
+    threshold: int,
+    what: str,
+) -> tuple[PublicKey, ...]:
+    """The distinct trusted keys whose signature over ``message`` is among ``signatures``
+    (``(sig, keyid hint)`` pairs); raise :class:`SignatureError` if fewer than ``threshold``.
+    Each signature counts for at most one key; a keyid only decides which key is tried first."""
+    if threshold < 1:
+        raise InvalidInput("threshold must be at least 1")
+    keys = distinct(keys)
+    found: dict[int, PublicKey] = {}
+    for sig, keyid in signatures:
+        for i in sorted(range(len(keys)), key=lambda i: keys[i].keyid != keyid):
+            if i in found:
+                continue
+            try:
+                keys[i].verify(sig, message)
+            except SignatureError:
+                continue
+            found[i] = keys[i]
+            break
+    if len(found) < threshold:
+        raise SignatureError(
+            f"{len(found)} of {len(signatures)} {what} signatures verify with the trusted keys; "
+            f"{threshold} needed"
+        )
+    return tuple(found[i] for i in sorted(found))
 
 
 def public_key_from_crypto(key: object, keyid: str | None = None) -> PublicKey:

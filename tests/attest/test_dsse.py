@@ -109,6 +109,8 @@ def test_threshold_counts_distinct_keys() -> None:
         verify_envelope(env, [a.public_key, b.public_key], threshold=2)
     env2 = sign_envelope(b"p", [a, b], "t")
     assert len(verify_envelope(env2, [a.public_key, b.public_key], threshold=2).signed_by) == 2
+    with pytest.raises(InvalidInput, match="at least 1"):
+        verify_envelope(env2, [a.public_key], threshold=0)
 
 
 def test_wrong_key_unsigned_and_payload_type_are_refused() -> None:
