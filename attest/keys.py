@@ -55,10 +55,6 @@ def scheme_for(key: CryptoPublicKey) -> str:
     raise KeyFileError(f"unsupported key type {type(key).__name__}")
 
 
-def _keytype(scheme: str) -> str:
-    return {"ed25519": "ed25519", "rsassa-pss-sha256": "rsa"}.get(scheme, "ecdsa")
-
-
 @dataclass(frozen=True)
 class PublicKey:
     """A verification key. ``keyid`` is securesystemslib's default keyid: only a hint in DSSE."""
@@ -102,16 +98,9 @@ class PublicKey:
 
     def to_sslib_dict(self) -> dict[str, Any]:
         """The key in securesystemslib's JSON form (what in-toto layouts carry)."""
-        public = (
-            self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
-            if isinstance(self.key, ed25519.Ed25519PublicKey)
-            else self.spki_pem().decode()
-        )
-        return {
-            "keytype": _keytype(self.scheme),
-            "scheme": self.scheme,
-            "keyval": {"public": public},
-        }
+        from securesystemslib.signer import SSlibKey  # type: ignore[attr-defined]
+
+        return dict(SSlibKey.from_crypto(self.key, scheme=self.scheme).to_dict())
 
 
 def distinct(keys: Sequence[PublicKey]) -> list[PublicKey]:

@@ -1,6 +1,6 @@
 """Sigstore bundle verification with sigstore-python, against an explicit trusted root.
 
-Trust material is always an argument (a ``trusted_root.json`` file or its bytes): nothing is
+Trust material is always an argument (a ``trusted_root.json`` file): nothing is
 fetched from the network, so a verdict is the same on an air-gapped deploy host as in CI. The
 identity policy pins the OIDC issuer and the certificate subject, each exactly or by a regular
 expression matched against the whole value.
@@ -107,9 +107,7 @@ class VerifiedBundle:
     identities: tuple[str, ...]
 
 
-def verify_bundle(
-    bundle: bytes, *, trusted_root: Path | bytes, identity: IdentityPolicy
-) -> VerifiedBundle:
+def verify_bundle(bundle: bytes, *, trusted_root: Path, identity: IdentityPolicy) -> VerifiedBundle:
     """Verify a Sigstore bundle carrying a DSSE envelope: certificate chain to the trusted root,
     transparency-log entry and time, the envelope signature, and the identity policy."""
     from sigstore.errors import Error as SigstoreError
@@ -117,11 +115,7 @@ def verify_bundle(
     from sigstore.verify import Verifier
 
     try:
-        root = (
-            TrustedRoot.from_file(str(trusted_root))
-            if isinstance(trusted_root, Path)
-            else TrustedRoot.from_json(trusted_root)  # type: ignore[attr-defined]
-        )
+        root = TrustedRoot.from_file(str(trusted_root))
     except (OSError, ValueError, SigstoreError) as e:
         raise InvalidInput(f"cannot load trusted root: {e}") from e
     try:
