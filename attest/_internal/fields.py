@@ -51,11 +51,19 @@ def timestamp(doc: Mapping[str, Any], key: str, code: str) -> datetime | None:
     if not isinstance(value, str):
         raise InvalidStatement(code, f"{key} must be an RFC 3339 timestamp")
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_rfc3339(value)
     except ValueError as e:
-        raise InvalidStatement(code, f"{key} is not an RFC 3339 timestamp: {value!r}") from e
+        raise InvalidStatement(code, f"{key} {e}: {value!r}") from e
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """An RFC 3339 time as an aware UTC datetime; ``ValueError`` says what is wrong with it."""
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as e:
+        raise ValueError("is not an RFC 3339 time") from e
     if parsed.tzinfo is None:
-        raise InvalidStatement(code, f"{key} has no time zone: {value!r}")
+        raise ValueError("has no time zone")
     return parsed.astimezone(UTC)
 
 

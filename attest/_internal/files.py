@@ -1,14 +1,18 @@
-"""Write files all-or-nothing: a temporary file in the same directory, fsync, rename."""
+"""Files in and out: readers that turn every failure into one clear :class:`CollectorError`, and
+all-or-nothing writes (a temporary file in the same directory, fsync, rename)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
+from typing import Any
 
-from attest.errors import InvalidInput
+from attest.errors import CollectorError, InvalidInput
 
 
 def write_atomic(
@@ -47,3 +51,26 @@ def write_atomic(
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise CollectorError(f"cannot read {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise CollectorError(f"{path} is not UTF-8 text") from e
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(read_text(path))
+    except ValueError as e:
+        raise CollectorError(f"{path} is not valid JSON: {e}") from e
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(read_text(path))
+    except tomllib.TOMLDecodeError as e:
+        raise CollectorError(f"{path} is not valid TOML: {e}") from e

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
+from attest._internal.fields import parse_rfc3339
 from attest.errors import InvalidInput
 
 __all__ = ["Clock", "parse_time", "started_on", "utc_now"]
@@ -19,15 +20,15 @@ def utc_now() -> datetime:
 def parse_time(value: str, what: str = "time") -> datetime:
     """An RFC 3339 time (or a Unix timestamp) as an aware UTC datetime."""
     text = value.strip()
-    try:
-        if text.replace(".", "", 1).isdigit():
+    if text.replace(".", "", 1).isdigit():
+        try:
             return datetime.fromtimestamp(float(text), UTC)
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (ValueError, OverflowError) as e:
-        raise InvalidInput(f"{what} {value!r} is not an RFC 3339 time") from e
-    if parsed.tzinfo is None:
-        raise InvalidInput(f"{what} {value!r} has no time zone")
-    return parsed.astimezone(UTC)
+        except (ValueError, OverflowError, OSError) as e:
+            raise InvalidInput(f"{what} {value!r} is out of range as a Unix time") from e
+    try:
+        return parse_rfc3339(text)
+    except ValueError as e:
+        raise InvalidInput(f"{what} {value!r} {e}") from e
 
 
 def started_on(option: str | None, env: Mapping[str, str], ci_started: str) -> datetime | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from packageurl import PackageURL
 
-from attest.collect.deps._common import read_text
+from attest._internal.files import read_text
 from attest.errors import CollectorError
 from attest.statement import ResourceDescriptor
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from attest._internal import fields as f
-from attest.collect.deps._common import read_json
-from attest.errors import CollectorError, InvalidStatement
+from attest._internal.files import read_json
+from attest.errors import CollectorError
 from attest.predicates import Severity, Vulnerability, VulnScan
 
 __all__ = ["detect_format", "parse_scan_report"]
@@ -43,9 +43,10 @@ def _finding(
 
 
 def _time(value: Any) -> datetime | None:
+    """A report's own time, when it has a readable one."""
     try:
-        return f.timestamp({"t": value}, "t", "ErrVulnsInvalid")
-    except InvalidStatement:
+        return f.parse_rfc3339(value) if isinstance(value, str) else None
+    except ValueError:
         return None
 
 

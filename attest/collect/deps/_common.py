@@ -4,41 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
-import tomllib
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from packageurl import PackageURL
 
-from attest.errors import CollectorError
 from attest.statement import ResourceDescriptor
 
 _SRI = {"sha256": "sha256", "sha384": "sha384", "sha512": "sha512", "sha1": "sha1"}
-
-
-def read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise CollectorError(f"cannot read {path}: {e.strerror}") from e
-    except UnicodeDecodeError as e:
-        raise CollectorError(f"{path} is not UTF-8 text") from e
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(read_text(path))
-    except ValueError as e:
-        raise CollectorError(f"{path} is not valid JSON: {e}") from e
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(read_text(path))
-    except tomllib.TOMLDecodeError as e:
-        raise CollectorError(f"{path} is not valid TOML: {e}") from e
 
 
 def purl(kind: str, name: str, version: str | None, namespace: str | None = None) -> str:

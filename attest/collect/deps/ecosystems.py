@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from attest.collect.deps._common import dependency, purl, read_json, read_text, read_toml, sri_hex
+from attest._internal.files import read_json, read_text, read_toml
+from attest.collect.deps._common import dependency, purl, sri_hex
 from attest.errors import CollectorError
 from attest.statement import ResourceDescriptor
 

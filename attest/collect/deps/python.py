@@ -10,14 +10,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from attest.collect.deps._common import (
-    algo_hex,
-    dependency,
-    purl,
-    read_json,
-    read_text,
-    read_toml,
-)
+from attest._internal.files import read_json, read_text, read_toml
+from attest.collect.deps._common import algo_hex, dependency, purl
 from attest.errors import CollectorError
 from attest.statement import ResourceDescriptor
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from packageurl import PackageURL
 
-from attest.collect.deps._common import algo_hex, dependency, read_json
+from attest._internal.files import read_json
+from attest.collect.deps._common import algo_hex, dependency
 from attest.errors import CollectorError
 from attest.statement import ResourceDescriptor
 
