@@ -22,6 +22,7 @@ from attest._internal.cli_app import (
     KeyOpt,
     LedgerOpt,
     OutOpt,
+    Signing,
     SigstoreOpt,
     TrustConfigOpt,
     app,
@@ -69,14 +70,13 @@ def sign(
 ) -> None:
     """Validate a Statement and sign it."""
     with errors():
+        signing = Signing.of(key, sigstore, trust_config)
         try:
             raw = statement_file.read_bytes()
         except OSError as e:
             raise InvalidInput(f"cannot read {statement_file}: {e.strerror}") from e
         statement = parse_statement(raw)
-        deliver(
-            statement, key=key, sigstore=sigstore, trust_config=trust_config, out=out, ledger=ledger
-        )
+        deliver(statement, signing, out=out, ledger=ledger)
 
 
 @app.command()

@@ -6,13 +6,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from attest.errors import Error, InvalidInput, SignatureError, SubmitError
 from attest.statement import Statement
+
+if TYPE_CHECKING:
+    from attest.signers import KeySigner
 
 app = typer.Typer(
     add_completion=False,
@@ -64,29 +68,38 @@ def errors() -> Iterator[None]:
         raise typer.Exit(code) from None
 
 
-def deliver(
-    statement: Statement,
-    *,
-    key: Path | None,
-    sigstore: bool,
-    trust_config: Path | None,
-    out: str | None,
-    ledger: str | None,
-) -> None:
-    """Sign, then submit, then write: a failure at any step leaves nothing behind."""
-    if (key is None) == (not sigstore):
-        raise InvalidInput("give exactly one of --key FILE or --sigstore")
-    payload = statement.to_json()
-    if key is not None:
-        from attest.dsse import sign_envelope
+@dataclass(frozen=True)
+class Signing:
+    """How this invocation signs: a loaded key file, or Sigstore keyless. Every subcommand makes
+    it first, so a wrong combination or a bad key fails before anything is collected or run."""
+
+    signer: KeySigner | None
+    trust_config: Path | None = None
+
+    @classmethod
+    def of(cls, key: Path | None, sigstore: bool, trust_config: Path | None) -> Signing:
+        if (key is None) == (not sigstore):
+            raise InvalidInput("give exactly one of --key FILE or --sigstore")
+        if key is None:
+            return cls(None, trust_config)
         from attest.signers import read_signer
 
-        body = sign_envelope(payload, [read_signer(key)]).to_json()
-    else:
+        return cls(read_signer(key))
+
+    def sign(self, payload: bytes) -> bytes:
+        """A DSSE envelope (key file) or a Sigstore bundle (keyless) over ``payload``."""
+        if self.signer is not None:
+            from attest.dsse import sign_envelope
+
+            return sign_envelope(payload, [self.signer]).to_json()
         from attest.keyless import sign_keyless
 
-        body = sign_keyless(payload, trust_config=trust_config)
-    send(body, out=out, ledger=ledger)
+        return sign_keyless(payload, trust_config=self.trust_config)
+
+
+def deliver(statement: Statement, signing: Signing, *, out: str | None, ledger: str | None) -> None:
+    """Sign, then submit, then write: a failure at any step leaves nothing behind."""
+    send(signing.sign(statement.to_json()), out=out, ledger=ledger)
 
 
 def send(body: bytes, *, out: str | None, ledger: str | None) -> None:

@@ -12,6 +12,7 @@ from attest._internal.cli_app import (
     KeyOpt,
     LedgerOpt,
     OutOpt,
+    Signing,
     SigstoreOpt,
     SubjectOpt,
     TrustConfigOpt,
@@ -57,6 +58,7 @@ def provenance(
     from attest.collect.subjects import resolve_subjects
 
     with errors():
+        signing = Signing.of(key, sigstore, trust_config)
         env = dict(os.environ)
         ci = detect_ci(env)
         params = dict(_key_value(p) for p in param or [])
@@ -77,9 +79,7 @@ def provenance(
             finished_on=utc_now(),
             parameters=params,
         )
-        deliver(
-            statement, key=key, sigstore=sigstore, trust_config=trust_config, out=out, ledger=ledger
-        )
+        deliver(statement, signing, out=out, ledger=ledger)
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -118,19 +118,16 @@ def run(
     from attest.build import link_statement
     from attest.intoto_classic import CLASSIC_FORMATS, classic_link, link_filename, sign_classic
     from attest.run import run_step
-    from attest.signers import read_signer
 
     with errors():
-        if (key is None) == (not sigstore):
-            raise InvalidInput("give exactly one of --key FILE or --sigstore")
+        signing = Signing.of(key, sigstore, trust_config)  # before the step: never waste a build
         if link_format not in ("statement", *CLASSIC_FORMATS):
             raise InvalidInput(
                 f"--format must be statement, link or link-dsse, not {link_format!r}"
             )
-        if link_format in CLASSIC_FORMATS and key is None:
+        signer = signing.signer
+        if link_format in CLASSIC_FORMATS and signer is None:
             raise InvalidInput("in-toto v0.9 links are signed with --key (in-toto has no keyless)")
-        # load the key before the step runs: a bad key must not waste a build
-        signer = read_signer(key) if key is not None else None
         result = run_step(
             command,
             materials=materials or [],
@@ -144,13 +141,12 @@ def run(
             "finishedOn": times.finished_on and fields.format_time(times.finished_on),
             "workdir": str(Path.cwd()),
         }
-        materials_, products_ = result.materials, result.products
         if signer is not None and link_format in CLASSIC_FORMATS:
             link = classic_link(
                 name=step,
                 command=command,
-                materials=materials_,
-                products=products_,
+                materials=result.materials,
+                products=result.products,
                 byproducts=result.byproducts,
                 environment=environment,
             )
@@ -160,19 +156,12 @@ def run(
             statement = link_statement(
                 step=step,
                 command=command,
-                materials=materials_,
-                products=products_,
+                materials=result.materials,
+                products=result.products,
                 byproducts=result.byproducts,
                 environment=environment,
             )
-            deliver(
-                statement,
-                key=key,
-                sigstore=sigstore,
-                trust_config=trust_config,
-                out=out,
-                ledger=ledger,
-            )
+            deliver(statement, signing, out=out, ledger=ledger)
     raise typer.Exit(result.exit_code)
 
 
@@ -212,6 +201,7 @@ def test_result(
     from attest.statement import ResourceDescriptor
 
     with errors():
+        signing = Signing.of(key, sigstore, trust_config)
         passed_names, failed_names = list(passed or []), list(failed or [])
         verdict = result.upper() if result else ""
         if junit:
@@ -241,11 +231,4 @@ def test_result(
             passed=passed_names,
             failed=failed_names,
         )
-        deliver(
-            statement,
-            key=key,
-            sigstore=sigstore,
-            trust_config=trust_config,
-            out=out,
-            ledger=ledger,
-        )
+        deliver(statement, signing, out=out, ledger=ledger)

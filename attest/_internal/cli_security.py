@@ -12,6 +12,7 @@ from attest._internal.cli_app import (
     KeyOpt,
     LedgerOpt,
     OutOpt,
+    Signing,
     SigstoreOpt,
     SubjectOpt,
     TrustConfigOpt,
@@ -42,14 +43,13 @@ def scan(
     from attest.predicates import VulnScan
 
     with errors():
+        signing = Signing.of(key, sigstore, trust_config)
         kind, found = parse_scan_report(report, now=utc_now())
         typer.echo(f"attest: {kind} report, {len(found.result)} findings", err=True)
         statement = make_statement(
             resolve_subjects(subject), VulnScan.PREDICATE_TYPE, found.to_dict()
         )
-        deliver(
-            statement, key=key, sigstore=sigstore, trust_config=trust_config, out=out, ledger=ledger
-        )
+        deliver(statement, signing, out=out, ledger=ledger)
 
 
 @app.command()
@@ -83,6 +83,7 @@ def vex(
     from attest.predicates import OpenVEX
 
     with errors():
+        signing = Signing.of(key, sigstore, trust_config)
         now = utc_now()
         ids = list(fixed or [])
         if (previous is None) != (report is None):
@@ -100,6 +101,4 @@ def vex(
             note=note,
         )
         statement = make_statement(subjects, OpenVEX.PREDICATE_TYPE, doc.to_dict())
-        deliver(
-            statement, key=key, sigstore=sigstore, trust_config=trust_config, out=out, ledger=ledger
-        )
+        deliver(statement, signing, out=out, ledger=ledger)
