@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from attest.collect.subjects import resolve_subjects
-from attest.dsse import INTOTO_PAYLOAD_TYPE, Envelope, verify_envelope
+from attest.dsse import INTOTO_PAYLOAD_TYPE, Envelope, VerifiedEnvelope, verify_envelope
 from attest.errors import InvalidInput, InvalidStatement, SignatureError
 from attest.intoto_classic import verify_metablock
 from attest.keys import PublicKey, read_public_key
@@ -34,7 +34,17 @@ class VerifiedStatement:
     predicate_error: str | None = None
 
 
-def _verified(payload_type: str, payload: bytes, signers: tuple[str, ...]) -> VerifiedStatement:
+def _json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"{what} is not JSON: {e}") from e
+
+
+def _verified(
+    payload_type: str, payload: bytes | Any, signers: tuple[str, ...]
+) -> VerifiedStatement:
+    """``payload``: the verified bytes, or their already-parsed JSON."""
     if payload_type != INTOTO_PAYLOAD_TYPE:
         raise InvalidInput(f"payloadType {payload_type!r} is not {INTOTO_PAYLOAD_TYPE}")
     statement = parse_statement(payload)
@@ -45,6 +55,34 @@ def _verified(payload_type: str, payload: bytes, signers: tuple[str, ...]) -> Ve
     return VerifiedStatement(statement, signers, predicate)
 
 
+def _is_bundle(doc: Any) -> bool:
+    return isinstance(doc, dict) and "dsseEnvelope" in doc
+
+
+def _is_metablock(doc: Any) -> bool:
+    return isinstance(doc, dict) and "signed" in doc and "signatures" in doc
+
+
+def _open_bundle(
+    document: bytes, trusted_root: Path | None, identity: IdentityPolicy | None
+) -> VerifiedStatement:
+    if trusted_root is None or identity is None:
+        raise InvalidInput("a Sigstore bundle needs --trusted-root, --identity and --issuer")
+    bundle = verify_bundle(document, trusted_root=trusted_root, identity=identity)
+    who = tuple(f"{bundle.issuer} {i}" for i in bundle.identities)
+    return _verified(bundle.payload_type, bundle.payload, who)
+
+
+def _open_envelope(doc: Any, keys: Sequence[PublicKey]) -> tuple[VerifiedEnvelope, Any]:
+    """Verify a DSSE envelope, then parse its payload once: (who signed, payload JSON)."""
+    if not keys:
+        raise InvalidInput("a DSSE envelope needs at least one trusted --key")
+    if _is_metablock(doc):
+        raise InvalidInput("a classic in-toto metablock, not a DSSE envelope: use verify_metablock")
+    verified = verify_envelope(Envelope.from_dict(doc), keys)
+    return verified, _json(verified.payload, "the envelope payload")
+
+
 def open_statement(
     document: bytes,
     *,
@@ -53,24 +91,11 @@ def open_statement(
     identity: IdentityPolicy | None = None,
 ) -> VerifiedStatement:
     """Verify a DSSE envelope or Sigstore bundle and return its valid Statement."""
-    try:
-        doc = json.loads(document)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"not JSON: {e}") from e
-    if isinstance(doc, dict) and "dsseEnvelope" in doc:
-        if trusted_root is None or identity is None:
-            raise InvalidInput("a Sigstore bundle needs --trusted-root, --identity and --issuer")
-        bundle = verify_bundle(document, trusted_root=trusted_root, identity=identity)
-        who = tuple(f"{bundle.issuer} {i}" for i in bundle.identities)
-        return _verified(bundle.payload_type, bundle.payload, who)
-    if not keys:
-        raise InvalidInput("a DSSE envelope needs at least one trusted --key")
-    if isinstance(doc, dict) and "signed" in doc and "signatures" in doc:
-        raise InvalidInput("a classic in-toto metablock, not a DSSE envelope: use verify_metablock")
-    verified = verify_envelope(Envelope.from_dict(doc), keys)
-    return _verified(
-        verified.payload_type, verified.payload, tuple(k.keyid for k in verified.signed_by)
-    )
+    doc = _json(document, "the document")
+    if _is_bundle(doc):
+        return _open_bundle(document, trusted_root, identity)
+    verified, payload = _open_envelope(doc, keys)
+    return _verified(verified.payload_type, payload, tuple(k.keyid for k in verified.signed_by))
 
 
 def check_subjects(statement: Statement, artifacts: Sequence[ResourceDescriptor]) -> None:
@@ -87,47 +112,13 @@ def check_subjects(statement: Statement, artifacts: Sequence[ResourceDescriptor]
             )
 
 
-def _is_metablock(document: bytes) -> bool:
-    try:
-        doc = json.loads(document)
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(doc, dict) and "signed" in doc and "signatures" in doc
-
-
-def _verify_classic(document: bytes, keys: Sequence[PublicKey]) -> dict[str, Any]:
-    """Classic in-toto v0.9 links and layouts (what in-toto-run and in-toto-sign write)."""
-    if not keys:
-        raise InvalidInput("a classic in-toto metablock needs at least one trusted --key")
-    verified = verify_metablock(document, keys)
-    return {
-        "verified": True,
-        "classic": verified.signed.get("_type", ""),
-        "name": verified.signed.get("name", ""),
-        "signedBy": [k.keyid for k in verified.signed_by],
-    }
-
-
-def _classic_dsse(document: bytes, keys: Sequence[PublicKey]) -> dict[str, Any] | None:
-    """A DSSE envelope around an in-toto v0.9 link or layout (in-toto 3.x's DSSE mode). The
-    unverified ``_type`` only routes; nothing is trusted before the signature verifies."""
-    try:
-        doc = json.loads(document)
-        envelope = Envelope.from_dict(doc)
-        unverified_type = json.loads(envelope.unverified_payload).get("_type")
-    except (ValueError, UnicodeDecodeError, AttributeError, InvalidInput):
-        return None
-    if unverified_type not in ("link", "layout"):
-        return None
-    if not keys:
-        raise InvalidInput("a DSSE envelope needs at least one trusted --key")
-    verified = verify_envelope(envelope, keys, payload_type=INTOTO_PAYLOAD_TYPE)
-    signed = json.loads(verified.payload)
+def _classic_report(signed: Any, signed_by: Sequence[PublicKey]) -> dict[str, Any]:
+    """What ``attest verify`` prints for a verified in-toto v0.9 link or layout."""
     return {
         "verified": True,
         "classic": signed.get("_type", ""),
         "name": signed.get("name", ""),
-        "signedBy": [k.keyid for k in verified.signed_by],
+        "signedBy": [k.keyid for k in signed_by],
     }
 
 
@@ -142,27 +133,36 @@ def verify_file(
     regex: bool,
     strict: bool = False,
 ) -> dict[str, Any]:
+    """``attest verify``: a Statement in a DSSE envelope or Sigstore bundle, or a classic in-toto
+    link or layout (plain metablock, or in-toto 3.x's DSSE mode). The document and its payload are
+    each parsed once; a classic payload is recognised only after its signature verifies."""
     try:
         document = path.read_bytes()
     except OSError as e:
         raise InvalidInput(f"cannot read {path}: {e.strerror}") from e
     trusted = [read_public_key(k) for k in keys]
-    if _is_metablock(document):
-        return _verify_classic(document, trusted)
-    classic = _classic_dsse(document, trusted)
-    if classic is not None:
-        return classic
-    policy = None
-    if identity or issuer:
-        policy = IdentityPolicy(
-            issuer=issuer or "", subject=identity or "", issuer_regex=regex, subject_regex=regex
+    doc = _json(document, "the document")
+    if _is_metablock(doc):
+        if not trusted:
+            raise InvalidInput("a classic in-toto metablock needs at least one trusted --key")
+        block = verify_metablock(document, trusted)
+        return _classic_report(block.signed, block.signed_by)
+    if _is_bundle(doc):
+        policy = None
+        if identity or issuer:
+            policy = IdentityPolicy(
+                issuer=issuer or "", subject=identity or "", issuer_regex=regex, subject_regex=regex
+            )
+        verified = _open_bundle(document, trusted_root, policy)
+    else:
+        envelope, payload = _open_envelope(doc, trusted)
+        if isinstance(payload, dict) and payload.get("_type") in ("link", "layout"):
+            if envelope.payload_type != INTOTO_PAYLOAD_TYPE:
+                raise InvalidInput(f"payloadType {envelope.payload_type!r} is not in-toto")
+            return _classic_report(payload, envelope.signed_by)
+        verified = _verified(
+            envelope.payload_type, payload, tuple(k.keyid for k in envelope.signed_by)
         )
-    verified = open_statement(
-        document,
-        keys=trusted,
-        trusted_root=trusted_root,
-        identity=policy,
-    )
     check_subjects(verified.statement, resolve_subjects(subjects) if subjects else [])
     if strict and verified.predicate_error:
         raise InvalidInput(f"predicate breaks its schema: {verified.predicate_error}")
