@@ -159,18 +159,9 @@ def test_passphrase_for_an_unencrypted_key_is_ignored(
     assert read_signer(tmp_path / "k").public_key.scheme == "ed25519"
 
 
-def test_keygen_into_a_missing_or_readonly_directory_is_a_clear_error(tmp_path: Path) -> None:
-    import os
-
+def test_keygen_into_a_missing_or_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="does not exist"):
         write_keypair(tmp_path / "nodir" / "k", "ed25519", None)
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o500)
-    try:
-        if os.geteuid() != 0:  # root writes anywhere
-            with pytest.raises(InvalidInput, match="cannot write"):
-                write_keypair(ro / "k", "ed25519", None)
-    finally:
-        ro.chmod(0o700)
-    assert not list(ro.iterdir())
+    # /proc takes no new files, not even from root (CI runs as root, so a chmod'ed dir won't do)
+    with pytest.raises(InvalidInput, match="cannot write /proc/attest-key"):
+        write_keypair(Path("/proc/attest-key"), "ed25519", None)
