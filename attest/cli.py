@@ -10,7 +10,6 @@ Nothing is written unless everything before it succeeded.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -47,10 +46,10 @@ def keygen(
     ] = False,
 ) -> None:
     """Generate a signing key pair."""
-    from attest.signers import PASSPHRASE_ENV, write_keypair
+    from attest.signers import PASSPHRASE_ENV, env_passphrase, write_keypair
 
     with errors():
-        passphrase = os.environ.get(PASSPHRASE_ENV, "").encode() or None
+        passphrase = env_passphrase()
         if encrypt and passphrase is None:
             raise InvalidInput(f"--encrypt needs a passphrase in ${PASSPHRASE_ENV}")
         public = write_keypair(output, key_type, passphrase if encrypt else None)

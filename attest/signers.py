@@ -25,6 +25,7 @@ __all__ = [
     "KEY_TYPES",
     "PASSPHRASE_ENV",
     "KeySigner",
+    "env_passphrase",
     "generate_private_key",
     "load_signer",
     "read_signer",
@@ -72,7 +73,8 @@ class KeySigner:
         return key.sign(data, pss, hashes.SHA256())
 
 
-def _passphrase(env: str) -> bytes | None:
+def env_passphrase(env: str = PASSPHRASE_ENV) -> bytes | None:
+    """The key passphrase from ``$env`` (never from argv), or ``None`` when unset or empty."""
     value = os.environ.get(env)
     return value.encode() if value else None
 
@@ -112,7 +114,7 @@ def read_signer(path: Path, *, passphrase_env: str = PASSPHRASE_ENV) -> KeySigne
         data = path.read_bytes()
     except OSError as e:
         raise KeyFileError(f"cannot read key {path}: {e.strerror}") from e
-    return load_signer(data, passphrase=_passphrase(passphrase_env), source=str(path))
+    return load_signer(data, passphrase=env_passphrase(passphrase_env), source=str(path))
 
 
 def generate_private_key(key_type: str) -> CryptoPrivateKey:
