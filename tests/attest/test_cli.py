@@ -332,15 +332,9 @@ def test_console_script_is_installed() -> None:
 
 
 def test_verify_sigstore_bundles(work: Path) -> None:
-    from tests.conftest import fixture_path
+    from tests.attest.test_sigstore import CASES, IDENTITY, ISSUER, PRODUCTION_ROOT
 
-    cases = fixture_path("conformance", "assets", "bundle-verify")
-    prod = fixture_path("sigstore-bundles", "trust-roots", "production", "trusted_root.json")
-    ident = (
-        "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
-        ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main"
-    )
-    issuer = "https://token.actions.githubusercontent.com"
+    cases, ident, issuer, prod = CASES, IDENTITY, ISSUER, PRODUCTION_ROOT
     happy = str(cases / "happy-path-intoto-in-dsse-v3" / "bundle.sigstore.json")
     a_txt = str(cases / "a.txt")
     base = ["verify", happy, "--trusted-root", str(prod), "--issuer", issuer]
