@@ -100,4 +100,6 @@ def parse_submission(content: bytes, max_bytes: int = MAX_BODY_BYTES) -> Submiss
         doc = json.loads(content)
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidInput(f"body is not valid JSON: {e}") from e
+    except RecursionError as e:
+        raise InvalidInput("body is JSON nested too deeply") from e
     return Submission.of(content, classify(doc))

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import typer
 
-from ledger.errors import Error, IntegrityError, InvalidInput, NotFound, StorageError
+from ledger.errors import Error, IntegrityError, InvalidInput, NoteError, NotFound, StorageError
 from ledger.keys import default_key_path
 from ledger.log import Ledger, utc_now
+from ledger.note import NoteVerifier, parse_verifier
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Provenance Ledger: the append-only log."
@@ -194,39 +197,104 @@ def export_cmd(
     file: Annotated[Path, typer.Argument(help="Output JSONL file ('-' for stdout).")],
     db: DbOpt = DEFAULT_DB,
 ) -> None:
-    """Export every record with its exact body as JSON Lines."""
+    """Export every record with its exact body as JSON Lines.
+
+    The file appears whole or not at all: it is written beside the target and renamed into place.
+    Exit 1 if the stored log does not check out (naming the index), 2 if FILE cannot be written.
+    """
     from ledger.transfer import export_jsonl
 
     with _errors(), _open(db, None, writer=False) as ledger:
+        with _output(file) as out:
+            n = export_jsonl(ledger, out)
+        vkey = ledger.store.meta()["vkey"]
+        typer.echo(f"ledger: exported {n} records; import them with --vkey '{vkey}'", err=True)
+
+
+@contextmanager
+def _output(file: Path) -> Iterator[IO[str]]:
+    """Stdout for '-'; a device or FIFO as it is; otherwise a temporary file renamed into place."""
+    if str(file) == "-":
+        yield sys.stdout
+        return
+    if file.is_dir():
+        raise InvalidInput(f"cannot write {file}: it is a directory")
+    tmp: Path | None = None
+    try:
+        if file.exists() and not file.is_file():
+            with file.open("w") as out:
+                yield out
+            return
+        fd, name = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".partial", dir=file.parent)
+        tmp = Path(name)
+        with os.fdopen(fd, "w") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(file)
+    except OSError as e:
+        raise InvalidInput(f"cannot write {file}: {e.strerror}") from e
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def _input(file: Path) -> Iterator[IO[bytes]]:
+    """Stdin for '-', else the file; a read error is one line of bad input."""
+    try:
         if str(file) == "-":
-            n = export_jsonl(ledger, sys.stdout)
-        else:
-            tmp = file.with_name(file.name + ".partial")
-            with tmp.open("w") as out:
-                n = export_jsonl(ledger, out)
-            tmp.replace(file)
-        typer.echo(f"ledger: exported {n} records", err=True)
+            yield sys.stdin.buffer
+            return
+        with file.open("rb") as src:
+            yield src
+    except OSError as e:
+        raise InvalidInput(f"cannot read {file}: {e.strerror}") from e
+
+
+VkeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--vkey",
+        envvar="LEDGER_IMPORT_VKEY",
+        help="The source ledger's verifier key (name+hash+base64), obtained out of band.",
+    ),
+]
 
 
 @app.command("import")
 def import_cmd(
-    file: Annotated[Path, typer.Argument(help="A file written by `ledger export`.")],
+    file: Annotated[
+        Path, typer.Argument(help="A file written by `ledger export` ('-' for stdin).")
+    ],
+    vkey: VkeyOpt = None,
     db: DbOpt = DEFAULT_DB,
     key_file: KeyOpt = None,
 ) -> None:
-    """Re-verify an export and append it to an empty ledger of the same origin."""
+    """Verify an export against the pinned --vkey and append it, whole, to an empty ledger.
+
+    Exit 1 if the file's chain, bodies or checkpoint do not check; 2 for a missing or malformed
+    --vkey, a malformed file, or a ledger that is not empty. Nothing is written on any failure.
+    """
     from ledger.transfer import import_jsonl
 
-    def open_lines() -> Iterator[str]:
-        try:
-            with file.open() as f:
-                yield from f
-        except OSError as e:
-            raise InvalidInput(f"cannot read {file}: {e.strerror}") from e
+    with _errors():
+        pinned = _pinned_key(vkey)
+        with _open(db, key_file, writer=True) as ledger, _input(file) as src:
+            n = import_jsonl(ledger, src, pinned, utc_now)
+            _emit({"imported": n, "checkpoint": ledger.checkpoint().note})
 
-    with _errors(), _open(db, key_file, writer=True) as ledger:
-        n = import_jsonl(ledger, open_lines, utc_now)
-        _emit({"imported": n, "checkpoint": ledger.checkpoint().note})
+
+def _pinned_key(vkey: str | None) -> NoteVerifier:
+    if not vkey:
+        raise InvalidInput(
+            "import needs the source ledger's verifier key: pass --vkey KEY or set "
+            "LEDGER_IMPORT_VKEY (the key `ledger init` printed for it)"
+        )
+    try:
+        return parse_verifier(vkey)
+    except NoteError as e:
+        raise InvalidInput(f"--vkey: {e}") from e
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ commits — all or nothing. Reads never take the lock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +18,7 @@ from ledger._internal import schema
 from ledger._internal.db import make_engine, migrate, schema_exists, write_transaction
 from ledger.bodies import Submission
 from ledger.checkpoint import Checkpoint, sign_checkpoint
-from ledger.errors import ConflictError, IntegrityError, NotFound, StorageError
+from ledger.errors import ConflictError, IntegrityError, InvalidInput, NotFound, StorageError
 from ledger.merkle import EMPTY_ROOT
 from ledger.note import NoteSigner
 from ledger.record import GENESIS_PREV, Record, format_time
@@ -27,6 +27,8 @@ from ledger.tiles import TileCache, TileKey, TileTree, edge_tile_keys, integrate
 __all__ = ["LedgerStore", "LogHead", "SequencedBatch"]
 
 _CHUNK = 500  # bound parameters per IN (...) query
+_IMPORT_BATCH = 1000  # records per insert during an import (all in one transaction)
+_IMPORT_BATCH_BYTES = 16 << 20  # ... or fewer, to bound the bodies held in memory
 
 
 @dataclass(frozen=True)
@@ -182,27 +184,35 @@ class LedgerStore:
         return SequencedBatch(indices, new_flags, size, note, leaves, proofs)
 
     def import_records(
-        self, items: Sequence[tuple[Record, bytes]], origin: str, signer: NoteSigner, now: datetime
+        self,
+        items: Iterable[tuple[Record, Submission]],
+        origin: str,
+        signer: NoteSigner,
+        clock: Callable[[], datetime],
+        *,
+        root: bytes,
     ) -> str:
-        """Append already-sequenced records verbatim (``ledger import``); they must extend the head."""
+        """Append already-sequenced records verbatim (``ledger import``) in ONE transaction.
+
+        The transaction holds the write lock from the emptiness check to the commit, so no append
+        can land in between. ``items`` is consumed inside it: whatever it raises (a record that
+        does not verify, a root that does not match) rolls everything back. The records must
+        extend the empty log and reproduce ``root``; only then is a checkpoint signed over them.
+        """
         scratch = self.cache.scratch()
         try:
             with write_transaction(self.engine) as conn:
-                head = self._head(conn)
-                prev = head.prev
-                for offset, (rec, _) in enumerate(items):
-                    if rec.index != head.size + offset or rec.prev != prev:
-                        raise IntegrityError(
-                            f"record {rec.index} does not extend the log", rec.index
-                        )
-                    prev = rec.leaf_hash.hex()
-                bodies: list[dict[str, object]] = [
-                    {"digest": r.body_digest, "body_type": r.body_type, "content": c}
-                    for r, c in items
-                ]
-                recs = [r for r, _ in items]
-                note, _ = self._commit(
-                    conn, head, recs, bodies, origin, signer, format_time(now), scratch
+                self._require_empty(conn)
+                size = self._import_stream(conn, items)
+                tree = TileTree(size, self._overlay_fetch(conn, {}), scratch)
+                if tree.root() != root:
+                    raise IntegrityError(
+                        "imported records do not reproduce the expected root", size
+                    )
+                note = sign_checkpoint(Checkpoint(origin, size, root), signer)
+                conn.execute(
+                    schema.checkpoints.insert(),
+                    {"size": size, "root": root, "note": note, "time": format_time(clock())},
                 )
         except SQLAlchemyError as e:
             raise StorageError(
@@ -211,18 +221,49 @@ class LedgerStore:
         self.cache.absorb(scratch)
         return note
 
-    def _commit(
-        self,
-        conn: Connection,
-        head: LogHead,
-        records: list[Record],
-        bodies: list[dict[str, object]],
-        origin: str,
-        signer: NoteSigner,
-        now: str,
-        cache: TileCache,
-    ) -> tuple[str, dict[TileKey, bytes]]:
-        """Write bodies, records and tiles; sign and store the checkpoint that covers them."""
+    def _require_empty(self, conn: Connection) -> None:
+        has_record = conn.execute(select(schema.records.c.idx).limit(1)).first() is not None
+        has_body = conn.execute(select(schema.bodies.c.digest).limit(1)).first() is not None
+        if has_record or has_body or self._latest_checkpoint(conn)[0] != 0:
+            raise InvalidInput(
+                "import needs an empty ledger and this one already holds records "
+                "(run `ledger init` on a new database)"
+            )
+
+    def _import_stream(self, conn: Connection, items: Iterable[tuple[Record, Submission]]) -> int:
+        """Write ``items`` in batches of bounded size; return the new tree size."""
+        size, prev = 0, GENESIS_PREV
+        batch: list[tuple[Record, Submission]] = []
+        held = 0
+        for rec, sub in items:
+            if rec.index != size + len(batch) or rec.prev != prev:
+                raise IntegrityError(f"record {rec.index} does not extend the log", rec.index)
+            prev = rec.leaf_hash.hex()
+            batch.append((rec, sub))
+            held += len(sub.content)
+            if len(batch) >= _IMPORT_BATCH or held >= _IMPORT_BATCH_BYTES:
+                size, held = self._insert(conn, size, batch), 0
+        return self._insert(conn, size, batch)
+
+    def _insert(self, conn: Connection, size: int, batch: list[tuple[Record, Submission]]) -> int:
+        """Write bodies, records and tiles for ``batch`` (no checkpoint); empty it; new size."""
+        if batch:
+            self._write_rows(
+                conn,
+                [r for r, _ in batch],
+                [
+                    {"digest": s.digest, "body_type": s.body_type, "content": s.content}
+                    for _, s in batch
+                ],
+            )
+            self._write_tiles(conn, size, [r.leaf_hash for r, _ in batch])
+        size += len(batch)
+        batch.clear()
+        return size
+
+    def _write_rows(
+        self, conn: Connection, records: list[Record], bodies: list[dict[str, object]]
+    ) -> None:
         conn.execute(schema.bodies.insert(), bodies)
         conn.execute(
             schema.records.insert(),
@@ -237,6 +278,20 @@ class LedgerStore:
                 for r in records
             ],
         )
+
+    def _commit(
+        self,
+        conn: Connection,
+        head: LogHead,
+        records: list[Record],
+        bodies: list[dict[str, object]],
+        origin: str,
+        signer: NoteSigner,
+        now: str,
+        cache: TileCache,
+    ) -> tuple[str, dict[TileKey, bytes]]:
+        """Write bodies, records and tiles; sign and store the checkpoint that covers them."""
+        self._write_rows(conn, records, bodies)
         size = head.size + len(records)
         changed = self._write_tiles(conn, head.size, [r.leaf_hash for r in records])
         root = TileTree(size, self._overlay_fetch(conn, changed), cache).root()

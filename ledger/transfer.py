@@ -2,9 +2,20 @@
 
 Line 1 is a header ``{"format": "provenance-ledger-export", "version": 1, "origin", "vkey",
 "checkpoint"}``; every further line is one record ``{"index", "leaf", "body"}`` with the leaf bytes
-and the exact body bytes in base64. Import checks each record (canonical leaf, index, chain, body
-digest), appends them verbatim, and finally requires the recomputed root to equal the root of the
-exported checkpoint, whose signature it verifies with the exported key.
+and the exact body bytes in base64.
+
+Import trusts nothing the file says about itself. In order:
+
+1. the header names this ledger's origin, and its checkpoint verifies with the verifier key the
+   operator *pins* (the source ledger's key, given out of band) — never with the ``vkey`` the file
+   carries;
+2. the file is read once, a line at a time (at most :data:`MAX_LINE_BYTES` each); every record's
+   leaf is canonical, its index, ``prev`` and time extend the chain, its body hashes to the leaf's
+   digest and is admitted by :func:`admit_body` (the checks ``append`` applies);
+3. the records reproduce the pinned checkpoint's size and root.
+
+The records are written as they are read, inside one transaction under the writer's lock
+(:meth:`LedgerStore.import_records`); a failure at any step rolls all of it back.
 """
 
 from __future__ import annotations
@@ -13,26 +24,40 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
-from ledger.checkpoint import open_checkpoint
+from ledger.bodies import MAX_BODY_BYTES, Submission, parse_submission
+from ledger.checkpoint import Checkpoint, open_checkpoint
 from ledger.errors import Error, IntegrityError, InvalidInput
 from ledger.log import Ledger
-from ledger.merkle import CompactRange
-from ledger.note import parse_verifier
+from ledger.merkle import CompactRange, hash_leaf
+from ledger.note import NoteVerifier
 from ledger.record import GENESIS_PREV, Record, check_link
 
-__all__ = ["export_jsonl", "import_jsonl"]
+__all__ = ["MAX_LINE_BYTES", "admit_body", "export_jsonl", "import_jsonl"]
 
 FORMAT = "provenance-ledger-export"
+# A record line holding the largest body append accepts: its base64, plus room for the leaf
+# (whose size is bounded by the origin's) and the JSON around them.
+MAX_LINE_BYTES = 4 * -(-MAX_BODY_BYTES // 3) + 64 * 1024
+_EXPORT_BATCH = 2000
+
+
+# -- export -----------------------------------------------------------------------------------
 
 
 def export_jsonl(
     ledger: Ledger, out: IO[str], progress: Callable[[int], None] | None = None
 ) -> int:
-    """Write header and every record up to the latest checkpoint; return the record count."""
+    """Write header and every record up to the latest checkpoint; return the record count.
+
+    What is written is checked on the way out: indices are gapless, every body is present, the
+    leaves reproduce the checkpoint's root, and no stored record lies past the latest checkpoint.
+    Raises :class:`IntegrityError` naming the index otherwise (the caller discards the output).
+    """
     cp = ledger.checkpoint()
     size = cp.checkpoint.size
     header = {
@@ -43,32 +68,77 @@ def export_jsonl(
         "checkpoint": cp.note,
     }
     out.write(json.dumps(header) + "\n")
+    tree = CompactRange()
     batch: list[tuple[int, bytes, bytes]] = []
-    count = 0
     for idx, leaf, _, digest, _ in ledger.store.iter_rows():
         if idx >= size:
             break
+        if idx != tree.size:
+            raise IntegrityError(f"record {tree.size} is missing", tree.size)
+        tree.append(hash_leaf(leaf))
         batch.append((idx, leaf, digest))
-        if len(batch) >= 2000:
-            count += _write_batch(ledger, out, batch)
+        if len(batch) >= _EXPORT_BATCH:
+            _write_batch(ledger, out, batch)
             if progress:
-                progress(count)
-    count += _write_batch(ledger, out, batch)
-    return count
+                progress(tree.size)
+    _write_batch(ledger, out, batch)
+    if tree.size != size or tree.root() != cp.checkpoint.root_hash:
+        raise IntegrityError(
+            f"the stored records do not reproduce the latest checkpoint (size {size})", tree.size
+        )
+    _require_covered(ledger, size)
+    return size
 
 
-def _write_batch(ledger: Ledger, out: IO[str], batch: list[tuple[int, bytes, bytes]]) -> int:
+def _require_covered(ledger: Ledger, size: int) -> None:
+    """Refuse a stored record past the latest checkpoint: commits write both, so it is tampering.
+
+    The head is read before the latest checkpoint, so a concurrent append cannot look uncovered.
+    """
+    head = ledger.store.size()
+    latest, _ = ledger.store.latest_checkpoint()
+    if head > latest:
+        raise IntegrityError(f"record {latest} is not covered by any signed checkpoint", latest)
+
+
+def _write_batch(ledger: Ledger, out: IO[str], batch: list[tuple[int, bytes, bytes]]) -> None:
     bodies = ledger.store.bodies([d for _, _, d in batch])
     for idx, leaf, digest in batch:
+        if digest not in bodies:
+            raise IntegrityError(f"record {idx}: body sha256:{digest.hex()} is missing", idx)
         line = {
             "index": idx,
             "leaf": base64.b64encode(leaf).decode(),
             "body": base64.b64encode(bodies[digest][1]).decode(),
         }
         out.write(json.dumps(line) + "\n")
-    n = len(batch)
     batch.clear()
-    return n
+
+
+# -- import -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Header:
+    origin: str
+    vkey: str
+    checkpoint: str
+
+
+def _lines(src: IO[bytes], max_bytes: int) -> Iterator[tuple[int, str]]:
+    """Number and decode each line, reading at most ``max_bytes + 1`` bytes for any one of them."""
+    n = 0
+    while line := src.readline(max_bytes + 1):
+        n += 1
+        if len(line) > max_bytes and not line.endswith(b"\n"):
+            raise InvalidInput(
+                f"line {n}: longer than {max_bytes} bytes (a record line holds one body of at "
+                f"most {MAX_BODY_BYTES} bytes)"
+            )
+        try:
+            yield n, line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InvalidInput(f"line {n}: not UTF-8 (at byte {e.start})") from e
 
 
 def _parse_line(n: int, line: str) -> dict[str, Any]:
@@ -76,85 +146,121 @@ def _parse_line(n: int, line: str) -> dict[str, Any]:
         obj = json.loads(line)
     except ValueError as e:
         raise InvalidInput(f"line {n}: not JSON") from e
+    except RecursionError as e:
+        raise InvalidInput(f"line {n}: JSON nested too deeply") from e
     if not isinstance(obj, dict):
         raise InvalidInput(f"line {n}: not a JSON object")
     return obj
 
 
-def _records(lines: Iterator[str], origin: str) -> Iterable[tuple[Record, bytes]]:
-    prev, last_time = GENESIS_PREV, ""
-    for n, line in enumerate(lines, start=2):
-        obj = _parse_line(n, line)
-        try:
-            leaf = base64.b64decode(obj["leaf"], validate=True)
-            body = base64.b64decode(obj["body"], validate=True)
-            rec = Record.from_leaf(leaf)
-        except (KeyError, TypeError, binascii.Error, ValueError) as e:
-            raise InvalidInput(f"line {n}: malformed record line") from e
-        except Error as e:
-            raise IntegrityError(f"line {n}: {e}", obj.get("index")) from e
-        if obj.get("index") != rec.index:
-            raise IntegrityError(f"line {n}: index field disagrees with the leaf", n - 2)
-        check_link(rec, index=n - 2, origin=origin, prev=prev, last_time=last_time)
-        if hashlib.sha256(body).digest() != rec.body_digest:
-            raise IntegrityError(f"record {rec.index}: body does not hash to {rec.body}", rec.index)
-        prev, last_time = rec.leaf_hash.hex(), rec.time
-        yield rec, body
-
-
-def _read_header(lines: Iterator[str], ledger: Ledger) -> dict[str, Any]:
-    header = _parse_line(1, next(lines, ""))
-    if header.get("format") != FORMAT or header.get("version") != 1:
+def _read_header(lines: Iterator[tuple[int, str]], origin: str) -> _Header:
+    first = next(lines, None)
+    if first is None:
+        raise InvalidInput("the file is empty: not a provenance-ledger export")
+    obj = _parse_line(*first)
+    if obj.get("format") != FORMAT or obj.get("version") != 1:
         raise InvalidInput("not a provenance-ledger export (bad header line)")
-    if header.get("origin") != ledger.origin:
+    for field in ("origin", "vkey", "checkpoint"):
+        if not isinstance(obj.get(field), str):
+            raise InvalidInput(f"export header has no {field!r} string")
+    if obj["origin"] != origin:
+        raise InvalidInput(f"export is of log {obj['origin']!r}, this ledger is {origin!r}")
+    return _Header(obj["origin"], obj["vkey"], obj["checkpoint"])
+
+
+def _open_pinned(header: _Header, pinned: NoteVerifier) -> Checkpoint:
+    """The export's checkpoint, verified with the operator's pinned key and nothing else."""
+    try:
+        return open_checkpoint(header.checkpoint, [pinned], header.origin).checkpoint
+    except Error as e:
+        raise IntegrityError(
+            f"the export's checkpoint does not verify with the pinned key "
+            f"{pinned.name}+{pinned.key_hash:08x}: {e}"
+        ) from e
+
+
+def admit_body(rec: Record, content: bytes) -> Submission:
+    """The one place an imported body is admitted: it must be the body the leaf names, and pass
+    the checks ``append`` applies (size, JSON, envelope or bundle shape, type against content).
+
+    A body that does not hash to the leaf's digest is an integrity failure; a body that does but
+    that ``append`` would refuse is invalid input.
+    """
+    if hashlib.sha256(content).digest() != rec.body_digest:
+        raise IntegrityError(f"record {rec.index}: body does not hash to {rec.body}", rec.index)
+    try:
+        sub = parse_submission(content)
+    except InvalidInput as e:
+        raise InvalidInput(f"record {rec.index}: {e}") from e
+    if sub.body_type != rec.body_type:
         raise InvalidInput(
-            f"export is of log {header.get('origin')!r}, this ledger is {ledger.origin!r}"
+            f"record {rec.index}: the leaf says {rec.body_type} but the body is {sub.body_type}"
         )
-    return header
+    return sub
+
+
+def _decode_record(n: int, obj: dict[str, Any]) -> tuple[Record, bytes]:
+    try:
+        leaf = base64.b64decode(obj["leaf"], validate=True)
+        body = base64.b64decode(obj["body"], validate=True)
+    except (KeyError, TypeError, binascii.Error, ValueError) as e:
+        raise InvalidInput(f"line {n}: malformed record line") from e
+    try:
+        rec = Record.from_leaf(leaf)
+    except Error as e:
+        raise IntegrityError(f"line {n}: {e}", n - 2) from e
+    if obj.get("index") != rec.index:
+        raise IntegrityError(f"line {n}: index field disagrees with the leaf", n - 2)
+    return rec, body
+
+
+def _verified_records(
+    lines: Iterator[tuple[int, str]], origin: str, want: Checkpoint
+) -> Iterator[tuple[Record, Submission]]:
+    """Each record as it is verified; raises at the end unless they reproduce ``want``."""
+    prev, last_time, tree = GENESIS_PREV, "", CompactRange()
+    for n, line in lines:
+        rec, body = _decode_record(n, _parse_line(n, line))
+        check_link(rec, index=tree.size, origin=origin, prev=prev, last_time=last_time)
+        if tree.size >= want.size:
+            raise IntegrityError(
+                f"export holds more records than its checkpoint covers ({want.size})", tree.size
+            )
+        sub = admit_body(rec, body)
+        tree.append(rec.leaf_hash)
+        prev, last_time = rec.leaf_hash.hex(), rec.time
+        yield rec, sub
+    if tree.size != want.size or tree.root() != want.root_hash:
+        raise IntegrityError(
+            f"export holds {tree.size} records whose root does not match its checkpoint "
+            f"(size {want.size})",
+            tree.size,
+        )
 
 
 def import_jsonl(
     ledger: Ledger,
-    open_lines: Callable[[], Iterator[str]],
+    src: IO[bytes],
+    pinned: NoteVerifier,
     now: Callable[[], datetime],
-    batch_size: int = 5000,
+    *,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> int:
     """Import an export into an empty ledger of the same origin; return the record count.
 
-    Two passes: the first verifies every line and the exported checkpoint (signature and root)
-    without writing; only a file that checks out completely is written in the second.
+    ``pinned`` is the source ledger's verifier key, obtained out of band. ``src`` is read once;
+    records are verified as they stream into one write transaction, which commits only after the
+    last record reproduces the pinned checkpoint's root. Any failure leaves the ledger as it was.
     """
-    if ledger.store.size() != 0:
-        raise InvalidInput("import needs an empty ledger (run `ledger init` on a new database)")
     signer = ledger.require_signer()
-    lines = open_lines()
-    header = _read_header(lines, ledger)
-    try:
-        want = open_checkpoint(
-            str(header["checkpoint"]), [parse_verifier(str(header["vkey"]))], ledger.origin
-        ).checkpoint
-    except Error as e:
-        raise IntegrityError(f"exported checkpoint does not verify: {e}") from e
-    tree = CompactRange()
-    for rec, _ in _records(lines, ledger.origin):
-        tree.append(rec.leaf_hash)
-    if tree.size != want.size or tree.root() != want.root_hash:
-        raise IntegrityError(
-            f"export holds {tree.size} records whose root does not match its checkpoint (size {want.size})",
-            tree.size,
+    if pinned.name != ledger.origin:
+        raise InvalidInput(
+            f"the pinned key is named {pinned.name!r}; this ledger's origin is {ledger.origin!r}"
         )
-    lines = open_lines()
-    _read_header(lines, ledger)
-    batch: list[tuple[Record, bytes]] = []
-    for item in _records(lines, ledger.origin):
-        batch.append(item)
-        if len(batch) >= batch_size:
-            ledger.store.import_records(batch, ledger.origin, signer, now())
-            batch.clear()
-    if batch:
-        ledger.store.import_records(batch, ledger.origin, signer, now())
-    if ledger.checkpoint().checkpoint.root_hash != want.root_hash:
-        raise IntegrityError(
-            "imported tree root differs from the exported checkpoint's root", tree.size
-        )
-    return tree.size
+    if ledger.store.size() != 0:  # checked again under the write lock
+        raise InvalidInput("import needs an empty ledger (run `ledger init` on a new database)")
+    lines = _lines(src, max_line_bytes)
+    want = _open_pinned(_read_header(lines, ledger.origin), pinned)
+    records = _verified_records(lines, ledger.origin, want)
+    ledger.store.import_records(records, ledger.origin, signer, now, root=want.root_hash)
+    return want.size

@@ -117,11 +117,13 @@ def test_check_names_the_tampered_index(work: Path) -> None:
 
 
 def test_export_import_gives_the_same_root(work: Path) -> None:
-    run(work, "init", "--origin", "cli.example/log")
+    vkey = run(work, "init", "--origin", "cli.example/log").stdout.strip()
     run(work, "append", *[f"a{i}.json" for i in range(5)])
-    run(work, "export", "out.jsonl")
+    assert f"--vkey '{vkey}'" in run(work, "export", "out.jsonl").stderr
     run(work, "init", "--origin", "cli.example/log", "--db", "sqlite:///copy.db")
-    imported = json.loads(run(work, "import", "out.jsonl", "--db", "sqlite:///copy.db").stdout)
+    imported = json.loads(
+        run(work, "import", "out.jsonl", "--vkey", vkey, "--db", "sqlite:///copy.db").stdout
+    )
     assert imported["imported"] == 5
     a = run(work, "check").stdout
     b = run(work, "check", "--db", "sqlite:///copy.db").stdout
@@ -129,7 +131,7 @@ def test_export_import_gives_the_same_root(work: Path) -> None:
 
 
 def test_tampered_export_is_refused_and_nothing_is_written(work: Path) -> None:
-    run(work, "init", "--origin", "cli.example/log")
+    vkey = run(work, "init", "--origin", "cli.example/log").stdout.strip()
     run(work, "append", *[f"a{i}.json" for i in range(5)])
     run(work, "export", "out.jsonl")
     original = (work / "out.jsonl").read_text().splitlines()
@@ -139,12 +141,12 @@ def test_tampered_export_is_refused_and_nothing_is_written(work: Path) -> None:
     lines[3] = json.dumps(rec)
     (work / "bad.jsonl").write_text("\n".join(lines) + "\n")
     run(work, "init", "--origin", "cli.example/log", "--db", "sqlite:///copy.db")
-    p = run(work, "import", "bad.jsonl", "--db", "sqlite:///copy.db", ok=False)
+    p = run(work, "import", "bad.jsonl", "--vkey", vkey, "--db", "sqlite:///copy.db", ok=False)
     assert p.returncode == 1 and "record 2" in p.stderr
     assert json.loads(run(work, "check", "--db", "sqlite:///copy.db").stdout)["records"] == 0
     # dropping the last (untouched) record is caught only by the exported checkpoint
     (work / "short.jsonl").write_text("\n".join(original[:-1]) + "\n")
-    p = run(work, "import", "short.jsonl", "--db", "sqlite:///copy.db", ok=False)
+    p = run(work, "import", "short.jsonl", "--vkey", vkey, "--db", "sqlite:///copy.db", ok=False)
     assert p.returncode == 1 and "does not match its checkpoint" in p.stderr
     assert json.loads(run(work, "check", "--db", "sqlite:///copy.db").stdout)["records"] == 0
 
@@ -153,7 +155,7 @@ def test_import_refuses_time_going_backwards(work: Path) -> None:
     """An export whose record times decrease is refused (``ledger check`` would reject the result)."""
     from ledger.record import Record
 
-    run(work, "init", "--origin", "cli.example/log")
+    vkey = run(work, "init", "--origin", "cli.example/log").stdout.strip()
     run(work, "append", "a0.json")
     run(work, "append", "a1.json")
     run(work, "export", "out.jsonl")
@@ -167,6 +169,6 @@ def test_import_refuses_time_going_backwards(work: Path) -> None:
     lines = [json.dumps(x) for x in (header, r0, r1)]
     (work / "bad.jsonl").write_text("\n".join(lines) + "\n")
     run(work, "init", "--origin", "cli.example/log", "--db", "sqlite:///copy.db")
-    p = run(work, "import", "bad.jsonl", "--db", "sqlite:///copy.db", ok=False)
+    p = run(work, "import", "bad.jsonl", "--vkey", vkey, "--db", "sqlite:///copy.db", ok=False)
     assert p.returncode == 1 and "earlier than the record before" in p.stderr
     assert json.loads(run(work, "check", "--db", "sqlite:///copy.db").stdout)["records"] == 0
