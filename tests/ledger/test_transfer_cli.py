@@ -306,3 +306,33 @@ def test_export_with_checkpoints_deleted_is_exit_1_instead_of_writing_0_of_6(
     assert_one_line(p, 1, "not covered by any signed checkpoint", "(index 0)")
     assert not (tmp_path / "out.jsonl").exists()
     _no_partial(tmp_path)
+
+
+def test_import_of_dev_zero_reads_one_capped_line_and_is_refused(
+    empty_target: tuple[Path, bytes, dict[str, str]],
+) -> None:
+    d, _, pin = empty_target
+    db = f"sqlite:///{d / 'dst.db'}"
+    p = ledger_cli(
+        "import", "/dev/zero", "--db", db, "--key-file", str(d / "dst.key"), env=pin, ok=False
+    )
+    assert_one_line(p, 2, "line 1: longer than")
+
+
+def test_export_to_stdout_piped_into_import_from_stdin(
+    source: Ledger, target: tuple[Ledger, list[str]], tmp_path: Path
+) -> None:
+    lg, opts = target
+    src_db = f"sqlite:///{tmp_path / 'src.db'}"
+    out = ledger_cli("export", "-", "--db", src_db).stdout
+    p = subprocess.run(
+        [LEDGER, "import", "-", *opts],
+        input=out,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **_pin(source)},
+        timeout=300,
+        check=False,
+    )
+    assert p.returncode == 0, p.stderr
+    assert lg.checkpoint().checkpoint.root_hash == source.checkpoint().checkpoint.root_hash
