@@ -45,6 +45,15 @@ def test_export_import_round_trip_gives_the_same_root_and_passes_check(
     assert ledger.store.records(0, 5) == source.store.records(0, 5)
 
 
+def test_export_of_an_empty_ledger_imports_as_an_empty_ledger(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    with Ledger.create(f"sqlite:///{tmp_path / 'e.db'}", ORIGIN, tmp_path / "e.key") as empty:
+        assert _import(ledger, export_to(empty, tmp_path / "empty.jsonl"), empty) == 0
+    assert stored_counts(ledger) == EMPTY
+    check_ledger(ledger.store)
+
+
 def test_export_signed_by_a_fresh_key_for_the_same_origin_is_refused_with_the_real_key_pinned(
     source: Ledger, ledger: Ledger, tmp_path: Path
 ) -> None:
