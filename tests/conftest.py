@@ -6,8 +6,9 @@ import base64
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any, NoReturn, TypeVar
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -17,16 +18,66 @@ from ledger._internal.sample import sample_envelopes
 from ledger.log import Ledger
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+REQUIRE_FIXTURES_ENV = "LEDGER_REQUIRE_FIXTURES"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+T = TypeVar("T")
+
+
+# Upstream fixtures live in ../shared/fixtures, beside the repo (never copied into it). A clone
+# without them still collects: every test that needs one skips with the path in its reason, and
+# LEDGER_REQUIRE_FIXTURES=1 (set by .ci/run) turns each of those skips into a failure.
+# Inside a test, call fixture_path(); module-level constants stay plain paths (FIXTURES / ...) and
+# the tests reading them carry @needs_fixtures(...); parametrize lists read from the folder at
+# collection time come from fixture_cases().
+
+
+def _missing_fixture(path: Path) -> NoReturn:
+    reason = f"upstream fixture {path} is missing: tests need ../shared/fixtures beside the repo"
+    if os.environ.get(REQUIRE_FIXTURES_ENV) == "1":
+        pytest.fail(f"{REQUIRE_FIXTURES_ENV}=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 def fixture_path(*parts: str) -> Path:
+    """Inside a test: the upstream fixture's path; skips (fails when required) if it is missing."""
     path = FIXTURES.joinpath(*parts)
     if not path.exists():
-        pytest.fail(
-            f"upstream fixture {path} is missing: tests need ../shared/fixtures beside the repo"
-        )
+        _missing_fixture(path)
     return path
+
+
+def needs_fixtures(*parts: str) -> pytest.MarkDecorator:
+    """Mark a test (or a module, as ``pytestmark``) that reads an upstream fixture through a
+    module-level path: at setup it skips (fails when required) if that path is missing."""
+    return pytest.mark.upstream_fixtures(FIXTURES.joinpath(*parts))
+
+
+def fixture_cases(
+    parts: tuple[str, ...],
+    load: Callable[[Path], Iterable[T]],
+    ids: Callable[[T], str] | None = None,
+) -> list[Any]:
+    """``parametrize`` values loaded at collection time from the upstream fixture at ``parts``.
+    When it is missing, a single placeholder case that skips (fails when required) at setup,
+    instead of a collection error or a silently empty parameter set."""
+    path = FIXTURES.joinpath(*parts)
+    if not path.exists():
+        return [pytest.param(None, id="fixtures-missing", marks=needs_fixtures(*parts))]
+    return [pytest.param(v, id=ids(v) if ids else None) for v in load(path)]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "upstream_fixtures(path): needs that path under ../shared/fixtures"
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("upstream_fixtures"):
+        for path in mark.args:
+            if not path.exists():
+                _missing_fixture(path)
 
 
 def _pg_base_url() -> str:

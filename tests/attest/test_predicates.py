@@ -23,9 +23,7 @@ from attest.predicates import (
     parse_predicate,
 )
 from attest.statement import parse_statement
-from tests.conftest import fixture_path
-
-SLSA = fixture_path("slsa-provenance")
+from tests.conftest import fixture_cases, fixture_path
 
 
 def bundle_statement(path: Path):  # type: ignore[no-untyped-def]
@@ -36,8 +34,11 @@ def bundle_statement(path: Path):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize(
     "path",
-    sorted(SLSA.glob("gha_*/v2.1.0/*.build.slsa")),
-    ids=lambda p: p.parent.parent.name + "/" + p.name,
+    fixture_cases(
+        ("slsa-provenance",),
+        lambda slsa: sorted(slsa.glob("gha_*/v2.1.0/*.build.slsa")),
+        ids=lambda p: p.parent.parent.name + "/" + p.name,
+    ),
 )
 def test_real_slsa_v1_provenance_parses(path: Path) -> None:
     st = bundle_statement(path)
@@ -50,7 +51,12 @@ def test_real_slsa_v1_provenance_parses(path: Path) -> None:
     assert again == model
 
 
-@pytest.mark.parametrize("path", sorted(SLSA.glob("gha_*/v2.1.0/*.intoto.jsonl"))[:2])
+@pytest.mark.parametrize(
+    "path",
+    fixture_cases(
+        ("slsa-provenance",), lambda slsa: sorted(slsa.glob("gha_*/v2.1.0/*.intoto.jsonl"))[:2]
+    ),
+)
 def test_slsa_v02_is_carried_opaque(path: Path) -> None:
     st = bundle_statement(path)
     assert st.predicate_type == "https://slsa.dev/provenance/v0.2"
@@ -60,7 +66,9 @@ def test_slsa_v02_is_carried_opaque(path: Path) -> None:
 
 
 def test_real_vsa_parses() -> None:
-    st = bundle_statement(SLSA / "vsa" / "gce" / "v1" / "gke-gce-pre.bcid-vsa.jsonl")
+    st = bundle_statement(
+        fixture_path("slsa-provenance", "vsa", "gce", "v1", "gke-gce-pre.bcid-vsa.jsonl")
+    )
     model = parse_predicate(st.predicate_type, st.predicate)
     assert isinstance(model, VerificationSummary)
     assert model.verification_result == "PASSED"

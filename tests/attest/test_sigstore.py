@@ -13,10 +13,14 @@ import pytest
 
 from attest.errors import InvalidInput, SignatureError
 from attest.sigstore_bundle import IdentityPolicy, verify_bundle
-from tests.conftest import fixture_path
+from tests.conftest import FIXTURES, fixture_cases, fixture_path, needs_fixtures
 
-CASES = fixture_path("conformance", "assets", "bundle-verify")
-PRODUCTION_ROOT = fixture_path("sigstore-bundles", "trust-roots", "production", "trusted_root.json")
+BUNDLE_VERIFY = ("conformance", "assets", "bundle-verify")
+TRUST_ROOTS = ("sigstore-bundles", "trust-roots")
+CASES = FIXTURES.joinpath(*BUNDLE_VERIFY)
+PRODUCTION_ROOT = FIXTURES.joinpath(*TRUST_ROOTS, "production", "trusted_root.json")
+# every test here reads the conformance suite or the trust roots
+pytestmark = [needs_fixtures(*BUNDLE_VERIFY), needs_fixtures(*TRUST_ROOTS)]
 IDENTITY = (
     "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
     ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main"
@@ -25,10 +29,10 @@ ISSUER = "https://token.actions.githubusercontent.com"
 POLICY = IdentityPolicy(issuer=ISSUER, subject=IDENTITY)
 
 
-def dsse_cases() -> list[Path]:
+def dsse_cases(cases: Path = CASES) -> list[Path]:
     return sorted(
         p
-        for p in CASES.iterdir()
+        for p in cases.iterdir()
         if p.is_dir() and b"dsseEnvelope" in (p / "bundle.sigstore.json").read_bytes()
     )
 
@@ -43,7 +47,7 @@ def root_for(case: Path) -> Path:
 KNOWN_UPSTREAM_LIMITATION = {"intoto-with-custom-trust-root"}
 
 
-@pytest.mark.parametrize("case", dsse_cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", fixture_cases(BUNDLE_VERIFY, dsse_cases, ids=lambda p: p.name))
 def test_conformance_dsse_bundles(case: Path) -> None:
     bundle = (case / "bundle.sigstore.json").read_bytes()
     expect_pass = not case.name.endswith("_fail") and case.name not in KNOWN_UPSTREAM_LIMITATION

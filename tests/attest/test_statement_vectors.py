@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,11 +11,14 @@ import pytest
 from attest.errors import InvalidStatement
 from attest.predicates import SLSAProvenance, parse_predicate
 from attest.statement import ResourceDescriptor, Statement, parse_statement
-from tests.conftest import fixture_path
+from tests.conftest import fixture_cases, fixture_path
 
-VECTORS: list[dict[str, Any]] = json.loads(
-    fixture_path("dsse", "statement-v1", "vectors.json").read_text()
-)["vectors"]
+VECTORS_FILE = ("dsse", "statement-v1", "vectors.json")
+
+
+def load_vectors(path: Path) -> list[dict[str, Any]]:
+    vectors: list[dict[str, Any]] = json.loads(path.read_text())["vectors"]
+    return vectors
 
 
 def check(vector: dict[str, Any]) -> None:
@@ -28,15 +32,18 @@ def check(vector: dict[str, Any]) -> None:
 
 
 def test_all_vectors_are_here() -> None:
-    assert len(VECTORS) == 26
-    assert {v["kind"] for v in VECTORS} == {
+    vectors = load_vectors(fixture_path(*VECTORS_FILE))
+    assert len(vectors) == 26
+    assert {v["kind"] for v in vectors} == {
         "Statement",
         "ResourceDescriptor",
         "SLSA Provenance v1 predicate",
     }
 
 
-@pytest.mark.parametrize("vector", VECTORS, ids=[v["id"] for v in VECTORS])
+@pytest.mark.parametrize(
+    "vector", fixture_cases(VECTORS_FILE, load_vectors, ids=lambda v: str(v["id"]))
+)
 def test_vector_verdict(vector: dict[str, Any]) -> None:
     if vector["valid"]:
         check(vector)
@@ -47,7 +54,7 @@ def test_vector_verdict(vector: dict[str, Any]) -> None:
 
 
 def test_valid_statement_round_trips_through_canonical_json() -> None:
-    st = parse_statement(VECTORS[0]["json"])
+    st = parse_statement(load_vectors(fixture_path(*VECTORS_FILE))[0]["json"])
     again = parse_statement(st.to_json())
     assert again == st
     assert st.to_json() == parse_statement(json.dumps(st.to_dict(), indent=2)).to_json()

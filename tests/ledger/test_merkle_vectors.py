@@ -5,27 +5,32 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ledger import merkle
 from ledger.errors import Error, ProofError
-from tests.conftest import fixture_path
+from tests.conftest import FIXTURES, fixture_cases, fixture_path
 
-VECTORS = fixture_path("merkle-vectors", "transparency-dev-merkle")
+TRANSPARENCY_DEV = ("merkle-vectors", "transparency-dev-merkle")
 
 
 def _b(x: str | None) -> bytes:
     return base64.b64decode(x) if x else b""
 
 
-def _cases(kind: str) -> list[Path]:
-    files = sorted((VECTORS / kind).rglob("*.json"))
-    assert files, f"no {kind} vectors found"
-    return files
+def _cases(kind: str) -> list[Any]:
+    def files(vectors: Path) -> list[Path]:
+        found = sorted((vectors / kind).rglob("*.json"))
+        assert found, f"no {kind} vectors found"
+        return found
+
+    base = FIXTURES.joinpath(*TRANSPARENCY_DEV)
+    return fixture_cases(TRANSPARENCY_DEV, files, ids=lambda p: str(p.relative_to(base)))
 
 
-@pytest.mark.parametrize("path", _cases("inclusion"), ids=lambda p: str(p.relative_to(VECTORS)))
+@pytest.mark.parametrize("path", _cases("inclusion"))
 def test_inclusion_vector(path: Path) -> None:
     v = json.loads(path.read_text())
     proof = [_b(p) for p in v["proof"] or []]
@@ -37,7 +42,7 @@ def test_inclusion_vector(path: Path) -> None:
         assert merkle.verify_inclusion(*args) is None
 
 
-@pytest.mark.parametrize("path", _cases("consistency"), ids=lambda p: str(p.relative_to(VECTORS)))
+@pytest.mark.parametrize("path", _cases("consistency"))
 def test_consistency_vector(path: Path) -> None:
     v = json.loads(path.read_text())
     proof = [_b(p) for p in v["proof"] or []]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,10 +24,17 @@ from ledger.note import (
     sign_note,
     unverified_signatures,
 )
-from tests.conftest import fixture_path
+from tests.conftest import FIXTURES, fixture_cases, needs_fixtures
 
-BASE = fixture_path("checkpoints")
-CASES: list[dict[str, Any]] = json.loads((BASE / "vectors.json").read_text())["cases"]
+BASE = FIXTURES / "checkpoints"
+BODY_VECTORS = ("transparency-dev-formats", "checkpoint-body-parse-vectors.json")
+
+
+def load_cases(base: Path = BASE) -> list[dict[str, Any]]:
+    cases: list[dict[str, Any]] = json.loads((base / "vectors.json").read_text())["cases"]
+    return cases
+
+
 ARGON_ORIGIN = "ct.googleapis.com/logs/us1/argon2024"
 
 
@@ -58,7 +66,9 @@ def _run(case: dict[str, Any]) -> None:
         open_note(raw, verifiers)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+@pytest.mark.parametrize(
+    "case", fixture_cases(("checkpoints",), load_cases, ids=lambda c: str(c["id"]))
+)
 def test_vector(case: dict[str, Any]) -> None:
     if case["expect"] in ("verify", "parse"):
         _run(case)
@@ -67,19 +77,23 @@ def test_vector(case: dict[str, Any]) -> None:
             _run(case)
 
 
+@needs_fixtures("checkpoints")
 def test_all_vectors_are_covered() -> None:
-    assert len(CASES) >= 29
-    assert {c["expect"] for c in CASES} == {"verify", "fail", "parse", "parse-fail"}
+    cases = load_cases()
+    assert len(cases) >= 29
+    assert {c["expect"] for c in cases} == {"verify", "fail", "parse", "parse-fail"}
 
 
+@needs_fixtures("checkpoints")
 def test_deterministic_sign_reproduces_note_byte_for_byte() -> None:
-    case = next(c for c in CASES if "skey" in c)
+    case = next(c for c in load_cases() if "skey" in c)
     signer = parse_signer(case["skey"])
     note = sign_note(case["deterministic_sign_from_text"], signer)
     assert note.encode() == (BASE / case["note"]).read_bytes()
     assert signer.verifier_key() == case["verifier_keys"][0]
 
 
+@needs_fixtures("checkpoints", "golang-sumdb-note")
 def test_verified_and_unverified_signatures_are_reported() -> None:
     raw = (BASE / "golang-sumdb-note" / "peter+enoch.note").read_bytes()
     keys = json.loads((BASE / "golang-sumdb-note" / "keys.json").read_text())
@@ -88,12 +102,14 @@ def test_verified_and_unverified_signatures_are_reported() -> None:
     assert [s.name for s in note.unverified] == ["EnochRoot"]
 
 
-BODY_CASES = json.loads(
-    (BASE / "transparency-dev-formats" / "checkpoint-body-parse-vectors.json").read_text()
-)["cases"]
-
-
-@pytest.mark.parametrize("case", BODY_CASES, ids=[c["desc"] for c in BODY_CASES])
+@pytest.mark.parametrize(
+    "case",
+    fixture_cases(
+        ("checkpoints", *BODY_VECTORS),
+        lambda path: json.loads(path.read_text())["cases"],
+        ids=lambda c: str(c["desc"]),
+    ),
+)
 def test_checkpoint_body_vector(case: dict[str, Any]) -> None:
     if case["wantErr"]:
         with pytest.raises(CheckpointError):
