@@ -9,6 +9,9 @@ envelopes signed here verify with securesystemslib and the in-toto reference.
 from __future__ import annotations
 
 import os
+import stat
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,12 +111,29 @@ def load_signer(data: bytes, *, passphrase: bytes | None = None, source: str = "
     return KeySigner(key)
 
 
-def read_signer(path: Path, *, passphrase_env: str = PASSPHRASE_ENV) -> KeySigner:
-    """Load a private key file; the passphrase, if any, from ``$passphrase_env``."""
+def _stderr_warning(message: str) -> None:
+    print(f"attest: warning: {message}", file=sys.stderr)
+
+
+def read_signer(
+    path: Path,
+    *,
+    passphrase_env: str = PASSPHRASE_ENV,
+    warn: Callable[[str], None] = _stderr_warning,
+) -> KeySigner:
+    """Load a private key file; the passphrase, if any, from ``$passphrase_env``. A file that its
+    group or others can read gets one ``warn`` line (the key is loaded all the same)."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            data = f.read()
     except OSError as e:
         raise KeyFileError(f"cannot read key {path}: {e.strerror}") from e
+    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warn(
+            f"private key {path} is accessible to group or others "
+            f"(mode {stat.S_IMODE(mode):04o}): chmod 600 it"
+        )
     return load_signer(data, passphrase=env_passphrase(passphrase_env), source=str(path))
 
 
