@@ -122,19 +122,21 @@ def read_signer(
     warn: Callable[[str], None] = _stderr_warning,
 ) -> KeySigner:
     """Load a private key file; the passphrase, if any, from ``$passphrase_env``. A file that its
-    group or others can read gets one ``warn`` line (the key is loaded all the same)."""
+        group or others can access gets one ``warn`` line once it has loaded (a file that is no usable
+    private key gets only the error)."""
     try:
         with path.open("rb") as f:
             mode = os.fstat(f.fileno()).st_mode
             data = f.read()
     except OSError as e:
         raise KeyFileError(f"cannot read key {path}: {e.strerror}") from e
+    signer = load_signer(data, passphrase=env_passphrase(passphrase_env), source=str(path))
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
         warn(
             f"private key {path} is accessible to group or others "
             f"(mode {stat.S_IMODE(mode):04o}): chmod 600 it"
         )
-    return load_signer(data, passphrase=env_passphrase(passphrase_env), source=str(path))
+    return signer
 
 
 def generate_private_key(key_type: str) -> CryptoPrivateKey:

@@ -42,3 +42,15 @@ def test_owner_only_key_loads_silently(key: Path, capsys: pytest.CaptureFixture[
     os.chmod(key, 0o400)
     read_signer(key)
     assert capsys.readouterr().err == ""
+
+
+def test_a_file_that_is_no_usable_key_gets_only_the_error(
+    key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from attest.errors import KeyFileError
+
+    public = key.with_name("k.pub")
+    os.chmod(public, 0o644)
+    with pytest.raises(KeyFileError, match="not a PEM private key"):
+        read_signer(public)
+    assert capsys.readouterr().err == ""
