@@ -121,9 +121,9 @@ def read_signer(
     passphrase_env: str = PASSPHRASE_ENV,
     warn: Callable[[str], None] = _stderr_warning,
 ) -> KeySigner:
-    """Load a private key file; the passphrase, if any, from ``$passphrase_env``. A file that its
-        group or others can access gets one ``warn`` line once it has loaded (a file that is no usable
-    private key gets only the error)."""
+    """Load a private key file; the passphrase, if any, from ``$passphrase_env``. A key file that
+    its group or others can access gets one ``warn`` line once it has loaded (a file that is no
+    usable private key gets only the error)."""
     try:
         with path.open("rb") as f:
             mode = os.fstat(f.fileno()).st_mode
