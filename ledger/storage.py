@@ -11,20 +11,53 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger._internal import schema
+from ledger._internal.cells import as_stored, blob, integer
 from ledger._internal.db import make_engine, migrate, schema_exists, write_transaction
 from ledger.bodies import Submission
-from ledger.checkpoint import Checkpoint, sign_checkpoint
-from ledger.errors import ConflictError, IntegrityError, InvalidInput, NotFound, StorageError
-from ledger.merkle import EMPTY_ROOT
-from ledger.note import NoteSigner
+from ledger.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, sign_checkpoint
+from ledger.errors import (
+    ConflictError,
+    Error,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    ProofError,
+    StorageError,
+)
+from ledger.merkle import EMPTY_ROOT, verify_consistency, verify_inclusion
+from ledger.note import NoteSigner, NoteVerifier, parse_verifier
 from ledger.record import GENESIS_PREV, Record, format_time
-from ledger.tiles import TileCache, TileKey, TileTree, edge_tile_keys, integrate
+from ledger.tiles import (
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    TileCache,
+    TileKey,
+    TileTree,
+    edge_tile_keys,
+    integrate,
+)
 
-__all__ = ["LedgerStore", "LogHead", "SequencedBatch"]
+__all__ = [
+    "LedgerStore",
+    "LogHead",
+    "SequencedBatch",
+    "check_consistency_handed_out",
+    "check_head_is_signed",
+    "check_inclusion_handed_out",
+]
 
 _CHUNK = 500  # bound parameters per IN (...) query
 _IMPORT_BATCH = 1000  # records per insert during an import (all in one transaction)
@@ -53,6 +86,87 @@ class SequencedBatch:
     checkpoint: str
     leaf_hashes: list[bytes]
     proofs: list[list[bytes]]
+
+
+TileFetch = Callable[[Sequence[TileKey]], Mapping[TileKey, bytes]]
+
+
+def check_head_is_signed(
+    head: LogHead, latest_note: str, verifier: NoteVerifier, origin: str, fetch: TileFetch
+) -> SignedCheckpoint:
+    """The writer's invariant, checked under the write lock before anything is extended or signed.
+
+    Every committed record is covered by a checkpoint signed in its own transaction, so the head
+    MUST be exactly the latest checkpoint that verifies with the writer's own key: the same size,
+    stored tiles that reproduce its root (read from ``fetch``, computed without any cache: a
+    cached level must not stand in for stored bytes), and the last record's leaf hash — the
+    ``prev`` of the next record — MUST be the tree's last leaf. Anything else is tampering:
+    raise :class:`IntegrityError` (the caller's transaction then writes nothing).
+    Costs one signature check and the right-edge tiles the writer reads anyway.
+    """
+    try:
+        signed = open_checkpoint(latest_note, [verifier], origin)
+    except Error as e:
+        raise IntegrityError(
+            f"refusing to extend the log: its latest checkpoint does not verify with this "
+            f"ledger's key: {e}",
+            max(head.size - 1, 0),
+        ) from e
+    cp = signed.checkpoint
+    if cp.size != head.size:
+        raise IntegrityError(
+            f"refusing to extend the log: it holds {head.size} records but its latest signed "
+            f"checkpoint covers {cp.size}",
+            min(cp.size, head.size),
+        )
+    if head.size == 0:
+        if head.last_leaf_hash is not None:
+            raise IntegrityError("refusing to extend the log: a record is stored below index 0")
+        return signed
+    tree = TileTree(head.size, fetch, TileCache())
+    if tree.root() != cp.root_hash:
+        raise IntegrityError(
+            f"refusing to extend the log: the stored tree of size {head.size} does not reproduce "
+            "the latest checkpoint's root",
+            head.size - 1,
+        )
+    if tree.leaf_hashes([head.size - 1])[0] != head.last_leaf_hash:
+        raise IntegrityError(
+            f"refusing to extend the log: record {head.size - 1}'s leaf hash is not the tree's "
+            "last leaf",
+            head.size - 1,
+        )
+    return signed
+
+
+def check_inclusion_handed_out(
+    leaf_hash: bytes, index: int, proof: list[bytes], cp: Checkpoint
+) -> None:
+    """An inclusion proof leaves the ledger only if it verifies against ``cp``."""
+    try:
+        verify_inclusion(leaf_hash, index, cp.size, proof, cp.root_hash)
+    except ProofError as e:
+        raise IntegrityError(
+            f"refusing to hand out an inclusion proof for record {index} that does not verify "
+            f"against the checkpoint of size {cp.size}: {e}",
+            index,
+        ) from e
+
+
+def check_consistency_handed_out(proof: list[bytes], old: Checkpoint, new: Checkpoint) -> None:
+    """A consistency proof leaves the ledger only if it verifies against both checkpoints."""
+    try:
+        verify_consistency(old.size, new.size, proof, old.root_hash, new.root_hash)
+    except ProofError as e:
+        raise IntegrityError(
+            f"refusing to hand out a consistency proof from size {old.size} to {new.size} that "
+            f"does not verify against their checkpoints: {e}",
+            old.size,
+        ) from e
+
+
+def _own_verifier(signer: NoteSigner) -> NoteVerifier:
+    return parse_verifier(signer.verifier_key())
 
 
 class LedgerStore:
@@ -149,7 +263,8 @@ class LedgerStore:
         clock: Callable[[], datetime],
         cache: TileCache,
     ) -> SequencedBatch:
-        head = self._head(conn)
+        verifier = _own_verifier(signer)
+        head, latest, read = self._signed_head(conn, origin, verifier)
         known = self._indices_by_digest(conn, [s.digest for s in batch])
         size, prev = head.size, head.prev
         now = format_time(clock())
@@ -174,14 +289,35 @@ class LedgerStore:
             new_flags.append(True)
             size, prev = size + 1, rec.leaf_hash.hex()
         changed: dict[TileKey, bytes] = {}
+        note = latest.note
         if records:
-            note, changed = self._commit(conn, head, records, bodies, origin, signer, now, cache)
-        else:
-            size, note = self._latest_checkpoint(conn)
+            note, changed = self._commit(
+                conn, head, records, bodies, origin, signer, now, cache, read=read
+            )
+        cp = open_checkpoint(note, [verifier], origin).checkpoint
+        for i in indices:  # a duplicate's stored index must lie inside the signed tree
+            if not 0 <= i < cp.size:
+                raise IntegrityError(f"record {i} is not covered by the latest checkpoint", i)
         # Proofs are read inside the same transaction: most tiles they need are still in memory.
-        tree = TileTree(size, self._overlay_fetch(conn, changed), cache)
+        tree = TileTree(cp.size, self._overlay_fetch(conn, changed), cache)
         leaves, proofs = tree.leaves_and_proofs(indices)
-        return SequencedBatch(indices, new_flags, size, note, leaves, proofs)
+        for i, leaf, proof in zip(indices, leaves, proofs, strict=True):
+            check_inclusion_handed_out(leaf, i, proof, cp)  # a failure rolls the batch back
+        return SequencedBatch(indices, new_flags, cp.size, note, leaves, proofs)
+
+    def _signed_head(
+        self, conn: Connection, origin: str, verifier: NoteVerifier
+    ) -> tuple[LogHead, SignedCheckpoint, TileFetch]:
+        """The head, read under the write lock and held to :func:`check_head_is_signed`.
+
+        Also returns the tile reader the check used, so the writer reuses the edge tiles it read.
+        """
+        head = self._head(conn)
+        read = self._memo_fetch(conn)
+        latest = check_head_is_signed(
+            head, self._latest_checkpoint(conn)[1], verifier, origin, read
+        )
+        return head, latest, read
 
     def import_records(
         self,
@@ -289,11 +425,19 @@ class LedgerStore:
         signer: NoteSigner,
         now: str,
         cache: TileCache,
+        *,
+        read: TileFetch | None = None,
     ) -> tuple[str, dict[TileKey, bytes]]:
-        """Write bodies, records and tiles; sign and store the checkpoint that covers them."""
+        """Write bodies, records and tiles; sign and store the checkpoint that covers them.
+
+        ``read`` is the tile reader of a head already held to :func:`check_head_is_signed` in
+        this transaction; without it, the head is checked here first.
+        """
+        if read is None:
+            read = self._signed_head(conn, origin, _own_verifier(signer))[2]
         self._write_rows(conn, records, bodies)
         size = head.size + len(records)
-        changed = self._write_tiles(conn, head.size, [r.leaf_hash for r in records])
+        changed = self._write_tiles(conn, head.size, [r.leaf_hash for r in records], read)
         root = TileTree(size, self._overlay_fetch(conn, changed), cache).root()
         note = sign_checkpoint(Checkpoint(origin, size, root), signer)
         conn.execute(
@@ -302,10 +446,14 @@ class LedgerStore:
         return note, changed
 
     def _write_tiles(
-        self, conn: Connection, size: int, leaf_hashes: list[bytes]
+        self,
+        conn: Connection,
+        size: int,
+        leaf_hashes: list[bytes],
+        read: TileFetch | None = None,
     ) -> dict[TileKey, bytes]:
         edge_keys = edge_tile_keys(size)
-        stored = self._fetch_tiles(conn, list(edge_keys.values()))
+        stored = (read or self._memo_fetch(conn))(list(edge_keys.values()))
         edges = {level: stored[key] for level, key in edge_keys.items() if key in stored}
         if len(edges) != len(edge_keys):
             raise IntegrityError(f"right-edge tiles missing for tree size {size}", index=size)
@@ -360,6 +508,18 @@ class LedgerStore:
                 out[(row.level, row.idx)] = bytes(row.hashes)
         return out
 
+    def _memo_fetch(self, conn: Connection) -> TileFetch:
+        """A tile reader for one transaction that reads each tile from the database once."""
+        memo: dict[TileKey, bytes] = {}
+
+        def fetch(keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
+            missing = [k for k in keys if k not in memo]
+            if missing:
+                memo.update(self._fetch_tiles(conn, missing))
+            return {k: memo[k] for k in keys if k in memo}
+
+        return fetch
+
     def _overlay_fetch(
         self, conn: Connection, overlay: Mapping[TileKey, bytes]
     ) -> Callable[[Sequence[TileKey]], dict[TileKey, bytes]]:
@@ -390,22 +550,21 @@ class LedgerStore:
         return str(note)
 
     def iter_checkpoints(self, chunk: int = 2000) -> Iterator[tuple[int, bytes, str]]:
-        """Every checkpoint by size, read in pages so no transaction stays open between them."""
+        """Every checkpoint by size, from the lowest stored (even a negative one), in pages."""
         c = schema.checkpoints.c
-        after = -1
+        after: int | None = None
         while True:
             with self._conn() as conn:
-                q = (
-                    select(c.size, c.root, c.note)
-                    .where(c.size > after)
-                    .order_by(c.size)
-                    .limit(chunk)
-                )
-                rows = conn.execute(q).all()
+                q = select(c.size, *as_stored(conn, c.root), c.note)
+                q = q if after is None else q.where(c.size > after)
+                rows = conn.execute(q.order_by(c.size).limit(chunk)).all()
             if not rows:
                 return
             for row in rows:
-                yield row.size, bytes(row.root), row.note
+                integer(row.size, "a checkpoint size")
+                where = max(row.size - 1, 0)
+                root = blob(row.root, row.root_t, f"checkpoint at size {row.size}: root", where)
+                yield row.size, root, row.note
             after = rows[-1].size
 
     def size(self) -> int:
@@ -435,60 +594,67 @@ class LedgerStore:
             ).all()
         return [Record.from_leaf(bytes(row.leaf)) for row in rows]
 
-    def iter_rows(self, chunk: int = 10_000) -> Iterator[tuple[int, bytes, bytes, bytes, str]]:
-        """Every stored record row as it is on disk (for the fsck and export), in index order."""
+    def iter_rows(
+        self, chunk: int = 10_000, *, start: int | None = 0
+    ) -> Iterator[tuple[int, bytes, bytes, bytes, str]]:
+        """Stored record rows as they are on disk, in index order, from ``start`` (``None``: from
+        the lowest stored index, even a negative one — what ``ledger check`` needs)."""
         r = schema.records.c
-        start = 0
         while True:
             with self._conn() as conn:
-                rows = conn.execute(
-                    select(r.idx, r.leaf, r.leaf_hash, r.body_digest, r.time)
-                    .where(r.idx >= start)
-                    .order_by(r.idx)
-                    .limit(chunk)
-                ).all()
+                q = select(
+                    r.idx,
+                    *as_stored(conn, r.leaf),
+                    *as_stored(conn, r.leaf_hash),
+                    *as_stored(conn, r.body_digest),
+                    r.time,
+                )
+                q = q if start is None else q.where(r.idx >= start)
+                rows = conn.execute(q.order_by(r.idx).limit(chunk)).all()
             if not rows:
                 return
             for row in rows:
+                i = integer(row.idx, "a record index")
                 yield (
-                    row.idx,
-                    bytes(row.leaf),
-                    bytes(row.leaf_hash),
-                    bytes(row.body_digest),
+                    i,
+                    blob(row.leaf, row.leaf_t, f"record {i}: leaf", i),
+                    blob(row.leaf_hash, row.leaf_hash_t, f"record {i}: leaf hash", i),
+                    blob(row.body_digest, row.body_digest_t, f"record {i}: body digest", i),
                     row.time,
                 )
             start = rows[-1].idx + 1
 
     def bodies(self, digests: Sequence[bytes]) -> dict[bytes, tuple[str, bytes]]:
+        """Bodies by digest; a body not stored as bytes raises :class:`IntegrityError`."""
         b = schema.bodies.c
         out: dict[bytes, tuple[str, bytes]] = {}
         with self._conn() as conn:
             for i in range(0, len(digests), _CHUNK):
-                q = select(b.digest, b.body_type, b.content).where(
-                    b.digest.in_(digests[i : i + _CHUNK])
-                )
-                for row in conn.execute(q):
-                    out[bytes(row.digest)] = (row.body_type, bytes(row.content))
+                q = select(*as_stored(conn, b.digest), b.body_type, *as_stored(conn, b.content))
+                for row in conn.execute(q.where(b.digest.in_(digests[i : i + _CHUNK]))):
+                    digest = blob(row.digest, row.digest_t, "a body's digest", None)
+                    what = f"body sha256:{digest.hex()}"
+                    out[digest] = (row.body_type, blob(row.content, row.content_t, what, None))
         return out
 
     def iter_tiles(self, chunk: int = 500) -> Iterator[tuple[TileKey, bytes]]:
-        """Every tile by (level, index), read in pages."""
+        """Every tile by (level, index), from the lowest stored (even a negative one), in pages."""
         t = schema.tiles.c
-        level, after = 0, -1
+        after: TileKey | None = None
         while True:
             with self._conn() as conn:
-                q = (
-                    select(t.level, t.idx, t.hashes)
-                    .where(or_(t.level > level, and_(t.level == level, t.idx > after)))
-                    .order_by(t.level, t.idx)
-                    .limit(chunk)
-                )
-                rows = conn.execute(q).all()
+                q = select(t.level, t.idx, *as_stored(conn, t.hashes))
+                if after is not None:
+                    level, idx = after
+                    q = q.where(or_(t.level > level, and_(t.level == level, t.idx > idx)))
+                rows = conn.execute(q.order_by(t.level, t.idx).limit(chunk)).all()
             if not rows:
                 return
             for row in rows:
-                yield (row.level, row.idx), bytes(row.hashes)
-            level, after = rows[-1].level, rows[-1].idx
+                key = (integer(row.level, "a tile level"), integer(row.idx, "a tile index"))
+                where = max(row.idx, 0) * TILE_WIDTH << (TILE_HEIGHT * max(row.level, 0))
+                yield key, blob(row.hashes, row.hashes_t, f"tile {key}", where)
+            after = rows[-1].level, rows[-1].idx
 
     def _conn(self) -> _ReadConnection:
         return _ReadConnection(self.engine)
