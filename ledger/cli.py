@@ -18,8 +18,16 @@ from typing import IO, Annotated, Any
 
 import typer
 
-from ledger.errors import Error, IntegrityError, InvalidInput, NoteError, NotFound, StorageError
-from ledger.keys import default_key_path
+from ledger.errors import (
+    AppendsFailed,
+    Error,
+    IntegrityError,
+    InvalidInput,
+    NoteError,
+    NotFound,
+    StorageError,
+)
+from ledger.keys import default_key_path, load_signer
 from ledger.log import Ledger, utc_now
 from ledger.note import NoteVerifier, parse_verifier
 
@@ -52,9 +60,12 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except Error as e:
-        code = next((c for t, c in _EXIT.items() if isinstance(e, t)), 2)
+        first = e.__cause__ if isinstance(e, AppendsFailed) else e  # its first failure decides
+        code = next((c for t, c in _EXIT.items() if isinstance(first, t)), 2)
         where = (
-            f" (index {e.index})" if isinstance(e, IntegrityError) and e.index is not None else ""
+            f" (index {first.index})"
+            if isinstance(first, IntegrityError) and first.index is not None
+            else ""
         )
         typer.echo(f"ledger: error: {e}{where}", err=True)
         raise typer.Exit(code) from None
@@ -170,20 +181,58 @@ def _progress(label: str, total: int) -> tuple[Callable[[int], None], Callable[[
     return (lambda n: bar.update(task, completed=n)), bar.stop
 
 
-@app.command()
-def check(db: DbOpt = DEFAULT_DB) -> None:
-    """Recompute every leaf, link, tile and checkpoint; exit 1 naming the first bad index."""
-    from ledger.fsck import check_ledger
+CheckVkeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--vkey",
+        envvar="LEDGER_VKEY",
+        help="The ledger's verifier key (as `ledger init` printed it), obtained out of band.",
+    ),
+]
 
-    with _errors(), _open(db, None, writer=False) as ledger:
-        update, stop = _progress("checking", ledger.store.size())
+
+def _pins(db: str, vkey: str | None, key_file: Path | None) -> dict[str, str]:
+    """The verifier keys ``check`` trusts besides the database: --vkey, and the key file if any."""
+    pins = {"--vkey": vkey} if vkey else {}
+    path = _key(db, key_file)
+    if key_file is not None or path.exists():
+        pins[f"the key file {path}"] = load_signer(path).verifier_key()
+    return pins
+
+
+@app.command()
+def check(db: DbOpt = DEFAULT_DB, vkey: CheckVkeyOpt = None, key_file: KeyOpt = None) -> None:
+    """Recompute every leaf, link, tile and checkpoint; exit 1 naming the first bad index.
+
+    Checkpoints are verified with the key stored in the database, which must equal --vkey and
+    the key file when either is at hand; without them the check is unpinned (the output says
+    "pinned": false): a history rewritten and re-signed with a new key would pass.
+    """
+    from ledger.fsck import check_ledger
+    from ledger.storage import LedgerStore
+
+    with _errors():
+        pins = _pins(db, vkey, key_file)
+        store = LedgerStore.open(db)
         try:
-            report = check_ledger(ledger.store, update)
+            store.meta()  # one clear error for a database without a ledger
+            update, stop = _progress("checking", store.size())
+            try:
+                report = check_ledger(store, update, pins)
+            finally:
+                stop()
         finally:
-            stop()
+            store.close()
+        if not report.pinned:
+            typer.echo(
+                "ledger: warning: unpinned check: checkpoints were verified with the key stored "
+                "in the database itself; give --vkey KEY (or the key file) to pin it",
+                err=True,
+            )
         _emit(
             {
                 "ok": True,
+                "pinned": report.pinned,
                 "records": report.records,
                 "checkpoints": report.checkpoints,
                 "tiles": report.tiles,

@@ -6,7 +6,10 @@ Every failure the package raises is an :class:`Error`. Foreign exceptions (SQLAl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
+    "AppendsFailed",
     "CheckpointError",
     "ConflictError",
     "Error",
@@ -58,6 +61,18 @@ class IntegrityError(Error):
     def __init__(self, message: str, index: int | None = None) -> None:
         super().__init__(message)
         self.index = index
+
+
+class AppendsFailed(Error):
+    """Some of several appends failed; raised only once every one of them has finished.
+
+    ``outcomes[i]`` is the i-th submission's acknowledgement, or the exception it failed with;
+    ``__cause__`` is the first failure (the CLI exits with that failure's code).
+    """
+
+    def __init__(self, message: str, outcomes: Sequence[object]) -> None:
+        super().__init__(message)
+        self.outcomes = list(outcomes)
 
 
 class Overloaded(Error):

@@ -1,6 +1,11 @@
 """``ledger check``: recompute everything from the stored bytes and name the first disagreement.
 
-Steps, in order, for every record ``i``:
+First the key: the verifier key stored in the database is compared with every key the caller
+pins (``--vkey``, the key file); checkpoints are then verified with it. Unpinned, a re-keyed and
+re-signed history would pass, so the report says whether the check was pinned.
+
+Steps, in order, for every record ``i``, starting at the lowest stored index (a negative one is
+named, not skipped):
 
 1. indices are gapless from 0;
 2. the leaf parses as a record in canonical form, for this log, with index ``i``;
@@ -9,15 +14,19 @@ Steps, in order, for every record ``i``:
 5. times never decrease, and the indexed columns agree with the leaf;
 6. the body exists, hashes to the record's digest, and has the record's body type.
 
-Then: every checkpoint's root equals the root recomputed from the leaves at its size, its note
-verifies with the ledger's key and names this log; and every stored tile equals the tile recomputed
-from the leaves. The first failure raises :class:`~ledger.errors.IntegrityError` with its index.
+7. where the time steps up from record ``i-1`` to ``i``, a batch ended: a checkpoint of size ``i``
+   must be stored (every batch signs one in its own transaction; see docs/design.md, "Check").
+
+Then: the first checkpoint is of size 0; every checkpoint's root equals the root recomputed from
+the leaves at its size, its note verifies with the ledger's key and names this log; the latest
+covers every record; and every stored tile equals the tile recomputed from the leaves. The first
+failure raises :class:`~ledger.errors.IntegrityError` with its index.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ledger.checkpoint import open_checkpoint
@@ -40,6 +49,7 @@ class CheckReport:
     checkpoints: int
     tiles: int
     root: bytes
+    pinned: bool
 
 
 @dataclass(frozen=True)
@@ -65,13 +75,33 @@ def _check_record(row: _Row, origin: str, prev: str, last_time: str) -> Record:
     return rec
 
 
+def _stored_key(meta: Mapping[str, str], pins: Mapping[str, str]) -> str:
+    """The stored verifier key, after comparing it with every pinned one."""
+    missing = sorted({"origin", "vkey"} - meta.keys())
+    if missing:
+        raise IntegrityError(f"the ledger's metadata has no {' or '.join(missing)} row")
+    for source, vkey in pins.items():
+        parse_verifier(vkey)  # a malformed pin is bad input, not a mismatch
+        if vkey.strip() != meta["vkey"].strip():
+            raise IntegrityError(
+                f"the verifier key stored in the ledger is not the one {source} pins: "
+                "its checkpoints may have been re-signed"
+            )
+    return meta["vkey"]
+
+
 class _Checker:
-    def __init__(self, store: LedgerStore) -> None:
+    def __init__(self, store: LedgerStore, pins: Mapping[str, str]) -> None:
         meta = store.meta()
         self.store = store
-        self.origin, self.verifier = meta["origin"], parse_verifier(meta["vkey"])
+        self.verifier = parse_verifier(_stored_key(meta, pins))
+        self.origin = meta["origin"]
         self.checkpoints = store.iter_checkpoints()
         self.next_cp = next(self.checkpoints, None)
+        if self.next_cp is None or self.next_cp[0] != 0:
+            found = "none" if self.next_cp is None else f"the first is of size {self.next_cp[0]}"
+            raise IntegrityError(f"no checkpoint of the empty tree is stored ({found})", 0)
+        self.last_cp = 0  # size of the last checkpoint seen
         self.n_cps = 0
         self.compact = CompactRange()
         self.tree = TileBuilder()
@@ -81,7 +111,15 @@ class _Checker:
     def bodies(self) -> None:
         """Step 6 for the records seen since the last call (bodies are read in chunks)."""
         recs, self.unchecked_bodies = self.unchecked_bodies, []
-        found = self.store.bodies([r.body_digest for r in recs])
+        try:
+            found = self.store.bodies([r.body_digest for r in recs])
+        except IntegrityError:  # a cell of the wrong type: find the first record it belongs to
+            for rec in recs:
+                try:
+                    self.store.bodies([rec.body_digest])
+                except IntegrityError as e:
+                    raise IntegrityError(f"record {rec.index}: {e}", rec.index) from e
+            raise
         for rec in recs:
             got = found.get(rec.body_digest)
             if got is None:
@@ -109,6 +147,7 @@ class _Checker:
                     f"checkpoint at size {cp_size} does not match the recomputed tree", where
                 )
             self.n_cps += 1
+            self.last_cp = cp_size
             self.next_cp = next(self.checkpoints, None)
 
     def grow_tiles(self) -> None:
@@ -117,8 +156,10 @@ class _Checker:
 
     def records(self, progress: Callable[[int], None] | None) -> None:
         prev, last_time = GENESIS_PREV, ""
-        for idx, leaf, leaf_hash, digest, time in self.store.iter_rows():
+        for idx, leaf, leaf_hash, digest, time in self.store.iter_rows(start=None):
             expected = self.compact.size
+            if idx < 0:
+                raise IntegrityError(f"a record is stored at index {idx}, below 0", idx)
             if idx != expected:
                 raise IntegrityError(
                     f"record {expected} is missing (next stored index is {idx})", expected
@@ -126,6 +167,13 @@ class _Checker:
             rec = _check_record(
                 _Row(idx, leaf, leaf_hash, digest, time), self.origin, prev, last_time
             )
+            if idx and rec.time != last_time and self.last_cp != idx:
+                raise IntegrityError(
+                    f"records {self.last_cp}..{idx - 1} have no checkpoint of their own: their "
+                    f"batch ended before record {idx} (a later time) but no checkpoint of size "
+                    f"{idx} is stored",
+                    self.last_cp,
+                )
             self.unchecked_bodies.append(rec)
             if len(self.unchecked_bodies) >= _BODY_CHUNK:
                 self.bodies()
@@ -172,9 +220,19 @@ def _first_leaf(key: TileKey, entry: int) -> int:
     return (index * TILE_WIDTH + entry) << (TILE_HEIGHT * level)
 
 
-def check_ledger(store: LedgerStore, progress: Callable[[int], None] | None = None) -> CheckReport:
-    """Run every check; raise :class:`IntegrityError` at the first failure."""
-    c = _Checker(store)
+def check_ledger(
+    store: LedgerStore,
+    progress: Callable[[int], None] | None = None,
+    pins: Mapping[str, str] | None = None,
+) -> CheckReport:
+    """Run every check; raise :class:`IntegrityError` at the first failure.
+
+    ``pins`` maps where a trusted verifier key came from (``"--vkey"``, ``"the key file"``) to
+    the key: the stored key must equal each. Without pins the check trusts the stored key, and
+    the report says ``pinned=False``.
+    """
+    pins = pins or {}
+    c = _Checker(store, pins)
     c.checkpoints_at(0)
     try:
         c.records(progress)
@@ -188,7 +246,13 @@ def check_ledger(store: LedgerStore, progress: Callable[[int], None] | None = No
         raise IntegrityError(
             f"checkpoint at size {c.next_cp[0]} is beyond the {size} records stored", size
         )
+    if c.last_cp != c.compact.size:
+        raise IntegrityError(
+            f"record {c.last_cp} is not covered by any signed checkpoint (the latest is of size "
+            f"{c.last_cp}, {c.compact.size} records are stored)",
+            c.last_cp,
+        )
     c.stored_tiles()
     if progress is not None:
         progress(c.compact.size)
-    return CheckReport(c.compact.size, c.n_cps, len(c.tree.tiles), c.compact.root())
+    return CheckReport(c.compact.size, c.n_cps, len(c.tree.tiles), c.compact.root(), bool(pins))

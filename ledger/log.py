@@ -9,11 +9,11 @@ from pathlib import Path
 
 from ledger.bodies import Submission, parse_submission
 from ledger.checkpoint import SignedCheckpoint, open_checkpoint
-from ledger.errors import InvalidInput, NotFound
+from ledger.errors import IntegrityError, InvalidInput, NotFound
 from ledger.keys import load_signer, write_signer
 from ledger.note import NoteSigner, NoteVerifier, generate_key, parse_verifier
 from ledger.sequencer import AppendResult, Sequencer
-from ledger.storage import LedgerStore
+from ledger.storage import LedgerStore, check_consistency_handed_out, check_inclusion_handed_out
 
 __all__ = ["InclusionProof", "Ledger", "utc_now"]
 
@@ -43,6 +43,9 @@ class Ledger:
         max_batch: int = 1000,
     ) -> None:
         meta = store.meta()
+        missing = sorted({"origin", "vkey"} - meta.keys())
+        if missing:
+            raise IntegrityError(f"the ledger's metadata has no {' or '.join(missing)} row")
         self.store = store
         self.origin = meta["origin"]
         self.verifier: NoteVerifier = parse_verifier(meta["vkey"])
@@ -143,18 +146,30 @@ class Ledger:
         return open_checkpoint(self.store.checkpoint_at(size), [self.verifier], self.origin)
 
     def inclusion(self, index: int, size: int | None = None) -> InclusionProof:
-        """Proof that record ``index`` is in the tree at ``size`` (default: the latest checkpoint)."""
+        """Proof that record ``index`` is in the tree at ``size`` (default: the latest checkpoint).
+
+        The proof is verified against that checkpoint before it is returned
+        (:class:`IntegrityError` otherwise).
+        """
         cp = self.checkpoint() if size is None else self.checkpoint_at(size)
         tree_size = cp.checkpoint.size
         if not 0 <= index < tree_size:
             raise NotFound(f"index {index} is not in the tree of size {tree_size}")
         tree = self.store.tree(tree_size)
-        leaf = tree.leaf_hashes([index])[0]
-        return InclusionProof(index, tree_size, leaf, tree.inclusion_proof(index), cp.note)
+        leaves, proofs = tree.leaves_and_proofs([index])
+        check_inclusion_handed_out(leaves[0], index, proofs[0], cp.checkpoint)
+        return InclusionProof(index, tree_size, leaves[0], proofs[0], cp.note)
 
     def consistency(self, size1: int, size2: int) -> list[bytes]:
-        """Proof that the tree at ``size1`` is a prefix of the tree at ``size2``."""
+        """Proof that the tree at ``size1`` is a prefix of the tree at ``size2``.
+
+        Both sizes must be signed checkpoints' (the ledger signs one per batch and keeps them
+        all); the proof is verified against both before it is returned.
+        """
         latest = self.checkpoint().checkpoint.size
         if not 0 < size1 <= size2 <= latest:
             raise InvalidInput(f"need 0 < size1 <= size2 <= {latest}, got {size1} and {size2}")
-        return self.store.tree(size2).consistency_proof(size1)
+        old, new = self.checkpoint_at(size1).checkpoint, self.checkpoint_at(size2).checkpoint
+        proof = self.store.tree(size2).consistency_proof(size1)
+        check_consistency_handed_out(proof, old, new)
+        return proof

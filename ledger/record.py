@@ -23,7 +23,15 @@ import rfc8785
 from ledger.errors import IntegrityError, InvalidInput
 from ledger.merkle import hash_leaf
 
-__all__ = ["GENESIS_PREV", "BodyType", "Record", "check_link", "format_time", "parse_time"]
+__all__ = [
+    "GENESIS_PREV",
+    "MAX_INDEX",
+    "BodyType",
+    "Record",
+    "check_link",
+    "format_time",
+    "parse_time",
+]
 
 BodyType = Literal["dsse", "sigstore-bundle"]
 BODY_TYPES: tuple[BodyType, ...] = ("dsse", "sigstore-bundle")
@@ -33,6 +41,7 @@ _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 _PLAIN = re.compile(r"[ -!#-\[\]-~]*")  # printable ASCII except quote and backslash
 _KEYS = {"v", "log", "index", "prev", "time", "bodyType", "body"}
+MAX_INDEX = 2**53 - 1  # RFC 8785 (I-JSON) numbers: larger integers are not exactly representable
 
 
 def format_time(t: datetime) -> str:
@@ -68,8 +77,8 @@ class Record:
             raise InvalidInput(f"unsupported record version {self.v}")
         if not self.log or not isinstance(self.log, str):
             raise InvalidInput("record log origin must be a non-empty string")
-        if type(self.index) is not int or self.index < 0:
-            raise InvalidInput("record index must be a non-negative integer")
+        if type(self.index) is not int or not 0 <= self.index <= MAX_INDEX:
+            raise InvalidInput("record index must be an integer from 0 to 2^53-1 (RFC 8785)")
         if not _HEX64.fullmatch(self.prev):
             raise InvalidInput("record prev must be 64 lower-case hex digits")
         if self.index == 0 and self.prev != GENESIS_PREV:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ledger.bodies import Submission
-from ledger.errors import Overloaded
+from ledger.errors import AppendsFailed, Overloaded
 from ledger.note import NoteSigner
 from ledger.storage import LedgerStore
 
@@ -69,13 +69,30 @@ class Sequencer:
         return fut
 
     def append_many(self, subs: Sequence[Submission]) -> list[AppendResult]:
-        """Submit many and wait for all (blocking for queue space rather than refusing)."""
+        """Submit many and wait for all (blocking for queue space rather than refusing).
+
+        Returns only once every submission has finished. If any failed, raises
+        :class:`~ledger.errors.AppendsFailed` carrying every outcome in order (an
+        :class:`AppendResult` for each committed one, the exception for each failed one), with
+        the first failure as its cause: the caller learns exactly which were committed.
+        """
         futures: list[Future[AppendResult]] = []
         for sub in subs:
             fut: Future[AppendResult] = Future()
             self._queue.put((sub, fut))
             futures.append(fut)
-        return [f.result() for f in futures]
+        outcomes: list[AppendResult | BaseException] = []
+        for f in futures:
+            err = f.exception()  # waits; a failed batch never stops us waiting for the rest
+            outcomes.append(f.result() if err is None else err)
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        if failed:
+            raise AppendsFailed(
+                f"{len(failed)} of {len(outcomes)} appends failed "
+                f"({len(outcomes) - len(failed)} committed): {failed[0]}",
+                outcomes,
+            ) from failed[0]
+        return [o for o in outcomes if isinstance(o, AppendResult)]
 
     def close(self) -> None:
         self._queue.put(None)
