@@ -98,6 +98,8 @@ class _Checker:
         self.origin = meta["origin"]
         self.checkpoints = store.iter_checkpoints()
         self.next_cp = next(self.checkpoints, None)
+        if self.next_cp is not None and self.next_cp[0] < 0:
+            raise IntegrityError(f"a checkpoint is stored at size {self.next_cp[0]}, below 0", 0)
         if self.next_cp is None or self.next_cp[0] != 0:
             found = "none" if self.next_cp is None else f"the first is of size {self.next_cp[0]}"
             raise IntegrityError(f"no checkpoint of the empty tree is stored ({found})", 0)
@@ -217,7 +219,7 @@ class _Checker:
 
 def _first_leaf(key: TileKey, entry: int) -> int:
     level, index = key
-    return (index * TILE_WIDTH + entry) << (TILE_HEIGHT * level)
+    return max((index * TILE_WIDTH + entry) << (TILE_HEIGHT * max(level, 0)), 0)
 
 
 def check_ledger(
