@@ -21,8 +21,11 @@ LEDGER = shutil.which("ledger") or str(
 )
 
 
-def run(cwd: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    cwd: Path, *args: str, ok: bool = True, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env.update(env_extra or {})
     p = subprocess.run(
         [LEDGER, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=120, check=False
     )
@@ -172,3 +175,105 @@ def test_import_refuses_time_going_backwards(work: Path) -> None:
     p = run(work, "import", "bad.jsonl", "--vkey", vkey, "--db", "sqlite:///copy.db", ok=False)
     assert p.returncode == 1 and "earlier than the record before" in p.stderr
     assert json.loads(run(work, "check", "--db", "sqlite:///copy.db").stdout)["records"] == 0
+
+
+def _sql(work: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(work / "ledger.db")
+    for sql, params in statements:
+        con.execute(sql, params)
+    con.commit()
+    con.close()
+
+
+def test_check_says_when_it_is_unpinned_and_vkey_or_key_file_pins_it(work: Path) -> None:
+    vkey = run(work, "init", "--origin", "cli.example/log").stdout.strip()
+    run(work, "append", "a0.json")
+    p = run(work, "check")  # the key file sits at the default path: it pins the check
+    assert json.loads(p.stdout)["pinned"] is True and "warning" not in p.stderr
+    (work / "ledger.db.key").rename(work / "elsewhere.key")
+    p = run(work, "check")
+    assert json.loads(p.stdout)["pinned"] is False
+    assert p.stderr.count("\n") == 1 and "unpinned" in p.stderr
+    for p in (
+        run(work, "check", "--vkey", vkey),
+        run(work, "check", env_extra={"LEDGER_VKEY": vkey}),
+        run(work, "check", "--key-file", "elsewhere.key"),
+    ):
+        assert json.loads(p.stdout)["pinned"] is True and p.stderr == ""
+    p = run(work, "check", "--vkey", "not a key", ok=False)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1
+
+
+def test_check_of_a_rekeyed_rewritten_history_fails_when_pinned(work: Path) -> None:
+    import sqlite3
+
+    from ledger.checkpoint import open_checkpoint, sign_checkpoint
+    from ledger.note import generate_key
+
+    vkey = run(work, "init", "--origin", "cli.example/log").stdout.strip()
+    run(work, "append", "a0.json")
+    run(work, "append", "a1.json")
+    forger = generate_key("cli.example/log")
+    con = sqlite3.connect(work / "ledger.db")
+    notes = con.execute("SELECT size, note FROM checkpoints").fetchall()
+    con.close()
+    resign = []
+    for size, note in notes:
+        cp = open_checkpoint(note, [parse_verifier(vkey)], "cli.example/log").checkpoint
+        resign.append(
+            ("UPDATE checkpoints SET note = ? WHERE size = ?", (sign_checkpoint(cp, forger), size))
+        )
+    _sql(
+        work,
+        ("DROP TRIGGER checkpoints_no_update", ()),
+        ("DROP TRIGGER ledger_meta_no_update", ()),
+        *resign,
+        ("UPDATE ledger_meta SET value = ? WHERE key = 'vkey'", (forger.verifier_key(),)),
+    )
+    p = run(work, "check", "--vkey", vkey, ok=False)
+    assert p.returncode == 1 and "not the one --vkey pins" in p.stderr
+    p = run(work, "check", ok=False)  # the real key file at the default path pins it too
+    assert p.returncode == 1 and "the key file" in p.stderr
+    (work / "ledger.db.key").unlink()
+    p = run(work, "check")  # unpinned, the forgery passes: the output must say so
+    assert json.loads(p.stdout)["pinned"] is False and "unpinned" in p.stderr
+
+
+def test_check_with_a_missing_vkey_row_is_one_line(work: Path) -> None:
+    run(work, "init", "--origin", "cli.example/log")
+    _sql(
+        work,
+        ("DROP TRIGGER ledger_meta_no_delete", ()),
+        ("DELETE FROM ledger_meta WHERE key = 'vkey'", ()),
+    )
+    for args in (("check",), ("checkpoint",), ("proof", "--index", "0")):
+        p = run(work, *args, ok=False)
+        assert p.returncode == 1 and p.stderr.count("\n") == 1 and "no vkey row" in p.stderr
+
+
+def test_flipped_tile_byte_proof_exits_1_and_append_signs_nothing(work: Path) -> None:
+    run(work, "init", "--origin", "cli.example/log")
+    run(work, "append", "a0.json", "a1.json")
+    run(work, "append", "a2.json", "a3.json")
+    import sqlite3
+
+    con = sqlite3.connect(work / "ledger.db")
+    blob = bytearray(con.execute("SELECT hashes FROM tiles WHERE level = 0").fetchone()[0])
+    con.close()
+    blob[3 * 32] ^= 1  # leaf 3
+    _sql(
+        work,
+        ("DROP TRIGGER tiles_extend_only", ()),
+        ("UPDATE tiles SET hashes = ? WHERE level = 0", (bytes(blob),)),
+    )
+    assert run(work, "checkpoint").stdout.split("\n")[1] == "4"
+    for args in (("proof", "--index", "1"), ("proof", "--consistency", "2", "4")):
+        p = run(work, *args, ok=False)
+        assert p.returncode == 1 and p.stderr.count("\n") == 1 and "does not verify" in p.stderr
+        assert p.stdout == ""
+    p = run(work, "append", "a4.json", ok=False)
+    assert p.returncode == 1 and "reproduce the latest checkpoint" in p.stderr
+    assert p.stdout == ""
+    assert run(work, "checkpoint").stdout.split("\n")[1] == "4"  # nothing was signed

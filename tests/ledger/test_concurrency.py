@@ -150,3 +150,39 @@ def test_full_queue_is_refused_at_once_and_loses_nothing(tmp_path: Path) -> None
         assert {first.result(timeout=60).index, second.result(timeout=60).index} == {0, 1}
         seq.close()
         assert lg.store.size() == 2
+
+
+def test_append_many_whose_first_batch_fails_waits_for_every_submission_and_reports_each(
+    db_url: str, key_path: Path, ledger: Ledger
+) -> None:
+    """The first batch's commit fails, later ones succeed: `append_many` raises only after every
+    submission has finished, with each outcome; nothing commits behind the caller's back."""
+    from sqlalchemy import event
+
+    from ledger.errors import AppendsFailed
+    from ledger.sequencer import AppendResult
+
+    failed_once = threading.Event()
+
+    def fail_first_commit(_conn: object) -> None:
+        if not failed_once.is_set():
+            failed_once.set()
+            raise RuntimeError("injected: the first commit fails")
+
+    with Ledger.open(db_url, key_path, max_batch=10) as lg:
+        event.listen(lg.store.engine, "commit", fail_first_commit)
+        with pytest.raises(AppendsFailed) as e:
+            lg.append_many([envelope(i) for i in range(60)])
+        committed = ledger.store.size()  # read at once: nothing may still be on its way
+        outcomes = e.value.outcomes
+        assert len(outcomes) == 60
+        results = [o for o in outcomes if isinstance(o, AppendResult)]
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        assert errors and results, "one batch failed and later ones committed"
+        assert all("injected" in str(x) for x in errors)
+        assert isinstance(e.value.__cause__, RuntimeError)
+        assert committed == len(results)
+        assert sorted(r.index for r in results) == list(range(committed))
+        time.sleep(0.5)
+        assert ledger.store.size() == committed
+    _assert_one_history(ledger, committed)

@@ -8,14 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.errors import InvalidInput
-from ledger.record import GENESIS_PREV, Record
+from ledger.record import GENESIS_PREV, MAX_INDEX, Record
 
 HEX = st.text("0123456789abcdef", min_size=64, max_size=64)
 
 
 @given(
     log=st.text(min_size=1, max_size=40),
-    index=st.integers(1, 2**53),
+    index=st.integers(1, MAX_INDEX),
     prev=HEX,
     digest=HEX,
     body_type=st.sampled_from(["dsse", "sigstore-bundle"]),
@@ -74,3 +74,15 @@ def test_non_canonical_leaf_is_refused() -> None:
         Record.from_leaf(rec.leaf[:-1] + b',"extra":1}')
     with pytest.raises(InvalidInput):
         Record.from_leaf(b"\xff")
+
+
+@pytest.mark.parametrize("index", [2**53, 2**64])
+def test_index_of_2_to_the_53_or_more_is_refused_as_rfc8785_cannot_encode_it(index: int) -> None:
+    with pytest.raises(InvalidInput, match="2\\^53"):
+        _ok(index=index, prev="1" * 64)
+    leaf = _ok(index=MAX_INDEX, prev="1" * 64).leaf.replace(
+        str(MAX_INDEX).encode(), str(index).encode()
+    )
+    with pytest.raises(InvalidInput):
+        Record.from_leaf(leaf)
+    assert Record.from_leaf(_ok(index=MAX_INDEX, prev="1" * 64).leaf).index == MAX_INDEX

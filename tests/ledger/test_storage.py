@@ -239,9 +239,12 @@ def test_a_batch_whose_commit_fails_leaves_no_trace_in_later_proofs(ledger: Ledg
     def refuse_commit(_conn: object) -> None:
         raise RuntimeError("injected: the commit fails")
 
+    from ledger.errors import AppendsFailed
+
     event.listen(ledger.store.engine, "commit", refuse_commit)
-    with pytest.raises(RuntimeError, match="injected"):
+    with pytest.raises(AppendsFailed, match="256 of 256 appends failed") as e:
         ledger.append_many([envelope(i) for i in range(256)])  # fills tile (0, 0), never commits
+    assert isinstance(e.value.__cause__, RuntimeError)  # returned only once every batch failed
     event.remove(ledger.store.engine, "commit", refuse_commit)
     assert ledger.store.size() == 0
     results = ledger.append_many([envelope(1000 + i) for i in range(257)])  # another tile (0, 0)
@@ -253,3 +256,34 @@ def test_a_batch_whose_commit_fails_leaves_no_trace_in_later_proofs(ledger: Ledg
     for i in (0, 100, 255, 256):
         p = ledger.inclusion(i)
         _verify(ledger, p.index, p.leaf_hash, p.tree_size, p.proof, p.checkpoint)
+
+
+@pytest.mark.parametrize(
+    ("table", "sql"),
+    [
+        ("records", "INSERT INTO records SELECT -1, leaf, leaf_hash, :d, time FROM records"),
+        ("tiles", "INSERT INTO tiles SELECT level, -1, hashes FROM tiles"),
+        ("tiles", "INSERT INTO tiles SELECT -1, idx, hashes FROM tiles"),
+        ("checkpoints", "INSERT INTO checkpoints SELECT -1, root, note, time FROM checkpoints"),
+    ],
+)
+def test_schema_refuses_negative_index_rows(ledger: Ledger, table: str, sql: str) -> None:
+    """A negative row would hide from readers that start at 0 yet take its body's digest."""
+    import hashlib
+
+    from sqlalchemy.exc import IntegrityError as DBIntegrityError
+
+    ledger.append(envelope(1))
+    with pytest.raises(DBIntegrityError), ledger.store.engine.begin() as conn:
+        conn.execute(text(sql), {"d": hashlib.sha256(b"x").digest()})
+    with ledger.store.engine.begin() as conn:
+        assert (
+            conn.execute(
+                text(
+                    f"SELECT count(*) FROM {table} WHERE 0 > -1 AND "
+                    + ("size" if table == "checkpoints" else "idx")
+                    + " < 0"
+                )
+            ).scalar()
+            == 0
+        )
