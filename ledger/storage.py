@@ -339,22 +339,31 @@ class LedgerStore:
         try:
             with write_transaction(self.engine) as conn:
                 self._require_empty(conn)
-                size = self._import_stream(conn, items)
+
+                def batch_ended(size: int) -> None:  # the source log signed a checkpoint here
+                    cp_root = TileTree(size, self._overlay_fetch(conn, {}), scratch).root()
+                    self._store_checkpoint(conn, Checkpoint(origin, size, cp_root), signer, clock)
+
+                size = self._import_stream(conn, items, batch_ended)
                 if TileTree(size, self._overlay_fetch(conn, {}), scratch).root() != root:
                     raise IntegrityError(
                         "imported records do not reproduce the expected root", size
                     )
                 if size == 0:  # an export of an empty log: the checkpoint `init` signed is it
                     return self._latest_checkpoint(conn)[1]
-                note = sign_checkpoint(Checkpoint(origin, size, root), signer)
-                conn.execute(
-                    schema.checkpoints.insert(),
-                    {"size": size, "root": root, "note": note, "time": format_time(clock())},
-                )
+                note = self._store_checkpoint(conn, Checkpoint(origin, size, root), signer, clock)
         except SQLAlchemyError as e:
             why = str(getattr(e, "orig", None) or e).splitlines()[0]
             raise StorageError(f"import failed and was rolled back: {why}") from e
         self.cache.absorb(scratch)
+        return note
+
+    def _store_checkpoint(
+        self, conn: Connection, cp: Checkpoint, signer: NoteSigner, clock: Callable[[], datetime]
+    ) -> str:
+        note = sign_checkpoint(cp, signer)
+        row = {"size": cp.size, "root": cp.root_hash, "note": note, "time": format_time(clock())}
+        conn.execute(schema.checkpoints.insert(), row)
         return note
 
     def _require_empty(self, conn: Connection) -> None:
@@ -366,15 +375,28 @@ class LedgerStore:
                 "(run `ledger init` on a new database)"
             )
 
-    def _import_stream(self, conn: Connection, items: Iterable[tuple[Record, Submission]]) -> int:
-        """Write ``items`` in batches of bounded size; return the new tree size."""
-        size, prev = 0, GENESIS_PREV
+    def _import_stream(
+        self,
+        conn: Connection,
+        items: Iterable[tuple[Record, Submission]],
+        batch_ended: Callable[[int], None],
+    ) -> int:
+        """Write ``items`` in batches of bounded size; return the new tree size.
+
+        A source batch's records share one time, and the source signed a checkpoint after each;
+        so wherever the time steps up, ``batch_ended(size)`` signs one here too (the rule
+        ``ledger check`` holds every log to: see docs/design.md, "Check").
+        """
+        size, prev, last_time = 0, GENESIS_PREV, ""
         batch: list[tuple[Record, Submission]] = []
         held = 0
         for rec, sub in items:
             if rec.index != size + len(batch) or rec.prev != prev:
                 raise IntegrityError(f"record {rec.index} does not extend the log", rec.index)
-            prev = rec.leaf_hash.hex()
+            if rec.index and rec.time != last_time:
+                size, held = self._insert(conn, size, batch), 0
+                batch_ended(size)
+            prev, last_time = rec.leaf_hash.hex(), rec.time
             batch.append((rec, sub))
             held += len(sub.content)
             if len(batch) >= _IMPORT_BATCH or held >= _IMPORT_BATCH_BYTES:

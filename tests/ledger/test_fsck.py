@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -342,3 +343,22 @@ def test_text_where_bytes_belong_is_named_at_its_index(
         with pytest.raises(IntegrityError, match="stored as text") as e:
             check_ledger(lg.store)
         assert e.value.index == index
+
+
+def test_imported_multi_batch_log_keeps_a_checkpoint_at_every_batch_and_passes_check(
+    filled: Ledger, tmp_path: Path
+) -> None:
+    """Import signs a checkpoint wherever the source's time steps up (where the source signed
+    one), so the imported log meets the rule `check` holds every log to."""
+    from ledger.log import utc_now
+    from ledger.transfer import import_jsonl
+    from tests.ledger.exports import export_to
+
+    path = export_to(filled, tmp_path / "out.jsonl")
+    source_sizes = [size for size, _, _ in filled.store.iter_checkpoints()]
+    url = f"sqlite:///{tmp_path / 'copy.db'}"
+    with Ledger.create(url, filled.origin, tmp_path / "copy.key") as copy:
+        with path.open("rb") as src:
+            assert import_jsonl(copy, src, filled.verifier, utc_now) == N
+        assert [size for size, _, _ in copy.store.iter_checkpoints()] == source_sizes
+        assert check_ledger(copy.store).root == filled.checkpoint().checkpoint.root_hash
