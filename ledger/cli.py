@@ -1,7 +1,8 @@
 """The ``ledger`` command: init, append, checkpoint, proof, check, export, import.
 
 Machine-read answers are JSON on stdout; errors are one line on stderr with a non-zero exit:
-2 bad input, 3 not found, 4 storage failure, 1 integrity failure (``check``).
+2 bad input, 3 not found, 4 storage failure, 1 integrity failure (``check``), 5 not trusted (a
+signature the trust registry does not allow; nothing was written).
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from typing import IO, Annotated, Any
 
 import typer
 
-from ledger.errors import Error, IntegrityError, InvalidInput, NoteError, NotFound, StorageError
+from ledger.errors import (
+    Error,
+    IntegrityError,
+    InvalidInput,
+    NoteError,
+    NotFound,
+    NotTrusted,
+    StorageError,
+)
 from ledger.keys import default_key_path
 from ledger.log import Ledger, utc_now
 from ledger.note import NoteVerifier, parse_verifier
@@ -36,7 +45,7 @@ KeyOpt = Annotated[
     ),
 ]
 
-_EXIT = {IntegrityError: 1, InvalidInput: 2, NotFound: 3, StorageError: 4}
+_EXIT = {IntegrityError: 1, InvalidInput: 2, NotFound: 3, StorageError: 4, NotTrusted: 5}
 
 
 def _b64(b: bytes) -> str:
@@ -75,13 +84,25 @@ def init(
     ],
     db: DbOpt = DEFAULT_DB,
     key_file: KeyOpt = None,
+    admin_key: Annotated[
+        Path | None,
+        typer.Option(help="Reuse this admin key (e.g. the source's, before `ledger import`)."),
+    ] = None,
 ) -> None:
-    """Create the schema and the checkpoint key; print the verifier key."""
+    """Create the schema, the checkpoint key and the admin key; print the verifier key."""
+    from ledger.registry.admin import admin_key_path, load_admin_key
+
     with _errors():
         key = _key(db, key_file)
-        with Ledger.create(db, origin, key) as ledger:
+        admin = load_admin_key(admin_key) if admin_key else None
+        with Ledger.create(db, origin, key, admin_key=admin) as ledger:
             typer.echo(ledger.store.meta()["vkey"])
-            typer.echo(f"ledger: created {db}; checkpoint key in {key} (keep it private)", err=True)
+            where = admin_key or admin_key_path(key)
+            typer.echo(
+                f"ledger: created {db}; checkpoint key in {key}, admin key in {where} "
+                "(keep both private)",
+                err=True,
+            )
 
 
 @app.command()
@@ -90,7 +111,10 @@ def append(
     db: DbOpt = DEFAULT_DB,
     key_file: KeyOpt = None,
 ) -> None:
-    """Append documents; print index, leaf hash, inclusion proof and checkpoint for each."""
+    """Admit every document (all or none), append them, print each one's proof.
+
+    Admission checks shape, Statement and a signature the trust registry allows (exit 5 if
+    not); the output per document is index, leaf hash, inclusion proof and checkpoint."""
     with _errors():
         contents = []
         for f in files:
@@ -99,7 +123,13 @@ def append(
             except OSError as e:
                 raise InvalidInput(f"cannot read {f}: {e.strerror}") from e
         with _open(db, key_file, writer=True) as ledger:
-            for r in ledger.append_many(contents):
+            admitted = []
+            for f, content in zip(files, contents, strict=True):
+                try:
+                    admitted.append(ledger.admit(content))
+                except Error as e:
+                    raise type(e)(f"{f}: {e}") from e
+            for r in ledger.append_admitted(admitted):
                 _emit(
                     {
                         "index": r.index,
@@ -295,6 +325,11 @@ def _pinned_key(vkey: str | None) -> NoteVerifier:
         return parse_verifier(vkey)
     except NoteError as e:
         raise InvalidInput(f"--vkey: {e}") from e
+
+
+from ledger.registry.cli import signers_app  # noqa: E402 - needs the helpers above
+
+app.add_typer(signers_app, name="signers")
 
 
 def main() -> None:

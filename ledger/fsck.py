@@ -11,7 +11,8 @@ Steps, in order, for every record ``i``:
 
 Then: every checkpoint's root equals the root recomputed from the leaves at its size, its note
 verifies with the ledger's key and names this log; and every stored tile equals the tile recomputed
-from the leaves. The first failure raises :class:`~ledger.errors.IntegrityError` with its index.
+from the leaves; and the trust registry's derived rows equal the registry replayed from the log
+(:func:`ledger.registry.check.check_registry`). The first failure raises :class:`~ledger.errors.IntegrityError` with its index.
 """
 
 from __future__ import annotations
@@ -189,6 +190,9 @@ def check_ledger(store: LedgerStore, progress: Callable[[int], None] | None = No
             f"checkpoint at size {c.next_cp[0]} is beyond the {size} records stored", size
         )
     c.stored_tiles()
+    from ledger.registry.check import check_registry
+
+    check_registry(store)
     if progress is not None:
         progress(c.compact.size)
     return CheckReport(c.compact.size, c.n_cps, len(c.tree.tiles), c.compact.root())

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,9 +23,10 @@ from ledger.errors import ConflictError, IntegrityError, InvalidInput, NotFound,
 from ledger.merkle import EMPTY_ROOT
 from ledger.note import NoteSigner
 from ledger.record import GENESIS_PREV, Record, format_time
+from ledger.registry.entries import derive_registry_rows
 from ledger.tiles import TileCache, TileKey, TileTree, edge_tile_keys, integrate
 
-__all__ = ["LedgerStore", "LogHead", "SequencedBatch"]
+__all__ = ["LedgerStore", "LogHead", "SequencedBatch", "derive_rows"]
 
 _CHUNK = 500  # bound parameters per IN (...) query
 _IMPORT_BATCH = 1000  # records per insert during an import (all in one transaction)
@@ -55,6 +57,15 @@ class SequencedBatch:
     proofs: list[list[bytes]]
 
 
+def derive_rows(conn: Connection, records: Sequence[Record], contents: Sequence[bytes]) -> None:
+    """Rows derived from a batch's bodies, written in the batch's own transaction (so they exist
+    iff their records do). Every path that commits records MUST call this once per batch, with
+    ``records[i]`` the record of ``contents[i]``, in index order. Today: the trust registry's
+    rows. Each deriver is a pure function of the records and bodies (and the rows before them),
+    which ``ledger check`` replays and compares."""
+    derive_registry_rows(conn, records, contents)
+
+
 class LedgerStore:
     """Every read and write of one ledger database."""
 
@@ -77,8 +88,15 @@ class LedgerStore:
         except SQLAlchemyError as e:
             raise StorageError(f"cannot reach the database: {e.__class__.__name__}: {e}") from e
 
-    def create(self, origin: str, signer: NoteSigner, now: datetime) -> str:
-        """Create the schema, record origin and verifier key, and sign the empty tree.
+    def create(
+        self,
+        origin: str,
+        signer: NoteSigner,
+        now: datetime,
+        extra_meta: Mapping[str, str] | None = None,
+    ) -> str:
+        """Create the schema, record origin, verifier key and ``extra_meta`` (the admin key), and
+        sign the empty tree.
 
         One transaction (DDL is transactional on both backends): a failure leaves no tables.
         """
@@ -97,6 +115,7 @@ class LedgerStore:
                     [
                         {"key": "origin", "value": origin},
                         {"key": "vkey", "value": signer.verifier_key()},
+                        *({"key": k, "value": v} for k, v in (extra_meta or {}).items()),
                     ],
                 )
                 conn.execute(
@@ -278,6 +297,7 @@ class LedgerStore:
                 for r in records
             ],
         )
+        derive_rows(conn, records, [cast(bytes, b["content"]) for b in bodies])
 
     def _commit(
         self,
