@@ -37,10 +37,19 @@ from attest.sigstore_bundle import certificate_identities, certificate_issuer, v
 from attest.statement import Statement, parse_statement
 from ledger.bodies import MAX_BODY_BYTES, Submission, classify
 from ledger.errors import InvalidInput, NotTrusted, TooLarge
-from ledger.registry.entries import MARKER, open_registry_envelope
+from ledger.record import Record
+from ledger.registry.entries import MARKER, apply_records, open_registry_envelope
 from ledger.registry.model import REGISTRY_PAYLOAD_TYPE, RegistryState, Signer
 
-__all__ = ["ADMIN_SIGNER", "AS_OF_GRACE", "Admitted", "RootFiles", "Trust", "admit_body"]
+__all__ = [
+    "ADMIN_SIGNER",
+    "AS_OF_GRACE",
+    "Admitted",
+    "AsOfLog",
+    "RootFiles",
+    "Trust",
+    "admit_body",
+]
 
 ADMIN_SIGNER = "ledger-admin"
 # How much later than its admission a record's time may be when it is re-checked as of that time
@@ -230,3 +239,26 @@ def admit_body(
         names = _identity_signers(content, trust)
     allowed = trust.state.check(names, statement.predicate_type, at, grace)
     return Admitted(sub, allowed, statement.predicate_type)
+
+
+class AsOfLog:
+    """Admission of records that already have a place in a log (``ledger import``): each body
+    against the registry as the log records it *before* that record, at the record's time
+    (widened by :data:`AS_OF_GRACE`). Feed records in index order."""
+
+    def __init__(self, admin_keys: tuple[PublicKey, ...], roots: RootFiles) -> None:
+        self._admin, self._roots = admin_keys, roots
+        self.state = RegistryState()
+
+    def admit_record(self, rec: Record, content: bytes) -> Admitted:
+        trust = Trust(self.state, self._admin, self._roots)
+        try:
+            admitted = admit_body(content, trust, rec.time, grace=AS_OF_GRACE)
+        except (InvalidInput, NotTrusted) as e:
+            raise type(e)(f"record {rec.index}: {e}") from e
+        if admitted.predicate_type is None:
+            self.state, _ = apply_records(self.state, [(rec, content)], self._admin)
+        return admitted
+
+    def close(self) -> None:
+        self._roots.close()

@@ -8,6 +8,7 @@ signature the trust registry does not allow; nothing was written).
 from __future__ import annotations
 
 import base64
+import getpass
 import json
 import os
 import sys
@@ -300,18 +301,33 @@ def import_cmd(
     vkey: VkeyOpt = None,
     db: DbOpt = DEFAULT_DB,
     key_file: KeyOpt = None,
+    allow_untrusted: Annotated[
+        bool,
+        typer.Option(
+            help="Migration only: skip the trust-registry check of every body (warns loudly)."
+        ),
+    ] = False,
 ) -> None:
     """Verify an export against the pinned --vkey and append it, whole, to an empty ledger.
 
     Exit 1 if the file's chain, bodies or checkpoint do not check; 2 for a missing or malformed
-    --vkey, a malformed file, or a ledger that is not empty. Nothing is written on any failure.
+    --vkey, a malformed file, or a ledger that is not empty; 5 for a body the trust registry the
+    file records did not allow at its record's time (--allow-untrusted skips that check, loudly).
+    Nothing is written on any failure.
     """
     from ledger.transfer import import_jsonl
 
     with _errors():
         pinned = _pinned_key(vkey)
         with _open(db, key_file, writer=True) as ledger, _input(file) as src:
-            n = import_jsonl(ledger, src, pinned, utc_now)
+            if allow_untrusted:
+                typer.echo(
+                    f"ledger: WARNING: --allow-untrusted: importing {file} into {db} WITHOUT "
+                    f"checking any signature against the trust registry (by "
+                    f"{getpass.getuser()} at {utc_now().isoformat()})",
+                    err=True,
+                )
+            n = import_jsonl(ledger, src, pinned, utc_now, allow_untrusted=allow_untrusted)
             _emit({"imported": n, "checkpoint": ledger.checkpoint().note})
 
 

@@ -15,8 +15,8 @@ from ledger.bodies import Submission, parse_submission
 from ledger.checkpoint import SignedCheckpoint, open_checkpoint
 from ledger.errors import InvalidInput, NotFound
 from ledger.keys import load_signer, write_signer
-from ledger.record import format_time
 from ledger.note import NoteSigner, NoteVerifier, generate_key, parse_verifier
+from ledger.record import format_time
 from ledger.sequencer import AppendResult, Sequencer
 from ledger.storage import LedgerStore
 

@@ -11,7 +11,7 @@ import typer
 from ledger.cli import DEFAULT_DB, DbOpt, KeyOpt, _emit, _errors, _key, _open
 from ledger.errors import InvalidInput
 
-signers_app = typer.Typer(
+signers_app: typer.Typer = typer.Typer(
     no_args_is_help=True, help="The trust registry: who may sign what, when (logged)."
 )
 

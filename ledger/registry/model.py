@@ -273,7 +273,8 @@ class RegistryState:
         ``grace``, at some instant of ``[at - grace, at]``); :class:`NotTrusted` with the first
         reason if none is."""
         not_before = format_time(parse_time(at) - grace) if grace else None
-        allowed, reasons = [], []
+        allowed: list[str] = []
+        reasons: list[str] = []
         for name in names:
             why = self.signers[name].refusal(at, predicate_type, not_before)
             (reasons if why else allowed).append(why or name)
