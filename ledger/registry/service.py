@@ -31,7 +31,8 @@ def _check_trusted_root(content: bytes) -> dict[str, Any]:
     try:
         TrustedRoot.from_file(str(roots.path(content)))
     except (ValueError, SigstoreError) as e:
-        raise InvalidInput(f"not a Sigstore trusted root: {e}") from e
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InvalidInput(f"not a Sigstore trusted root: {first}") from e
     finally:
         roots.close()
     return doc

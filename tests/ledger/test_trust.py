@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import io
 import json
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from sqlalchemy import func, select, text
+from sqlalchemy import create_engine, func, select, text
 
 from attest.dsse import sign_envelope
 from attest.signers import KeySigner
@@ -254,11 +256,20 @@ def test_allow_untrusted_imports_what_admission_would_refuse(
 
 
 @pytest.fixture
-def pg_or_sqlite(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+def pg_or_sqlite(db_url: str, tmp_path: Path) -> Iterator[str]:
     """A second, empty database on the same backend as ``db_url``."""
     if db_url.startswith("sqlite"):
-        return f"sqlite:///{tmp_path / 'copy.db'}"
-    return str(request.getfixturevalue("pg_url"))
+        yield f"sqlite:///{tmp_path / 'copy.db'}"
+        return
+    base = db_url.rsplit("?", 1)[0]
+    schema_name = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema_name}"))
+    yield f"{base}?options=-csearch_path%3D{schema_name}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema_name} CASCADE"))
+    admin.dispose()
 
 
 def _tamper(ledger: Ledger, sql: str) -> None:
