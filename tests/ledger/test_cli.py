@@ -173,9 +173,7 @@ def test_import_refuses_time_going_backwards(work: Path) -> None:
     run(work, "append", "a0.json")
     run(work, "append", "a1.json")
     run(work, "export", "out.jsonl")
-    header, signer, r0, r1 = (
-        json.loads(x) for x in (work / "out.jsonl").read_text().splitlines()
-    )
+    header, signer, r0, r1 = (json.loads(x) for x in (work / "out.jsonl").read_text().splitlines())
     rec0 = Record.from_leaf(base64.b64decode(r0["leaf"]))
     rec1 = Record.from_leaf(base64.b64decode(r1["leaf"]))
     early = Record(
