@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.bodies import Submission, parse_submission
 from ledger.checkpoint import SignedCheckpoint, open_checkpoint
-from ledger.errors import InvalidInput, NotFound
+from ledger.errors import InvalidInput, NotFound, StorageError
 from ledger.keys import load_signer, write_signer
 from ledger.note import NoteSigner, NoteVerifier, generate_key, parse_verifier
 from ledger.record import format_time
@@ -21,6 +21,7 @@ from ledger.sequencer import AppendResult, Sequencer
 from ledger.storage import LedgerStore
 
 if TYPE_CHECKING:
+    from attest.keys import PublicKey
     from attest.signers import KeySigner
     from ledger.admission import Admitted, RootFiles, Trust
 
@@ -167,27 +168,43 @@ class Ledger:
         if cached is not None and time.monotonic() - cached[2] < self._trust_ttl:
             return cached[1]
         from ledger.admission import RootFiles, Trust
-        from ledger.registry.entries import (
-            admin_keys_from_pem,
-            admin_pem,
-            read_rows,
-            registry_version,
-            state_from_rows,
-        )
+        from ledger.registry.entries import state_from_rows
 
         checked = time.monotonic()
-        with self.store.engine.connect() as conn:
-            if cached is not None and cached[1].admin_keys and registry_version(conn) == cached[0]:
-                self._trust = (cached[0], cached[1], checked)
-                return cached[1]
-            rows = read_rows(conn)
-            admin = admin_keys_from_pem(admin_pem(conn))
+        try:
+            rows, admin = self._read_trust(cached)
+        except StorageError as e:
+            if "registry_entries" not in str(e):
+                raise
+            raise StorageError(
+                "this ledger predates the trust registry: run `ledger signers init-admin`"
+            ) from e
+        if rows is None:
+            assert cached is not None
+            self._trust = (cached[0], cached[1], checked)
+            return cached[1]
         with self._trust_lock:
             if self._roots is None:
                 self._roots = RootFiles()
         trust = Trust(state_from_rows(rows), admin, self._roots)
         self._trust = (rows[-1][0] if rows else -1, trust, checked)
         return trust
+
+    def _read_trust(
+        self, cached: tuple[int, Trust, float] | None
+    ) -> tuple[list[tuple[int, bytes]] | None, tuple[PublicKey, ...]]:
+        """(registry rows, admin keys); rows ``None`` when ``cached`` is still current."""
+        from ledger.registry.entries import (
+            admin_keys_from_pem,
+            admin_pem,
+            read_rows,
+            registry_version,
+        )
+
+        with self.store._conn() as conn:
+            if cached is not None and cached[1].admin_keys and registry_version(conn) == cached[0]:
+                return None, cached[1].admin_keys
+            return read_rows(conn), admin_keys_from_pem(admin_pem(conn))
 
     def admit(self, content: bytes, *, at: datetime | None = None) -> Admitted:
         """Run every admission check (see :mod:`ledger.admission`) at ``at`` (default: now, by

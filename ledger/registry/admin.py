@@ -17,7 +17,7 @@ from attest._internal.files import write_atomic
 from attest.errors import Error as AttestError
 from attest.signers import KeySigner, generate_private_key, read_signer
 from ledger._internal import schema
-from ledger._internal.db import write_transaction
+from ledger._internal.db import migrate, write_transaction
 from ledger.errors import ConflictError, InvalidInput, NotFound, StorageError
 from ledger.registry.entries import ADMIN_META_KEY, admin_pem
 from ledger.storage import LedgerStore
@@ -71,14 +71,15 @@ def public_pem(signer: KeySigner) -> str:
 
 
 def init_admin(store: LedgerStore, path: Path) -> KeySigner:
-    """Give an existing ledger an admin key (file + meta). Refuses if it already has one; a
-    failure leaves no key file."""
-    with store.engine.connect() as conn:
+    """Give an existing ledger an admin key (file + meta) and bring its schema up to date (the
+    registry's table). Refuses if it already has one; a failure leaves no key file."""
+    with store._conn() as conn:
         if admin_pem(conn) is not None:
             raise ConflictError("this ledger already has an admin key")
     signer = create_admin_key(path)
     try:
         with write_transaction(store.engine) as conn:
+            migrate(conn)  # a ledger this old also lacks the registry's table
             if admin_pem(conn) is not None:
                 raise ConflictError("this ledger already has an admin key")
             conn.execute(schema.meta.insert(), {"key": ADMIN_META_KEY, "value": public_pem(signer)})

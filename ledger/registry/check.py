@@ -49,7 +49,7 @@ def _candidates(store: LedgerStore) -> Iterator[tuple[Record, bytes]]:
 
 def _stored(store: LedgerStore) -> list[RegistryRow]:
     r = schema.registry_entries.c
-    with store.engine.connect() as conn:
+    with store._conn() as conn:
         rows = conn.execute(select(r.idx, r.time, r.name, r.op, r.entry).order_by(r.idx)).all()
     return [RegistryRow(row.idx, row.time, row.name, row.op, bytes(row.entry)) for row in rows]
 

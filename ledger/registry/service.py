@@ -85,7 +85,7 @@ def _append_op(ledger: Ledger, op: RegistryOp, admin_key: KeySigner) -> AppendRe
 def _rows(ledger: Ledger) -> list[tuple[int, bytes]]:
     from ledger.registry.entries import read_rows
 
-    with ledger.store.engine.connect() as conn:
+    with ledger.store._conn() as conn:
         return read_rows(conn)
 
 
