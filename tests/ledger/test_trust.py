@@ -22,6 +22,7 @@ from ledger.admission import Admitted
 from ledger.errors import IntegrityError, InvalidInput, NotFound, NotTrusted, TooLarge
 from ledger.fsck import check_ledger
 from ledger.log import Ledger
+from ledger.note import parse_verifier
 from ledger.registry import add_signer, list_signers, make_spec, revoke_signer
 from ledger.registry.admin import admin_key_path, load_admin_key
 from ledger.registry.entries import sign_op
@@ -212,9 +213,11 @@ def _export_import(src: Ledger, db: str, key: Path, admin: KeySigner, **kw: bool
     buf = io.StringIO()
     export_jsonl(src, buf)
     dst = Ledger.create(db, src.origin, key, admin_key=admin)
-    lines = buf.getvalue().splitlines(keepends=True)
+    pinned = parse_verifier(src.store.meta()["vkey"])
     try:
-        import_jsonl(dst, lambda: iter(lines), lambda: datetime.now(UTC), **kw)
+        import_jsonl(
+            dst, io.BytesIO(buf.getvalue().encode()), pinned, lambda: datetime.now(UTC), **kw
+        )
     except BaseException:
         dst.close()
         raise
