@@ -27,6 +27,7 @@ run: $(STAMP)
 	cd $(DEMO) && $(BIN)/attest test-result --step unit --result PASSED --subject dist/app.zip \
 		--passed test_hello --key ci-key -o attestations/3-test.json
 	$(BIN)/ledger init --origin demo.example/ledger --db sqlite:///$(DEMO)/ledger.db
+	$(BIN)/ledger signers add --name demo-ci --key $(DEMO)/ci-key.pub --db sqlite:///$(DEMO)/ledger.db
 	$(BIN)/ledger append --db sqlite:///$(DEMO)/ledger.db $(DEMO)/attestations/*.json
 	$(BIN)/ledger proof --db sqlite:///$(DEMO)/ledger.db --index 2
 	$(BIN)/ledger checkpoint --db sqlite:///$(DEMO)/ledger.db

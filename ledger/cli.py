@@ -1,12 +1,14 @@
 """The ``ledger`` command: init, append, checkpoint, proof, check, export, import.
 
 Machine-read answers are JSON on stdout; errors are one line on stderr with a non-zero exit:
-2 bad input, 3 not found, 4 storage failure, 1 integrity failure (``check``).
+2 bad input, 3 not found, 4 storage failure, 1 integrity failure (``check``), 5 not trusted (a
+signature the trust registry does not allow; nothing was written).
 """
 
 from __future__ import annotations
 
 import base64
+import getpass
 import json
 import os
 import sys
@@ -25,6 +27,7 @@ from ledger.errors import (
     InvalidInput,
     NoteError,
     NotFound,
+    NotTrusted,
     StorageError,
 )
 from ledger.keys import default_key_path, load_signer
@@ -44,7 +47,7 @@ KeyOpt = Annotated[
     ),
 ]
 
-_EXIT = {IntegrityError: 1, InvalidInput: 2, NotFound: 3, StorageError: 4}
+_EXIT = {IntegrityError: 1, InvalidInput: 2, NotFound: 3, StorageError: 4, NotTrusted: 5}
 
 
 def _b64(b: bytes) -> str:
@@ -86,13 +89,25 @@ def init(
     ],
     db: DbOpt = DEFAULT_DB,
     key_file: KeyOpt = None,
+    admin_key: Annotated[
+        Path | None,
+        typer.Option(help="Reuse this admin key (e.g. the source's, before `ledger import`)."),
+    ] = None,
 ) -> None:
-    """Create the schema and the checkpoint key; print the verifier key."""
+    """Create the schema, the checkpoint key and the admin key; print the verifier key."""
+    from ledger.registry.admin import admin_key_path, load_admin_key
+
     with _errors():
         key = _key(db, key_file)
-        with Ledger.create(db, origin, key) as ledger:
+        admin = load_admin_key(admin_key) if admin_key else None
+        with Ledger.create(db, origin, key, admin_key=admin) as ledger:
             typer.echo(ledger.store.meta()["vkey"])
-            typer.echo(f"ledger: created {db}; checkpoint key in {key} (keep it private)", err=True)
+            where = admin_key or admin_key_path(key)
+            typer.echo(
+                f"ledger: created {db}; checkpoint key in {key}, admin key in {where} "
+                "(keep both private)",
+                err=True,
+            )
 
 
 @app.command()
@@ -101,7 +116,10 @@ def append(
     db: DbOpt = DEFAULT_DB,
     key_file: KeyOpt = None,
 ) -> None:
-    """Append documents; print index, leaf hash, inclusion proof and checkpoint for each."""
+    """Admit every document (all or none), append them, print each one's proof.
+
+    Admission checks shape, Statement and a signature the trust registry allows (exit 5 if
+    not); the output per document is index, leaf hash, inclusion proof and checkpoint."""
     with _errors():
         contents = []
         for f in files:
@@ -110,7 +128,13 @@ def append(
             except OSError as e:
                 raise InvalidInput(f"cannot read {f}: {e.strerror}") from e
         with _open(db, key_file, writer=True) as ledger:
-            for r in ledger.append_many(contents):
+            admitted = []
+            for f, content in zip(files, contents, strict=True):
+                try:
+                    admitted.append(ledger.admit(content))
+                except Error as e:
+                    raise type(e)(f"{f}: {e}") from e
+            for r in ledger.append_admitted(admitted):
                 _emit(
                     {
                         "index": r.index,
@@ -319,18 +343,33 @@ def import_cmd(
     vkey: VkeyOpt = None,
     db: DbOpt = DEFAULT_DB,
     key_file: KeyOpt = None,
+    allow_untrusted: Annotated[
+        bool,
+        typer.Option(
+            help="Migration only: skip the trust-registry check of every body (warns loudly)."
+        ),
+    ] = False,
 ) -> None:
     """Verify an export against the pinned --vkey and append it, whole, to an empty ledger.
 
     Exit 1 if the file's chain, bodies or checkpoint do not check; 2 for a missing or malformed
-    --vkey, a malformed file, or a ledger that is not empty. Nothing is written on any failure.
+    --vkey, a malformed file, or a ledger that is not empty; 5 for a body the trust registry the
+    file records did not allow at its record's time (--allow-untrusted skips that check, loudly).
+    Nothing is written on any failure.
     """
     from ledger.transfer import import_jsonl
 
     with _errors():
         pinned = _pinned_key(vkey)
         with _open(db, key_file, writer=True) as ledger, _input(file) as src:
-            n = import_jsonl(ledger, src, pinned, utc_now)
+            if allow_untrusted:
+                typer.echo(
+                    f"ledger: WARNING: --allow-untrusted: importing {file} into {db} WITHOUT "
+                    f"checking any signature against the trust registry (by "
+                    f"{getpass.getuser()} at {utc_now().isoformat()})",
+                    err=True,
+                )
+            n = import_jsonl(ledger, src, pinned, utc_now, allow_untrusted=allow_untrusted)
             _emit({"imported": n, "checkpoint": ledger.checkpoint().note})
 
 
@@ -344,6 +383,11 @@ def _pinned_key(vkey: str | None) -> NoteVerifier:
         return parse_verifier(vkey)
     except NoteError as e:
         raise InvalidInput(f"--vkey: {e}") from e
+
+
+from ledger.registry.cli import signers_app  # noqa: E402 - needs the helpers above
+
+app.add_typer(signers_app, name="signers")
 
 
 def main() -> None:

@@ -16,10 +16,12 @@ __all__ = [
     "IntegrityError",
     "InvalidInput",
     "NotFound",
+    "NotTrusted",
     "NoteError",
     "Overloaded",
     "ProofError",
     "StorageError",
+    "TooLarge",
 ]
 
 
@@ -29,6 +31,16 @@ class Error(Exception):
 
 class InvalidInput(Error):
     """A caller handed in something malformed; nothing was changed."""
+
+
+class TooLarge(InvalidInput):
+    """A body is larger than the configured limit (HTTP 413); nothing was read further."""
+
+
+class NotTrusted(Error):
+    """A body's signature is not one the trust registry allows for that time and predicate type
+    (HTTP 403). The message is the reason, written for the person who has to fix it: unknown
+    signer, bad signature, revoked at T, expired at T, not valid until T, not allowed for P."""
 
 
 class NotFound(Error):

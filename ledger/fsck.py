@@ -19,8 +19,10 @@ named, not skipped):
 
 Then: the first checkpoint is of size 0; every checkpoint's root equals the root recomputed from
 the leaves at its size, its note verifies with the ledger's key and names this log; the latest
-covers every record; and every stored tile equals the tile recomputed from the leaves. The first
-failure raises :class:`~ledger.errors.IntegrityError` with its index.
+covers every record; every stored tile equals the tile recomputed from the leaves; and the trust
+registry's derived rows equal the registry replayed from the log
+(:func:`ledger.registry.check.check_registry`). The first failure raises
+:class:`~ledger.errors.IntegrityError` with its index.
 """
 
 from __future__ import annotations
@@ -255,6 +257,9 @@ def check_ledger(
             c.last_cp,
         )
     c.stored_tiles()
+    from ledger.registry.check import check_registry
+
+    check_registry(store)
     if progress is not None:
         progress(c.compact.size)
     return CheckReport(c.compact.size, c.n_cps, len(c.tree.tiles), c.compact.root(), bool(pins))

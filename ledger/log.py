@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ledger.bodies import Submission, parse_submission
 from ledger.checkpoint import SignedCheckpoint, open_checkpoint
-from ledger.errors import IntegrityError, InvalidInput, NotFound
+from ledger.errors import IntegrityError, InvalidInput, NotFound, StorageError
 from ledger.keys import load_signer, write_signer
 from ledger.note import NoteSigner, NoteVerifier, generate_key, parse_verifier
+from ledger.record import format_time
 from ledger.sequencer import AppendResult, Sequencer
 from ledger.storage import LedgerStore, check_consistency_handed_out, check_inclusion_handed_out
+
+if TYPE_CHECKING:
+    from attest.keys import PublicKey
+    from attest.signers import KeySigner
+    from ledger.admission import Admitted, RootFiles, Trust
 
 __all__ = ["InclusionProof", "Ledger", "utc_now"]
 
@@ -41,6 +51,7 @@ class Ledger:
         clock: Callable[[], datetime] = utc_now,
         *,
         max_batch: int = 1000,
+        trust_ttl: float = 0.5,
     ) -> None:
         meta = store.meta()
         missing = sorted({"origin", "vkey"} - meta.keys())
@@ -55,24 +66,42 @@ class Ledger:
         self._clock = clock
         self._max_batch = max_batch
         self._sequencer: Sequencer | None = None
+        self._trust: tuple[int, Trust, float] | None = None
+        self._trust_ttl = trust_ttl
+        self._trust_lock = threading.Lock()
+        self._roots: RootFiles | None = None
 
     @classmethod
     def create(
-        cls, url: str, origin: str, key_path: Path, clock: Callable[[], datetime] = utc_now
+        cls,
+        url: str,
+        origin: str,
+        key_path: Path,
+        clock: Callable[[], datetime] = utc_now,
+        *,
+        admin_key: KeySigner | None = None,
     ) -> Ledger:
-        """Create schema and key. Refuses an existing ledger or key file; leaves neither half-made."""
+        """Create schema, checkpoint key and admin key (``admin_key_path(key_path)``, unless an
+        existing ``admin_key`` is given). Refuses an existing ledger or key file; leaves nothing
+        half-made."""
+        from ledger.registry.admin import admin_key_path, create_admin_key, public_pem
+        from ledger.registry.entries import ADMIN_META_KEY
+
         store = LedgerStore.open(url)
+        written: list[Path] = []
         try:
             if store.exists():
                 raise InvalidInput(f"a ledger already exists at {url}; refusing to overwrite it")
             signer = generate_key(origin)
             write_signer(key_path, signer)
-            try:
-                store.create(origin, signer, clock())
-            except BaseException:
-                key_path.unlink(missing_ok=True)
-                raise
+            written.append(key_path)
+            if admin_key is None:
+                admin_key = create_admin_key(admin_key_path(key_path))
+                written.append(admin_key_path(key_path))
+            store.create(origin, signer, clock(), {ADMIN_META_KEY: public_pem(admin_key)})
         except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
             store.close()
             raise
         return cls(store, signer, clock)
@@ -83,7 +112,7 @@ class Ledger:
         url: str,
         key_path: Path | None = None,
         clock: Callable[[], datetime] = utc_now,
-        **kw: int,
+        **kw: Any,
     ) -> Ledger:
         store = LedgerStore.open(url)
         try:
@@ -97,6 +126,8 @@ class Ledger:
         if self._sequencer is not None:
             self._sequencer.close()
             self._sequencer = None
+        if self._roots is not None:
+            self._roots.close()
         self.store.close()
 
     def __enter__(self) -> Ledger:
@@ -106,6 +137,10 @@ class Ledger:
         self.close()
 
     # -- writing ------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """This ledger's clock (admission time, registry entry times)."""
+        return self._clock()
 
     def require_signer(self) -> NoteSigner:
         if self._signer is None:
@@ -123,16 +158,94 @@ class Ledger:
             )
         return self._sequencer
 
+    # Every entry point (``ledger append``, ``ledger import``, the HTTP API) admits first:
+    # ``admit`` then ``submit`` / ``append_admitted``. ``append``, ``append_many`` and
+    # ``append_submissions`` are the raw sequencing calls (shape checks only) that tests and
+    # benchmarks use; they never consult the trust registry.
+
+    def trust(self) -> Trust:
+        """The current trust state. Cached; after ``trust_ttl`` seconds one indexed query asks
+        whether the registry grew (another process may have changed it), and only then is it
+        re-read. This process's own registry appends refresh it at once."""
+        cached = self._trust
+        if cached is not None and time.monotonic() - cached[2] < self._trust_ttl:
+            return cached[1]
+        from ledger.admission import RootFiles, Trust
+        from ledger.registry.entries import state_from_rows
+
+        checked = time.monotonic()
+        try:
+            rows, admin = self._read_trust(cached)
+        except StorageError as e:
+            if "registry_entries" not in str(e):
+                raise
+            raise StorageError(
+                "this ledger predates the trust registry: run `ledger signers init-admin`"
+            ) from e
+        if rows is None:
+            assert cached is not None
+            self._trust = (cached[0], cached[1], checked)
+            return cached[1]
+        with self._trust_lock:
+            if self._roots is None:
+                self._roots = RootFiles()
+        trust = Trust(state_from_rows(rows), admin, self._roots)
+        self._trust = (rows[-1][0] if rows else -1, trust, checked)
+        return trust
+
+    def _read_trust(
+        self, cached: tuple[int, Trust, float] | None
+    ) -> tuple[list[tuple[int, bytes]] | None, tuple[PublicKey, ...]]:
+        """(registry rows, admin keys); rows ``None`` when ``cached`` is still current."""
+        from ledger.registry.entries import (
+            admin_keys_from_pem,
+            admin_pem,
+            read_rows,
+            registry_version,
+        )
+
+        with self.store._conn() as conn:
+            if cached is not None and cached[1].admin_keys and registry_version(conn) == cached[0]:
+                return None, cached[1].admin_keys
+            return read_rows(conn), admin_keys_from_pem(admin_pem(conn))
+
+    def admit(self, content: bytes, *, at: datetime | None = None) -> Admitted:
+        """Run every admission check (see :mod:`ledger.admission`) at ``at`` (default: now, by
+        this ledger's clock) against the current trust state; raise the first failure."""
+        from ledger.admission import admit_body
+
+        return admit_body(content, self.trust(), format_time(at or self._clock()))
+
+    def submit(self, admitted: Admitted) -> Future[AppendResult]:
+        """Queue an admitted body; the future resolves once it is durable and checkpointed.
+        Raises :class:`~ledger.errors.Overloaded` at once when the queue is full."""
+        fut = self._seq().submit(admitted.submission)
+        if admitted.predicate_type is None:  # a registry entry: re-read the state once it lands
+            fut.add_done_callback(lambda _: self._forget_trust())
+        return fut
+
+    def append_admitted(self, admitted: Sequence[Admitted]) -> list[AppendResult]:
+        """Append admitted bodies and wait for all (blocking for queue space)."""
+        try:
+            return self._seq().append_many([a.submission for a in admitted])
+        finally:
+            if any(a.predicate_type is None for a in admitted):
+                self._forget_trust()
+
+    def _forget_trust(self) -> None:
+        self._trust = None
+
     def append(self, content: bytes) -> AppendResult:
-        """Validate and append one body; returns once it is durable, integrated and checkpointed."""
+        """Raw: shape-check and append one body (no trust check); returns once checkpointed."""
         return self._seq().submit(parse_submission(content)).result()
 
     def append_many(self, contents: Sequence[bytes]) -> list[AppendResult]:
-        """Validate every body first (all or none are submitted), then append them in batches."""
+        """Raw: shape-check every body first (all or none are submitted), then append them."""
         subs = [parse_submission(c) for c in contents]
         return self.append_submissions(subs)
 
     def append_submissions(self, subs: Sequence[Submission]) -> list[AppendResult]:
+        """Raw: sequence already shape-checked bodies."""
         return self._seq().append_many(subs)
 
     # -- reading ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import (
     Connection,
@@ -40,6 +41,7 @@ from ledger.errors import (
 from ledger.merkle import EMPTY_ROOT, verify_consistency, verify_inclusion
 from ledger.note import NoteSigner, NoteVerifier, parse_verifier
 from ledger.record import GENESIS_PREV, Record, format_time
+from ledger.registry.entries import derive_registry_rows
 from ledger.tiles import (
     TILE_HEIGHT,
     TILE_WIDTH,
@@ -57,6 +59,7 @@ __all__ = [
     "check_consistency_handed_out",
     "check_head_is_signed",
     "check_inclusion_handed_out",
+    "derive_rows",
 ]
 
 _CHUNK = 500  # bound parameters per IN (...) query
@@ -169,6 +172,15 @@ def _own_verifier(signer: NoteSigner) -> NoteVerifier:
     return parse_verifier(signer.verifier_key())
 
 
+def derive_rows(conn: Connection, records: Sequence[Record], contents: Sequence[bytes]) -> None:
+    """Rows derived from a batch's bodies, written in the batch's own transaction (so they exist
+    iff their records do). Every path that commits records MUST call this once per batch, with
+    ``records[i]`` the record of ``contents[i]``, in index order. Today: the trust registry's
+    rows. Each deriver is a pure function of the records and bodies (and the rows before them),
+    which ``ledger check`` replays and compares."""
+    derive_registry_rows(conn, records, contents)
+
+
 class LedgerStore:
     """Every read and write of one ledger database."""
 
@@ -191,8 +203,15 @@ class LedgerStore:
         except SQLAlchemyError as e:
             raise StorageError(f"cannot reach the database: {e.__class__.__name__}: {e}") from e
 
-    def create(self, origin: str, signer: NoteSigner, now: datetime) -> str:
-        """Create the schema, record origin and verifier key, and sign the empty tree.
+    def create(
+        self,
+        origin: str,
+        signer: NoteSigner,
+        now: datetime,
+        extra_meta: Mapping[str, str] | None = None,
+    ) -> str:
+        """Create the schema, record origin, verifier key and ``extra_meta`` (the admin key), and
+        sign the empty tree.
 
         One transaction (DDL is transactional on both backends): a failure leaves no tables.
         """
@@ -211,6 +230,7 @@ class LedgerStore:
                     [
                         {"key": "origin", "value": origin},
                         {"key": "vkey", "value": signer.verifier_key()},
+                        *({"key": k, "value": v} for k, v in (extra_meta or {}).items()),
                     ],
                 )
                 conn.execute(
@@ -436,6 +456,7 @@ class LedgerStore:
                 for r in records
             ],
         )
+        derive_rows(conn, records, [cast(bytes, b["content"]) for b in bodies])
 
     def _commit(
         self,

@@ -11,7 +11,9 @@ Import trusts nothing the file says about itself. In order:
    carries;
 2. the file is read once, a line at a time (at most :data:`MAX_LINE_BYTES` each); every record's
    leaf is canonical, its index, ``prev`` and time extend the chain, its body hashes to the leaf's
-   digest and is admitted by :func:`admit_body` (the checks ``append`` applies);
+   digest and is admitted by :func:`admit_body` (the checks ``append`` applies, including a
+   signature the trust registry *as this file records it before that record* allowed at that
+   record's time — :class:`~ledger.admission.AsOfLog`; skipped only with ``allow_untrusted``);
 3. the records reproduce the pinned checkpoint's size and root.
 
 The records are written as they are read, inside one transaction under the writer's lock
@@ -27,7 +29,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ledger.bodies import MAX_BODY_BYTES, Submission, parse_submission
 from ledger.checkpoint import Checkpoint, open_checkpoint
@@ -36,6 +38,9 @@ from ledger.log import Ledger
 from ledger.merkle import CompactRange, hash_leaf
 from ledger.note import NoteVerifier
 from ledger.record import GENESIS_PREV, Record, check_link
+
+if TYPE_CHECKING:
+    from ledger.admission import AsOfLog
 
 __all__ = ["MAX_LINE_BYTES", "admit_body", "export_jsonl", "import_jsonl"]
 
@@ -179,19 +184,24 @@ def _open_pinned(header: _Header, pinned: NoteVerifier) -> Checkpoint:
         ) from e
 
 
-def admit_body(rec: Record, content: bytes) -> Submission:
+def admit_body(rec: Record, content: bytes, as_of: AsOfLog | None = None) -> Submission:
     """The one place an imported body is admitted: it must be the body the leaf names, and pass
-    the checks ``append`` applies (size, JSON, envelope or bundle shape, type against content).
+    the checks ``append`` applies (size, JSON, envelope or bundle shape, type against content;
+    with ``as_of``, Statement and a trusted signature as of the record's time — records must then
+    come in index order).
 
     A body that does not hash to the leaf's digest is an integrity failure; a body that does but
     that ``append`` would refuse is invalid input.
     """
     if hashlib.sha256(content).digest() != rec.body_digest:
         raise IntegrityError(f"record {rec.index}: body does not hash to {rec.body}", rec.index)
-    try:
-        sub = parse_submission(content)
-    except InvalidInput as e:
-        raise InvalidInput(f"record {rec.index}: {e}") from e
+    if as_of is not None:
+        sub = as_of.admit_record(rec, content).submission  # its errors name the record
+    else:
+        try:
+            sub = parse_submission(content)
+        except InvalidInput as e:
+            raise InvalidInput(f"record {rec.index}: {e}") from e
     if sub.body_type != rec.body_type:
         raise InvalidInput(
             f"record {rec.index}: the leaf says {rec.body_type} but the body is {sub.body_type}"
@@ -215,7 +225,7 @@ def _decode_record(n: int, obj: dict[str, Any]) -> tuple[Record, bytes]:
 
 
 def _verified_records(
-    lines: Iterator[tuple[int, str]], origin: str, want: Checkpoint
+    lines: Iterator[tuple[int, str]], origin: str, want: Checkpoint, as_of: AsOfLog | None
 ) -> Iterator[tuple[Record, Submission]]:
     """Each record as it is verified; raises at the end unless they reproduce ``want``."""
     prev, last_time, tree = GENESIS_PREV, "", CompactRange()
@@ -226,7 +236,7 @@ def _verified_records(
             raise IntegrityError(
                 f"export holds more records than its checkpoint covers ({want.size})", tree.size
             )
-        sub = admit_body(rec, body)
+        sub = admit_body(rec, body, as_of)
         tree.append(rec.leaf_hash)
         prev, last_time = rec.leaf_hash.hex(), rec.time
         yield rec, sub
@@ -245,6 +255,7 @@ def import_jsonl(
     now: Callable[[], datetime],
     *,
     max_line_bytes: int = MAX_LINE_BYTES,
+    allow_untrusted: bool = False,
 ) -> int:
     """Import an export into an empty ledger of the same origin; return the record count.
 
@@ -261,6 +272,20 @@ def import_jsonl(
         raise InvalidInput("import needs an empty ledger (run `ledger init` on a new database)")
     lines = _lines(src, max_line_bytes)
     want = _open_pinned(_read_header(lines, ledger.origin), pinned)
-    records = _verified_records(lines, ledger.origin, want)
-    ledger.store.import_records(records, ledger.origin, signer, now, root=want.root_hash)
+    as_of = None if allow_untrusted else _as_of(ledger)
+    try:
+        records = _verified_records(lines, ledger.origin, want, as_of)
+        ledger.store.import_records(records, ledger.origin, signer, now, root=want.root_hash)
+    finally:
+        if as_of is not None:
+            as_of.close()
     return want.size
+
+
+def _as_of(ledger: Ledger) -> AsOfLog:
+    """Admission against the registry the imported log records, checked with this ledger's admin
+    key (``ledger init --admin-key`` the source's to import its registry)."""
+    from ledger.admission import AsOfLog, RootFiles
+    from ledger.registry.entries import ADMIN_META_KEY, admin_keys_from_pem
+
+    return AsOfLog(admin_keys_from_pem(ledger.store.meta().get(ADMIN_META_KEY)), RootFiles())

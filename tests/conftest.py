@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -141,5 +143,18 @@ def envelope(i: int) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def signed_samples() -> list[bytes]:
-    return sample_envelopes(12)
+def sample_key() -> ed25519.Ed25519PrivateKey:
+    """The key ``signed_samples`` are signed with (register it to have them admitted)."""
+    return ed25519.Ed25519PrivateKey.generate()
+
+
+@pytest.fixture(scope="session")
+def sample_pub_pem(sample_key: ed25519.Ed25519PrivateKey) -> bytes:
+    return sample_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+@pytest.fixture(scope="session")
+def signed_samples(sample_key: ed25519.Ed25519PrivateKey) -> list[bytes]:
+    return sample_envelopes(12, sample_key)

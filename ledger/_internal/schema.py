@@ -48,4 +48,17 @@ checkpoints = Table(
     Column("time", String(32), nullable=False),
 )
 
+# Derived rows: one per registry record that applied (see ledger.registry.entries), written in the
+# same transaction as the record. ``ledger check`` rebuilds them from the log and compares.
+registry_entries = Table(
+    "registry_entries",
+    metadata,
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("time", String(32), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("op", String(16), nullable=False),
+    Column("entry", LargeBinary, nullable=False),
+)
+
 APPEND_ONLY = ("ledger_meta", "bodies", "records", "checkpoints")
+DERIVED_APPEND_ONLY = ("registry_entries",)

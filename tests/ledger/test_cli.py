@@ -35,15 +35,29 @@ def run(
 
 
 @pytest.fixture
-def work(tmp_path: Path, signed_samples: list[bytes]) -> Path:
+def work(tmp_path: Path, signed_samples: list[bytes], sample_pub_pem: bytes) -> Path:
     for i, body in enumerate(signed_samples[:5]):
         (tmp_path / f"a{i}.json").write_bytes(body)
+    (tmp_path / "sample.pub").write_bytes(sample_pub_pem)
     return tmp_path
+
+
+def init_trusted(work: Path, *db: str) -> str:
+    """``ledger init`` and register the samples' key as signer ``ci``; a second database reuses
+    the first one's admin key instead (its registry arrives by ``ledger import``). The vkey."""
+    reuse = ["--admin-key", "ledger.db.admin.key"] if db else []
+    vkey = run(work, "init", "--origin", "cli.example/log", *db, *reuse).stdout.strip()
+    if not db:
+        run(work, "signers", "add", "--name", "ci", "--key", "sample.pub")
+    return vkey
 
 
 def test_init_append_proof_check_in_one_directory(work: Path) -> None:
     vkey = run(work, "init", "--origin", "cli.example/log").stdout.strip()
     assert (work / "ledger.db.key").stat().st_mode & 0o777 == 0o600
+    assert (work / "ledger.db.admin.key").stat().st_mode & 0o777 == 0o600
+    added = json.loads(run(work, "signers", "add", "--name", "ci", "--key", "sample.pub").stdout)
+    assert added == {"name": "ci", "index": 0}
     verifier = parse_verifier(vkey)
     out = run(work, "append", "a0.json").stdout.splitlines()
     out += run(work, "append", *[f"a{i}.json" for i in range(1, 5)]).stdout.splitlines()
@@ -57,28 +71,28 @@ def test_init_append_proof_check_in_one_directory(work: Path) -> None:
         )
     note = run(work, "checkpoint").stdout
     latest = open_checkpoint(note, [verifier], "cli.example/log").checkpoint
-    assert latest.size == 5
+    assert latest.size == 6
     p = json.loads(run(work, "proof", "--index", "3").stdout)
     merkle.verify_inclusion(
         base64.b64decode(p["leafHash"]),
         3,
-        5,
+        6,
         [base64.b64decode(h) for h in p["inclusionProof"]],
         latest.root_hash,
     )
-    c = json.loads(run(work, "proof", "--consistency", "1", "5").stdout)
+    c = json.loads(run(work, "proof", "--consistency", "2", "6").stdout)
     cp1 = open_checkpoint(
         json.loads(out[0])["checkpoint"], [verifier], "cli.example/log"
     ).checkpoint
-    assert cp1.size == 1
+    assert cp1.size == 2
     merkle.verify_consistency(
-        cp1.size, 5, [base64.b64decode(h) for h in c["proof"]], cp1.root_hash, latest.root_hash
+        cp1.size, 6, [base64.b64decode(h) for h in c["proof"]], cp1.root_hash, latest.root_hash
     )
-    assert json.loads(run(work, "check").stdout)["records"] == 5
+    assert json.loads(run(work, "check").stdout)["records"] == 6
 
 
 def test_errors_are_one_line_and_change_nothing(work: Path) -> None:
-    run(work, "init", "--origin", "cli.example/log")
+    init_trusted(work)
     run(work, "append", "a0.json")
     (work / "bad.json").write_text("{not json")
     p = run(work, "append", "a1.json", "bad.json", ok=False)
@@ -92,11 +106,11 @@ def test_errors_are_one_line_and_change_nothing(work: Path) -> None:
     assert p.returncode == 3
     p = run(work, "proof", ok=False)
     assert p.returncode == 2
-    assert json.loads(run(work, "check").stdout)["records"] == 1
+    assert json.loads(run(work, "check").stdout)["records"] == 2  # the signer and a0
 
 
 def test_key_file_readable_by_others_is_refused(work: Path) -> None:
-    run(work, "init", "--origin", "cli.example/log")
+    init_trusted(work)
     (work / "ledger.db.key").chmod(0o644)
     p = run(work, "append", "a0.json", ok=False)
     assert p.returncode == 2 and "chmod 600" in p.stderr
@@ -105,7 +119,7 @@ def test_key_file_readable_by_others_is_refused(work: Path) -> None:
 def test_check_names_the_tampered_index(work: Path) -> None:
     import sqlite3
 
-    run(work, "init", "--origin", "cli.example/log")
+    init_trusted(work)
     for i in range(5):
         run(work, "append", f"a{i}.json")
     con = sqlite3.connect(work / "ledger.db")
@@ -120,21 +134,21 @@ def test_check_names_the_tampered_index(work: Path) -> None:
 
 
 def test_export_import_gives_the_same_root(work: Path) -> None:
-    vkey = run(work, "init", "--origin", "cli.example/log").stdout.strip()
+    vkey = init_trusted(work)
     run(work, "append", *[f"a{i}.json" for i in range(5)])
     assert f"--vkey '{vkey}'" in run(work, "export", "out.jsonl").stderr
-    run(work, "init", "--origin", "cli.example/log", "--db", "sqlite:///copy.db")
+    init_trusted(work, "--db", "sqlite:///copy.db")
     imported = json.loads(
         run(work, "import", "out.jsonl", "--vkey", vkey, "--db", "sqlite:///copy.db").stdout
     )
-    assert imported["imported"] == 5
+    assert imported["imported"] == 6  # the signer entry and five attestations
     a = run(work, "check").stdout
     b = run(work, "check", "--db", "sqlite:///copy.db").stdout
     assert json.loads(a)["root"] == json.loads(b)["root"]
 
 
 def test_tampered_export_is_refused_and_nothing_is_written(work: Path) -> None:
-    vkey = run(work, "init", "--origin", "cli.example/log").stdout.strip()
+    vkey = init_trusted(work)
     run(work, "append", *[f"a{i}.json" for i in range(5)])
     run(work, "export", "out.jsonl")
     original = (work / "out.jsonl").read_text().splitlines()
@@ -143,7 +157,7 @@ def test_tampered_export_is_refused_and_nothing_is_written(work: Path) -> None:
     rec["body"] = base64.b64encode(envelope(42)).decode()
     lines[3] = json.dumps(rec)
     (work / "bad.jsonl").write_text("\n".join(lines) + "\n")
-    run(work, "init", "--origin", "cli.example/log", "--db", "sqlite:///copy.db")
+    init_trusted(work, "--db", "sqlite:///copy.db")
     p = run(work, "import", "bad.jsonl", "--vkey", vkey, "--db", "sqlite:///copy.db", ok=False)
     assert p.returncode == 1 and "record 2" in p.stderr
     assert json.loads(run(work, "check", "--db", "sqlite:///copy.db").stdout)["records"] == 0
@@ -158,20 +172,20 @@ def test_import_refuses_time_going_backwards(work: Path) -> None:
     """An export whose record times decrease is refused (``ledger check`` would reject the result)."""
     from ledger.record import Record
 
-    vkey = run(work, "init", "--origin", "cli.example/log").stdout.strip()
+    vkey = init_trusted(work)
     run(work, "append", "a0.json")
     run(work, "append", "a1.json")
     run(work, "export", "out.jsonl")
-    header, r0, r1 = (json.loads(x) for x in (work / "out.jsonl").read_text().splitlines())
+    header, signer, r0, r1 = (json.loads(x) for x in (work / "out.jsonl").read_text().splitlines())
     rec0 = Record.from_leaf(base64.b64decode(r0["leaf"]))
     rec1 = Record.from_leaf(base64.b64decode(r1["leaf"]))
     early = Record(
-        rec1.log, 1, rec0.leaf_hash.hex(), "2000-01-01T00:00:00.000000Z", rec1.body_type, rec1.body
+        rec1.log, 2, rec0.leaf_hash.hex(), "2000-01-01T00:00:00.000000Z", rec1.body_type, rec1.body
     )
     r1["leaf"] = base64.b64encode(early.leaf).decode()
-    lines = [json.dumps(x) for x in (header, r0, r1)]
+    lines = [json.dumps(x) for x in (header, signer, r0, r1)]
     (work / "bad.jsonl").write_text("\n".join(lines) + "\n")
-    run(work, "init", "--origin", "cli.example/log", "--db", "sqlite:///copy.db")
+    init_trusted(work, "--db", "sqlite:///copy.db")
     p = run(work, "import", "bad.jsonl", "--vkey", vkey, "--db", "sqlite:///copy.db", ok=False)
     assert p.returncode == 1 and "earlier than the record before" in p.stderr
     assert json.loads(run(work, "check", "--db", "sqlite:///copy.db").stdout)["records"] == 0

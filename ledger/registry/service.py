@@ -1,0 +1,108 @@
+"""Changing and reading the registry through a :class:`~ledger.log.Ledger` (admission included)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from attest.signers import KeySigner
+from ledger.admission import RootFiles, strict_json
+from ledger.errors import ConflictError, InvalidInput
+from ledger.log import Ledger
+from ledger.record import format_time
+from ledger.registry.admin import check_admin_key
+from ledger.registry.entries import sign_op
+from ledger.registry.model import RegistryOp, SignerSpec, SigstoreIdentity
+from ledger.sequencer import AppendResult
+
+__all__ = ["add_signer", "list_signers", "make_spec", "revoke_signer"]
+
+
+def _check_trusted_root(content: bytes) -> dict[str, Any]:
+    """Parse a ``trusted_root.json`` and have sigstore load it, so a bad one is refused now."""
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import TrustedRoot
+
+    doc = strict_json(content, "the trusted root")
+    if not isinstance(doc, dict):
+        raise InvalidInput("the trusted root must be a JSON object")
+    roots = RootFiles()
+    try:
+        TrustedRoot.from_file(str(roots.path(content)))
+    except (ValueError, SigstoreError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InvalidInput(f"not a Sigstore trusted root: {first}") from e
+    finally:
+        roots.close()
+    return doc
+
+
+def make_spec(
+    name: str,
+    *,
+    now: datetime,
+    key: bytes | None = None,
+    issuer: str | None = None,
+    identity: str | None = None,
+    regex: bool = False,
+    trusted_root: bytes | None = None,
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
+    predicate_types: Sequence[str] = (),
+) -> SignerSpec:
+    """A validated signer: ``key`` (PEM or securesystemslib JSON) or ``issuer`` + ``identity`` +
+    ``trusted_root`` (the file's bytes). ``valid_from`` defaults to ``now``."""
+    sigstore = None
+    if issuer is not None or identity is not None or trusted_root is not None:
+        if key is not None or not (issuer and identity and trusted_root):
+            raise InvalidInput(
+                "give either a key, or a Sigstore issuer, identity and trusted root (all three)"
+            )
+        sigstore = SigstoreIdentity(issuer, identity, regex, _check_trusted_root(trusted_root))
+        sigstore.policy()
+    elif key is None:
+        raise InvalidInput("a signer needs a key or a Sigstore identity")
+    return SignerSpec(
+        name=name,
+        key_pem=key.decode("utf-8", "replace") if key is not None else None,
+        sigstore=sigstore,
+        valid_from=format_time(valid_from or now),
+        valid_until=format_time(valid_until) if valid_until is not None else None,
+        predicate_types=tuple(predicate_types),
+    )
+
+
+def _append_op(ledger: Ledger, op: RegistryOp, admin_key: KeySigner) -> AppendResult:
+    check_admin_key(ledger.store, admin_key)
+    result = ledger.append_admitted([ledger.admit(sign_op(op, admin_key))])[0]
+    applied = {i for i, _ in _rows(ledger)}
+    if result.index not in applied:  # another admin's change won the race; say so
+        raise ConflictError(f"registry entry {result.index} was logged but did not apply")
+    return result
+
+
+def _rows(ledger: Ledger) -> list[tuple[int, bytes]]:
+    from ledger.registry.entries import read_rows
+
+    with ledger.store._conn() as conn:
+        return read_rows(conn)
+
+
+def add_signer(ledger: Ledger, spec: SignerSpec, admin_key: KeySigner) -> AppendResult:
+    """Log an ``add`` for ``spec``; names are never reused."""
+    return _append_op(ledger, RegistryOp.add(spec, ledger.now()), admin_key)
+
+
+def revoke_signer(
+    ledger: Ledger, name: str, at: datetime | None, admin_key: KeySigner
+) -> AppendResult:
+    """Log a revocation of ``name`` effective at ``at`` (default: now). Records before the
+    revocation's own record keep verifying as of their time."""
+    now = ledger.now()
+    return _append_op(ledger, RegistryOp.revoke(name, at or now, now), admin_key)
+
+
+def list_signers(ledger: Ledger) -> list[dict[str, Any]]:
+    """Every signer ever added (revoked ones included), JSON-ready, trusted roots left out."""
+    return [s.to_json() for s in ledger.trust().state.signers.values()]
