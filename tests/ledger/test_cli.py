@@ -202,7 +202,7 @@ def _sql(work: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
 
 
 def test_check_says_when_it_is_unpinned_and_vkey_or_key_file_pins_it(work: Path) -> None:
-    vkey = run(work, "init", "--origin", "cli.example/log").stdout.strip()
+    vkey = init_trusted(work)
     run(work, "append", "a0.json")
     p = run(work, "check")  # the key file sits at the default path: it pins the check
     assert json.loads(p.stdout)["pinned"] is True and "warning" not in p.stderr
@@ -226,7 +226,7 @@ def test_check_of_a_rekeyed_rewritten_history_fails_when_pinned(work: Path) -> N
     from ledger.checkpoint import open_checkpoint, sign_checkpoint
     from ledger.note import generate_key
 
-    vkey = run(work, "init", "--origin", "cli.example/log").stdout.strip()
+    vkey = init_trusted(work)
     run(work, "append", "a0.json")
     run(work, "append", "a1.json")
     forger = generate_key("cli.example/log")
@@ -268,7 +268,7 @@ def test_check_with_a_missing_vkey_row_is_one_line(work: Path) -> None:
 
 
 def test_flipped_tile_byte_proof_exits_1_and_append_signs_nothing(work: Path) -> None:
-    run(work, "init", "--origin", "cli.example/log")
+    init_trusted(work)  # index 0: the registry entry that trusts the samples' key
     run(work, "append", "a0.json", "a1.json")
     run(work, "append", "a2.json", "a3.json")
     import sqlite3
@@ -282,12 +282,12 @@ def test_flipped_tile_byte_proof_exits_1_and_append_signs_nothing(work: Path) ->
         ("DROP TRIGGER tiles_extend_only", ()),
         ("UPDATE tiles SET hashes = ? WHERE level = 0", (bytes(blob),)),
     )
-    assert run(work, "checkpoint").stdout.split("\n")[1] == "4"
-    for args in (("proof", "--index", "1"), ("proof", "--consistency", "2", "4")):
+    assert run(work, "checkpoint").stdout.split("\n")[1] == "5"
+    for args in (("proof", "--index", "1"), ("proof", "--consistency", "3", "5")):
         p = run(work, *args, ok=False)
         assert p.returncode == 1 and p.stderr.count("\n") == 1 and "does not verify" in p.stderr
         assert p.stdout == ""
     p = run(work, "append", "a4.json", ok=False)
     assert p.returncode == 1 and "reproduce the latest checkpoint" in p.stderr
     assert p.stdout == ""
-    assert run(work, "checkpoint").stdout.split("\n")[1] == "4"  # nothing was signed
+    assert run(work, "checkpoint").stdout.split("\n")[1] == "5"  # nothing was signed
