@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
@@ -16,13 +17,28 @@ from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.log import Ledger
 from ledger.note import NoteSigner
 from ledger.record import GENESIS_PREV, BodyType, Record
+from ledger.registry import add_signer, make_spec
 from ledger.transfer import export_jsonl
+
+if TYPE_CHECKING:
+    from attest.signers import KeySigner
 
 ORIGIN = "test.example/ledger"  # the origin of the `ledger` fixture
 
 
 def _b64(b: bytes) -> str:
     return base64.b64encode(b).decode()
+
+
+def trusting_source(
+    url: str, key_path: Path, admin: KeySigner, pub_pem: bytes, bodies: Sequence[bytes]
+) -> Ledger:
+    """A ledger whose record 0 registers ``pub_pem`` as signer ``ci``, then ``bodies``: its export
+    imports into a ledger that shares ``admin`` (the registry entry must verify there too)."""
+    lg = Ledger.create(url, ORIGIN, key_path, admin_key=admin)
+    add_signer(lg, make_spec("ci", now=lg.now(), key=pub_pem), admin)
+    lg.append_many(bodies)
+    return lg
 
 
 def export_to(ledger: Ledger, path: Path) -> Path:

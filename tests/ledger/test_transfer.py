@@ -10,21 +10,47 @@ from pathlib import Path
 
 import pytest
 
+from attest.signers import KeySigner
 from ledger.errors import IntegrityError, InvalidInput
 from ledger.fsck import check_ledger
 from ledger.log import Ledger, utc_now
 from ledger.note import NoteSigner, NoteVerifier, generate_key, parse_verifier
 from ledger.record import BodyType
+from ledger.registry.admin import create_admin_key
 from ledger.transfer import import_jsonl
 from tests.conftest import envelope
-from tests.ledger.exports import EMPTY, ORIGIN, export_to, forge_export, stored_counts
+from tests.ledger.exports import (
+    EMPTY,
+    ORIGIN,
+    export_to,
+    forge_export,
+    stored_counts,
+    trusting_source,
+)
 
 
 @pytest.fixture
-def source(tmp_path: Path, signed_samples: list[bytes]) -> Iterator[Ledger]:
-    """The ledger being moved: same origin as the target, its own key, five signed bodies."""
-    with Ledger.create(f"sqlite:///{tmp_path / 'src.db'}", ORIGIN, tmp_path / "src.key") as lg:
-        lg.append_many(signed_samples[:5])
+def admin(tmp_path: Path) -> KeySigner:
+    """The admin key source and target share, so the source's registry entry verifies there."""
+    return create_admin_key(tmp_path / "shared.admin.key")
+
+
+@pytest.fixture
+def ledger(db_url: str, key_path: Path, admin: KeySigner) -> Iterator[Ledger]:
+    """The import target: empty, same origin and admin key as ``source``."""
+    with Ledger.create(db_url, ORIGIN, key_path, admin_key=admin) as lg:
+        yield lg
+
+
+@pytest.fixture
+def source(
+    tmp_path: Path, signed_samples: list[bytes], sample_pub_pem: bytes, admin: KeySigner
+) -> Iterator[Ledger]:
+    """The ledger being moved: its own key; record 0 trusts the samples' key, then five samples."""
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    with trusting_source(
+        url, tmp_path / "src.key", admin, sample_pub_pem, signed_samples[:5]
+    ) as lg:
         yield lg
 
 
@@ -40,9 +66,9 @@ def _import(target: Ledger, path: Path, source: Ledger) -> int:
 def test_export_import_round_trip_gives_the_same_root_and_passes_check(
     source: Ledger, ledger: Ledger, tmp_path: Path
 ) -> None:
-    assert _import(ledger, export_to(source, tmp_path / "out.jsonl"), source) == 5
+    assert _import(ledger, export_to(source, tmp_path / "out.jsonl"), source) == 6
     assert check_ledger(ledger.store).root == source.checkpoint().checkpoint.root_hash
-    assert ledger.store.records(0, 5) == source.store.records(0, 5)
+    assert ledger.store.records(0, 6) == source.store.records(0, 6)
 
 
 def test_export_of_an_empty_ledger_imports_as_an_empty_ledger(
@@ -82,7 +108,8 @@ def test_root_mismatch_after_a_thousand_records_were_inserted_leaves_nothing_beh
     bodies: list[tuple[bytes, BodyType]] = [(envelope(i), "dsse") for i in range(1500)]
     path = forge_export(tmp_path / "short.jsonl", key, bodies, signed_size=1501)
     with path.open("rb") as src, pytest.raises(IntegrityError, match="does not match"):
-        import_jsonl(ledger, src, _verifier(key), utc_now)
+        # unsigned bodies: this tests the root check, not trust (tests/ledger/test_trust.py)
+        import_jsonl(ledger, src, _verifier(key), utc_now, allow_untrusted=True)
     assert stored_counts(ledger) == EMPTY
     check_ledger(ledger.store)
 
@@ -119,12 +146,12 @@ def test_append_during_an_import_waits_for_it_and_the_import_lands_whole(
     appender = threading.Thread(target=append)
     appender.start()
     src = _SlowSource(data, importing, appended)
-    assert import_jsonl(ledger, src, source.verifier, utc_now) == 5
+    assert import_jsonl(ledger, src, source.verifier, utc_now) == 6
     appender.join(60)
     assert src.append_landed_mid_import is False
-    assert indices == [5]
-    assert check_ledger(ledger.store).records == 6
-    assert ledger.store.records(0, 5) == source.store.records(0, 5)
+    assert indices == [6]
+    assert check_ledger(ledger.store).records == 7
+    assert ledger.store.records(0, 6) == source.store.records(0, 6)
 
 
 def test_import_into_a_ledger_an_append_reached_first_is_refused_whole(
@@ -181,6 +208,7 @@ def test_import_of_a_body_append_would_refuse_is_refused_and_writes_nothing(
     good: tuple[bytes, BodyType] = (envelope(0), "dsse")
     path = forge_export(tmp_path / "bad.jsonl", key, [good, (body, kind)])
     with path.open("rb") as src, pytest.raises(InvalidInput, match=message) as err:
-        import_jsonl(ledger, src, _verifier(key), utc_now)
+        # the shape checks append applies; trust comes after them (tests/ledger/test_trust.py)
+        import_jsonl(ledger, src, _verifier(key), utc_now, allow_untrusted=True)
     assert "\n" not in str(err.value)
     assert stored_counts(ledger) == EMPTY

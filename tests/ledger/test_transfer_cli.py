@@ -19,11 +19,20 @@ from pathlib import Path
 
 import pytest
 
+from attest.signers import KeySigner
 from ledger.log import Ledger
 from ledger.note import generate_key
 from ledger.record import BodyType
+from ledger.registry.admin import create_admin_key
 from tests.conftest import envelope
-from tests.ledger.exports import EMPTY, ORIGIN, export_to, forge_export, stored_counts
+from tests.ledger.exports import (
+    EMPTY,
+    ORIGIN,
+    export_to,
+    forge_export,
+    stored_counts,
+    trusting_source,
+)
 from tests.ledger.test_cli import LEDGER
 from tests.ledger.test_fsck import _tamper
 
@@ -53,16 +62,27 @@ def assert_one_line(p: subprocess.CompletedProcess[str], code: int, *words: str)
 
 
 @pytest.fixture
-def source(tmp_path: Path, signed_samples: list[bytes]) -> Iterator[Ledger]:
-    with Ledger.create(f"sqlite:///{tmp_path / 'src.db'}", ORIGIN, tmp_path / "src.key") as lg:
-        lg.append_many(signed_samples[:5])
+def admin(tmp_path: Path) -> KeySigner:
+    """The admin key source and target share, so the source's registry entry verifies there."""
+    return create_admin_key(tmp_path / "shared.admin.key")
+
+
+@pytest.fixture
+def source(
+    tmp_path: Path, signed_samples: list[bytes], sample_pub_pem: bytes, admin: KeySigner
+) -> Iterator[Ledger]:
+    """Record 0 trusts the samples' key; records 1-5 are five signed samples."""
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    with trusting_source(
+        url, tmp_path / "src.key", admin, sample_pub_pem, signed_samples[:5]
+    ) as lg:
         yield lg
 
 
 @pytest.fixture
-def target(db_url: str, key_path: Path) -> Iterator[tuple[Ledger, list[str]]]:
-    """An empty ledger of the same origin, and the CLI options that reach it."""
-    with Ledger.create(db_url, ORIGIN, key_path) as lg:
+def target(db_url: str, key_path: Path, admin: KeySigner) -> Iterator[tuple[Ledger, list[str]]]:
+    """An empty ledger of the same origin and admin key, and the CLI options that reach it."""
+    with Ledger.create(db_url, ORIGIN, key_path, admin_key=admin) as lg:
         yield lg, ["--db", db_url, "--key-file", str(key_path)]
 
 
@@ -82,7 +102,7 @@ def test_cli_export_signed_by_a_fresh_key_for_the_same_origin_is_refused_with_th
     assert stored_counts(lg) == EMPTY
     real = export_to(source, tmp_path / "real.jsonl")
     assert (
-        json.loads(ledger_cli("import", str(real), *opts, env=_pin(source)).stdout)["imported"] == 5
+        json.loads(ledger_cli("import", str(real), *opts, env=_pin(source)).stdout)["imported"] == 6
     )
 
 
@@ -150,8 +170,8 @@ def test_fifo_serving_the_real_export_then_a_forged_one_imports_the_real_one_onl
         stop.set()
         writer.join(10)
     assert p.returncode == 0, p.stderr
-    assert lg.store.records(0, 10) == source.store.records(0, 5)
-    assert stored_counts(lg)["records"] == 5
+    assert lg.store.records(0, 10) == source.store.records(0, 6)
+    assert stored_counts(lg)["records"] == 6
 
 
 def test_cli_3_6mb_non_json_body_labelled_sigstore_bundle_is_refused(
@@ -159,15 +179,12 @@ def test_cli_3_6mb_non_json_body_labelled_sigstore_bundle_is_refused(
 ) -> None:
     lg, opts = target
     key = generate_key(ORIGIN)
-    bodies: list[tuple[bytes, BodyType]] = [
-        (envelope(0), "dsse"),
-        (b"\x00" * 3_600_000, "sigstore-bundle"),
-    ]
+    bodies: list[tuple[bytes, BodyType]] = [(b"\x00" * 3_600_000, "sigstore-bundle")]
     path = forge_export(tmp_path / "big.jsonl", key, bodies)
     p = ledger_cli(
         "import", str(path), *opts, env={"LEDGER_IMPORT_VKEY": key.verifier_key()}, ok=False
     )
-    assert_one_line(p, 2, "line 3: longer than")
+    assert_one_line(p, 2, "line 2: longer than")
     assert stored_counts(lg) == EMPTY
 
 
