@@ -160,7 +160,7 @@ class Statement:
             raise InvalidStatement("ErrPredicateTypeRequired", "predicateType is empty")
 
     def to_dict(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "_type": self.type,
             "subject": [s.to_dict() for s in self.subjects],
             "predicateType": self.predicate_type,
