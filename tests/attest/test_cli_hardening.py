@@ -247,7 +247,7 @@ def test_glob_double_star_over_a_symlink_loop_finishes_fast(work: Path) -> None:
     started = time.monotonic()
     subjects = resolve_subjects(["src/**"], work)
     everything = resolve_subjects(["**/*.txt"], work)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20  # a hang, not a slow machine
     assert [s.name for s in subjects] == ["src/a/b/f.txt"]
     assert [s.name for s in everything] == ["src/a/b/f.txt"]
 
@@ -267,7 +267,7 @@ def test_fifo_subject_is_refused_instead_of_hanging(work: Path, how: str) -> Non
     spec = {"file": "dist/pipe.whl", "glob": "dist/*.whl", "directory": "dist"}[how]
     started = time.monotonic()
     refused(work, "provenance", "-s", spec, message="not a regular file")
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20  # a hang, not a slow machine
 
 
 @pytest.mark.parametrize("spec", ["", "   "])

@@ -113,7 +113,7 @@ def test_dev_zero_is_read_only_up_to_the_limit(work: Path) -> None:
     started = time.monotonic()
     code, _, err = invoke("verify", "/dev/zero", "--key", "k.pub")
     one_line_exit_2(code, err, f"larger than {1 << 20} bytes")
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20  # a hang, not a slow machine
     from attest.verification import MAX_DOCUMENT_BYTES
     from ledger.bodies import MAX_BODY_BYTES
 
