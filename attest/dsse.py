@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from attest._internal import b64
+from attest._internal import b64, jsontext
 from attest.errors import InvalidInput, SignatureError
 from attest.keys import PublicKey, verified_signers
 
@@ -62,11 +62,7 @@ class Envelope:
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Envelope:
-        try:
-            doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise InvalidInput(f"envelope is not JSON: {e}") from e
-        return cls.from_dict(doc)
+        return cls.from_dict(jsontext.loads(data, "envelope"))
 
     @classmethod
     def from_dict(cls, doc: Any) -> Envelope:

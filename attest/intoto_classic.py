@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from attest._internal import jsontext
 from attest.dsse import INTOTO_PAYLOAD_TYPE, Signer, sign_envelope
 from attest.errors import InvalidInput
 from attest.keys import PublicKey, load_public_key, verified_signers
@@ -53,11 +54,11 @@ def verify_metablock(
     """Verify a classic metablock's signatures against ``keys`` (keyids are hints only)."""
     from securesystemslib.formats import encode_canonical
 
+    doc = jsontext.loads(data, "metablock")
     try:
-        doc = json.loads(data)
         unverified_signed = doc["signed"]
         sigs = doc["signatures"]
-    except (ValueError, KeyError, TypeError) as e:
+    except (KeyError, TypeError) as e:
         raise InvalidInput("not an in-toto metablock (signed + signatures)") from e
     if not isinstance(unverified_signed, dict) or not isinstance(sigs, list):
         raise InvalidInput("metablock signed must be an object and signatures a list")

@@ -8,7 +8,6 @@ and as raw ``r‖s`` (the DSSE spec vector, Google's VSAs).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from attest._internal import jsontext
 from attest.errors import InvalidInput, KeyFileError, SignatureError
 
 __all__ = [
@@ -172,12 +172,17 @@ def load_public_key(data: bytes, *, source: str = "key") -> PublicKey:
 
 
 def _from_sslib_json(data: bytes, source: str) -> PublicKey:
+    doc = jsontext.loads(data, source, error=KeyFileError)
     try:
-        doc = json.loads(data)
         keyval = doc["keyval"]["public"]
         keytype = doc["keytype"]
-    except (ValueError, KeyError, TypeError) as e:
+    except (KeyError, TypeError) as e:
         raise KeyFileError(f"{source}: not a securesystemslib key") from e
+    keyid = doc.get("keyid")
+    if not isinstance(keyval, str) or not isinstance(keytype, str):
+        raise KeyFileError(f"{source}: keyval.public and keytype must be strings")
+    if keyid is not None and not isinstance(keyid, str):
+        raise KeyFileError(f"{source}: keyid must be a string")
     if keytype == "ed25519":
         try:
             key: object = ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(keyval))
@@ -188,7 +193,7 @@ def _from_sslib_json(data: bytes, source: str) -> PublicKey:
             key = serialization.load_pem_public_key(keyval.encode())
         except (ValueError, UnsupportedAlgorithm) as e:
             raise KeyFileError(f"{source}: bad {keytype} public key") from e
-    return public_key_from_crypto(key, keyid=doc.get("keyid"))
+    return public_key_from_crypto(key, keyid=keyid)
 
 
 def read_public_key(path: Path) -> PublicKey:

@@ -8,7 +8,6 @@ expression matched against the whole value.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat import asn1
 from cryptography.x509.oid import ObjectIdentifier
 
+from attest._internal import jsontext
 from attest.errors import InvalidInput, SignatureError
 
 __all__ = ["BUNDLE_MEDIA_TYPES", "IdentityPolicy", "VerifiedBundle", "verify_bundle"]
@@ -118,10 +118,7 @@ def verify_bundle(bundle: bytes, *, trusted_root: Path, identity: IdentityPolicy
         root = TrustedRoot.from_file(str(trusted_root))
     except (OSError, ValueError, SigstoreError) as e:
         raise InvalidInput(f"cannot load trusted root: {e}") from e
-    try:
-        shape = json.loads(bundle)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"Sigstore bundle is not JSON: {e}") from e
+    shape = jsontext.loads(bundle, "Sigstore bundle")
     if not isinstance(shape, dict) or "dsseEnvelope" not in shape:
         raise InvalidInput(
             "Sigstore bundle carries no DSSE envelope (a message signature is not an attestation)"

@@ -7,12 +7,12 @@ upstream verdicts.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from attest._internal import jsontext
 from attest._internal.canonical import canonical_json
 from attest.errors import InvalidStatement
 
@@ -135,11 +135,13 @@ class ResourceDescriptor:
 
 @dataclass(frozen=True)
 class Statement:
-    """A valid in-toto Statement. ``predicate`` is the JSON object as given."""
+    """A valid in-toto Statement. ``predicate`` is the JSON object as given, or ``None`` when the
+    statement has none: Statement v1 makes it optional ("MAY be omitted if predicateType fully
+    describes the predicate"), and PyPI's publish attestations (PEP 740) carry none."""
 
     subjects: tuple[ResourceDescriptor, ...]
     predicate_type: str
-    predicate: Mapping[str, Any]
+    predicate: Mapping[str, Any] | None
     type: str = STATEMENT_V1
 
     def __post_init__(self) -> None:
@@ -158,12 +160,14 @@ class Statement:
             raise InvalidStatement("ErrPredicateTypeRequired", "predicateType is empty")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "_type": self.type,
             "subject": [s.to_dict() for s in self.subjects],
             "predicateType": self.predicate_type,
-            "predicate": dict(self.predicate),
         }
+        if self.predicate is not None:
+            out["predicate"] = dict(self.predicate)
+        return out
 
     def to_json(self) -> bytes:
         """RFC 8785 canonical JSON: the bytes that get signed."""
@@ -173,10 +177,9 @@ class Statement:
 def parse_statement(data: bytes | str | Mapping[str, Any]) -> Statement:
     """Parse and validate a Statement (v1, or v0.1 for reading)."""
     if isinstance(data, bytes | str):
-        try:
-            doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise InvalidStatement("ErrInvalidJSON", f"statement is not JSON: {e}") from e
+        doc = jsontext.loads(
+            data, "statement", error=lambda m: InvalidStatement("ErrInvalidJSON", m)
+        )
     else:
         doc = data
     if not isinstance(doc, dict):
@@ -191,11 +194,8 @@ def parse_statement(data: bytes | str | Mapping[str, Any]) -> Statement:
     predicate_type = doc.get("predicateType")
     if not isinstance(predicate_type, str):
         raise InvalidStatement("ErrPredicateTypeRequired", "predicateType must be a string")
-    if "predicate" not in doc or doc["predicate"] is None:
-        # keep the Go reference's order: subject and predicateType errors come first
-        Statement(parsed, predicate_type, {}, kind)
-        raise InvalidStatement("ErrPredicateRequired", "statement has no predicate")
-    predicate = doc["predicate"]
-    if not isinstance(predicate, dict):
+    # no predicate (or null) is valid Statement v1, unlike the Go reference's ErrPredicateRequired
+    predicate = doc.get("predicate")
+    if predicate is not None and not isinstance(predicate, dict):
         raise InvalidStatement("ErrPredicateRequired", "predicate must be a JSON object")
     return Statement(parsed, predicate_type, predicate, kind)

@@ -98,8 +98,11 @@ class Signing:
 
 
 def deliver(statement: Statement, signing: Signing, *, out: str | None, ledger: str | None) -> None:
-    """Sign, then submit, then write: a failure at any step leaves nothing behind."""
-    send(signing.sign(statement.to_json()), out=out, ledger=ledger)
+    """Check, sign, submit, then write: a failure at any step leaves nothing behind. Every
+    subcommand's Statement passes here, so none signs a predicate its own verifier refuses."""
+    from attest.verification import signable_payload
+
+    send(signing.sign(signable_payload(statement)), out=out, ledger=ledger)
 
 
 def send(body: bytes, *, out: str | None, ledger: str | None) -> None:

@@ -64,7 +64,10 @@ def parse_rfc3339(text: str) -> datetime:
         raise ValueError("is not an RFC 3339 time") from e
     if parsed.tzinfo is None:
         raise ValueError("has no time zone")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as e:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError("is out of range") from e
 
 
 def format_time(t: datetime) -> str:

@@ -4,7 +4,6 @@ all-or-nothing writes (a temporary file in the same directory, fsync, rename).""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import tempfile
@@ -12,6 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from attest._internal import jsontext
 from attest.errors import CollectorError, InvalidInput
 
 
@@ -64,9 +64,10 @@ def read_text(path: Path) -> str:
 
 def read_json(path: Path) -> Any:
     try:
-        return json.loads(read_text(path))
-    except ValueError as e:
-        raise CollectorError(f"{path} is not valid JSON: {e}") from e
+        data = path.read_bytes()
+    except OSError as e:
+        raise CollectorError(f"cannot read {path}: {e.strerror}") from e
+    return jsontext.loads(data, str(path), error=CollectorError)
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -15,20 +15,51 @@ from typing import Any
 
 from attest._internal import fields as f
 from attest._internal.files import read_json
+from attest.collect.deps._common import purl
 from attest.errors import CollectorError
 from attest.predicates import Severity, Vulnerability, VulnScan
 
 __all__ = ["detect_format", "parse_scan_report"]
 
 
+def _strings(value: Any, what: str) -> list[str]:
+    """A list of strings, where a scanner may give one string, a list, or nothing."""
+    if value in (None, ""):
+        return []
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        raise ValueError(f"{what} must be a string or a list of strings, not {value!r}")
+    return items
+
+
+_PURL_TYPES = {"pip": "pypi", "PyPI": "pypi", "Go": "golang", "crates.io": "cargo"}
+
+
+def _package(kind: str, name: Any, version: Any) -> str:
+    """A purl for an ecosystem's package name (``@scope/x``, ``group:artifact``, a Go path)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a finding names no package (name {name!r})")
+    kind = _PURL_TYPES.get(kind, kind)
+    namespace, bare = None, name
+    if kind == "maven" and ":" in name:
+        namespace, _, bare = name.partition(":")
+    elif kind in ("npm", "golang") and "/" in name:
+        namespace, _, bare = name.rpartition("/")
+    return purl(kind, bare, version, namespace)
+
+
 def _finding(
-    vid: str,
+    vid: Any,
     severities: Iterable[tuple[str, Any]],
-    package: str,
+    package: Any,
     installed: str | None,
     fixed: Iterable[str],
     aliases: Iterable[str] = (),
 ) -> Vulnerability:
+    if not isinstance(vid, str) or not vid:
+        raise ValueError(f"a finding's id must be a non-empty string, not {vid!r}")
+    if not isinstance(package, str) or not package:
+        raise ValueError(f"finding {vid} names no package")
     annotation: dict[str, Any] = {"package": package}
     if installed:
         annotation["installedVersion"] = installed
@@ -43,11 +74,15 @@ def _finding(
 
 
 def _time(value: Any) -> datetime | None:
-    """A report's own time, when it has a readable one."""
-    try:
-        return f.parse_rfc3339(value) if isinstance(value, str) else None
-    except ValueError:
+    """A report's own time, when it gives one; ``ValueError`` when it is not a time."""
+    if value in (None, ""):
         return None
+    if not isinstance(value, str):
+        raise ValueError(f"report time {value!r} is not a string")
+    try:
+        return f.parse_rfc3339(value)
+    except ValueError as e:
+        raise ValueError(f"report time {value!r} {e}") from e
 
 
 def _grype(doc: dict[str, Any]) -> VulnScan:
@@ -121,14 +156,20 @@ def _snyk(doc: dict[str, Any] | list[dict[str, Any]]) -> VulnScan:
     for project in projects:
         manager = project.get("packageManager", "")
         for v in project.get("vulnerabilities", []):
-            cves = v.get("identifiers", {}).get("CVE", [])
+            cves = _strings(v.get("identifiers", {}).get("CVE"), f"{v.get('id')} CVE")
             sev = [("snyk", v.get("severity")), ("cvss_score", v.get("cvssScore"))]
-            package = v.get("packageName", "")
+            package = v.get("packageName")
             if manager in ("pip", "npm", "cargo", "golang", "maven", "nuget", "gem"):
-                kind = {"pip": "pypi", "golang": "golang", "gem": "gem"}.get(manager, manager)
-                package = f"pkg:{kind}/{package}@{v.get('version', '')}".rstrip("@")
+                package = _package(manager, package, v.get("version"))
             results.append(
-                _finding(v["id"], sev, package, v.get("version"), v.get("fixedIn", []), cves)
+                _finding(
+                    v["id"],
+                    sev,
+                    package,
+                    v.get("version"),
+                    _strings(v.get("fixedIn"), f"{v.get('id')} fixedIn"),
+                    cves,
+                )
             )
     return VulnScan(scanner_uri="pkg:npm/snyk", result=tuple(results))
 
@@ -138,13 +179,11 @@ def _osv(doc: dict[str, Any]) -> VulnScan:
     for source in doc.get("results", []):
         for pkg in source.get("packages", []):
             p = pkg.get("package", {})
-            ecosystem = {"PyPI": "pypi", "npm": "npm", "Go": "golang", "crates.io": "cargo"}.get(
-                p.get("ecosystem", ""), ""
-            )
+            ecosystem = p.get("ecosystem", "")
             package = (
-                f"pkg:{ecosystem}/{p.get('name')}@{p.get('version')}"
-                if ecosystem
-                else p.get("name", "")
+                _package(ecosystem, p.get("name"), p.get("version"))
+                if ecosystem in ("PyPI", "npm", "Go", "crates.io")
+                else p.get("name")
             )
             group_severity = {
                 i: g.get("max_severity") for g in pkg.get("groups", []) for i in g.get("ids", [])
@@ -161,9 +200,8 @@ def _osv(doc: dict[str, Any]) -> VulnScan:
                     for r in a.get("ranges", [])
                     for e in r.get("events", [])
                 ]
-                results.append(
-                    _finding(v["id"], sev, package, p.get("version"), fixed, v.get("aliases", []))
-                )
+                aliases = _strings(v.get("aliases"), f"{v.get('id')} aliases")
+                results.append(_finding(v["id"], sev, package, p.get("version"), fixed, aliases))
     return VulnScan(scanner_uri="pkg:golang/github.com/google/osv-scanner", result=tuple(results))
 
 
@@ -182,7 +220,8 @@ def detect_format(doc: Any) -> str:  # noqa: PLR0911 - one return per scanner sh
         return "trivy"
     if "vulnerabilities" in doc and ("packageManager" in doc or "projectName" in doc):
         return "snyk"
-    if "results" in doc and all(isinstance(r, dict) and "packages" in r for r in doc["results"]):
+    results = doc.get("results")
+    if isinstance(results, list) and all(isinstance(r, dict) and "packages" in r for r in results):
         return "osv-scanner"
     return "unknown"
 
@@ -207,6 +246,8 @@ def parse_scan_report(path: Path, *, now: datetime) -> tuple[str, VulnScan]:
         raise CollectorError(
             f"{path}: malformed {kind} report ({e.__class__.__name__}: {e})"
         ) from e
+    except ValueError as e:  # a finding or time that is not what the report format says
+        raise CollectorError(f"{path}: malformed {kind} report: {e}") from e
     if scan.scan_finished_on is None:
         scan = VulnScan(
             scanner_uri=scan.scanner_uri,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -23,15 +23,20 @@ _GLOB_CHARS = frozenset("*?[")
 
 
 def file_digest(path: Path) -> str:
-    """Hex SHA-256 of a file, streamed."""
-    h = hashlib.sha256()
+    """Hex SHA-256 of a regular file (through a symlink to one), streamed. Anything else — a FIFO,
+    a device, a socket, a directory — is refused before a byte is read: reading it could block
+    forever or never end. The check is on the open file, so a swap after it changes nothing."""
     try:
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(_CHUNK), b""):
-                h.update(chunk)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         raise CollectorError(f"cannot read {path}: {e.strerror}") from e
-    return h.hexdigest()
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise CollectorError(f"{path} is not a regular file; only files can be subjects")
+        try:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+        except OSError as e:
+            raise CollectorError(f"cannot read {path}: {e.strerror}") from e
 
 
 def parse_digest(spec: str) -> ResourceDescriptor | None:
@@ -46,33 +51,58 @@ def parse_digest(spec: str) -> ResourceDescriptor | None:
 
 
 def _walk(directory: Path) -> Iterable[Path]:
+    """Every file under ``directory``; symlinked directories are not entered (no loops)."""
     for root, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if d != ".git")
         for name in sorted(files):
             yield Path(root) / name
 
 
+def _hidden(parts: Sequence[str]) -> bool:
+    return any(p.startswith(".") and p not in (".", "..") for p in parts)
+
+
+def _glob(spec: str, base: Path) -> list[Path]:
+    """``pathlib`` globbing, whose ``**`` never follows a symlinked directory (a link back up the
+    tree cannot make it loop), with ``glob.glob``'s manners: names starting with a dot match only a
+    pattern that spells a dot, and a trailing ``**`` means every file below."""
+    root, pattern = base, spec
+    if os.path.isabs(spec):
+        root = Path(Path(spec).anchor)
+        pattern = Path(spec).relative_to(root).as_posix()
+    if pattern == "**" or pattern.endswith("/**"):
+        pattern += "/*"
+    dots = _hidden(Path(pattern).parts)
+    found = (p for p in root.glob(pattern) if dots or not _hidden(p.relative_to(root).parts))
+    return sorted(p for p in found if not p.is_dir())
+
+
 def _expand(spec: str, base: Path) -> list[Path]:
+    if not spec.strip():
+        raise CollectorError(
+            "an empty subject names nothing: give a file, glob, directory or digest"
+        )
     if _GLOB_CHARS & set(spec):
-        pattern = spec if os.path.isabs(spec) else str(base / spec)
-        found = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
-        files = [p for p in found if p.is_file()]
+        files = _glob(spec, base)
         if not files:
             raise CollectorError(f"no file matches {spec!r}")
         return files
-    path = Path(spec) if os.path.isabs(spec) else base / spec
+    path = base / spec  # an absolute spec stays itself
     if path.is_dir():
         return list(_walk(path))
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise CollectorError(f"subject {spec} does not exist")
     return [path]
 
 
-def _name(path: Path, base: Path) -> str:
-    try:
-        return path.resolve().relative_to(base.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
+def _name(path: Path, base: Path, spec: str) -> str:
+    """The name a subject is recorded under: its path relative to ``base``, worked out on the
+    names alone — a symlink is recorded under its own name, never its target's. An absolute
+    ``spec`` outside ``base`` keeps the absolute spelling the user gave."""
+    normal = os.path.normpath(path)
+    relative = os.path.relpath(normal, os.path.normpath(base))
+    outside = relative == os.pardir or relative.startswith(os.pardir + os.sep)
+    return Path(normal if outside and os.path.isabs(spec) else relative).as_posix()
 
 
 def resolve_subjects(specs: Sequence[str], base: Path | None = None) -> list[ResourceDescriptor]:
@@ -86,7 +116,7 @@ def resolve_subjects(specs: Sequence[str], base: Path | None = None) -> list[Res
             out.setdefault(direct.name, direct)
             continue
         for path in _expand(spec, base):
-            name = _name(path, base)
+            name = _name(path, base, spec)
             if name not in out:
                 out[name] = ResourceDescriptor(name=name, digest={"sha256": file_digest(path)})
     if not out:

@@ -130,7 +130,7 @@ def test_wrong_key_unsigned_and_payload_type_are_refused() -> None:
 @pytest.mark.parametrize(
     ("doc", "message"),
     [
-        (b"not json", "not JSON"),
+        (b"not json", "not valid JSON"),
         (b"[]", "object"),
         (b'{"payload": "aGk=", "signatures": []}', "payloadType"),
         (b'{"payloadType": "t", "payload": "!!", "signatures": []}', "base64"),

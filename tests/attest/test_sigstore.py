@@ -112,7 +112,7 @@ def test_bad_inputs_are_input_errors(tmp_path: Path) -> None:
             trusted_root=root,
             identity=POLICY,
         )
-    with pytest.raises(InvalidInput, match="not JSON"):
+    with pytest.raises(InvalidInput, match="not valid JSON"):
         verify_bundle(b"{", trusted_root=root, identity=POLICY)
     with pytest.raises(InvalidInput, match="trusted root"):
         verify_bundle(bundle, trusted_root=tmp_path / "missing.json", identity=POLICY)

@@ -6,7 +6,6 @@ names the running interpreter's installed distributions.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,5 +67,7 @@ def collect_dependencies(spec: str) -> list[ResourceDescriptor]:
         raise CollectorError(f"dependency file {spec} does not exist")
     try:
         return _parser_for(path)(path)
-    except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as e:
+    except (KeyError, TypeError, AttributeError) as e:
         raise CollectorError(f"{path}: unexpected structure ({e.__class__.__name__}: {e})") from e
+    except ValueError as e:  # a purl refused by purl(), a bad name or version
+        raise CollectorError(f"{path}: {e}") from e

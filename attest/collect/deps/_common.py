@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,7 +15,28 @@ from attest.statement import ResourceDescriptor
 _SRI = {"sha256": "sha256", "sha384": "sha384", "sha512": "sha512", "sha1": "sha1"}
 
 
-def purl(kind: str, name: str, version: str | None, namespace: str | None = None) -> str:
+# what each ecosystem calls a valid name (and npm a scope); path-like names never pass
+_SEGMENT = re.compile(r"^[A-Za-z0-9_~+-][A-Za-z0-9._~+-]*$")
+_NAMES: dict[str, re.Pattern[str]] = {
+    "npm": re.compile(r"^[A-Za-z0-9~-][A-Za-z0-9._~-]*$"),
+    "cargo": re.compile(r"^[A-Za-z0-9_-]+$"),
+    "pypi": re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$"),  # canonical (PEP 503) names
+}
+_NPM_SCOPE = re.compile(r"^@[A-Za-z0-9~-][A-Za-z0-9._~-]*$")
+
+
+def purl(kind: str, name: object, version: object, namespace: str | None = None) -> str:
+    """The purl of a package; ``ValueError`` names a package name that is not one (a path such as
+    ``../../x``, an empty name) or a name or version that is not a string."""
+    if not isinstance(name, str) or not (version is None or isinstance(version, str)):
+        raise ValueError(f"package name {name!r} and version {version!r} must be strings")
+    scope = _NPM_SCOPE if kind == "npm" else None
+    namespace_ok = not namespace or (
+        scope.match(namespace) if scope else all(_SEGMENT.match(s) for s in namespace.split("/"))
+    )
+    if not namespace_ok or not _NAMES.get(kind, _SEGMENT).match(name):
+        shown = f"{namespace}/{name}" if namespace else name
+        raise ValueError(f"{shown!r} is not a valid {kind} package name")
     return str(
         PackageURL(type=kind, namespace=namespace, name=name, version=version or None).to_string()
     )

@@ -52,7 +52,9 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
 
 def parse_requirements(path: Path) -> list[ResourceDescriptor]:
     """``name==version [--hash=alg:hex …]`` lines. Options (``-r``, ``--index-url``) are skipped;
-    an unpinned requirement is an error, since it names no exact version."""
+    an unpinned requirement is an error, since it names no exact version. A direct reference
+    (``name @ URL``, PEP 508) names no release of an index, so it gets no purl: it is recorded as
+    what it is, the URL as ``uri`` (and its ``--hash`` as the digest)."""
     out = []
     for lineno, line in _logical_lines(read_text(path)):
         if line.startswith("-"):
@@ -63,14 +65,15 @@ def parse_requirements(path: Path) -> list[ResourceDescriptor]:
         except InvalidRequirement as e:
             raise CollectorError(f"{path}:{lineno}: not a requirement: {e}") from e
         pins = [s.version for s in req.specifier if s.operator in ("==", "===")]
+        hashes = [h for h in (algo_hex(v) for v in _HASH_OPT.findall(line)) if h]
         if req.url:
-            pins = pins or [""]
+            out.append(dependency(canonicalize_name(req.name), None, req.url, hashes))
+            continue
         if not pins:
             raise CollectorError(
                 f"{path}:{lineno}: {req.name} is not pinned (use name==version, e.g. pip-compile)"
             )
-        hashes = [h for h in (algo_hex(v) for v in _HASH_OPT.findall(line)) if h]
-        out.append(_pypi(req.name, pins[0] or None, hashes))
+        out.append(_pypi(req.name, pins[0], hashes))
     return out
 
 
