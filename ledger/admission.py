@@ -32,9 +32,9 @@ from attest.dsse import INTOTO_PAYLOAD_TYPE, Envelope, verify_envelope
 from attest.errors import Error as AttestError
 from attest.errors import InvalidStatement
 from attest.keys import PublicKey
-from attest.predicates import parse_predicate
 from attest.sigstore_bundle import certificate_identities, certificate_issuer, verify_bundle
 from attest.statement import Statement, parse_statement
+from attest.verification import typed_predicate
 from ledger.bodies import MAX_BODY_BYTES, Submission, classify
 from ledger.errors import InvalidInput, NotTrusted, TooLarge
 from ledger.record import Record
@@ -132,13 +132,9 @@ def _statement(env: Envelope) -> Statement:
     if env.payload_type != INTOTO_PAYLOAD_TYPE:
         raise InvalidInput(f"payloadType {env.payload_type!r} is not {INTOTO_PAYLOAD_TYPE}")
     unverified = strict_json(env.unverified_payload, "the envelope payload")
-    has_predicate = isinstance(unverified, dict) and unverified.get("predicate") is not None
     try:
-        if not has_predicate and isinstance(unverified, dict):
-            unverified = {**unverified, "predicate": {}}
-        statement = parse_statement(unverified)
-        if has_predicate:
-            parse_predicate(statement.predicate_type, statement.predicate)
+        statement = parse_statement(unverified)  # a Statement without a predicate is valid
+        typed_predicate(statement)
     except InvalidStatement as e:
         raise InvalidInput(f"not a valid in-toto Statement: {e}") from e
     if not any(s.digest for s in statement.subjects):

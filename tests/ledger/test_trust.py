@@ -149,8 +149,20 @@ def test_a_signer_limited_to_some_predicate_types_is_refused_for_another(
     key = ed25519.Ed25519PrivateKey.generate()
     spec = make_spec("tests", now=ledger.now(), key=_pem(key), predicate_types=[TEST_RESULT])
     add_signer(ledger, spec, admin)
-    refused(ledger, signed(statement(SLSA), key), NotTrusted, "not allowed to sign predicate type")
-    assert ledger.admit(signed(statement(TEST_RESULT), key)).predicate_type == TEST_RESULT
+    refused(
+        ledger, signed(statement(CUSTOM), key), NotTrusted, "not allowed to sign predicate type"
+    )
+    assert (
+        ledger.admit(
+            signed(
+                statement(
+                    TEST_RESULT, {"result": "PASSED", "configuration": [], "passedTests": []}
+                ),
+                key,
+            )
+        ).predicate_type
+        == TEST_RESULT
+    )
 
 
 def test_bad_input_gets_its_own_error_and_changes_nothing(ci: Ledger, sample_key: object) -> None:
