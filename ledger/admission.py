@@ -5,7 +5,8 @@ sequencing calls (``Ledger.append`` / ``append_many`` / ``append_submissions``) 
 and exist for tests and benchmarks. The checks, in order, each with its own error:
 
 1. size — :class:`~ledger.errors.TooLarge` (HTTP 413);
-2. JSON (UTF-8, no duplicate keys) and DSSE envelope / Sigstore bundle structure;
+2. strict JSON (:mod:`ledger._internal.jsontext`: UTF-8, no duplicate keys, no NaN, bounded
+   nesting) and DSSE envelope / Sigstore bundle structure;
 3. the payload is an in-toto Statement and a known predicate type meets its schema
    (``attest``'s typed predicates; a Statement without a predicate is valid);
 4. at least one subject, each with a digest — 2 to 4 raise
@@ -21,7 +22,6 @@ is checked against the admin key instead, and must apply to the current state.
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,6 +35,7 @@ from attest.keys import PublicKey
 from attest.sigstore_bundle import certificate_identities, certificate_issuer, verify_bundle
 from attest.statement import Statement, parse_statement
 from attest.verification import typed_predicate
+from ledger._internal.jsontext import loads as strict_json
 from ledger.bodies import MAX_BODY_BYTES, Submission, classify
 from ledger.errors import InvalidInput, NotTrusted, TooLarge
 from ledger.record import Record
@@ -96,25 +97,6 @@ class Trust:
     state: RegistryState
     admin_keys: tuple[PublicKey, ...]
     roots: RootFiles
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise InvalidInput(f"duplicate JSON key {key!r}")
-        out[key] = value
-    return out
-
-
-def strict_json(data: bytes, what: str) -> Any:
-    """JSON that is UTF-8 and has no duplicate keys (two parsers must not see two documents)."""
-    try:
-        return json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except UnicodeDecodeError as e:
-        raise InvalidInput(f"{what} is not UTF-8: {e.reason} at byte {e.start}") from e
-    except ValueError as e:
-        raise InvalidInput(f"{what} is not valid JSON: {e}") from e
 
 
 def _envelope(doc: dict[str, Any], body_type: str) -> Envelope:

@@ -1,17 +1,18 @@
 """What the ledger accepts as a body: a DSSE envelope or a Sigstore bundle, as exact bytes.
 
-This module checks shape only (size, JSON, required fields, base64). Signature checks against the
+This module checks shape only (size, strict JSON — UTF-8, no duplicate keys, no NaN, bounded
+nesting —, required fields, base64). Signature checks against the
 trust registry belong to the submission service; see ``docs/design.md``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from ledger._internal.jsontext import loads
 from ledger.errors import InvalidInput
 from ledger.record import BodyType
 
@@ -96,10 +97,4 @@ def parse_submission(content: bytes, max_bytes: int = MAX_BODY_BYTES) -> Submiss
         raise InvalidInput(f"body is {len(content)} bytes; the limit is {max_bytes}")
     if not content.strip():
         raise InvalidInput("body is empty")
-    try:
-        doc = json.loads(content)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"body is not valid JSON: {e}") from e
-    except RecursionError as e:
-        raise InvalidInput("body is JSON nested too deeply") from e
-    return Submission.of(content, classify(doc))
+    return Submission.of(content, classify(loads(content, "body")))

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.bodies import Submission, parse_submission
 from ledger.checkpoint import SignedCheckpoint, open_checkpoint
-from ledger.errors import IntegrityError, InvalidInput, NotFound, StorageError
+from ledger.errors import (
+    CheckpointError,
+    IntegrityError,
+    InvalidInput,
+    NoteError,
+    NotFound,
+    StorageError,
+)
 from ledger.keys import load_signer, write_signer
 from ledger.note import NoteSigner, NoteVerifier, generate_key, parse_verifier
 from ledger.record import format_time
@@ -252,11 +259,29 @@ class Ledger:
 
     def checkpoint(self) -> SignedCheckpoint:
         """The latest checkpoint, verified with the ledger's own key before it is handed out."""
-        _, note = self.store.latest_checkpoint()
-        return open_checkpoint(note, [self.verifier], self.origin)
+        size, note = self.store.latest_checkpoint()
+        return self._stored_checkpoint(size, note)
 
     def checkpoint_at(self, size: int) -> SignedCheckpoint:
-        return open_checkpoint(self.store.checkpoint_at(size), [self.verifier], self.origin)
+        return self._stored_checkpoint(size, self.store.checkpoint_at(size))
+
+    def _stored_checkpoint(self, size: int, note: str) -> SignedCheckpoint:
+        """A stored note, verified, and of the size its row is filed under. Stored data that
+        fails is an integrity failure (exit 1), never bad input."""
+        where = max(size - 1, 0)
+        try:
+            signed = open_checkpoint(note, [self.verifier], self.origin)
+        except (NoteError, CheckpointError) as e:
+            raise IntegrityError(
+                f"the stored checkpoint at size {size} is not valid: {e}", where
+            ) from e
+        if signed.checkpoint.size != size:
+            raise IntegrityError(
+                f"the checkpoint stored at size {size} is a signed note of size "
+                f"{signed.checkpoint.size}",
+                where,
+            )
+        return signed
 
     def inclusion(self, index: int, size: int | None = None) -> InclusionProof:
         """Proof that record ``index`` is in the tree at ``size`` (default: the latest checkpoint).

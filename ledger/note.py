@@ -80,8 +80,23 @@ class NoteVerifier(Protocol):
         """Raise :class:`NoteError` unless ``signature`` is valid for ``message``."""
 
 
+def _utf8(text: str, what: str) -> bytes:
+    """``text`` as UTF-8; a lone surrogate (from JSON ``"\\ud800"`` or undecodable argv) is a
+    :class:`NoteError`, never a ``UnicodeEncodeError``."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise NoteError(f"malformed {what}: not encodable as UTF-8") from e
+
+
 def _valid_name(name: str) -> bool:
-    return bool(name) and "+" not in name and not any(c.isspace() for c in name)
+    if not name or "+" in name or any(c.isspace() for c in name):
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _key_hash(name: str, alg: int, key: bytes) -> int:
@@ -158,19 +173,34 @@ class _RFC6962Verifier:
             raise bad from e
 
 
-def parse_verifier(vkey: str) -> NoteVerifier:
-    """Parse a verifier key ``name+hash+base64(alg ‖ key)``; the hash must match the key."""
+def _verifier_parts(vkey: str) -> tuple[str, str, bytes]:
+    """Name, hash (8 hex digits) and key blob of ``name+hash+base64(alg ‖ key)``.
+
+    No message repeats the value: a signing key handed in by mistake must not reach a log.
+    """
+    if not isinstance(vkey, str):
+        raise NoteError("malformed verifier key: not text")
+    if vkey.strip().startswith("PRIVATE+KEY+"):
+        raise NoteError(
+            "this is a private signing key (PRIVATE+KEY+…), not a verifier key: pass the "
+            "verifier key `ledger init` printed (name+hash+base64), and keep the signing key secret"
+        )
     parts = vkey.strip().split("+", 2)
     if len(parts) != 3 or not _valid_name(parts[0]) or len(parts[1]) != 8:
-        raise NoteError(f"malformed verifier key {vkey!r}")
-    name, hash_hex, blob_b64 = parts
+        raise NoteError("malformed verifier key: not name+hash+base64")
+    blob = _b64(parts[2])
+    if not blob:
+        raise NoteError("empty verifier key")
+    return parts[0], parts[1], blob
+
+
+def parse_verifier(vkey: str) -> NoteVerifier:
+    """Parse a verifier key ``name+hash+base64(alg ‖ key)``; the hash must match the key."""
+    name, hash_hex, blob = _verifier_parts(vkey)
     try:
         key_hash = int(hash_hex, 16)
     except ValueError as e:
-        raise NoteError(f"malformed verifier key hash in {vkey!r}") from e
-    blob = _b64(blob_b64)
-    if not blob:
-        raise NoteError("empty verifier key")
+        raise NoteError("malformed verifier key: the hash is not 8 hex digits") from e
     alg, key = blob[0], blob[1:]
     try:
         if alg == ALG_ED25519 and len(key) == 32:
@@ -193,7 +223,7 @@ def parse_verifier(vkey: str) -> NoteVerifier:
         else:
             raise NoteError(f"unsupported verifier key algorithm {alg:#04x}")
     except ValueError as e:
-        raise NoteError(f"malformed verifier public key in {vkey!r}") from e
+        raise NoteError("malformed verifier key: not a valid public key") from e
     if expected != key_hash:
         raise NoteError(f"verifier key hash {hash_hex} does not match the key")
     return verifier
@@ -257,8 +287,8 @@ def sign_note(text: str, *signers: NoteSigner) -> str:
     """Sign ``text`` (which must end in a newline) and return the whole note."""
     if not text.endswith("\n") or "\n\n" in text:
         raise NoteError("note text must end in a newline and contain no blank line")
-    _check_encoding(text.encode())
-    msg = text.encode()
+    msg = _utf8(text, "note text")
+    _check_encoding(msg)
     lines = [Signature(s.name, s.key_hash, s.sign(msg)).line() for s in signers]
     return text + "\n" + "".join(lines)
 
@@ -275,7 +305,7 @@ def _check_encoding(msg: bytes) -> str:
 
 def unverified_signatures(note: bytes | str) -> tuple[str, list[Signature]]:
     """Split a note into text and signature lines, checking the shape but **no** signature."""
-    msg = note.encode() if isinstance(note, str) else note
+    msg = _utf8(note, "note") if isinstance(note, str) else note
     whole = _check_encoding(msg)
     split = whole.rfind("\n\n")
     if split < 0:

@@ -12,7 +12,6 @@ record, so a record you hold always re-encodes to the bytes it came from.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from typing import Literal
 
 import rfc8785
 
+from ledger._internal.jsontext import loads
 from ledger.errors import IntegrityError, InvalidInput
 from ledger.merkle import hash_leaf
 
@@ -52,7 +52,7 @@ def format_time(t: datetime) -> str:
 
 
 def parse_time(text: str) -> datetime:
-    if not _TIME.fullmatch(text):
+    if not isinstance(text, str) or not _TIME.fullmatch(text):
         raise InvalidInput(f"time {text!r} is not YYYY-MM-DDTHH:MM:SS.ffffffZ")
     try:
         return datetime.fromisoformat(text)
@@ -73,12 +73,22 @@ class Record:
     v: Literal[1] = 1
 
     def __post_init__(self) -> None:
-        if self.v != 1:
-            raise InvalidInput(f"unsupported record version {self.v}")
-        if not self.log or not isinstance(self.log, str):
+        """Every field is checked for type first, so a record you hold is always valid: a value
+        read from unsigned input (an export line, a stored leaf) that is not a string where one
+        belongs is :class:`InvalidInput`, never a ``TypeError`` from a regex further down."""
+        if type(self.v) is not int or self.v != 1:
+            raise InvalidInput(f"unsupported record version {self.v!r}")
+        if not isinstance(self.log, str) or not self.log:
             raise InvalidInput("record log origin must be a non-empty string")
+        try:
+            self.log.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InvalidInput("record log origin is not encodable as UTF-8") from e
         if type(self.index) is not int or not 0 <= self.index <= MAX_INDEX:
             raise InvalidInput("record index must be an integer from 0 to 2^53-1 (RFC 8785)")
+        for name in ("prev", "time", "body_type", "body"):
+            if not isinstance(getattr(self, name), str):
+                raise InvalidInput(f"record {name} must be a string")
         if not _HEX64.fullmatch(self.prev):
             raise InvalidInput("record prev must be 64 lower-case hex digits")
         if self.index == 0 and self.prev != GENESIS_PREV:
@@ -126,10 +136,7 @@ class Record:
     @classmethod
     def from_leaf(cls, leaf: bytes) -> Record:
         """Parse leaf bytes; they must be exactly the canonical encoding of a valid record."""
-        try:
-            obj = json.loads(leaf)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise InvalidInput("leaf is not JSON") from e
+        obj = loads(leaf, "leaf")
         if not isinstance(obj, dict) or set(obj) != _KEYS:
             raise InvalidInput("leaf does not have exactly the record fields")
         record = cls(

@@ -63,7 +63,8 @@ def export_jsonl(
     leaves reproduce the checkpoint's root, and no stored record lies past the latest checkpoint.
     Raises :class:`IntegrityError` naming the index otherwise (the caller discards the output).
     """
-    cp = ledger.checkpoint()
+    head = ledger.store.size()  # before the checkpoint: a concurrent append is then covered
+    cp = ledger.checkpoint()  # the note's own verified size and root, not the row's columns
     size = cp.checkpoint.size
     header = {
         "format": FORMAT,
@@ -74,14 +75,18 @@ def export_jsonl(
     }
     out.write(json.dumps(header) + "\n")
     tree = CompactRange()
-    batch: list[tuple[int, bytes, bytes]] = []
-    for idx, leaf, _, digest, _ in ledger.store.iter_rows():
+    batch: list[tuple[int, bytes, Record]] = []
+    for idx, leaf, _, _, _ in ledger.store.iter_rows():
         if idx >= size:
             break
         if idx != tree.size:
             raise IntegrityError(f"record {tree.size} is missing", tree.size)
+        try:
+            rec = Record.from_leaf(leaf)
+        except Error as e:
+            raise IntegrityError(f"record {idx}: leaf is not a valid record: {e}", idx) from e
         tree.append(hash_leaf(leaf))
-        batch.append((idx, leaf, digest))
+        batch.append((idx, leaf, rec))
         if len(batch) >= _EXPORT_BATCH:
             _write_batch(ledger, out, batch)
             if progress:
@@ -91,30 +96,29 @@ def export_jsonl(
         raise IntegrityError(
             f"the stored records do not reproduce the latest checkpoint (size {size})", tree.size
         )
-    _require_covered(ledger, size)
+    if head > size:  # commits write both, so a record past the latest checkpoint is tampering
+        raise IntegrityError(f"record {size} is not covered by any signed checkpoint", size)
     return size
 
 
-def _require_covered(ledger: Ledger, size: int) -> None:
-    """Refuse a stored record past the latest checkpoint: commits write both, so it is tampering.
-
-    The head is read before the latest checkpoint, so a concurrent append cannot look uncovered.
-    """
-    head = ledger.store.size()
-    latest, _ = ledger.store.latest_checkpoint()
-    if head > latest:
-        raise IntegrityError(f"record {latest} is not covered by any signed checkpoint", latest)
-
-
-def _write_batch(ledger: Ledger, out: IO[str], batch: list[tuple[int, bytes, bytes]]) -> None:
-    bodies = ledger.store.bodies([d for _, _, d in batch])
-    for idx, leaf, digest in batch:
-        if digest not in bodies:
-            raise IntegrityError(f"record {idx}: body sha256:{digest.hex()} is missing", idx)
+def _write_batch(ledger: Ledger, out: IO[str], batch: list[tuple[int, bytes, Record]]) -> None:
+    """Each record's body, re-hashed and type-checked against its leaf before it is written."""
+    bodies = ledger.store.bodies([rec.body_digest for _, _, rec in batch])
+    for idx, leaf, rec in batch:
+        stored = bodies.get(rec.body_digest)
+        if stored is None:
+            raise IntegrityError(f"record {idx}: body {rec.body} is missing", idx)
+        body_type, content = stored
+        if hashlib.sha256(content).digest() != rec.body_digest:
+            raise IntegrityError(f"record {idx}: body bytes do not hash to {rec.body}", idx)
+        if body_type != rec.body_type:
+            raise IntegrityError(
+                f"record {idx}: body type {body_type!r} is not the leaf's {rec.body_type!r}", idx
+            )
         line = {
             "index": idx,
             "leaf": base64.b64encode(leaf).decode(),
-            "body": base64.b64encode(bodies[digest][1]).decode(),
+            "body": base64.b64encode(content).decode(),
         }
         out.write(json.dumps(line) + "\n")
     batch.clear()

@@ -25,7 +25,8 @@ from attest.errors import Error as AttestError
 from attest.keys import PublicKey, load_public_key
 from attest.signers import KeySigner
 from ledger._internal import schema
-from ledger.errors import Error, InvalidInput, NotTrusted
+from ledger._internal.jsontext import loads as strict_json
+from ledger.errors import Error, NotTrusted
 from ledger.record import Record
 from ledger.registry.model import REGISTRY_PAYLOAD_TYPE, RegistryOp, RegistryState, parse_op
 
@@ -82,11 +83,7 @@ def open_registry_envelope(env: Envelope, admin_keys: Sequence[PublicKey]) -> Re
         verified = verify_envelope(env, admin_keys, payload_type=REGISTRY_PAYLOAD_TYPE)
     except AttestError as e:
         raise NotTrusted(f"registry entry is not signed by this ledger's admin key ({e})") from e
-    try:
-        doc = json.loads(verified.payload)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"registry entry payload is not JSON: {e}") from e
-    return parse_op(doc)
+    return parse_op(strict_json(verified.payload, "registry entry payload"))
 
 
 def _op_of(content: bytes, admin_keys: Sequence[PublicKey]) -> RegistryOp | None:
@@ -94,7 +91,7 @@ def _op_of(content: bytes, admin_keys: Sequence[PublicKey]) -> RegistryOp | None
     if MARKER not in content:
         return None
     try:
-        doc: Any = json.loads(content)
+        doc: Any = strict_json(content, "registry entry")
         if not isinstance(doc, dict) or doc.get("payloadType") != REGISTRY_PAYLOAD_TYPE:
             return None
         return open_registry_envelope(Envelope.from_dict(doc), admin_keys)

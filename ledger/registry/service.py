@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from attest.signers import KeySigner
-from ledger.admission import RootFiles, strict_json
+from ledger._internal.jsontext import loads as strict_json
+from ledger.admission import RootFiles
 from ledger.errors import ConflictError, InvalidInput
 from ledger.log import Ledger
 from ledger.record import format_time
