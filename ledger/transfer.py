@@ -16,8 +16,12 @@ Import trusts nothing the file says about itself. In order:
    record's time — :class:`~ledger.admission.AsOfLog`; skipped only with ``allow_untrusted``);
 3. the records reproduce the pinned checkpoint's size and root.
 
-The records are written as they are read, inside one transaction under the writer's lock
-(:meth:`LedgerStore.import_records`); a failure at any step rolls all of it back.
+Every line goes through the strict JSON parser (no duplicate keys, no NaN, UTF-8 only); ``index``
+and ``version`` must be JSON integers; no body may stand for two records. Verified records go to a
+spool (memory, then a private temporary file); only when the whole file has checked out is the
+writer's lock taken and the spool written in one transaction (:meth:`LedgerStore.import_records`,
+which re-checks chain and root); a failure at any step leaves the ledger as it was. So the lock is
+never held while the input is slow or stalled.
 """
 
 from __future__ import annotations
@@ -26,18 +30,21 @@ import base64
 import binascii
 import hashlib
 import json
+import struct
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
+from ledger._internal.jsontext import loads as strict_json
 from ledger.bodies import MAX_BODY_BYTES, Submission, parse_submission
 from ledger.checkpoint import Checkpoint, open_checkpoint
 from ledger.errors import Error, IntegrityError, InvalidInput
 from ledger.log import Ledger
 from ledger.merkle import CompactRange, hash_leaf
 from ledger.note import NoteVerifier
-from ledger.record import GENESIS_PREV, Record, check_link
+from ledger.record import BODY_TYPES, GENESIS_PREV, Record, check_link
 
 if TYPE_CHECKING:
     from ledger.admission import AsOfLog
@@ -45,9 +52,13 @@ if TYPE_CHECKING:
 __all__ = ["MAX_LINE_BYTES", "admit_body", "export_jsonl", "import_jsonl"]
 
 FORMAT = "provenance-ledger-export"
-# A record line holding the largest body append accepts: its base64, plus room for the leaf
-# (whose size is bounded by the origin's) and the JSON around them.
-MAX_LINE_BYTES = 4 * -(-MAX_BODY_BYTES // 3) + 64 * 1024
+# A record line holding the largest body append accepts: its base64, plus a fixed bound on the
+# rest. The rest is bounded because the origin is (MAX_ORIGIN_BYTES, at `ledger init`): a leaf is
+# at most ~330 bytes plus the origin escaped (6 bytes per byte at worst), the header line holds
+# the origin three times (origin, vkey, checkpoint) escaped by `json.dumps` — well under 16 KiB.
+LINE_OVERHEAD_BYTES = 16 * 1024
+MAX_LINE_BYTES = 4 * -(-MAX_BODY_BYTES // 3) + LINE_OVERHEAD_BYTES
+SPOOL_MEMORY_BYTES = 32 << 20  # verified records kept in memory before the spool goes to disk
 _EXPORT_BATCH = 2000
 
 
@@ -134,8 +145,8 @@ class _Header:
     checkpoint: str
 
 
-def _lines(src: IO[bytes], max_bytes: int) -> Iterator[tuple[int, str]]:
-    """Number and decode each line, reading at most ``max_bytes + 1`` bytes for any one of them."""
+def _lines(src: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """Number each line, reading at most ``max_bytes + 1`` bytes for any one of them."""
     n = 0
     while line := src.readline(max_bytes + 1):
         n += 1
@@ -144,30 +155,28 @@ def _lines(src: IO[bytes], max_bytes: int) -> Iterator[tuple[int, str]]:
                 f"line {n}: longer than {max_bytes} bytes (a record line holds one body of at "
                 f"most {MAX_BODY_BYTES} bytes)"
             )
-        try:
-            yield n, line.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise InvalidInput(f"line {n}: not UTF-8 (at byte {e.start})") from e
+        yield n, line
 
 
-def _parse_line(n: int, line: str) -> dict[str, Any]:
-    try:
-        obj = json.loads(line)
-    except ValueError as e:
-        raise InvalidInput(f"line {n}: not JSON") from e
-    except RecursionError as e:
-        raise InvalidInput(f"line {n}: JSON nested too deeply") from e
+def _parse_line(n: int, line: bytes) -> dict[str, Any]:
+    """One line through the strict parser (UTF-8, no duplicate keys, no NaN, bounded nesting)."""
+    obj = strict_json(line, f"line {n}")
     if not isinstance(obj, dict):
         raise InvalidInput(f"line {n}: not a JSON object")
     return obj
 
 
-def _read_header(lines: Iterator[tuple[int, str]], origin: str) -> _Header:
+def _is_int(value: object, want: int | None = None) -> bool:
+    """A JSON integer (``true`` and ``1.0`` are not), equal to ``want`` if given."""
+    return type(value) is int and (want is None or value == want)
+
+
+def _read_header(lines: Iterator[tuple[int, bytes]], origin: str) -> _Header:
     first = next(lines, None)
     if first is None:
         raise InvalidInput("the file is empty: not a provenance-ledger export")
     obj = _parse_line(*first)
-    if obj.get("format") != FORMAT or obj.get("version") != 1:
+    if obj.get("format") != FORMAT or not _is_int(obj.get("version"), 1):
         raise InvalidInput("not a provenance-ledger export (bad header line)")
     for field in ("origin", "vkey", "checkpoint"):
         if not isinstance(obj.get(field), str):
@@ -219,26 +228,34 @@ def _decode_record(n: int, obj: dict[str, Any]) -> tuple[Record, bytes]:
         body = base64.b64decode(obj["body"], validate=True)
     except (KeyError, TypeError, binascii.Error, ValueError) as e:
         raise InvalidInput(f"line {n}: malformed record line") from e
+    if not _is_int(obj.get("index")):
+        raise InvalidInput(f"line {n}: index must be a JSON integer")
     try:
         rec = Record.from_leaf(leaf)
     except Error as e:
         raise IntegrityError(f"line {n}: {e}", n - 2) from e
-    if obj.get("index") != rec.index:
+    if obj["index"] != rec.index:
         raise IntegrityError(f"line {n}: index field disagrees with the leaf", n - 2)
     return rec, body
 
 
 def _verified_records(
-    lines: Iterator[tuple[int, str]], origin: str, want: Checkpoint, as_of: AsOfLog | None
+    lines: Iterator[tuple[int, bytes]], origin: str, want: Checkpoint, as_of: AsOfLog | None
 ) -> Iterator[tuple[Record, Submission]]:
     """Each record as it is verified; raises at the end unless they reproduce ``want``."""
     prev, last_time, tree = GENESIS_PREV, "", CompactRange()
+    seen: dict[bytes, int] = {}  # body digest -> the record that holds it
     for n, line in lines:
         rec, body = _decode_record(n, _parse_line(n, line))
         check_link(rec, index=tree.size, origin=origin, prev=prev, last_time=last_time)
         if tree.size >= want.size:
             raise IntegrityError(
                 f"export holds more records than its checkpoint covers ({want.size})", tree.size
+            )
+        first = seen.setdefault(rec.body_digest, rec.index)
+        if first != rec.index:  # a ledger stores each body once: append answers the first index
+            raise IntegrityError(
+                f"record {rec.index}: body {rec.body} is already record {first}", rec.index
             )
         sub = admit_body(rec, body, as_of)
         tree.append(rec.leaf_hash)
@@ -252,6 +269,36 @@ def _verified_records(
         )
 
 
+class _Spool:
+    """Verified records, held until the whole file has checked out: memory up to
+    :data:`SPOOL_MEMORY_BYTES`, then a private temporary file (``$TMPDIR``). The writer's lock is
+    taken only once it is complete, so slow or stalled input never holds up appends."""
+
+    _FRAME = struct.Struct(">IBI")  # leaf length, body type, body length
+
+    def __init__(self) -> None:
+        self._file: IO[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed by close()
+            max_size=SPOOL_MEMORY_BYTES, prefix="ledger-import-"
+        )
+
+    def add(self, rec: Record, sub: Submission) -> None:
+        kind = BODY_TYPES.index(sub.body_type)
+        self._file.write(self._FRAME.pack(len(rec.leaf), kind, len(sub.content)))
+        self._file.write(rec.leaf)
+        self._file.write(sub.content)
+
+    def replay(self) -> Iterator[tuple[Record, Submission]]:
+        """The records again, re-parsed (the writer re-checks chain and root under its lock)."""
+        self._file.seek(0)
+        while header := self._file.read(self._FRAME.size):
+            leaf_len, kind, body_len = self._FRAME.unpack(header)
+            rec = Record.from_leaf(self._file.read(leaf_len))
+            yield rec, Submission.of(self._file.read(body_len), BODY_TYPES[kind])
+
+    def close(self) -> None:
+        self._file.close()
+
+
 def import_jsonl(
     ledger: Ledger,
     src: IO[bytes],
@@ -263,9 +310,11 @@ def import_jsonl(
 ) -> int:
     """Import an export into an empty ledger of the same origin; return the record count.
 
-    ``pinned`` is the source ledger's verifier key, obtained out of band. ``src`` is read once;
-    records are verified as they stream into one write transaction, which commits only after the
-    last record reproduces the pinned checkpoint's root. Any failure leaves the ledger as it was.
+    ``pinned`` is the source ledger's verifier key, obtained out of band. ``src`` is read once,
+    and every record verified (chain, bodies, admission, the pinned checkpoint's root) into a
+    spool *before* the writer's lock is taken; then the spool is written in one transaction,
+    which re-checks chain and root and commits only if they hold. Any failure leaves the
+    ledger as it was.
     """
     signer = ledger.require_signer()
     if pinned.name != ledger.origin:
@@ -277,10 +326,13 @@ def import_jsonl(
     lines = _lines(src, max_line_bytes)
     want = _open_pinned(_read_header(lines, ledger.origin), pinned)
     as_of = None if allow_untrusted else _as_of(ledger)
+    spool = _Spool()
     try:
-        records = _verified_records(lines, ledger.origin, want, as_of)
-        ledger.store.import_records(records, ledger.origin, signer, now, root=want.root_hash)
+        for rec, sub in _verified_records(lines, ledger.origin, want, as_of):
+            spool.add(rec, sub)
+        ledger.store.import_records(spool.replay(), ledger.origin, signer, now, root=want.root_hash)
     finally:
+        spool.close()
         if as_of is not None:
             as_of.close()
     return want.size
