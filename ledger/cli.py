@@ -10,9 +10,7 @@ from __future__ import annotations
 import base64
 import getpass
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +26,7 @@ from ledger.errors import (
     NoteError,
     NotFound,
     NotTrusted,
+    Overloaded,
     StorageError,
 )
 from ledger.keys import default_key_path, load_signer
@@ -47,7 +46,14 @@ KeyOpt = Annotated[
     ),
 ]
 
-_EXIT = {IntegrityError: 1, InvalidInput: 2, NotFound: 3, StorageError: 4, NotTrusted: 5}
+_EXIT = {
+    IntegrityError: 1,
+    InvalidInput: 2,
+    NotFound: 3,
+    StorageError: 4,
+    Overloaded: 4,
+    NotTrusted: 5,
+}
 
 
 def _b64(b: bytes) -> str:
@@ -217,6 +223,8 @@ CheckVkeyOpt = Annotated[
 
 def _pins(db: str, vkey: str | None, key_file: Path | None) -> dict[str, str]:
     """The verifier keys ``check`` trusts besides the database: --vkey, and the key file if any."""
+    if vkey:
+        _pinned_key(vkey)  # a malformed (or private) key: one line that does not repeat it
     pins = {"--vkey": vkey} if vkey else {}
     path = _key(db, key_file)
     if key_file is not None or path.exists():
@@ -267,59 +275,33 @@ def check(db: DbOpt = DEFAULT_DB, vkey: CheckVkeyOpt = None, key_file: KeyOpt = 
 
 @app.command("export")
 def export_cmd(
-    file: Annotated[Path, typer.Argument(help="Output JSONL file ('-' for stdout).")],
+    file: Annotated[str, typer.Argument(help="Output JSONL file ('-' for stdout).")],
     db: DbOpt = DEFAULT_DB,
 ) -> None:
     """Export every record with its exact body as JSON Lines.
 
-    The file appears whole or not at all: it is written beside the target and renamed into place.
-    Exit 1 if the stored log does not check out (naming the index), 2 if FILE cannot be written.
+    The file appears whole or not at all (see docs/design.md, "Export/import contract"). Exit 1
+    if the stored log does not check out (naming the index), 2 if FILE cannot be written or the
+    reader of stdout went away ("output closed").
     """
+    from ledger._internal.output import atomic_output
     from ledger.transfer import export_jsonl
 
     with _errors(), _open(db, None, writer=False) as ledger:
-        with _output(file) as out:
+        with atomic_output(file) as out:
             n = export_jsonl(ledger, out)
         vkey = ledger.store.meta()["vkey"]
         typer.echo(f"ledger: exported {n} records; import them with --vkey '{vkey}'", err=True)
 
 
 @contextmanager
-def _output(file: Path) -> Iterator[IO[str]]:
-    """Stdout for '-'; a device or FIFO as it is; otherwise a temporary file renamed into place."""
-    if str(file) == "-":
-        yield sys.stdout
-        return
-    if file.is_dir():
-        raise InvalidInput(f"cannot write {file}: it is a directory")
-    tmp: Path | None = None
+def _input(file: str) -> Iterator[IO[bytes]]:
+    """Stdin for exactly '-' (``./-`` is a file), else the file; a read error is one line."""
     try:
-        if file.exists() and not file.is_file():
-            with file.open("w") as out:
-                yield out
-            return
-        fd, name = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".partial", dir=file.parent)
-        tmp = Path(name)
-        with os.fdopen(fd, "w") as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(file)
-    except OSError as e:
-        raise InvalidInput(f"cannot write {file}: {e.strerror}") from e
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-
-
-@contextmanager
-def _input(file: Path) -> Iterator[IO[bytes]]:
-    """Stdin for '-', else the file; a read error is one line of bad input."""
-    try:
-        if str(file) == "-":
+        if file == "-":
             yield sys.stdin.buffer
             return
-        with file.open("rb") as src:
+        with Path(file).open("rb") as src:
             yield src
     except OSError as e:
         raise InvalidInput(f"cannot read {file}: {e.strerror}") from e
@@ -337,9 +319,7 @@ VkeyOpt = Annotated[
 
 @app.command("import")
 def import_cmd(
-    file: Annotated[
-        Path, typer.Argument(help="A file written by `ledger export` ('-' for stdin).")
-    ],
+    file: Annotated[str, typer.Argument(help="A file written by `ledger export` ('-' for stdin).")],
     vkey: VkeyOpt = None,
     db: DbOpt = DEFAULT_DB,
     key_file: KeyOpt = None,
@@ -381,8 +361,8 @@ def _pinned_key(vkey: str | None) -> NoteVerifier:
         )
     try:
         return parse_verifier(vkey)
-    except NoteError as e:
-        raise InvalidInput(f"--vkey: {e}") from e
+    except NoteError as e:  # its message never repeats the key (it may be a private one)
+        raise InvalidInput(f"--vkey: {e}") from None
 
 
 from ledger.registry.cli import signers_app  # noqa: E402 - needs the helpers above
