@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -14,10 +15,17 @@ from typing import IO
 from attest.collect.clock import Clock
 from attest.collect.subjects import resolve_subjects
 from attest.errors import CollectorError
+from attest.keyless import TOKEN_ENV as SIGSTORE_TOKEN_ENV
 from attest.predicates.slsa import BuildMetadata
+from attest.signers import PASSPHRASE_ENV
 from attest.statement import ResourceDescriptor
+from attest.submit import TOKEN_ENV as LEDGER_TOKEN_ENV
 
-__all__ = ["StepResult", "run_step"]
+__all__ = ["SECRET_ENV", "StepResult", "child_environment", "run_step"]
+
+# What attest reads as a secret: never handed to the command it wraps (a build script, a test
+# suite, a dependency's install hook could read and leak them).
+SECRET_ENV = (PASSPHRASE_ENV, LEDGER_TOKEN_ENV, SIGSTORE_TOKEN_ENV)
 
 _CHUNK = 1 << 16
 
@@ -43,6 +51,11 @@ def _tee(source: IO[bytes], sink: IO[bytes], digest: hashlib._Hash) -> None:
         sink.flush()
 
 
+def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without :data:`SECRET_ENV`."""
+    return {k: v for k, v in environ.items() if k not in SECRET_ENV}
+
+
 def run_step(
     command: Sequence[str],
     *,
@@ -52,7 +65,8 @@ def run_step(
     clock: Clock,
 ) -> StepResult:
     """Run ``command`` in ``base``. Its output streams through to our stdout/stderr as it is
-    produced, and its digests go into the byproducts with the exit code. Materials are hashed
+    produced, and its digests go into the byproducts with the exit code. It runs without the
+    secrets attest reads (:data:`SECRET_ENV`). Materials are hashed
     before, products after, so a step that rewrites its own inputs shows it."""
     if not command:
         raise CollectorError("attest run needs a command after --")
@@ -61,7 +75,11 @@ def run_step(
     started = clock()
     try:
         child = subprocess.Popen(
-            list(command), cwd=base, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            list(command),
+            cwd=base,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=child_environment(os.environ),
         )
     except FileNotFoundError as e:
         raise CollectorError(f"command not found: {command[0]}") from e

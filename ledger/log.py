@@ -23,7 +23,7 @@ from ledger.errors import (
 )
 from ledger.keys import load_signer, write_signer
 from ledger.note import NoteSigner, NoteVerifier, generate_key, parse_verifier
-from ledger.record import format_time
+from ledger.record import MAX_ORIGIN_BYTES, format_time
 from ledger.sequencer import AppendResult, Sequencer
 from ledger.storage import LedgerStore, check_consistency_handed_out, check_inclusion_handed_out
 
@@ -37,6 +37,20 @@ __all__ = ["InclusionProof", "Ledger", "utc_now"]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _check_origin(origin: str) -> None:
+    """An origin fits :data:`MAX_ORIGIN_BYTES`, so every record line of an export fits the line
+    cap import reads with (``transfer.MAX_LINE_BYTES``)."""
+    try:
+        size = len(origin.encode("utf-8"))
+    except UnicodeEncodeError as e:
+        raise InvalidInput("the origin is not encodable as UTF-8") from e
+    if size > MAX_ORIGIN_BYTES:
+        raise InvalidInput(
+            f"the origin is {size} bytes; at most {MAX_ORIGIN_BYTES} (a log name such as "
+            "example.com/ledger)"
+        )
 
 
 @dataclass(frozen=True)
@@ -94,6 +108,7 @@ class Ledger:
         from ledger.registry.admin import admin_key_path, create_admin_key, public_pem
         from ledger.registry.entries import ADMIN_META_KEY
 
+        _check_origin(origin)
         store = LedgerStore.open(url)
         written: list[Path] = []
         try:

@@ -26,6 +26,7 @@ from ledger.merkle import hash_leaf
 __all__ = [
     "GENESIS_PREV",
     "MAX_INDEX",
+    "MAX_ORIGIN_BYTES",
     "BodyType",
     "Record",
     "check_link",
@@ -41,6 +42,9 @@ _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 _PLAIN = re.compile(r"[ -!#-\[\]-~]*")  # printable ASCII except quote and backslash
 _KEYS = {"v", "log", "index", "prev", "time", "bodyType", "body"}
+MAX_ORIGIN_BYTES = (
+    255  # `ledger init` refuses a longer origin (C2SP origins are short hostnames/paths)
+)
 MAX_INDEX = 2**53 - 1  # RFC 8785 (I-JSON) numbers: larger integers are not exactly representable
 
 

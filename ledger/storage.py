@@ -26,7 +26,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger._internal import schema
 from ledger._internal.cells import as_stored, blob, integer
-from ledger._internal.db import make_engine, migrate, schema_exists, write_transaction
+from ledger._internal.db import (
+    busy_error,
+    make_engine,
+    migrate,
+    schema_exists,
+    write_transaction,
+)
 from ledger.bodies import Submission
 from ledger.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, sign_checkpoint
 from ledger.errors import (
@@ -268,7 +274,7 @@ class LedgerStore:
             with write_transaction(self.engine) as conn:
                 result = self._sequence(conn, batch, origin, signer, clock, scratch)
         except SQLAlchemyError as e:
-            raise StorageError(
+            raise busy_error(e) or StorageError(
                 f"append failed and was rolled back: {e.__class__.__name__}: {e}"
             ) from e
         self.cache.absorb(scratch)  # committed: what the batch computed may now serve reads
@@ -374,7 +380,7 @@ class LedgerStore:
                 note = self._store_checkpoint(conn, Checkpoint(origin, size, root), signer, clock)
         except SQLAlchemyError as e:
             why = str(getattr(e, "orig", None) or e).splitlines()[0]
-            raise StorageError(f"import failed and was rolled back: {why}") from e
+            raise busy_error(e) or StorageError(f"import failed and was rolled back: {why}") from e
         self.cache.absorb(scratch)
         return note
 

@@ -2,7 +2,10 @@
 
 SQLite: WAL, ``synchronous=FULL`` (an acknowledged append survives power loss), 8 KiB pages,
 a busy timeout, and ``BEGIN IMMEDIATE`` for writers so two processes never interleave a batch.
-PostgreSQL: a transaction-scoped advisory lock serialises writers across every replica.
+PostgreSQL: a transaction-scoped advisory lock serialises writers across every replica. Its key
+is derived from the schema the ledger lives in, so ledgers in different schemas of one database
+never wait for each other. Both backends give up after :data:`LOCK_TIMEOUT_SECONDS`;
+:func:`busy_error` turns that into one line, :class:`~ledger.errors.Overloaded`.
 """
 
 from __future__ import annotations
@@ -13,10 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from ledger.errors import InvalidInput
+from ledger.errors import InvalidInput, Overloaded
 
-WRITE_LOCK_KEY = 0x4C454447  # "LEDG": the advisory lock id on PostgreSQL
+LOCK_TIMEOUT_SECONDS = 60  # how long a writer waits for the write lock, on both backends
+# One advisory lock per ledger: the 64-bit key hashes the schema name (one ledger per schema).
+_PG_WRITE_LOCK = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('provenance-ledger:' || current_schema(), 0))"
+)
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -44,7 +52,7 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cur.execute("PRAGMA page_size=8192")  # only takes effect on a new file
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA busy_timeout=60000")
+    cur.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_SECONDS * 1000)}")
     cur.close()
 
 
@@ -60,8 +68,25 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         conn = raw.execution_options(ledger_write=True)
         with conn.begin():
             if engine.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK_KEY})
+                timeout = f"{int(LOCK_TIMEOUT_SECONDS * 1000)}ms"
+                conn.execute(text("SELECT set_config('lock_timeout', :t, true)"), {"t": timeout})
+                conn.execute(_PG_WRITE_LOCK)
             yield conn
+
+
+def busy_error(e: SQLAlchemyError) -> Overloaded | None:
+    """The one-line error for a writer that waited :data:`LOCK_TIMEOUT_SECONDS` for the lock
+    (SQLite "database is locked", PostgreSQL lock_not_available), else ``None``."""
+    orig = getattr(e, "orig", None)
+    locked = getattr(orig, "sqlstate", None) == "55P03" or (
+        isinstance(e, OperationalError) and "database is locked" in str(orig)
+    )
+    if not locked:
+        return None
+    return Overloaded(
+        f"the ledger is busy (another writer has held the lock for over "
+        f"{LOCK_TIMEOUT_SECONDS:g} s): retry"
+    )
 
 
 def schema_exists(engine: Engine) -> bool:
