@@ -5,8 +5,9 @@
 - A symlink is written *through*: its target is replaced atomically, the link stays.
 - A device or FIFO is written as it is (there is nothing to rename).
 - Otherwise the data goes to an unnamed file in the target's directory (Linux ``O_TMPFILE``),
-  which is linked in and renamed over the target only once it is complete and fsynced; killed at
-  any point (SIGKILL included) it leaves nothing behind. Where ``O_TMPFILE`` is not supported, a
+  which is linked in (copied in, where the system refuses ``linkat`` through ``/proc``) and
+  renamed over the target only once it is complete and fsynced; killed while writing (SIGKILL
+  included) it leaves nothing behind. Where ``O_TMPFILE`` is not supported, a
   named ``.NAME.<random>.partial`` beside the target stands in for it; SIGTERM is handled like
   SIGINT (the partial file is removed), and partial files of the same target that a SIGKILL left
   are removed by the next export once they are older than :data:`STALE_PARTIAL_SECONDS`.
@@ -83,8 +84,7 @@ def _replacing(path: Path) -> Iterator[IO[str]]:
             out.flush()
             os.fsync(out.fileno())
             if linked is None:  # unnamed: give it a name only now, beside the target
-                linked = _partial_name(path)
-                os.link(f"/proc/self/fd/{out.fileno()}", linked)
+                linked = _name_unnamed(out.fileno(), path)
         os.replace(linked, path)
         linked = None
         _fsync_dir(path.parent)
@@ -93,12 +93,35 @@ def _replacing(path: Path) -> Iterator[IO[str]]:
             linked.unlink(missing_ok=True)
 
 
+def _name_unnamed(fd: int, path: Path) -> Path:
+    """Link the complete unnamed file in as a ``.partial`` beside ``path``; where the system
+    refuses the link (some sandboxes answer EXDEV), copy it into one instead."""
+    partial = _partial_name(path)
+    try:
+        os.link(f"/proc/self/fd/{fd}", partial)
+        return partial
+    except OSError:
+        pass
+    dst = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        size, offset = os.fstat(fd).st_size, 0
+        while offset < size:
+            offset += os.sendfile(dst, fd, offset, size - offset) or size  # 0: file shrank
+        os.fsync(dst)
+    except BaseException:
+        os.close(dst)
+        partial.unlink(missing_ok=True)
+        raise
+    os.close(dst)
+    return partial
+
+
 def _open_temp(path: Path) -> tuple[int, Path | None]:
     """An unnamed file in ``path``'s directory where the system has them, else a named one."""
     flag = getattr(os, "O_TMPFILE", 0)
     if flag and Path("/proc/self/fd").is_dir():
         try:
-            return os.open(path.parent, flag | os.O_WRONLY, 0o666), None  # the umask applies
+            return os.open(path.parent, flag | os.O_RDWR, 0o666), None  # the umask applies
         except OSError as e:
             if e.errno not in _NO_TMPFILE:
                 raise
