@@ -47,7 +47,7 @@ _HEX_LENGTHS: dict[str, tuple[int, ...]] = {
     "gitTag": (40, 64),
     "gitTree": (40, 64),
 }
-_HEX = re.compile(r"^[0-9a-fA-F]*$")
+_HEX = re.compile(r"[0-9a-fA-F]*")
 
 
 def _check_digest(digest: Mapping[str, Any]) -> dict[str, str]:
@@ -57,7 +57,7 @@ def _check_digest(digest: Mapping[str, Any]) -> dict[str, str]:
             raise InvalidStatement("ErrInvalidDigestEncoding", f"digest {alg} must be a string")
         lengths = _HEX_LENGTHS.get(alg)
         if lengths is not None:
-            if not _HEX.match(value) or len(value) % 2:
+            if not _HEX.fullmatch(value) or len(value) % 2:
                 raise InvalidStatement(
                     "ErrInvalidDigestEncoding", f"digest {alg} is not a hex string"
                 )

@@ -15,6 +15,8 @@ from typing import Any
 
 import rfc8785
 
+from attest.errors import InvalidInput
+
 __all__ = ["canonical_json"]
 
 _MAX_SAFE = 2**53 - 1
@@ -47,9 +49,14 @@ def _simple(value: Any) -> bool:
 
 
 def canonical_json(value: Any) -> bytes:
-    """The RFC 8785 canonical serialisation of ``value``."""
+    """The RFC 8785 canonical serialisation of ``value``; :class:`~attest.errors.InvalidInput`
+    for a value RFC 8785 has no form for (a lone surrogate, NaN, infinity, an integer beyond
+    ±(2^53 - 1) written as a float, …)."""
     if _simple(value):
         return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
             "utf-8"
         )
-    return bytes(rfc8785.dumps(value))
+    try:
+        return bytes(rfc8785.dumps(value))
+    except rfc8785.CanonicalizationError as e:
+        raise InvalidInput(f"value cannot be canonicalised (RFC 8785): {e}") from e

@@ -5,7 +5,10 @@
   (RFC 8259 forbids adding one; a signed payload is read as the exact bytes it is).
 - **No duplicate object keys.** RFC 8259 leaves their meaning open: a first-wins and a last-wins
   consumer of the same signed bytes would read different subjects.
-- **No NaN or Infinity**: they are not JSON, and RFC 8785 cannot canonicalise them.
+- **No NaN or Infinity**: they are not JSON, and RFC 8785 cannot canonicalise them. A number
+  literal too large for a double (``1e400``) would become infinity: refused the same way.
+- **No lone surrogates** (``"\\ud800"``): such a string has no UTF-8 form, so it can be neither
+  hashed nor canonicalised (RFC 8785 §3.2.2.2 refuses it).
 - **Bounded nesting** (:data:`MAX_DEPTH`): a document nested deeper is refused with one line,
   never a ``RecursionError`` somewhere later.
 
@@ -16,6 +19,8 @@ caller picks its own error type and the CLI prints one line.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -41,12 +46,42 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+# a surrogate can enter a decoded string only through a ``\\uD800``–``\\uDFFF`` escape
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(value: Any) -> bool:
+    """Whether any string (key or value) in ``value`` has no UTF-8 form; without recursion."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is dict:
+            stack.extend(node)
+            stack.extend(node.values())
+        elif kind is list:
+            stack.extend(node)
+        elif kind is str:
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
+
+
 def _constant(name: str) -> Any:
     raise _Refused(f"{name} is not a JSON number")
 
 
+def _float(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):
+        raise _Refused(f"number {literal[:40]} is too large (it would be infinity)")
+    return value
+
+
 # stateless, so one serves every call (``json.loads`` with hooks builds a decoder per call)
-_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_constant)
+_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_constant, parse_float=_float)
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:
@@ -79,6 +114,11 @@ def loads(
             raise error(f"{what} is not UTF-8 (RFC 8259): byte {e.start}") from e
     else:
         text = data
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise error(f"{what} holds a lone surrogate at character {e.start}") from e
     if text.startswith("\ufeff"):
         raise error(f"{what} starts with a byte order mark (RFC 8259: plain UTF-8 only)")
     try:
@@ -89,6 +129,8 @@ def loads(
         raise error(f"{what} is nested deeper than {MAX_DEPTH} levels") from e
     except ValueError as e:
         raise error(f"{what} is not valid JSON: {e}") from e
+    if _SURROGATE_ESCAPE.search(text) and _lone_surrogate(value):
+        raise error(f"{what} holds a lone surrogate escape (a string with no UTF-8 form)")
     # deeper than MAX_DEPTH needs more opening brackets than that (cheap to count, in C)
     maybe_deep = text.count("[") + text.count("{") > MAX_DEPTH
     if maybe_deep and _depth_exceeds(value, MAX_DEPTH):

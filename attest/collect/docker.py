@@ -25,9 +25,9 @@ _DOMAIN = (
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
 )
 _REFERENCE = re.compile(
-    rf"^(?:{_DOMAIN}(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*"
+    rf"(?:{_DOMAIN}(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*"
     r"(?::[\w][\w.-]{0,127})?"
-    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})?$"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})?"
 )
 _DOCKER_HUB = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 
@@ -141,7 +141,7 @@ def parse_dockerfile(path: Path) -> tuple[list[BaseImage], list[str]]:
         if ref.lower() != "scratch" and ref not in stages:
             if not ref or "$" in ref:
                 raise CollectorError(f"{path}:{lineno}: cannot resolve image {tokens[0]!r}")
-            if not _REFERENCE.match(ref):
+            if not _REFERENCE.fullmatch(ref):
                 raise CollectorError(f"{path}:{lineno}: {ref!r} is not an image reference")
             rd, pinned = _descriptor(ref, platform)
             images.append(BaseImage(ref, stage, rd, pinned))

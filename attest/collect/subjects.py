@@ -15,9 +15,7 @@ from attest.statement import ResourceDescriptor
 __all__ = ["file_digest", "parse_digest", "resolve_subjects"]
 
 _CHUNK = 1 << 20
-_DIGEST = re.compile(
-    r"^(?:(?P<name>[^@\s]+)@)?(?P<alg>sha256|sha384|sha512):(?P<hex>[0-9a-fA-F]+)$"
-)
+_DIGEST = re.compile(r"(?:(?P<name>[^@\s]+)@)?(?P<alg>sha256|sha384|sha512):(?P<hex>[0-9a-fA-F]+)")
 _HEX_LEN = {"sha256": 64, "sha384": 96, "sha512": 128}
 _GLOB_CHARS = frozenset("*?[")
 
@@ -41,7 +39,7 @@ def file_digest(path: Path) -> str:
 
 def parse_digest(spec: str) -> ResourceDescriptor | None:
     """``sha256:HEX`` or an OCI reference ``NAME@sha256:HEX`` → a subject; else ``None``."""
-    m = _DIGEST.match(spec.strip())
+    m = _DIGEST.fullmatch(spec.strip())
     if m is None:
         return None
     alg, hexdigest = m["alg"], m["hex"].lower()

@@ -16,13 +16,13 @@ _SRI = {"sha256": "sha256", "sha384": "sha384", "sha512": "sha512", "sha1": "sha
 
 
 # what each ecosystem calls a valid name (and npm a scope); path-like names never pass
-_SEGMENT = re.compile(r"^[A-Za-z0-9_~+-][A-Za-z0-9._~+-]*$")
+_SEGMENT = re.compile(r"[A-Za-z0-9_~+-][A-Za-z0-9._~+-]*")
 _NAMES: dict[str, re.Pattern[str]] = {
-    "npm": re.compile(r"^[A-Za-z0-9~-][A-Za-z0-9._~-]*$"),
-    "cargo": re.compile(r"^[A-Za-z0-9_-]+$"),
-    "pypi": re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$"),  # canonical (PEP 503) names
+    "npm": re.compile(r"[A-Za-z0-9~-][A-Za-z0-9._~-]*"),
+    "cargo": re.compile(r"[A-Za-z0-9_-]+"),
+    "pypi": re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*"),  # canonical (PEP 503) names
 }
-_NPM_SCOPE = re.compile(r"^@[A-Za-z0-9~-][A-Za-z0-9._~-]*$")
+_NPM_SCOPE = re.compile(r"@[A-Za-z0-9~-][A-Za-z0-9._~-]*")
 
 
 def purl(kind: str, name: object, version: object, namespace: str | None = None) -> str:
@@ -32,9 +32,11 @@ def purl(kind: str, name: object, version: object, namespace: str | None = None)
         raise ValueError(f"package name {name!r} and version {version!r} must be strings")
     scope = _NPM_SCOPE if kind == "npm" else None
     namespace_ok = not namespace or (
-        scope.match(namespace) if scope else all(_SEGMENT.match(s) for s in namespace.split("/"))
+        scope.fullmatch(namespace)
+        if scope
+        else all(_SEGMENT.fullmatch(s) for s in namespace.split("/"))
     )
-    if not namespace_ok or not _NAMES.get(kind, _SEGMENT).match(name):
+    if not namespace_ok or not _NAMES.get(kind, _SEGMENT).fullmatch(name):
         shown = f"{namespace}/{name}" if namespace else name
         raise ValueError(f"{shown!r} is not a valid {kind} package name")
     return str(

@@ -1,0 +1,123 @@
+"""The second hostile tester's findings against ``attest``: each test names the scenario and
+failed before its fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from attest._internal.canonical import canonical_json
+from attest._internal.jsontext import loads
+from attest.cli import app
+from attest.dsse import sign_envelope
+from attest.errors import InvalidInput, InvalidStatement
+from attest.signers import read_signer
+from attest.statement import ResourceDescriptor
+
+DIGEST = "a" * 64
+STATEMENT = (
+    '{"_type": "https://in-toto.io/Statement/v1", "subject": [{"name": "a", "digest": '
+    '{"sha256": "' + DIGEST + '"}}], "predicateType": "https://example.com/custom/v1", '
+    '"predicate": {"x": %s}}'
+)
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for var in ("GITHUB_ACTIONS", "GITLAB_CI", "ATTEST_KEY", "LEDGER_URL", "ATTEST_KEY_PASSPHRASE"):
+        monkeypatch.delenv(var, raising=False)
+    assert CliRunner().invoke(app, ["keygen", "-o", "k"]).exit_code == 0
+    (tmp_path / "app.whl").write_bytes(b"wheel")
+    return tmp_path
+
+
+def refused(work: Path, *args: str, message: str = "", key: bool = True) -> str:
+    """``attest ARGS [--key k] --out out.json``: exit 2, one line, nothing written."""
+    extra = ["--key", "k", "--out", "out.json"] if key else []
+    r = CliRunner().invoke(app, [*args, *extra])
+    assert r.exit_code == 2, (r.stdout, r.stderr, r.exception)
+    assert r.stderr.startswith("attest: error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert message in r.stderr, r.stderr
+    assert not (work / "out.json").exists()
+    assert not list(work.glob(".out.json.*"))
+    return r.stderr
+
+
+# --- 1, 2: lone surrogates and numbers that overflow to infinity ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("literal", "message"),
+    [
+        ('"\\ud800"', "lone surrogate"),
+        ('"\\uDFFF"', "lone surrogate"),
+        ("1e400", "infinity"),
+        ("-1E+999", "infinity"),
+    ],
+    ids=["high-surrogate", "low-surrogate", "1e400", "minus-1e999"],
+)
+def test_sign_statement_with_lone_surrogate_or_overflowing_number_is_one_line_exit_2(
+    work: Path, literal: str, message: str
+) -> None:
+    (work / "st.json").write_text(STATEMENT % literal)
+    refused(work, "sign", "st.json", message=message)
+
+
+def test_lone_surrogate_as_an_object_key_or_in_a_list_is_refused() -> None:
+    for text in ('{"\\ud800": 1}', '["ok", ["\\udc00"]]', '"\\ud800"'):
+        with pytest.raises(InvalidInput, match="lone surrogate"):
+            loads(text, "doc")
+
+
+def test_surrogate_pair_and_escaped_backslash_still_parse() -> None:
+    assert loads('["\\ud83d\\ude00", "\\\\ud800"]', "doc") == ["\U0001f600", "\\ud800"]
+    assert loads("[1e308, 1.5]", "doc") == [1e308, 1.5]
+
+
+def test_raw_lone_surrogate_in_text_input_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="lone surrogate"):
+        loads('["\ud800"]', "doc")
+
+
+def test_canonicaliser_turns_unrepresentable_values_into_invalid_input() -> None:
+    for value in ({"x": "\ud800", "y": 1.5}, {"x": float("inf")}, {"x": float("nan")}):
+        with pytest.raises(InvalidInput, match="RFC 8785"):
+            canonical_json(value)
+
+
+def test_scan_grype_finding_id_with_lone_surrogate_is_one_line_exit_2(work: Path) -> None:
+    report = (
+        '{"descriptor":{"name":"grype","version":"1"},"matches":[{"vulnerability":'
+        '{"id":"CVE-\\ud800","severity":"High"},"artifact":{"name":"a","version":"1","type":"npm"}}]}'
+    )
+    (work / "g.json").write_text(report)
+    refused(work, "scan", "-s", "app.whl", "--report", "g.json", message="lone surrogate")
+
+
+def test_verify_document_holding_1e400_is_refused_not_verified(work: Path) -> None:
+    """Docs say Infinity is refused: a properly signed payload holding ``1e400`` verified before."""
+    signer = read_signer(work / "k")
+    envelope = sign_envelope((STATEMENT % "1e400").encode(), [signer])
+    (work / "inf.json").write_bytes(envelope.to_json())
+    r = CliRunner().invoke(app, ["verify", "inf.json", "--key", "k.pub"])
+    assert r.exit_code == 2, (r.stdout, r.stderr)
+    assert "infinity" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+# --- 3: a trailing newline slipped past ``$`` ------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["a" * 63 + "\n", "A" * 63 + "\n"])
+def test_digest_with_trailing_newline_is_not_hex(value: str) -> None:
+    with pytest.raises(InvalidStatement, match="hex"):
+        ResourceDescriptor(name="x", digest={"sha256": value})
+
+
+def test_sign_statement_whose_digest_ends_in_newline_is_exit_2(work: Path) -> None:
+    text = (STATEMENT % "1").replace(DIGEST, "a" * 63 + "\\n")
+    (work / "st.json").write_text(text)
+    refused(work, "sign", "st.json", message="hex")
