@@ -46,7 +46,7 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-# a surrogate can enter a decoded string only through a ``\\uD800``–``\\uDFFF`` escape
+# a surrogate can enter a decoded string only through a \\uD800 to \\uDFFF escape
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
