@@ -21,6 +21,7 @@ from attest.statement import ResourceDescriptor
 __all__ = [
     "CLASSIC_FORMATS",
     "VerifiedMetablock",
+    "check_step_name",
     "classic_link",
     "layout_keys",
     "link_filename",
@@ -112,6 +113,19 @@ def sign_classic(signed: dict[str, Any], signer: Signer, *, dsse: bool) -> bytes
     return json.dumps(block, sort_keys=True, indent=1).encode()
 
 
+def check_step_name(step: str) -> str:
+    """A step name is part of a file name (``STEP.KEYID8.link``), so it must be one harmless
+    path component: non-empty, not starting with ``.`` (no ``..``, no hidden file), no ``/`` or
+    ``\\``, no control characters. Anything else raises :class:`~attest.errors.InvalidInput`."""
+    if not step:
+        raise InvalidInput("a step name must not be empty")
+    if step.startswith(".") or "/" in step or "\\" in step:
+        raise InvalidInput(f"step name {step!r} must not start with '.' or hold '/' or '\\'")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in step):
+        raise InvalidInput(f"step name {step!r} holds a control character")
+    return step
+
+
 def link_filename(step: str, keyid: str) -> str:
     """``STEP.KEYID8.link``: where ``in-toto-verify`` looks for a functionary's link."""
-    return f"{step}.{keyid[:8]}.link"
+    return f"{check_step_name(step)}.{keyid[:8]}.link"

@@ -92,7 +92,14 @@ def _key_value(text: str) -> tuple[str, str]:
 @app.command(context_settings={"allow_interspersed_args": False})
 def run(
     command: Annotated[list[str], typer.Argument(help="The step's command, after --.")],
-    step: Annotated[str, typer.Option("--step", help="Step name (as a layout names it).")],
+    step: Annotated[
+        str,
+        typer.Option(
+            "--step",
+            help="Step name (as a layout names it): one file-name component, not empty, no "
+            "leading '.', no '/', '\\' or control characters.",
+        ),
+    ],
     materials: Annotated[
         list[str] | None, typer.Option("--materials", "-m", help="Glob hashed before; repeatable.")
     ] = None,
@@ -116,10 +123,17 @@ def run(
     """Run one step and attest it as an in-toto link; exits with the command's code."""
     from attest._internal import fields
     from attest.build import link_statement
-    from attest.intoto_classic import CLASSIC_FORMATS, classic_link, link_filename, sign_classic
+    from attest.intoto_classic import (
+        CLASSIC_FORMATS,
+        check_step_name,
+        classic_link,
+        link_filename,
+        sign_classic,
+    )
     from attest.run import run_step
 
     with errors():
+        check_step_name(step)
         signing = Signing.of(key, sigstore, trust_config)  # before the step: never waste a build
         if link_format not in ("statement", *CLASSIC_FORMATS):
             raise InvalidInput(
@@ -176,7 +190,9 @@ def test_result(
         list[Path] | None,
         typer.Option("--junit", help="JUnit XML report: test names and result; repeatable."),
     ] = None,
-    step: Annotated[str, typer.Option("--step", help="Test step name.")] = "test",
+    step: Annotated[
+        str, typer.Option("--step", help="Test step name (the same rule as attest run --step).")
+    ] = "test",
     url: Annotated[str, typer.Option("--url", help="Where the test run can be seen.")] = "",
     passed: Annotated[
         list[str] | None, typer.Option("--passed", help="Passed test; repeatable.")
@@ -198,9 +214,11 @@ def test_result(
     from attest.collect.ci import detect_ci
     from attest.collect.junit import parse_junit
     from attest.collect.subjects import resolve_subjects
+    from attest.intoto_classic import check_step_name
     from attest.statement import ResourceDescriptor
 
     with errors():
+        check_step_name(step)
         signing = Signing.of(key, sigstore, trust_config)
         passed_names, failed_names = list(passed or []), list(failed or [])
         verdict = result.upper() if result else ""

@@ -120,3 +120,38 @@ def test_sign_statement_whose_digest_ends_in_newline_is_exit_2(work: Path) -> No
     text = (STATEMENT % "1").replace(DIGEST, "a" * 63 + "\\n")
     (work / "st.json").write_text(text)
     refused(work, "sign", "st.json", message="hex")
+
+
+# --- 4: step names are file names ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "step",
+    ["../../evilstep", "", ".hidden", "..", "a/b", "a\\b", "line\nbreak", "nul\x00", "del\x7f"],
+    ids=["traversal", "empty", "hidden", "dotdot", "slash", "backslash", "newline", "nul", "del"],
+)
+@pytest.mark.parametrize("fmt", ["link", "statement"])
+def test_run_step_name_that_is_not_one_file_name_component_is_refused_before_running(
+    work: Path, step: str, fmt: str
+) -> None:
+    r = CliRunner().invoke(
+        app, ["run", "--step", step, "--format", fmt, "--key", "k", "--", "touch", "ran"]
+    )
+    assert r.exit_code == 2, (r.stdout, r.stderr)
+    assert r.stderr.startswith("attest: error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert "step name" in r.stderr
+    assert not (work / "ran").exists()  # refused before the command ran
+    assert not list(work.glob("*.link")) and not list(work.parent.parent.glob("evilstep*"))
+
+
+@pytest.mark.parametrize("step", ["../x", "", "a\nb"])
+def test_test_result_step_name_follows_the_same_rule(work: Path, step: str) -> None:
+    refused(work, "test-result", "--step", step, "--result", "PASSED", "-s", "app.whl")
+
+
+def test_ordinary_step_names_still_write_their_link(work: Path) -> None:
+    r = CliRunner().invoke(
+        app, ["run", "--step", "build-1.2_x", "--format", "link", "--key", "k", "--", "true"]
+    )
+    assert r.exit_code == 0, r.stderr
+    assert len(list(work.glob("build-1.2_x.*.link"))) == 1
