@@ -7,7 +7,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from attest.errors import CollectorError
 from attest.statement import ResourceDescriptor
@@ -18,12 +18,18 @@ _CHUNK = 1 << 20
 _DIGEST = re.compile(r"(?:(?P<name>[^@\s]+)@)?(?P<alg>sha256|sha384|sha512):(?P<hex>[0-9a-fA-F]+)")
 _HEX_LEN = {"sha256": 64, "sha384": 96, "sha512": 128}
 _GLOB_CHARS = frozenset("*?[")
+# a PEM private key (PKCS#8, encrypted or not, or a traditional RSA/EC one) in a file's first bytes
+_PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+_HEAD = 4096
 
 
 def file_digest(path: Path) -> str:
     """Hex SHA-256 of a regular file (through a symlink to one), streamed. Anything else — a FIFO,
     a device, a socket, a directory — is refused before a byte is read: reading it could block
-    forever or never end. The check is on the open file, so a swap after it changes nothing."""
+    forever or never end. The check is on the open file, so a swap after it changes nothing.
+    A file that holds a PEM private key in its first bytes (the signing key itself, reached by
+    ``../key`` or a symlink, included: keys are PEM) is refused too: its digest would be signed
+    and published, and a digest of a low-entropy or known-format secret is an oracle for it."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
@@ -31,6 +37,8 @@ def file_digest(path: Path) -> str:
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             raise CollectorError(f"{path} is not a regular file; only files can be subjects")
+        if _PRIVATE_KEY.search(os.pread(f.fileno(), _HEAD, 0)):
+            raise CollectorError(f"{path} is a private key; a key is never hashed as a subject")
         try:
             return hashlib.file_digest(f, "sha256").hexdigest()
         except OSError as e:
@@ -93,14 +101,14 @@ def _expand(spec: str, base: Path) -> list[Path]:
     return [path]
 
 
-def _name(path: Path, base: Path, spec: str) -> str:
-    """The name a subject is recorded under: its path relative to ``base``, worked out on the
-    names alone — a symlink is recorded under its own name, never its target's. An absolute
-    ``spec`` outside ``base`` keeps the absolute spelling the user gave."""
-    normal = os.path.normpath(path)
-    relative = os.path.relpath(normal, os.path.normpath(base))
-    outside = relative == os.pardir or relative.startswith(os.pardir + os.sep)
-    return Path(normal if outside and os.path.isabs(spec) else relative).as_posix()
+def _name(path: Path, base: Path) -> str:
+    """The name a subject is recorded under: its path relative to ``base`` as the user spelled
+    it — ``./`` and doubled slashes dropped, ``..`` kept. A symlink is recorded under its own name,
+    never its target's; and ``..`` is never collapsed on the names alone, since ``x/../a.txt``
+    through a symlinked directory ``x`` is another file than ``a.txt``. A path outside ``base``
+    (an absolute spec) keeps the absolute spelling the user gave."""
+    given, root = PurePosixPath(path.as_posix()), PurePosixPath(base.as_posix())
+    return (given.relative_to(root) if given.is_relative_to(root) else given).as_posix()
 
 
 def resolve_subjects(specs: Sequence[str], base: Path | None = None) -> list[ResourceDescriptor]:
@@ -114,7 +122,7 @@ def resolve_subjects(specs: Sequence[str], base: Path | None = None) -> list[Res
             out.setdefault(direct.name, direct)
             continue
         for path in _expand(spec, base):
-            name = _name(path, base, spec)
+            name = _name(path, base)
             if name not in out:
                 out[name] = ResourceDescriptor(name=name, digest={"sha256": file_digest(path)})
     if not out:

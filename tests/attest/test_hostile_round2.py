@@ -3,14 +3,19 @@ failed before its fix."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from typer.testing import CliRunner
 
 from attest._internal.canonical import canonical_json
 from attest._internal.jsontext import loads
 from attest.cli import app
+from attest.collect.subjects import resolve_subjects
 from attest.dsse import sign_envelope
 from attest.errors import InvalidInput, InvalidStatement
 from attest.signers import read_signer
@@ -155,3 +160,62 @@ def test_ordinary_step_names_still_write_their_link(work: Path) -> None:
     )
     assert r.exit_code == 0, r.stderr
     assert len(list(work.glob("build-1.2_x.*.link"))) == 1
+
+
+# --- 5: a recorded name names the file that was hashed --------------------------------------------
+
+
+def test_dotdot_through_a_symlinked_directory_is_recorded_as_given_not_collapsed(
+    work: Path,
+) -> None:
+    elsewhere = work / "elsewhere"
+    (elsewhere / "sub").mkdir(parents=True)
+    (elsewhere / "a.txt").write_bytes(b"other file")
+    (work / "a.txt").write_bytes(b"the real a.txt")
+    (work / "x").symlink_to(elsewhere / "sub")
+    subjects = resolve_subjects(["x/../a.txt", ".//a.txt"], work)
+    names = {s.name: s.digest["sha256"] for s in subjects}
+    # x/../a.txt is elsewhere/a.txt to the OS: never recorded under the name a.txt
+    assert names["x/../a.txt"] == hashlib.sha256(b"other file").hexdigest()
+    assert names["a.txt"] == hashlib.sha256(b"the real a.txt").hexdigest()
+
+
+def test_subject_outside_the_working_directory_keeps_its_relative_spelling(work: Path) -> None:
+    (work / "d").mkdir()
+    names = [s.name for s in resolve_subjects(["../app.whl", str(work / "app.whl")], work / "d")]
+    assert names == ["../app.whl", str(work / "app.whl")]
+
+
+# --- 6: a private key is never hashed as a subject -------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["dotdot", "symlink", "copy", "encrypted"])
+def test_private_key_as_subject_is_refused(work: Path, how: str) -> None:
+    (work / "d").mkdir()
+    if how == "dotdot":
+        spec, cwd = "../k", work / "d"
+    elif how == "symlink":
+        (work / "innocent.txt").symlink_to(work / "k")
+        spec, cwd = "innocent.txt", work
+    elif how == "copy":
+        (work / "key.bak").write_bytes(b"# saved\n" + (work / "k").read_bytes())
+        spec, cwd = "key.bak", work
+    else:
+        key = ed25519.Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"pw"),
+        )
+        (work / "enc").write_bytes(pem)
+        spec, cwd = "enc", work
+    os.chdir(cwd)
+    args = ["test-result", "--result", "PASSED", "-s", spec, "--key", str(work / "k")]
+    r = CliRunner().invoke(app, [*args, "-o", "out.json"])
+    assert r.exit_code == 2, (r.stdout, r.stderr)
+    assert "private key" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert not (cwd / "out.json").exists()
+
+
+def test_public_key_and_certificate_are_still_subjects(work: Path) -> None:
+    assert resolve_subjects(["k.pub"], work)[0].name == "k.pub"
