@@ -15,7 +15,7 @@ from typing import Any
 
 from attest._internal import fields as f
 from attest._internal.files import read_json
-from attest.collect.deps._common import purl
+from attest.collect.deps._common import checked_purl, purl
 from attest.errors import CollectorError
 from attest.predicates import Severity, Vulnerability, VulnScan
 
@@ -48,6 +48,18 @@ def _package(kind: str, name: Any, version: Any) -> str:
     return purl(kind, bare, version, namespace)
 
 
+def _package_name(text: str) -> str:
+    """A report's package as recorded: a purl that passes the lock-file collectors' name checks,
+    or a bare name that is no path (no empty, ``.``-led or backslashed part, no control
+    character). ``ValueError`` otherwise: the report is refused, never signed as it came."""
+    if text.startswith("pkg:"):
+        return checked_purl(text)
+    parts = text.split("/")
+    if any(not p or p.startswith(".") or "\\" in p for p in parts) or not text.isprintable():
+        raise ValueError(f"package name {text!r} is not a package name")
+    return text
+
+
 def _finding(
     vid: Any,
     severities: Iterable[tuple[str, Any]],
@@ -60,7 +72,7 @@ def _finding(
         raise ValueError(f"a finding's id must be a non-empty string, not {vid!r}")
     if not isinstance(package, str) or not package:
         raise ValueError(f"finding {vid} names no package")
-    annotation: dict[str, Any] = {"package": package}
+    annotation: dict[str, Any] = {"package": _package_name(package)}
     if installed:
         annotation["installedVersion"] = installed
     fixed_list = sorted({v for v in fixed if v})

@@ -4,6 +4,7 @@ failed before its fix."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from attest._internal.canonical import canonical_json
 from attest._internal.jsontext import loads
 from attest.cli import app
 from attest.collect.subjects import resolve_subjects
-from attest.dsse import sign_envelope
+from attest.dsse import Envelope, sign_envelope
 from attest.errors import InvalidInput, InvalidStatement
 from attest.signers import read_signer
 from attest.statement import ResourceDescriptor
@@ -219,3 +220,75 @@ def test_private_key_as_subject_is_refused(work: Path, how: str) -> None:
 
 def test_public_key_and_certificate_are_still_subjects(work: Path) -> None:
     assert resolve_subjects(["k.pub"], work)[0].name == "k.pub"
+
+
+# --- 7: a scanner's package names pass the lock-file collectors' checks ----------------------------
+
+
+def grype_match(artifact: dict) -> str:  # type: ignore[type-arg]
+    return json.dumps(
+        {
+            "descriptor": {"name": "grype", "version": "1"},
+            "matches": [
+                {"vulnerability": {"id": "CVE-1", "severity": "High"}, "artifact": artifact}
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "artifact",
+    [
+        {"purl": "pkg:npm/../../x@1", "name": "a", "version": "1", "type": "npm"},
+        {"purl": "pkg:npm/%2e%2e@1", "name": "a", "version": "1"},
+        {"purl": "pkg:cargo/a%2Fb@1", "name": "a"},
+        {"purl": "pkg:no-slash", "name": "a"},
+        {"name": "../../x", "version": "1", "type": "npm"},
+        {"name": "a/./b", "version": "1"},
+        {"name": "a\nb", "version": "1"},
+    ],
+    ids=[
+        "purl-traversal",
+        "purl-dotdot-name",
+        "purl-cargo-slash",
+        "purl-malformed",
+        "bare-traversal",
+        "bare-dot",
+        "bare-newline",
+    ],
+)
+def test_scan_report_with_path_like_package_is_refused_not_signed(
+    work: Path,
+    artifact: dict,  # type: ignore[type-arg]
+) -> None:
+    (work / "g.json").write_text(grype_match(artifact))
+    refused(work, "scan", "-s", "app.whl", "--report", "g.json", message="g.json")
+
+
+@pytest.mark.parametrize(
+    ("artifact", "recorded"),
+    [
+        ({"purl": "pkg:npm/%40scope/x@1", "name": "x"}, "pkg:npm/%40scope/x@1"),
+        ({"purl": "pkg:pypi/zope.interface@5", "name": "x"}, "pkg:pypi/zope.interface@5"),
+        ({"purl": "pkg:golang/github.com/a/b@v1", "name": "b"}, "pkg:golang/github.com/a/b@v1"),
+        (
+            {"purl": "pkg:deb/debian/libc6@2.31?arch=amd64&distro=debian-11", "name": "libc6"},
+            "pkg:deb/debian/libc6@2.31?arch=amd64&distro=debian-11",
+        ),
+        ({"name": "libstdc++6"}, "libstdc++6"),
+        ({"name": "github.com/a/b"}, "github.com/a/b"),
+    ],
+)
+def test_scan_report_ordinary_packages_still_recorded(
+    work: Path,
+    artifact: dict,
+    recorded: str,  # type: ignore[type-arg]
+) -> None:
+    (work / "g.json").write_text(grype_match(artifact))
+    r = CliRunner().invoke(
+        app, ["scan", "-s", "app.whl", "--report", "g.json", "--key", "k", "-o", "out.json"]
+    )
+    assert r.exit_code == 0, r.stderr
+    payload = Envelope.from_json((work / "out.json").read_bytes()).unverified_payload
+    result = json.loads(payload)["predicate"]["scanner"]["result"]
+    assert result[0]["annotations"][0]["package"] == recorded

@@ -30,18 +30,36 @@ def purl(kind: str, name: object, version: object, namespace: str | None = None)
     ``../../x``, an empty name) or a name or version that is not a string."""
     if not isinstance(name, str) or not (version is None or isinstance(version, str)):
         raise ValueError(f"package name {name!r} and version {version!r} must be strings")
+    _check_name(kind, name, namespace, _NAMES.get(kind, _SEGMENT))
+    return str(
+        PackageURL(type=kind, namespace=namespace, name=name, version=version or None).to_string()
+    )
+
+
+def _check_name(kind: str, name: str, namespace: str | None, names: re.Pattern[str]) -> None:
     scope = _NPM_SCOPE if kind == "npm" else None
     namespace_ok = not namespace or (
         scope.fullmatch(namespace)
         if scope
         else all(_SEGMENT.fullmatch(s) for s in namespace.split("/"))
     )
-    if not namespace_ok or not _NAMES.get(kind, _SEGMENT).fullmatch(name):
+    if not namespace_ok or not names.fullmatch(name):
         shown = f"{namespace}/{name}" if namespace else name
         raise ValueError(f"{shown!r} is not a valid {kind} package name")
-    return str(
-        PackageURL(type=kind, namespace=namespace, name=name, version=version or None).to_string()
-    )
+
+
+def checked_purl(text: str) -> str:
+    """A purl someone else wrote (a scanner report's), parsed and written back; ``ValueError`` for
+    a malformed one or one whose name or namespace is path-like, by the checks :func:`purl`
+    applies (PyPI names as any safe segment: a scanner need not give the PEP 503 form)."""
+    try:
+        parsed = PackageURL.from_string(text)
+    except ValueError as e:
+        raise ValueError(f"{text!r} is not a package URL ({e})") from e
+    kind = parsed.type
+    names = _SEGMENT if kind == "pypi" else _NAMES.get(kind, _SEGMENT)
+    _check_name(kind, parsed.name, parsed.namespace, names)
+    return str(parsed.to_string())
 
 
 def algo_hex(spec: str) -> tuple[str, str] | None:
