@@ -73,8 +73,9 @@ def parse_rfc3339(text: str) -> datetime:
 def format_time(t: datetime) -> str:
     """UTC, RFC 3339 with a ``Z`` (microseconds only when present)."""
     t = t.astimezone(UTC)
-    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if t.microsecond else "%Y-%m-%dT%H:%M:%SZ"
-    return t.strftime(fmt)
+    # %Y is not zero-padded on glibc (year 1 → "1"): always four digits, as RFC 3339 wants
+    fmt = "-%m-%dT%H:%M:%S.%fZ" if t.microsecond else "-%m-%dT%H:%M:%SZ"
+    return f"{t.year:04d}" + t.strftime(fmt)
 
 
 def prune(d: dict[str, Any]) -> dict[str, Any]:

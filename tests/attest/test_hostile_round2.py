@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from typer.testing import CliRunner
 
 from attest._internal.canonical import canonical_json
+from attest._internal.fields import format_time, parse_rfc3339
 from attest._internal.jsontext import loads
 from attest.cli import app
+from attest.collect.deps.python import parse_requirements
 from attest.collect.subjects import resolve_subjects
 from attest.dsse import Envelope, sign_envelope
-from attest.errors import InvalidInput, InvalidStatement
+from attest.errors import CollectorError, InvalidInput, InvalidStatement
 from attest.signers import read_signer
 from attest.statement import ResourceDescriptor
 
@@ -292,3 +295,37 @@ def test_scan_report_ordinary_packages_still_recorded(
     payload = Envelope.from_json((work / "out.json").read_bytes()).unverified_payload
     result = json.loads(payload)["predicate"]["scanner"]["result"]
     assert result[0]["annotations"][0]["package"] == recorded
+
+
+# --- 8: one-line messages, four-digit years --------------------------------------------------------
+
+
+def test_requirements_parse_error_is_one_line(work: Path) -> None:
+    (work / "requirements.txt").write_text("requests==2.31.0\nfoo bar baz ===\n")
+    with pytest.raises(CollectorError) as e:
+        parse_requirements(work / "requirements.txt")
+    assert "\n" not in str(e.value) and "requirements.txt:2: not a requirement" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("when", "shown"),
+    [
+        (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01T00:00:00Z"),
+        (datetime(99, 12, 31, 23, 59, 59, 5, tzinfo=UTC), "0099-12-31T23:59:59.000005Z"),
+        (datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC), "2024-05-06T07:08:09Z"),
+    ],
+)
+def test_times_are_written_with_four_digit_years(when: datetime, shown: str) -> None:
+    assert format_time(when) == shown
+    assert parse_rfc3339(shown) == when
+
+
+def test_scan_report_from_year_1_is_signed_with_a_readable_time(work: Path) -> None:
+    doc = {"descriptor": {"version": "1", "timestamp": "0001-01-01T00:00:00Z"}, "matches": []}
+    (work / "g.json").write_text(json.dumps(doc))
+    r = CliRunner().invoke(
+        app, ["scan", "-s", "app.whl", "--report", "g.json", "--key", "k", "-o", "out.json"]
+    )
+    assert r.exit_code == 0, r.stderr
+    payload = json.loads(Envelope.from_json((work / "out.json").read_bytes()).unverified_payload)
+    assert payload["predicate"]["metadata"]["scanStartedOn"] == "0001-01-01T00:00:00Z"

@@ -63,7 +63,9 @@ def parse_requirements(path: Path) -> list[ResourceDescriptor]:
         try:
             req = Requirement(spec)
         except InvalidRequirement as e:
-            raise CollectorError(f"{path}:{lineno}: not a requirement: {e}") from e
+            # packaging's message is three lines (message, the line, a caret): keep the first
+            reason = str(e).splitlines()[0] if str(e) else "unreadable"
+            raise CollectorError(f"{path}:{lineno}: not a requirement: {reason}") from e
         pins = [s.version for s in req.specifier if s.operator in ("==", "===")]
         hashes = [h for h in (algo_hex(v) for v in _HASH_OPT.findall(line)) if h]
         if req.url:
