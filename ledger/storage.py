@@ -8,6 +8,7 @@ commits — all or nothing. Reads never take the lock.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -210,7 +211,8 @@ class LedgerStore:
         self.engine.dispose()
         if self._new_file is not None:
             for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(f"{self._new_file}{suffix}").unlink(missing_ok=True)
+                with suppress(OSError):  # missing, or a read-only file system: nothing to undo
+                    Path(f"{self._new_file}{suffix}").unlink()
 
     # -- schema and metadata ------------------------------------------------------------------
 

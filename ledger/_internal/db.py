@@ -58,6 +58,7 @@ def make_engine(url: str, *, create: bool = False) -> Engine:
     the engine meets later is raised as the ledger's own, in one line (see ``db_errors``).
     """
     parsed = parse_url(url)
+    target = parsed  # as the user spelled it, for messages
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         path = sqlite_file(url)
@@ -79,7 +80,7 @@ def make_engine(url: str, *, create: bool = False) -> Engine:
         raise InvalidInput(
             f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://…"
         )
-    db_errors.install(engine, db_errors.Target.of(parsed, path), busy_error)
+    db_errors.install(engine, db_errors.Target.of(target, path), busy_error)
     return engine
 
 

@@ -118,10 +118,14 @@ def _sqlite_open_error(path: Path, reason: str) -> Error:
     directory = path.parent
     if not directory.is_dir():
         return StorageError(f"cannot open sqlite file {path}: directory {directory} does not exist")
+    if os.statvfs(directory).f_flag & os.ST_RDONLY and not path.exists():
+        return StorageError(
+            f"the database is read-only: cannot create {path}: read-only file system"
+        )
     if os.statvfs(directory).f_flag & os.ST_RDONLY:
         return StorageError(
             f"the database is read-only: {path} is on a read-only file system "
-            "(SQLite must write its -wal and -shm files beside it)"
+            "(SQLite writes a -shm file beside it even to read)"
         )
     if not path.exists():
         return NotFound(f"no ledger at {path}")
