@@ -369,7 +369,7 @@ def test_the_help_examples_work_as_written_in_order(work: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     env["PATH"] = f"{Path(LEDGER).parent}{os.pathsep}{env['PATH']}"
     for command, example in examples():
-        assert example.startswith(f"ledger {command} ") or command == "import", example
+        assert f"{example} ".startswith(f"ledger {command} ") or command == "import", example
         p = subprocess.run(
             ["sh", "-c", example], cwd=work, env=env, capture_output=True, text=True, check=False
         )
