@@ -116,7 +116,7 @@ def _open(db: str, key_file: Path | None, *, writer: bool) -> Ledger:
     return Ledger.open(db, _key(db, key_file) if writer else None)
 
 
-@app.command(epilog=_epilog("ledger init --origin example.com/ledger"))
+@app.command(epilog=_epilog("ledger init --origin example.com/ledger > ledger.vkey"))
 def init(
     origin: Annotated[
         str, typer.Option(help="Log origin, e.g. example.com/ledger (the key name).")
@@ -356,7 +356,7 @@ VkeyOpt = Annotated[
     "import",
     epilog=_epilog(
         "ledger init --origin example.com/ledger --db sqlite:///copy.db && "
-        "ledger import ledger.jsonl --db sqlite:///copy.db"
+        'ledger import ledger.jsonl --db sqlite:///copy.db --vkey "$(cat ledger.vkey)"'
     ),
 )
 def import_cmd(

@@ -49,8 +49,14 @@ def free_port() -> int:
 def work(tmp_path: Path, signed_samples: list[bytes]) -> Path:
     for i, body in enumerate(signed_samples[:3]):
         (tmp_path / f"a{i}.json").write_bytes(body)
-    write_signer(tmp_path / "some.key", generate_key("some.example/log"))  # no ledger's key
+    some = generate_key("some.example/log")  # no ledger's key
+    write_signer(tmp_path / "some.key", some)
+    (tmp_path / "some.vkey").write_text(some.verifier_key())
     return tmp_path
+
+
+def _vkey(work: Path) -> str:
+    return (work / "some.vkey").read_text()
 
 
 # -- item: bounded reads ---------------------------------------------------------------------
@@ -227,7 +233,7 @@ def test_reading_commands_on_a_missing_sqlite_file_create_nothing(work: Path) ->
         ["check"],
         ["export", "out.jsonl"],
         ["append", "a0.json", "--key-file", "some.key"],
-        ["import", "x.jsonl", "--key-file", "some.key"],
+        ["import", "x.jsonl", "--key-file", "some.key", "--vkey", _vkey(work)],
     ):
         p = run(work, *args, "--db", "sqlite:///missing.db", ok=False)
         assert one_line_error(p, 3) == "ledger: error: no ledger at missing.db", args
@@ -319,7 +325,7 @@ def test_every_subcommand_with_a_broken_database_url_fails_in_one_line(
         "proof": ["--index", "0"],
         "check": [],
         "export": ["out.jsonl"],
-        "import": ["x.jsonl", "--key-file", "some.key"],
+        "import": ["x.jsonl", "--key-file", "some.key", "--vkey", _vkey(work)],
     }
     assert sorted(cases) == sorted(COMMANDS)
     for command, args in cases.items():
