@@ -39,6 +39,10 @@ def one_line_error(p: subprocess.CompletedProcess[str], code: int) -> str:
     return p.stderr.strip()
 
 
+def failed_init(cwd: Path, db: str, *more: str) -> subprocess.CompletedProcess[str]:
+    return run(cwd, "init", "--origin", "x/y", "--db", db, *more, ok=False)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -175,22 +179,12 @@ def test_a_read_only_file_system_is_named_in_one_line_and_nothing_changes(
     assert one_line_error(run(mnt, "check", ok=False), 4) == read_only
     p = run(mnt, "append", str(work / "a1.json"), "--key-file", str(work / "k"), ok=False)
     assert one_line_error(p, 4) == read_only
-    p = run(work, "init", "--origin", "x/y", "--db", f"sqlite:///{mnt}/new.db", ok=False)
+    p = failed_init(work, f"sqlite:///{mnt}/new.db")
     assert one_line_error(p, 4) == (
         f"ledger: error: the database is read-only: cannot create {mnt}/new.db: "
         "read-only file system"
     )
-    p = run(
-        work,
-        "init",
-        "--origin",
-        "x/y",
-        "--db",
-        "sqlite:///new.db",
-        "--key-file",
-        f"{mnt}/k",
-        ok=False,
-    )
+    p = failed_init(work, "sqlite:///new.db", "--key-file", f"{mnt}/k")
     assert one_line_error(p, 2).endswith("Read-only file system")
     assert not (work / "new.db").exists()  # made before the key file failed, then removed
     assert sorted(os.listdir(mnt)) == before
@@ -242,26 +236,14 @@ def test_reading_commands_on_a_missing_sqlite_file_create_nothing(work: Path) ->
 
 def test_a_failed_init_removes_the_file_it_created(work: Path) -> None:
     (work / "taken.key").write_text("not mine")
-    p = run(
-        work,
-        "init",
-        "--origin",
-        "x/y",
-        "--db",
-        "sqlite:///new.db",
-        "--key-file",
-        "taken.key",
-        ok=False,
-    )
+    p = failed_init(work, "sqlite:///new.db", "--key-file", "taken.key")
     assert "already exists" in one_line_error(p, 2)
     assert not list(work.glob("new.db*"))
     assert (work / "taken.key").read_text() == "not mine"
-    p = run(work, "init", "--origin", "x/y", "--db", "sqlite:///no/such/dir/new.db", ok=False)
+    p = failed_init(work, "sqlite:///no/such/dir/new.db")
     assert one_line_error(p, 4).endswith("directory no/such/dir does not exist")
     port = free_port()
-    p = run(
-        work, "init", "--origin", "x/y", "--db", f"postgresql://u@127.0.0.1:{port}/db", ok=False
-    )
+    p = failed_init(work, f"postgresql://u@127.0.0.1:{port}/db")
     one_line_error(p, 4)
     assert sorted(p.name for p in work.glob("*.key")) == ["some.key", "taken.key"]
 
@@ -269,7 +251,7 @@ def test_a_failed_init_removes_the_file_it_created(work: Path) -> None:
 def test_init_over_an_existing_empty_file_keeps_that_file_when_it_fails(work: Path) -> None:
     (work / "mine.db").touch()
     (work / "mine.db.key").write_text("taken")
-    p = run(work, "init", "--origin", "x/y", "--db", "sqlite:///mine.db", ok=False)
+    p = failed_init(work, "sqlite:///mine.db")
     one_line_error(p, 2)
     assert (work / "mine.db").exists()
 
