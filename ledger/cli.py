@@ -267,7 +267,7 @@ def _pins(db: str, vkey: str | None, key_file: Path | None) -> dict[str, str]:
     return pins
 
 
-@app.command(epilog=_epilog("ledger check"))
+@app.command(epilog=_epilog('ledger check --vkey "$(cat ledger.vkey)"'))
 def check(db: DbOpt = DEFAULT_DB, vkey: CheckVkeyOpt = None, key_file: KeyOpt = None) -> None:
     """Recompute every leaf, link, tile and checkpoint; exit 1 naming the first bad index.
 

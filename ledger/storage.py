@@ -284,7 +284,7 @@ class LedgerStore:
                 result = self._sequence(conn, batch, origin, signer, clock, scratch)
         except SQLAlchemyError as e:
             raise busy_error(e) or StorageError(
-                f"append failed and was rolled back: {e.__class__.__name__}: {e}"
+                f"append failed and was rolled back: {one_line(e)}"
             ) from e
         self.cache.absorb(scratch)  # committed: what the batch computed may now serve reads
         return result
