@@ -89,7 +89,7 @@ def _raise_ledger_error(target: Target, busy: Busy, ctx: ExceptionContext) -> No
     writing = ctx.connection is not None and ctx.connection.get_execution_options().get(
         "ledger_write", False
     )
-    what = "the write failed and was rolled back" if writing else "database read failed"
+    what = "the write failed and was rolled back" if writing else "database error"
     raise StorageError(f"{what}: {reason}") from orig
 
 
