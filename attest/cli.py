@@ -30,9 +30,9 @@ from attest._internal.cli_app import (
     errors,
 )
 from attest._internal.cli_help import EXIT_CODES, epilog
-from attest._internal.files import read_document
 from attest.errors import InvalidInput
 from attest.statement import parse_statement
+from attest.verification import read_document
 
 __all__ = ["app", "main"]
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from attest._internal import jsontext
-from attest._internal.files import read_document
 from attest.collect.subjects import resolve_subjects
 from attest.dsse import INTOTO_PAYLOAD_TYPE, Envelope, VerifiedEnvelope, verify_envelope
 from attest.errors import InvalidInput, InvalidStatement, SignatureError

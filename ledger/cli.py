@@ -39,7 +39,10 @@ from ledger.note import NoteVerifier, parse_verifier
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 
 DISTRIBUTION = "provenance-ledger"
-EXIT_CODES = "Exit codes: 0 ok, 1 integrity failure, 2 bad input, 3 not found, 4 database failure."
+EXIT_CODES = (
+    "Exit codes: 0 ok, 1 integrity failure, 2 bad input, 3 not found, 4 database failure, "
+    "5 not trusted."
+)
 
 
 def _epilog(example: str) -> str:
@@ -354,10 +357,7 @@ VkeyOpt = Annotated[
 
 @app.command(
     "import",
-    epilog=_epilog(
-        "ledger init --origin example.com/ledger --db sqlite:///copy.db && "
-        'ledger import ledger.jsonl --db sqlite:///copy.db --vkey "$(cat ledger.vkey)"'
-    ),
+    epilog=_epilog('ledger import ledger.jsonl --db sqlite:///copy.db --vkey "$(cat ledger.vkey)"'),
 )
 def import_cmd(
     file: Annotated[str, typer.Argument(help="A file written by `ledger export` ('-' for stdin).")],

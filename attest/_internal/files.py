@@ -14,9 +14,6 @@ from typing import Any
 from attest._internal import jsontext
 from attest.errors import CollectorError, InvalidInput
 
-# The ledger's body limit: an envelope or bundle larger than this could never be recorded.
-MAX_DOCUMENT_BYTES = 1 << 20
-
 
 def write_atomic(
     path: Path | str, data: bytes, *, mode: int = 0o644, exclusive: bool = False
@@ -78,16 +75,3 @@ def read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as e:
         raise CollectorError(f"{path} is not valid TOML: {e}") from e
-
-
-def read_document(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
-    """An input document, read no further than one byte past ``limit`` (``/dev/zero`` is
-    endless), so an oversized or unbounded input fails at once."""
-    try:
-        with path.open("rb") as f:
-            data = f.read(limit + 1)
-    except OSError as e:
-        raise InvalidInput(f"cannot read {path}: {e.strerror}") from e
-    if len(data) > limit:
-        raise InvalidInput(f"{path} is larger than the {limit}-byte limit")
-    return data

@@ -19,8 +19,8 @@ import typer
 from typer.testing import CliRunner
 
 from attest._internal.cli_help import EXIT_CODES, RUN_EXIT_CODES
-from attest._internal.files import MAX_DOCUMENT_BYTES
 from attest.cli import app
+from attest.verification import MAX_DOCUMENT_BYTES
 
 DATA = Path(__file__).parent / "data"
 ATTEST = [sys.executable, "-m", "attest.cli"]
@@ -108,6 +108,9 @@ def test_dev_zero_or_a_file_one_byte_too_big_is_refused_after_reading_the_limit(
         err = child.stderr.read().decode()
         _, status, usage = os.wait4(child.pid, 0)
         assert os.waitstatus_to_exitcode(status) == 2, err
-        assert err == f"attest: error: {name} is larger than the {MAX_DOCUMENT_BYTES}-byte limit\n"
+        assert err == (
+            f"attest: error: {name} is larger than {MAX_DOCUMENT_BYTES} bytes, "
+            "the largest body a ledger takes\n"
+        )
         assert usage.ru_maxrss < 200 * 1024, f"{name}: {usage.ru_maxrss} KiB read into memory"
         assert time.monotonic() - start < 30

@@ -27,8 +27,12 @@ from ledger.note import generate_key
 from tests.conftest import _pg_base_url
 from tests.ledger.test_cli import LEDGER, run
 
-EXIT_CODES = "Exit codes: 0 ok, 1 integrity failure, 2 bad input, 3 not found, 4 database failure."
+EXIT_CODES = (
+    "Exit codes: 0 ok, 1 integrity failure, 2 bad input, 3 not found, 4 database failure, "
+    "5 not trusted."
+)
 COMMANDS = ["init", "append", "checkpoint", "proof", "check", "export", "import"]
+GROUPS = ["signers"]  # its own subcommands and help (not covered here)
 
 
 def one_line_error(p: subprocess.CompletedProcess[str], code: int) -> str:
@@ -37,6 +41,12 @@ def one_line_error(p: subprocess.CompletedProcess[str], code: int) -> str:
     assert p.stderr.count("\n") == 1 and p.stderr.startswith("ledger: error: "), p.stderr
     assert "Traceback" not in p.stderr and "SELECT" not in p.stderr and "INSERT" not in p.stderr
     return p.stderr.strip()
+
+
+def init_trusted(cwd: Path, work: Path, *args: str) -> None:
+    """``ledger init`` with ``args``, and the samples' key registered as signer ``ci``."""
+    run(cwd, "init", "--origin", "cli.example/log", *args)
+    run(cwd, "signers", "add", "--name", "ci", "--key", str(work / "sample.pub"), *args)
 
 
 def failed_init(cwd: Path, db: str, *more: str) -> subprocess.CompletedProcess[str]:
@@ -50,9 +60,10 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def work(tmp_path: Path, signed_samples: list[bytes]) -> Path:
+def work(tmp_path: Path, signed_samples: list[bytes], sample_pub_pem: bytes) -> Path:
     for i, body in enumerate(signed_samples[:3]):
         (tmp_path / f"a{i}.json").write_bytes(body)
+    (tmp_path / "sample.pub").write_bytes(sample_pub_pem)
     some = generate_key("some.example/log")  # no ledger's key
     write_signer(tmp_path / "some.key", some)
     (tmp_path / "some.vkey").write_text(some.verifier_key())
@@ -139,13 +150,13 @@ def test_an_uninitialised_sqlite_file_says_run_init_and_stays_empty(work: Path) 
 
 
 def test_a_read_only_sqlite_url_refuses_writes_in_one_line(work: Path) -> None:
-    run(work, "init", "--origin", "cli.example/log")
+    init_trusted(work, work)
     run(work, "append", "a0.json")
     ro = f"sqlite:///file:{work / 'ledger.db'}?mode=ro&uri=true"
     key = ["--key-file", str(work / "ledger.db.key")]
     line = one_line_error(run(work, "append", "a1.json", "--db", ro, *key, ok=False), 4)
     assert line.endswith(f"the database is read-only (sqlite file {work / 'ledger.db'})")
-    assert json.loads(run(work, "check", "--db", ro).stdout)["records"] == 1
+    assert json.loads(run(work, "check", "--db", ro).stdout)["records"] == 2  # signer, a0
 
 
 @pytest.fixture
@@ -166,7 +177,7 @@ def test_a_read_only_file_system_is_named_in_one_line_and_nothing_changes(
     read_only_mount: Path, work: Path
 ) -> None:
     mnt = read_only_mount
-    run(mnt, "init", "--origin", "cli.example/log")
+    init_trusted(mnt, work)
     run(mnt, "append", str(work / "a0.json"))
     (work / "k").write_bytes((mnt / "ledger.db.key").read_bytes())
     (work / "k").chmod(0o600)
@@ -194,15 +205,15 @@ def test_a_read_only_file_system_is_named_in_one_line_and_nothing_changes(
 def test_a_read_only_postgres_transaction_refuses_writes_in_one_line(
     work: Path, pg_url: str
 ) -> None:
-    run(work, "init", "--origin", "cli.example/log", "--db", pg_url, "--key-file", "k")
+    init_trusted(work, work, "--db", pg_url, "--key-file", "k")
     ro = pg_url + "%20-cdefault_transaction_read_only%3Don"
     p = run(work, "append", "a0.json", "--db", ro, "--key-file", "k", ok=False)
     assert "the database is read-only (PostgreSQL database " in one_line_error(p, 4)
-    assert json.loads(run(work, "check", "--db", pg_url).stdout)["records"] == 0
+    assert json.loads(run(work, "check", "--db", pg_url).stdout)["records"] == 1  # the signer
 
 
 def test_a_failed_write_gives_the_drivers_reason_without_sql_or_parameters(work: Path) -> None:
-    run(work, "init", "--origin", "cli.example/log")
+    init_trusted(work, work)
     run(work, "append", "a0.json")
     con = sqlite3.connect(work / "ledger.db")
     con.execute(
@@ -212,7 +223,7 @@ def test_a_failed_write_gives_the_drivers_reason_without_sql_or_parameters(work:
     con.close()
     line = one_line_error(run(work, "append", "a1.json", ok=False), 4)
     assert line.endswith(": the write failed and was rolled back: quota")
-    assert json.loads(run(work, "check").stdout)["records"] == 1
+    assert json.loads(run(work, "check").stdout)["records"] == 2  # signer, a0
 
 
 # -- item: reading commands and a failed init create nothing ---------------------------------
@@ -277,9 +288,9 @@ def test_a_ledger_made_with_one_url_spelling_appends_with_the_other(
     work: Path, pg_url: str
 ) -> None:
     plain = "postgresql://" + pg_url.split("://", 1)[1]
-    run(work, "init", "--origin", "cli.example/log", "--db", plain)
+    init_trusted(work, work, "--db", plain)
     out = run(work, "append", "a0.json", "--db", pg_url).stdout
-    assert json.loads(out)["index"] == 0
+    assert json.loads(out)["index"] == 1  # after the signer's entry
 
 
 # -- item: every subcommand, broken database: one line, documented code ----------------------
@@ -314,8 +325,9 @@ def test_every_subcommand_with_a_broken_database_url_fails_in_one_line(
         p = run(work, command, *args, "--db", url, ok=False)
         expected = code if not (command == "init" and code == 3) else 0
         if expected == 0:  # init is the one command that may make a missing SQLite file
+            for made in work.glob("new.*"):
+                made.unlink()
             (work / "missing.db").unlink()
-            (work / "new.key").unlink()
             continue
         one_line_error(p, expected)
     assert sorted(os.listdir(work)) == before
@@ -345,7 +357,7 @@ def examples() -> Iterator[tuple[str, str]]:
 
 
 def test_help_of_every_subcommand_lists_the_exit_codes_and_an_example() -> None:
-    assert sorted(typer.main.get_group(app).commands) == sorted(COMMANDS)
+    assert sorted(typer.main.get_group(app).commands) == sorted(COMMANDS + GROUPS)
     assert EXIT_CODES in _help()
     for command in COMMANDS:
         assert EXIT_CODES in _help(command), command
@@ -357,9 +369,15 @@ def test_the_help_examples_work_as_written_in_order(work: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     env["PATH"] = f"{Path(LEDGER).parent}{os.pathsep}{env['PATH']}"
     for command, example in examples():
+        if command == "append":  # what init cannot do: trust the key that signed the body
+            run(work, "signers", "add", "--name", "ci", "--key", "sample.pub")
+        if command == "import":  # an empty ledger of the same origin and admin key to import into
+            copy = ["--db", "sqlite:///copy.db", "--admin-key", "ledger.db.admin.key"]
+            run(work, "init", "--origin", "example.com/ledger", *copy)
         assert f"{example} ".startswith(f"ledger {command} ") or command == "import", example
         p = subprocess.run(
             ["sh", "-c", example], cwd=work, env=env, capture_output=True, text=True, check=False
         )
         assert p.returncode == 0, (command, example, p.stderr)
-    assert json.loads(run(work, "check", "--db", "sqlite:///copy.db").stdout)["records"] == 1
+    copy = json.loads(run(work, "check", "--db", "sqlite:///copy.db").stdout)
+    assert copy["records"] == json.loads(run(work, "check").stdout)["records"] == 2
