@@ -10,6 +10,7 @@ Nothing is written unless everything before it succeeded.
 from __future__ import annotations
 
 import json
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated
 
@@ -28,13 +29,33 @@ from attest._internal.cli_app import (
     deliver,
     errors,
 )
+from attest._internal.cli_help import EXIT_CODES, epilog
 from attest.errors import InvalidInput
 from attest.statement import parse_statement
+from attest.verification import read_document
 
 __all__ = ["app", "main"]
 
 
-@app.command()
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"attest {metadata.version('provenance-ledger')}")
+        raise typer.Exit()
+
+
+@app.callback(epilog=EXIT_CODES)
+def _main(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """attest: signed in-toto attestations from every CI step."""
+
+
+@app.command(epilog=epilog("attest keygen -o ci-key"))
 def keygen(
     output: Annotated[Path, typer.Option("--output", "-o", help="Writes NAME and NAME.pub.")],
     key_type: Annotated[
@@ -58,7 +79,7 @@ def keygen(
         )
 
 
-@app.command()
+@app.command(epilog=epilog("attest sign statement.json --key ci-key -o statement.intoto.json"))
 def sign(
     statement_file: Annotated[Path, typer.Argument(help="An in-toto Statement (JSON).")],
     key: KeyOpt = None,
@@ -70,15 +91,11 @@ def sign(
     """Validate a Statement and sign it."""
     with errors():
         signing = Signing.of(key, sigstore, trust_config)
-        try:
-            raw = statement_file.read_bytes()
-        except OSError as e:
-            raise InvalidInput(f"cannot read {statement_file}: {e.strerror}") from e
-        statement = parse_statement(raw)
+        statement = parse_statement(read_document(statement_file))
         deliver(statement, signing, out=out, ledger=ledger)
 
 
-@app.command()
+@app.command(epilog=epilog("attest verify statement.intoto.json --key ci-key.pub"))
 def verify(
     envelope: Annotated[Path, typer.Argument(help="DSSE envelope or Sigstore bundle (JSON).")],
     key: Annotated[

@@ -2,7 +2,8 @@
 
 Machine-read answers are JSON on stdout; errors are one line on stderr with a non-zero exit:
 2 bad input, 3 not found, 4 storage failure, 1 integrity failure (``check``), 5 not trusted (a
-signature the trust registry does not allow; nothing was written).
+signature the trust registry does not allow; nothing was written). Every command's ``--help``
+ends with an example and these codes.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
 
+from ledger.bodies import MAX_BODY_BYTES
 from ledger.errors import (
     AppendsFailed,
     Error,
@@ -33,9 +36,37 @@ from ledger.keys import default_key_path, load_signer
 from ledger.log import Ledger, utc_now
 from ledger.note import NoteVerifier, parse_verifier
 
-app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Provenance Ledger: the append-only log."
+app = typer.Typer(add_completion=False, no_args_is_help=True)
+
+DISTRIBUTION = "provenance-ledger"
+EXIT_CODES = (
+    "Exit codes: 0 ok, 1 integrity failure, 2 bad input, 3 not found, 4 database failure, "
+    "5 not trusted."
 )
+
+
+def _epilog(example: str) -> str:
+    """What ends every command's ``--help``: one example that works as written, and the codes."""
+    return f"Example: {example}\n\n{EXIT_CODES}"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"ledger {metadata.version(DISTRIBUTION)}")
+        raise typer.Exit()
+
+
+@app.callback(epilog=EXIT_CODES)
+def _main(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Provenance Ledger: the append-only log."""
+
 
 DEFAULT_DB = "sqlite:///ledger.db"
 DbOpt = Annotated[str, typer.Option("--db", envvar="LEDGER_DATABASE_URL", help="Database URL.")]
@@ -88,7 +119,7 @@ def _open(db: str, key_file: Path | None, *, writer: bool) -> Ledger:
     return Ledger.open(db, _key(db, key_file) if writer else None)
 
 
-@app.command()
+@app.command(epilog=_epilog("ledger init --origin example.com/ledger > ledger.vkey"))
 def init(
     origin: Annotated[
         str, typer.Option(help="Log origin, e.g. example.com/ledger (the key name).")
@@ -116,7 +147,7 @@ def init(
             )
 
 
-@app.command()
+@app.command(epilog=_epilog("ledger append build.intoto.json"))
 def append(
     files: Annotated[list[Path], typer.Argument(help="DSSE envelopes or Sigstore bundles (JSON).")],
     db: DbOpt = DEFAULT_DB,
@@ -127,12 +158,7 @@ def append(
     Admission checks shape, Statement and a signature the trust registry allows (exit 5 if
     not); the output per document is index, leaf hash, inclusion proof and checkpoint."""
     with _errors():
-        contents = []
-        for f in files:
-            try:
-                contents.append(f.read_bytes())
-            except OSError as e:
-                raise InvalidInput(f"cannot read {f}: {e.strerror}") from e
+        contents = [_read_body(f) for f in files]
         with _open(db, key_file, writer=True) as ledger:
             admitted = []
             for f, content in zip(files, contents, strict=True):
@@ -153,14 +179,26 @@ def append(
                 )
 
 
-@app.command()
+def _read_body(path: Path) -> bytes:
+    """A body file, read no further than one byte past the size limit (``/dev/zero`` is endless)."""
+    try:
+        with path.open("rb") as f:
+            content = f.read(MAX_BODY_BYTES + 1)
+    except OSError as e:
+        raise InvalidInput(f"cannot read {path}: {e.strerror}") from e
+    if len(content) > MAX_BODY_BYTES:
+        raise InvalidInput(f"{path} is larger than the {MAX_BODY_BYTES}-byte body limit")
+    return content
+
+
+@app.command(epilog=_epilog("ledger checkpoint"))
 def checkpoint(db: DbOpt = DEFAULT_DB) -> None:
     """Print the latest signed checkpoint note."""
     with _errors(), _open(db, None, writer=False) as ledger:
         sys.stdout.write(ledger.checkpoint().note)
 
 
-@app.command()
+@app.command(epilog=_epilog("ledger proof --index 0"))
 def proof(
     index: Annotated[int | None, typer.Option(help="Record index for an inclusion proof.")] = None,
     size: Annotated[
@@ -232,7 +270,7 @@ def _pins(db: str, vkey: str | None, key_file: Path | None) -> dict[str, str]:
     return pins
 
 
-@app.command()
+@app.command(epilog=_epilog('ledger check --vkey "$(cat ledger.vkey)"'))
 def check(db: DbOpt = DEFAULT_DB, vkey: CheckVkeyOpt = None, key_file: KeyOpt = None) -> None:
     """Recompute every leaf, link, tile and checkpoint; exit 1 naming the first bad index.
 
@@ -273,7 +311,7 @@ def check(db: DbOpt = DEFAULT_DB, vkey: CheckVkeyOpt = None, key_file: KeyOpt = 
         )
 
 
-@app.command("export")
+@app.command("export", epilog=_epilog("ledger export ledger.jsonl"))
 def export_cmd(
     file: Annotated[str, typer.Argument(help="Output JSONL file ('-' for stdout).")],
     db: DbOpt = DEFAULT_DB,
@@ -317,7 +355,10 @@ VkeyOpt = Annotated[
 ]
 
 
-@app.command("import")
+@app.command(
+    "import",
+    epilog=_epilog('ledger import ledger.jsonl --db sqlite:///copy.db --vkey "$(cat ledger.vkey)"'),
+)
 def import_cmd(
     file: Annotated[str, typer.Argument(help="A file written by `ledger export` ('-' for stdin).")],
     vkey: VkeyOpt = None,

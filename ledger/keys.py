@@ -6,9 +6,9 @@ import hashlib
 import os
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy import URL
 
+from ledger._internal.db import parse_url, sqlite_file
 from ledger.errors import InvalidInput, NotFound
 from ledger.note import NoteSigner, parse_signer
 
@@ -16,14 +16,19 @@ __all__ = ["default_key_path", "load_signer", "write_signer"]
 
 
 def default_key_path(db_url: str) -> Path:
-    """``ledger.db`` → ``ledger.db.key``; other databases → ``ledger-<hash of URL>.key`` here."""
-    try:
-        url = make_url(db_url)
-    except ArgumentError as e:
-        raise InvalidInput(f"malformed database URL {db_url!r}") from e
-    if url.get_backend_name() == "sqlite" and url.database:
-        return Path(url.database + ".key")
-    tag = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:12]
+    """``ledger.db`` → ``ledger.db.key``; other databases → ``ledger-<hash of URL>.key`` here.
+
+    The hash covers the URL without its driver and password, so ``postgresql://`` and
+    ``postgresql+psycopg://`` spellings of one database find the same key.
+    """
+    url = parse_url(db_url)
+    path = sqlite_file(db_url)
+    if path is not None:
+        return Path(f"{path}.key")
+    plain = URL.create(
+        url.get_backend_name(), url.username, None, url.host, url.port, url.database, url.query
+    )
+    tag = hashlib.sha256(plain.render_as_string().encode()).hexdigest()[:12]
     return Path(f"ledger-{tag}.key")
 
 

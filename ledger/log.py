@@ -109,7 +109,7 @@ class Ledger:
         from ledger.registry.entries import ADMIN_META_KEY
 
         _check_origin(origin)
-        store = LedgerStore.open(url)
+        store = LedgerStore.open(url, create=True)
         written: list[Path] = []
         try:
             if store.exists():

@@ -8,8 +8,10 @@ commits — all or nothing. Reads never take the lock.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import cast
 
 from sqlalchemy import (
@@ -31,8 +33,10 @@ from ledger._internal.db import (
     make_engine,
     migrate,
     schema_exists,
+    sqlite_file,
     write_transaction,
 )
+from ledger._internal.db_errors import one_line
 from ledger.bodies import Submission
 from ledger.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, sign_checkpoint
 from ledger.errors import (
@@ -190,16 +194,25 @@ def derive_rows(conn: Connection, records: Sequence[Record], contents: Sequence[
 class LedgerStore:
     """Every read and write of one ledger database."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, new_file: Path | None = None) -> None:
         self.engine = engine
         self.cache = TileCache()
+        self._new_file = new_file  # a SQLite file this store brings into being, until created
 
     @classmethod
-    def open(cls, url: str) -> LedgerStore:
-        return cls(make_engine(url))
+    def open(cls, url: str, *, create: bool = False) -> LedgerStore:
+        """Open a ledger's database. Only ``create`` may make a new SQLite file, and if no ledger
+        is created in it before :meth:`close`, close removes it again."""
+        path = sqlite_file(url) if create else None
+        new_file = path if path is not None and not path.exists() else None
+        return cls(make_engine(url, create=create), new_file)
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._new_file is not None:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with suppress(OSError):  # missing, or a read-only file system: nothing to undo
+                    Path(f"{self._new_file}{suffix}").unlink()
 
     # -- schema and metadata ------------------------------------------------------------------
 
@@ -207,7 +220,7 @@ class LedgerStore:
         try:
             return schema_exists(self.engine)
         except SQLAlchemyError as e:
-            raise StorageError(f"cannot reach the database: {e.__class__.__name__}: {e}") from e
+            raise StorageError(f"cannot reach the database: {one_line(e)}") from e
 
     def create(
         self,
@@ -244,17 +257,13 @@ class LedgerStore:
                     {"size": 0, "root": EMPTY_ROOT, "note": note, "time": format_time(now)},
                 )
         except SQLAlchemyError as e:
-            raise StorageError(f"cannot create the ledger: {e}") from e
+            raise StorageError(f"cannot create the ledger: {one_line(e)}") from e
+        self._new_file = None  # it holds a ledger now: keep it
         return note
 
     def meta(self) -> dict[str, str]:
-        try:
-            with self.engine.connect() as conn:
-                rows = conn.execute(select(schema.meta.c.key, schema.meta.c.value)).all()
-        except SQLAlchemyError as e:
-            raise StorageError(
-                f"cannot read the ledger (is it initialised?): {e.__class__.__name__}"
-            ) from e
+        with self._conn() as conn:
+            rows = conn.execute(select(schema.meta.c.key, schema.meta.c.value)).all()
         if not rows:
             raise NotFound("no ledger in this database: run `ledger init` first")
         return {k: v for k, v in rows}
@@ -275,7 +284,7 @@ class LedgerStore:
                 result = self._sequence(conn, batch, origin, signer, clock, scratch)
         except SQLAlchemyError as e:
             raise busy_error(e) or StorageError(
-                f"append failed and was rolled back: {e.__class__.__name__}: {e}"
+                f"append failed and was rolled back: {one_line(e)}"
             ) from e
         self.cache.absorb(scratch)  # committed: what the batch computed may now serve reads
         return result
@@ -710,7 +719,10 @@ class LedgerStore:
 
 
 class _ReadConnection:
-    """A read connection whose database errors surface as :class:`StorageError`."""
+    """A read connection whose database errors surface as :class:`StorageError`.
+
+    Driver errors arrive already translated (``db_errors``); this catches what SQLAlchemy itself
+    raises."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -720,11 +732,11 @@ class _ReadConnection:
         try:
             self._conn = self._engine.connect()
         except SQLAlchemyError as e:
-            raise StorageError(f"cannot reach the database: {e.__class__.__name__}") from e
+            raise StorageError(f"cannot reach the database: {one_line(e)}") from e
         return self._conn
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         assert self._conn is not None
         self._conn.close()
         if isinstance(exc, SQLAlchemyError):
-            raise StorageError(f"database read failed: {exc.__class__.__name__}: {exc}") from exc
+            raise StorageError(f"database read failed: {one_line(exc)}") from exc

@@ -21,11 +21,12 @@ from attest._internal.cli_app import (
     errors,
     send,
 )
+from attest._internal.cli_help import RUN_EXIT_CODES, epilog
 from attest.collect.clock import utc_now
 from attest.errors import InvalidInput
 
 
-@app.command()
+@app.command(epilog=epilog("attest provenance -s 'dist/*' --key ci-key -o prov.json"))
 def provenance(
     subject: SubjectOpt,
     deps: Annotated[
@@ -89,7 +90,13 @@ def _key_value(text: str) -> tuple[str, str]:
     return k, v
 
 
-@app.command(context_settings={"allow_interspersed_args": False})
+@app.command(
+    context_settings={"allow_interspersed_args": False},
+    epilog=epilog(
+        "attest run --step build -p 'dist/*' --key ci-key -o build.json -- tar czf dist/app.tgz src",
+        RUN_EXIT_CODES,
+    ),
+)
 def run(
     command: Annotated[list[str], typer.Argument(help="The step's command, after --.")],
     step: Annotated[
@@ -179,7 +186,10 @@ def run(
     raise typer.Exit(result.exit_code)
 
 
-@app.command("test-result")
+@app.command(
+    "test-result",
+    epilog=epilog("attest test-result --result PASSED -s dist/app.tgz --key ci-key -o t.json"),
+)
 def test_result(
     subject: SubjectOpt,
     result: Annotated[

@@ -20,11 +20,14 @@ from attest._internal.cli_app import (
     deliver,
     errors,
 )
+from attest._internal.cli_help import epilog
 from attest.collect.clock import utc_now
 from attest.errors import InvalidInput
 
 
-@app.command()
+@app.command(
+    epilog=epilog("attest scan --report grype.json -s dist/app.tgz --key ci-key -o scan.json")
+)
 def scan(
     subject: SubjectOpt,
     report: Annotated[
@@ -52,7 +55,9 @@ def scan(
         deliver(statement, signing, out=out, ledger=ledger)
 
 
-@app.command()
+@app.command(
+    epilog=epilog("attest vex --fixed CVE-2024-3651 -s dist/app.tgz --key ci-key -o vex.json")
+)
 def vex(
     subject: SubjectOpt,
     fixed: Annotated[

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from ledger.errors import InvalidInput, Overloaded
+from ledger._internal import db_errors
+from ledger.errors import InvalidInput, NotFound, Overloaded
 
 LOCK_TIMEOUT_SECONDS = 60  # how long a writer waits for the write lock, on both backends
 # One advisory lock per ledger: the 64-bit key hashes the schema name (one ledger per schema).
@@ -28,29 +32,84 @@ _PG_WRITE_LOCK = text(
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``sqlite:///PATH`` or ``postgresql+psycopg://…`` with the ledger's settings."""
-    if url.startswith("sqlite"):
-        if url in ("sqlite://", "sqlite:///:memory:"):
+def parse_url(url: str) -> URL:
+    try:
+        return make_url(url)
+    except ArgumentError as e:
+        raise InvalidInput(
+            "malformed database URL: use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+        ) from e
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a ``sqlite:`` URL names (also in its ``file:`` URI form); None otherwise."""
+    parsed = parse_url(url)
+    db = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not db or db == ":memory:":
+        return None
+    return Path(urlsplit(db).path if _is_uri(parsed) else db)
+
+
+def make_engine(url: str, *, create: bool = False) -> Engine:
+    """An engine for ``sqlite:///PATH`` or ``postgresql+psycopg://…`` with the ledger's settings.
+
+    Only ``create`` (``ledger init``) may bring a SQLite file into being: any other opening of a
+    file that is not there is :class:`NotFound` and leaves nothing behind. Every database error
+    the engine meets later is raised as the ledger's own, in one line (see ``db_errors``).
+    """
+    parsed = parse_url(url)
+    target = parsed  # as the user spelled it, for messages
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = sqlite_file(url)
+        if path is None:
             raise InvalidInput("an in-memory SQLite ledger would vanish; give a file path")
-        engine = create_engine(url, pool_size=8, max_overflow=8)
-        event.listen(engine, "connect", _sqlite_connect)
-        event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    if url.startswith("postgresql"):
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        return create_engine(url, pool_size=10, max_overflow=10)
-    raise InvalidInput(
-        f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql+psycopg://…"
-    )
+        engine = _sqlite_engine(parsed, path, create)
+    elif backend == "postgresql":
+        path = None
+        connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        engine = create_engine(
+            parsed,
+            pool_size=10,
+            max_overflow=10,
+            connect_args=connect_args,
+        )
+    else:
+        raise InvalidInput(
+            f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://…"
+        )
+    db_errors.install(engine, db_errors.Target.of(target, path), busy_error)
+    return engine
 
 
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+def _is_uri(url: URL) -> bool:
+    return str(url.query.get("uri", "")).lower() in ("true", "1")
+
+
+def _sqlite_engine(url: URL, path: Path, create: bool) -> Engine:
+    if not create:
+        if not path.is_file():
+            raise NotFound(f"no ledger at {path}")
+        # mode=rw: SQLite opens the file or fails, it never creates one
+        if not _is_uri(url):
+            url = url.set(database="file:" + quote(str(path.absolute())))
+            url = url.update_query_dict({"uri": "true"})
+        if "mode" not in url.query:
+            url = url.update_query_dict({"mode": "rw"})
+    engine = create_engine(url, pool_size=8, max_overflow=8)
+    event.listen(engine, "connect", partial(_sqlite_connect, create))
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(create: bool, dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
     cur = dbapi_connection.cursor()
-    cur.execute("PRAGMA page_size=8192")  # only takes effect on a new file
-    cur.execute("PRAGMA journal_mode=WAL")
+    if create:  # both persist in the file; a reader must not write to it
+        cur.execute("PRAGMA page_size=8192")
+        cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_SECONDS * 1000)}")
     cur.close()
