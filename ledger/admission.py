@@ -97,6 +97,7 @@ class Trust:
     state: RegistryState
     admin_keys: tuple[PublicKey, ...]
     roots: RootFiles
+    origin: str  # this ledger's: a registry entry must name it
 
 
 def _envelope(doc: dict[str, Any], body_type: str) -> Envelope:
@@ -183,7 +184,7 @@ def _identity_signers(content: bytes, trust: Trust) -> tuple[str, ...]:
 def _admit_registry(sub: Submission, env: Envelope, trust: Trust) -> Admitted:
     if MARKER not in sub.content:
         raise InvalidInput(f"a registry entry must spell its payloadType {REGISTRY_PAYLOAD_TYPE}")
-    op = open_registry_envelope(env, trust.admin_keys)
+    op = open_registry_envelope(env, trust.admin_keys, trust.origin)
     trust.state.apply(op, index=-1)  # refuse now what would not apply
     return Admitted(sub, (ADMIN_SIGNER,), None)
 
@@ -229,7 +230,7 @@ class AsOfLog:
         self.state = RegistryState()
 
     def admit_record(self, rec: Record, content: bytes) -> Admitted:
-        trust = Trust(self.state, self._admin, self._roots)
+        trust = Trust(self.state, self._admin, self._roots, rec.log)
         try:
             admitted = admit_body(content, trust, rec.time, grace=AS_OF_GRACE)
         except (InvalidInput, NotTrusted) as e:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from attest.keys import PublicKey
     from attest.signers import KeySigner
     from ledger.admission import Admitted, RootFiles, Trust
+    from ledger.registry.model import RegistryState
 
 __all__ = ["InclusionProof", "Ledger", "utc_now"]
 
@@ -193,7 +194,6 @@ class Ledger:
         if cached is not None and time.monotonic() - cached[2] < self._trust_ttl:
             return cached[1]
         from ledger.admission import RootFiles, Trust
-        from ledger.registry.entries import state_from_rows
 
         checked = time.monotonic()
         try:
@@ -211,25 +211,29 @@ class Ledger:
         with self._trust_lock:
             if self._roots is None:
                 self._roots = RootFiles()
-        trust = Trust(state_from_rows(rows), admin, self._roots)
-        self._trust = (rows[-1][0] if rows else -1, trust, checked)
+        version, state = rows
+        trust = Trust(state, admin, self._roots, self.origin)
+        self._trust = (version, trust, checked)
         return trust
 
     def _read_trust(
         self, cached: tuple[int, Trust, float] | None
-    ) -> tuple[list[tuple[int, bytes]] | None, tuple[PublicKey, ...]]:
-        """(registry rows, admin keys); rows ``None`` when ``cached`` is still current."""
+    ) -> tuple[tuple[int, RegistryState] | None, tuple[PublicKey, ...]]:
+        """((registry version, state), admin keys); ``None`` when ``cached`` is still current.
+        A (re)load re-derives every registry row from the log (:func:`verified_state`)."""
         from ledger.registry.entries import (
             admin_keys_from_pem,
             admin_pem,
-            read_rows,
             registry_version,
+            verified_state,
         )
 
         with self.store._conn() as conn:
-            if cached is not None and cached[1].admin_keys and registry_version(conn) == cached[0]:
+            version = registry_version(conn)
+            if cached is not None and cached[1].admin_keys and version == cached[0]:
                 return None, cached[1].admin_keys
-            return read_rows(conn), admin_keys_from_pem(admin_pem(conn))
+            admin = admin_keys_from_pem(admin_pem(conn))
+            return (version, verified_state(conn, admin, self.origin)), admin
 
     def admit(self, content: bytes, *, at: datetime | None = None) -> Admitted:
         """Run every admission check (see :mod:`ledger.admission`) at ``at`` (default: now, by

@@ -13,20 +13,23 @@ record's own transaction; :func:`replay` computes the same rows from the log alo
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, func, select
+from sqlalchemy.engine import Row
 
 from attest.dsse import Envelope, sign_envelope, verify_envelope
 from attest.errors import Error as AttestError
 from attest.keys import PublicKey, load_public_key
 from attest.signers import KeySigner
 from ledger._internal import schema
+from ledger._internal.cells import as_stored, blob
 from ledger._internal.jsontext import loads as strict_json
-from ledger.errors import Error, NotTrusted
+from ledger.errors import Error, IntegrityError, NotTrusted
 from ledger.record import Record
 from ledger.registry.model import REGISTRY_PAYLOAD_TYPE, RegistryOp, RegistryState, parse_op
 
@@ -39,6 +42,7 @@ __all__ = [
     "replay",
     "sign_op",
     "state_from_rows",
+    "verified_state",
 ]
 
 ADMIN_META_KEY = "admin_key"
@@ -72,8 +76,11 @@ def admin_keys_from_pem(pem: str | None) -> tuple[PublicKey, ...]:
     return (load_public_key(pem.encode(), source="the ledger's admin key"),)
 
 
-def open_registry_envelope(env: Envelope, admin_keys: Sequence[PublicKey]) -> RegistryOp:
-    """Verify the admin signature, then parse the op. :class:`NotTrusted` / :class:`InvalidInput`."""
+def open_registry_envelope(
+    env: Envelope, admin_keys: Sequence[PublicKey], origin: str
+) -> RegistryOp:
+    """Verify the admin signature, parse the op, and require it to name this log (``origin``):
+    :class:`NotTrusted` / :class:`InvalidInput`."""
     if not admin_keys:
         raise NotTrusted(
             "this ledger has no admin key, so it takes no registry entries: "
@@ -83,18 +90,22 @@ def open_registry_envelope(env: Envelope, admin_keys: Sequence[PublicKey]) -> Re
         verified = verify_envelope(env, admin_keys, payload_type=REGISTRY_PAYLOAD_TYPE)
     except AttestError as e:
         raise NotTrusted(f"registry entry is not signed by this ledger's admin key ({e})") from e
-    return parse_op(strict_json(verified.payload, "registry entry payload"))
+    op = parse_op(strict_json(verified.payload, "registry entry payload"))
+    if op.log != origin:
+        raise NotTrusted(f"registry entry is for log {op.log!r}, not this ledger ({origin!r})")
+    return op
 
 
-def _op_of(content: bytes, admin_keys: Sequence[PublicKey]) -> RegistryOp | None:
-    """The op a stored body carries, or ``None`` when it is not a valid registry entry."""
+def _op_of(content: bytes, admin_keys: Sequence[PublicKey], origin: str) -> RegistryOp | None:
+    """The op a stored body carries, or ``None`` when it is not a valid registry entry of the
+    log ``origin``."""
     if MARKER not in content:
         return None
     try:
         doc: Any = strict_json(content, "registry entry")
         if not isinstance(doc, dict) or doc.get("payloadType") != REGISTRY_PAYLOAD_TYPE:
             return None
-        return open_registry_envelope(Envelope.from_dict(doc), admin_keys)
+        return open_registry_envelope(Envelope.from_dict(doc), admin_keys, origin)
     except (Error, AttestError, ValueError, UnicodeDecodeError):
         return None
 
@@ -107,7 +118,7 @@ def apply_records(
     """Fold records (in index order) into ``state``; the rows of those that applied."""
     rows = []
     for rec, content in items:
-        op = _op_of(content, admin_keys)
+        op = _op_of(content, admin_keys, rec.log)
         if op is None:
             continue
         try:
@@ -124,6 +135,64 @@ def state_from_rows(rows: Iterable[tuple[int, bytes]]) -> RegistryState:
     for idx, entry in rows:
         state = state.apply(parse_op(json.loads(entry)), idx)
     return state
+
+
+def verified_state(
+    conn: Connection, admin_keys: Sequence[PublicKey], origin: str
+) -> RegistryState:
+    """The state admission trusts: every derived row re-derived from the log first — its record
+    covered by the latest checkpoint, its body the one the leaf names, admin-signed for this log,
+    applying to the state before it, and equal to the row. Anything else is tampering (a row
+    INSERTed by hand): :class:`IntegrityError`. One query; registry rows are few."""
+    r, rec, b = schema.registry_entries.c, schema.records.c, schema.bodies.c
+    covered = conn.execute(select(func.max(schema.checkpoints.c.size))).scalar() or 0
+    q = (
+        select(r.idx, r.time, r.name, r.op, r.entry, *as_stored(conn, rec.leaf))
+        .add_columns(*as_stored(conn, b.content))
+        .select_from(
+            schema.registry_entries.outerjoin(schema.records, rec.idx == r.idx).outerjoin(
+                schema.bodies, b.digest == rec.body_digest
+            )
+        )
+        .order_by(r.idx)
+    )
+    state = RegistryState()
+    for row in conn.execute(q):
+        state = _rederive(state, row, admin_keys, origin, int(covered))
+    return state
+
+
+def _rederive(
+    state: RegistryState, row: Row[Any], admin_keys: Sequence[PublicKey], origin: str, covered: int
+) -> RegistryState:
+    """``state`` with one derived row applied, once the log agrees with it (see above)."""
+    idx = row.idx
+
+    def bad(why: str) -> IntegrityError:
+        return IntegrityError(f"registry row for record {idx} {why}: refusing to trust it", idx)
+
+    if not 0 <= idx < covered:
+        raise bad(f"is not covered by the latest checkpoint (size {covered})")
+    if row.leaf is None or row.content is None:
+        raise bad("has no record or body in the log")
+    try:
+        rec = Record.from_leaf(blob(row.leaf, row.leaf_t, "leaf", idx))
+        content = blob(row.content, row.content_t, "body", idx)
+    except (Error, ValueError) as e:
+        raise bad(f"has an unreadable record: {e}") from e
+    digest = "sha256:" + hashlib.sha256(content).hexdigest()
+    if rec.index != idx or rec.log != origin or rec.body != digest:
+        raise bad("does not match its record and body")
+    op = _op_of(content, admin_keys, origin)
+    if op is None:
+        raise bad("is not an admin-signed registry entry of this log")
+    try:
+        after = state.apply(op, idx)
+    except Error as e:
+        raise bad(f"does not apply ({e})") from e
+    if RegistryRow.of(rec, op) != RegistryRow(idx, row.time, row.name, row.op, bytes(row.entry)):
+        raise bad("disagrees with the log")
+    return after
 
 
 def read_rows(conn: Connection) -> list[tuple[int, bytes]]:

@@ -196,9 +196,12 @@ class Signer:
 
 @dataclass(frozen=True)
 class RegistryOp:
-    """``add`` (with ``spec``) or ``revoke`` (``name`` at ``at``); ``time`` is the admin's clock."""
+    """``add`` (with ``spec``) or ``revoke`` (``name`` at ``at``) in the log named ``log`` (its
+    origin: an entry signed for one ledger never applies in another that shares the admin key);
+    ``time`` is the admin's clock."""
 
     op: Literal["add", "revoke"]
+    log: str
     time: str
     spec: SignerSpec | None = None
     name: str = ""
@@ -206,32 +209,45 @@ class RegistryOp:
 
     def to_json(self) -> dict[str, Any]:
         if self.spec is not None:
-            return {"v": 1, "op": "add", "time": self.time, "signer": self.spec.to_json()}
-        return {"v": 1, "op": "revoke", "time": self.time, "name": self.name, "at": self.at}
+            return {
+                "v": 1,
+                "op": "add",
+                "log": self.log,
+                "time": self.time,
+                "signer": self.spec.to_json(),
+            }
+        return {
+            "v": 1,
+            "op": "revoke",
+            "log": self.log,
+            "time": self.time,
+            "name": self.name,
+            "at": self.at,
+        }
 
     def to_bytes(self) -> bytes:
         """RFC 8785 canonical JSON: the payload that gets signed, and the derived row."""
         return rfc8785.dumps(self.to_json())
 
     @classmethod
-    def add(cls, spec: SignerSpec, now: datetime) -> RegistryOp:
-        return cls("add", format_time(now), spec=spec)
+    def add(cls, log: str, spec: SignerSpec, now: datetime) -> RegistryOp:
+        return cls("add", log, format_time(now), spec=spec)
 
     @classmethod
-    def revoke(cls, name: str, at: datetime, now: datetime) -> RegistryOp:
-        return cls("revoke", format_time(now), name=name, at=format_time(at))
+    def revoke(cls, log: str, name: str, at: datetime, now: datetime) -> RegistryOp:
+        return cls("revoke", log, format_time(now), name=name, at=format_time(at))
 
 
 def parse_op(doc: Any) -> RegistryOp:
     """A registry operation from its parsed JSON payload; :class:`InvalidInput` if malformed."""
     if not isinstance(doc, dict) or doc.get("v") != 1:
         raise InvalidInput("registry entry: payload must be an object with v = 1")
-    time = _time(doc.get("time"), "time")
+    log, time = _str(doc, "log", "log (the ledger's origin)"), _time(doc.get("time"), "time")
     if doc.get("op") == "add":
-        return RegistryOp("add", time, spec=SignerSpec.from_json(doc.get("signer")))
+        return RegistryOp("add", log, time, spec=SignerSpec.from_json(doc.get("signer")))
     if doc.get("op") == "revoke":
         return RegistryOp(
-            "revoke", time, name=_str(doc, "name", "name"), at=_time(doc.get("at"), "at")
+            "revoke", log, time, name=_str(doc, "name", "name"), at=_time(doc.get("at"), "at")
         )
     raise InvalidInput(f"registry entry: unknown op {doc.get('op')!r} (add or revoke)")
 

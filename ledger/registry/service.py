@@ -92,7 +92,7 @@ def _rows(ledger: Ledger) -> list[tuple[int, bytes]]:
 
 def add_signer(ledger: Ledger, spec: SignerSpec, admin_key: KeySigner) -> AppendResult:
     """Log an ``add`` for ``spec``; names are never reused."""
-    return _append_op(ledger, RegistryOp.add(spec, ledger.now()), admin_key)
+    return _append_op(ledger, RegistryOp.add(ledger.origin, spec, ledger.now()), admin_key)
 
 
 def revoke_signer(
@@ -101,7 +101,7 @@ def revoke_signer(
     """Log a revocation of ``name`` effective at ``at`` (default: now). Records before the
     revocation's own record keep verifying as of their time."""
     now = ledger.now()
-    return _append_op(ledger, RegistryOp.revoke(name, at or now, now), admin_key)
+    return _append_op(ledger, RegistryOp.revoke(ledger.origin, name, at or now, now), admin_key)
 
 
 def list_signers(ledger: Ledger) -> list[dict[str, Any]]:

@@ -188,7 +188,7 @@ def test_a_registry_entry_signed_by_a_non_admin_key_is_refused(
 ) -> None:
     intruder = KeySigner(ed25519.Ed25519PrivateKey.generate())
     spec = make_spec("evil", now=ci.now(), key=sample_pub_pem)
-    body = sign_op(RegistryOp.add(spec, ci.now()), intruder)
+    body = sign_op(RegistryOp.add(ci.origin, spec, ci.now()), intruder)
     refused(ci, body, NotTrusted, "not signed by this ledger's admin key")
     with pytest.raises(InvalidInput, match="admin key file does not hold"):
         add_signer(ci, spec, intruder)
