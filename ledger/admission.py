@@ -21,6 +21,8 @@ is checked against the admin key instead, and must apply to the current state.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import tempfile
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ from ledger.registry.model import REGISTRY_PAYLOAD_TYPE, RegistryState, Signer
 __all__ = [
     "ADMIN_SIGNER",
     "AS_OF_GRACE",
+    "MAX_SIGNATURES",
     "Admitted",
     "AsOfLog",
     "RootFiles",
@@ -56,6 +59,9 @@ ADMIN_SIGNER = "ledger-admin"
 # How much later than its admission a record's time may be when it is re-checked as of that time
 # (``ledger import``): the queue wait between admission and sequencing. See docs/design.md.
 AS_OF_GRACE = timedelta(seconds=60)
+# Signatures one envelope may carry: each may cost a verification per registered key, so more
+# are refused before any is checked (a CPU denial of service otherwise). See docs/formats.md.
+MAX_SIGNATURES = 16
 
 
 @dataclass(frozen=True)
@@ -104,10 +110,33 @@ def _envelope(doc: dict[str, Any], body_type: str) -> Envelope:
     """Step 2: the DSSE envelope, bare or inside a Sigstore bundle (payload still unverified)."""
     if body_type == "sigstore-bundle" and "dsseEnvelope" not in doc:
         raise InvalidInput("a Sigstore bundle must carry a DSSE envelope (not a message signature)")
+    raw = doc["dsseEnvelope"] if body_type == "sigstore-bundle" else doc
     try:
-        return Envelope.from_dict(doc["dsseEnvelope"] if body_type == "sigstore-bundle" else doc)
+        env = Envelope.from_dict(raw)
     except AttestError as e:
         raise InvalidInput(str(e)) from e
+    if len(env.signatures) > MAX_SIGNATURES:
+        raise InvalidInput(
+            f"the envelope carries {len(env.signatures)} signatures; at most {MAX_SIGNATURES}"
+        )
+    if body_type == "sigstore-bundle":
+        _require_standard_base64(raw)
+    return env
+
+
+def _require_standard_base64(raw: dict[str, Any]) -> None:
+    """A bundle's payload and signatures MUST be standard, padded base64 (RFC 4648 §4): sigstore
+    silently drops other characters, so a liberal decoder here would judge a different payload
+    than the one sigstore verifies."""
+    fields = [raw.get("payload")] + [s.get("sig") for s in raw.get("signatures", [])]
+    for value in fields:
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, TypeError, ValueError) as e:
+            raise InvalidInput(
+                "a Sigstore bundle's DSSE payload and signatures must be standard base64 "
+                "(RFC 4648 section 4, padded)"
+            ) from e
 
 
 def _statement(env: Envelope) -> Statement:

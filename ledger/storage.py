@@ -82,6 +82,7 @@ class LogHead:
     size: int
     last_leaf_hash: bytes | None
     last_time: str | None
+    first_index: int | None = None  # the lowest stored record index: 0, or None when empty
 
     @property
     def prev(self) -> str:
@@ -132,9 +133,9 @@ def check_head_is_signed(
             f"checkpoint covers {cp.size}",
             min(cp.size, head.size),
         )
+    if (head.size == 0 and head.last_leaf_hash is not None) or (head.first_index or 0) < 0:
+        raise IntegrityError("refusing to extend the log: a record is stored below index 0", -1)
     if head.size == 0:
-        if head.last_leaf_hash is not None:
-            raise IntegrityError("refusing to extend the log: a record is stored below index 0")
         return signed
     tree = TileTree(head.size, fetch, TileCache())
     if tree.root() != cp.root_hash:
@@ -538,7 +539,8 @@ class LedgerStore:
         ).first()
         if row is None:
             return LogHead(0, None, None)
-        return LogHead(row.idx + 1, row.leaf_hash, row.time)
+        first = conn.execute(select(func.min(r.idx))).scalar()
+        return LogHead(row.idx + 1, row.leaf_hash, row.time, first)
 
     def _indices_by_digest(self, conn: Connection, digests: Sequence[bytes]) -> dict[bytes, int]:
         r = schema.records.c

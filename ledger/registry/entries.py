@@ -137,9 +137,7 @@ def state_from_rows(rows: Iterable[tuple[int, bytes]]) -> RegistryState:
     return state
 
 
-def verified_state(
-    conn: Connection, admin_keys: Sequence[PublicKey], origin: str
-) -> RegistryState:
+def verified_state(conn: Connection, admin_keys: Sequence[PublicKey], origin: str) -> RegistryState:
     """The state admission trusts: every derived row re-derived from the log first — its record
     covered by the latest checkpoint, its body the one the leaf names, admin-signed for this log,
     applying to the state before it, and equal to the row. Anything else is tampering (a row
