@@ -128,7 +128,7 @@ def _require_standard_base64(raw: dict[str, Any]) -> None:
     """A bundle's payload and signatures MUST be standard, padded base64 (RFC 4648 §4): sigstore
     silently drops other characters, so a liberal decoder here would judge a different payload
     than the one sigstore verifies."""
-    fields = [raw.get("payload")] + [s.get("sig") for s in raw.get("signatures", [])]
+    fields: list[Any] = [raw.get("payload")] + [s.get("sig") for s in raw.get("signatures", [])]
     for value in fields:
         try:
             base64.b64decode(value, validate=True)

@@ -284,8 +284,21 @@ def test_negative_index_record_holding_a_body_is_named_and_the_body_is_refused_c
         check_ledger(filled.store)
     assert e.value.index == -1
     before = _counts(filled)
-    with pytest.raises(IntegrityError, match="record -1 is not covered"):
+    with pytest.raises(IntegrityError, match="record -1 is not covered|stored below index 0"):
         filled.append(body)
+    assert _counts(filled) == before
+
+
+def test_the_writer_refuses_to_extend_a_log_with_a_negative_index_row(filled: Ledger) -> None:
+    _tamper(
+        filled,
+        "records",
+        "INSERT INTO records SELECT -1, leaf, leaf_hash, :d, time FROM records WHERE idx = 1",
+        d=b"\0",
+    )
+    before = _counts(filled)
+    with pytest.raises(IntegrityError, match="below index 0"):
+        filled.append(envelope(77_777))
     assert _counts(filled) == before
 
 
