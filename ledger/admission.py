@@ -111,14 +111,13 @@ def _envelope(doc: dict[str, Any], body_type: str) -> Envelope:
     if body_type == "sigstore-bundle" and "dsseEnvelope" not in doc:
         raise InvalidInput("a Sigstore bundle must carry a DSSE envelope (not a message signature)")
     raw = doc["dsseEnvelope"] if body_type == "sigstore-bundle" else doc
+    sigs = raw.get("signatures") if isinstance(raw, dict) else None
+    if isinstance(sigs, list) and len(sigs) > MAX_SIGNATURES:  # before decoding any of them
+        raise InvalidInput(f"the envelope carries {len(sigs)} signatures; at most {MAX_SIGNATURES}")
     try:
         env = Envelope.from_dict(raw)
     except AttestError as e:
         raise InvalidInput(str(e)) from e
-    if len(env.signatures) > MAX_SIGNATURES:
-        raise InvalidInput(
-            f"the envelope carries {len(env.signatures)} signatures; at most {MAX_SIGNATURES}"
-        )
     if body_type == "sigstore-bundle":
         _require_standard_base64(raw)
     return env
