@@ -1,0 +1,43 @@
+"""Bearer-token authentication as a FastAPI dependency: ``Depends(require("append"))``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ledger.errors import Unauthenticated, Unauthorized
+from ledger.tokens import TokenInfo, Tokens
+
+__all__ = ["require", "require_read"]
+
+_bearer = HTTPBearer(auto_error=False, description="A token from `ledger tokens create`.")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _check(request: Request, creds: HTTPAuthorizationCredentials | None, scope: str) -> TokenInfo:
+    if creds is None or not creds.credentials:
+        raise Unauthenticated(f"this operation needs a bearer token with the {scope!r} scope")
+    tokens: Tokens = request.app.state.tokens
+    info = tokens.authenticate(creds.credentials)
+    if scope not in info.scopes:
+        raise Unauthorized(
+            f"token {info.name!r} has scopes {', '.join(info.scopes)}; this needs {scope!r}"
+        )
+    return info
+
+
+def require(scope: str) -> Callable[[Request, Credentials], Awaitable[TokenInfo]]:
+    async def dependency(request: Request, creds: Credentials) -> TokenInfo:
+        return _check(request, creds, scope)
+
+    return dependency
+
+
+async def require_read(request: Request, creds: Credentials) -> TokenInfo | None:
+    """Nothing when reads are public (``LEDGER_PUBLIC_READS``), else a token with ``read``."""
+    if request.app.state.settings.public_reads:
+        return None
+    return _check(request, creds, "read")

@@ -1,0 +1,159 @@
+"""The JSON shapes of the API (for OpenAPI and validation), with examples."""
+
+from __future__ import annotations
+
+import base64
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ledger.sequencer import AppendResult
+
+__all__ = [
+    "BatchReply",
+    "BatchRequest",
+    "ConsistencyProof",
+    "EntryReply",
+    "Health",
+    "InclusionReply",
+    "ProblemDetail",
+    "Receipt",
+    "TokenCreate",
+    "TokenCreated",
+    "TokenPublic",
+    "b64",
+    "receipt_json",
+]
+
+_CP = "demo.example/ledger\n3\nq5x0e1uT0b0bN8sU5bqsE1JmXy1F0Wb3m2o3Cj0mB2k=\n\n\u2014 demo.example/ledger Az3…=\n"
+_HASH = "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="
+
+
+def b64(b: bytes) -> str:
+    return base64.b64encode(b).decode()
+
+
+class Receipt(BaseModel):
+    """An acknowledged append: durable, integrated, proved and covered by a signed checkpoint."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "index": 2,
+                    "leafHash": _HASH,
+                    "inclusionProof": [_HASH],
+                    "treeSize": 3,
+                    "checkpoint": _CP,
+                    "duplicate": False,
+                }
+            ]
+        }
+    )
+
+    index: int = Field(ge=0)
+    leafHash: str  # noqa: N815 - the wire name
+    inclusionProof: list[str]  # noqa: N815
+    treeSize: int = Field(ge=1)  # noqa: N815
+    checkpoint: str
+    duplicate: bool
+
+
+def receipt_json(r: AppendResult) -> dict[str, object]:
+    return {
+        "index": r.index,
+        "leafHash": b64(r.leaf_hash),
+        "inclusionProof": [b64(p) for p in r.inclusion_proof],
+        "treeSize": r.tree_size,
+        "checkpoint": r.checkpoint,
+        "duplicate": r.duplicate,
+    }
+
+
+class ProblemDetail(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:provenance-ledger:problem:invalid-input",
+                    "title": "Invalid input",
+                    "status": 422,
+                    "detail": "body is not valid JSON: Expecting value: line 1 column 1 (char 0)",
+                }
+            ]
+        }
+    )
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+class BatchRequest(BaseModel):
+    """Each entry is the standard base64 of one body's exact bytes (so no byte is re-encoded)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"entries": ["eyJwYXlsb2FkVHlwZSI6Li4ufQ=="]}]}
+    )
+
+    entries: list[str] = Field(min_length=1)
+
+
+class BatchReply(BaseModel):
+    """One item per entry, in order: a receipt, or the problem that refused that entry."""
+
+    results: list[Receipt | ProblemDetail]
+
+
+class InclusionReply(BaseModel):
+    index: int
+    treeSize: int  # noqa: N815
+    leafHash: str  # noqa: N815
+    inclusionProof: list[str]  # noqa: N815
+    checkpoint: str
+
+
+class EntryReply(InclusionReply):
+    """A record, its exact body (base64) and its inclusion proof against the latest checkpoint."""
+
+    record: dict[str, object]
+    bodyType: str  # noqa: N815
+    body: str
+
+
+class ConsistencyProof(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: int = Field(alias="from")
+    to: int
+    proof: list[str]
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    sequencer: str
+    treeSize: int  # noqa: N815
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "ci", "scopes": ["append"], "expires": "90d"}]}
+    )
+
+    name: str = Field(min_length=1, max_length=128)
+    scopes: list[str] = Field(min_length=1)
+    expires: str | None = Field(None, description="RFC 3339 time or a duration: 90d, 12h, 30m.")
+
+
+class TokenPublic(BaseModel):
+    name: str
+    scopes: list[str]
+    created: str
+    expires: str | None
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="Shown once; only its SHA-256 is stored.")
