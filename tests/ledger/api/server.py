@@ -1,0 +1,115 @@
+"""Real `ledger serve` processes on free loopback ports, for the API tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+BIN = Path(__file__).resolve().parents[3] / ".venv" / "bin"
+LEDGER = shutil.which("ledger") or str(BIN / "ledger")
+ORIGIN = "api.test.example/ledger"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env.update(extra)
+    return env
+
+
+def ledger_cli(workdir: Path, *args: str) -> str:
+    p = subprocess.run(
+        [LEDGER, *args], cwd=workdir, capture_output=True, text=True, env=clean_env(),
+        timeout=120, check=False,
+    )
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def init_ledger(db: str, workdir: Path) -> Path:
+    key = workdir / "checkpoint.key"
+    ledger_cli(workdir, "init", "--origin", ORIGIN, "--db", db, "--key-file", str(key))
+    return key
+
+
+def token(db: str, workdir: Path, name: str, *scopes: str) -> str:
+    """A new token, made in-process (the CLI has its own test; each CLI start costs seconds)."""
+    from ledger._internal.db import upgrade_schema
+    from ledger.log import utc_now
+    from ledger.storage import LedgerStore
+    from ledger.tokens import Tokens
+
+    store = LedgerStore.open(db)
+    try:
+        upgrade_schema(store.engine)
+        return Tokens(store.engine, utc_now).create(name, scopes)
+    finally:
+        store.close()
+
+
+@dataclass
+class Server:
+    url: str
+    db: str
+    key: Path
+    proc: subprocess.Popen[bytes]
+
+    def get(self, path: str, **kw: object) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=30, **kw)  # type: ignore[arg-type]
+
+    def post(self, path: str, tok: str | None = None, **kw: object) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {tok}"} if tok else {}
+        return httpx.post(self.url + path, headers=headers, timeout=60, **kw)  # type: ignore[arg-type]
+
+
+@contextmanager
+def serve(db: str, workdir: Path, key: Path, **env: str) -> Iterator[Server]:
+    """Start `ledger serve` and wait until /healthz answers; stop it afterwards."""
+    port = free_port()
+    log = (workdir / f"serve-{port}.log").open("wb")
+    proc = subprocess.Popen(
+        [LEDGER, "serve", "--db", db, "--key-file", str(key), "--port", str(port),
+         "--no-access-log"],
+        cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+        env=clean_env(LEDGER_TOKEN_CACHE_SECONDS="0", **env),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc, workdir / f"serve-{port}.log")
+        yield Server(url, db, key, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"ledger serve exited {proc.returncode}: {log.read_text()}")
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"ledger serve did not become healthy: {log.read_text()}")
