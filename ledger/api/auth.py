@@ -11,9 +11,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ledger.errors import Unauthenticated, Unauthorized
 from ledger.tokens import TokenInfo, Tokens
 
-__all__ = ["require", "require_read"]
+__all__ = ["OPTIONAL_AUTH", "require", "require_read"]
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `ledger tokens create`.")
+# Read routes: a token is optional in the OpenAPI (public reads need none; LEDGER_PUBLIC_READS=false
+# makes the server ask for one with the read scope).
+OPTIONAL_AUTH: dict[str, object] = {"security": [{}, {"HTTPBearer": []}]}
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 

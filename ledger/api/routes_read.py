@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 
-from ledger.api.auth import require_read
+from ledger.api.auth import OPTIONAL_AUTH, require_read
 from ledger.api.models import ConsistencyProof, EntryReply, InclusionReply, ProblemDetail, b64
 from ledger.errors import IntegrityError, NotFound
 from ledger.log import Ledger
@@ -58,6 +58,7 @@ def checkpoint_response(request: Request) -> PlainTextResponse:
 
 @router.get(
     "/api/v1/checkpoint",
+    openapi_extra=OPTIONAL_AUTH,
     summary="The latest signed checkpoint",
     response_class=PlainTextResponse,
     responses={**_NOTE, **_ERRORS},
@@ -68,6 +69,7 @@ def get_checkpoint(request: Request, _r: Reader) -> PlainTextResponse:
 
 @router.get(
     "/api/v1/entries/{index}",
+    openapi_extra=OPTIONAL_AUTH,
     summary="A record, its exact body and its inclusion proof",
     response_model=EntryReply,
     responses=_ERRORS,
@@ -94,6 +96,7 @@ def get_entry(request: Request, index: Index, _r: Reader) -> dict[str, Any]:
 
 @router.get(
     "/api/v1/proof/inclusion",
+    openapi_extra=OPTIONAL_AUTH,
     summary="Inclusion proof of a record in the tree of a checkpointed size",
     response_model=InclusionReply,
     responses=_ERRORS,
@@ -119,6 +122,7 @@ def get_inclusion(
 
 @router.get(
     "/api/v1/proof/consistency",
+    openapi_extra=OPTIONAL_AUTH,
     summary="Consistency proof between two tree sizes",
     response_model=ConsistencyProof,
     response_model_by_alias=True,

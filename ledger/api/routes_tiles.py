@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from ledger.api.auth import require_read
+from ledger.api.auth import OPTIONAL_AUTH, require_read
 from ledger.api.routes_read import cache_control, checkpoint_response
 from ledger.errors import IntegrityError, NotFound
 from ledger.log import Ledger
@@ -90,6 +90,7 @@ def _bundle(ledger: Ledger, index: int, width: int | None) -> bytes:
 
 @router.get(
     "/log/checkpoint",
+    openapi_extra=OPTIONAL_AUTH,
     summary="The latest checkpoint (tlog-tiles)",
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {}}}},
@@ -100,6 +101,7 @@ def log_checkpoint(request: Request, _r: Reader) -> PlainTextResponse:
 
 @router.get(
     "/log/tile/{path:path}",
+    openapi_extra=OPTIONAL_AUTH,
     summary="A Merkle tile or an entry bundle (tlog-tiles)",
     response_class=Response,
     responses={
