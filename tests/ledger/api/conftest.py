@@ -12,7 +12,9 @@ from tests.ledger.api.server import Server, init_ledger, serve, token
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def backend_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def backend_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
     workdir = tmp_path_factory.mktemp("server")
     if request.param == "sqlite":
         yield f"sqlite:///{workdir / 'ledger.db'}", workdir

@@ -33,8 +33,13 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def ledger_cli(workdir: Path, *args: str) -> str:
     p = subprocess.run(
-        [LEDGER, *args], cwd=workdir, capture_output=True, text=True, env=clean_env(),
-        timeout=120, check=False,
+        [LEDGER, *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=120,
+        check=False,
     )
     assert p.returncode == 0, p.stderr
     return p.stdout
@@ -82,9 +87,20 @@ def serve(db: str, workdir: Path, key: Path, **env: str) -> Iterator[Server]:
     port = free_port()
     log = (workdir / f"serve-{port}.log").open("wb")
     proc = subprocess.Popen(
-        [LEDGER, "serve", "--db", db, "--key-file", str(key), "--port", str(port),
-         "--no-access-log"],
-        cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+        [
+            LEDGER,
+            "serve",
+            "--db",
+            db,
+            "--key-file",
+            str(key),
+            "--port",
+            str(port),
+            "--no-access-log",
+        ],
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         env=clean_env(LEDGER_TOKEN_CACHE_SECONDS="0", **env),
     )
     url = f"http://127.0.0.1:{port}"

@@ -21,8 +21,11 @@ def test_the_demo_pipeline_lands_through_http(
 
     from tests.ledger.api.server import BIN
 
-    subprocess.run([str(BIN / "attest"), "keygen", "--type", "ed25519", "-o",
-                    str(tmp_path / "ci-key")], check=True, capture_output=True)
+    subprocess.run(
+        [str(BIN / "attest"), "keygen", "--type", "ed25519", "-o", str(tmp_path / "ci-key")],
+        check=True,
+        capture_output=True,
+    )
     receipts = seed(tmp_path, server.url, tokens["append"])
     assert len(receipts) == 6 and not any(r["duplicate"] for r in receipts)
     vkey = ledger_cli(tmp_path, "checkpoint", "--db", server.db)
@@ -35,8 +38,13 @@ def test_the_demo_pipeline_lands_through_http(
     for r in receipts:
         cp = open_checkpoint(str(r["checkpoint"]), [verifier], ORIGIN).checkpoint
         proof = [base64.b64decode(p) for p in r["inclusionProof"]]  # type: ignore[attr-defined]
-        merkle.verify_inclusion(base64.b64decode(str(r["leafHash"])), int(r["index"]),  # type: ignore[call-overload]
-                                cp.size, proof, cp.root_hash)
+        merkle.verify_inclusion(
+            base64.b64decode(str(r["leafHash"])),
+            int(r["index"]),  # type: ignore[call-overload]
+            cp.size,
+            proof,
+            cp.root_hash,
+        )
     # What the server stored is what attest wrote, byte for byte.
     link = (tmp_path / "attestations" / "1-build.link.json").read_bytes().rstrip(b"\n")
     entry = server.get(f"/api/v1/entries/{receipts[0]['index']}").json()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from schemathesis import checks
 from hypothesis import HealthCheck, given, settings
+from schemathesis import checks
 
 from tests.ledger.api.server import Server, init_ledger, serve, token
 
@@ -37,8 +37,9 @@ def test_api_conforms_to_its_openapi(fuzz_server: tuple[Server, str]) -> None:
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=6, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=6, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         def check(case: schemathesis.Case) -> None:
             # A schema-valid body may still be refused (a signature is more than a shape), so
             # positive-data acceptance is not asked for; every other check is.

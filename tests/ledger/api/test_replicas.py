@@ -27,17 +27,24 @@ def test_two_servers_one_chain(tmp_path: Path) -> None:
 
             def send(i: int) -> dict[str, object]:
                 srv = (a, b)[i % 2]
-                r = httpx.post(srv.url + "/api/v1/entries", content=bodies[i], timeout=60,
-                               headers={"Authorization": f"Bearer {tok}"})
+                r = httpx.post(
+                    srv.url + "/api/v1/entries",
+                    content=bodies[i],
+                    timeout=60,
+                    headers={"Authorization": f"Bearer {tok}"},
+                )
                 assert r.status_code == 201, r.text
                 out: dict[str, object] = r.json()
                 return out
 
             def batch() -> list[dict[str, object]]:
                 more = sample_envelopes(40)
-                r = httpx.post(b.url + "/api/v1/entries:batch", timeout=60,
-                               headers={"Authorization": f"Bearer {tok}"},
-                               json={"entries": [base64.b64encode(x).decode() for x in more]})
+                r = httpx.post(
+                    b.url + "/api/v1/entries:batch",
+                    timeout=60,
+                    headers={"Authorization": f"Bearer {tok}"},
+                    json={"entries": [base64.b64encode(x).decode() for x in more]},
+                )
                 assert r.status_code == 200, r.text
                 results: list[dict[str, object]] = r.json()["results"]
                 return results

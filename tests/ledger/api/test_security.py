@@ -38,7 +38,9 @@ def test_no_token_is_401_and_stores_nothing(server: Server, signed_samples: list
     assert tree_size(server) == before
 
 
-def test_wrong_scope_is_403(server: Server, tokens: dict[str, str], signed_samples: list[bytes]) -> None:
+def test_wrong_scope_is_403(
+    server: Server, tokens: dict[str, str], signed_samples: list[bytes]
+) -> None:
     before = tree_size(server)
     r = server.post("/api/v1/entries", tokens["read"], content=signed_samples[1])
     body = assert_problem(r, 403, "forbidden")
@@ -64,9 +66,7 @@ def test_replay_returns_the_first_record(
     assert tree_size(server) == a["treeSize"]
 
 
-def test_oversized_body_is_413_before_it_is_read(
-    server: Server, tokens: dict[str, str]
-) -> None:
+def test_oversized_body_is_413_before_it_is_read(server: Server, tokens: dict[str, str]) -> None:
     before = tree_size(server)
     big = b'{"payloadType":"x","payload":"' + b"A" * (2 << 20) + b'","signatures":[]}'
     r = server.post("/api/v1/entries", tokens["append"], content=big)
@@ -94,8 +94,9 @@ def test_oversized_body_is_413_before_it_is_read(
 )
 def test_malformed_body_is_422(server: Server, tokens: dict[str, str], body: bytes) -> None:
     before = tree_size(server)
-    assert_problem(server.post("/api/v1/entries", tokens["append"], content=body), 422,
-                   "invalid-input")
+    assert_problem(
+        server.post("/api/v1/entries", tokens["append"], content=body), 422, "invalid-input"
+    )
     assert tree_size(server) == before
 
 
@@ -122,18 +123,26 @@ def test_expired_and_revoked_tokens_are_401(
     server: Server, tokens: dict[str, str], signed_samples: list[bytes]
 ) -> None:
     admin = {"Authorization": f"Bearer {tokens['admin']}"}
-    r = httpx.post(server.url + "/api/v1/admin/tokens", headers=admin,
-                   json={"name": "short", "scopes": ["append"]})
+    r = httpx.post(
+        server.url + "/api/v1/admin/tokens",
+        headers=admin,
+        json={"name": "short", "scopes": ["append"]},
+    )
     assert r.status_code == 201, r.text
     short = r.json()["token"]
     assert r.json()["name"] == "short" and "token" not in json.dumps(
         httpx.get(server.url + "/api/v1/admin/tokens", headers=admin).json()
     ).replace('"token_', "")
     assert httpx.delete(server.url + "/api/v1/admin/tokens/short", headers=admin).status_code == 204
-    assert_problem(server.post("/api/v1/entries", short, content=signed_samples[3]), 401,
-                   "unauthenticated")
-    assert_problem(httpx.delete(server.url + "/api/v1/admin/tokens/short", headers=admin), 404,
-                   "not-found")
-    r = httpx.post(server.url + "/api/v1/admin/tokens", headers=admin,
-                   json={"name": "past", "scopes": ["append"], "expires": "2001-01-01T00:00:00Z"})
+    assert_problem(
+        server.post("/api/v1/entries", short, content=signed_samples[3]), 401, "unauthenticated"
+    )
+    assert_problem(
+        httpx.delete(server.url + "/api/v1/admin/tokens/short", headers=admin), 404, "not-found"
+    )
+    r = httpx.post(
+        server.url + "/api/v1/admin/tokens",
+        headers=admin,
+        json={"name": "past", "scopes": ["append"], "expires": "2001-01-01T00:00:00Z"},
+    )
     assert_problem(r, 422, "invalid-input")

@@ -78,8 +78,11 @@ def test_a_spec_only_client_rebuilds_the_tree_from_tiles(
     server: Server, tokens: dict[str, str]
 ) -> None:
     bodies = sample_envelopes(300)
-    r = server.post("/api/v1/entries:batch", tokens["append"],
-                    json={"entries": [base64.b64encode(b).decode() for b in bodies]})
+    r = server.post(
+        "/api/v1/entries:batch",
+        tokens["append"],
+        json={"entries": [base64.b64encode(b).decode() for b in bodies]},
+    )
     assert r.status_code == 200 and all("index" in x for x in r.json()["results"])
     with httpx.Client(base_url=server.url, timeout=30) as client:
         cp = client.get("/log/checkpoint")
@@ -92,7 +95,9 @@ def test_a_spec_only_client_rebuilds_the_tree_from_tiles(
         entries: list[bytes] = []
         for n in range(-(-size // WIDTH)):
             width = min(WIDTH, size - n * WIDTH)
-            entries += bundle_entries(fetch(client, tile_path("/log/tile/entries", n, width)).content)
+            entries += bundle_entries(
+                fetch(client, tile_path("/log/tile/entries", n, width)).content
+            )
         assert len(entries) == size
         leaves = [leaf_hash(e) for e in entries]
         assert level_hashes(client, 0, size) == leaves  # bundles hash to the level-0 tiles
@@ -108,9 +113,15 @@ def test_a_spec_only_client_rebuilds_the_tree_from_tiles(
         assert _root_from_subtrees(subtrees, [WIDTH] * full + [len(partial)]) == root
 
         # Things that must not be served.
-        for bad in (f"/log/tile/0/{index_path(full + 5)}", "/log/tile/0/0", "/log/tile/64/000",
-                    "/log/tile/0/x000/001", "/log/tile/0/000.p/0", "/log/tile/0/000.p/256",
-                    f"/log/tile/entries/{index_path(full)}"):
+        for bad in (
+            f"/log/tile/0/{index_path(full + 5)}",
+            "/log/tile/0/0",
+            "/log/tile/64/000",
+            "/log/tile/0/x000/001",
+            "/log/tile/0/000.p/0",
+            "/log/tile/0/000.p/256",
+            f"/log/tile/entries/{index_path(full)}",
+        ):
             assert client.get(bad).status_code == 404, bad
         assert origin
 

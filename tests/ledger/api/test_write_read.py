@@ -5,9 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
 from ledger import merkle
@@ -47,8 +45,14 @@ def test_append_answers_with_a_proof_under_a_signed_checkpoint(
     r = server.post("/api/v1/entries", tokens["append"], content=body)
     assert r.status_code == 201, r.text
     receipt = r.json()
-    assert set(receipt) == {"index", "leafHash", "inclusionProof", "treeSize", "checkpoint",
-                            "duplicate"}
+    assert set(receipt) == {
+        "index",
+        "leafHash",
+        "inclusionProof",
+        "treeSize",
+        "checkpoint",
+        "duplicate",
+    }
     check_receipt(receipt, verifier)
     entry = server.get(f"/api/v1/entries/{receipt['index']}").json()
     assert d(entry["body"]) == body  # the exact bytes
@@ -61,8 +65,11 @@ def test_batch_gives_each_entry_its_own_result(
 ) -> None:
     good = sample_envelopes(3)
     entries = [good[0], b"not json", good[1], good[0], good[2]]
-    r = server.post("/api/v1/entries:batch", tokens["append"],
-                    json={"entries": [base64.b64encode(e).decode() for e in entries]})
+    r = server.post(
+        "/api/v1/entries:batch",
+        tokens["append"],
+        json={"entries": [base64.b64encode(e).decode() for e in entries]},
+    )
     assert r.status_code == 200, r.text
     results = r.json()["results"]
     assert len(results) == 5
@@ -106,9 +113,14 @@ def test_health_and_metrics(server: Server) -> None:
     h = server.get("/healthz").json()
     assert h["status"] == "ok" and h["treeSize"] >= 0
     text = server.get("/metrics").text
-    for name in ("ledger_appends_total", "ledger_refusals_total", "ledger_queue_depth",
-                 "ledger_append_seconds_bucket", "ledger_batch_request_entries_bucket",
-                 "ledger_tree_size"):
+    for name in (
+        "ledger_appends_total",
+        "ledger_refusals_total",
+        "ledger_queue_depth",
+        "ledger_append_seconds_bucket",
+        "ledger_batch_request_entries_bucket",
+        "ledger_tree_size",
+    ):
         assert name in text
 
 
@@ -134,15 +146,21 @@ def test_past_the_queue_bound_entries_are_refused_with_503(
 ) -> None:
     srv, tok = strict_server
     bodies = sample_envelopes(20)
-    r = srv.post("/api/v1/entries:batch", tok,
-                 json={"entries": [base64.b64encode(b).decode() for b in bodies]})
+    r = srv.post(
+        "/api/v1/entries:batch",
+        tok,
+        json={"entries": [base64.b64encode(b).decode() for b in bodies]},
+    )
     results = r.json()["results"]
     refused = [x for x in results if x.get("type") == PROBLEM_TYPE + "overloaded"]
     accepted = [x for x in results if "index" in x]
     assert refused and accepted and len(refused) + len(accepted) == 20
     assert all(x["status"] == 503 for x in refused)
-    size = int(srv.get("/api/v1/checkpoint", headers={"Authorization": f"Bearer {tok}"}).text
-               .split("\n")[1])
+    size = int(
+        srv.get("/api/v1/checkpoint", headers={"Authorization": f"Bearer {tok}"}).text.split("\n")[
+            1
+        ]
+    )
     assert size == len(accepted)  # refused entries never reached the log
 
 
