@@ -5,23 +5,21 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ledger.api._admission_shim import TooLarge  # TEMPORARY: ledger.errors after H8
-from ledger.api.auth import require
+from ledger.api.auth import BEARER_AUTH, authorize
 from ledger.api.models import BatchReply, BatchRequest, ProblemDetail, Receipt, receipt_json
 from ledger.api.problems import problem_of
 from ledger.api.service import WriteService
 from ledger.errors import Error, InvalidInput
-from ledger.tokens import TokenInfo
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["write"])
-Appender = Annotated[TokenInfo, Depends(require("append"))]
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -64,18 +62,20 @@ _ENVELOPE_EXAMPLE = {
         **_errors(401, 403, 413, 422, 503),
     },
     openapi_extra={
+        **BEARER_AUTH,
         "requestBody": {
             "required": True,
             "description": "The exact bytes of one DSSE envelope or Sigstore bundle (JSON).",
             "content": {
                 "application/json": {"schema": {"type": "object"}, "example": _ENVELOPE_EXAMPLE}
             },
-        }
+        },
     },
 )
-async def append_entry(request: Request, _token: Appender) -> Response:
+async def append_entry(request: Request) -> Response:
     """Verified, stored byte for byte, sequenced; answered once the entry is durable and covered
     by a signed checkpoint (201), or with the first record if the body is already there (200)."""
+    authorize(request, "append")
     body = await read_limited(request, request.app.state.settings.max_body_bytes)
     service: WriteService = request.app.state.writer
     result = await service.append(body)
@@ -104,6 +104,7 @@ def _decode_batch(raw: bytes, max_entries: int) -> list[bytes]:
     response_model=BatchReply,
     responses=_errors(401, 403, 413, 422),
     openapi_extra={
+        **BEARER_AUTH,
         "requestBody": {
             "required": True,
             "content": {
@@ -112,12 +113,13 @@ def _decode_batch(raw: bytes, max_entries: int) -> list[bytes]:
                     "example": {"entries": ["eyJwYXlsb2FkVHlwZSI6Li4ufQ=="]},
                 }
             },
-        }
+        },
     },
 )
-async def append_batch(request: Request, _token: Appender) -> Response:
+async def append_batch(request: Request) -> Response:
     """Entries are checked one by one: each gets its own receipt or problem, in order. The reply
     is 200 whenever the batch itself was well formed."""
+    authorize(request, "append")
     settings = request.app.state.settings
     raw = await read_limited(request, settings.max_batch_bytes)
     bodies = _decode_batch(raw, settings.max_batch_entries)
