@@ -109,10 +109,6 @@ class Tokens:
         }
         try:
             with self._engine.begin() as conn:
-                if conn.execute(
-                    select(schema.api_tokens.c.name).where(schema.api_tokens.c.name == name)
-                ).first():
-                    raise InvalidInput(f"a token named {name!r} exists; revoke it first")
                 conn.execute(schema.api_tokens.insert(), row)
         except DbIntegrityError as e:
             raise InvalidInput(f"a token named {name!r} exists; revoke it first") from e

@@ -54,8 +54,9 @@ def require(scope: str) -> Callable[[Request, Credentials], Awaitable[TokenInfo]
     return dependency
 
 
-async def require_read(request: Request, creds: Credentials) -> TokenInfo | None:
-    """Nothing when reads are public (``LEDGER_PUBLIC_READS``), else a token with ``read``."""
+async def require_read(request: Request) -> TokenInfo | None:
+    """Nothing when reads are public (``LEDGER_PUBLIC_READS``), else a token with ``read``.
+    (The route's OpenAPI says the token is optional: ``OPTIONAL_AUTH``.)"""
     if request.app.state.settings.public_reads:
         return None
-    return _check(request, creds, "read")
+    return authorize(request, "read")

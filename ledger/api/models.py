@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from ledger.sequencer import AppendResult
 
@@ -107,7 +107,18 @@ class BatchReply(BaseModel):
     results: list[Receipt | ProblemDetail]
 
 
+_PROOF: dict[str, JsonValue] = {
+    "index": 2,
+    "treeSize": 3,
+    "leafHash": _HASH,
+    "inclusionProof": [_HASH],
+    "checkpoint": _CP,
+}
+
+
 class InclusionReply(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_PROOF]})
+
     index: int
     treeSize: int  # noqa: N815
     leafHash: str  # noqa: N815
@@ -118,13 +129,37 @@ class InclusionReply(BaseModel):
 class EntryReply(InclusionReply):
     """A record, its exact body (base64) and its inclusion proof against the latest checkpoint."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **_PROOF,
+                    "record": {
+                        "v": 1,
+                        "log": "demo.example/ledger",
+                        "index": 2,
+                        "prev": "5c1e…",
+                        "time": "2026-11-29T13:31:29.107648Z",
+                        "bodyType": "dsse",
+                        "body": "sha256:9c70…",
+                    },
+                    "bodyType": "dsse",
+                    "body": "eyJwYXlsb2FkVHlwZSI6Li4ufQ==",
+                }
+            ]
+        }
+    )
+
     record: dict[str, object]
     bodyType: str  # noqa: N815
     body: str
 
 
 class ConsistencyProof(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={"examples": [{"from": 1, "to": 3, "proof": [_HASH, _HASH]}]},
+    )
 
     from_: int = Field(alias="from")
     to: int
@@ -132,6 +167,12 @@ class ConsistencyProof(BaseModel):
 
 
 class Health(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "ok", "database": "ok", "sequencer": "ok", "treeSize": 3}]
+        }
+    )
+
     status: str
     database: str
     sequencer: str
@@ -148,7 +189,17 @@ class TokenCreate(BaseModel):
     expires: str | None = Field(None, description="RFC 3339 time or a duration: 90d, 12h, 30m.")
 
 
+_TOKEN: dict[str, JsonValue] = {
+    "name": "ci",
+    "scopes": ["append"],
+    "created": "2026-11-29T13:31:29.107648Z",
+    "expires": None,
+}
+
+
 class TokenPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_TOKEN]})
+
     name: str
     scopes: list[str]
     created: str
@@ -156,4 +207,6 @@ class TokenPublic(BaseModel):
 
 
 class TokenCreated(TokenPublic):
+    model_config = ConfigDict(json_schema_extra={"examples": [{**_TOKEN, "token": "lgr_…"}]})
+
     token: str = Field(description="Shown once; only its SHA-256 is stored.")

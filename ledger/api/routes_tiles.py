@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from ledger.api.auth import OPTIONAL_AUTH, require_read
+from ledger.api.models import ProblemDetail
 from ledger.api.routes_read import cache_control, checkpoint_response
 from ledger.errors import IntegrityError, NotFound
 from ledger.log import Ledger
@@ -32,6 +33,9 @@ IMMUTABLE = "max-age=31536000, immutable"
 PARTIAL = "max-age=60"
 _PATH = re.compile(r"(entries|0|[1-9][0-9]?)/((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?")
 _OCTETS = "application/octet-stream"
+PROBLEMS_401_403: dict[int | str, dict[str, Any]] = {
+    c: {"model": ProblemDetail, "content": {"application/problem+json": {}}} for c in (401, 403)
+}
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ def _bundle(ledger: Ledger, index: int, width: int | None) -> bytes:
     openapi_extra=OPTIONAL_AUTH,
     summary="The latest checkpoint (tlog-tiles)",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}}},
+    responses={200: {"content": {"text/plain": {}}}, **PROBLEMS_401_403},
 )
 def log_checkpoint(request: Request, _r: Reader) -> PlainTextResponse:
     return checkpoint_response(request)
@@ -107,6 +111,7 @@ def log_checkpoint(request: Request, _r: Reader) -> PlainTextResponse:
     responses={
         200: {"content": {_OCTETS: {"schema": {"type": "string", "format": "binary"}}}},
         404: {"description": "No such tile (yet)."},
+        **PROBLEMS_401_403,
     },
 )
 def log_tile(
