@@ -105,7 +105,7 @@ def write_bodies(path: Path, count: int, batch: int, refused: bool) -> None:
 
 
 @contextmanager
-def server(db: str, work: Path, workers: int, port: int) -> Iterator[str]:
+def server(db: str, key: str, workers: int, port: int) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     env["LEDGER_MAX_PENDING"] = "100000"
     proc = subprocess.Popen(
@@ -114,25 +114,31 @@ def server(db: str, work: Path, workers: int, port: int) -> Iterator[str]:
             "serve",
             "--db",
             db,
+            "--key-file",
+            key,
             "--port",
             str(port),
             "--workers",
             str(workers),
             "--no-access-log",
         ],
-        cwd=work,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
+        deadline = time.monotonic() + 120
+        while True:
             try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
-                time.sleep(0.1)
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit(f"ledger serve on {db} did not become healthy")
+            time.sleep(0.2)
+        time.sleep(1.0 * workers)  # every worker past its lifespan start
         yield url
     finally:
         proc.terminate()
@@ -158,14 +164,15 @@ def one_run(s: Scenario, seconds: int, wrk: str, port: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with database(s.backend, work) as db:
-            ledger("init", "--origin", "bench.example/ledger", "--db", db)
+            key = str(work / "checkpoint.key")
+            ledger("init", "--origin", "bench.example/ledger", "--db", db, "--key-file", key)
             token = ledger("tokens", "create", "--name", "bench", "--scope", "append", "--db", db)
             # After the trust registry lands: `ledger signers add --name bench --key …` here.
             budget = (3000 if s.batch == 1 else 120) * seconds  # more than the server can take
             bodies = work / "bodies.txt"
             write_bodies(bodies, budget, s.batch, s.refused)
             path = "/api/v1/entries" if s.batch == 1 else "/api/v1/entries:batch"
-            with server(db, work, s.workers, port) as url:
+            with server(db, key, s.workers, port) as url:
                 p = subprocess.run(
                     [
                         wrk,
