@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port", type=int, default=18555)
     args = ap.parse_args(argv)
     wrk = ensure_wrk()
-    report: dict[str, object] = {"machine": machine(), "load_before": os.getloadavg()}
+    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    report: dict[str, object] = {**old, "machine": machine(), "load_before": os.getloadavg()}
     for name in args.scenarios:
         s = SCENARIOS[name]
         runs = [one_run(s, args.seconds, wrk, args.port) for _ in range(args.runs)]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
 import os
 import shutil
 import socket
@@ -13,10 +16,42 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from attest.dsse import sign_envelope
+from attest.signers import KeySigner
 
 BIN = Path(__file__).resolve().parents[3] / ".venv" / "bin"
 LEDGER = shutil.which("ledger") or str(BIN / "ledger")
 ORIGIN = "api.test.example/ledger"
+SAMPLE_KEY = ed25519.Ed25519PrivateKey.generate()
+TEST_PREDICATE = "https://example.com/api-test/v1"
+_serial = itertools.count()
+
+
+def sample_pub_pem(key: ed25519.Ed25519PrivateKey = SAMPLE_KEY) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def signed(n: int, key: ed25519.Ed25519PrivateKey = SAMPLE_KEY) -> list[bytes]:
+    """``n`` new, distinct in-toto Statements in DSSE envelopes signed with ``key``."""
+    signer = KeySigner(key)
+    out = []
+    for _ in range(n):
+        name = f"artifact-{os.getpid()}-{next(_serial)}.tar.gz"
+        statement = {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [
+                {"name": name, "digest": {"sha256": hashlib.sha256(name.encode()).hexdigest()}}
+            ],
+            "predicateType": TEST_PREDICATE,
+            "predicate": {"n": name},
+        }
+        out.append(sign_envelope(json.dumps(statement).encode(), [signer]).to_json())
+    return out
 
 
 def free_port() -> int:

@@ -11,9 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ledger._internal.sample import sample_envelopes
 from tests.conftest import fresh_pg_schema
-from tests.ledger.api.server import init_ledger, ledger_cli, serve, token
+from tests.ledger.api.server import init_ledger, ledger_cli, serve, signed, token
 
 pytestmark = pytest.mark.postgres
 
@@ -22,7 +21,7 @@ def test_two_servers_one_chain(tmp_path: Path) -> None:
     with fresh_pg_schema() as db:
         key = init_ledger(db, tmp_path)
         tok = token(db, tmp_path, "ci", "append")
-        bodies = sample_envelopes(120)
+        bodies = signed(120)
         with serve(db, tmp_path, key) as a, serve(db, tmp_path, key) as b:
 
             def send(i: int) -> dict[str, object]:
@@ -38,7 +37,7 @@ def test_two_servers_one_chain(tmp_path: Path) -> None:
                 return out
 
             def batch() -> list[dict[str, object]]:
-                more = sample_envelopes(40)
+                more = signed(40)
                 r = httpx.post(
                     b.url + "/api/v1/entries:batch",
                     timeout=60,

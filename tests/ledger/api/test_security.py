@@ -11,7 +11,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from ledger.api.problems import PROBLEM_TYPE
-from tests.ledger.api.server import Server, token
+from tests.ledger.api.server import Server, signed, token
+
+SAMPLES = signed(4)
 
 PROBLEM = "application/problem+json"
 
@@ -28,21 +30,19 @@ def assert_problem(r: httpx.Response, status: int, slug: str) -> dict[str, objec
     return body
 
 
-def test_no_token_is_401_and_stores_nothing(server: Server, signed_samples: list[bytes]) -> None:
+def test_no_token_is_401_and_stores_nothing(server: Server) -> None:
     before = tree_size(server)
-    r = server.post("/api/v1/entries", content=signed_samples[0])
+    r = server.post("/api/v1/entries", content=SAMPLES[0])
     assert_problem(r, 401, "unauthenticated")
     assert r.headers["www-authenticate"].startswith("Bearer")
-    r = server.post("/api/v1/entries", "lgr_not-a-real-token", content=signed_samples[0])
+    r = server.post("/api/v1/entries", "lgr_not-a-real-token", content=SAMPLES[0])
     assert_problem(r, 401, "unauthenticated")
     assert tree_size(server) == before
 
 
-def test_wrong_scope_is_403(
-    server: Server, tokens: dict[str, str], signed_samples: list[bytes]
-) -> None:
+def test_wrong_scope_is_403(server: Server, tokens: dict[str, str]) -> None:
     before = tree_size(server)
-    r = server.post("/api/v1/entries", tokens["read"], content=signed_samples[1])
+    r = server.post("/api/v1/entries", tokens["read"], content=SAMPLES[1])
     body = assert_problem(r, 403, "forbidden")
     assert "append" in str(body["detail"])
     r = httpx.get(
@@ -53,12 +53,10 @@ def test_wrong_scope_is_403(
     assert tree_size(server) == before
 
 
-def test_replay_returns_the_first_record(
-    server: Server, tokens: dict[str, str], signed_samples: list[bytes]
-) -> None:
-    first = server.post("/api/v1/entries", tokens["append"], content=signed_samples[2])
+def test_replay_returns_the_first_record(server: Server, tokens: dict[str, str]) -> None:
+    first = server.post("/api/v1/entries", tokens["append"], content=SAMPLES[2])
     assert first.status_code == 201, first.text
-    again = server.post("/api/v1/entries", tokens["append"], content=signed_samples[2])
+    again = server.post("/api/v1/entries", tokens["append"], content=SAMPLES[2])
     assert again.status_code == 200
     a, b = first.json(), again.json()
     assert b["duplicate"] is True and a["duplicate"] is False
@@ -119,9 +117,7 @@ def test_tokens_are_stored_as_hashes_never_as_text(
                 assert secret.encode() not in f.read_bytes()
 
 
-def test_expired_and_revoked_tokens_are_401(
-    server: Server, tokens: dict[str, str], signed_samples: list[bytes]
-) -> None:
+def test_expired_and_revoked_tokens_are_401(server: Server, tokens: dict[str, str]) -> None:
     admin = {"Authorization": f"Bearer {tokens['admin']}"}
     r = httpx.post(
         server.url + "/api/v1/admin/tokens",
@@ -135,7 +131,7 @@ def test_expired_and_revoked_tokens_are_401(
     assert short not in json.dumps(listed)
     assert httpx.delete(server.url + "/api/v1/admin/tokens/short", headers=admin).status_code == 204
     assert_problem(
-        server.post("/api/v1/entries", short, content=signed_samples[3]), 401, "unauthenticated"
+        server.post("/api/v1/entries", short, content=SAMPLES[3]), 401, "unauthenticated"
     )
     assert_problem(
         httpx.delete(server.url + "/api/v1/admin/tokens/short", headers=admin), 404, "not-found"

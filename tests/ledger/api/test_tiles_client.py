@@ -8,8 +8,7 @@ import hashlib
 
 import httpx
 
-from ledger._internal.sample import sample_envelopes
-from tests.ledger.api.server import Server
+from tests.ledger.api.server import Server, signed
 
 WIDTH = 256
 
@@ -77,7 +76,7 @@ def level_hashes(client: httpx.Client, level: int, count: int) -> list[bytes]:
 def test_a_spec_only_client_rebuilds_the_tree_from_tiles(
     server: Server, tokens: dict[str, str]
 ) -> None:
-    bodies = sample_envelopes(300)
+    bodies = signed(300)
     r = server.post(
         "/api/v1/entries:batch",
         tokens["append"],

@@ -9,12 +9,11 @@ from collections.abc import Iterator
 import pytest
 
 from ledger import merkle
-from ledger._internal.sample import sample_envelopes
 from ledger.api.problems import PROBLEM_TYPE, problem_of
 from ledger.checkpoint import open_checkpoint
 from ledger.errors import Overloaded
 from ledger.note import parse_verifier
-from tests.ledger.api.server import ORIGIN, Server, init_ledger, serve, token
+from tests.ledger.api.server import ORIGIN, Server, init_ledger, serve, signed, token
 
 d = base64.b64decode
 
@@ -41,7 +40,7 @@ def check_receipt(r: dict[str, object], verifier: object) -> int:
 def test_append_answers_with_a_proof_under_a_signed_checkpoint(
     server: Server, tokens: dict[str, str], verifier: object
 ) -> None:
-    body = sample_envelopes(1)[0]
+    body = signed(1)[0]
     r = server.post("/api/v1/entries", tokens["append"], content=body)
     assert r.status_code == 201, r.text
     receipt = r.json()
@@ -63,7 +62,7 @@ def test_append_answers_with_a_proof_under_a_signed_checkpoint(
 def test_batch_gives_each_entry_its_own_result(
     server: Server, tokens: dict[str, str], verifier: object
 ) -> None:
-    good = sample_envelopes(3)
+    good = signed(3)
     entries = [good[0], b"not json", good[1], good[0], good[2]]
     r = server.post(
         "/api/v1/entries:batch",
@@ -92,9 +91,9 @@ def test_malformed_batch_is_422(server: Server, tokens: dict[str, str], payload:
 def test_inclusion_and_consistency_proofs_verify(
     server: Server, tokens: dict[str, str], verifier: object
 ) -> None:
-    first = server.post("/api/v1/entries", tokens["append"], content=sample_envelopes(1)[0])
+    first = server.post("/api/v1/entries", tokens["append"], content=signed(1)[0])
     old = check_receipt(first.json(), verifier)
-    server.post("/api/v1/entries", tokens["append"], content=sample_envelopes(1)[0])
+    server.post("/api/v1/entries", tokens["append"], content=signed(1)[0])
     note = server.get("/api/v1/checkpoint")
     assert note.headers["content-type"].startswith("text/plain")
     cp = open_checkpoint(note.text, [verifier], ORIGIN).checkpoint  # type: ignore[list-item]
@@ -145,7 +144,7 @@ def test_past_the_queue_bound_entries_are_refused_with_503(
     strict_server: tuple[Server, str],
 ) -> None:
     srv, tok = strict_server
-    bodies = sample_envelopes(20)
+    bodies = signed(20)
     r = srv.post(
         "/api/v1/entries:batch",
         tok,
