@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from ledger.sequencer import AppendResult
+
+if TYPE_CHECKING:
+    from ledger.log import InclusionProof
 
 __all__ = [
     "BatchReply",
@@ -21,6 +25,8 @@ __all__ = [
     "TokenCreated",
     "TokenPublic",
     "b64",
+    "problem_responses",
+    "proof_json",
     "receipt_json",
 ]
 
@@ -30,6 +36,21 @@ _HASH = "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="
 
 def b64(b: bytes) -> str:
     return base64.b64encode(b).decode()
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries: a problem+json body for each status code."""
+    return {c: {"model": ProblemDetail, "content": {"application/problem+json": {}}} for c in codes}
+
+
+def proof_json(p: InclusionProof) -> dict[str, Any]:
+    return {
+        "index": p.index,
+        "treeSize": p.tree_size,
+        "leafHash": b64(p.leaf_hash),
+        "inclusionProof": [b64(h) for h in p.proof],
+        "checkpoint": p.checkpoint,
+    }
 
 
 class Receipt(BaseModel):

@@ -8,17 +8,14 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
 from ledger.api.auth import require
-from ledger.api.models import ProblemDetail, TokenCreate, TokenCreated, TokenPublic
+from ledger.api.models import TokenCreate, TokenCreated, TokenPublic, problem_responses
 from ledger.log import utc_now
 from ledger.tokens import Tokens, parse_expiry
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(require("admin"))])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    c: {"model": ProblemDetail, "content": {"application/problem+json": {}}}
-    for c in (401, 403, 404, 422)
-}
+_ERRORS = problem_responses(401, 403, 404, 422)
 Name = Annotated[str, Path(min_length=1, max_length=128, examples=["ci"])]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ledger.api.models import Health, ProblemDetail
+from ledger.api.models import Health, problem_responses
 from ledger.errors import StorageError
 from ledger.log import Ledger
 
@@ -20,7 +20,7 @@ router = APIRouter(tags=["operations"])
     "/healthz",
     summary="Liveness and readiness",
     response_model=Health,
-    responses={503: {"model": ProblemDetail, "content": {"application/problem+json": {}}}},
+    responses=problem_responses(503),
 )
 def healthz(request: Request) -> dict[str, Any]:
     """200 when the database answers and this process's sequencer thread runs; else 503."""

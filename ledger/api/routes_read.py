@@ -12,7 +12,14 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from ledger.api.auth import OPTIONAL_AUTH, require_read
-from ledger.api.models import ConsistencyProof, EntryReply, InclusionReply, ProblemDetail, b64
+from ledger.api.models import (
+    ConsistencyProof,
+    EntryReply,
+    InclusionReply,
+    b64,
+    problem_responses,
+    proof_json,
+)
 from ledger.errors import IntegrityError, NotFound
 from ledger.log import Ledger
 from ledger.tokens import TokenInfo
@@ -24,10 +31,7 @@ Reader = Annotated[TokenInfo | None, Depends(require_read)]
 MAX_INDEX = (1 << 63) - 1
 Index = Annotated[int, Path(ge=0, le=MAX_INDEX, examples=[2])]
 CHECKPOINT_CACHE = "max-age=2"
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    c: {"model": ProblemDetail, "content": {"application/problem+json": {}}}
-    for c in (401, 403, 404, 422)
-}
+_ERRORS = problem_responses(401, 403, 404, 422)
 _NOTE: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"text/plain": {"example": "demo.example/ledger\n3\nq5x0…=\n\n\u2014 demo…\n"}},
@@ -83,14 +87,10 @@ def get_entry(request: Request, index: Index, _r: Reader) -> dict[str, Any]:
         raise IntegrityError(f"record {index} has no stored body", index)
     body_type, content = found
     return {
-        "index": index,
+        **proof_json(proof),
         "record": record.to_json(),
         "bodyType": body_type,
         "body": b64(content),
-        "treeSize": proof.tree_size,
-        "leafHash": b64(proof.leaf_hash),
-        "inclusionProof": [b64(h) for h in proof.proof],
-        "checkpoint": proof.checkpoint,
     }
 
 
@@ -110,14 +110,7 @@ def get_inclusion(
         Query(ge=1, le=MAX_INDEX, description="A checkpointed tree size; default: latest."),
     ] = None,
 ) -> dict[str, Any]:
-    p = _ledger(request).inclusion(index, size)
-    return {
-        "index": p.index,
-        "treeSize": p.tree_size,
-        "leafHash": b64(p.leaf_hash),
-        "inclusionProof": [b64(h) for h in p.proof],
-        "checkpoint": p.checkpoint,
-    }
+    return proof_json(_ledger(request).inclusion(index, size))
 
 
 @router.get(

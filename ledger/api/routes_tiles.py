@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from ledger.api.auth import OPTIONAL_AUTH, require_read
-from ledger.api.models import ProblemDetail
+from ledger.api.models import problem_responses
 from ledger.api.routes_read import cache_control, checkpoint_response
 from ledger.errors import IntegrityError, NotFound
 from ledger.log import Ledger
@@ -33,9 +33,7 @@ IMMUTABLE = "max-age=31536000, immutable"
 PARTIAL = "max-age=60"
 _PATH = re.compile(r"(entries|0|[1-9][0-9]?)/((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?")
 _OCTETS = "application/octet-stream"
-PROBLEMS_401_403: dict[int | str, dict[str, Any]] = {
-    c: {"model": ProblemDetail, "content": {"application/problem+json": {}}} for c in (401, 403)
-}
+PROBLEMS_401_403 = problem_responses(401, 403)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from ledger.api._admission_shim import TooLarge  # TEMPORARY: ledger.errors after H8
 from ledger.api.auth import BEARER_AUTH, authorize
-from ledger.api.models import BatchReply, BatchRequest, ProblemDetail, Receipt, receipt_json
+from ledger.api.models import BatchReply, BatchRequest, Receipt, problem_responses, receipt_json
 from ledger.api.problems import problem_of
 from ledger.api.service import WriteService
 from ledger.errors import Error, InvalidInput
@@ -20,10 +20,6 @@ from ledger.errors import Error, InvalidInput
 __all__ = ["router"]
 
 router = APIRouter(tags=["write"])
-
-
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {c: {"model": ProblemDetail, "content": {"application/problem+json": {}}} for c in codes}
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -59,7 +55,7 @@ _ENVELOPE_EXAMPLE = {
     response_model=Receipt,
     responses={
         200: {"model": Receipt, "description": "The same body was already in the log."},
-        **_errors(401, 403, 413, 422, 503),
+        **problem_responses(401, 403, 413, 422, 503),
     },
     openapi_extra={
         **BEARER_AUTH,
@@ -102,7 +98,7 @@ def _decode_batch(raw: bytes, max_entries: int) -> list[bytes]:
     "/api/v1/entries:batch",
     summary="Append many bodies; one result or problem per entry",
     response_model=BatchReply,
-    responses=_errors(401, 403, 413, 422),
+    responses=problem_responses(401, 403, 413, 422),
     openapi_extra={
         **BEARER_AUTH,
         "requestBody": {

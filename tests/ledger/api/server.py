@@ -66,8 +66,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def ledger_cli(workdir: Path, *args: str) -> str:
-    p = subprocess.run(
+def run_ledger(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [LEDGER, *args],
         cwd=workdir,
         capture_output=True,
@@ -76,6 +76,10 @@ def ledger_cli(workdir: Path, *args: str) -> str:
         timeout=120,
         check=False,
     )
+
+
+def ledger_cli(workdir: Path, *args: str) -> str:
+    p = run_ledger(workdir, *args)
     assert p.returncode == 0, p.stderr
     return p.stdout
 

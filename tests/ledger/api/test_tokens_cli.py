@@ -13,19 +13,11 @@ from ledger.errors import InvalidInput, Unauthenticated
 from ledger.log import utc_now
 from ledger.storage import LedgerStore
 from ledger.tokens import Tokens, parse_expiry
-from tests.ledger.api.server import LEDGER, clean_env, init_ledger
+from tests.ledger.api.server import init_ledger, run_ledger
 
 
 def run(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [LEDGER, "tokens", *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=120,
-        check=False,
-    )
+    return run_ledger(workdir, "tokens", *args)
 
 
 def test_create_list_revoke(tmp_path: Path) -> None:
