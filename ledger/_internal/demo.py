@@ -207,12 +207,7 @@ def _setup(work: Path, db: str) -> dict[str, str]:
 
 
 def _register_ci_signer(work: Path, db: str) -> None:
-    """TEMPORARY guard: the trust registry (H8) is not on main yet; once it is, always run
-    ``ledger signers add --name ci --key demo/ci-key.pub`` here."""
-    import importlib.util
-
-    if importlib.util.find_spec("ledger.admission") is None:
-        return
+    """The CI key goes into the trust registry (a logged entry) before anything is sent."""
     _ledger("signers", "add", "--name", "ci", "--key", str(work / "ci-key.pub"), "--db", db)
 
 

@@ -18,6 +18,7 @@ from ledger.api import (
     routes_admin,
     routes_health,
     routes_read,
+    routes_signers,
     routes_tiles,
     routes_write,
 )
@@ -74,6 +75,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics.refused(reason)
 
     problems.install(app, refused)
-    for module in (routes_write, routes_read, routes_tiles, routes_admin, routes_health):
+    for module in (
+        routes_write,
+        routes_read,
+        routes_tiles,
+        routes_admin,
+        routes_signers,
+        routes_health,
+    ):
         app.include_router(module.router)
     return app

@@ -16,7 +16,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from ledger.api._admission_shim import NotTrusted, TooLarge  # TEMPORARY: ledger.errors after H8
 from ledger.errors import (
     CheckpointError,
     ConflictError,
@@ -25,9 +24,11 @@ from ledger.errors import (
     InvalidInput,
     NoteError,
     NotFound,
+    NotTrusted,
     Overloaded,
     ProofError,
     StorageError,
+    TooLarge,
     Unauthenticated,
     Unauthorized,
 )

@@ -1,4 +1,4 @@
-"""Admin routes (scope ``admin``): API tokens; trust-registry signers once the registry lands."""
+"""Admin routes (scope ``admin``) for API tokens; the trust registry's are in ``routes_signers``."""
 
 from __future__ import annotations
 

@@ -10,12 +10,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ledger.api._admission_shim import TooLarge  # TEMPORARY: ledger.errors after H8
 from ledger.api.auth import BEARER_AUTH, authorize
 from ledger.api.models import BatchReply, BatchRequest, Receipt, problem_responses, receipt_json
 from ledger.api.problems import problem_of
 from ledger.api.service import WriteService
-from ledger.errors import Error, InvalidInput
+from ledger.errors import Error, InvalidInput, TooLarge
 
 __all__ = ["router"]
 

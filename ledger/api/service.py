@@ -16,7 +16,7 @@ from concurrent.futures import Future
 
 from starlette.concurrency import run_in_threadpool
 
-from ledger.api import _admission_shim as admission  # TEMPORARY: Ledger methods after H8
+from ledger.admission import Admitted
 from ledger.api.metrics import Metrics
 from ledger.errors import Error, Overloaded
 from ledger.log import Ledger
@@ -38,9 +38,9 @@ class WriteService:
     async def append(self, body: bytes) -> AppendResult:
         """Admit one body and wait for its acknowledged proof."""
         if BUNDLE_MARK in body:  # a Sigstore bundle check takes milliseconds: off the loop
-            admitted = await run_in_threadpool(admission.admit, self._ledger, body)
+            admitted = await run_in_threadpool(self._ledger.admit, body)
         else:  # a DSSE envelope's key check takes tens of microseconds: a thread hop costs more
-            admitted = admission.admit(self._ledger, body)
+            admitted = self._ledger.admit(body)
         return await self._sequence(admitted)
 
     async def append_many(self, bodies: Sequence[bytes]) -> list[AppendResult | Error]:
@@ -48,7 +48,7 @@ class WriteService:
         admitted = await run_in_threadpool(self._admit_each, bodies)
         return list(await asyncio.gather(*(self._try_sequence(a) for a in admitted)))
 
-    async def _try_sequence(self, admitted: admission.Admitted | Error) -> AppendResult | Error:
+    async def _try_sequence(self, admitted: Admitted | Error) -> AppendResult | Error:
         if isinstance(admitted, Error):
             return admitted
         try:
@@ -56,22 +56,22 @@ class WriteService:
         except Error as e:
             return e
 
-    def _admit_each(self, bodies: Sequence[bytes]) -> list[admission.Admitted | Error]:
-        out: list[admission.Admitted | Error] = []
+    def _admit_each(self, bodies: Sequence[bytes]) -> list[Admitted | Error]:
+        out: list[Admitted | Error] = []
         for body in bodies:
             try:
-                out.append(admission.admit(self._ledger, body))
+                out.append(self._ledger.admit(body))
             except Error as e:
                 out.append(e)
         return out
 
-    async def _sequence(self, admitted: admission.Admitted) -> AppendResult:
+    async def _sequence(self, admitted: Admitted) -> AppendResult:
         if self._pending >= self._max_pending:
             raise Overloaded(
                 f"{self._pending} appends are waiting; retry shortly", self._retry_after
             )
         start = time.perf_counter()
-        fut: Future[AppendResult] = admission.submit(self._ledger, admitted)
+        fut: Future[AppendResult] = self._ledger.submit(admitted)
         self._pending += 1
         self._metrics.queue_depth.inc()
         try:

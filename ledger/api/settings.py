@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     key_file: Annotated[
         Path | None, Field(description="Checkpoint key (default: derived from URL).")
     ] = None
+    admin_key_file: Annotated[
+        Path | None, Field(description="Admin key for registry changes (default: beside the key).")
+    ] = None
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     workers: Annotated[int, Field(ge=1, le=64)] = 1

@@ -84,10 +84,25 @@ def ledger_cli(workdir: Path, *args: str) -> str:
     return p.stdout
 
 
-def init_ledger(db: str, workdir: Path) -> Path:
+def init_ledger(db: str, workdir: Path, register_samples: bool = True) -> Path:
+    """A new ledger (CLI), with ``SAMPLE_KEY`` registered as signer ``samples`` (library)."""
     key = workdir / "checkpoint.key"
     ledger_cli(workdir, "init", "--origin", ORIGIN, "--db", db, "--key-file", str(key))
+    if register_samples:
+        add_signer(db, key, "samples", key=sample_pub_pem())
     return key
+
+
+def add_signer(db: str, checkpoint_key: Path, name: str, **spec: object) -> None:
+    """Log a signer through the library, with the admin key ``ledger init`` wrote."""
+    from ledger.log import Ledger
+    from ledger.registry import add_signer as add
+    from ledger.registry import make_spec
+    from ledger.registry.admin import admin_key_path, load_admin_key
+
+    admin = load_admin_key(admin_key_path(checkpoint_key))
+    with Ledger.open(db, checkpoint_key) as ledger:
+        add(ledger, make_spec(name, now=ledger.now(), **spec), admin)  # type: ignore[arg-type]
 
 
 def token(db: str, workdir: Path, name: str, *scopes: str) -> str:

@@ -11,7 +11,7 @@ from ledger import merkle
 from ledger._internal.demo import seed
 from ledger.checkpoint import open_checkpoint
 from ledger.note import parse_verifier
-from tests.ledger.api.server import ORIGIN, Server, ledger_cli
+from tests.ledger.api.server import ORIGIN, Server, add_signer, ledger_cli
 
 
 def test_the_demo_pipeline_lands_through_http(
@@ -26,6 +26,7 @@ def test_the_demo_pipeline_lands_through_http(
         check=True,
         capture_output=True,
     )
+    add_signer(server.db, server.key, "ci", key=(tmp_path / "ci-key.pub").read_bytes())
     receipts = seed(tmp_path, server.url, tokens["append"])
     assert len(receipts) == 6 and not any(r["duplicate"] for r in receipts)
     vkey = ledger_cli(tmp_path, "checkpoint", "--db", server.db)
