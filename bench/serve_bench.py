@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy import create_engine, text
 
@@ -90,8 +91,9 @@ def database(backend: str, work: Path) -> Iterator[str]:
         admin.dispose()
 
 
-def write_bodies(path: Path, count: int, batch: int, refused: bool) -> None:
-    key = ed25519.Ed25519PrivateKey.generate()
+def write_bodies(
+    path: Path, key: ed25519.Ed25519PrivateKey, count: int, batch: int, refused: bool
+) -> None:
     bodies = sample_envelopes(count * batch, key)
     if refused:  # flip the signature: well formed, wrong signature
         bodies = [b.replace(b'"sig": "', b'"sig": "AAAA', 1) for b in bodies]
@@ -167,10 +169,28 @@ def one_run(s: Scenario, seconds: int, wrk: str, port: int) -> dict[str, float]:
             key = str(work / "checkpoint.key")
             ledger("init", "--origin", "bench.example/ledger", "--db", db, "--key-file", key)
             token = ledger("tokens", "create", "--name", "bench", "--scope", "append", "--db", db)
-            # After the trust registry lands: `ledger signers add --name bench --key …` here.
+            signer = ed25519.Ed25519PrivateKey.generate()
+            pub = work / "bench.pub"
+            pub.write_bytes(
+                signer.public_key().public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+            )
+            ledger(
+                "signers",
+                "add",
+                "--name",
+                "bench",
+                "--key",
+                str(pub),
+                "--db",
+                db,
+                "--key-file",
+                key,
+            )
             budget = (3000 if s.batch == 1 else 120) * seconds  # more than the server can take
             bodies = work / "bodies.txt"
-            write_bodies(bodies, budget, s.batch, s.refused)
+            write_bodies(bodies, signer, budget, s.batch, s.refused)
             path = "/api/v1/entries" if s.batch == 1 else "/api/v1/entries:batch"
             with server(db, key, s.workers, port) as url:
                 p = subprocess.run(
