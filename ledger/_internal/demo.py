@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -232,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     db = f"sqlite:///{work / 'ledger.db'}"
     tokens = _setup(work, db)
     url = f"http://127.0.0.1:{args.port}"
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the server on SIGTERM too
     proc = subprocess.Popen(
         [_bin("ledger"), "serve", "--db", db, "--port", str(args.port), "--no-access-log"]
     )
