@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ledger.cli import DEFAULT_DB, DbOpt, KeyOpt, _emit, _errors, _key, app
+from ledger.cli import DEFAULT_DB, DbOpt, KeyOpt, _emit, _epilog, _errors, _key, app
 from ledger.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def _open_tokens(db: str) -> tuple[Ledger, Tokens]:
     return ledger, Tokens(ledger.store.engine, utc_now)
 
 
-@app.command()
+@app.command(epilog=_epilog("ledger serve --db sqlite:///ledger.db --port 8080 --workers 2"))
 def serve(
     db: DbOpt = DEFAULT_DB,
     key_file: KeyOpt = None,

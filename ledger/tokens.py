@@ -107,11 +107,17 @@ class Tokens:
             "created": format_time(self._clock()),
             "expires": format_time(expires) if expires is not None else None,
         }
+        t = schema.api_tokens
+        taken = InvalidInput(f"a token named {name!r} exists; revoke it first")
         try:
             with self._engine.begin() as conn:
-                conn.execute(schema.api_tokens.insert(), row)
+                # the engine turns driver errors into one-line StorageErrors, so a taken name is
+                # looked up first; the UNIQUE constraint still settles a race
+                if conn.execute(select(t.c.name).where(t.c.name == name)).first() is not None:
+                    raise taken
+                conn.execute(t.insert(), row)
         except DbIntegrityError as e:
-            raise InvalidInput(f"a token named {name!r} exists; revoke it first") from e
+            raise taken from e
         except SQLAlchemyError as e:
             raise StorageError(f"cannot store the token: {e.__class__.__name__}: {e}") from e
         return token

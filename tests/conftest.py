@@ -167,3 +167,38 @@ def sample_pub_pem(sample_key: ed25519.Ed25519PrivateKey) -> bytes:
 @pytest.fixture(scope="session")
 def signed_samples(sample_key: ed25519.Ed25519PrivateKey) -> list[bytes]:
     return sample_envelopes(12, sample_key)
+
+
+_PEAK_WRAPPER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+err = child.stderr.read()
+_, status, usage = os.wait4(child.pid, 0)
+sys.stderr.buffer.write(err)
+print(usage.ru_maxrss)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_measuring_peak(
+    argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[int, str, int]:
+    """Run ``argv``; return its exit code, stderr and peak resident memory (KiB).
+
+    Linux carries a process's peak RSS across ``exec``, so a child spawned straight from this
+    (large) test process would report the test process's size. A small interpreter in between
+    spawns the command, and reports the grandchild's own peak.
+    """
+    import subprocess
+    import sys
+
+    p = subprocess.run(
+        [sys.executable, "-c", _PEAK_WRAPPER, *argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return p.returncode, p.stderr, int(p.stdout.strip())
