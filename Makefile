@@ -12,27 +12,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
-# The main job (for now): a sample pipeline attests its steps with `attest` (build as an in-toto
-# link, SLSA provenance, a test result), the attestations go into a ledger in an embedded SQLite
-# file, a proof is printed, the full integrity check runs, and one attestation is verified.
-BIN := $(abspath $(VENV))/bin
+# The main job: the ledger server on $(DEMO)/ledger.db. The first run creates a CI key, the ledger
+# and two tokens, then seeds it through the real HTTP path (`attest … --ledger URL`: build link,
+# SLSA provenance, test result, a scan with two CVEs, a second build, an OpenVEX fix) and verifies
+# one attestation; later runs reuse it all. Prints the address and tokens; Ctrl-C stops.
+# The steps live in ledger/_internal/demo.py.
+PORT ?= 8080
 run: $(STAMP)
-	rm -rf $(DEMO) && mkdir -p $(DEMO)/src $(DEMO)/dist $(DEMO)/attestations
-	printf 'print("hello from the demo app")\n' > $(DEMO)/src/app.py
-	$(BIN)/attest keygen --type ed25519 -o $(DEMO)/ci-key
-	cd $(DEMO) && $(BIN)/attest run --step build --key ci-key -m 'src/*' -p 'dist/*' \
-		-o attestations/1-build.link.json -- $(BIN)/python -m zipfile -c dist/app.zip src/app.py
-	cd $(DEMO) && $(BIN)/attest provenance --subject 'dist/*' --deps python-env --key ci-key \
-		-o attestations/2-provenance.json
-	cd $(DEMO) && $(BIN)/attest test-result --step unit --result PASSED --subject dist/app.zip \
-		--passed test_hello --key ci-key -o attestations/3-test.json
-	$(BIN)/ledger init --origin demo.example/ledger --db sqlite:///$(DEMO)/ledger.db
-	$(BIN)/ledger signers add --name demo-ci --key $(DEMO)/ci-key.pub --db sqlite:///$(DEMO)/ledger.db
-	$(BIN)/ledger append --db sqlite:///$(DEMO)/ledger.db $(DEMO)/attestations/*.json
-	$(BIN)/ledger proof --db sqlite:///$(DEMO)/ledger.db --index 2
-	$(BIN)/ledger checkpoint --db sqlite:///$(DEMO)/ledger.db
-	$(BIN)/ledger check --db sqlite:///$(DEMO)/ledger.db
-	cd $(DEMO) && $(BIN)/attest verify attestations/2-provenance.json --key ci-key.pub --subject dist/app.zip
+	$(PY) -m ledger._internal.demo --dir $(DEMO) --port $(PORT)
 
 test: $(STAMP)
 	$(PY) -m pytest

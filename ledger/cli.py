@@ -1,4 +1,5 @@
-"""The ``ledger`` command: init, append, checkpoint, proof, check, export, import.
+"""The ``ledger`` command: init, append, checkpoint, proof, check, export, import (and, from
+:mod:`ledger.cli_serve`, serve and tokens).
 
 Machine-read answers are JSON on stdout; errors are one line on stderr with a non-zero exit:
 2 bad input, 3 not found, 4 storage failure, 1 integrity failure (``check``), 5 not trusted (a
@@ -409,6 +410,8 @@ def _pinned_key(vkey: str | None) -> NoteVerifier:
 from ledger.registry.cli import signers_app  # noqa: E402 - needs the helpers above
 
 app.add_typer(signers_app, name="signers")
+
+from ledger import cli_serve  # noqa: E402, F401 - registers `serve` and `tokens`
 
 
 def main() -> None:

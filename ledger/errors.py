@@ -22,6 +22,8 @@ __all__ = [
     "ProofError",
     "StorageError",
     "TooLarge",
+    "Unauthenticated",
+    "Unauthorized",
 ]
 
 
@@ -93,3 +95,11 @@ class Overloaded(Error):
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Unauthenticated(Error):
+    """A request carries no bearer token, or one that is unknown, revoked or expired."""
+
+
+class Unauthorized(Error):
+    """A valid token lacks the scope this operation needs."""

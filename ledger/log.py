@@ -261,6 +261,10 @@ class Ledger:
     def _forget_trust(self) -> None:
         self._trust = None
 
+    def writer_alive(self) -> bool:
+        """False once this process's sequencer thread has died (no appends can complete)."""
+        return self._sequencer is None or self._sequencer.alive()
+
     def append(self, content: bytes) -> AppendResult:
         """Raw: shape-check and append one body (no trust check); returns once checkpointed."""
         return self._seq().submit(parse_submission(content)).result()

@@ -94,6 +94,9 @@ class Sequencer:
             ) from failed[0]
         return [o for o in outcomes if isinstance(o, AppendResult)]
 
+    def alive(self) -> bool:
+        return self._worker.is_alive()
+
     def close(self) -> None:
         self._queue.put(None)
         self._worker.join()

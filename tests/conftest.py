@@ -7,6 +7,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -97,8 +98,8 @@ def _pg_base_url() -> str:
     return url
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
+@contextmanager
+def fresh_pg_schema() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
     base = _pg_base_url()
     schema = "t_" + uuid.uuid4().hex[:12]
@@ -106,10 +107,18 @@ def pg_url() -> Iterator[str]:
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     sep = "&" if "?" in base else "?"
-    yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with fresh_pg_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -158,3 +167,38 @@ def sample_pub_pem(sample_key: ed25519.Ed25519PrivateKey) -> bytes:
 @pytest.fixture(scope="session")
 def signed_samples(sample_key: ed25519.Ed25519PrivateKey) -> list[bytes]:
     return sample_envelopes(12, sample_key)
+
+
+_PEAK_WRAPPER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+err = child.stderr.read()
+_, status, usage = os.wait4(child.pid, 0)
+sys.stderr.buffer.write(err)
+print(usage.ru_maxrss)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_measuring_peak(
+    argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[int, str, int]:
+    """Run ``argv``; return its exit code, stderr and peak resident memory (KiB).
+
+    Linux carries a process's peak RSS across ``exec``, so a child spawned straight from this
+    (large) test process would report the test process's size. A small interpreter in between
+    spawns the command, and reports the grandchild's own peak.
+    """
+    import subprocess
+    import sys
+
+    p = subprocess.run(
+        [sys.executable, "-c", _PEAK_WRAPPER, *argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return p.returncode, p.stderr, int(p.stdout.strip())

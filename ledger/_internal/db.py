@@ -161,3 +161,9 @@ def migrate(conn: Connection) -> None:
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.attributes["connection"] = conn
     command.upgrade(cfg, "head")
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Bring an existing ledger's schema to the newest revision (a no-op when it is current)."""
+    with write_transaction(engine) as conn:
+        migrate(conn)

@@ -62,3 +62,17 @@ registry_entries = Table(
 
 APPEND_ONLY = ("ledger_meta", "bodies", "records", "checkpoints")
 DERIVED_APPEND_ONLY = ("registry_entries",)
+
+# Operational state, not part of the log: rows here may be deleted (a revoked token), so the
+# table lives in its own MetaData that the append-only migration never touches.
+operational = MetaData()
+
+api_tokens = Table(
+    "api_tokens",
+    operational,
+    Column("name", String(128), primary_key=True),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("scopes", String(64), nullable=False),
+    Column("created", String(32), nullable=False),
+    Column("expires", String(32), nullable=True),
+)

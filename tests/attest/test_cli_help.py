@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from attest._internal.cli_help import EXIT_CODES, RUN_EXIT_CODES
 from attest.cli import app
 from attest.verification import MAX_DOCUMENT_BYTES
+from tests.conftest import run_measuring_peak
 
 DATA = Path(__file__).parent / "data"
 ATTEST = [sys.executable, "-m", "attest.cli"]
@@ -99,18 +100,11 @@ def test_dev_zero_or_a_file_one_byte_too_big_is_refused_after_reading_the_limit(
     key_arg = str(key) + (".pub" if command == "verify" else "")
     for name in ("/dev/zero", str(tmp_path / "big.json")):
         start = time.monotonic()
-        child = subprocess.Popen(
-            [*ATTEST, command, name, "--key", key_arg],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        assert child.stderr is not None
-        err = child.stderr.read().decode()
-        _, status, usage = os.wait4(child.pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 2, err
+        code, err, peak = run_measuring_peak([*ATTEST, command, name, "--key", key_arg])
+        assert code == 2, err
         assert err == (
             f"attest: error: {name} is larger than {MAX_DOCUMENT_BYTES} bytes, "
             "the largest body a ledger takes\n"
         )
-        assert usage.ru_maxrss < 200 * 1024, f"{name}: {usage.ru_maxrss} KiB read into memory"
+        assert peak < 200 * 1024, f"{name}: {peak} KiB read into memory"
         assert time.monotonic() - start < 30

@@ -24,7 +24,7 @@ from ledger.bodies import MAX_BODY_BYTES
 from ledger.cli import app
 from ledger.keys import default_key_path, write_signer
 from ledger.note import generate_key
-from tests.conftest import _pg_base_url
+from tests.conftest import _pg_base_url, run_measuring_peak
 from tests.ledger.test_cli import LEDGER, run
 
 EXIT_CODES = (
@@ -32,7 +32,8 @@ EXIT_CODES = (
     "5 not trusted."
 )
 COMMANDS = ["init", "append", "checkpoint", "proof", "check", "export", "import"]
-GROUPS = ["signers"]  # its own subcommands and help (not covered here)
+GROUPS = ["signers", "tokens"]  # their own subcommands and help (not covered here)
+SERVICE = ["serve"]  # exit codes and an example in its help, but the example runs until stopped
 
 
 def one_line_error(p: subprocess.CompletedProcess[str], code: int) -> str:
@@ -81,14 +82,8 @@ def _run_measured(cwd: Path, *args: str) -> tuple[int, str, float, int]:
     """Run the ledger command; return exit code, stderr, seconds and peak memory (KiB)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     start = time.monotonic()
-    child = subprocess.Popen(
-        [LEDGER, *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    assert child.stderr is not None
-    err = child.stderr.read().decode()
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return child.returncode, err, time.monotonic() - start, usage.ru_maxrss
+    code, err, peak = run_measuring_peak([LEDGER, *args], cwd=cwd, env=env)
+    return code, err, time.monotonic() - start, peak
 
 
 def test_append_of_dev_zero_or_a_file_one_byte_too_big_reads_no_more_than_the_limit(
@@ -357,9 +352,9 @@ def examples() -> Iterator[tuple[str, str]]:
 
 
 def test_help_of_every_subcommand_lists_the_exit_codes_and_an_example() -> None:
-    assert sorted(typer.main.get_group(app).commands) == sorted(COMMANDS + GROUPS)
+    assert sorted(typer.main.get_group(app).commands) == sorted(COMMANDS + GROUPS + SERVICE)
     assert EXIT_CODES in _help()
-    for command in COMMANDS:
+    for command in COMMANDS + SERVICE:
         assert EXIT_CODES in _help(command), command
     assert [c for c, _ in examples()] == COMMANDS
 

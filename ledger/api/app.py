@@ -1,0 +1,87 @@
+"""The app factory: ``uvicorn ledger.api.app:create_app --factory`` or ``ledger serve``.
+
+Settings are read and the :class:`~ledger.log.Ledger` is opened in the lifespan, once per worker
+process — never at import time. Several processes (or machines) on one PostgreSQL database are
+one ledger: appends serialise on the database's write lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ledger._internal.db import upgrade_schema
+from ledger.api import (
+    problems,
+    routes_admin,
+    routes_health,
+    routes_read,
+    routes_signers,
+    routes_tiles,
+    routes_write,
+)
+from ledger.api.metrics import Metrics
+from ledger.api.service import WriteService
+from ledger.api.settings import Settings
+from ledger.keys import default_key_path
+from ledger.log import Ledger, utc_now
+from ledger.tokens import Tokens
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """\
+Provenance Ledger: an append-only, hash-chained, Merkle-proved log of signed attestations.
+
+Writes need a bearer token with the `append` scope; reads are public unless the server runs with
+`LEDGER_PUBLIC_READS=false` (then the `read` scope). Errors are RFC 9457 problem details whose
+`type` is stable: see docs/api.md.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new app; its ledger opens when the app starts and closes when it stops."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        s = settings or Settings()
+        key = s.key_file or default_key_path(s.database_url)
+        ledger = Ledger.open(s.database_url, key, max_batch=s.max_sequencer_batch)
+        try:
+            upgrade_schema(ledger.store.engine)
+            metrics = Metrics(lambda: float(ledger.store.latest_checkpoint()[0]))
+            app.state.settings = s
+            app.state.ledger = ledger
+            app.state.metrics = metrics
+            app.state.tokens = Tokens(ledger.store.engine, utc_now, s.token_cache_seconds)
+            app.state.writer = WriteService(
+                ledger, metrics, max_pending=s.max_pending, retry_after=s.retry_after_seconds
+            )
+            yield
+        finally:
+            ledger.close()
+
+    app = FastAPI(
+        title="Provenance Ledger",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+
+    def refused(reason: str) -> None:
+        metrics = getattr(app.state, "metrics", None)
+        if metrics is not None:
+            metrics.refused(reason)
+
+    problems.install(app, refused)
+    for module in (
+        routes_write,
+        routes_read,
+        routes_tiles,
+        routes_admin,
+        routes_signers,
+        routes_health,
+    ):
+        app.include_router(module.router)
+    return app

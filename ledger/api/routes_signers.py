@@ -1,0 +1,131 @@
+"""Admin routes for the trust registry (scope ``admin``): list, add and revoke signers.
+
+Each change is a ledger entry signed with the ledger's admin key (``LEDGER_ADMIN_KEY_FILE``,
+default ``<checkpoint key stem>.admin.key``), appended through the same admission as any body;
+the reply is that entry's receipt. Handlers are plain ``def``: they wait for the append.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from ledger.api.auth import require
+from ledger.api.models import Receipt, problem_responses, receipt_json
+from ledger.errors import InvalidInput
+from ledger.log import Ledger
+
+if TYPE_CHECKING:
+    from attest.signers import KeySigner
+
+__all__ = ["router"]
+
+router = APIRouter(
+    prefix="/api/v1/admin/signers", tags=["admin"], dependencies=[Depends(require("admin"))]
+)
+_ERRORS = problem_responses(401, 403, 404, 409, 422)
+
+
+class SignerAdd(BaseModel):
+    """A public key (PEM or securesystemslib JSON), or a Sigstore identity with its trusted root."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "ci",
+                    "key": "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA…\n-----END PUBLIC KEY-----\n",
+                    "predicateTypes": ["https://slsa.dev/provenance/v1"],
+                    "validUntil": "2027-01-01T00:00:00Z",
+                }
+            ]
+        }
+    )
+
+    name: str = Field(min_length=1, max_length=128)
+    key: str | None = None
+    sigstoreIssuer: str | None = None  # noqa: N815 - the wire name
+    sigstoreIdentity: str | None = None  # noqa: N815
+    regex: bool = False
+    trustedRoot: dict[str, Any] | None = None  # noqa: N815
+    validFrom: datetime | None = None  # noqa: N815
+    validUntil: datetime | None = None  # noqa: N815
+    predicateTypes: list[str] = Field(default_factory=list)  # noqa: N815
+
+
+class SignerRevoke(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"at": "2026-12-01T00:00:00Z"}]})
+
+    at: datetime | None = Field(None, description="Effective time (default: now).")
+
+
+def _admin_key(request: Request) -> KeySigner:
+    """The admin key, read when needed (admin changes are rare; the file may be rotated)."""
+    from ledger.keys import default_key_path
+    from ledger.registry.admin import admin_key_path, load_admin_key
+
+    s = request.app.state.settings
+    key = s.key_file or default_key_path(s.database_url)
+    return load_admin_key(s.admin_key_file or admin_key_path(key))
+
+
+def _aware(t: datetime | None, what: str) -> datetime | None:
+    if t is not None and t.tzinfo is None:
+        raise InvalidInput(f"{what} needs a time zone (e.g. a trailing Z)")
+    return t
+
+
+@router.get("", summary="Every signer ever added (revoked ones included)", responses=_ERRORS)
+def list_signers(request: Request) -> list[dict[str, Any]]:
+    from ledger.registry import list_signers as listed
+
+    return listed(request.app.state.ledger)
+
+
+@router.post(
+    "",
+    summary="Add a signer (a logged registry entry)",
+    status_code=201,
+    response_model=Receipt,
+    responses=_ERRORS,
+)
+def add_signer(request: Request, spec: SignerAdd) -> dict[str, object]:
+    from ledger.registry import add_signer as add
+    from ledger.registry import make_spec
+
+    ledger: Ledger = request.app.state.ledger
+    built = make_spec(
+        spec.name,
+        now=ledger.now(),
+        key=spec.key.encode() if spec.key is not None else None,
+        issuer=spec.sigstoreIssuer,
+        identity=spec.sigstoreIdentity,
+        regex=spec.regex,
+        trusted_root=json.dumps(spec.trustedRoot).encode() if spec.trustedRoot else None,
+        valid_from=_aware(spec.validFrom, "validFrom"),
+        valid_until=_aware(spec.validUntil, "validUntil"),
+        predicate_types=spec.predicateTypes,
+    )
+    return receipt_json(add(ledger, built, _admin_key(request)))
+
+
+@router.post(
+    "/{name}:revoke",
+    summary="Revoke a signer (a logged registry entry)",
+    response_model=Receipt,
+    responses=_ERRORS,
+)
+def revoke_signer(
+    request: Request,
+    name: Annotated[str, Path(min_length=1, max_length=128, examples=["ci"])],
+    body: SignerRevoke | None = None,
+) -> dict[str, object]:
+    from ledger.registry import revoke_signer as revoke
+
+    at = _aware(body.at if body else None, "at")
+    ledger: Ledger = request.app.state.ledger
+    return receipt_json(revoke(ledger, name, at, _admin_key(request)))
