@@ -25,7 +25,8 @@ from ledger.keys import load_signer, write_signer
 from ledger.note import NoteSigner, NoteVerifier, generate_key, parse_verifier
 from ledger.record import MAX_ORIGIN_BYTES, format_time
 from ledger.sequencer import AppendResult, Sequencer
-from ledger.storage import LedgerStore, check_consistency_handed_out, check_inclusion_handed_out
+from ledger.storage import LedgerStore
+from ledger.writer_checks import check_consistency_handed_out, check_inclusion_handed_out
 
 if TYPE_CHECKING:
     from attest.keys import PublicKey
