@@ -16,7 +16,6 @@ from ledger.fsck import check_ledger
 from ledger.log import Ledger, utc_now
 from ledger.note import NoteSigner, NoteVerifier, generate_key, parse_verifier
 from ledger.record import BodyType
-from ledger.registry.admin import create_admin_key
 from ledger.transfer import import_jsonl
 from tests.conftest import envelope
 from tests.ledger.exports import (
@@ -25,32 +24,13 @@ from tests.ledger.exports import (
     export_to,
     forge_export,
     stored_counts,
-    trusting_source,
 )
-
-
-@pytest.fixture
-def admin(tmp_path: Path) -> KeySigner:
-    """The admin key source and target share, so the source's registry entry verifies there."""
-    return create_admin_key(tmp_path / "shared.admin.key")
 
 
 @pytest.fixture
 def ledger(db_url: str, key_path: Path, admin: KeySigner) -> Iterator[Ledger]:
     """The import target: empty, same origin and admin key as ``source``."""
     with Ledger.create(db_url, ORIGIN, key_path, admin_key=admin) as lg:
-        yield lg
-
-
-@pytest.fixture
-def source(
-    tmp_path: Path, signed_samples: list[bytes], sample_pub_pem: bytes, admin: KeySigner
-) -> Iterator[Ledger]:
-    """The ledger being moved: its own key; record 0 trusts the samples' key, then five samples."""
-    url = f"sqlite:///{tmp_path / 'src.db'}"
-    with trusting_source(
-        url, tmp_path / "src.key", admin, sample_pub_pem, signed_samples[:5]
-    ) as lg:
         yield lg
 
 

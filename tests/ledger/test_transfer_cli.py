@@ -23,7 +23,6 @@ from attest.signers import KeySigner
 from ledger.log import Ledger
 from ledger.note import generate_key
 from ledger.record import BodyType
-from ledger.registry.admin import create_admin_key
 from tests.conftest import envelope
 from tests.ledger.exports import (
     EMPTY,
@@ -31,7 +30,6 @@ from tests.ledger.exports import (
     export_to,
     forge_export,
     stored_counts,
-    trusting_source,
 )
 from tests.ledger.test_cli import LEDGER
 from tests.ledger.test_fsck import _tamper
@@ -59,24 +57,6 @@ def assert_one_line(p: subprocess.CompletedProcess[str], code: int, *words: str)
     assert p.stderr.count("\n") == 1 and p.stderr.startswith("ledger: error: "), p.stderr
     for w in words:
         assert w in p.stderr
-
-
-@pytest.fixture
-def admin(tmp_path: Path) -> KeySigner:
-    """The admin key source and target share, so the source's registry entry verifies there."""
-    return create_admin_key(tmp_path / "shared.admin.key")
-
-
-@pytest.fixture
-def source(
-    tmp_path: Path, signed_samples: list[bytes], sample_pub_pem: bytes, admin: KeySigner
-) -> Iterator[Ledger]:
-    """Record 0 trusts the samples' key; records 1-5 are five signed samples."""
-    url = f"sqlite:///{tmp_path / 'src.db'}"
-    with trusting_source(
-        url, tmp_path / "src.key", admin, sample_pub_pem, signed_samples[:5]
-    ) as lg:
-        yield lg
 
 
 @pytest.fixture
