@@ -13,7 +13,7 @@ never returns a bool.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ledger.errors import ProofError
 
@@ -184,6 +184,74 @@ def verify_inclusion(
         raise ProofError("proof is shorter than the tree is deep")
     if computed != root:
         raise ProofError("computed root does not match the expected root")
+
+
+def verify_inclusions(
+    leaf_hashes: Sequence[bytes],
+    indices: Sequence[int],
+    tree_size: int,
+    proofs: Sequence[Sequence[bytes]],
+    root: bytes,
+) -> None:
+    """Check many inclusion proofs against one root, each shared hash computed once.
+
+    A proof is folded up its path until it reaches a subtree that an earlier proof already carried
+    to ``root``; there the two must agree on the subtree's hash and on every proof hash above it
+    (by collision resistance the fold would then reach ``root`` too). Proofs of neighbouring
+    leaves, a batch's, so cost one or two hashes each instead of the tree's depth. The first proof
+    is also checked with :func:`verify_inclusion` (RFC 9162 §2.1.3.2), so the two algorithms check
+    each other. Raises :class:`ProofError` on the first proof that fails.
+    """
+    if not len(leaf_hashes) == len(indices) == len(proofs):
+        raise ProofError("leaf hashes, indices and proofs differ in number")
+    if indices:
+        verify_inclusion(leaf_hashes[0], indices[0], tree_size, list(proofs[0]), root)
+    # A verified path node: its hash, and the proof hashes from it up to the root.
+    verified: dict[Range, tuple[bytes, list[bytes]]] = {(0, tree_size): (root, [])}
+    for leaf, index, proof in zip(leaf_hashes, indices, proofs, strict=True):
+        if index < 0 or index >= tree_size:
+            raise ProofError(f"index {index} is not in a tree of size {tree_size}")
+        if len(leaf) != HASH_SIZE:
+            raise ProofError("leaf hash is not 32 bytes")
+        path = list(proof)
+        node, acc, step, trail = _fold_to_verified(leaf, index, tree_size, path, verified)
+        known = verified.get(node)
+        if known is None or known[0] != acc or path[step:] != known[1]:
+            raise ProofError(f"the proof for index {index} does not reproduce the root")
+        for at, node_hash, k in trail:
+            verified[at] = (node_hash, path[k:])
+
+
+def _fold_to_verified(
+    leaf: bytes,
+    index: int,
+    tree_size: int,
+    proof: list[bytes],
+    verified: Mapping[Range, object],
+) -> tuple[Range, bytes, int, list[tuple[Range, bytes, int]]]:
+    """Fold ``proof`` from the leaf up until the node reached is in ``verified`` (or the proof
+    ends): that node, its hash, the proof elements used, and each node passed with the index of
+    the proof element above it."""
+    inner = (index ^ (tree_size - 1)).bit_length()
+    top = max(inner, index.bit_length())
+    lo, hi, acc, step, h = index, index + 1, leaf, 0, 0
+    trail: list[tuple[Range, bytes, int]] = []
+    while (lo, hi) not in verified and step < len(proof):
+        while inner <= h < top and not (index >> h) & 1:
+            h += 1  # above the split only right turns contribute
+        if h >= top:
+            break
+        sibling = proof[step]
+        if not isinstance(sibling, bytes | bytearray) or len(sibling) != HASH_SIZE:
+            raise ProofError(f"proof element {step} is not a {HASH_SIZE}-byte hash")
+        trail.append(((lo, hi), acc, step))
+        sib = (index >> h) ^ 1
+        if (index >> h) & 1:
+            acc, lo = hash_children(sibling, acc), sib << h
+        else:
+            acc, hi = hash_children(acc, sibling), min((sib + 1) << h, tree_size)
+        step, h = step + 1, h + 1
+    return (lo, hi), acc, step, trail
 
 
 def verify_consistency(  # noqa: PLR0912 - RFC 9162 2.1.4.2 step by step

@@ -36,7 +36,50 @@ class AppendResult:
     duplicate: bool
 
 
-_Item = tuple[Submission, "Future[AppendResult]"]
+@dataclass
+class _Job:
+    """Submissions that enter one batch together, and how their outcome is delivered."""
+
+    subs: list[Submission]
+    done: Callable[[list[AppendResult] | BaseException], None]
+
+
+def _single(fut: Future[AppendResult]) -> Callable[[list[AppendResult] | BaseException], None]:
+    def done(outcome: list[AppendResult] | BaseException) -> None:
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome[0])
+
+    return done
+
+
+def _chunk(fut: Future[list[AppendResult]]) -> Callable[[list[AppendResult] | BaseException], None]:
+    def done(outcome: list[AppendResult] | BaseException) -> None:
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)
+
+    return done
+
+
+def gather(chunks: Sequence[tuple[int, Future[list[AppendResult]]]]) -> list[AppendResult]:
+    """Wait for every chunk ``(size, future)``; raise :class:`AppendsFailed` with every outcome in
+    order if any failed (an :class:`AppendResult` per committed submission, the exception for
+    each failed one), the first failure as its cause."""
+    outcomes: list[AppendResult | BaseException] = []
+    for size, f in chunks:
+        err = f.exception()  # waits; a failed batch never stops us waiting for the rest
+        outcomes.extend(f.result() if err is None else [err] * size)
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    if failed:
+        raise AppendsFailed(
+            f"{len(failed)} of {len(outcomes)} appends failed "
+            f"({len(outcomes) - len(failed)} committed): {failed[0]}",
+            outcomes,
+        ) from failed[0]
+    return [o for o in outcomes if isinstance(o, AppendResult)]
 
 
 class Sequencer:
@@ -54,14 +97,16 @@ class Sequencer:
     ) -> None:
         self._store, self._origin, self._signer, self._clock = store, origin, signer, clock
         self._max_batch = max_batch
-        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_pending)
+        # Bounded in jobs; a bulk job holds at most max_batch submissions.
+        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=max_pending)
+        self._held: _Job | None = None  # a job that did not fit the last batch
         self._worker = threading.Thread(target=self._run, name="ledger-sequencer", daemon=True)
         self._worker.start()
 
     def submit(self, sub: Submission) -> Future[AppendResult]:
         fut: Future[AppendResult] = Future()
         try:
-            self._queue.put_nowait((sub, fut))
+            self._queue.put_nowait(_Job([sub], _single(fut)))
         except queue.Full:
             raise Overloaded(
                 "the sequencer queue is full; retry shortly", retry_after=1.0
@@ -76,23 +121,13 @@ class Sequencer:
         :class:`AppendResult` for each committed one, the exception for each failed one), with
         the first failure as its cause: the caller learns exactly which were committed.
         """
-        futures: list[Future[AppendResult]] = []
-        for sub in subs:
-            fut: Future[AppendResult] = Future()
-            self._queue.put((sub, fut))
-            futures.append(fut)
-        outcomes: list[AppendResult | BaseException] = []
-        for f in futures:
-            err = f.exception()  # waits; a failed batch never stops us waiting for the rest
-            outcomes.append(f.result() if err is None else err)
-        failed = [o for o in outcomes if isinstance(o, BaseException)]
-        if failed:
-            raise AppendsFailed(
-                f"{len(failed)} of {len(outcomes)} appends failed "
-                f"({len(outcomes) - len(failed)} committed): {failed[0]}",
-                outcomes,
-            ) from failed[0]
-        return [o for o in outcomes if isinstance(o, AppendResult)]
+        chunks: list[tuple[int, Future[list[AppendResult]]]] = []
+        for lo in range(0, len(subs), self._max_batch):
+            fut: Future[list[AppendResult]] = Future()
+            part = list(subs[lo : lo + self._max_batch])
+            self._queue.put(_Job(part, _chunk(fut)))
+            chunks.append((len(part), fut))
+        return gather(chunks)
 
     def alive(self) -> bool:
         return self._worker.is_alive()
@@ -103,35 +138,45 @@ class Sequencer:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
+            first = self._held or self._queue.get()
+            self._held = None
             if first is None:
                 return
-            batch = [first]
-            stop = False
-            while len(batch) < self._max_batch:
+            batch, count, stop = [first], len(first.subs), False
+            while count < self._max_batch:
                 try:
-                    item = self._queue.get_nowait()
+                    job = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is None:
+                if job is None:
                     stop = True
                     break
-                batch.append(item)
+                if count + len(job.subs) > self._max_batch:
+                    self._held = job
+                    break
+                batch.append(job)
+                count += len(job.subs)
             self._integrate(batch)
             if stop:
+                if self._held is not None:
+                    self._integrate([self._held])
                 return
 
-    def _integrate(self, batch: list[_Item]) -> None:
+    def _integrate(self, batch: list[_Job]) -> None:
+        subs = [s for job in batch for s in job.subs]
         try:
-            seq = self._store.sequence(
-                [s for s, _ in batch], self._origin, self._signer, self._clock
-            )
-        except (
-            Exception
-        ) as e:  # the batch's callers get the error; the worker serves the next batch
-            for _, fut in batch:
-                fut.set_exception(e)
+            seq = self._store.sequence(subs, self._origin, self._signer, self._clock)
+        except Exception as e:  # the batch's callers get the error; the worker serves the next
+            for job in batch:
+                job.done(e)
             return
-        results = zip(batch, seq.indices, seq.new, seq.proofs, seq.leaf_hashes, strict=True)
-        for (_, fut), index, new, proof, leaf in results:
-            fut.set_result(AppendResult(index, leaf, proof, seq.tree_size, seq.checkpoint, not new))
+        results = [
+            AppendResult(index, leaf, proof, seq.tree_size, seq.checkpoint, not new)
+            for index, new, proof, leaf in zip(
+                seq.indices, seq.new, seq.proofs, seq.leaf_hashes, strict=True
+            )
+        ]
+        at = 0
+        for job in batch:
+            job.done(results[at : at + len(job.subs)])
+            at += len(job.subs)

@@ -65,6 +65,7 @@ from ledger.writer_checks import (
     check_consistency_handed_out,
     check_head_is_signed,
     check_inclusion_handed_out,
+    check_inclusions_handed_out,
 )
 
 __all__ = [
@@ -92,6 +93,17 @@ class SequencedBatch:
     checkpoint: str
     leaf_hashes: list[bytes]
     proofs: list[list[bytes]]
+
+
+_INSERT_BODIES = "INSERT INTO bodies (digest, body_type, content) VALUES (?, ?, ?)"
+_INSERT_RECORDS = (
+    "INSERT INTO records (idx, leaf, leaf_hash, body_digest, time) VALUES (?, ?, ?, ?, ?)"
+)
+
+
+def _driver_sql(conn: Connection, sql: str) -> str:
+    """``sql`` written with ``?`` placeholders, in the driver's own placeholder style."""
+    return sql if conn.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
 
 
 def _own_verifier(signer: NoteSigner) -> NoteVerifier:
@@ -188,16 +200,28 @@ class LedgerStore:
 
     def sequence(
         self,
-        batch: Sequence[Submission],
+        batch: Sequence[Submission] | Callable[[Connection], Sequence[Submission]],
         origin: str,
         signer: NoteSigner,
         clock: Callable[[], datetime],
+        *,
+        prove: bool = True,
+        after: Callable[[Connection, SequencedBatch], None] | None = None,
     ) -> SequencedBatch:
-        """Sequence and integrate ``batch`` in one transaction, and sign a checkpoint over it."""
+        """Sequence and integrate ``batch`` in one transaction, and sign a checkpoint over it.
+
+        ``batch`` may be a function that reads the submissions inside the transaction, under the
+        write lock (the integrator reads pending rows so); ``after`` runs in the same transaction
+        before it commits (the integrator deletes those rows and notifies). Without ``prove`` no
+        inclusion proofs are computed (their callers read them after the commit).
+        """
         scratch = self.cache.scratch()
         try:
             with write_transaction(self.engine) as conn:
-                result = self._sequence(conn, batch, origin, signer, clock, scratch)
+                subs = batch(conn) if callable(batch) else batch
+                result = self._sequence(conn, subs, origin, signer, clock, scratch, prove)
+                if after is not None:
+                    after(conn, result)
         except SQLAlchemyError as e:
             raise busy_error(e) or StorageError(
                 f"append failed and was rolled back: {one_line(e)}"
@@ -213,6 +237,7 @@ class LedgerStore:
         signer: NoteSigner,
         clock: Callable[[], datetime],
         cache: TileCache,
+        prove: bool = True,
     ) -> SequencedBatch:
         verifier = _own_verifier(signer)
         head, latest, read = self._signed_head(conn, origin, verifier)
@@ -249,11 +274,12 @@ class LedgerStore:
         for i in indices:  # a duplicate's stored index must lie inside the signed tree
             if not 0 <= i < cp.size:
                 raise IntegrityError(f"record {i} is not covered by the latest checkpoint", i)
+        if not prove:
+            return SequencedBatch(indices, new_flags, cp.size, note, [], [])
         # Proofs are read inside the same transaction: most tiles they need are still in memory.
         tree = TileTree(cp.size, self._overlay_fetch(conn, changed), cache)
         leaves, proofs = tree.leaves_and_proofs(indices)
-        for i, leaf, proof in zip(indices, leaves, proofs, strict=True):
-            check_inclusion_handed_out(leaf, i, proof, cp)  # a failure rolls the batch back
+        check_inclusions_handed_out(leaves, indices, proofs, cp)  # a failure rolls back
         return SequencedBatch(indices, new_flags, cp.size, note, leaves, proofs)
 
     def _signed_head(
@@ -373,19 +399,15 @@ class LedgerStore:
     def _write_rows(
         self, conn: Connection, records: list[Record], bodies: list[dict[str, object]]
     ) -> None:
-        conn.execute(schema.bodies.insert(), bodies)
-        conn.execute(
-            schema.records.insert(),
-            [
-                {
-                    "idx": r.index,
-                    "leaf": r.leaf,
-                    "leaf_hash": r.leaf_hash,
-                    "body_digest": r.body_digest,
-                    "time": r.time,
-                }
-                for r in records
-            ],
+        # The driver's own executemany: SQLAlchemy's per-row parameter processing cost more than
+        # the inserts themselves on the bulk path (docs/benchmarks.md).
+        conn.exec_driver_sql(
+            _driver_sql(conn, _INSERT_BODIES),
+            [(b["digest"], b["body_type"], b["content"]) for b in bodies],
+        )
+        conn.exec_driver_sql(
+            _driver_sql(conn, _INSERT_RECORDS),
+            [(r.index, r.leaf, r.leaf_hash, r.body_digest, r.time) for r in records],
         )
         derive_rows(conn, records, [cast(bytes, b["content"]) for b in bodies])
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ledger.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint
 from ledger.errors import Error, IntegrityError, ProofError
-from ledger.merkle import verify_consistency, verify_inclusion
+from ledger.merkle import verify_consistency, verify_inclusion, verify_inclusions
 from ledger.note import NoteVerifier
 from ledger.record import GENESIS_PREV
 from ledger.tiles import TileCache, TileKey, TileTree
@@ -102,6 +102,24 @@ def check_inclusion_handed_out(
             f"refusing to hand out an inclusion proof for record {index} that does not verify "
             f"against the checkpoint of size {cp.size}: {e}",
             index,
+        ) from e
+
+
+def check_inclusions_handed_out(
+    leaf_hashes: Sequence[bytes],
+    indices: Sequence[int],
+    proofs: Sequence[list[bytes]],
+    cp: Checkpoint,
+) -> None:
+    """A batch's inclusion proofs leave the ledger only if every one verifies against ``cp``
+    (checked together: :func:`~ledger.merkle.verify_inclusions`)."""
+    try:
+        verify_inclusions(leaf_hashes, indices, cp.size, proofs, cp.root_hash)
+    except ProofError as e:
+        raise IntegrityError(
+            f"refusing to hand out inclusion proofs that do not verify against the checkpoint "
+            f"of size {cp.size}: {e}",
+            indices[0] if indices else None,
         ) from e
 
 
