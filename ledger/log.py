@@ -32,9 +32,12 @@ if TYPE_CHECKING:
     from attest.keys import PublicKey
     from attest.signers import KeySigner
     from ledger.admission import Admitted, RootFiles, Trust
+    from ledger.integrator import SharedSequencer
     from ledger.registry.model import RegistryState
 
 __all__ = ["InclusionProof", "Ledger", "utc_now"]
+
+_VERIFIED_NOTES = 64  # checkpoints whose verification is remembered (readers ask for the latest)
 
 
 def utc_now() -> datetime:
@@ -88,11 +91,12 @@ class Ledger:
         self._signer = signer
         self._clock = clock
         self._max_batch = max_batch
-        self._sequencer: Sequencer | None = None
+        self._sequencer: Sequencer | SharedSequencer | None = None
         self._trust: tuple[int, Trust, float] | None = None
         self._trust_ttl = trust_ttl
         self._trust_lock = threading.Lock()
         self._roots: RootFiles | None = None
+        self._verified_notes: dict[str, SignedCheckpoint] = {}  # note text -> verified
 
     @classmethod
     def create(
@@ -171,15 +175,30 @@ class Ledger:
             raise InvalidInput("this ledger was opened without its key file; it cannot append")
         return self._signer
 
-    def _seq(self) -> Sequencer:
+    def _seq(self) -> Sequencer | SharedSequencer:
+        """The writer: in-process on SQLite; on PostgreSQL the shared path (pending rows, one
+        integrator across every process: :mod:`ledger.integrator`)."""
         if self._sequencer is None:
-            self._sequencer = Sequencer(
-                self.store,
-                self.origin,
-                self.require_signer(),
-                self._clock,
-                max_batch=self._max_batch,
-            )
+            if self.store.engine.dialect.name == "postgresql":
+                from ledger.integrator import SharedSequencer
+
+                self.store.ensure_pending_table()
+                self._sequencer = SharedSequencer(
+                    self.store,
+                    self.origin,
+                    self.require_signer(),
+                    self._clock,
+                    self.checkpoint,
+                    max_batch=self._max_batch,
+                )
+            else:
+                self._sequencer = Sequencer(
+                    self.store,
+                    self.origin,
+                    self.require_signer(),
+                    self._clock,
+                    max_batch=self._max_batch,
+                )
         return self._sequencer
 
     # Every entry point (``ledger append``, ``ledger import``, the HTTP API) admits first:
@@ -293,6 +312,9 @@ class Ledger:
         """A stored note, verified, and of the size its row is filed under. Stored data that
         fails is an integrity failure (exit 1), never bad input."""
         where = max(size - 1, 0)
+        cached = self._verified_notes.get(note)
+        if cached is not None and cached.checkpoint.size == size:
+            return cached  # the same text verified before: verifying is deterministic
         try:
             signed = open_checkpoint(note, [self.verifier], self.origin)
         except (NoteError, CheckpointError) as e:
@@ -305,6 +327,9 @@ class Ledger:
                 f"{signed.checkpoint.size}",
                 where,
             )
+        if len(self._verified_notes) >= _VERIFIED_NOTES:
+            self._verified_notes = {}  # threads share it: replace, never mutate while full
+        self._verified_notes[note] = signed
         return signed
 
     def inclusion(self, index: int, size: int | None = None) -> InclusionProof:

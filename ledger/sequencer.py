@@ -21,7 +21,7 @@ from ledger.errors import AppendsFailed, Overloaded
 from ledger.note import NoteSigner
 from ledger.storage import LedgerStore
 
-__all__ = ["AppendResult", "Sequencer"]
+__all__ = ["AppendResult", "Job", "Sequencer", "chunk_done", "gather", "single_done"]
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,14 @@ class AppendResult:
 
 
 @dataclass
-class _Job:
+class Job:
     """Submissions that enter one batch together, and how their outcome is delivered."""
 
     subs: list[Submission]
     done: Callable[[list[AppendResult] | BaseException], None]
 
 
-def _single(fut: Future[AppendResult]) -> Callable[[list[AppendResult] | BaseException], None]:
+def single_done(fut: Future[AppendResult]) -> Callable[[list[AppendResult] | BaseException], None]:
     def done(outcome: list[AppendResult] | BaseException) -> None:
         if isinstance(outcome, BaseException):
             fut.set_exception(outcome)
@@ -54,7 +54,9 @@ def _single(fut: Future[AppendResult]) -> Callable[[list[AppendResult] | BaseExc
     return done
 
 
-def _chunk(fut: Future[list[AppendResult]]) -> Callable[[list[AppendResult] | BaseException], None]:
+def chunk_done(
+    fut: Future[list[AppendResult]],
+) -> Callable[[list[AppendResult] | BaseException], None]:
     def done(outcome: list[AppendResult] | BaseException) -> None:
         if isinstance(outcome, BaseException):
             fut.set_exception(outcome)
@@ -98,15 +100,15 @@ class Sequencer:
         self._store, self._origin, self._signer, self._clock = store, origin, signer, clock
         self._max_batch = max_batch
         # Bounded in jobs; a bulk job holds at most max_batch submissions.
-        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=max_pending)
-        self._held: _Job | None = None  # a job that did not fit the last batch
+        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_pending)
+        self._held: Job | None = None  # a job that did not fit the last batch
         self._worker = threading.Thread(target=self._run, name="ledger-sequencer", daemon=True)
         self._worker.start()
 
     def submit(self, sub: Submission) -> Future[AppendResult]:
         fut: Future[AppendResult] = Future()
         try:
-            self._queue.put_nowait(_Job([sub], _single(fut)))
+            self._queue.put_nowait(Job([sub], single_done(fut)))
         except queue.Full:
             raise Overloaded(
                 "the sequencer queue is full; retry shortly", retry_after=1.0
@@ -125,7 +127,7 @@ class Sequencer:
         for lo in range(0, len(subs), self._max_batch):
             fut: Future[list[AppendResult]] = Future()
             part = list(subs[lo : lo + self._max_batch])
-            self._queue.put(_Job(part, _chunk(fut)))
+            self._queue.put(Job(part, chunk_done(fut)))
             chunks.append((len(part), fut))
         return gather(chunks)
 
@@ -162,7 +164,7 @@ class Sequencer:
                     self._integrate([self._held])
                 return
 
-    def _integrate(self, batch: list[_Job]) -> None:
+    def _integrate(self, batch: list[Job]) -> None:
         subs = [s for job in batch for s in job.subs]
         try:
             seq = self._store.sequence(subs, self._origin, self._signer, self._clock)

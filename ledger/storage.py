@@ -19,6 +19,7 @@ from sqlalchemy import (
     Engine,
     and_,
     func,
+    inspect,
     or_,
     select,
     tuple_,
@@ -34,6 +35,7 @@ from ledger._internal.db import (
     migrate,
     schema_exists,
     sqlite_file,
+    upgrade_schema,
     write_transaction,
 )
 from ledger._internal.db_errors import one_line
@@ -188,6 +190,16 @@ class LedgerStore:
             raise StorageError(f"cannot create the ledger: {one_line(e)}") from e
         self._new_file = None  # it holds a ledger now: keep it
         return note
+
+    def ensure_pending_table(self) -> None:
+        """Add the shared write path's table to a ledger created before it (an additive
+        migration, as ``ledger serve`` and ``ledger tokens`` apply on start)."""
+        try:
+            present = inspect(self.engine).has_table("pending")
+        except SQLAlchemyError as e:
+            raise StorageError(f"cannot reach the database: {one_line(e)}") from e
+        if not present:
+            upgrade_schema(self.engine)
 
     def meta(self) -> dict[str, str]:
         with self._conn() as conn:
@@ -471,13 +483,13 @@ class LedgerStore:
 
     def _head(self, conn: Connection) -> LogHead:
         r = schema.records.c
+        first = select(func.min(r.idx)).scalar_subquery()  # one round trip for both ends
         row = conn.execute(
-            select(r.idx, r.leaf_hash, r.time).order_by(r.idx.desc()).limit(1)
+            select(r.idx, r.leaf_hash, r.time, first.label("first")).order_by(r.idx.desc()).limit(1)
         ).first()
         if row is None:
             return LogHead(0, None, None)
-        first = conn.execute(select(func.min(r.idx))).scalar()
-        return LogHead(row.idx + 1, row.leaf_hash, row.time, first)
+        return LogHead(row.idx + 1, row.leaf_hash, row.time, row.first)
 
     def _indices_by_digest(self, conn: Connection, digests: Sequence[bytes]) -> dict[bytes, int]:
         r = schema.records.c
@@ -487,6 +499,23 @@ class LedgerStore:
             chunk = unique[i : i + _CHUNK]
             for row in conn.execute(select(r.body_digest, r.idx).where(r.body_digest.in_(chunk))):
                 out[row.body_digest] = row.idx
+        return out
+
+    def indices_by_digest(self, digests: Sequence[bytes]) -> dict[bytes, int]:
+        """The index of every body among ``digests`` that is in the log."""
+        with self._conn() as conn:
+            return self._indices_by_digest(conn, digests)
+
+    def pending_errors(self, digests: Sequence[bytes]) -> dict[bytes, str]:
+        """Why each of ``digests`` that failed integration failed (PostgreSQL's pending rows)."""
+        p = schema.pending.c
+        out: dict[bytes, str] = {}
+        with self._conn() as conn:
+            for i in range(0, len(digests), _CHUNK):
+                q = select(p.digest, p.error).where(
+                    p.digest.in_(digests[i : i + _CHUNK]), p.error.is_not(None)
+                )
+                out.update((bytes(d), str(e)) for d, e in conn.execute(q))
         return out
 
     def _fetch_tiles(self, conn: Connection, keys: Sequence[TileKey]) -> dict[TileKey, bytes]:

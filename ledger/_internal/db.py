@@ -26,8 +26,10 @@ from ledger.errors import InvalidInput, NotFound, Overloaded
 
 LOCK_TIMEOUT_SECONDS = 60  # how long a writer waits for the write lock, on both backends
 # One advisory lock per ledger: the 64-bit key hashes the schema name (one ledger per schema).
+# One round trip: this transaction's lock timeout, then the lock.
 _PG_WRITE_LOCK = text(
-    "SELECT pg_advisory_xact_lock(hashtextextended('provenance-ledger:' || current_schema(), 0))"
+    "SELECT set_config('lock_timeout', :t, true), "
+    "pg_advisory_xact_lock(hashtextextended('provenance-ledger:' || current_schema(), 0))"
 )
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -128,8 +130,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         with conn.begin():
             if engine.dialect.name == "postgresql":
                 timeout = f"{int(LOCK_TIMEOUT_SECONDS * 1000)}ms"
-                conn.execute(text("SELECT set_config('lock_timeout', :t, true)"), {"t": timeout})
-                conn.execute(_PG_WRITE_LOCK)
+                conn.execute(_PG_WRITE_LOCK, {"t": timeout})
             yield conn
 
 

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Identity,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
@@ -75,4 +85,16 @@ api_tokens = Table(
     Column("scopes", String(64), nullable=False),
     Column("created", String(32), nullable=False),
     Column("expires", String(32), nullable=True),
+)
+
+# Submissions made durable but not yet integrated (PostgreSQL: see ledger.integrator). A row is
+# deleted in the transaction that integrates it.
+pending = Table(
+    "pending",
+    operational,
+    Column("digest", LargeBinary(32), primary_key=True),
+    Column("seq", BigInteger, Identity(), nullable=False),
+    Column("body_type", String(32), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("error", Text, nullable=True),
 )

@@ -1,0 +1,160 @@
+"""Single durable appends to one PostgreSQL ledger from N appender *processes* (issue 8).
+
+Each process opens its own :class:`~ledger.log.Ledger` (as a ``ledger serve`` worker does) and runs
+``threads`` appenders, each appending one body at a time and waiting for its acknowledgement
+(durable, integrated, proved, checkpointed). Reported: appends/s, write → acknowledged proof
+latency p50/p99, and, measured in the same run, a raw serialised psycopg append (advisory lock,
+insert, commit) for the ratio. ``python -m bench.pg_appenders [PROCESSES…]``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy import create_engine, text
+
+from bench.run import PG, RESULTS, bodies, machine
+
+RAW = PG.replace("postgresql+psycopg://", "postgresql://")
+
+
+def _appender(
+    url: str,
+    key: Path,
+    proc: int,
+    threads: int,
+    ready: Any,
+    start_at: Any,
+    seconds: float,
+    out: mp.Queue,
+) -> None:
+    from ledger.log import Ledger
+
+    lat: list[float] = []
+    lock = threading.Lock()
+    with Ledger.open(url, key) as lg:
+        lg.append(bodies(proc * 100 * 10_000_000 + 9_999_999, 1)[0])  # warm: threads, pools
+        ready.release()
+        while start_at.value == 0.0:
+            time.sleep(0.001)
+        stop = start_at.value + seconds
+
+        def work(k: int) -> None:
+            mine: list[float] = []
+            i = 0
+            while time.time() < start_at.value:
+                time.sleep(0.001)
+            while time.time() < stop:
+                body = bodies((proc * 100 + k) * 10_000_000 + i, 1)[0]
+                t = time.perf_counter()
+                lg.append(body)
+                mine.append(time.perf_counter() - t)
+                i += 1
+            with lock:
+                lat.extend(mine)
+
+        ts = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    out.put(lat)
+
+
+def raw_serialised(seconds: float = 3.0) -> float:
+    """A raw serialised append: advisory xact lock, insert ~1 KB, commit; appends/s, one client."""
+    with psycopg.connect(RAW) as c:
+        c.execute("CREATE TEMP TABLE bench_raw (i bigint primary key, body bytea)")
+        c.commit()
+        body = b"x" * 1024
+        n, stop = 0, time.perf_counter() + seconds
+        t = time.perf_counter()
+        while time.perf_counter() < stop:
+            c.execute("SELECT pg_advisory_xact_lock(42)")
+            c.execute("INSERT INTO bench_raw VALUES (%s, %s)", (n, body))
+            c.commit()
+            n += 1
+        return n / (time.perf_counter() - t)
+
+
+def run(processes: int, threads: int = 1, seconds: float = 8.0) -> dict[str, object]:
+    admin = create_engine(PG)
+    schema = "bench_" + uuid.uuid4().hex[:8]
+    with admin.begin() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{PG}?options=-csearch_path%3D{schema}"
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            from ledger.log import Ledger
+
+            key = Path(d) / "k"
+            Ledger.create(url, "bench.example/log", key).close()
+            ctx = mp.get_context("spawn")
+            out: mp.Queue = ctx.Queue()
+            ready = ctx.Semaphore(0)
+            start_at = ctx.Value("d", 0.0)
+            ps = [
+                ctx.Process(
+                    target=_appender,
+                    args=(url, key, p, threads, ready, start_at, seconds, out),
+                )
+                for p in range(processes)
+            ]
+            for p in ps:
+                p.start()
+            for _ in ps:  # every process opened and warm before the clock starts
+                ready.acquire()
+            start_at.value = time.time() + 0.2
+            lat = [x for _ in ps for x in out.get()]
+            for p in ps:
+                p.join()
+    finally:
+        with admin.begin() as c:
+            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+    lat.sort()
+    return {
+        "appenders": processes * threads,
+        "processes": processes,
+        "appends_per_s": len(lat) / seconds,
+        "p50_ms": lat[len(lat) // 2] * 1e3 if lat else None,
+        "p99_ms": lat[int(len(lat) * 0.99)] * 1e3 if lat else None,
+    }
+
+
+def main() -> None:
+    counts = [int(a) for a in sys.argv[1:]] or [8, 32]
+    results: dict[str, object] = {"machine": machine(), "load_before": os.getloadavg()}
+    for n in counts:
+        rounds = []
+        for _ in range(3):
+            raw = raw_serialised()
+            r = run(n) if n <= 8 else run(8, threads=n // 8)
+            r["raw_serialised_per_s"] = raw
+            r["ratio_to_raw"] = float(r["appends_per_s"]) / raw  # type: ignore[arg-type]
+            rounds.append(r)
+            print(json.dumps(r), flush=True)
+        results[f"appenders_{n}"] = {
+            "rounds": rounds,
+            "appends_per_s_median": statistics.median(float(r["appends_per_s"]) for r in rounds),  # type: ignore[arg-type]
+            "ratio_median": statistics.median(float(r["ratio_to_raw"]) for r in rounds),  # type: ignore[arg-type]
+        }
+    results["load_after"] = os.getloadavg()
+    path = RESULTS.with_name("pg_appenders.json")
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

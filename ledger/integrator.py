@@ -1,0 +1,491 @@
+"""PostgreSQL's shared write path: appenders make submissions durable, one integrator sequences.
+
+Several processes (``ledger serve`` workers, on one machine or many) append to one PostgreSQL
+ledger. Each runs one :class:`SharedSequencer` with three threads:
+
+* the **submitter** drains this process's queue and inserts the bodies as ``pending`` rows in one
+  statement and one commit (PostgreSQL's group commit merges the commits of many processes), then
+  ``NOTIFY``\\ s. No global lock is taken.
+* the **integrator** tries for the ledger's *lease*, a session advisory lock. The one process that
+  holds it moves pending rows into the log in large batches through :meth:`LedgerStore.sequence`
+  (the same transaction, write lock, head check and signed checkpoint as every other write),
+  deletes them in that transaction and ``NOTIFY``\\ s. When the holder dies PostgreSQL ends its
+  session, which frees the lock; another process's integrator takes it within
+  :data:`LEASE_POLL_SECONDS`. The lease is for efficiency only: the write lock keeps two
+  integrators from ever interleaving.
+* the **waiter** ``LISTEN``\\ s for integrations. For the bodies its process waits on, it reads
+  their indices, the latest checkpoint (verified with the ledger's key) and their inclusion proofs
+  (verified against it), and only then resolves the callers' futures.
+
+The contract is the single-process sequencer's: an append is acknowledged only once it is durable,
+integrated, proved and covered by a signed checkpoint. A crash anywhere loses nothing acknowledged:
+a pending row is integrated by whoever holds the lease next, and submitting the same body again
+(idempotent by digest) waits for the same record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+import psycopg
+from sqlalchemy import Connection
+
+from ledger import errors
+from ledger.bodies import Submission
+from ledger.checkpoint import SignedCheckpoint
+from ledger.errors import Error, IntegrityError, Overloaded, StorageError
+from ledger.note import NoteSigner
+from ledger.record import BodyType
+from ledger.sequencer import AppendResult, Job, chunk_done, gather, single_done
+from ledger.storage import LedgerStore
+from ledger.writer_checks import check_inclusions_handed_out
+
+__all__ = ["LEASE_POLL_SECONDS", "SharedSequencer"]
+
+log = logging.getLogger(__name__)
+
+LEASE_POLL_SECONDS = 0.25  # how often a process without the lease asks for it
+_IDLE_POLL_SECONDS = 0.2  # the integrator's and waiter's fallback poll when no NOTIFY arrives
+_WAITING_POLL_SECONDS = 0.05  # the waiter's poll while bodies wait (a lost NOTIFY costs this)
+_RETRY_SECONDS = 0.5  # pause after a database error before the integrator tries again
+_PENDING_CHANNEL = "ledger_pending"
+_INTEGRATED_CHANNEL = "ledger_integrated"
+_LEASE_KEY = "hashtextextended('provenance-ledger-integrator:' || current_schema(), 0)"
+_ANY_PENDING = "SELECT 1 FROM pending WHERE error IS NULL LIMIT 1"
+_INSERT_PENDING = (
+    "INSERT INTO pending (digest, body_type, content) "
+    "SELECT %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM records WHERE body_digest = %s) "
+    "ON CONFLICT (digest) DO UPDATE SET error = NULL WHERE pending.error IS NOT NULL "
+    "RETURNING digest"
+)
+
+
+class _NothingPending(Exception):
+    """Raised inside the integration transaction to end it early: there is nothing to do."""
+
+
+@dataclass
+class _Wait:
+    """One job's submissions waiting for integration."""
+
+    job: Job
+    deadline: float
+    results: list[AppendResult | None] = field(default_factory=list)
+    duplicate: list[bool] = field(default_factory=list)
+    remaining: int = 0
+    failed: bool = False
+
+    def resolve(self, position: int, result: AppendResult) -> None:
+        if self.failed or self.results[position] is not None:
+            return
+        dup = self.duplicate[position]
+        self.results[position] = AppendResult(
+            result.index,
+            result.leaf_hash,
+            result.inclusion_proof,
+            result.tree_size,
+            result.checkpoint,
+            dup,
+        )
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.job.done(cast(list[AppendResult], self.results))
+
+    def fail(self, error: BaseException) -> None:
+        if not self.failed and self.remaining:
+            self.failed = True
+            self.job.done(error)
+
+
+def _submission(digest: bytes, body_type: str, content: bytes) -> Submission:
+    """A pending row as a submission, once its body is the one its digest names."""
+    if hashlib.sha256(content).digest() != digest:
+        raise IntegrityError(f"pending row sha256:{digest.hex()} holds another body")
+    return Submission(content, cast(BodyType, body_type), digest)
+
+
+def _error_text(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"
+
+
+def _error_from_text(text: str) -> Error:
+    """The ledger error a failed pending row records (``ClassName: message``)."""
+    name, _, message = text.partition(": ")
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, Error) and cls is not errors.AppendsFailed:
+        with suppress(TypeError):
+            return cls(message)
+    return StorageError(text)
+
+
+class SharedSequencer:
+    """This process's part of the shared PostgreSQL write path (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        origin: str,
+        signer: NoteSigner,
+        clock: Callable[[], datetime],
+        checkpoint: Callable[[], SignedCheckpoint],
+        *,
+        max_batch: int = 1000,
+        max_pending: int = 20_000,
+        wait_timeout: float = 60.0,
+    ) -> None:
+        self._store, self._origin, self._signer, self._clock = store, origin, signer, clock
+        self._checkpoint = checkpoint
+        self._max_batch, self._max_pending = max_batch, max_pending
+        self._wait_timeout = wait_timeout
+        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_pending)
+        self._held: Job | None = None
+        self._lock = threading.Lock()
+        self._waiting: dict[bytes, list[tuple[_Wait, int]]] = {}
+        self._stop = threading.Event()
+        self._connect_kw = self._connect_args()
+        self._schema = self._current_schema()
+        self._threads = [
+            threading.Thread(target=self._submitter, name="ledger-submitter", daemon=True),
+            threading.Thread(target=self._integrator, name="ledger-integrator", daemon=True),
+            threading.Thread(target=self._waiter, name="ledger-waiter", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    # -- the caller's side ----------------------------------------------------------------------
+
+    def submit(self, sub: Submission) -> Future[AppendResult]:
+        fut: Future[AppendResult] = Future()
+        if len(self._waiting) >= self._max_pending:
+            raise Overloaded("too many appends are waiting for integration; retry shortly", 1.0)
+        try:
+            self._queue.put_nowait(Job([sub], single_done(fut)))
+        except queue.Full:
+            raise Overloaded("the append queue is full; retry shortly", retry_after=1.0) from None
+        return fut
+
+    def append_many(self, subs: Sequence[Submission]) -> list[AppendResult]:
+        """Submit many and wait for all; outcomes as :meth:`Sequencer.append_many`'s."""
+        chunks: list[tuple[int, Future[list[AppendResult]]]] = []
+        for lo in range(0, len(subs), self._max_batch):
+            fut: Future[list[AppendResult]] = Future()
+            part = list(subs[lo : lo + self._max_batch])
+            self._queue.put(Job(part, chunk_done(fut)))
+            chunks.append((len(part), fut))
+        return gather(chunks)
+
+    def alive(self) -> bool:
+        return all(t.is_alive() for t in self._threads)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._threads[0].join()  # the submitter finishes what was queued first
+        deadline = time.monotonic() + 5.0
+        while self._waiting and time.monotonic() < deadline and self.alive():
+            time.sleep(0.01)  # give queued appends a moment to be acknowledged
+        self._stop.set()
+        for t in self._threads[1:]:
+            t.join()
+        self._fail_all(StorageError("the ledger was closed before this append was integrated"))
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def _connect_args(self) -> dict[str, Any]:
+        engine = self._store.engine
+        args, kw = engine.dialect.create_connect_args(engine.url)
+        if args:
+            kw["conninfo"] = args[0]
+        return dict(kw)
+
+    @contextmanager
+    def _session(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of our own (LISTEN and the session lease outlive any transaction)."""
+        conn = psycopg.connect(**self._connect_kw, autocommit=True)
+        try:
+            yield conn
+        finally:
+            with suppress(Exception):
+                conn.close()
+
+    def _current_schema(self) -> str:
+        with self._session() as conn:
+            row = conn.execute("SELECT current_schema()").fetchone()
+        return str(row[0]) if row else "public"
+
+    def _notified(self, conn: psycopg.Connection[Any], timeout: float) -> bool:
+        """Wait up to ``timeout`` for a notification about this ledger; drain the rest."""
+        mine = False
+        for n in conn.notifies(timeout=timeout, stop_after=1):
+            mine = mine or n.payload == self._schema
+        for n in conn.notifies(timeout=0):
+            mine = mine or n.payload == self._schema
+        return mine
+
+    # -- the submitter --------------------------------------------------------------------------
+
+    def _next_jobs(self) -> tuple[list[Job], bool]:
+        first = self._held or self._queue.get()
+        self._held = None
+        if first is None:
+            return [], True
+        jobs, count = [first], len(first.subs)
+        while count < self._max_batch:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                return jobs, True
+            if count + len(job.subs) > self._max_batch:
+                self._held = job
+                break
+            jobs.append(job)
+            count += len(job.subs)
+        return jobs, False
+
+    def _submitter(self) -> None:
+        while True:
+            jobs, stop = self._next_jobs()
+            if jobs:
+                self._make_durable(jobs)
+            if stop:
+                if self._held is not None:
+                    self._make_durable([self._held])
+                return
+
+    def _make_durable(self, jobs: list[Job]) -> None:
+        deadline = time.monotonic() + self._wait_timeout
+        waits = [_Wait(job, deadline) for job in jobs]
+        with self._lock:  # registered before the commit, so no integration can be missed
+            for w in waits:
+                n = len(w.job.subs)
+                w.results, w.duplicate, w.remaining = [None] * n, [True] * n, n
+                for i, sub in enumerate(w.job.subs):
+                    self._waiting.setdefault(sub.digest, []).append((w, i))
+        subs = [s for job in jobs for s in job.subs]
+        try:
+            inserted = self._insert_pending(subs)
+        except Exception as e:
+            self._forget(waits, e)
+            return
+        with self._lock:
+            for w in waits:
+                for i, sub in enumerate(w.job.subs):
+                    w.duplicate[i] = sub.digest not in inserted
+
+    def _insert_pending(self, subs: list[Submission]) -> set[bytes]:
+        """Insert pending rows (skipping bodies already in the log); return the digests this call
+        made pending, in one transaction that also wakes the integrator."""
+        inserted: set[bytes] = set()
+        with self._store.engine.begin() as conn:
+            cur = cast(psycopg.Connection[Any], conn.connection.driver_connection).cursor()
+            params = [(s.digest, s.body_type, s.content, s.digest) for s in subs]
+            cur.executemany(_INSERT_PENDING, params, returning=True)
+            while True:
+                row = cur.fetchone()
+                if row is not None:
+                    inserted.add(bytes(row[0]))
+                if not cur.nextset():
+                    break
+            channel = _PENDING_CHANNEL if inserted else _INTEGRATED_CHANNEL
+            cur.execute("SELECT pg_notify(%s, current_schema())", (channel,))
+        return inserted
+
+    def _forget(self, waits: list[_Wait], error: BaseException) -> None:
+        with self._lock:
+            for w in waits:
+                for sub in w.job.subs:
+                    rest = [e for e in self._waiting.get(sub.digest, []) if e[0] is not w]
+                    if rest:
+                        self._waiting[sub.digest] = rest
+                    else:
+                        self._waiting.pop(sub.digest, None)
+        for w in waits:
+            w.fail(error)
+
+    def _fail_all(self, error: BaseException) -> None:
+        with self._lock:
+            waits = {id(w): w for entries in self._waiting.values() for w, _ in entries}
+            self._waiting.clear()
+        for w in waits.values():
+            w.fail(error)
+
+    # -- the integrator -------------------------------------------------------------------------
+
+    def _integrator(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self._session() as lease:
+                    self._hold_lease(lease)
+            except psycopg.Error as e:  # the lease connection broke: the lock went with it
+                log.warning("integrator lease connection lost: %s", e)
+                self._stop.wait(_RETRY_SECONDS)
+
+    def _hold_lease(self, lease: psycopg.Connection[Any]) -> None:
+        while not self._stop.is_set():
+            row = lease.execute(f"SELECT pg_try_advisory_lock({_LEASE_KEY})").fetchone()
+            if row and row[0]:
+                break
+            self._stop.wait(LEASE_POLL_SECONDS)
+        else:
+            return
+        lease.execute(f"LISTEN {_PENDING_CHANNEL}")
+        while not self._stop.is_set():
+            # One cheap look before taking the write lock: most wake-ups find work, polls don't.
+            if lease.execute(_ANY_PENDING).fetchone() is None or self._integrate_once() == 0:
+                self._notified(lease, _IDLE_POLL_SECONDS)  # a dead lease session raises here
+
+    def _integrate_once(self) -> int:
+        """Integrate one batch of pending rows; the number integrated (0: none, or it failed)."""
+        read: list[bytes] = []
+        try:
+            seq = self._store.sequence(
+                lambda conn: self._read_pending(conn, read),
+                self._origin,
+                self._signer,
+                self._clock,
+                prove=False,
+                after=lambda conn, _seq: self._finish(conn, read),
+            )
+        except _NothingPending:
+            return 0
+        except (StorageError, Overloaded) as e:  # transient: the rows stay pending
+            log.warning("integration failed, retrying: %s", e)
+            self._stop.wait(_RETRY_SECONDS)
+            return 0
+        except Error as e:
+            self._quarantine(read, e)
+            return 0
+        return len(seq.indices)
+
+    def _read_pending(self, conn: Connection, read: list[bytes]) -> list[Submission]:
+        rows = conn.exec_driver_sql(
+            "SELECT digest, body_type, content FROM pending WHERE error IS NULL "
+            "ORDER BY seq LIMIT %s",
+            (self._max_batch,),
+        ).all()
+        if not rows:
+            raise _NothingPending
+        read.extend(bytes(row[0]) for row in rows)
+        return [_submission(bytes(d), t, bytes(c)) for d, t, c in rows]
+
+    def _finish(self, conn: Connection, read: list[bytes]) -> None:
+        """Delete the integrated rows and wake every waiter (delivered at commit)."""
+        conn.exec_driver_sql(
+            "WITH done AS (DELETE FROM pending WHERE digest = ANY(%s)) "
+            "SELECT pg_notify(%s, current_schema())",
+            (read, _INTEGRATED_CHANNEL),
+        )
+
+    def _quarantine(self, read: list[bytes], batch_error: Error) -> None:
+        """A batch failed for a reason that is not transient: integrate its rows one by one, and
+        mark each row that fails alone with its error (its waiting appender is told)."""
+        log.warning("integration batch failed (%s); retrying its rows one by one", batch_error)
+        for digest in read:
+
+            def one(conn: Connection, d: bytes = digest) -> list[Submission]:
+                row = conn.exec_driver_sql(
+                    "SELECT body_type, content FROM pending WHERE digest = %s AND error IS NULL",
+                    (d,),
+                ).first()
+                if row is None:
+                    raise _NothingPending
+                return [_submission(d, row[0], bytes(row[1]))]
+
+            def done(conn: Connection, _seq: object, d: bytes = digest) -> None:
+                self._finish(conn, [d])
+
+            try:
+                self._store.sequence(
+                    one, self._origin, self._signer, self._clock, prove=False, after=done
+                )
+            except _NothingPending:
+                continue
+            except Error as e:
+                self._mark_failed(digest, e)
+
+    def _mark_failed(self, digest: bytes, e: Error) -> None:
+        with suppress(Error), self._store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "UPDATE pending SET error = %s WHERE digest = %s", (_error_text(e), digest)
+            )
+            conn.exec_driver_sql("SELECT pg_notify(%s, current_schema())", (_INTEGRATED_CHANNEL,))
+
+    # -- the waiter -----------------------------------------------------------------------------
+
+    def _waiter(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self._session() as conn:
+                    conn.execute(f"LISTEN {_INTEGRATED_CHANNEL}")
+                    while not self._stop.is_set():
+                        poll = _WAITING_POLL_SECONDS if self._waiting else _IDLE_POLL_SECONDS
+                        self._notified(conn, poll)
+                        if self._waiting:
+                            self._resolve()
+            except psycopg.Error as e:
+                log.warning("waiter connection lost: %s", e)
+                self._stop.wait(_RETRY_SECONDS)
+            except Exception as e:  # never let the thread die: fail this round's waiters
+                log.exception("resolving appends failed")
+                self._fail_all(e)
+
+    def _resolve(self) -> None:
+        with self._lock:
+            digests = list(self._waiting)
+        found = self._store.indices_by_digest(digests)
+        if found:
+            self._acknowledge(found)
+        missing = [d for d in digests if d not in found]
+        if missing:
+            for digest, text in self._store.pending_errors(missing).items():
+                self._settle(digest, error=_error_from_text(text))
+        now = time.monotonic()
+        with self._lock:
+            expired = [
+                d
+                for d, entries in self._waiting.items()
+                if any(w.deadline < now for w, _ in entries)
+            ]
+        for d in expired:
+            self._settle(
+                d,
+                error=StorageError(
+                    f"not integrated within {self._wait_timeout:g} s (is a ledger process with its "
+                    "key running?); the body is durable and will be integrated, and submitting it "
+                    "again is safe"
+                ),
+            )
+
+    def _acknowledge(self, found: dict[bytes, int]) -> None:
+        signed = self._checkpoint()  # verified with the ledger's key (cached by note text)
+        cp = signed.checkpoint
+        digests = sorted(found, key=found.__getitem__)
+        indices = [found[d] for d in digests]
+        if indices[-1] >= cp.size:
+            raise IntegrityError(f"record {indices[-1]} is not covered by the latest checkpoint")
+        leaves, proofs = self._store.tree(cp.size).leaves_and_proofs(indices)
+        check_inclusions_handed_out(leaves, indices, proofs, cp)
+        for digest, index, leaf, proof in zip(digests, indices, leaves, proofs, strict=True):
+            self._settle(digest, AppendResult(index, leaf, proof, cp.size, signed.note, False))
+
+    def _settle(
+        self, digest: bytes, result: AppendResult | None = None, error: BaseException | None = None
+    ) -> None:
+        with self._lock:
+            entries = self._waiting.pop(digest, [])
+        for w, position in entries:
+            if result is not None:
+                w.resolve(position, result)
+            else:
+                w.fail(error or StorageError("append failed"))

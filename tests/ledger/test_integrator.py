@@ -1,0 +1,182 @@
+"""PostgreSQL's shared write path (ledger.integrator): pending rows, one integrator by lease.
+
+Crash tests: kill -9 the lease holder mid-batch and an appender mid-submit. Every acknowledged
+append is in the log, the chain is gapless with no duplicate, ``ledger check`` passes, the lease
+moves to a live process, and a body the dead process was waiting on, submitted again, gets the
+same record. (SQLite's writer is one process's transaction: its crash test is in
+test_concurrency.py.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from ledger.errors import IntegrityError
+from ledger.fsck import check_ledger
+from ledger.log import Ledger
+from tests.conftest import envelope
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _appender(url: str, key: Path, start: int, count: int, batch: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.ledger.appender",
+            url,
+            str(key),
+            *map(str, (start, count, batch)),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _read_acks(proc: subprocess.Popen[str], at_least: int, acked: dict[int, str]) -> int:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    got = 0
+    while got < at_least and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        idx, h = line.split()
+        assert acked.setdefault(int(idx), h) == h  # no index handed to two bodies
+        got += 1
+    assert got >= at_least, "the appender did not get far enough before the deadline"
+    return got
+
+
+def _pending(url: str) -> int:
+    with Ledger.open(url) as lg, lg.store.engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM pending")).scalar_one())
+
+
+def _wait_drained(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while _pending(url) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _pending(url) == 0, "pending rows were never integrated"
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_lease_holder_mid_batch(pg_url: str, key_path: Path) -> None:
+    Ledger.create(pg_url, "test.example/ledger", key_path).close()
+    holder = _appender(pg_url, key_path, 0, 1_000_000, 50)  # first: it takes the lease
+    acked: dict[int, str] = {}
+    sent = _read_acks(holder, 300, acked)  # bodies 0 .. sent-1 are acknowledged
+    other = _appender(pg_url, key_path, 5_000_000, 1_000_000, 7)
+    _read_acks(other, 30, acked)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    _read_acks(other, 200, acked)  # the lease moved: the survivor's appends still complete
+    other.terminate()
+    other.wait()
+    _wait_drained(pg_url)  # what the dead process made durable is integrated by the survivor
+    with Ledger.open(pg_url, key_path) as lg:
+        size = check_ledger(lg.store).records
+        records = lg.store.records(0, size)
+        assert [r.index for r in records] == list(range(size))
+        assert len({r.body_digest for r in records}) == size
+        for r in records:
+            if r.index in acked:
+                assert acked[r.index] == r.leaf_hash.hex()
+        assert set(acked) <= set(range(size))
+        # The bodies the dead holder was sending, submitted again: the acknowledged ones and
+        # any it had made durable get the records they already have, the rest new ones; one
+        # record per body either way.
+        retry = [envelope(i) for i in range(max(sent - 10, 0), sent + 60)]
+        before = lg.store.size()
+        results = lg.append_many(retry)
+        assert lg.store.size() - before == sum(not r.duplicate for r in results)
+        assert all(r.duplicate for r in results[: min(10, sent)])
+        by_digest = lg.store.indices_by_digest([hashlib.sha256(b).digest() for b in retry])
+        assert [r.index for r in results] == [by_digest[hashlib.sha256(b).digest()] for b in retry]
+        assert check_ledger(lg.store).records == lg.store.size()
+
+
+@pytest.mark.slow
+def test_kill_9_of_an_appender_mid_submit_loses_nothing(pg_url: str, key_path: Path) -> None:
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        lg.append(envelope(999_999))  # this process now holds the lease
+        proc = _appender(pg_url, key_path, 0, 1_000_000, 3)
+        acked: dict[int, str] = {}
+        _read_acks(proc, 200, acked)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        lg.append(envelope(999_998))
+        _wait_drained(pg_url)
+        size = check_ledger(lg.store).records
+        stored = {r.index: r.leaf_hash.hex() for r in lg.store.records(0, size)}
+        assert all(stored[i] == h for i, h in acked.items())
+        assert len(set(stored.values())) == size
+
+
+def test_a_pending_row_that_cannot_be_integrated_fails_only_its_own_appender(
+    pg_url: str, key_path: Path
+) -> None:
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        lg.append(envelope(1))
+        with lg.store.engine.begin() as conn:  # a row whose body is not the one its digest names
+            conn.execute(
+                text("INSERT INTO pending (digest, body_type, content) VALUES (:d, 'dsse', :c)"),
+                {"d": b"\x01" * 32, "c": envelope(2)},
+            )
+        r = lg.append(envelope(3))  # others' appends still complete
+        assert not r.duplicate
+        deadline = time.monotonic() + 30
+        error = None
+        while error is None and time.monotonic() < deadline:
+            error = lg.store.pending_errors([b"\x01" * 32]).get(b"\x01" * 32)
+            time.sleep(0.05)
+        assert error is not None and error.startswith("IntegrityError")
+        assert check_ledger(lg.store).records == 2
+
+
+def test_a_body_already_logged_is_acknowledged_as_a_duplicate_with_its_record(
+    pg_url: str, key_path: Path
+) -> None:
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        first = lg.append(envelope(7))
+        again = lg.append(envelope(7))
+        assert (again.index, again.duplicate, first.duplicate) == (first.index, True, False)
+        assert lg.store.size() == 1
+        assert _pending(pg_url) == 0
+
+
+def test_a_ledger_made_before_the_pending_table_gains_it_on_first_append(
+    pg_url: str, key_path: Path
+) -> None:
+    Ledger.create(pg_url, "test.example/ledger", key_path).close()
+    with Ledger.open(pg_url) as lg, lg.store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE pending"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0004'"))
+    with Ledger.open(pg_url, key_path) as lg:
+        assert lg.append(envelope(1)).index == 0
+    assert _pending(pg_url) == 0
+
+
+def test_an_unsigned_head_stops_the_integrator_and_fails_the_waiters(
+    pg_url: str, key_path: Path
+) -> None:
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        lg.append(envelope(1))
+        with lg.store.engine.begin() as conn:  # a checkpoint row removed behind the ledger's back
+            conn.execute(text("ALTER TABLE checkpoints DISABLE TRIGGER USER"))
+            conn.execute(text("DELETE FROM checkpoints WHERE size = 1"))
+            conn.execute(text("ALTER TABLE checkpoints ENABLE TRIGGER USER"))
+        with pytest.raises(IntegrityError):
+            lg.append(envelope(2))
+        assert lg.store.size() == 1
