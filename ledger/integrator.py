@@ -278,10 +278,11 @@ class SharedSequencer:
         except Exception as e:
             self._forget(waits, e)
             return
-        with self._lock:
+        with self._lock:  # only the first of equal bodies made pending here is new
             for w in waits:
                 for i, sub in enumerate(w.job.subs):
                     w.duplicate[i] = sub.digest not in inserted
+                    inserted.discard(sub.digest)
 
     def _insert_pending(self, subs: list[Submission]) -> set[bytes]:
         """Insert pending rows (skipping bodies already in the log); return the digests this call
@@ -340,10 +341,15 @@ class SharedSequencer:
         else:
             return
         lease.execute(f"LISTEN {_PENDING_CHANNEL}")
+        woken = True  # rows may have been left pending by a process that died holding it
         while not self._stop.is_set():
-            # One cheap look before taking the write lock: most wake-ups find work, polls don't.
-            if lease.execute(_ANY_PENDING).fetchone() is None or self._integrate_once() == 0:
-                self._notified(lease, _IDLE_POLL_SECONDS)  # a dead lease session raises here
+            # Woken by a NOTIFY there is work; after a quiet poll, one cheap look first, so
+            # an idle ledger does not take the write lock five times a second.
+            work = woken or lease.execute(_ANY_PENDING).fetchone() is not None
+            if work and self._integrate_once() > 0:
+                self._notified(lease, 0)  # drain: the next loop integrates what came in
+                continue
+            woken = self._notified(lease, _IDLE_POLL_SECONDS)  # a dead session raises here
 
     def _integrate_once(self) -> int:
         """Integrate one batch of pending rows; the number integrated (0: none, or it failed)."""

@@ -22,7 +22,6 @@ from sqlalchemy import (
     inspect,
     or_,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.exc import SQLAlchemyError
@@ -100,6 +99,13 @@ class SequencedBatch:
 _INSERT_BODIES = "INSERT INTO bodies (digest, body_type, content) VALUES (?, ?, ?)"
 _INSERT_RECORDS = (
     "INSERT INTO records (idx, leaf, leaf_hash, body_digest, time) VALUES (?, ?, ?, ?, ?)"
+)
+
+
+_SQLITE_TILES = "SELECT level, idx, hashes FROM tiles WHERE "
+_PG_TILES = (
+    "SELECT level, idx, hashes FROM tiles WHERE (level, idx) IN "
+    "(SELECT * FROM unnest(%s::int[], %s::bigint[]))"
 )
 
 
@@ -519,19 +525,22 @@ class LedgerStore:
         return out
 
     def _fetch_tiles(self, conn: Connection, keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
-        t = schema.tiles.c
+        # The driver's own SQL: building a new SQLAlchemy expression per call cost more than the
+        # query (its cache key is recomputed every time), and this runs several times per batch.
         out: dict[TileKey, bytes] = {}
+        pg = conn.dialect.name == "postgresql"
         for i in range(0, len(keys), _CHUNK):
             chunk = keys[i : i + _CHUNK]
             if not chunk:
                 continue
-            cond = (
-                tuple_(t.level, t.idx).in_(chunk)
-                if conn.dialect.name == "postgresql"
-                else or_(*(and_(t.level == lv, t.idx == ix) for lv, ix in chunk))  # uses the PK
-            )
-            for row in conn.execute(select(t.level, t.idx, t.hashes).where(cond)):
-                out[(row.level, row.idx)] = bytes(row.hashes)
+            if pg:
+                params: tuple[object, ...] = ([k[0] for k in chunk], [k[1] for k in chunk])
+                rows = conn.exec_driver_sql(_PG_TILES, params)
+            else:  # an OR of primary-key lookups: SQLite scans the table for a row-value IN
+                sql = _SQLITE_TILES + " OR ".join(["(level = ? AND idx = ?)"] * len(chunk))
+                rows = conn.exec_driver_sql(sql, tuple(x for k in chunk for x in k))
+            for level, idx, hashes in rows:
+                out[(level, idx)] = bytes(hashes)
         return out
 
     def _memo_fetch(self, conn: Connection) -> TileFetch:
