@@ -41,6 +41,7 @@ import psycopg
 from sqlalchemy import Connection
 
 from ledger import errors
+from ledger._internal import db_errors
 from ledger.bodies import Submission
 from ledger.checkpoint import SignedCheckpoint
 from ledger.errors import Error, IntegrityError, Overloaded, StorageError
@@ -275,6 +276,10 @@ class SharedSequencer:
         subs = [s for job in jobs for s in job.subs]
         try:
             inserted = self._insert_pending(subs)
+        except psycopg.Error as e:  # called on the driver directly: name it as the engine would
+            target = db_errors.Target.of(self._store.engine.url, None)
+            self._forget(waits, db_errors.translate(target, e, writing=True))
+            return
         except Exception as e:
             self._forget(waits, e)
             return

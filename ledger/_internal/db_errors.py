@@ -75,22 +75,28 @@ def _raise_ledger_error(target: Target, busy: Busy, ctx: ExceptionContext) -> No
     overloaded = busy(ctx.sqlalchemy_exception) if ctx.sqlalchemy_exception else None
     if overloaded is not None:
         raise overloaded from orig
+    writing = ctx.connection is not None and ctx.connection.get_execution_options().get(
+        "ledger_write", False
+    )
+    raise translate(target, orig, writing=writing) from orig
+
+
+def translate(target: Target, orig: BaseException, *, writing: bool) -> Error:
+    """The ledger's own error for a driver error met on a working connection (also for code
+    that calls the driver directly, as the PostgreSQL submitter does)."""
     sqlstate = getattr(orig, "sqlstate", None)
     reason = _reason(orig)
     if sqlstate == _PG_READ_ONLY or getattr(orig, "sqlite_errorname", "").startswith(
         "SQLITE_READONLY"
     ):
-        raise StorageError(f"the database is read-only ({target.name})") from orig
+        return StorageError(f"the database is read-only ({target.name})")
     table = _MISSING_TABLE.match(reason)
     if table and (sqlstate in (None, _PG_UNDEFINED_TABLE)):
-        raise _missing_table(target, table.group(1) or table.group(2)) from orig
+        return _missing_table(target, table.group(1) or table.group(2))
     if getattr(orig, "sqlite_errorname", "") == "SQLITE_NOTADB":
-        raise NotFound(f"no ledger at {target.path}: it is not an SQLite database") from orig
-    writing = ctx.connection is not None and ctx.connection.get_execution_options().get(
-        "ledger_write", False
-    )
+        return NotFound(f"no ledger at {target.path}: it is not an SQLite database")
     what = "the write failed and was rolled back" if writing else "database error"
-    raise StorageError(f"{what}: {reason}") from orig
+    return StorageError(f"{what}: {reason}")
 
 
 def _reason(orig: BaseException) -> str:
