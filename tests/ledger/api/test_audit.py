@@ -285,3 +285,88 @@ def test_the_index_survives_ledger_check(world: World, tmp_path: Path) -> None:
 
     out = ledger_cli(tmp_path, "check", "--db", world.server.db)
     assert '"ok": true' in out
+
+
+# -- ledger.client: every answer checked before it is returned ----------------------------------
+
+
+def _vkey(world: World) -> str:
+    from ledger.storage import LedgerStore
+
+    store = LedgerStore.open(world.server.db)
+    try:
+        return store.meta()["vkey"]
+    finally:
+        store.close()
+
+
+def test_client_returns_verified_entries_and_follows_pages(world: World) -> None:
+    from ledger.client import AuditClient
+
+    with AuditClient(world.server.url, _vkey(world), ORIGIN) as c:
+        ev = c.evidence(world.app)
+        assert [e.index for e in ev.entries] == world.demo
+        assert ev.entries[1].statement is not None
+        assert ev.entries[1].statement["predicateType"] == PROV
+        pages = list(c.search(signer="samples", limit=3))
+        assert [e.index for e in pages] == world.samples
+        below = c.search(purl="pkg:pypi/requests", versions="vers:pypi/<2.32.0")
+        assert [e.index for e in below] == [world.demo[1], world.samples[1]]
+        told = c.story("sha256:" + s.APP1)
+        assert told.extra["artifact"]["producedBy"][0] == world.samples[0]
+        diff = c.changes("sha256:" + s.APP1, "sha256:" + s.APP2)
+        assert diff.extra["changes"]["dependencies"]["upgraded"][0]["to"] == "2.32.3"
+        assert [e.index for e in c.signer_entries("ci")] == world.demo
+        old = c.evidence("sha256:" + s.APP1, as_of=world.before_samples)
+        assert old.entries == [] and c.trusted is not None
+        assert c.trusted.size >= world.samples[-1] + 1  # asOf answers never lower trust
+
+
+def _tampered(world: World, change: Any) -> Any:
+    """A client whose transport fetches the real answer and lets ``change`` edit it."""
+    import httpx
+
+    from ledger.client import AuditClient
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        real = httpx.get(world.server.url + request.url.raw_path.decode(), timeout=30)
+        doc = real.json()
+        if request.url.path.endswith("/evidence"):
+            change(doc)
+        return httpx.Response(200, json=doc)
+
+    transport = httpx.MockTransport(handler)
+    http = httpx.Client(transport=transport, base_url="http://ledger.test")
+    return AuditClient("http://ledger.test", _vkey(world), ORIGIN, http=http)
+
+
+def _flip_body(doc: dict[str, Any]) -> None:
+    body = bytearray(base64.b64decode(doc["entries"][0]["body"]))
+    body[-2] ^= 1
+    doc["entries"][0]["body"] = base64.b64encode(bytes(body)).decode()
+
+
+def _flip_proof(doc: dict[str, Any]) -> None:
+    doc["entries"][0]["inclusionProof"][0] = base64.b64encode(b"\0" * 32).decode()
+
+
+def _drop_signature(doc: dict[str, Any]) -> None:
+    doc["checkpoint"] = doc["checkpoint"].split("\n\n")[0] + "\n\n"
+
+
+def _other_index(doc: dict[str, Any]) -> None:
+    doc["entries"][0]["index"] += 1
+
+
+@pytest.mark.parametrize("change", [_flip_body, _flip_proof, _drop_signature, _other_index])
+def test_client_refuses_tampered_evidence(world: World, change: Any) -> None:
+    from ledger.errors import Error
+
+    with _tampered(world, change) as c, pytest.raises(Error) as e:
+        c.evidence(world.app)
+    assert type(e.value).__name__ in (
+        "IntegrityError",
+        "ProofError",
+        "NoteError",
+        "CheckpointError",
+    )
