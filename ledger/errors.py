@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "AppendsFailed",
+    "BadQuery",
     "CheckpointError",
     "ConflictError",
     "Error",
@@ -33,6 +34,11 @@ class Error(Exception):
 
 class InvalidInput(Error):
     """A caller handed in something malformed; nothing was changed."""
+
+
+class BadQuery(InvalidInput):
+    """A query parameter (a digest, a range, a cursor, a time) is malformed or out of bounds
+    (HTTP 400); the message names the parameter and why."""
 
 
 class TooLarge(InvalidInput):

@@ -21,7 +21,8 @@ Then: the first checkpoint is of size 0; every checkpoint's root equals the root
 the leaves at its size, its note verifies with the ledger's key and names this log; the latest
 covers every record; every stored tile equals the tile recomputed from the leaves; and the trust
 registry's derived rows equal the registry replayed from the log
-(:func:`ledger.registry.check.check_registry`). The first failure raises
+(:func:`ledger.registry.check.check_registry`); and the audit index rows equal the rows derived
+again from the log (:func:`ledger.index.maintain.check_indexes`). The first failure raises
 :class:`~ledger.errors.IntegrityError` with its index.
 """
 
@@ -260,6 +261,9 @@ def check_ledger(
     from ledger.registry.check import check_registry
 
     check_registry(store)
+    from ledger.index.maintain import check_indexes
+
+    check_indexes(store)
     if progress is not None:
         progress(c.compact.size)
     return CheckReport(c.compact.size, c.n_cps, len(c.tree.tiles), c.compact.root(), bool(pins))

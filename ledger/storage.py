@@ -47,6 +47,7 @@ from ledger.errors import (
     NotFound,
     StorageError,
 )
+from ledger.index.rows import derive_index_rows
 from ledger.merkle import EMPTY_ROOT
 from ledger.note import NoteSigner, NoteVerifier, parse_verifier
 from ledger.record import GENESIS_PREV, Record, format_time
@@ -122,9 +123,11 @@ def derive_rows(conn: Connection, records: Sequence[Record], contents: Sequence[
     """Rows derived from a batch's bodies, written in the batch's own transaction (so they exist
     iff their records do). Every path that commits records MUST call this once per batch, with
     ``records[i]`` the record of ``contents[i]``, in index order. Today: the trust registry's
-    rows. Each deriver is a pure function of the records and bodies (and the rows before them),
-    which ``ledger check`` replays and compares."""
+    rows, then the audit indexes (after the registry's, whose rows they read). Each deriver is a
+    pure function of the records and bodies (and the rows before them), which ``ledger check``
+    replays and compares."""
     derive_registry_rows(conn, records, contents)
+    derive_index_rows(conn, records, contents)
 
 
 class LedgerStore:

@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Identity,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -98,3 +99,40 @@ pending = Table(
     Column("content", LargeBinary, nullable=False),
     Column("error", Text, nullable=True),
 )
+
+# The audit indexes (ledger.index): derived from stored bodies in the batch's own transaction,
+# rebuilt by `ledger reindex` and compared by `ledger check`. Not append-only: reindex replaces
+# them (under the write lock), and they hold nothing the log does not.
+indexes = MetaData()
+
+ix_terms = Table(
+    "ix_terms",
+    indexes,
+    Column("kind", String(16), primary_key=True),
+    Column("value", String(512), primary_key=True),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Index("ix_terms_by_record", "idx"),
+)
+
+ix_deps = Table(
+    "ix_deps",
+    indexes,
+    Column("package", String(512), primary_key=True),
+    Column("version", String(512), primary_key=True),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("digest", String(200), primary_key=True),
+    Index("ix_deps_by_record", "idx"),
+)
+
+ix_vulns = Table(
+    "ix_vulns",
+    indexes,
+    Column("vuln", String(512), primary_key=True),
+    Column("product", String(512), primary_key=True),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("component", String(512), primary_key=True),
+    Column("status", String(24), nullable=False),
+    Index("ix_vulns_by_product", "product", "idx"),
+)
+
+INDEX_TABLES = (ix_terms, ix_deps, ix_vulns)

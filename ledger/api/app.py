@@ -16,6 +16,7 @@ from ledger._internal.db import upgrade_schema
 from ledger.api import (
     problems,
     routes_admin,
+    routes_audit,
     routes_health,
     routes_read,
     routes_signers,
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (
         routes_write,
         routes_read,
+        routes_audit,
         routes_tiles,
         routes_admin,
         routes_signers,

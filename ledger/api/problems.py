@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from ledger.errors import (
+    BadQuery,
     CheckpointError,
     ConflictError,
     Error,
@@ -53,6 +54,7 @@ class Problem:
 # Most specific first is not needed: problem_of walks the error's MRO.
 PROBLEMS: dict[type[Error], Problem] = {
     TooLarge: Problem(413, "too-large", "Body too large"),
+    BadQuery: Problem(400, "bad-query", "Bad query parameter"),
     InvalidInput: Problem(422, "invalid-input", "Invalid input"),
     NotTrusted: Problem(403, "not-trusted", "Not signed by a trusted signer"),
     Unauthenticated: Problem(401, "unauthenticated", "Missing or invalid bearer token"),

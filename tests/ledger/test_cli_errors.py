@@ -31,7 +31,7 @@ EXIT_CODES = (
     "Exit codes: 0 ok, 1 integrity failure, 2 bad input, 3 not found, 4 database failure, "
     "5 not trusted."
 )
-COMMANDS = ["init", "append", "checkpoint", "proof", "check", "export", "import"]
+COMMANDS = ["init", "append", "checkpoint", "proof", "check", "reindex", "export", "import"]
 GROUPS = ["signers", "tokens"]  # their own subcommands and help (not covered here)
 SERVICE = ["serve"]  # exit codes and an example in its help, but the example runs until stopped
 

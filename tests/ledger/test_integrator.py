@@ -161,7 +161,8 @@ def test_a_ledger_made_before_the_pending_table_gains_it_on_first_append(
 ) -> None:
     Ledger.create(pg_url, "test.example/ledger", key_path).close()
     with Ledger.open(pg_url) as lg, lg.store.engine.begin() as conn:
-        conn.execute(text("DROP TABLE pending"))
+        for table in ("pending", "ix_terms", "ix_deps", "ix_vulns"):  # as at revision 0004
+            conn.execute(text(f"DROP TABLE {table}"))
         conn.execute(text("UPDATE alembic_version SET version_num = '0004'"))
     with Ledger.open(pg_url, key_path) as lg:
         assert lg.append(envelope(1)).index == 0

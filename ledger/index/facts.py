@@ -1,0 +1,315 @@
+"""What a stored body says, read once: the facts the audit indexes hold. Pure: bytes in, values out.
+
+The reader is deliberately lenient (it runs on every stored body, including ones written by
+other tools years ago) and never raises: whatever it cannot read is simply not indexed. It reads
+the standard predicates whoever wrote them:
+
+- subjects: every ``digest`` algorithm of every subject, as ``alg:hex`` (lower-case);
+- SLSA Provenance v1: builder id, source repository / ref / commit (``externalParameters`` and the
+  ``git+`` dependency with a ``gitCommit``), ``resolvedDependencies`` (``uri`` a purl, or ``name``
+  with a purl annotation);
+- SLSA Provenance v0.2: ``builder.id``, ``invocation.configSource``, ``materials``;
+- in-toto Link (v0.3 predicate and classic v0.9 links): step ``name``, ``materials``;
+- Test Result: the step-like name and ``result``;
+- Vulns v0.2: every ``scanner.result`` id (and aliases) is ``affected`` for each subject;
+- OpenVEX v0.2: each statement's status per product (``@id`` purl, ``hashes``, subcomponents).
+
+Dependencies are kept as ``(package, version, digest)`` where package is the purl without its
+version, qualifiers and subpath (:func:`split_purl`); materials that are not purls keep their
+``uri``/``name`` as the package, so the story can match products to materials by digest.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+__all__ = [
+    "MAX_VALUE",
+    "Dependency",
+    "Facts",
+    "VulnFact",
+    "read_facts",
+    "split_purl",
+]
+
+MAX_VALUE = 512  # longer values are not indexed (no one searches for them; keeps B-trees sane)
+SLSA_V1 = "https://slsa.dev/provenance/v1"
+SLSA_V02 = "https://slsa.dev/provenance/v0.2"
+LINK_PREFIX = "https://in-toto.io/attestation/link/"
+TEST_RESULT_PREFIX = "https://in-toto.io/attestation/test-result/"
+VULNS_PREFIX = "https://in-toto.io/attestation/vulns/"
+OPENVEX_PREFIX = "https://openvex.dev/ns"
+VEX_STATUSES = ("not_affected", "affected", "fixed", "under_investigation")
+_HASH_ALGS = {"sha-256": "sha256", "sha-384": "sha384", "sha-512": "sha512", "sha-1": "sha1"}
+
+
+@dataclass(frozen=True, order=True)
+class Dependency:
+    package: str
+    version: str
+    digest: str  # "alg:hex" or ""
+
+
+@dataclass(frozen=True, order=True)
+class VulnFact:
+    vuln: str
+    product: str  # "alg:hex" or a purl
+    status: str
+    component: str  # a subcomponent / affected package, or ""
+
+
+@dataclass
+class Facts:
+    """Everything indexed about one body. ``terms`` are (kind, value) pairs."""
+
+    terms: set[tuple[str, str]] = field(default_factory=set)
+    deps: set[Dependency] = field(default_factory=set)
+    vulns: set[VulnFact] = field(default_factory=set)
+    statement: dict[str, Any] | None = None  # the parsed (unverified) statement, for signers
+    envelope: dict[str, Any] | None = None  # the DSSE envelope (bare or from the bundle)
+    bundle: dict[str, Any] | None = None  # the Sigstore bundle, when the body is one
+
+    def term(self, kind: str, value: object) -> None:
+        if isinstance(value, str) and value and len(value) <= MAX_VALUE:
+            self.terms.add((kind, value))
+
+
+def split_purl(text: str) -> tuple[str, str] | None:
+    """``(package, version)`` of a purl: the package is ``pkg:type/namespace/name`` with the type
+    lower-cased, percent-decoded, without qualifiers or subpath (PyPI names normalised as the
+    purl spec says); ``None`` when ``text`` is not a purl. Cheap: no full purl parse per dep."""
+    if not isinstance(text, str) or text[:4].lower() != "pkg:":
+        return None
+    core = text[4:].lstrip("/").split("#", 1)[0].split("?", 1)[0]
+    kind, sep, rest = core.partition("/")
+    if not sep or not kind or not rest:
+        return None
+    at = rest.rfind("@")
+    name, version = (rest[:at], rest[at + 1 :]) if at > 0 else (rest, "")
+    name = unquote(name).strip("/")
+    kind = kind.lower()
+    if not name:
+        return None
+    if kind == "pypi":
+        name = name.lower().replace("_", "-")
+    return f"pkg:{kind}/{name}", unquote(version)
+
+
+def _b64(value: Any) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        try:
+            return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        except (binascii.Error, ValueError):
+            return None
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _digests(digest: Any) -> list[str]:
+    out = []
+    for alg, hexval in _obj(digest).items():
+        if isinstance(alg, str) and isinstance(hexval, str) and alg and hexval:
+            out.append(f"{alg.lower()}:{hexval.lower()}")
+    return sorted(out)
+
+
+def _first_digest(digest: Any) -> str:
+    found = _digests(digest)
+    pref = [d for d in found if d.startswith("sha256:")]
+    return (pref or found or [""])[0]
+
+
+def read_facts(content: bytes) -> Facts:  # noqa: PLR0911 - one return per unreadable layer
+    """The facts of one stored body (see the module docstring); empty facts if unreadable."""
+    facts = Facts()
+    try:
+        doc = json.loads(content)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return facts
+    if not isinstance(doc, dict):
+        return facts
+    env = doc.get("dsseEnvelope") if "dsseEnvelope" in doc else doc
+    if not isinstance(env, dict):
+        return facts
+    if env is not doc:
+        facts.bundle = doc
+    facts.envelope = env
+    payload = _b64(env.get("payload"))
+    if payload is None:
+        return facts
+    try:
+        statement = json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return facts
+    if not isinstance(statement, dict):
+        return facts
+    facts.statement = statement
+    with suppress(TypeError, ValueError, AttributeError, RecursionError):
+        _statement_facts(statement, facts)  # a shape nobody expected: keep what was read so far
+    return facts
+
+
+def _statement_facts(st: dict[str, Any], facts: Facts) -> None:
+    subjects = [d for s in _list(st.get("subject")) for d in _digests(_obj(s).get("digest"))]
+    for d in subjects:
+        facts.term("subject", d)
+    ptype = st.get("predicateType")
+    facts.term("predicateType", ptype)
+    pred = _obj(st.get("predicate"))
+    if st.get("_type") == "link":  # a classic v0.9 link: its products are its subjects
+        for d in (d for v in _obj(st.get("products")).values() for d in _digests(v)):
+            facts.term("subject", d)
+        _link(st, facts)
+        return
+    if not isinstance(ptype, str):
+        return
+    if ptype == SLSA_V1:
+        _slsa_v1(pred, facts)
+    elif ptype.startswith("https://slsa.dev/provenance/v0."):
+        _slsa_v02(pred, facts)
+    elif ptype.startswith(LINK_PREFIX):
+        _link(pred, facts)
+    elif ptype.startswith(TEST_RESULT_PREFIX):
+        facts.term("testResult", pred.get("result"))
+        for cfg in _list(pred.get("configuration")):
+            facts.term("step", _obj(cfg).get("name"))
+    elif ptype.startswith(VULNS_PREFIX):
+        _vulns(pred, subjects, facts)
+    elif ptype.startswith(OPENVEX_PREFIX):
+        _openvex(pred, facts)
+
+
+def _dependency(rd: dict[str, Any], facts: Facts) -> None:
+    digest = _first_digest(rd.get("digest"))
+    annotations = _obj(rd.get("annotations"))
+    candidates = [rd.get("uri"), annotations.get("purl"), rd.get("name")]
+    for c in candidates:
+        parts = split_purl(c) if isinstance(c, str) else None
+        if parts is not None:
+            version = parts[1] or str(annotations.get("version") or rd.get("version") or "")
+            if len(parts[0]) <= MAX_VALUE and len(version) <= MAX_VALUE:
+                facts.deps.add(Dependency(parts[0], version, digest))
+            return
+    plain = rd.get("uri") or rd.get("name")
+    if isinstance(plain, str) and plain and len(plain) <= MAX_VALUE:
+        facts.deps.add(Dependency(plain, "", digest))
+
+
+def _source_from_git_dependency(rd: dict[str, Any], facts: Facts) -> None:
+    uri = rd.get("uri")
+    digest = _obj(rd.get("digest"))
+    commit = digest.get("gitCommit") or digest.get("sha1")
+    if isinstance(uri, str) and uri.startswith("git+") and isinstance(commit, str):
+        repo, _, ref = uri[4:].partition("@")
+        facts.term("repo", repo)
+        facts.term("ref", ref)
+        facts.term("commit", commit.lower())
+
+
+def _slsa_v1(pred: dict[str, Any], facts: Facts) -> None:
+    bd = _obj(pred.get("buildDefinition"))
+    run = _obj(pred.get("runDetails"))
+    facts.term("builder", _obj(run.get("builder")).get("id"))
+    ext = _obj(bd.get("externalParameters"))
+    workflow = _obj(ext.get("workflow"))
+    facts.term("repo", ext.get("repository") or workflow.get("repository"))
+    facts.term("ref", ext.get("ref") or workflow.get("ref"))
+    source = _obj(ext.get("source"))
+    if source:
+        _source_from_git_dependency(source, facts)
+    for rd in _list(bd.get("resolvedDependencies")):
+        if isinstance(rd, dict):
+            _dependency(rd, facts)
+            _source_from_git_dependency(rd, facts)
+
+
+def _slsa_v02(pred: dict[str, Any], facts: Facts) -> None:
+    facts.term("builder", _obj(pred.get("builder")).get("id"))
+    cfg = _obj(_obj(pred.get("invocation")).get("configSource"))
+    if cfg:
+        _source_from_git_dependency(cfg, facts)
+        facts.term("step", cfg.get("entryPoint"))
+    for m in _list(pred.get("materials")):
+        if isinstance(m, dict):
+            _dependency(m, facts)
+            _source_from_git_dependency(m, facts)
+
+
+def _link(pred: dict[str, Any], facts: Facts) -> None:
+    facts.term("step", pred.get("name"))
+    materials = pred.get("materials")
+    if isinstance(materials, dict):  # classic links: {path: {alg: hex}}
+        items = [{"name": k, "digest": v} for k, v in materials.items()]
+    else:
+        items = [m for m in _list(materials) if isinstance(m, dict)]
+    for m in items:
+        _dependency(m, facts)
+
+
+def _vulns(pred: dict[str, Any], subjects: list[str], facts: Facts) -> None:
+    scanner = _obj(pred.get("scanner"))
+    for result in _list(scanner.get("result")):
+        r = _obj(result)
+        ids = {r.get("id")}
+        component = ""
+        for annotation in _list(r.get("annotations")):
+            a = _obj(annotation)
+            ids.update(x for x in _list(a.get("aliases")) if isinstance(x, str))
+            pkg = a.get("package") or a.get("purl")
+            if isinstance(pkg, str) and len(pkg) <= MAX_VALUE:
+                component = pkg
+        for vid in ids:
+            if isinstance(vid, str) and vid and len(vid) <= MAX_VALUE:
+                for product in subjects:
+                    facts.vulns.add(VulnFact(vid, product, "affected", component))
+
+
+def _product_keys(product: dict[str, Any]) -> list[str]:
+    keys = []
+    ident = product.get("@id")
+    if isinstance(ident, str) and split_purl(ident) is not None:
+        keys.append(ident)
+    for alg, hexval in _obj(product.get("hashes")).items():
+        if isinstance(alg, str) and isinstance(hexval, str) and hexval:
+            keys.append(f"{_HASH_ALGS.get(alg.lower(), alg.lower())}:{hexval.lower()}")
+    for ident_value in _obj(product.get("identifiers")).values():
+        if isinstance(ident_value, str) and split_purl(ident_value) is not None:
+            keys.append(ident_value)
+    return [k for k in keys if len(k) <= MAX_VALUE]
+
+
+def _openvex(pred: dict[str, Any], facts: Facts) -> None:
+    for statement in _list(pred.get("statements")):
+        s = _obj(statement)
+        status = s.get("status")
+        if status not in VEX_STATUSES:
+            continue
+        vuln = _obj(s.get("vulnerability"))
+        ids = {vuln.get("name"), vuln.get("@id")}
+        ids.update(a for a in _list(vuln.get("aliases")) if isinstance(a, str))
+        for item in _list(s.get("products")):
+            product = _obj(item)
+            subs = [
+                k for sc in _list(product.get("subcomponents")) for k in _product_keys(_obj(sc))
+            ]
+            for key in _product_keys(product):
+                for vid in ids:
+                    if isinstance(vid, str) and vid and len(vid) <= MAX_VALUE:
+                        for comp in subs or [""]:
+                            facts.vulns.add(VulnFact(vid, key, str(status), comp))

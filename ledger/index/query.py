@@ -1,0 +1,169 @@
+"""The audit searches, as SQL over the index tables: record indices in order, one page at a time.
+
+Every query is bounded by a tree size (the checkpoint the answer is proved against): rows of
+records at or past it are never read, so an answer ``asOf`` N is exactly what the ledger knew at N.
+Filters combine with AND, each as ``idx IN (subquery)`` on a primary-key prefix; pages are keyset
+(``idx > after``), never OFFSET.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import ColumnElement, Connection, and_, exists, select
+from sqlalchemy.orm import aliased
+
+from ledger._internal import schema
+from ledger.index.params import VersionMatcher
+
+__all__ = [
+    "Filters",
+    "dependencies_of",
+    "open_vulns_of",
+    "search",
+    "terms_of",
+]
+
+OPEN = ("affected", "under_investigation")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Terms are ``(kind, value)`` pairs the record must all have."""
+
+    terms: tuple[tuple[str, str], ...] = ()
+    subjects: tuple[str, ...] = ()  # any of these (POST /evidence)
+    since: str | None = None
+    until: str | None = None
+    versions: VersionMatcher | None = None
+    vuln: str | None = None
+    status: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _time_bounds(conn: Connection, since: str | None, until: str | None) -> tuple[int, int] | None:
+    """Record times never decrease along the log, so a time range is an index range."""
+    t = schema.ix_terms.c
+    lo, hi = 0, None
+    if since is not None:
+        row = conn.execute(
+            select(t.idx)
+            .where(t.kind == "time", t.value >= since)
+            .order_by(t.value, t.idx)
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        lo = int(row.idx)
+    if until is not None:
+        row = conn.execute(
+            select(t.idx)
+            .where(t.kind == "time", t.value <= until)
+            .order_by(t.value.desc(), t.idx.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        hi = int(row.idx)
+    return lo, (hi if hi is not None else (1 << 62))
+
+
+def _matching_versions(conn: Connection, m: VersionMatcher) -> list[str]:
+    d = schema.ix_deps.c
+    if m.exact is not None:
+        return [m.exact]
+    found = conn.execute(select(d.version).where(d.package == m.package).distinct()).scalars()
+    return sorted(v for v in found if m.matches(v))
+
+
+def _vuln_condition(f: Filters, size: int) -> ColumnElement[bool]:
+    v = schema.ix_vulns
+    if f.status is None:
+        return schema.records.c.idx.in_(select(v.c.idx).where(v.c.vuln == f.vuln, v.c.idx < size))
+    w = aliased(v)
+    later = exists(
+        select(w.c.idx).where(
+            w.c.vuln == v.c.vuln, w.c.product == v.c.product, w.c.idx > v.c.idx, w.c.idx < size
+        )
+    )
+    return schema.records.c.idx.in_(
+        select(v.c.idx).where(v.c.vuln == f.vuln, v.c.idx < size, v.c.status == f.status, ~later)
+    )
+
+
+def search(conn: Connection, f: Filters, size: int, after: int, limit: int) -> list[int]:
+    """Up to ``limit`` record indices in ``(after, size)`` matching every filter, ascending."""
+    r, t, d = schema.records.c, schema.ix_terms.c, schema.ix_deps.c
+    conds: list[ColumnElement[bool]] = [r.idx < size, r.idx > after]
+    for kind, value in f.terms:
+        conds.append(r.idx.in_(select(t.idx).where(t.kind == kind, t.value == value)))
+    if f.subjects:
+        conds.append(r.idx.in_(select(t.idx).where(t.kind == "subject", t.value.in_(f.subjects))))
+    if f.since is not None or f.until is not None:
+        bounds = _time_bounds(conn, f.since, f.until)
+        if bounds is None:
+            return []
+        conds.extend([r.idx >= bounds[0], r.idx <= bounds[1]])
+    if f.versions is not None:
+        versions = _matching_versions(conn, f.versions)
+        if not versions:
+            return []
+        conds.append(
+            r.idx.in_(select(d.idx).where(d.package == f.versions.package, d.version.in_(versions)))
+        )
+    if f.vuln is not None:
+        conds.append(_vuln_condition(f, size))
+    q = select(r.idx).where(and_(*conds)).order_by(r.idx).limit(limit)
+    return [int(i) for i in conn.execute(q).scalars()]
+
+
+def terms_of(conn: Connection, indices: Sequence[int]) -> dict[int, dict[str, list[str]]]:
+    """Every term of each record, by kind (values sorted)."""
+    t = schema.ix_terms.c
+    out: dict[int, dict[str, list[str]]] = {i: {} for i in indices}
+    if indices:
+        rows = conn.execute(
+            select(t.idx, t.kind, t.value).where(t.idx.in_(list(indices))).order_by(t.value)
+        )
+        for idx, kind, value in rows:
+            out[int(idx)].setdefault(kind, []).append(value)
+    return out
+
+
+def dependencies_of(
+    conn: Connection, indices: Sequence[int]
+) -> dict[int, list[tuple[str, str, str]]]:
+    """Each record's dependencies / materials as ``(package, version, digest)``, sorted."""
+    d = schema.ix_deps.c
+    out: dict[int, list[tuple[str, str, str]]] = {i: [] for i in indices}
+    if indices:
+        q = select(d.idx, d.package, d.version, d.digest).where(d.idx.in_(list(indices)))
+        for idx, package, version, digest in conn.execute(q.order_by(d.package, d.version)):
+            out[int(idx)].append((package, version, digest))
+    return out
+
+
+def vuln_statuses(
+    conn: Connection, products: Sequence[str], size: int
+) -> dict[str, tuple[str, int]]:
+    """For each vulnerability recorded about any of ``products`` (below ``size``): its latest
+    status and the record that says so."""
+    v = schema.ix_vulns.c
+    latest: dict[str, tuple[str, int]] = {}
+    if not products:
+        return latest
+    rows = conn.execute(
+        select(v.vuln, v.idx, v.status)
+        .where(v.product.in_(list(products)), v.idx < size)
+        .order_by(v.idx)
+    )
+    for vuln, idx, status in rows:
+        old = latest.get(vuln)
+        if old is None or int(idx) > old[1] or (int(idx) == old[1] and status in OPEN):
+            latest[vuln] = (status, int(idx))
+    return latest
+
+
+def open_vulns_of(conn: Connection, products: Sequence[str], size: int) -> dict[str, int]:
+    return {k: i for k, (s, i) in vuln_statuses(conn, products, size).items() if s in OPEN}

@@ -1,0 +1,146 @@
+"""The audit index rows of records: derived in the append transaction, rebuilt, and compared.
+
+:func:`derive_index_rows` is the deriver :func:`ledger.storage.derive_rows` calls once per batch
+(after the registry's, so a signer registered earlier in the same batch is known): it reads each
+body once (:func:`~ledger.index.facts.read_facts`), attributes signers with the registry as the
+log records it before the record (:mod:`ledger.index.signers`), and writes three bulk inserts.
+
+:func:`index_rows` is the same derivation as a pure function of records, bodies and registry
+rows; ``ledger reindex`` and ``ledger check`` use it over the whole log.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, select
+
+from ledger._internal import schema
+from ledger.index.facts import Dependency, VulnFact, read_facts
+from ledger.index.signers import signer_book, signer_terms
+from ledger.record import Record
+from ledger.registry.entries import read_rows
+
+__all__ = ["IndexRows", "derive_index_rows", "index_rows", "insert_rows", "stored_rows"]
+
+# When one record says several things about one (vulnerability, product, component), the most
+# cautious status is indexed: an open finding is never hidden by a fix in the same body.
+_STATUS_RANK = {"affected": 3, "under_investigation": 2, "fixed": 1, "not_affected": 0}
+
+TermRow = tuple[str, str, int]  # kind, value, idx
+DepRow = tuple[str, str, int, str]  # package, version, idx, digest
+VulnRow = tuple[str, str, int, str, str]  # vuln, product, idx, component, status
+
+
+@dataclass
+class IndexRows:
+    terms: list[TermRow] = field(default_factory=list)
+    deps: list[DepRow] = field(default_factory=list)
+    vulns: list[VulnRow] = field(default_factory=list)
+
+    def extend(self, other: IndexRows) -> None:
+        self.terms.extend(other.terms)
+        self.deps.extend(other.deps)
+        self.vulns.extend(other.vulns)
+
+    def sorted(self) -> IndexRows:
+        return IndexRows(sorted(self.terms), sorted(self.deps), sorted(self.vulns))
+
+    def __len__(self) -> int:
+        return len(self.terms) + len(self.deps) + len(self.vulns)
+
+
+def _vuln_rows(idx: int, facts: Iterable[VulnFact]) -> list[VulnRow]:
+    best: dict[tuple[str, str, str], str] = {}
+    for f in facts:
+        key = (f.vuln, f.product, f.component)
+        old = best.get(key)
+        if old is None or _STATUS_RANK[f.status] > _STATUS_RANK[old]:
+            best[key] = f.status
+    return [(v, p, idx, c, s) for (v, p, c), s in best.items()]
+
+
+def _dep_rows(idx: int, deps: Iterable[Dependency]) -> list[DepRow]:
+    return [(d.package, d.version, idx, d.digest) for d in deps]
+
+
+def index_rows(
+    records: Sequence[Record],
+    contents: Sequence[bytes],
+    registry: Sequence[tuple[int, bytes]],
+) -> IndexRows:
+    """The index rows of ``records`` (in index order, ``contents[i]`` the body of
+    ``records[i]``), given every registry row (``(idx, entry)`` in index order) up to them."""
+    out = IndexRows()
+    starts = [r[0] for r in registry]
+    for rec, content in zip(records, contents, strict=True):
+        facts = read_facts(content)
+        book = signer_book(tuple(registry[: bisect.bisect_left(starts, rec.index)]))
+        terms = facts.terms | signer_terms(facts.envelope, facts.bundle, book)
+        terms.add(("time", rec.time))
+        out.terms.extend((k, v, rec.index) for k, v in terms)
+        out.deps.extend(_dep_rows(rec.index, facts.deps))
+        out.vulns.extend(_vuln_rows(rec.index, facts.vulns))
+    return out
+
+
+def insert_rows(conn: Connection, rows: IndexRows) -> None:
+    """Bulk inserts (one executemany per table)."""
+    if rows.terms:
+        conn.execute(
+            schema.ix_terms.insert(),
+            [{"kind": k, "value": v, "idx": i} for k, v, i in rows.terms],
+        )
+    if rows.deps:
+        conn.execute(
+            schema.ix_deps.insert(),
+            [{"package": p, "version": v, "idx": i, "digest": d} for p, v, i, d in rows.deps],
+        )
+    if rows.vulns:
+        conn.execute(
+            schema.ix_vulns.insert(),
+            [
+                {"vuln": v, "product": p, "idx": i, "component": c, "status": s}
+                for v, p, i, c, s in rows.vulns
+            ],
+        )
+
+
+def derive_index_rows(
+    conn: Connection, records: Sequence[Record], contents: Sequence[bytes]
+) -> None:
+    """Write the index rows of one committed batch, inside its transaction."""
+    if records:
+        insert_rows(conn, index_rows(records, contents, read_rows(conn)))
+
+
+def stored_rows(conn: Connection, start: int, end: int) -> IndexRows:
+    """The stored index rows of records ``[start, end)``, sorted."""
+    t, d, v = schema.ix_terms.c, schema.ix_deps.c, schema.ix_vulns.c
+    terms = conn.execute(select(t.kind, t.value, t.idx).where(t.idx >= start, t.idx < end)).all()
+    deps = conn.execute(
+        select(d.package, d.version, d.idx, d.digest).where(d.idx >= start, d.idx < end)
+    ).all()
+    vulns = conn.execute(
+        select(v.vuln, v.product, v.idx, v.component, v.status).where(v.idx >= start, v.idx < end)
+    ).all()
+    return IndexRows(
+        [tuple(r) for r in terms],
+        [tuple(r) for r in deps],
+        [tuple(r) for r in vulns],
+    ).sorted()
+
+
+def chunks(
+    items: Iterator[tuple[Record, bytes]], size: int
+) -> Iterator[list[tuple[Record, bytes]]]:
+    batch: list[tuple[Record, bytes]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,162 @@
+"""Who signed a stored body, by the trust registry as the log records it before that body.
+
+The signer terms of a record are derived, not taken from the body's say-so: a DSSE ``keyid`` is
+only a hint (it picks which registered key is tried first), and a name is indexed only for a
+signature that verifies with that signer's key. A Sigstore bundle's identity (SAN) and issuer
+come from its certificate, and count only once the DSSE signature verifies with the certificate's
+key; a registered identity's name is indexed when the certificate meets its policy. (The chain to
+the trusted root and the transparency-log entry were checked by admission; re-checking them here
+would cost milliseconds per record on the append path.)
+
+Pure given the registry rows before the record: :class:`SignerBook` is built from them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from attest.dsse import pae
+from attest.errors import Error as AttestError
+from attest.keys import PublicKey, public_key_from_crypto
+from attest.sigstore_bundle import IdentityPolicy, certificate_identities, certificate_issuer
+from ledger.errors import Error
+from ledger.registry.entries import state_from_rows
+
+__all__ = ["SignerBook", "signer_book", "signer_terms"]
+
+_MAX_SIGNATURES = 16
+
+
+@dataclass(frozen=True)
+class SignerBook:
+    """The registered keys and identities as of one point in the log."""
+
+    keys: tuple[tuple[str, PublicKey], ...]
+    identities: tuple[tuple[str, IdentityPolicy], ...]
+
+
+@lru_cache(maxsize=8)
+def signer_book(rows: tuple[tuple[int, bytes], ...]) -> SignerBook:
+    """The book the registry rows (already derived and checked, in index order) describe."""
+    try:
+        state = state_from_rows(rows)
+    except (Error, ValueError):
+        return SignerBook((), ())
+    keys = tuple((s.spec.name, s.key) for s in state.keys() if s.key is not None)  # noqa: SIM118
+    identities = []
+    for s in state.identities():
+        assert s.spec.sigstore is not None
+        try:
+            identities.append((s.spec.name, s.spec.sigstore.policy()))
+        except Error:
+            continue
+    return SignerBook(keys, tuple(identities))
+
+
+def _b64(value: Any) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _signed_message(env: dict[str, Any]) -> tuple[bytes, list[tuple[bytes, str]]] | None:
+    ptype, payload = env.get("payloadType"), _b64(env.get("payload"))
+    sigs = env.get("signatures")
+    if not isinstance(ptype, str) or payload is None or not isinstance(sigs, list):
+        return None
+    out = []
+    for s in sigs[:_MAX_SIGNATURES]:
+        if isinstance(s, dict):
+            sig = _b64(s.get("sig"))
+            hint = s.get("keyid")
+            if sig is not None:
+                out.append((sig, hint if isinstance(hint, str) else ""))
+    return pae(ptype, payload), out
+
+
+def _key_terms(env: dict[str, Any], book: SignerBook) -> set[tuple[str, str]]:
+    signed = _signed_message(env)
+    if signed is None:
+        return set()
+    message, sigs = signed
+    terms: set[tuple[str, str]] = set()
+    for sig, hint in sigs:
+        for name, key in sorted(book.keys, key=lambda nk: nk[1].keyid != hint):
+            try:
+                key.verify(sig, message)
+            except AttestError:
+                continue
+            terms.update({("signer", name), ("keyid", key.keyid)})
+            break
+    return terms
+
+
+def _certificate(bundle: dict[str, Any]) -> Any:
+    from cryptography import x509
+
+    vm = bundle.get("verificationMaterial")
+    vm = vm if isinstance(vm, dict) else {}
+    cert = vm.get("certificate")
+    raw = cert.get("rawBytes") if isinstance(cert, dict) else None
+    if raw is None:
+        chain = vm.get("x509CertificateChain")
+        certs = chain.get("certificates") if isinstance(chain, dict) else None
+        first = certs[0] if isinstance(certs, list) and certs else None
+        raw = first.get("rawBytes") if isinstance(first, dict) else None
+    der = _b64(raw)
+    if der is None:
+        return None
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError:
+        return None
+
+
+def _bundle_terms(
+    bundle: dict[str, Any], env: dict[str, Any], book: SignerBook
+) -> set[tuple[str, str]]:
+    cert = _certificate(bundle)
+    signed = _signed_message(env)
+    if cert is None or signed is None or not signed[1]:
+        return set()
+    try:
+        key = public_key_from_crypto(cert.public_key())
+        key.verify(signed[1][0][0], signed[0])
+    except (AttestError, ValueError, TypeError):
+        return set()
+    terms = {("identity", i) for i in certificate_identities(cert)}
+    issuer = certificate_issuer(cert)
+    if issuer:
+        terms.add(("issuer", issuer))
+    from sigstore.errors import Error as SigstoreError
+
+    for name, policy in book.identities:
+        try:
+            policy.verify(cert)
+        except SigstoreError:
+            continue
+        terms.add(("signer", name))
+    return terms
+
+
+def signer_terms(
+    envelope: dict[str, Any] | None, bundle: dict[str, Any] | None, book: SignerBook
+) -> set[tuple[str, str]]:
+    """``signer`` (registry name), ``keyid``, ``identity`` and ``issuer`` terms of one body."""
+    if envelope is None:
+        return set()
+    if bundle is not None:
+        return _bundle_terms(bundle, envelope, book)
+    return _key_terms(envelope, book)
+
+
+def rows_before(rows: Sequence[tuple[int, bytes]], index: int) -> tuple[tuple[int, bytes], ...]:
+    return tuple(r for r in rows if r[0] < index)

@@ -1,0 +1,151 @@
+"""The audit indexes: derived from stored bodies in the append transaction, rebuilt identically by
+`ledger reindex`, and compared by `ledger check` (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from sqlalchemy import insert
+
+from attest.keys import public_key_from_crypto
+from ledger._internal import schema
+from ledger.errors import IntegrityError
+from ledger.fsck import check_ledger
+from ledger.index.facts import read_facts, split_purl
+from ledger.index.maintain import check_indexes, reindex
+from ledger.index.rows import IndexRows, stored_rows
+from ledger.log import Ledger
+from ledger.registry import add_signer, make_spec
+from ledger.registry.admin import admin_key_path, load_admin_key
+from tests.ledger import audit_samples as s
+
+KEY = ed25519.Ed25519PrivateKey.generate()
+OTHER = ed25519.Ed25519PrivateKey.generate()
+
+
+def _pem(key: ed25519.Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+@pytest.fixture
+def audited(db_url: str, key_path: Path) -> Iterator[Ledger]:
+    """Record 0 registers KEY as signer ``ci``; records 1-8 are the sample pipeline."""
+    with Ledger.create(db_url, "test.example/ledger", key_path) as lg:
+        admin = load_admin_key(admin_key_path(key_path))
+        add_signer(lg, make_spec("ci", now=lg.now(), key=_pem(KEY)), admin)
+        lg.append_many(s.pipeline(KEY))
+        yield lg
+
+
+def _all_rows(lg: Ledger) -> IndexRows:
+    with lg.store._conn() as conn:
+        return stored_rows(conn, 0, 1 << 40)
+
+
+def _terms(lg: Ledger, kind: str) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for k, v, i in _all_rows(lg).terms:
+        if k == kind:
+            out.setdefault(v, []).append(i)
+    return out
+
+
+def test_pipeline_is_indexed_as_its_bodies_say(audited: Ledger) -> None:
+    subjects = _terms(audited, "subject")
+    assert subjects["sha256:" + s.APP1] == [1, 2, 3, 4, 8]
+    assert subjects["sha256:" + s.APP2] == [5, 6, 7]
+    keyid = public_key_from_crypto(KEY.public_key()).keyid
+    assert _terms(audited, "signer") == {"ci": list(range(1, 9))}
+    assert _terms(audited, "keyid") == {keyid: list(range(1, 9))}
+    assert _terms(audited, "builder")[s.BUILDER] == [2, 5]
+    assert _terms(audited, "repo")[s.REPO] == [2, 5, 8]
+    assert _terms(audited, "ref") == {"refs/heads/main": [2, 5], "refs/tags/v1": [8]}
+    assert _terms(audited, "commit")[s.COMMIT] == [2, 5, 8]
+    assert _terms(audited, "step") == {"build": [1], "unit": [3], "release.yml": [8]}
+    assert _terms(audited, "testResult") == {"PASSED": [3]}
+    assert len(_terms(audited, "time")) >= 1
+    rows = _all_rows(audited)
+    assert ("pkg:pypi/requests", "2.31.0", 2, "sha256:" + s.sha("requests2.31.0")) in rows.deps
+    assert ("pkg:pypi/requests", "2.32.3", 5, "sha256:" + s.sha("requests2.32.3")) in rows.deps
+    assert ("pkg:npm/left-pad", "1.3.0", 2, "") in rows.deps  # name + purl annotation
+    assert ("pkg:maven/org.apache.logging.log4j/log4j-core", "2.14.1", 8, "") in rows.deps
+    assert ("src/app.py", "", 1, "sha256:" + s.SRC) in rows.deps  # a link's material
+    app2 = "sha256:" + s.APP2
+    assert ("CVE-2024-35195", app2, 6, "requests", "affected") in rows.vulns
+    assert ("GHSA-5195", app2, 6, "requests", "affected") in rows.vulns  # an alias
+    fixed = [v for v in rows.vulns if v[2] == 7]
+    assert ("CVE-2024-35195", app2, 7, "pkg:pypi/requests@2.32.3", "fixed") in fixed
+    assert ("CVE-2024-35195", "pkg:generic/app@2", 7, "pkg:pypi/requests@2.32.3", "fixed") in fixed
+
+
+def test_a_signature_by_an_unregistered_key_names_no_signer(audited: Ledger) -> None:
+    audited.append(s.sign(s.test_result(s.APP2, "FAILED"), OTHER))
+    assert 9 not in _terms(audited, "signer")["ci"]
+    assert _terms(audited, "testResult")["FAILED"] == [9]
+
+
+def test_reindex_rebuilds_identical_rows_and_check_passes(audited: Ledger) -> None:
+    before = _all_rows(audited)
+    assert len(before) > 50
+    written = reindex(audited.store)
+    assert written == len(before)
+    assert _all_rows(audited) == before
+    assert check_indexes(audited.store) == len(before)
+    check_ledger(audited.store)
+
+
+def test_check_names_the_record_of_a_forged_row(audited: Ledger) -> None:
+    with audited.store.engine.begin() as conn:
+        conn.execute(insert(schema.ix_terms).values(kind="signer", value="mallory", idx=4))
+    with pytest.raises(IntegrityError, match="record 4") as e:
+        check_ledger(audited.store)
+    assert e.value.index == 4
+    reindex(audited.store)
+    check_ledger(audited.store)
+
+
+def test_check_finds_a_missing_row_and_a_row_beyond_the_log(audited: Ledger) -> None:
+    with audited.store.engine.begin() as conn:
+        conn.execute(
+            schema.ix_vulns.delete().where(schema.ix_vulns.c.idx == 7)
+        )  # the VEX fix hidden
+    with pytest.raises(IntegrityError, match="record 7"):
+        check_indexes(audited.store)
+    reindex(audited.store)
+    with audited.store.engine.begin() as conn:
+        conn.execute(
+            insert(schema.ix_deps).values(package="pkg:x/y", version="1", idx=99, digest="")
+        )
+    with pytest.raises(IntegrityError, match="record 99"):
+        check_indexes(audited.store)
+
+
+def test_unreadable_bodies_index_nothing_but_their_time() -> None:
+    for body in (b"", b"[]", b'{"payload": "!!"}', b'{"payload": "bnVsbA=="}', b"\xff"):
+        facts = read_facts(body)
+        assert not facts.terms and not facts.deps and not facts.vulns
+
+
+@pytest.mark.parametrize(
+    ("purl", "want"),
+    [
+        ("pkg:pypi/Django_Rest@3.0?x=1#sub", ("pkg:pypi/django-rest", "3.0")),
+        ("pkg:npm/%40angular/core@16.0.0", ("pkg:npm/@angular/core", "16.0.0")),
+        ("pkg:Maven/org.apache/log4j-core@2.14.1", ("pkg:maven/org.apache/log4j-core", "2.14.1")),
+        (
+            "pkg:deb/debian/openssl@1:3.0.11-1~deb12u2?arch=amd64",
+            ("pkg:deb/debian/openssl", "1:3.0.11-1~deb12u2"),
+        ),
+        ("pkg:golang/golang.org/x/net", ("pkg:golang/golang.org/x/net", "")),
+        ("https://example.com", None),
+        ("pkg:", None),
+    ],
+)
+def test_split_purl(purl: str, want: tuple[str, str] | None) -> None:
+    assert split_purl(purl) == want
