@@ -29,13 +29,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import rfc8785
+
 from ledger._internal.cells import blob, integer
 from ledger.checkpoint import open_checkpoint
 from ledger.errors import Error, IntegrityError
 from ledger.fsck_rows import RawReader
 from ledger.merkle import EMPTY_ROOT, hash_children
 from ledger.note import NoteVerifier, parse_verifier
-from ledger.record import _PLAIN, GENESIS_PREV, Record, check_link
+from ledger.record import GENESIS_PREV, Record, check_link
 from ledger.registry.entries import MARKER
 from ledger.storage import LedgerStore
 from ledger.tiles import TILE_HEIGHT
@@ -96,13 +98,16 @@ class _Found(Exception):
 
 
 def _leaf_pattern(origin: str) -> re.Pattern[bytes] | None:
-    """The canonical leaf of a valid record of this log, as :meth:`Record._encode` writes it for
-    a printable-ASCII origin (others always take the slow path)."""
-    if not _PLAIN.fullmatch(origin):
+    """The canonical leaf of a valid record of this log, as :meth:`Record._encode` writes it:
+    every field but ``log`` is plain ASCII and the keys come in RFC 8785 order, so only the
+    origin's own RFC 8785 string literal varies (None: no valid record names this origin)."""
+    try:
+        literal = rfc8785.dumps(origin)
+    except (rfc8785.CanonicalizationError, UnicodeError):
         return None
     return re.compile(
         rb'\{"body":"sha256:([0-9a-f]{64})","bodyType":"(dsse|sigstore-bundle)",'
-        rb'"index":(0|[1-9][0-9]{0,15}),"log":"' + re.escape(origin.encode()) + rb'",'
+        rb'"index":(0|[1-9][0-9]{0,15}),"log":' + re.escape(literal) + rb","
         rb'"prev":"([0-9a-f]{64})",'
         rb'"time":"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z)","v":1\}'
     )

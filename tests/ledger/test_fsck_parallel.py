@@ -168,6 +168,23 @@ def test_deleted_record_is_named_at_a_range_end(big: Ledger) -> None:
     assert message == f"record {BOUNDARY - 1} is missing (next stored index is {BOUNDARY})"
 
 
+@pytest.mark.parametrize("origin", ["t.example/log", 'tëst.example/"log"'])
+def test_a_clean_log_never_takes_the_slow_path(
+    tmp_path: Path, origin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path accepts every valid record (its leaf template holds any origin's RFC 8785
+    literal); the slow path is only for rows that fail, so it may not run here at all."""
+    from ledger.fsck_range import _Range
+
+    with Ledger.create(f"sqlite:///{tmp_path / 'l.db'}", origin, tmp_path / "k") as lg:
+        lg.append_many([body(i) for i in range(300)])
+        monkeypatch.setattr(_Range, "slow", lambda self, idx: pytest.fail(f"slow path at {idx}"))
+        assert check_ledger(lg.store).records == 300
+        monkeypatch.undo()
+        _tamper(lg, "records", "UPDATE records SET time = 'x' WHERE idx = 150")
+        assert _both(lg) == ("record 150: indexed columns disagree with the leaf", 150)
+
+
 @pytest.mark.postgres
 def test_parallel_check_on_postgresql_names_a_body_and_a_link_across_ranges(
     tmp_path: Path,
