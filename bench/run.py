@@ -26,6 +26,7 @@ from ledger.bodies import parse_submission
 from ledger.fsck import check_ledger
 from ledger.log import Ledger, utc_now
 from ledger.merkle import CompactRange, hash_leaf
+from ledger.storage import LedgerStore
 from ledger.tiles import TileBuilder, TileCache, TileTree
 
 PG = os.environ.get("LEDGER_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -308,6 +309,58 @@ def proofs_and_check(size: int = 1_000_000, queries: int = 20_000) -> dict[str, 
     return out
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its children that have exited (check's workers)."""
+    import resource
+
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def check_1m(runs: int = 3, size: int = 1_000_000) -> dict[str, object]:
+    """``ledger check`` of a 1,000,000-record SQLite ledger (built once, cached under
+    ``$BENCH_1M_DIR``, default /tmp/bench-1m): records/s, median of ``runs``, with one worker
+    process per core; then once in one process. The load average is noted with each run, as
+    other work on the machine slows the workers down."""
+    from bench.big_ledger import cached
+
+    db = cached(Path(os.environ.get("BENCH_1M_DIR", "/tmp/bench-1m")), size)
+    store = LedgerStore.open(f"sqlite:///{db}")
+    try:
+        runs_out = []
+        for _ in range(runs):
+            load = os.getloadavg()[0]
+            cpu = _cpu_seconds()
+            t = time.perf_counter()
+            report = check_ledger(store)
+            el = time.perf_counter() - t
+            runs_out.append(
+                {
+                    "records_per_s": report.records / el,
+                    "seconds": el,
+                    "cpu_us_per_record": (_cpu_seconds() - cpu) / report.records * 1e6,
+                    "load_1min_before": load,
+                }
+            )
+        load = os.getloadavg()[0]
+        t = time.perf_counter()
+        check_ledger(store, workers=1)
+        one = {"records_per_s": size / (time.perf_counter() - t), "load_1min_before": load}
+    finally:
+        store.close()
+    return {
+        "records": report.records,
+        "records_per_s_median": statistics.median(r["records_per_s"] for r in runs_out),
+        "runs": runs_out,
+        "workers": os.cpu_count(),
+        "one_process": one,
+        "target": 100_000,
+    }
+
+
 BENCHES: dict[str, Callable[[], dict[str, object]]] = {
     "bulk_sqlite": bulk_sqlite,
     "pg_concurrent": pg_concurrent,
@@ -315,6 +368,7 @@ BENCHES: dict[str, Callable[[], dict[str, object]]] = {
     "pg_baseline": pg_baseline,
     "import_cost": import_cost,
     "proofs_and_check": proofs_and_check,
+    "check_1m": check_1m,
     "attest_sign_verify": attest_sign_verify,
 }
 

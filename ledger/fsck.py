@@ -24,26 +24,37 @@ registry's derived rows equal the registry replayed from the log
 (:func:`ledger.registry.check.check_registry`); and the audit index rows equal the rows derived
 again from the log (:func:`ledger.index.maintain.check_indexes`). The first failure raises
 :class:`~ledger.errors.IntegrityError` with its index.
+
+The records are checked in aligned ranges of :data:`RANGE` indices, by worker processes when the
+log is large (:mod:`ledger.fsck_range`); ranges are taken in index order, and the failure named
+is the first failure of the lowest failing range — the one a single pass in index order meets
+first (docs/design.md, "Check").
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Mapping
+import math
+import os
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 
+from ledger._internal.cells import blob, integer
 from ledger.checkpoint import open_checkpoint
 from ledger.errors import Error, IntegrityError
-from ledger.merkle import HASH_SIZE, CompactRange
-from ledger.note import parse_verifier
-from ledger.record import GENESIS_PREV, Record, check_link
+from ledger.fsck_pool import ranges_in_workers
+from ledger.fsck_range import RangeJob, RangeResult, check_range_with, fold
+from ledger.fsck_rows import RawReader
+from ledger.merkle import EMPTY_ROOT, HASH_SIZE, hash_children
+from ledger.note import NoteVerifier, parse_verifier
+from ledger.record import Record
 from ledger.storage import LedgerStore
 from ledger.tiles import TILE_HEIGHT, TILE_WIDTH, TileBuilder, TileKey
 
-__all__ = ["CheckReport", "check_ledger"]
+__all__ = ["RANGE", "CheckReport", "check_ledger"]
 
-_BODY_CHUNK = 2000
-_TILE_CHUNK = 65536
+RANGE_BITS = 14
+RANGE = 1 << RANGE_BITS  # records per range: aligned, a power of two, whole level-0 tiles
 
 
 @dataclass(frozen=True)
@@ -53,29 +64,6 @@ class CheckReport:
     tiles: int
     root: bytes
     pinned: bool
-
-
-@dataclass(frozen=True)
-class _Row:
-    index: int
-    leaf: bytes
-    leaf_hash: bytes
-    digest: bytes
-    time: str
-
-
-def _check_record(row: _Row, origin: str, prev: str, last_time: str) -> Record:
-    i = row.index
-    try:
-        rec = Record.from_leaf(row.leaf)
-    except Error as e:
-        raise IntegrityError(f"record {i}: leaf is not a valid record: {e}", i) from e
-    check_link(rec, index=i, origin=origin, prev=prev, last_time=last_time)
-    if rec.leaf_hash != row.leaf_hash:  # from_leaf hashed exactly the stored leaf bytes
-        raise IntegrityError(f"record {i}: stored leaf hash does not match the leaf bytes", i)
-    if rec.time != row.time or rec.body_digest != row.digest:
-        raise IntegrityError(f"record {i}: indexed columns disagree with the leaf", i)
-    return rec
 
 
 def _stored_key(meta: Mapping[str, str], pins: Mapping[str, str]) -> str:
@@ -93,131 +81,120 @@ def _stored_key(meta: Mapping[str, str], pins: Mapping[str, str]) -> str:
     return meta["vkey"]
 
 
-class _Checker:
-    def __init__(self, store: LedgerStore, pins: Mapping[str, str]) -> None:
-        meta = store.meta()
-        self.store = store
-        self.verifier = parse_verifier(_stored_key(meta, pins))
-        self.origin = meta["origin"]
-        self.checkpoints = store.iter_checkpoints()
-        self.next_cp = next(self.checkpoints, None)
-        if self.next_cp is not None and self.next_cp[0] < 0:
-            raise IntegrityError(f"a checkpoint is stored at size {self.next_cp[0]}, below 0", 0)
-        if self.next_cp is None or self.next_cp[0] != 0:
-            found = "none" if self.next_cp is None else f"the first is of size {self.next_cp[0]}"
-            raise IntegrityError(f"no checkpoint of the empty tree is stored ({found})", 0)
-        self.last_cp = 0  # size of the last checkpoint seen
-        self.n_cps = 0
-        self.compact = CompactRange()
-        self.tree = TileBuilder()
-        self.pending: list[bytes] = []
-        self.unchecked_bodies: list[Record] = []
+def _empty_tree_checkpoint(reader: RawReader, verifier: NoteVerifier, origin: str) -> None:
+    """The first checkpoint is of size 0 and signs the empty tree; the row after it is read."""
+    rows = reader.first_checkpoints(2)
+    if rows:
+        size = integer(rows[0][0], "a checkpoint size")
+        blob(rows[0][1], rows[0][2], f"checkpoint at size {size}: root", max(size - 1, 0))
+        if size < 0:
+            raise IntegrityError(f"a checkpoint is stored at size {size}, below 0", 0)
+    if not rows or rows[0][0] != 0:
+        found = "none" if not rows else f"the first is of size {rows[0][0]}"
+        raise IntegrityError(f"no checkpoint of the empty tree is stored ({found})", 0)
+    try:
+        cp = open_checkpoint(rows[0][3], [verifier], origin).checkpoint
+    except Error as e:
+        raise IntegrityError(f"checkpoint at size 0: {e}", 0) from e
+    if cp.size != 0 or cp.root_hash != rows[0][1] or cp.root_hash != EMPTY_ROOT:
+        raise IntegrityError("checkpoint at size 0 does not match the recomputed tree", 0)
+    if len(rows) > 1:
+        size = integer(rows[1][0], "a checkpoint size")
+        blob(rows[1][1], rows[1][2], f"checkpoint at size {size}: root", max(size - 1, 0))
 
-    def bodies(self) -> None:
-        """Step 6 for the records seen since the last call (bodies are read in chunks)."""
-        recs, self.unchecked_bodies = self.unchecked_bodies, []
-        try:
-            found = self.store.bodies([r.body_digest for r in recs])
-        except IntegrityError:  # a cell of the wrong type: find the first record it belongs to
-            for rec in recs:
-                try:
-                    self.store.bodies([rec.body_digest])
-                except IntegrityError as e:
-                    raise IntegrityError(f"record {rec.index}: {e}", rec.index) from e
-            raise
-        for rec in recs:
-            got = found.get(rec.body_digest)
-            if got is None:
-                raise IntegrityError(f"record {rec.index}: body {rec.body} is missing", rec.index)
-            if hashlib.sha256(got[1]).digest() != rec.body_digest:
-                raise IntegrityError(
-                    f"record {rec.index}: body bytes do not hash to {rec.body}", rec.index
-                )
-            if got[0] != rec.body_type:
-                raise IntegrityError(
-                    f"record {rec.index}: body type {got[0]!r} is not the record's", rec.index
-                )
 
-    def checkpoints_at(self, size: int) -> None:
-        """Verify every stored checkpoint of tree size ``size`` against the recomputed root."""
-        while self.next_cp is not None and self.next_cp[0] == size:
-            cp_size, cp_root, note = self.next_cp
-            where = max(cp_size - 1, 0)
-            try:
-                cp = open_checkpoint(note, [self.verifier], self.origin).checkpoint
-            except Error as e:
-                raise IntegrityError(f"checkpoint at size {cp_size}: {e}", where) from e
-            if cp.size != cp_size or cp.root_hash != cp_root or cp_root != self.compact.root():
-                raise IntegrityError(
-                    f"checkpoint at size {cp_size} does not match the recomputed tree", where
-                )
-            self.n_cps += 1
-            self.last_cp = cp_size
-            self.next_cp = next(self.checkpoints, None)
+def _extent(reader: RawReader) -> tuple[int, object | None]:
+    """How far the ranges reach; and the index of a last row that is not a number (SQLite),
+    which the single pass meets only after every numbered row. The lowest row is named first
+    if it is not an integer or lies below 0."""
+    first = reader.edge_index(last=False)
+    if first is None:
+        return 0, None
+    row = reader.exact_record(first)
+    i = integer(row[0], "a record index")
+    blob(row[1], row[2], f"record {i}: leaf", i)
+    blob(row[3], row[4], f"record {i}: leaf hash", i)
+    blob(row[5], row[6], f"record {i}: body digest", i)
+    if i < 0:
+        raise IntegrityError(f"a record is stored at index {i}, below 0", i)
+    trailing, top = None, reader.edge_index(last=True)
+    if type(top) not in (int, float):
+        trailing, top = top, reader.highest_numeric_index()
+    # A gap-free log has count(*) rows: ranges past that can only name a gap found earlier.
+    return min(math.floor(top) + 1, reader.count_records()), trailing
 
-    def grow_tiles(self) -> None:
-        self.tree.extend(self.pending)
-        self.pending = []
 
-    def records(self, progress: Callable[[int], None] | None) -> None:
-        prev, last_time = GENESIS_PREV, ""
-        for idx, leaf, leaf_hash, digest, time in self.store.iter_rows(start=None):
-            expected = self.compact.size
-            if idx < 0:
-                raise IntegrityError(f"a record is stored at index {idx}, below 0", idx)
-            if idx != expected:
-                raise IntegrityError(
-                    f"record {expected} is missing (next stored index is {idx})", expected
-                )
-            rec = _check_record(
-                _Row(idx, leaf, leaf_hash, digest, time), self.origin, prev, last_time
+class _Tree:
+    """The roots of the prefix checked so far (perfect subtrees of whole ranges), and tiles."""
+
+    def __init__(self) -> None:
+        self.stack: list[tuple[int, bytes]] = []
+        self.level0: dict[TileKey, bytes] = {}
+        self.tile_roots: list[bytes] = []
+        self.tail: list[bytes] = []  # the peaks of a last, partial range
+
+    def peaks(self) -> list[bytes]:
+        return [h for _, h in self.stack] + self.tail
+
+    def add(self, r: RangeResult) -> None:
+        width = TILE_WIDTH * HASH_SIZE
+        base = r.lo // TILE_WIDTH
+        for j in range(0, len(r.leaf_hashes), width):
+            self.level0[(0, base + j // width)] = r.leaf_hashes[j : j + width]
+        self.tile_roots += r.tile_roots
+        if r.hi - r.lo < RANGE:
+            self.tail = r.peaks
+            return
+        node, height = r.peaks[0], 0
+        while self.stack and self.stack[-1][0] == height:
+            node, height = hash_children(self.stack.pop()[1], node), height + 1
+        self.stack.append((height, node))
+
+    def tiles(self) -> dict[TileKey, bytes]:
+        upper = TileBuilder()  # the roots of full level-0 tiles are the leaves of level 1
+        upper.extend(self.tile_roots)
+        return self.level0 | {(level + 1, i): b for (level, i), b in upper.tiles.items()}
+
+
+def _results(
+    jobs: list[RangeJob], store: LedgerStore, workers: int
+) -> Generator[RangeResult, None, None]:
+    """Each range's result, in index order: from worker processes when there are several
+    ranges (:mod:`ledger.fsck_pool`), else checked here."""
+    if workers > 1 and len(jobs) > 1:
+        yield from ranges_in_workers(jobs, workers)
+        return
+    for job in jobs:
+        yield check_range_with(job, store)
+
+
+def _stored_tiles(store: LedgerStore, want_tiles: Mapping[TileKey, bytes]) -> None:
+    seen = set()
+    for key, stored in store.iter_tiles():
+        want = want_tiles.get(key)
+        if want is None:
+            raise IntegrityError(
+                f"tile {key} is stored but no record needs it", _first_leaf(key, 0)
             )
-            if idx and rec.time != last_time and self.last_cp != idx:
-                raise IntegrityError(
-                    f"records {self.last_cp}..{idx - 1} have no checkpoint of their own: their "
-                    f"batch ended before record {idx} (a later time) but no checkpoint of size "
-                    f"{idx} is stored",
-                    self.last_cp,
-                )
-            self.unchecked_bodies.append(rec)
-            if len(self.unchecked_bodies) >= _BODY_CHUNK:
-                self.bodies()
-            prev, last_time = leaf_hash.hex(), rec.time
-            self.compact.append(leaf_hash)
-            self.pending.append(leaf_hash)
-            self.checkpoints_at(self.compact.size)
-            if len(self.pending) >= _TILE_CHUNK:
-                self.grow_tiles()
-            if progress is not None and self.compact.size % 10_000 == 0:
-                progress(self.compact.size)
-
-    def stored_tiles(self) -> None:
-        seen = set()
-        for key, blob in self.store.iter_tiles():
-            want = self.tree.tiles.get(key)
-            if want is None:
-                raise IntegrityError(
-                    f"tile {key} is stored but no record needs it", _first_leaf(key, 0)
-                )
-            if blob != want:
-                n = min(len(blob), len(want)) // HASH_SIZE
-                entry = next(
-                    (
-                        e
-                        for e in range(n)
-                        if blob[e * HASH_SIZE : (e + 1) * HASH_SIZE]
-                        != want[e * HASH_SIZE : (e + 1) * HASH_SIZE]
-                    ),
-                    n,
-                )
-                raise IntegrityError(
-                    f"tile {key} entry {entry} disagrees with the recomputed tree",
-                    _first_leaf(key, entry),
-                )
-            seen.add(key)
-        missing = sorted(set(self.tree.tiles) - seen)
-        if missing:
-            raise IntegrityError(f"tile {missing[0]} is missing", _first_leaf(missing[0], 0))
+        if stored != want:
+            n = min(len(stored), len(want)) // HASH_SIZE
+            entry = next(
+                (
+                    e
+                    for e in range(n)
+                    if stored[e * HASH_SIZE : (e + 1) * HASH_SIZE]
+                    != want[e * HASH_SIZE : (e + 1) * HASH_SIZE]
+                ),
+                n,
+            )
+            raise IntegrityError(
+                f"tile {key} entry {entry} disagrees with the recomputed tree",
+                _first_leaf(key, entry),
+            )
+        seen.add(key)
+    missing = sorted(set(want_tiles) - seen)
+    if missing:
+        raise IntegrityError(f"tile {missing[0]} is missing", _first_leaf(missing[0], 0))
 
 
 def _first_leaf(key: TileKey, entry: int) -> int:
@@ -225,45 +202,88 @@ def _first_leaf(key: TileKey, entry: int) -> int:
     return max((index * TILE_WIDTH + entry) << (TILE_HEIGHT * max(level, 0)), 0)
 
 
+def _combine(
+    results: Iterator[RangeResult], tree: _Tree, progress: Callable[[int], None] | None
+) -> tuple[int, int, list[tuple[bytes, bytes]]]:
+    """Take each range's result in index order: compare its checkpoints' roots (the roots of
+    ``[0, size)``, from the ranges before it and its own part), then raise its first failure.
+    Returns the checkpoints verified, the size of the last, and the registry candidates."""
+    n_cps, last_cp = 1, 0  # the checkpoint of the empty tree
+    registry: list[tuple[bytes, bytes]] = []
+    for r in results:
+        before = tree.peaks()
+        for size, part, stored in r.roots:
+            if r.failure is not None and (size - 1, 2, 0) > r.failure.key:
+                break
+            if fold(before, part) != stored:
+                raise IntegrityError(
+                    f"checkpoint at size {size} does not match the recomputed tree", size - 1
+                )
+        if r.failure is not None:
+            raise IntegrityError(r.failure.message, r.failure.index)
+        tree.add(r)
+        n_cps += r.checkpoints
+        last_cp = r.roots[-1][0] if r.roots else last_cp
+        registry += r.registry
+        if progress is not None:
+            progress(r.hi)
+    return n_cps, last_cp, registry
+
+
 def check_ledger(
     store: LedgerStore,
     progress: Callable[[int], None] | None = None,
     pins: Mapping[str, str] | None = None,
+    *,
+    workers: int | None = None,
 ) -> CheckReport:
     """Run every check; raise :class:`IntegrityError` at the first failure.
 
     ``pins`` maps where a trusted verifier key came from (``"--vkey"``, ``"the key file"``) to
     the key: the stored key must equal each. Without pins the check trusts the stored key, and
-    the report says ``pinned=False``.
+    the report says ``pinned=False``. ``workers`` processes check ranges of records (default:
+    one per core; 1 checks in this process).
     """
     pins = pins or {}
-    c = _Checker(store, pins)
-    c.checkpoints_at(0)
+    meta = store.meta()
+    vkey = _stored_key(meta, pins)
+    verifier, origin = parse_verifier(vkey), meta["origin"]
+    reader = RawReader(store.engine)
     try:
-        c.records(progress)
-    except IntegrityError:
-        c.bodies()  # a bad body among earlier records is the first disagreement: name it
-        raise
-    c.bodies()
-    c.grow_tiles()
-    if c.next_cp is not None:
-        size = c.compact.size
+        _empty_tree_checkpoint(reader, verifier, origin)
+        end, trailing = _extent(reader)
+    finally:
+        reader.close()
+    url = store.engine.url.render_as_string(hide_password=False)
+    jobs = [RangeJob(url, origin, vkey, lo, min(lo + RANGE, end)) for lo in range(0, end, RANGE)]
+    tree = _Tree()
+    with closing(_results(jobs, store, workers or os.cpu_count() or 1)) as results:
+        n_cps, last_cp, registry = _combine(results, tree, progress)
+    if trailing is not None:
+        integer(trailing, "a record index")
+    reader = RawReader(store.engine)
+    try:
+        beyond = reader.checkpoints(end, end)
+    finally:
+        reader.close()
+    if beyond:
         raise IntegrityError(
-            f"checkpoint at size {c.next_cp[0]} is beyond the {size} records stored", size
+            f"checkpoint at size {beyond[0][0]} is beyond the {end} records stored", end
         )
-    if c.last_cp != c.compact.size:
+    if last_cp != end:
         raise IntegrityError(
-            f"record {c.last_cp} is not covered by any signed checkpoint (the latest is of size "
-            f"{c.last_cp}, {c.compact.size} records are stored)",
-            c.last_cp,
+            f"record {last_cp} is not covered by any signed checkpoint (the latest is of size "
+            f"{last_cp}, {end} records are stored)",
+            last_cp,
         )
-    c.stored_tiles()
+    tiles = tree.tiles()
+    _stored_tiles(store, tiles)
     from ledger.registry.check import check_registry
 
-    check_registry(store)
+    check_registry(store, [(Record.from_leaf(leaf), body) for leaf, body in registry])
     from ledger.index.maintain import check_indexes
 
     check_indexes(store)
     if progress is not None:
-        progress(c.compact.size)
-    return CheckReport(c.compact.size, c.n_cps, len(c.tree.tiles), c.compact.root(), bool(pins))
+        progress(end)
+    return CheckReport(end, n_cps, len(tiles), fold(tree.peaks()), bool(pins))

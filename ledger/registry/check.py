@@ -7,7 +7,7 @@ compares the result, row by row, with ``registry_entries``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from sqlalchemy import select
 
@@ -54,10 +54,17 @@ def _stored(store: LedgerStore) -> list[RegistryRow]:
     return [RegistryRow(row.idx, row.time, row.name, row.op, bytes(row.entry)) for row in rows]
 
 
-def check_registry(store: LedgerStore) -> int:
+def check_registry(
+    store: LedgerStore, candidates: Iterable[tuple[Record, bytes]] | None = None
+) -> int:
     """Rebuild the registry from the log and compare; :class:`IntegrityError` naming the first
-    record index where the rows and the log disagree. Returns the number of registry entries."""
-    want = replay(_candidates(store), admin_keys_from_pem(store.meta().get(ADMIN_META_KEY)))
+    record index where the rows and the log disagree. Returns the number of registry entries.
+
+    ``candidates``: every record whose body holds the registry's payload type, with its body, in
+    index order, when the caller has already read them all (``ledger check`` does, while it
+    checks each body); otherwise they are read here."""
+    items = _candidates(store) if candidates is None else candidates
+    want = replay(items, admin_keys_from_pem(store.meta().get(ADMIN_META_KEY)))
     got = _stored(store)
     for w, g in zip(want, got, strict=False):
         if w != g:
