@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 from ledger.bodies import Submission, parse_submission
 from ledger.checkpoint import SignedCheckpoint, open_checkpoint
 from ledger.errors import (
+    AppendsFailed,
     CheckpointError,
+    Error,
     IntegrityError,
     InvalidInput,
     NoteError,
@@ -29,6 +31,8 @@ from ledger.storage import LedgerStore
 from ledger.writer_checks import check_consistency_handed_out, check_inclusion_handed_out
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from attest.keys import PublicKey
     from attest.signers import KeySigner
     from ledger.admission import Admitted, RootFiles, Trust
@@ -245,19 +249,81 @@ class Ledger:
 
     def submit(self, admitted: Admitted) -> Future[AppendResult]:
         """Queue an admitted body; the future resolves once it is durable and checkpointed.
-        Raises :class:`~ledger.errors.Overloaded` at once when the queue is full."""
-        fut = self._seq().submit(admitted.submission)
-        if admitted.predicate_type is None:  # a registry entry: re-read the state once it lands
-            fut.add_done_callback(lambda _: self._forget_trust())
-        return fut
+        Raises :class:`~ledger.errors.Overloaded` at once when the queue is full. A registry
+        entry never joins a batch: it is appended here, at once (:meth:`append_registry`), and
+        the future returned is already done."""
+        if admitted.registry_op is not None:
+            fut: Future[AppendResult] = Future()
+            try:
+                fut.set_result(self.append_registry(admitted))
+            except Error as e:
+                fut.set_exception(e)
+            return fut
+        return self._seq().submit(admitted.submission)
 
     def append_admitted(self, admitted: Sequence[Admitted]) -> list[AppendResult]:
-        """Append admitted bodies and wait for all (blocking for queue space)."""
+        """Append admitted bodies in order and wait for all (blocking for queue space). Runs of
+        attestations are batched; each registry entry is appended on its own. If any fails,
+        :class:`~ledger.errors.AppendsFailed` once all have finished, as
+        :meth:`Sequencer.append_many` does."""
+        outcomes: list[AppendResult | BaseException] = []
+        run: list[Submission] = []
+
+        def flush() -> None:
+            if run:
+                try:
+                    outcomes.extend(self._seq().append_many(run))
+                except AppendsFailed as e:
+                    outcomes.extend(e.outcomes)  # type: ignore[arg-type]
+                run.clear()
+
+        for a in admitted:
+            if a.registry_op is None:
+                run.append(a.submission)
+                continue
+            flush()
+            try:
+                outcomes.append(self.append_registry(a))
+            except Error as e:
+                outcomes.append(e)
+        flush()
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        if failed:
+            raise AppendsFailed(
+                f"{len(failed)} of {len(outcomes)} appends failed "
+                f"({len(outcomes) - len(failed)} committed): {failed[0]}",
+                outcomes,
+            ) from failed[0]
+        return [o for o in outcomes if isinstance(o, AppendResult)]
+
+    def append_registry(self, admitted: Admitted) -> AppendResult:
+        """Append one admitted registry entry on its own, synchronously. Inside the write
+        transaction, under the write lock and before it is sequenced, it is checked again
+        against the registry as committed (:func:`~ledger.registry.entries.require_applies`):
+        a change that lost a race to another (two adds of one name) is refused with the error
+        admission would now give, and nothing is written. Returns once checkpointed."""
+        from ledger.registry.entries import require_applies
+
+        op, sub = admitted.registry_op, admitted.submission
+        if op is None:
+            raise InvalidInput("not a registry entry")
+
+        def recheck(conn: Connection) -> list[Submission]:
+            require_applies(conn, sub.digest, op)
+            return [sub]
+
         try:
-            return self._seq().append_many([a.submission for a in admitted])
+            seq = self.store.sequence(recheck, self.origin, self.require_signer(), self._clock)
         finally:
-            if any(a.predicate_type is None for a in admitted):
-                self._forget_trust()
+            self._forget_trust()
+        return AppendResult(
+            seq.indices[0],
+            seq.leaf_hashes[0],
+            seq.proofs[0],
+            seq.tree_size,
+            seq.checkpoint,
+            not seq.new[0],
+        )
 
     def _forget_trust(self) -> None:
         self._trust = None

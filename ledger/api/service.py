@@ -5,6 +5,8 @@ envelope's (tens of microseconds) runs on the loop, where it costs less than the
 the :class:`~concurrent.futures.Future` the sequencer resolves once the entry is durable and
 covered by a signed checkpoint, awaited with :func:`asyncio.wrap_future` so the event loop never
 blocks. At most ``max_pending`` appends wait per process; past that :class:`Overloaded` (503).
+A registry entry never rides in a batch (its refusal would fail the others): it is appended on its
+own in a worker thread, re-checked against the registry under the write lock.
 """
 
 from __future__ import annotations
@@ -66,6 +68,13 @@ class WriteService:
         return out
 
     async def _sequence(self, admitted: Admitted) -> AppendResult:
+        if admitted.registry_op is not None:  # rare: on its own, re-checked under the write lock
+            start = time.perf_counter()
+            result = await run_in_threadpool(self._ledger.append_registry, admitted)
+            self._metrics.acknowledged(
+                result.tree_size, result.duplicate, time.perf_counter() - start
+            )
+            return result
         if self._pending >= self._max_pending:
             raise Overloaded(
                 f"{self._pending} appends are waiting; retry shortly", self._retry_after
