@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ledger.bodies import Submission, parse_submission
+from ledger.bodies import MAX_BODY_BYTES, Submission, parse_submission
 from ledger.checkpoint import SignedCheckpoint, open_checkpoint
 from ledger.errors import (
     AppendsFailed,
@@ -240,12 +240,17 @@ class Ledger:
             admin = admin_keys_from_pem(admin_pem(conn))
             return (version, verified_state(conn, admin, self.origin)), admin
 
-    def admit(self, content: bytes, *, at: datetime | None = None) -> Admitted:
+    def admit(
+        self, content: bytes, *, at: datetime | None = None, max_bytes: int = MAX_BODY_BYTES
+    ) -> Admitted:
         """Run every admission check (see :mod:`ledger.admission`) at ``at`` (default: now, by
-        this ledger's clock) against the current trust state; raise the first failure."""
+        this ledger's clock) against the current trust state; raise the first failure. A body
+        over ``max_bytes`` (the server's ``LEDGER_MAX_BODY_BYTES``; at most
+        :data:`~ledger.bodies.MAX_BODY_BYTES`, the most any ledger holds) is :class:`TooLarge`."""
         from ledger.admission import admit_body
 
-        return admit_body(content, self.trust(), format_time(at or self._clock()))
+        limit = min(max_bytes, MAX_BODY_BYTES)
+        return admit_body(content, self.trust(), format_time(at or self._clock()), max_bytes=limit)
 
     def submit(self, admitted: Admitted) -> Future[AppendResult]:
         """Queue an admitted body; the future resolves once it is durable and checkpointed.

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ledger.admission import Admitted
 from ledger.api.metrics import Metrics
+from ledger.bodies import MAX_BODY_BYTES
 from ledger.errors import Error, Overloaded
 from ledger.log import Ledger
 from ledger.sequencer import AppendResult
@@ -31,18 +32,25 @@ BUNDLE_MARK = b"application/vnd.dev.sigstore.bundle"
 
 class WriteService:
     def __init__(
-        self, ledger: Ledger, metrics: Metrics, *, max_pending: int, retry_after: float
+        self,
+        ledger: Ledger,
+        metrics: Metrics,
+        *,
+        max_pending: int,
+        retry_after: float,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self._ledger, self._metrics = ledger, metrics
+        self._max_body_bytes = max_body_bytes  # every body, single or in a batch
         self._max_pending, self._retry_after = max_pending, retry_after
         self._pending = 0
 
     async def append(self, body: bytes) -> AppendResult:
         """Admit one body and wait for its acknowledged proof."""
         if BUNDLE_MARK in body:  # a Sigstore bundle check takes milliseconds: off the loop
-            admitted = await run_in_threadpool(self._ledger.admit, body)
+            admitted = await run_in_threadpool(self._admit, body)
         else:  # a DSSE envelope's key check takes tens of microseconds: a thread hop costs more
-            admitted = self._ledger.admit(body)
+            admitted = self._admit(body)
         return await self._sequence(admitted)
 
     async def append_many(self, bodies: Sequence[bytes]) -> list[AppendResult | Error]:
@@ -62,10 +70,13 @@ class WriteService:
         out: list[Admitted | Error] = []
         for body in bodies:
             try:
-                out.append(self._ledger.admit(body))
+                out.append(self._admit(body))
             except Error as e:
                 out.append(e)
         return out
+
+    def _admit(self, body: bytes) -> Admitted:
+        return self._ledger.admit(body, max_bytes=self._max_body_bytes)
 
     async def _sequence(self, admitted: Admitted) -> AppendResult:
         if admitted.registry_op is not None:  # rare: on its own, re-checked under the write lock

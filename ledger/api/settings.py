@@ -11,6 +11,8 @@ from typing import Annotated
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledger.bodies import MAX_BODY_BYTES
+
 __all__ = ["Settings"]
 
 
@@ -32,7 +34,14 @@ class Settings(BaseSettings):
     public_reads: Annotated[
         bool, Field(description="Reads need no token (else the read scope).")
     ] = True
-    max_body_bytes: Annotated[int, Field(ge=1024, le=64 << 20)] = 1 << 20
+    max_body_bytes: Annotated[
+        int,
+        Field(
+            ge=1024,
+            le=MAX_BODY_BYTES,
+            description="One body, alone or in a batch; at most 1 MiB, the most a ledger holds.",
+        ),
+    ] = MAX_BODY_BYTES
     max_batch_entries: Annotated[int, Field(ge=1, le=10_000)] = 1000
     max_batch_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 32 << 20
     max_pending: Annotated[
