@@ -11,6 +11,7 @@ from collections.abc import Sequence
 __all__ = [
     "AppendsFailed",
     "CheckpointError",
+    "ClientGone",
     "ConflictError",
     "Error",
     "IntegrityError",
@@ -20,6 +21,7 @@ __all__ = [
     "NoteError",
     "Overloaded",
     "ProofError",
+    "SlowBody",
     "StorageError",
     "TooLarge",
     "Unauthenticated",
@@ -37,6 +39,14 @@ class InvalidInput(Error):
 
 class TooLarge(InvalidInput):
     """A body is larger than the configured limit (HTTP 413); nothing was read further."""
+
+
+class SlowBody(InvalidInput):
+    """A request body did not fully arrive within the configured time (HTTP 408)."""
+
+
+class ClientGone(InvalidInput):
+    """The client disconnected before its request body was complete (nobody reads the answer)."""
 
 
 class NotTrusted(Error):

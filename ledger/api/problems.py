@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 
 from ledger.errors import (
     CheckpointError,
+    ClientGone,
     ConflictError,
     Error,
     IntegrityError,
@@ -27,6 +28,7 @@ from ledger.errors import (
     NotTrusted,
     Overloaded,
     ProofError,
+    SlowBody,
     StorageError,
     TooLarge,
     Unauthenticated,
@@ -53,6 +55,8 @@ class Problem:
 # Most specific first is not needed: problem_of walks the error's MRO.
 PROBLEMS: dict[type[Error], Problem] = {
     TooLarge: Problem(413, "too-large", "Body too large"),
+    SlowBody: Problem(408, "body-timeout", "Request body too slow"),
+    ClientGone: Problem(400, "client-disconnected", "Client disconnected"),
     InvalidInput: Problem(422, "invalid-input", "Invalid input"),
     NotTrusted: Problem(403, "not-trusted", "Not signed by a trusted signer"),
     Unauthenticated: Problem(401, "unauthenticated", "Missing or invalid bearer token"),
@@ -81,6 +85,8 @@ def problem_of(exc: Error) -> tuple[Problem, dict[str, Any], dict[str, str]]:
     headers: dict[str, str] = {}
     if isinstance(exc, Overloaded):
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    if isinstance(exc, SlowBody | ClientGone):  # the rest of the body is not read
+        headers["Connection"] = "close"
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="ledger"'
     return problem, _body(problem, str(exc)), headers

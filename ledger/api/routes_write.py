@@ -13,27 +13,13 @@ from fastapi.responses import Response
 from ledger.api.auth import BEARER_AUTH, authorize
 from ledger.api.models import BatchReply, BatchRequest, Receipt, problem_responses, receipt_json
 from ledger.api.problems import problem_of
+from ledger.api.request_body import read_limited
 from ledger.api.service import WriteService
-from ledger.errors import Error, InvalidInput, TooLarge
+from ledger.errors import Error, InvalidInput
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["write"])
-
-
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed ``limit``."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"body is {declared} bytes; the limit is {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _json(obj: Any, status: int = 200) -> Response:
@@ -54,7 +40,7 @@ _ENVELOPE_EXAMPLE = {
     response_model=Receipt,
     responses={
         200: {"model": Receipt, "description": "The same body was already in the log."},
-        **problem_responses(401, 403, 413, 422, 503),
+        **problem_responses(401, 403, 408, 413, 422, 503),
     },
     openapi_extra={
         **BEARER_AUTH,
@@ -97,7 +83,7 @@ def _decode_batch(raw: bytes, max_entries: int) -> list[bytes]:
     "/api/v1/entries:batch",
     summary="Append many bodies; one result or problem per entry",
     response_model=BatchReply,
-    responses=problem_responses(401, 403, 413, 422),
+    responses=problem_responses(401, 403, 408, 413, 422),
     openapi_extra={
         **BEARER_AUTH,
         "requestBody": {

@@ -49,4 +49,7 @@ class Settings(BaseSettings):
     ] = 10_000
     max_sequencer_batch: Annotated[int, Field(ge=1, le=10_000)] = 1000
     token_cache_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
+    body_timeout_seconds: Annotated[
+        float, Field(gt=0, le=3600, description="A request body not complete by then is 408.")
+    ] = 30.0
     retry_after_seconds: Annotated[int, Field(ge=1, le=3600)] = 1

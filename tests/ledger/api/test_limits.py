@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,7 +36,8 @@ def limited(backend_db: tuple[str, Path]) -> Iterator[tuple[Server, dict[str, st
     db, workdir = backend_db
     key = init_ledger(db, workdir)
     toks = {s: token(db, workdir, s, s) for s in ("append", "admin")}
-    with serve(db, workdir, key, LEDGER_MAX_BODY_BYTES=str(BODY_LIMIT)) as srv:
+    env = {"LEDGER_MAX_BODY_BYTES": str(BODY_LIMIT), "LEDGER_BODY_TIMEOUT_SECONDS": "1"}
+    with serve(db, workdir, key, **env) as srv:
         yield srv, toks
 
 
@@ -83,3 +86,59 @@ def test_a_body_limit_above_what_a_ledger_holds_stops_serve_with_one_line(tmp_pa
     assert p.stderr.strip().splitlines() == [
         "ledger: error: LEDGER_MAX_BODY_BYTES: Input should be less than or equal to 1048576"
     ]
+
+
+def _raw(server: Server, request: bytes) -> socket.socket:
+    host, port = server.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.sendall(request)
+    return sock
+
+
+def _partial_post(path: str, tok: str, declared: int, sent: bytes) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {declared}\r\n\r\n"
+    )
+    return head.encode() + sent
+
+
+def _log(server: Server, workdir: Path) -> str:
+    return (workdir / f"serve-{server.url.rsplit(':', 1)[1]}.log").read_text()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/entries", "/api/v1/entries:batch"])
+def test_a_body_that_does_not_arrive_in_time_is_408(
+    limited: tuple[Server, dict[str, str]], path: str
+) -> None:
+    server, toks = limited
+    before = size(server)
+    started = time.monotonic()
+    with _raw(server, _partial_post(path, toks["append"], 1000, b'{"payloadType"')) as sock:
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert time.monotonic() - started < 8
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), reply
+    problem = json.loads(body)
+    assert problem["type"] == PROBLEM_TYPE + "body-timeout"
+    assert "did not arrive within 1 s" in problem["detail"]
+    assert size(server) == before
+
+
+def test_a_client_that_disconnects_mid_body_is_logged_in_one_line(
+    limited: tuple[Server, dict[str, str]], backend_db: tuple[str, Path]
+) -> None:
+    server, toks = limited
+    before = size(server)
+    for _ in range(3):
+        _raw(server, _partial_post("/api/v1/entries", toks["append"], 1000, b"{")).close()
+    deadline = time.monotonic() + 10
+    while _log(server, backend_db[1]).count("disconnected after") < 3:
+        assert time.monotonic() < deadline, _log(server, backend_db[1])
+        time.sleep(0.1)
+    log = _log(server, backend_db[1])
+    assert "Traceback" not in log and "ClientDisconnect" not in log, log
+    assert "POST /api/v1/entries: client 127.0.0.1 disconnected after 1 body bytes" in log
+    assert size(server) == before
