@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ledger._internal.jsontext import loads as strict_json
 from ledger.api.auth import BEARER_AUTH, authorize
 from ledger.api.models import BatchReply, BatchRequest, Receipt, problem_responses, receipt_json
 from ledger.api.problems import problem_of
@@ -63,15 +64,27 @@ async def append_entry(request: Request) -> Response:
     return _json(receipt_json(result), 200 if result.duplicate else 201)
 
 
+_BATCH_SHAPE = 'a batch is {"entries": ["<standard base64 of one body>", …]}'
+
+
 def _decode_batch(raw: bytes, max_entries: int) -> list[bytes]:
-    try:
-        req = BatchRequest.model_validate_json(raw)
-    except ValueError as e:
-        raise InvalidInput(f'a batch is {{"entries": ["<base64 body>", …]}}: {e}') from e
-    if len(req.entries) > max_entries:
-        raise InvalidInput(f"{len(req.entries)} entries; a batch holds at most {max_entries}")
+    """The wrapper, read with the strict parser every body goes through (UTF-8, no duplicate
+    keys, no NaN), then each entry's exact bytes; every refusal in our own words."""
+    doc = strict_json(raw, "the batch")
+    if not isinstance(doc, dict) or "entries" not in doc:
+        raise InvalidInput(f'{_BATCH_SHAPE}: no "entries" member')
+    extra = sorted(k for k in doc if k != "entries")
+    if extra:
+        raise InvalidInput(f"{_BATCH_SHAPE}: unknown member {extra[0]!r}")
+    entries = doc["entries"]
+    if not isinstance(entries, list) or not entries:
+        raise InvalidInput(f'{_BATCH_SHAPE}: "entries" must be a non-empty array')
+    if len(entries) > max_entries:
+        raise InvalidInput(f"{len(entries)} entries; a batch holds at most {max_entries}")
     out = []
-    for i, entry in enumerate(req.entries):
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, str):
+            raise InvalidInput(f"entries[{i}] must be a string (the standard base64 of one body)")
         try:
             out.append(base64.b64decode(entry, validate=True))
         except (binascii.Error, ValueError) as e:
