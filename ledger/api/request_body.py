@@ -20,7 +20,7 @@ from starlette.requests import ClientDisconnect
 from ledger._internal.jsontext import loads as strict_json
 from ledger.errors import ClientGone, InvalidInput, SlowBody, TooLarge
 
-__all__ = ["read_limited", "read_model", "read_optional_model"]
+__all__ = ["json_body", "read_limited", "read_model", "read_optional_model"]
 
 M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger("uvicorn.error")  # the server log, in its format
@@ -80,6 +80,18 @@ async def read_optional_model(request: Request, model: type[M]) -> M | None:
         return model.model_validate(doc)
     except ValidationError as e:
         raise InvalidInput(_reason(e)) from None
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of a route that reads ``model`` itself (FastAPI would read and
+    parse a declared body parameter before the route's dependencies check the token)."""
+    schema = model.model_json_schema()
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema}},
+        }
+    }
 
 
 def _reason(e: ValidationError) -> str:

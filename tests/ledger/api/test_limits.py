@@ -142,3 +142,36 @@ def test_a_client_that_disconnects_mid_body_is_logged_in_one_line(
     assert "Traceback" not in log and "ClientDisconnect" not in log, log
     assert "POST /api/v1/entries: client 127.0.0.1 disconnected after 1 body bytes" in log
     assert size(server) == before
+
+
+ADMIN_POSTS = ["/api/v1/admin/signers", "/api/v1/admin/signers/ci:revoke", "/api/v1/admin/tokens"]
+
+
+@pytest.mark.parametrize("path", ADMIN_POSTS)
+def test_admin_routes_check_the_token_before_reading_the_body(
+    limited: tuple[Server, dict[str, str]], path: str
+) -> None:
+    server, toks = limited
+    r = server.post(path, content=b"{not json")
+    assert r.status_code == 401 and r.json()["type"] == PROBLEM_TYPE + "unauthenticated"
+    r = server.post(path, toks["append"], content=b"{not json")
+    assert r.status_code == 403 and r.json()["type"] == PROBLEM_TYPE + "forbidden"
+    # a chunked body that never ends: the answer comes before the server reads any of it
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with _raw(server, head.encode() + b"10000\r\n" + b"A" * 0x10000) as sock:
+        reply = sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 401"), reply
+
+
+@pytest.mark.parametrize("path", ADMIN_POSTS)
+def test_admin_bodies_are_bounded_by_the_body_limit(
+    limited: tuple[Server, dict[str, str]], path: str
+) -> None:
+    server, toks = limited
+    before = size(server)
+    body = json.dumps({"name": "big", "key": "A" * BODY_LIMIT, "at": "2030-01-01T00:00:00Z"})
+    r = server.post(path, toks["admin"], content=body.encode())
+    assert r.status_code == 413 and r.json()["type"] == PROBLEM_TYPE + "too-large", r.text
+    r = server.post(path, toks["admin"], content=b'{"name": "a", "name": "b", "scopes": []}')
+    assert r.status_code == 422 and "duplicate key" in r.json()["detail"], r.text
+    assert size(server) == before
