@@ -121,7 +121,8 @@ def install(app: FastAPI, on_refusal: Callable[[str], None]) -> None:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
         on_refusal(REQUEST_INVALID.slug)
-        detail = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
+        msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        detail = f"{where}: {msg}" if where else "invalid request"
         return problem_response(REQUEST_INVALID, _body(REQUEST_INVALID, detail))
 
     async def http_error(_req: Request, exc: Exception) -> Response:
