@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from ledger.errors import (
 from ledger.keys import load_signer, write_signer
 from ledger.note import NoteSigner, NoteVerifier, generate_key, parse_verifier
 from ledger.record import MAX_ORIGIN_BYTES, format_time
+from ledger.registry.probe import RegistryVersionProbe
 from ledger.sequencer import AppendResult, Sequencer
 from ledger.storage import LedgerStore
 from ledger.writer_checks import check_consistency_handed_out, check_inclusion_handed_out
@@ -78,7 +78,6 @@ class Ledger:
         clock: Callable[[], datetime] = utc_now,
         *,
         max_batch: int = 1000,
-        trust_ttl: float = 0.5,
     ) -> None:
         meta = store.meta()
         missing = sorted({"origin", "vkey"} - meta.keys())
@@ -93,8 +92,8 @@ class Ledger:
         self._clock = clock
         self._max_batch = max_batch
         self._sequencer: Sequencer | None = None
-        self._trust: tuple[int, Trust, float] | None = None
-        self._trust_ttl = trust_ttl
+        self._trust: tuple[int, Trust] | None = None  # (registry version, state)
+        self._probe = RegistryVersionProbe(store.engine)
         self._trust_lock = threading.Lock()
         self._roots: RootFiles | None = None
 
@@ -156,6 +155,7 @@ class Ledger:
             self._sequencer = None
         if self._roots is not None:
             self._roots.close()
+        self._probe.close()
         self.store.close()
 
     def __enter__(self) -> Ledger:
@@ -192,15 +192,13 @@ class Ledger:
     # benchmarks use; they never consult the trust registry.
 
     def trust(self) -> Trust:
-        """The current trust state. Cached; after ``trust_ttl`` seconds one indexed query asks
-        whether the registry grew (another process may have changed it), and only then is it
-        re-read. This process's own registry appends refresh it at once."""
+        """The current trust state, as committed when this is called: every call asks, with one
+        indexed query (``max(idx)`` of ``registry_entries``), whether the registry changed —
+        in this process or any other — and only then re-reads it. So a submission admitted
+        after a revocation was acknowledged, by any process, is judged with it."""
         cached = self._trust
-        if cached is not None and time.monotonic() - cached[2] < self._trust_ttl:
-            return cached[1]
         from ledger.admission import RootFiles, Trust
 
-        checked = time.monotonic()
         try:
             rows, admin = self._read_trust(cached)
         except StorageError as e:
@@ -211,18 +209,17 @@ class Ledger:
             ) from e
         if rows is None:
             assert cached is not None
-            self._trust = (cached[0], cached[1], checked)
             return cached[1]
         with self._trust_lock:
             if self._roots is None:
                 self._roots = RootFiles()
         version, state = rows
         trust = Trust(state, admin, self._roots, self.origin)
-        self._trust = (version, trust, checked)
+        self._trust = (version, trust)
         return trust
 
     def _read_trust(
-        self, cached: tuple[int, Trust, float] | None
+        self, cached: tuple[int, Trust] | None
     ) -> tuple[tuple[int, RegistryState] | None, tuple[PublicKey, ...]]:
         """((registry version, state), admin keys); ``None`` when ``cached`` is still current.
         A (re)load re-derives every registry row from the log (:func:`verified_state`)."""
@@ -233,10 +230,10 @@ class Ledger:
             verified_state,
         )
 
+        if cached is not None and cached[1].admin_keys and self._probe.version() == cached[0]:
+            return None, cached[1].admin_keys  # unchanged: one indexed query (registry/probe.py)
         with self.store._conn() as conn:
             version = registry_version(conn)
-            if cached is not None and cached[1].admin_keys and version == cached[0]:
-                return None, cached[1].admin_keys
             admin = admin_keys_from_pem(admin_pem(conn))
             return (version, verified_state(conn, admin, self.origin)), admin
 

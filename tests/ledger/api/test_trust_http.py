@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ledger.api.problems import PROBLEM_TYPE
 from tests.conftest import fixture_path
-from tests.ledger.api.server import Server, sample_pub_pem, signed
+from tests.ledger.api.server import Server, sample_pub_pem, serve, signed
 
 CASES = fixture_path("conformance", "assets", "bundle-verify")
 PRODUCTION_ROOT = fixture_path("sigstore-bundles", "trust-roots", "production", "trusted_root.json")
@@ -202,3 +203,20 @@ def test_concurrent_registry_changes_of_one_name_apply_once_and_the_rest_write_n
         assert codes == [201] + [422] * 5, [r.text for r in replies]
         assert all("already exists" in r.json()["detail"] for r in replies if r.status_code == 422)
         assert size(server) == before + 1
+
+
+def test_a_revocation_acknowledged_by_one_server_holds_at_once_in_another(
+    server: Server, tokens: dict[str, str], backend_db: tuple[str, Path]
+) -> None:
+    """Two processes on one database: once the revocation's receipt is back, the other process
+    refuses the signer on its very next request (no cache window)."""
+    key = new_signer(server, tokens, "leaked")
+    with serve(server.db, backend_db[1], server.key) as other:
+        for _ in range(3):  # the other process has this signer's trust state warm
+            ok = other.post("/api/v1/entries", tokens["append"], content=signed(1, key)[0])
+            assert ok.status_code == 201, ok.text
+        r = admin(server, tokens, "/leaked:revoke", {})
+        assert r.status_code == 200, r.text
+        late = other.post("/api/v1/entries", tokens["append"], content=signed(1, key)[0])
+        assert late.status_code == 403, late.text
+        assert "signer 'leaked' was revoked at" in late.json()["detail"]
