@@ -16,7 +16,8 @@ and exist for tests and benchmarks. The checks, in order, each with its own erro
 
 Signatures are checked with ``attest`` (``verify_envelope`` → ``keys.verified_signers``,
 ``verify_bundle`` with the signer's own trusted root). A registry entry (our own payload type)
-is checked against the admin key instead, and must apply to the current state.
+is checked against the admin key instead, and must apply to the current state — here, and again
+inside the write transaction that sequences it (:meth:`~ledger.log.Ledger.append_registry`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from ledger.bodies import MAX_BODY_BYTES, Submission, classify
 from ledger.errors import InvalidInput, NotTrusted, TooLarge
 from ledger.record import Record
 from ledger.registry.entries import MARKER, apply_records, open_registry_envelope
-from ledger.registry.model import REGISTRY_PAYLOAD_TYPE, RegistryState, Signer
+from ledger.registry.model import REGISTRY_PAYLOAD_TYPE, RegistryOp, RegistryState, Signer
 
 __all__ = [
     "ADMIN_SIGNER",
@@ -71,6 +72,7 @@ class Admitted:
     submission: Submission  # exact bytes, body type, digest
     signers: tuple[str, ...]  # registry names whose signatures verified and are allowed
     predicate_type: str | None  # None for a registry entry
+    registry_op: RegistryOp | None = None  # a registry entry's verified change
 
 
 class RootFiles:
@@ -213,8 +215,9 @@ def _admit_registry(sub: Submission, env: Envelope, trust: Trust) -> Admitted:
     if MARKER not in sub.content:
         raise InvalidInput(f"a registry entry must spell its payloadType {REGISTRY_PAYLOAD_TYPE}")
     op = open_registry_envelope(env, trust.admin_keys, trust.origin)
-    trust.state.apply(op, index=-1)  # refuse now what would not apply
-    return Admitted(sub, (ADMIN_SIGNER,), None)
+    # Refuse now what would not apply; Ledger.append_registry checks again under the write lock.
+    trust.state.apply(op, index=-1)
+    return Admitted(sub, (ADMIN_SIGNER,), None, op)
 
 
 def admit_body(

@@ -64,6 +64,7 @@ def serve(
             LEDGER_PORT=str(port),
             LEDGER_WORKERS=str(workers),
         )
+        _check_settings()
     uvicorn.run(
         "ledger.api.app:create_app",
         factory=True,
@@ -73,6 +74,21 @@ def serve(
         access_log=access_log,
         log_level="info",
     )
+
+
+def _check_settings() -> None:
+    """Read the ``LEDGER_*`` settings as each worker will, so a bad one stops here in one line
+    (exit 2) instead of in every worker's startup."""
+    from pydantic import ValidationError
+
+    from ledger.api.settings import Settings
+
+    try:
+        Settings()
+    except ValidationError as e:
+        first = e.errors()[0]
+        name = "LEDGER_" + "_".join(str(p) for p in first["loc"]).upper()
+        raise InvalidInput(f"{name}: {first['msg']}") from e
 
 
 @tokens_app.command("create")

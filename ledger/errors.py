@@ -12,6 +12,7 @@ __all__ = [
     "AppendsFailed",
     "BadQuery",
     "CheckpointError",
+    "ClientGone",
     "ConflictError",
     "Error",
     "IntegrityError",
@@ -21,6 +22,7 @@ __all__ = [
     "NoteError",
     "Overloaded",
     "ProofError",
+    "SlowBody",
     "StorageError",
     "TooLarge",
     "Unauthenticated",
@@ -43,6 +45,14 @@ class BadQuery(InvalidInput):
 
 class TooLarge(InvalidInput):
     """A body is larger than the configured limit (HTTP 413); nothing was read further."""
+
+
+class SlowBody(InvalidInput):
+    """A request body did not fully arrive within the configured time (HTTP 408)."""
+
+
+class ClientGone(InvalidInput):
+    """The client disconnected before its request body was complete (nobody reads the answer)."""
 
 
 class NotTrusted(Error):

@@ -481,10 +481,21 @@ class SharedSequencer:
     def _acknowledge(self, found: dict[bytes, int]) -> None:
         signed = self._checkpoint()  # verified with the ledger's key (cached by note text)
         cp = signed.checkpoint
-        digests = sorted(found, key=found.__getitem__)
+        outside = {d: i for d, i in found.items() if not 0 <= i < cp.size}
+        for digest, index in outside.items():  # a planted or uncovered row: refuse, name it
+            where = "is stored below index 0" if index < 0 else "is not covered by the checkpoint"
+            self._settle(
+                digest,
+                error=IntegrityError(
+                    f"refusing to acknowledge: the body's record {index} {where} (the log has "
+                    "been tampered with; run `ledger check`)",
+                    index,
+                ),
+            )
+        digests = sorted((d for d in found if d not in outside), key=found.__getitem__)
+        if not digests:
+            return
         indices = [found[d] for d in digests]
-        if indices[-1] >= cp.size:
-            raise IntegrityError(f"record {indices[-1]} is not covered by the latest checkpoint")
         leaves, proofs = self._store.tree(cp.size).leaves_and_proofs(indices)
         check_inclusions_handed_out(leaves, indices, proofs, cp)
         for digest, index, leaf, proof in zip(digests, indices, leaves, proofs, strict=True):

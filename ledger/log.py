@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -11,10 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ledger.bodies import Submission, parse_submission
+from ledger.bodies import MAX_BODY_BYTES, Submission, parse_submission
 from ledger.checkpoint import SignedCheckpoint, open_checkpoint
 from ledger.errors import (
+    AppendsFailed,
     CheckpointError,
+    Error,
     IntegrityError,
     InvalidInput,
     NoteError,
@@ -24,11 +25,14 @@ from ledger.errors import (
 from ledger.keys import load_signer, write_signer
 from ledger.note import NoteSigner, NoteVerifier, generate_key, parse_verifier
 from ledger.record import MAX_ORIGIN_BYTES, format_time
+from ledger.registry.probe import RegistryVersionProbe
 from ledger.sequencer import AppendResult, Sequencer
 from ledger.storage import LedgerStore
 from ledger.writer_checks import check_consistency_handed_out, check_inclusion_handed_out
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from attest.keys import PublicKey
     from attest.signers import KeySigner
     from ledger.admission import Admitted, RootFiles, Trust
@@ -77,7 +81,6 @@ class Ledger:
         clock: Callable[[], datetime] = utc_now,
         *,
         max_batch: int = 1000,
-        trust_ttl: float = 0.5,
     ) -> None:
         meta = store.meta()
         missing = sorted({"origin", "vkey"} - meta.keys())
@@ -92,8 +95,8 @@ class Ledger:
         self._clock = clock
         self._max_batch = max_batch
         self._sequencer: Sequencer | SharedSequencer | None = None
-        self._trust: tuple[int, Trust, float] | None = None
-        self._trust_ttl = trust_ttl
+        self._trust: tuple[int, Trust] | None = None  # (registry version, state)
+        self._probe = RegistryVersionProbe(store.engine)
         self._trust_lock = threading.Lock()
         self._roots: RootFiles | None = None
         self._verified_notes: dict[str, SignedCheckpoint] = {}  # note text -> verified
@@ -156,6 +159,7 @@ class Ledger:
             self._sequencer = None
         if self._roots is not None:
             self._roots.close()
+        self._probe.close()
         self.store.close()
 
     def __enter__(self) -> Ledger:
@@ -207,15 +211,13 @@ class Ledger:
     # benchmarks use; they never consult the trust registry.
 
     def trust(self) -> Trust:
-        """The current trust state. Cached; after ``trust_ttl`` seconds one indexed query asks
-        whether the registry grew (another process may have changed it), and only then is it
-        re-read. This process's own registry appends refresh it at once."""
+        """The current trust state, as committed when this is called: every call asks, with one
+        indexed query (``max(idx)`` of ``registry_entries``), whether the registry changed —
+        in this process or any other — and only then re-reads it. So a submission admitted
+        after a revocation was acknowledged, by any process, is judged with it."""
         cached = self._trust
-        if cached is not None and time.monotonic() - cached[2] < self._trust_ttl:
-            return cached[1]
         from ledger.admission import RootFiles, Trust
 
-        checked = time.monotonic()
         try:
             rows, admin = self._read_trust(cached)
         except StorageError as e:
@@ -226,18 +228,17 @@ class Ledger:
             ) from e
         if rows is None:
             assert cached is not None
-            self._trust = (cached[0], cached[1], checked)
             return cached[1]
         with self._trust_lock:
             if self._roots is None:
                 self._roots = RootFiles()
         version, state = rows
         trust = Trust(state, admin, self._roots, self.origin)
-        self._trust = (version, trust, checked)
+        self._trust = (version, trust)
         return trust
 
     def _read_trust(
-        self, cached: tuple[int, Trust, float] | None
+        self, cached: tuple[int, Trust] | None
     ) -> tuple[tuple[int, RegistryState] | None, tuple[PublicKey, ...]]:
         """((registry version, state), admin keys); ``None`` when ``cached`` is still current.
         A (re)load re-derives every registry row from the log (:func:`verified_state`)."""
@@ -248,35 +249,102 @@ class Ledger:
             verified_state,
         )
 
+        if cached is not None and cached[1].admin_keys and self._probe.version() == cached[0]:
+            return None, cached[1].admin_keys  # unchanged: one indexed query (registry/probe.py)
         with self.store._conn() as conn:
             version = registry_version(conn)
-            if cached is not None and cached[1].admin_keys and version == cached[0]:
-                return None, cached[1].admin_keys
             admin = admin_keys_from_pem(admin_pem(conn))
             return (version, verified_state(conn, admin, self.origin)), admin
 
-    def admit(self, content: bytes, *, at: datetime | None = None) -> Admitted:
+    def admit(
+        self, content: bytes, *, at: datetime | None = None, max_bytes: int = MAX_BODY_BYTES
+    ) -> Admitted:
         """Run every admission check (see :mod:`ledger.admission`) at ``at`` (default: now, by
-        this ledger's clock) against the current trust state; raise the first failure."""
+        this ledger's clock) against the current trust state; raise the first failure. A body
+        over ``max_bytes`` (the server's ``LEDGER_MAX_BODY_BYTES``; at most
+        :data:`~ledger.bodies.MAX_BODY_BYTES`, the most any ledger holds) is :class:`TooLarge`."""
         from ledger.admission import admit_body
 
-        return admit_body(content, self.trust(), format_time(at or self._clock()))
+        limit = min(max_bytes, MAX_BODY_BYTES)
+        return admit_body(content, self.trust(), format_time(at or self._clock()), max_bytes=limit)
 
     def submit(self, admitted: Admitted) -> Future[AppendResult]:
         """Queue an admitted body; the future resolves once it is durable and checkpointed.
-        Raises :class:`~ledger.errors.Overloaded` at once when the queue is full."""
-        fut = self._seq().submit(admitted.submission)
-        if admitted.predicate_type is None:  # a registry entry: re-read the state once it lands
-            fut.add_done_callback(lambda _: self._forget_trust())
-        return fut
+        Raises :class:`~ledger.errors.Overloaded` at once when the queue is full. A registry
+        entry never joins a batch: it is appended here, at once (:meth:`append_registry`), and
+        the future returned is already done."""
+        if admitted.registry_op is not None:
+            fut: Future[AppendResult] = Future()
+            try:
+                fut.set_result(self.append_registry(admitted))
+            except Error as e:
+                fut.set_exception(e)
+            return fut
+        return self._seq().submit(admitted.submission)
 
     def append_admitted(self, admitted: Sequence[Admitted]) -> list[AppendResult]:
-        """Append admitted bodies and wait for all (blocking for queue space)."""
+        """Append admitted bodies in order and wait for all (blocking for queue space). Runs of
+        attestations are batched; each registry entry is appended on its own. If any fails,
+        :class:`~ledger.errors.AppendsFailed` once all have finished, as
+        :meth:`Sequencer.append_many` does."""
+        outcomes: list[AppendResult | BaseException] = []
+        run: list[Submission] = []
+
+        def flush() -> None:
+            if run:
+                try:
+                    outcomes.extend(self._seq().append_many(run))
+                except AppendsFailed as e:
+                    outcomes.extend(e.outcomes)  # type: ignore[arg-type]
+                run.clear()
+
+        for a in admitted:
+            if a.registry_op is None:
+                run.append(a.submission)
+                continue
+            flush()
+            try:
+                outcomes.append(self.append_registry(a))
+            except Error as e:
+                outcomes.append(e)
+        flush()
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        if failed:
+            raise AppendsFailed(
+                f"{len(failed)} of {len(outcomes)} appends failed "
+                f"({len(outcomes) - len(failed)} committed): {failed[0]}",
+                outcomes,
+            ) from failed[0]
+        return [o for o in outcomes if isinstance(o, AppendResult)]
+
+    def append_registry(self, admitted: Admitted) -> AppendResult:
+        """Append one admitted registry entry on its own, synchronously. Inside the write
+        transaction, under the write lock and before it is sequenced, it is checked again
+        against the registry as committed (:func:`~ledger.registry.entries.require_applies`):
+        a change that lost a race to another (two adds of one name) is refused with the error
+        admission would now give, and nothing is written. Returns once checkpointed."""
+        from ledger.registry.entries import require_applies
+
+        op, sub = admitted.registry_op, admitted.submission
+        if op is None:
+            raise InvalidInput("not a registry entry")
+
+        def recheck(conn: Connection) -> list[Submission]:
+            require_applies(conn, sub.digest, op)
+            return [sub]
+
         try:
-            return self._seq().append_many([a.submission for a in admitted])
+            seq = self.store.sequence(recheck, self.origin, self.require_signer(), self._clock)
         finally:
-            if any(a.predicate_type is None for a in admitted):
-                self._forget_trust()
+            self._forget_trust()
+        return AppendResult(
+            seq.indices[0],
+            seq.leaf_hashes[0],
+            seq.proofs[0],
+            seq.tree_size,
+            seq.checkpoint,
+            not seq.new[0],
+        )
 
     def _forget_trust(self) -> None:
         self._trust = None

@@ -52,7 +52,13 @@ def format_time(t: datetime) -> str:
     """UTC, microseconds, ``Z``: the one time format records use."""
     if t.tzinfo is None:
         raise InvalidInput("record times must be timezone-aware")
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        utc = t.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-23:00 is in the year 10000 in UTC
+        raise InvalidInput(
+            f"time {t.isoformat()} is outside the years 1 to 9999 once converted to UTC"
+        ) from None
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_time(text: str) -> datetime:

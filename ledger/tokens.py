@@ -42,13 +42,20 @@ def hash_token(token: str) -> bytes:
 def parse_expiry(text: str, now: datetime) -> datetime:
     """``2027-01-01T00:00:00Z`` (RFC 3339) or a duration from now: ``90d``, ``12h``, ``30m``."""
     if m := _DURATION.fullmatch(text):
-        return now + timedelta(**{_UNITS[m[2]]: int(m[1])})
+        too_far = InvalidInput(f"expiry {text!r} is past the year 9999; give a shorter one")
+        if len(m[1]) > 9:  # int() of a huge digit string is itself slow, and no use here
+            raise too_far
+        try:
+            return now + timedelta(**{_UNITS[m[2]]: int(m[1])})
+        except OverflowError:
+            raise too_far from None
     try:
         t = datetime.fromisoformat(text)
     except ValueError as e:
         raise InvalidInput(f"expiry {text!r} is neither RFC 3339 nor a duration like 90d") from e
     if t.tzinfo is None:
         raise InvalidInput(f"expiry {text!r} needs a time zone (e.g. a trailing Z)")
+    format_time(t)  # InvalidInput if it has no UTC form (9999-12-31T23:59:59-23:00)
     if t <= now:
         raise InvalidInput(f"expiry {text!r} is in the past")
     return t

@@ -57,7 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.metrics = metrics
             app.state.tokens = Tokens(ledger.store.engine, utc_now, s.token_cache_seconds)
             app.state.writer = WriteService(
-                ledger, metrics, max_pending=s.max_pending, retry_after=s.retry_after_seconds
+                ledger,
+                metrics,
+                max_pending=s.max_pending,
+                retry_after=s.retry_after_seconds,
+                max_body_bytes=s.max_body_bytes,
             )
             yield
         finally:

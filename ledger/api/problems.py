@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from ledger.errors import (
     BadQuery,
     CheckpointError,
+    ClientGone,
     ConflictError,
     Error,
     IntegrityError,
@@ -28,6 +29,7 @@ from ledger.errors import (
     NotTrusted,
     Overloaded,
     ProofError,
+    SlowBody,
     StorageError,
     TooLarge,
     Unauthenticated,
@@ -55,6 +57,8 @@ class Problem:
 PROBLEMS: dict[type[Error], Problem] = {
     TooLarge: Problem(413, "too-large", "Body too large"),
     BadQuery: Problem(400, "bad-query", "Bad query parameter"),
+    SlowBody: Problem(408, "body-timeout", "Request body too slow"),
+    ClientGone: Problem(400, "client-disconnected", "Client disconnected"),
     InvalidInput: Problem(422, "invalid-input", "Invalid input"),
     NotTrusted: Problem(403, "not-trusted", "Not signed by a trusted signer"),
     Unauthenticated: Problem(401, "unauthenticated", "Missing or invalid bearer token"),
@@ -83,6 +87,8 @@ def problem_of(exc: Error) -> tuple[Problem, dict[str, Any], dict[str, str]]:
     headers: dict[str, str] = {}
     if isinstance(exc, Overloaded):
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    if isinstance(exc, SlowBody | ClientGone):  # the rest of the body is not read
+        headers["Connection"] = "close"
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="ledger"'
     return problem, _body(problem, str(exc)), headers
@@ -117,7 +123,8 @@ def install(app: FastAPI, on_refusal: Callable[[str], None]) -> None:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
         on_refusal(REQUEST_INVALID.slug)
-        detail = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
+        msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        detail = f"{where}: {msg}" if where else "invalid request"
         return problem_response(REQUEST_INVALID, _body(REQUEST_INVALID, detail))
 
     async def http_error(_req: Request, exc: Exception) -> Response:

@@ -1,4 +1,8 @@
-"""Admin routes (scope ``admin``) for API tokens; the trust registry's are in ``routes_signers``."""
+"""Admin routes (scope ``admin``) for API tokens; the trust registry's are in ``routes_signers``.
+
+The token is checked (the router's dependency) before a body is read: a handler reads its own
+body with :func:`~ledger.api.request_body.read_model`, bounded in size and time.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from ledger.api.auth import require
 from ledger.api.models import TokenCreate, TokenCreated, TokenPublic, problem_responses
+from ledger.api.request_body import json_body, read_model
 from ledger.log import utc_now
 from ledger.tokens import Tokens, parse_expiry
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(require("admin"))])
-_ERRORS = problem_responses(401, 403, 404, 422)
+_ERRORS = problem_responses(401, 403, 404, 408, 413, 422)
 Name = Annotated[str, Path(min_length=1, max_length=128, examples=["ci"])]
 
 
@@ -30,9 +36,14 @@ def _tokens(request: Request) -> Tokens:
     status_code=201,
     response_model=TokenCreated,
     responses=_ERRORS,
+    openapi_extra=json_body(TokenCreate),
 )
-def create_token(request: Request, spec: TokenCreate) -> dict[str, Any]:
-    tokens = _tokens(request)
+async def create_token(request: Request) -> dict[str, Any]:
+    spec = await read_model(request, TokenCreate)  # after the admin token was checked
+    return await run_in_threadpool(_create, _tokens(request), spec)
+
+
+def _create(tokens: Tokens, spec: TokenCreate) -> dict[str, Any]:
     expires = parse_expiry(spec.expires, utc_now()) if spec.expires else None
     token = tokens.create(spec.name, spec.scopes, expires)
     info = next(t for t in tokens.list() if t.name == spec.name)

@@ -6,10 +6,12 @@ reads through :class:`~ledger.log.Ledger`.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse
+from pydantic import BeforeValidator
 
 from ledger.api.auth import OPTIONAL_AUTH, require_read
 from ledger.api.models import (
@@ -29,7 +31,19 @@ __all__ = ["CHECKPOINT_CACHE", "cache_control", "router"]
 router = APIRouter(tags=["read"])
 Reader = Annotated[TokenInfo | None, Depends(require_read)]
 MAX_INDEX = (1 << 63) - 1
-Index = Annotated[int, Path(ge=0, le=MAX_INDEX, examples=[2])]
+_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+
+
+def _decimal(value: object) -> object:
+    """Path and query integers are plain decimals: ``1.0``, ``+1``, ``01`` and `` 1`` name no
+    record (lax parsing would read them all as 1, so one record had many URLs)."""
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value):
+        raise ValueError("must be a decimal integer: digits only, no sign, point or leading zero")
+    return value
+
+
+Decimal = BeforeValidator(_decimal)
+Index = Annotated[int, Path(ge=0, le=MAX_INDEX, examples=[2]), Decimal]
 CHECKPOINT_CACHE = "max-age=2"
 _ERRORS = problem_responses(401, 403, 404, 422)
 _NOTE: dict[int | str, dict[str, Any]] = {
@@ -103,11 +117,12 @@ def get_entry(request: Request, index: Index, _r: Reader) -> dict[str, Any]:
 )
 def get_inclusion(
     request: Request,
-    index: Annotated[int, Query(ge=0, le=MAX_INDEX, examples=[2])],
+    index: Annotated[int, Query(ge=0, le=MAX_INDEX, examples=[2]), Decimal],
     _r: Reader,
     size: Annotated[
         int | None,
         Query(ge=1, le=MAX_INDEX, description="A checkpointed tree size; default: latest."),
+        Decimal,
     ] = None,
 ) -> dict[str, Any]:
     return proof_json(_ledger(request).inclusion(index, size))
@@ -123,8 +138,8 @@ def get_inclusion(
 )
 def get_consistency(
     request: Request,
-    from_: Annotated[int, Query(alias="from", ge=1, le=MAX_INDEX, examples=[1])],
-    to: Annotated[int, Query(ge=1, le=MAX_INDEX, examples=[3])],
+    from_: Annotated[int, Query(alias="from", ge=1, le=MAX_INDEX, examples=[1]), Decimal],
+    to: Annotated[int, Query(ge=1, le=MAX_INDEX, examples=[3]), Decimal],
     _r: Reader,
 ) -> dict[str, Any]:
     ledger = _ledger(request)

@@ -2,7 +2,9 @@
 
 Each change is a ledger entry signed with the ledger's admin key (``LEDGER_ADMIN_KEY_FILE``,
 default ``<checkpoint key stem>.admin.key``), appended through the same admission as any body;
-the reply is that entry's receipt. Handlers are plain ``def``: they wait for the append.
+the reply is that entry's receipt. The token is checked (the router's dependency) before a body
+is read — bounded in size and time, by :func:`~ledger.api.request_body.read_model` — and the
+append is waited for in a worker thread.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from ledger.api.auth import require
 from ledger.api.models import Receipt, problem_responses, receipt_json
+from ledger.api.request_body import json_body, read_model, read_optional_model
 from ledger.errors import InvalidInput
 from ledger.log import Ledger
 
@@ -27,7 +31,7 @@ __all__ = ["router"]
 router = APIRouter(
     prefix="/api/v1/admin/signers", tags=["admin"], dependencies=[Depends(require("admin"))]
 )
-_ERRORS = problem_responses(401, 403, 404, 409, 422)
+_ERRORS = problem_responses(401, 403, 404, 408, 409, 413, 422)
 
 
 class SignerAdd(BaseModel):
@@ -92,8 +96,14 @@ def list_signers(request: Request) -> list[dict[str, Any]]:
     status_code=201,
     response_model=Receipt,
     responses=_ERRORS,
+    openapi_extra=json_body(SignerAdd),
 )
-def add_signer(request: Request, spec: SignerAdd) -> dict[str, object]:
+async def add_signer(request: Request) -> dict[str, object]:
+    spec = await read_model(request, SignerAdd)  # after the admin token was checked
+    return await run_in_threadpool(_add, request, spec)
+
+
+def _add(request: Request, spec: SignerAdd) -> dict[str, object]:
     from ledger.registry import add_signer as add
     from ledger.registry import make_spec
 
@@ -118,14 +128,21 @@ def add_signer(request: Request, spec: SignerAdd) -> dict[str, object]:
     summary="Revoke a signer (a logged registry entry)",
     response_model=Receipt,
     responses=_ERRORS,
+    openapi_extra={
+        "requestBody": {**json_body(SignerRevoke)["requestBody"], "required": False},
+    },
 )
-def revoke_signer(
+async def revoke_signer(
     request: Request,
     name: Annotated[str, Path(min_length=1, max_length=128, examples=["ci"])],
-    body: SignerRevoke | None = None,
 ) -> dict[str, object]:
+    body = await read_optional_model(request, SignerRevoke)  # after the admin token was checked
+    at = _aware(body.at if body else None, "at")
+    return await run_in_threadpool(_revoke, request, name, at)
+
+
+def _revoke(request: Request, name: str, at: datetime | None) -> dict[str, object]:
     from ledger.registry import revoke_signer as revoke
 
-    at = _aware(body.at if body else None, "at")
     ledger: Ledger = request.app.state.ledger
     return receipt_json(revoke(ledger, name, at, _admin_key(request)))

@@ -22,6 +22,7 @@ from ledger.api.routes_read import cache_control, checkpoint_response
 from ledger.errors import IntegrityError, NotFound
 from ledger.log import Ledger
 from ledger.merkle import HASH_SIZE
+from ledger.record import MAX_INDEX
 from ledger.tiles import TILE_WIDTH
 from ledger.tokens import TokenInfo
 
@@ -33,6 +34,7 @@ IMMUTABLE = "max-age=31536000, immutable"
 PARTIAL = "max-age=60"
 _PATH = re.compile(r"(entries|0|[1-9][0-9]?)/((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?")
 _OCTETS = "application/octet-stream"
+MAX_TILE_INDEX = MAX_INDEX // TILE_WIDTH  # the tile of the last record a ledger can hold
 PROBLEMS_401_403 = problem_responses(401, 403)
 
 
@@ -55,9 +57,15 @@ def parse_tile_path(path: str) -> TilePath:
     """Parse ``<L>/<N>[.p/<W>]`` or ``entries/<N>[.p/<W>]``; only the canonical spelling."""
     m = _PATH.fullmatch(path)
     if m is None:
-        raise NotFound(f"no tile at {path!r}")
+        raise NotFound(f"no tile at {path[:64]!r}")
     level_text, index_text, width_text = m.groups()
-    index = int(index_text.replace("x", "").replace("/", ""))
+    digits = index_text.replace("x", "").replace("/", "")
+    # No ledger holds more than MAX_INDEX + 1 records, so no tile lies past MAX_TILE_INDEX; a
+    # larger index is 404 before it is parsed (Python refuses int() of > 4300 digits) or sent
+    # to a database (SQLite and PostgreSQL integers stop at 2**63 - 1).
+    if len(digits) > len(str(MAX_TILE_INDEX)) or int(digits) > MAX_TILE_INDEX:
+        raise NotFound(f"no tile at {path[:64]!r}: past the largest tree a ledger can hold")
+    index = int(digits)
     width = int(width_text) if width_text else None
     level = None if level_text == "entries" else int(level_text)
     if (level is not None and level > 63) or (width is not None and width >= TILE_WIDTH):

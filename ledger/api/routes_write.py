@@ -10,30 +10,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ledger._internal.jsontext import loads as strict_json
 from ledger.api.auth import BEARER_AUTH, authorize
 from ledger.api.models import BatchReply, BatchRequest, Receipt, problem_responses, receipt_json
 from ledger.api.problems import problem_of
+from ledger.api.request_body import read_limited
 from ledger.api.service import WriteService
-from ledger.errors import Error, InvalidInput, TooLarge
+from ledger.errors import Error, InvalidInput
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["write"])
-
-
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed ``limit``."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"body is {declared} bytes; the limit is {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _json(obj: Any, status: int = 200) -> Response:
@@ -54,7 +41,7 @@ _ENVELOPE_EXAMPLE = {
     response_model=Receipt,
     responses={
         200: {"model": Receipt, "description": "The same body was already in the log."},
-        **problem_responses(401, 403, 413, 422, 503),
+        **problem_responses(401, 403, 408, 413, 422, 503),
     },
     openapi_extra={
         **BEARER_AUTH,
@@ -77,15 +64,27 @@ async def append_entry(request: Request) -> Response:
     return _json(receipt_json(result), 200 if result.duplicate else 201)
 
 
+_BATCH_SHAPE = 'a batch is {"entries": ["<standard base64 of one body>", …]}'
+
+
 def _decode_batch(raw: bytes, max_entries: int) -> list[bytes]:
-    try:
-        req = BatchRequest.model_validate_json(raw)
-    except ValueError as e:
-        raise InvalidInput(f'a batch is {{"entries": ["<base64 body>", …]}}: {e}') from e
-    if len(req.entries) > max_entries:
-        raise InvalidInput(f"{len(req.entries)} entries; a batch holds at most {max_entries}")
+    """The wrapper, read with the strict parser every body goes through (UTF-8, no duplicate
+    keys, no NaN), then each entry's exact bytes; every refusal in our own words."""
+    doc = strict_json(raw, "the batch")
+    if not isinstance(doc, dict) or "entries" not in doc:
+        raise InvalidInput(f'{_BATCH_SHAPE}: no "entries" member')
+    extra = sorted(k for k in doc if k != "entries")
+    if extra:
+        raise InvalidInput(f"{_BATCH_SHAPE}: unknown member {extra[0]!r}")
+    entries = doc["entries"]
+    if not isinstance(entries, list) or not entries:
+        raise InvalidInput(f'{_BATCH_SHAPE}: "entries" must be a non-empty array')
+    if len(entries) > max_entries:
+        raise InvalidInput(f"{len(entries)} entries; a batch holds at most {max_entries}")
     out = []
-    for i, entry in enumerate(req.entries):
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, str):
+            raise InvalidInput(f"entries[{i}] must be a string (the standard base64 of one body)")
         try:
             out.append(base64.b64decode(entry, validate=True))
         except (binascii.Error, ValueError) as e:
@@ -97,7 +96,7 @@ def _decode_batch(raw: bytes, max_entries: int) -> list[bytes]:
     "/api/v1/entries:batch",
     summary="Append many bodies; one result or problem per entry",
     response_model=BatchReply,
-    responses=problem_responses(401, 403, 413, 422),
+    responses=problem_responses(401, 403, 408, 413, 422),
     openapi_extra={
         **BEARER_AUTH,
         "requestBody": {

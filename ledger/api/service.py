@@ -5,6 +5,8 @@ envelope's (tens of microseconds) runs on the loop, where it costs less than the
 the :class:`~concurrent.futures.Future` the sequencer resolves once the entry is durable and
 covered by a signed checkpoint, awaited with :func:`asyncio.wrap_future` so the event loop never
 blocks. At most ``max_pending`` appends wait per process; past that :class:`Overloaded` (503).
+A registry entry never rides in a batch (its refusal would fail the others): it is appended on its
+own in a worker thread, re-checked against the registry under the write lock.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ledger.admission import Admitted
 from ledger.api.metrics import Metrics
+from ledger.bodies import MAX_BODY_BYTES
 from ledger.errors import Error, Overloaded
 from ledger.log import Ledger
 from ledger.sequencer import AppendResult
@@ -29,18 +32,25 @@ BUNDLE_MARK = b"application/vnd.dev.sigstore.bundle"
 
 class WriteService:
     def __init__(
-        self, ledger: Ledger, metrics: Metrics, *, max_pending: int, retry_after: float
+        self,
+        ledger: Ledger,
+        metrics: Metrics,
+        *,
+        max_pending: int,
+        retry_after: float,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self._ledger, self._metrics = ledger, metrics
+        self._max_body_bytes = max_body_bytes  # every body, single or in a batch
         self._max_pending, self._retry_after = max_pending, retry_after
         self._pending = 0
 
     async def append(self, body: bytes) -> AppendResult:
         """Admit one body and wait for its acknowledged proof."""
         if BUNDLE_MARK in body:  # a Sigstore bundle check takes milliseconds: off the loop
-            admitted = await run_in_threadpool(self._ledger.admit, body)
+            admitted = await run_in_threadpool(self._admit, body)
         else:  # a DSSE envelope's key check takes tens of microseconds: a thread hop costs more
-            admitted = self._ledger.admit(body)
+            admitted = self._admit(body)
         return await self._sequence(admitted)
 
     async def append_many(self, bodies: Sequence[bytes]) -> list[AppendResult | Error]:
@@ -60,12 +70,22 @@ class WriteService:
         out: list[Admitted | Error] = []
         for body in bodies:
             try:
-                out.append(self._ledger.admit(body))
+                out.append(self._admit(body))
             except Error as e:
                 out.append(e)
         return out
 
+    def _admit(self, body: bytes) -> Admitted:
+        return self._ledger.admit(body, max_bytes=self._max_body_bytes)
+
     async def _sequence(self, admitted: Admitted) -> AppendResult:
+        if admitted.registry_op is not None:  # rare: on its own, re-checked under the write lock
+            start = time.perf_counter()
+            result = await run_in_threadpool(self._ledger.append_registry, admitted)
+            self._metrics.acknowledged(
+                result.tree_size, result.duplicate, time.perf_counter() - start
+            )
+            return result
         if self._pending >= self._max_pending:
             raise Overloaded(
                 f"{self._pending} appends are waiting; retry shortly", self._retry_after

@@ -11,6 +11,8 @@ from typing import Annotated
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledger.bodies import MAX_BODY_BYTES
+
 __all__ = ["Settings"]
 
 
@@ -32,7 +34,14 @@ class Settings(BaseSettings):
     public_reads: Annotated[
         bool, Field(description="Reads need no token (else the read scope).")
     ] = True
-    max_body_bytes: Annotated[int, Field(ge=1024, le=64 << 20)] = 1 << 20
+    max_body_bytes: Annotated[
+        int,
+        Field(
+            ge=1024,
+            le=MAX_BODY_BYTES,
+            description="One body, alone or in a batch; at most 1 MiB, the most a ledger holds.",
+        ),
+    ] = MAX_BODY_BYTES
     max_batch_entries: Annotated[int, Field(ge=1, le=10_000)] = 1000
     max_batch_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 32 << 20
     max_pending: Annotated[
@@ -40,4 +49,7 @@ class Settings(BaseSettings):
     ] = 10_000
     max_sequencer_batch: Annotated[int, Field(ge=1, le=10_000)] = 1000
     token_cache_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
+    body_timeout_seconds: Annotated[
+        float, Field(gt=0, le=3600, description="A request body not complete by then is 408.")
+    ] = 30.0
     retry_after_seconds: Annotated[int, Field(ge=1, le=3600)] = 1

@@ -38,7 +38,10 @@ def parse_when(text: str | None, what: str) -> datetime | None:
         raise InvalidInput(f"{what} {text!r} is not an RFC 3339 time") from e
     if when.tzinfo is None:
         raise InvalidInput(f"{what} {text!r} has no time zone (add Z or +hh:mm)")
-    return when.astimezone(UTC)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{what} {text!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def _read(path: Path, what: str) -> bytes:

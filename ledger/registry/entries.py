@@ -40,6 +40,7 @@ __all__ = [
     "derive_registry_rows",
     "open_registry_envelope",
     "replay",
+    "require_applies",
     "sign_op",
     "state_from_rows",
     "verified_state",
@@ -198,6 +199,19 @@ def read_rows(conn: Connection) -> list[tuple[int, bytes]]:
     return [
         (row.idx, bytes(row.entry)) for row in conn.execute(select(r.idx, r.entry).order_by(r.idx))
     ]
+
+
+def require_applies(conn: Connection, digest: bytes, op: RegistryOp) -> None:
+    """Inside the write transaction that is about to sequence a registry entry (body SHA-256
+    ``digest``, carrying ``op``), under the write lock: refuse it — raising what
+    :meth:`RegistryState.apply` raises, so the transaction writes nothing — unless it still
+    applies to the registry as committed. Admission checked it against a state that another
+    change may since have superseded (two adds of one name racing); only this check is final.
+    The same body already in the log passes: the append returns its first record."""
+    rec = schema.records.c
+    if conn.execute(select(rec.idx).where(rec.body_digest == digest)).first() is not None:
+        return
+    state_from_rows(read_rows(conn)).apply(op, index=-1)
 
 
 def registry_version(conn: Connection) -> int:

@@ -106,6 +106,7 @@ def test_signers_add_refuses_bad_input_and_writes_nothing(work: Path) -> None:
             2,
         ),
         (["--name", "x", "--key", "sample.pub", "--valid-from", "yesterday"], 2),
+        (["--name", "x", "--key", "sample.pub", "--valid-until", "9999-12-31T23:59:59-23:00"], 2),
         (["--name", "bad name", "--key", "sample.pub"], 2),
     ]:
         p = run(work, "signers", "add", *args, ok=False)

@@ -55,7 +55,7 @@ def test_a_registry_row_inserted_by_hand_is_not_trusted(
     evil = ed25519.Ed25519PrivateKey.generate()
     _forge_row(ci, 1 if where == "covered" else ci.store.size(), evil)
     body = signed(statement(), evil)
-    with Ledger.open(db_url, key_path, trust_ttl=0) as fresh:
+    with Ledger.open(db_url, key_path) as fresh:
         before = (fresh.store.size(), rows(fresh))
         why = "not an admin-signed registry entry" if where == "covered" else "not covered"
         with pytest.raises(IntegrityError, match=why):

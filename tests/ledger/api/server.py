@@ -66,13 +66,14 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_ledger(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_ledger(workdir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI with only the ``LEDGER_*`` variables in ``env``."""
     return subprocess.run(
         [LEDGER, *args],
         cwd=workdir,
         capture_output=True,
         text=True,
-        env=clean_env(),
+        env=clean_env(**env),
         timeout=120,
         check=False,
     )

@@ -142,3 +142,55 @@ def test_expired_and_revoked_tokens_are_401(server: Server, tokens: dict[str, st
         json={"name": "past", "scopes": ["append"], "expires": "2001-01-01T00:00:00Z"},
     )
     assert_problem(r, 422, "invalid-input")
+
+
+def _admin_post(server: Server, tokens: dict[str, str], path: str, body: object) -> httpx.Response:
+    return server.post("/api/v1/admin" + path, tokens["admin"], json=body)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/tokens", {"name": "t1", "scopes": ["read"], "expires": "3000000d"}),
+        ("/tokens", {"name": "t2", "scopes": ["read"], "expires": "99999999999d"}),
+        ("/tokens", {"name": "t3", "scopes": ["read"], "expires": "999999999999999999999m"}),
+        ("/tokens", {"name": "t4", "scopes": ["read"], "expires": "9999-12-31T23:59:59-23:00"}),
+        ("/signers", {"name": "s1", "key": "x", "validUntil": "9999-12-31T23:59:59-23:00"}),
+        ("/signers", {"name": "s2", "key": "x", "validFrom": "0001-01-01T00:00:00+23:00"}),
+        ("/signers/samples:revoke", {"at": "0001-01-01T00:00:00+23:00"}),
+        ("/signers/samples:revoke", {"at": "9999-12-31T23:59:59-23:00"}),
+    ],
+)
+def test_times_past_the_calendar_are_422_not_500(
+    server: Server, tokens: dict[str, str], path: str, body: object
+) -> None:
+    before = tree_size(server)
+    problem = assert_problem(_admin_post(server, tokens, path, body), 422, "invalid-input")
+    assert "9999" in str(problem["detail"]) or "year" in str(problem["detail"])
+    assert tree_size(server) == before
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/log/tile/0/" + "x999/" * 1500 + "999",  # > 4300 digits: past Python's int() limit
+        "/log/tile/entries/" + "x999/" * 1500 + "999",
+        "/log/tile/0/x009/x223/x372/x036/x854/x775/808",  # 2**63
+        "/log/tile/entries/x018/x446/x744/x073/x709/x551/616",  # 2**64
+        "/log/tile/0/x035/x184/x372/x088/832",  # 2**45: past the last tile a ledger can have
+    ],
+)
+def test_tile_indices_past_any_ledger_are_404(server: Server, path: str) -> None:
+    r = server.get(path)
+    assert_problem(r, 404, "not-found")
+
+
+@pytest.mark.parametrize("spelling", ["1.0", "+1", "01", "1e0", "%201"])
+def test_record_numbers_have_one_spelling(
+    server: Server, tokens: dict[str, str], spelling: str
+) -> None:
+    server.post("/api/v1/entries", tokens["append"], content=SAMPLES[0])
+    assert server.get("/api/v1/entries/1").status_code == 200
+    assert_problem(server.get(f"/api/v1/entries/{spelling}"), 422, "invalid-request")
+    r = server.get(f"/api/v1/proof/inclusion?index={spelling}")
+    assert_problem(r, 422, "invalid-request")

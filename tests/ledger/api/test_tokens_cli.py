@@ -85,3 +85,15 @@ def test_an_expired_token_is_refused(tmp_path: Path) -> None:
             tokens.authenticate(secret)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    "expires", ["3000000d", "99999999999d", "999999999999999999999m", "9999-12-31T23:59:59-23:00"]
+)
+def test_an_expiry_past_the_calendar_is_exit_2_in_one_line(tmp_path: Path, expires: str) -> None:
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    init_ledger(db, tmp_path, register_samples=False)
+    p = run(tmp_path, "create", "--name", "x", "--scope", "read", "--expires", expires, "--db", db)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.count("\n") == 1 and "9999" in p.stderr, p.stderr
+    assert run(tmp_path, "list", "--db", db).stdout == ""

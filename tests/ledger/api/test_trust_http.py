@@ -5,6 +5,8 @@ changes nothing."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ledger.api.problems import PROBLEM_TYPE
 from tests.conftest import fixture_path
-from tests.ledger.api.server import Server, sample_pub_pem, signed
+from tests.ledger.api.server import Server, sample_pub_pem, serve, signed
 
 CASES = fixture_path("conformance", "assets", "bundle-verify")
 PRODUCTION_ROOT = fixture_path("sigstore-bundles", "trust-roots", "production", "trusted_root.json")
@@ -165,3 +167,56 @@ def test_a_batch_refuses_untrusted_entries_one_by_one(
     assert [("index" in x) for x in results] == [True] * count + [False]
     assert results[-1]["status"] == 403 and "unknown signer" in results[-1]["detail"]
     assert size(server) == before + count
+
+
+def test_concurrent_registry_changes_of_one_name_apply_once_and_the_rest_write_nothing(
+    server: Server, tokens: dict[str, str]
+) -> None:
+    """Admin routes and admin-signed envelopes on /api/v1/entries alike: of the changes that
+    race, one applies; each other is refused (422, nothing written)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ledger.registry import make_spec
+    from ledger.registry.admin import admin_key_path, load_admin_key
+    from ledger.registry.entries import sign_op
+    from ledger.registry.model import RegistryOp
+
+    def add_route(name: str) -> httpx.Response:
+        key = sample_pub_pem(ed25519.Ed25519PrivateKey.generate()).decode()
+        return admin(server, tokens, "", {"name": name, "key": key})
+
+    admin_key = load_admin_key(admin_key_path(server.key))
+    origin = server.get("/api/v1/checkpoint").text.split("\n")[0]
+
+    def add_entry(name: str) -> httpx.Response:
+        now = datetime.now(UTC)
+        pem = sample_pub_pem(ed25519.Ed25519PrivateKey.generate())
+        op = RegistryOp.add(origin, make_spec(name, now=now, key=pem), now)
+        return server.post("/api/v1/entries", tokens["append"], content=sign_op(op, admin_key))
+
+    for post in (add_route, add_entry):
+        name = f"race-{post.__name__}"
+        before = size(server)
+        with ThreadPoolExecutor(6) as pool:
+            replies = list(pool.map(post, [name] * 6))
+        codes = sorted(r.status_code for r in replies)
+        assert codes == [201] + [422] * 5, [r.text for r in replies]
+        assert all("already exists" in r.json()["detail"] for r in replies if r.status_code == 422)
+        assert size(server) == before + 1
+
+
+def test_a_revocation_acknowledged_by_one_server_holds_at_once_in_another(
+    server: Server, tokens: dict[str, str], backend_db: tuple[str, Path]
+) -> None:
+    """Two processes on one database: once the revocation's receipt is back, the other process
+    refuses the signer on its very next request (no cache window)."""
+    key = new_signer(server, tokens, "leaked")
+    with serve(server.db, backend_db[1], server.key) as other:
+        for _ in range(3):  # the other process has this signer's trust state warm
+            ok = other.post("/api/v1/entries", tokens["append"], content=signed(1, key)[0])
+            assert ok.status_code == 201, ok.text
+        r = admin(server, tokens, "/leaked:revoke", {})
+        assert r.status_code == 200, r.text
+        late = other.post("/api/v1/entries", tokens["append"], content=signed(1, key)[0])
+        assert late.status_code == 403, late.text
+        assert "signer 'leaked' was revoked at" in late.json()["detail"]

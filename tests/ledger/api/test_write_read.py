@@ -88,6 +88,31 @@ def test_malformed_batch_is_422(server: Server, tokens: dict[str, str], payload:
     assert r.status_code == 422 and r.json()["type"] == PROBLEM_TYPE + "invalid-input"
 
 
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"entries": ["%s"], "entries": ["%s"]}', "duplicate key"),
+        (b'{"entries": ["%s"], "n": NaN}', "NaN"),
+        (b'{"entries": [1]}', "entries[0] must be a string"),
+        (b'{"entries": ["%s"], "extra": 1}', "unknown member 'extra'"),
+        (b'{"entries": {}}', '"entries" must be a non-empty array'),
+        (b"\xff", "UTF-8"),
+    ],
+)
+def test_the_batch_wrapper_is_parsed_strictly_and_refused_in_our_words(
+    server: Server, tokens: dict[str, str], raw: bytes, reason: str
+) -> None:
+    entry = base64.b64encode(signed(1)[0])
+    before = server.get("/api/v1/checkpoint").text
+    r = server.post("/api/v1/entries:batch", tokens["append"], content=raw.replace(b"%s", entry))
+    assert r.status_code == 422, r.text
+    problem = r.json()
+    assert problem["type"] == PROBLEM_TYPE + "invalid-input"
+    assert reason in problem["detail"], problem["detail"]
+    assert "pydantic" not in problem["detail"] and "http" not in problem["detail"]
+    assert server.get("/api/v1/checkpoint").text == before
+
+
 def test_inclusion_and_consistency_proofs_verify(
     server: Server, tokens: dict[str, str], verifier: object
 ) -> None:
