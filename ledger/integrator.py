@@ -26,6 +26,7 @@ a pending row is integrated by whoever holds the lease next, and submitting the 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import queue
 import threading
@@ -35,7 +36,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import psycopg
 from sqlalchemy import Connection
@@ -45,8 +46,9 @@ from ledger._internal import db_errors
 from ledger.bodies import Submission
 from ledger.checkpoint import SignedCheckpoint
 from ledger.errors import Error, IntegrityError, Overloaded, StorageError
+from ledger.merkle import hash_leaf
 from ledger.note import NoteSigner
-from ledger.record import BodyType
+from ledger.record import BodyType, Record
 from ledger.sequencer import AppendResult, Job, chunk_done, gather, single_done
 from ledger.storage import LedgerStore
 from ledger.writer_checks import check_inclusions_handed_out
@@ -63,12 +65,16 @@ _PENDING_CHANNEL = "ledger_pending"
 _INTEGRATED_CHANNEL = "ledger_integrated"
 _LEASE_KEY = "hashtextextended('provenance-ledger-integrator:' || current_schema(), 0)"
 _ANY_PENDING = "SELECT 1 FROM pending WHERE error IS NULL LIMIT 1"
+# A row marked failed is replaced by the new submission (which may be the real body of a digest
+# someone squatted on with other bytes).
 _INSERT_PENDING = (
-    "INSERT INTO pending (digest, body_type, content) "
-    "SELECT %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM records WHERE body_digest = %s) "
-    "ON CONFLICT (digest) DO UPDATE SET error = NULL WHERE pending.error IS NOT NULL "
+    "INSERT INTO pending (digest, body_type, content, mac) "
+    "SELECT %s, %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM records WHERE body_digest = %s) "
+    "ON CONFLICT (digest) DO UPDATE SET error = NULL, body_type = EXCLUDED.body_type, "
+    "content = EXCLUDED.content, mac = EXCLUDED.mac WHERE pending.error IS NOT NULL "
     "RETURNING digest"
 )
+_STALLED_SECONDS = 5.0  # a wait this old, with the lease held elsewhere: integrate anyway
 
 
 class _NothingPending(Exception):
@@ -77,46 +83,83 @@ class _NothingPending(Exception):
 
 @dataclass
 class _Wait:
-    """One job's submissions waiting for integration."""
+    """One job's submissions waiting for integration. It completes once every submission is
+    acknowledged *and* the submitter has recorded which of them it made pending (``ready``)."""
 
     job: Job
     deadline: float
     results: list[AppendResult | None] = field(default_factory=list)
     duplicate: list[bool] = field(default_factory=list)
     remaining: int = 0
-    failed: bool = False
+    ready: bool = False
+    finished: bool = False
 
     def resolve(self, position: int, result: AppendResult) -> None:
-        if self.failed or self.results[position] is not None:
+        if self.finished or self.results[position] is not None:
             return
-        dup = self.duplicate[position]
-        self.results[position] = AppendResult(
-            result.index,
-            result.leaf_hash,
-            result.inclusion_proof,
-            result.tree_size,
-            result.checkpoint,
-            dup,
-        )
+        self.results[position] = result
         self.remaining -= 1
-        if self.remaining == 0:
-            self.job.done(cast(list[AppendResult], self.results))
+        self.complete()
+
+    def complete(self) -> None:
+        if self.finished or self.remaining or not self.ready:
+            return
+        self.finished = True
+        self.job.done(
+            [
+                AppendResult(r.index, r.leaf_hash, r.inclusion_proof, r.tree_size, r.checkpoint, d)
+                for r, d in zip(cast(list[AppendResult], self.results), self.duplicate, strict=True)
+            ]
+        )
 
     def fail(self, error: BaseException) -> None:
-        if not self.failed and self.remaining:
-            self.failed = True
+        if not self.finished:
+            self.finished = True
             self.job.done(error)
 
 
-def _submission(digest: bytes, body_type: str, content: bytes) -> Submission:
-    """A pending row as a submission, once its body is the one its digest names."""
+class _BadRow(IntegrityError):
+    """A pending row that is not what an appender with the ledger's key wrote."""
+
+
+def _submission(
+    digest: bytes, body_type: str, content: bytes, mac: bytes, key: bytes
+) -> Submission:
+    """A pending row as a submission, once it is what an appender holding the ledger's key wrote:
+    its MAC verifies (a database writer without the key file cannot plant a row the ledger would
+    sign into the log) and its body is the one its digest names."""
+    if not hmac.compare_digest(_mac(key, digest, body_type), bytes(mac or b"")):
+        raise _BadRow(f"pending row sha256:{digest.hex()} was not written by a ledger appender")
     if hashlib.sha256(content).digest() != digest:
-        raise IntegrityError(f"pending row sha256:{digest.hex()} holds another body")
+        raise _BadRow(f"pending row sha256:{digest.hex()} holds another body")
+    if body_type not in get_args(BodyType):
+        raise _BadRow(f"pending row sha256:{digest.hex()} has an unknown body type")
     return Submission(content, cast(BodyType, body_type), digest)
 
 
+def _mac(key: bytes, digest: bytes, body_type: str) -> bytes:
+    return hmac.new(key, digest + b"\n" + body_type.encode(), hashlib.sha256).digest()
+
+
+def pending_mac_key(signer: NoteSigner) -> bytes:
+    """The key pending rows are authenticated with: derived from the checkpoint key (Ed25519
+    signatures are deterministic), so every process that may append has it and nobody else."""
+    return hashlib.sha256(signer.sign(b"provenance-ledger pending-row MAC key v1")).digest()
+
+
+def _names(leaf: bytes, index: int, digest: bytes) -> bool:
+    """Whether the stored leaf is record ``index`` of the body with ``digest``."""
+    try:
+        rec = Record.from_leaf(leaf)
+    except Error:
+        return False
+    return rec.index == index and rec.body == "sha256:" + digest.hex()
+
+
 def _error_text(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}"
+    """``ClassName: message``, naming the nearest class of :mod:`ledger.errors`."""
+    name = next((c.__name__ for c in type(e).__mro__ if getattr(errors, c.__name__, None) is c), "")
+    return f"{name or 'StorageError'}: {e}"
 
 
 def _error_from_text(text: str) -> Error:
@@ -146,6 +189,7 @@ class SharedSequencer:
     ) -> None:
         self._store, self._origin, self._signer, self._clock = store, origin, signer, clock
         self._checkpoint = checkpoint
+        self._mac_key = pending_mac_key(signer)
         self._max_batch, self._max_pending = max_batch, max_pending
         self._wait_timeout = wait_timeout
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_pending)
@@ -224,12 +268,15 @@ class SharedSequencer:
         return str(row[0]) if row else "public"
 
     def _notified(self, conn: psycopg.Connection[Any], timeout: float) -> bool:
-        """Wait up to ``timeout`` for a notification about this ledger; drain the rest."""
-        mine = False
-        for n in conn.notifies(timeout=timeout, stop_after=1):
-            mine = mine or n.payload == self._schema
-        for n in conn.notifies(timeout=0):
-            mine = mine or n.payload == self._schema
+        """Wait up to ``timeout`` for a notification about this ledger; drain the rest. A
+        notification that integration failed for the whole log fails this process's waiters."""
+        mine, failure = False, None
+        for n in [*conn.notifies(timeout=timeout, stop_after=1), *conn.notifies(timeout=0)]:
+            schema, _, error = n.payload.partition("\n")
+            if schema == self._schema:
+                mine, failure = True, error or failure
+        if failure:
+            self._fail_all(_error_from_text(failure))
         return mine
 
     # -- the submitter --------------------------------------------------------------------------
@@ -270,7 +317,7 @@ class SharedSequencer:
         with self._lock:  # registered before the commit, so no integration can be missed
             for w in waits:
                 n = len(w.job.subs)
-                w.results, w.duplicate, w.remaining = [None] * n, [True] * n, n
+                w.results, w.duplicate, w.remaining = [None] * n, [False] * n, n
                 for i, sub in enumerate(w.job.subs):
                     self._waiting.setdefault(sub.digest, []).append((w, i))
         subs = [s for job in jobs for s in job.subs]
@@ -288,6 +335,9 @@ class SharedSequencer:
                 for i, sub in enumerate(w.job.subs):
                     w.duplicate[i] = sub.digest not in inserted
                     inserted.discard(sub.digest)
+                w.ready = True
+        for w in waits:
+            w.complete()
 
     def _insert_pending(self, subs: list[Submission]) -> set[bytes]:
         """Insert pending rows (skipping bodies already in the log); return the digests this call
@@ -295,7 +345,11 @@ class SharedSequencer:
         inserted: set[bytes] = set()
         with self._store.engine.begin() as conn:
             cur = cast(psycopg.Connection[Any], conn.connection.driver_connection).cursor()
-            params = [(s.digest, s.body_type, s.content, s.digest) for s in subs]
+            key = self._mac_key
+            params = [
+                (s.digest, s.body_type, s.content, _mac(key, s.digest, s.body_type), s.digest)
+                for s in subs
+            ]
             cur.executemany(_INSERT_PENDING, params, returning=True)
             while True:
                 row = cur.fetchone()
@@ -318,6 +372,13 @@ class SharedSequencer:
                         self._waiting.pop(sub.digest, None)
         for w in waits:
             w.fail(error)
+
+    def _oldest_wait(self) -> float:
+        with self._lock:
+            deadlines = [w.deadline for entries in self._waiting.values() for w, _ in entries]
+        if not deadlines:
+            return 0.0
+        return time.monotonic() - (min(deadlines) - self._wait_timeout)
 
     def _fail_all(self, error: BaseException) -> None:
         with self._lock:
@@ -342,6 +403,10 @@ class SharedSequencer:
             row = lease.execute(f"SELECT pg_try_advisory_lock({_LEASE_KEY})").fetchone()
             if row and row[0]:
                 break
+            if self._oldest_wait() > _STALLED_SECONDS:
+                # The holder is alive but not integrating (stopped, stalled): the lease only
+                # saves work, the write lock keeps this safe, so integrate without it.
+                self._integrate_once()
             self._stop.wait(LEASE_POLL_SECONDS)
         else:
             return
@@ -380,15 +445,28 @@ class SharedSequencer:
         return len(seq.indices)
 
     def _read_pending(self, conn: Connection, read: list[bytes]) -> list[Submission]:
+        """The oldest pending rows an appender wrote; any other row is marked failed in this
+        transaction (its appender, if any, is told) and never reaches the log."""
         rows = conn.exec_driver_sql(
-            "SELECT digest, body_type, content FROM pending WHERE error IS NULL "
+            "SELECT digest, body_type, content, mac FROM pending WHERE error IS NULL "
             "ORDER BY seq LIMIT %s",
             (self._max_batch,),
         ).all()
         if not rows:
             raise _NothingPending
-        read.extend(bytes(row[0]) for row in rows)
-        return [_submission(bytes(d), t, bytes(c)) for d, t, c in rows]
+        subs: list[Submission] = []
+        for digest, body_type, content, mac in rows:
+            try:
+                subs.append(
+                    _submission(bytes(digest), body_type, bytes(content), mac, self._mac_key)
+                )
+            except _BadRow as e:
+                conn.exec_driver_sql(
+                    "UPDATE pending SET error = %s WHERE digest = %s", (_error_text(e), digest)
+                )
+                continue
+            read.append(bytes(digest))
+        return subs
 
     def _finish(self, conn: Connection, read: list[bytes]) -> None:
         """Delete the integrated rows and wake every waiter (delivered at commit)."""
@@ -399,19 +477,25 @@ class SharedSequencer:
         )
 
     def _quarantine(self, read: list[bytes], batch_error: Error) -> None:
-        """A batch failed for a reason that is not transient: integrate its rows one by one, and
-        mark each row that fails alone with its error (its waiting appender is told)."""
+        """A batch failed for a reason that is not transient. Retry its rows one by one: if any
+        goes in, the failure was the others' own, and each is marked with its error (only its
+        appender is told). If none does, the log itself is failing (a head that is not signed,
+        say): nothing is marked — the rows stay durable for when it is repaired — and every
+        waiting appender, in every process, is told why."""
         log.warning("integration batch failed (%s); retrying its rows one by one", batch_error)
+        failed: list[tuple[bytes, Error]] = []
+        integrated = 0
         for digest in read:
 
             def one(conn: Connection, d: bytes = digest) -> list[Submission]:
                 row = conn.exec_driver_sql(
-                    "SELECT body_type, content FROM pending WHERE digest = %s AND error IS NULL",
+                    "SELECT body_type, content, mac FROM pending WHERE digest = %s "
+                    "AND error IS NULL",
                     (d,),
                 ).first()
                 if row is None:
                     raise _NothingPending
-                return [_submission(d, row[0], bytes(row[1]))]
+                return [_submission(d, row[0], bytes(row[1]), row[2], self._mac_key)]
 
             def done(conn: Connection, _seq: object, d: bytes = digest) -> None:
                 self._finish(conn, [d])
@@ -420,10 +504,26 @@ class SharedSequencer:
                 self._store.sequence(
                     one, self._origin, self._signer, self._clock, prove=False, after=done
                 )
+                integrated += 1
             except _NothingPending:
                 continue
+            except (StorageError, Overloaded):
+                break  # transient: leave the rest pending
             except Error as e:
-                self._mark_failed(digest, e)
+                failed.append((digest, e))
+        if integrated:
+            for digest, why in failed:
+                self._mark_failed(digest, why)
+        elif failed:
+            self._broadcast_failure(failed[0][1])
+            self._stop.wait(_RETRY_SECONDS)
+
+    def _broadcast_failure(self, e: Error) -> None:
+        with suppress(Error), self._store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "SELECT pg_notify(%s, current_schema() || chr(10) || %s)",
+                (_INTEGRATED_CHANNEL, _error_text(e)[:4000]),
+            )
 
     def _mark_failed(self, digest: bytes, e: Error) -> None:
         with suppress(Error), self._store.engine.begin() as conn:
@@ -454,7 +554,7 @@ class SharedSequencer:
     def _resolve(self) -> None:
         with self._lock:
             digests = list(self._waiting)
-        found = self._store.indices_by_digest(digests)
+        found = self._store.leaves_by_digest(digests)
         if found:
             self._acknowledge(found)
         missing = [d for d in digests if d not in found]
@@ -472,33 +572,46 @@ class SharedSequencer:
             self._settle(
                 d,
                 error=StorageError(
-                    f"not integrated within {self._wait_timeout:g} s (is a ledger process with its "
-                    "key running?); the body is durable and will be integrated, and submitting it "
-                    "again is safe"
+                    f"not acknowledged within {self._wait_timeout:g} s (is a ledger process with "
+                    "its key running and its database healthy?); submitting the same body again "
+                    "is safe: it is logged at most once"
                 ),
             )
 
-    def _acknowledge(self, found: dict[bytes, int]) -> None:
+    def _acknowledge(self, found: dict[bytes, tuple[int, bytes]]) -> None:
         signed = self._checkpoint()  # verified with the ledger's key (cached by note text)
         cp = signed.checkpoint
-        outside = {d: i for d, i in found.items() if not 0 <= i < cp.size}
-        for digest, index in outside.items():  # a planted or uncovered row: refuse, name it
-            where = "is stored below index 0" if index < 0 else "is not covered by the checkpoint"
+        refused: dict[bytes, str] = {}
+        for digest, (index, leaf) in found.items():
+            if not 0 <= index < cp.size:  # a planted or uncovered row
+                where = "is stored below index 0" if index < 0 else "is not covered"
+                refused[digest] = f"the body's record {index} {where}"
+            elif not _names(leaf, index, digest):  # a row whose indexed digest was rewritten
+                refused[digest] = f"record {index} does not hold this body"
+        for digest, why in refused.items():
             self._settle(
                 digest,
                 error=IntegrityError(
-                    f"refusing to acknowledge: the body's record {index} {where} (the log has "
-                    "been tampered with; run `ledger check`)",
-                    index,
+                    f"refusing to acknowledge: {why} (the log has been tampered with; run "
+                    "`ledger check`)",
+                    found[digest][0],
                 ),
             )
-        digests = sorted((d for d in found if d not in outside), key=found.__getitem__)
+        digests = sorted((d for d in found if d not in refused), key=lambda d: found[d][0])
         if not digests:
             return
-        indices = [found[d] for d in digests]
+        indices = [found[d][0] for d in digests]
         leaves, proofs = self._store.tree(cp.size).leaves_and_proofs(indices)
         check_inclusions_handed_out(leaves, indices, proofs, cp)
         for digest, index, leaf, proof in zip(digests, indices, leaves, proofs, strict=True):
+            if leaf != hash_leaf(found[digest][1]):
+                self._settle(
+                    digest,
+                    error=IntegrityError(
+                        f"refusing to acknowledge: record {index}'s leaf is not the tree's", index
+                    ),
+                )
+                continue
             self._settle(digest, AppendResult(index, leaf, proof, cp.size, signed.note, False))
 
     def _settle(

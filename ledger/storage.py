@@ -515,6 +515,18 @@ class LedgerStore:
         with self._conn() as conn:
             return self._indices_by_digest(conn, digests)
 
+    def leaves_by_digest(self, digests: Sequence[bytes]) -> dict[bytes, tuple[int, bytes]]:
+        """``(index, leaf)`` of every body among ``digests`` that is in the log."""
+        r = schema.records.c
+        out: dict[bytes, tuple[int, bytes]] = {}
+        with self._conn() as conn:
+            for i in range(0, len(digests), _CHUNK):
+                q = select(r.body_digest, r.idx, r.leaf).where(
+                    r.body_digest.in_(digests[i : i + _CHUNK])
+                )
+                out.update((bytes(d), (int(x), bytes(leaf))) for d, x, leaf in conn.execute(q))
+        return out
+
     def pending_errors(self, digests: Sequence[bytes]) -> dict[bytes, str]:
         """Why each of ``digests`` that failed integration failed (PostgreSQL's pending rows)."""
         p = schema.pending.c

@@ -97,6 +97,7 @@ pending = Table(
     Column("seq", BigInteger, Identity(), nullable=False),
     Column("body_type", String(32), nullable=False),
     Column("content", LargeBinary, nullable=False),
+    Column("mac", LargeBinary(32), nullable=False),
     Column("error", Text, nullable=True),
 )
 

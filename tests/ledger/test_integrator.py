@@ -124,25 +124,53 @@ def test_kill_9_of_an_appender_mid_submit_loses_nothing(pg_url: str, key_path: P
         assert len(set(stored.values())) == size
 
 
-def test_a_pending_row_that_cannot_be_integrated_fails_only_its_own_appender(
+def _plant(url: str, digest: bytes, content: bytes, mac: bytes = b"\0" * 32) -> None:
+    """A pending row written straight into the database, by someone without the key file."""
+    with Ledger.open(url) as lg, lg.store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO pending (digest, body_type, content, mac) VALUES (:d, 'dsse', :c, :m)"
+            ),
+            {"d": digest, "c": content, "m": mac},
+        )
+
+
+def _error_of(lg: Ledger, digest: bytes) -> str | None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        error = lg.store.pending_errors([digest]).get(digest)
+        if error is not None:
+            return error
+        time.sleep(0.05)
+    return None
+
+
+def test_a_row_planted_without_the_key_is_never_signed_into_the_log(
     pg_url: str, key_path: Path
 ) -> None:
     with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
         lg.append(envelope(1))
-        with lg.store.engine.begin() as conn:  # a row whose body is not the one its digest names
-            conn.execute(
-                text("INSERT INTO pending (digest, body_type, content) VALUES (:d, 'dsse', :c)"),
-                {"d": b"\x01" * 32, "c": envelope(2)},
-            )
-        r = lg.append(envelope(3))  # others' appends still complete
-        assert not r.duplicate
-        deadline = time.monotonic() + 30
-        error = None
-        while error is None and time.monotonic() < deadline:
-            error = lg.store.pending_errors([b"\x01" * 32]).get(b"\x01" * 32)
-            time.sleep(0.05)
-        assert error is not None and error.startswith("IntegrityError")
+        planted = b"not even JSON, and no signer trusted it"
+        digest = hashlib.sha256(planted).digest()  # the right digest, but no MAC
+        _plant(pg_url, digest, planted)
+        assert not lg.append(envelope(3)).duplicate  # others' appends still complete
+        error = _error_of(lg, digest)
+        assert error is not None and "not written by a ledger appender" in error
+        assert lg.store.leaves_by_digest([digest]) == {}
         assert check_ledger(lg.store).records == 2
+
+
+def test_a_squatted_digest_does_not_block_the_real_body(pg_url: str, key_path: Path) -> None:
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        lg.append(envelope(1))
+        real = envelope(2)
+        digest = hashlib.sha256(real).digest()
+        _plant(pg_url, digest, envelope(99))  # the real body's digest, other bytes
+        assert _error_of(lg, digest) is not None  # the integrator refused the other bytes
+        r = lg.append(real)
+        assert (r.index, r.duplicate) == (1, False)
+        assert lg.store.bodies([digest])[digest][1] == real
+        assert _pending(pg_url) == 0
 
 
 def test_a_body_already_logged_is_acknowledged_as_a_duplicate_with_its_record(
@@ -178,6 +206,9 @@ def test_an_unsigned_head_stops_the_integrator_and_fails_the_waiters(
             conn.execute(text("ALTER TABLE checkpoints DISABLE TRIGGER USER"))
             conn.execute(text("DELETE FROM checkpoints WHERE size = 1"))
             conn.execute(text("ALTER TABLE checkpoints ENABLE TRIGGER USER"))
-        with pytest.raises(IntegrityError):
+        with pytest.raises(IntegrityError, match=r"latest|checkpoint"):
             lg.append(envelope(2))
         assert lg.store.size() == 1
+        # The log failed, not the body: its row stays pending, unmarked, for after the repair.
+        assert _pending(pg_url) == 1
+        assert lg.store.pending_errors([hashlib.sha256(envelope(2)).digest()]) == {}

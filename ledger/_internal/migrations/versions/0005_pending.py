@@ -2,7 +2,8 @@
 
 Appenders insert here and commit; the one integrator holding the lease moves rows into the log in
 batches and deletes them in the same transaction. Operational state, not log entries: rows are
-deleted once integrated. ``error`` is set when a row cannot be integrated on its own (its waiting
+deleted once integrated. ``mac`` authenticates a row with a key derived from the checkpoint key,
+so a database writer without the key file cannot plant a body the ledger would sign. ``error`` is set when a row cannot be integrated on its own (its waiting
 appender is told why; submitting the same body again clears it).
 
 Revision ID: 0005
@@ -25,6 +26,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False),
         sa.Column("body_type", sa.String(32), nullable=False),
         sa.Column("content", sa.LargeBinary, nullable=False),
+        sa.Column("mac", sa.LargeBinary(32), nullable=False),
         sa.Column("error", sa.Text, nullable=True),
     )
     op.create_index("pending_by_seq", "pending", ["seq"])
