@@ -119,6 +119,9 @@ def run(processes: int, threads: int = 1, seconds: float = 8.0) -> dict[str, obj
             lat = [x for _ in ps for x in out.get()]
             for p in ps:
                 p.join()
+            with Ledger.open(url) as lg:
+                records = lg.store.size()
+                batches = sum(1 for _ in lg.store.iter_checkpoints()) - 1
     finally:
         with admin.begin() as c:
             c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
@@ -130,6 +133,7 @@ def run(processes: int, threads: int = 1, seconds: float = 8.0) -> dict[str, obj
         "appends_per_s": len(lat) / seconds,
         "p50_ms": lat[len(lat) // 2] * 1e3 if lat else None,
         "p99_ms": lat[int(len(lat) * 0.99)] * 1e3 if lat else None,
+        "mean_batch": records / max(batches, 1),
     }
 
 

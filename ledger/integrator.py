@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 LEASE_POLL_SECONDS = 0.25  # how often a process without the lease asks for it
 _IDLE_POLL_SECONDS = 0.2  # the integrator's and waiter's fallback poll when no NOTIFY arrives
-_WAITING_POLL_SECONDS = 0.05  # the waiter's poll while bodies wait (a lost NOTIFY costs this)
+_FULL_LOOK_SECONDS = 1.0  # while bodies wait, look for all of them at least this often
 _RETRY_SECONDS = 0.5  # pause after a database error before the integrator tries again
 _PENDING_CHANNEL = "ledger_pending"
 _INTEGRATED_CHANNEL = "ledger_integrated"
@@ -147,6 +147,16 @@ def pending_mac_key(signer: NoteSigner) -> bytes:
     return hashlib.sha256(signer.sign(b"provenance-ledger pending-row MAC key v1")).digest()
 
 
+_PREFIX = 8  # hex digits of a digest named in an integration notification
+_MAX_HINT = 7000  # bytes of payload (PostgreSQL allows 8000)
+
+
+def _hint(digests: Sequence[bytes]) -> str:
+    """The notification suffix naming ``digests`` ("\t*": every waiter looks)."""
+    hint = "\t" + ",".join(d.hex()[:_PREFIX] for d in digests)
+    return hint if len(hint) <= _MAX_HINT else "\t*"
+
+
 def _names(leaf: bytes, index: int, digest: bytes) -> bool:
     """Whether the stored leaf is record ``index`` of the body with ``digest``."""
     try:
@@ -197,6 +207,7 @@ class SharedSequencer:
         self._lock = threading.Lock()
         self._waiting: dict[bytes, list[tuple[_Wait, int]]] = {}
         self._stop = threading.Event()
+        self._hints: set[str] | None = set()  # digest prefixes integrated since the last look
         self._connect_kw = self._connect_args()
         self._schema = self._current_schema()
         self._threads = [
@@ -267,14 +278,26 @@ class SharedSequencer:
             row = conn.execute("SELECT current_schema()").fetchone()
         return str(row[0]) if row else "public"
 
-    def _notified(self, conn: psycopg.Connection[Any], timeout: float) -> bool:
+    def _notified(
+        self, conn: psycopg.Connection[Any], timeout: float, *, collect: bool = False
+    ) -> bool:
         """Wait up to ``timeout`` for a notification about this ledger; drain the rest. A
-        notification that integration failed for the whole log fails this process's waiters."""
+        notification that integration failed for the whole log fails this process's waiters.
+        Digest prefixes named by integration notifications collect in ``self._hints`` (``None``:
+        look at everything)."""
         mine, failure = False, None
         for n in [*conn.notifies(timeout=timeout, stop_after=1), *conn.notifies(timeout=0)]:
-            schema, _, error = n.payload.partition("\n")
-            if schema == self._schema:
-                mine, failure = True, error or failure
+            head, _, error = n.payload.partition("\n")
+            schema, tab, named = head.partition("\t")
+            if schema != self._schema:
+                continue
+            mine, failure = True, error or failure
+            if not collect:
+                continue
+            if not tab or named == "*" or self._hints is None:
+                self._hints = None
+            else:
+                self._hints.update(named.split(","))
         if failure:
             self._fail_all(_error_from_text(failure))
         return mine
@@ -469,11 +492,13 @@ class SharedSequencer:
         return subs
 
     def _finish(self, conn: Connection, read: list[bytes]) -> None:
-        """Delete the integrated rows and wake every waiter (delivered at commit)."""
+        """Delete the integrated rows and wake every waiter (delivered at commit). The payload
+        names the rows by digest prefix, so a process none of whose bodies is among them does
+        not query at all (every process's waiter hears every batch)."""
         conn.exec_driver_sql(
             "WITH done AS (DELETE FROM pending WHERE digest = ANY(%s)) "
-            "SELECT pg_notify(%s, current_schema())",
-            (read, _INTEGRATED_CHANNEL),
+            "SELECT pg_notify(%s, current_schema() || %s)",
+            (read, _INTEGRATED_CHANNEL, _hint(read)),
         )
 
     def _quarantine(self, read: list[bytes], batch_error: Error) -> None:
@@ -539,11 +564,17 @@ class SharedSequencer:
             try:
                 with self._session() as conn:
                     conn.execute(f"LISTEN {_INTEGRATED_CHANNEL}")
+                    last_full = time.monotonic()
                     while not self._stop.is_set():
-                        poll = _WAITING_POLL_SECONDS if self._waiting else _IDLE_POLL_SECONDS
-                        self._notified(conn, poll)
-                        if self._waiting:
-                            self._resolve()
+                        self._notified(conn, _IDLE_POLL_SECONDS, collect=True)
+                        if not self._waiting:
+                            self._hints = set()
+                            continue
+                        hints, self._hints = self._hints, set()
+                        full = hints is None or time.monotonic() - last_full > _FULL_LOOK_SECONDS
+                        if full:
+                            last_full = time.monotonic()
+                        self._resolve(hints, full)
             except psycopg.Error as e:
                 log.warning("waiter connection lost: %s", e)
                 self._stop.wait(_RETRY_SECONDS)
@@ -551,14 +582,19 @@ class SharedSequencer:
                 log.exception("resolving appends failed")
                 self._fail_all(e)
 
-    def _resolve(self) -> None:
+    def _resolve(self, hints: set[str] | None, full: bool) -> None:
+        """Acknowledge what was integrated. Only bodies a notification named are looked up,
+        unless ``full`` (a notification named everything or marked rows failed, or a second
+        passed without a full look: a lost notification costs latency, never an answer)."""
         with self._lock:
             digests = list(self._waiting)
-        found = self._store.leaves_by_digest(digests)
+        if not full and hints is not None:
+            digests = [d for d in digests if d.hex()[:_PREFIX] in hints]
+        found = self._store.leaves_by_digest(digests) if digests else {}
         if found:
             self._acknowledge(found)
         missing = [d for d in digests if d not in found]
-        if missing:
+        if missing and full:
             for digest, text in self._store.pending_errors(missing).items():
                 self._settle(digest, error=_error_from_text(text))
         now = time.monotonic()
