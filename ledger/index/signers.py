@@ -83,6 +83,8 @@ def _signed_message(env: dict[str, Any]) -> tuple[bytes, list[tuple[bytes, str]]
 
 
 def _key_terms(env: dict[str, Any], book: SignerBook) -> set[tuple[str, str]]:
+    if not book.keys:  # nobody to attribute to: skip building the signed message
+        return set()
     signed = _signed_message(env)
     if signed is None:
         return set()
