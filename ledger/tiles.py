@@ -136,6 +136,14 @@ class TileCache:
         if len(self._levels) > self._capacity:
             self._levels.popitem(last=False)
 
+    def cached(self, key: TileKey, width: int) -> list[list[bytes]] | None:
+        """The levels of ``key`` at ``width`` if this cache (or its parent) holds them."""
+        hit = self._levels.get((key, width))
+        if hit is not None:
+            self._levels.move_to_end((key, width))
+            return hit
+        return self._parent.cached(key, width) if self._parent is not None else None
+
     def levels(self, key: TileKey, blob: bytes) -> list[list[bytes]]:
         k = (key, len(blob) // HASH_SIZE)
         hit = self._levels.get(k)
@@ -189,8 +197,17 @@ class TileTree:
                 raise IntegrityError(f"range ends at {end}, beyond tree size {self.size}")
         plan = [_complete_nodes(a, b) for a, b in ranges]
         keys = sorted({_node_tile(h, i)[0] for nodes in plan for h, i in nodes})
-        tiles = self.fetch(keys)
-        levels = {key: self.cache.levels(key, blob) for key, blob in tiles.items()}
+        # A committed tile never changes at a given width, and the width this tree needs of
+        # each tile follows from its size: a tile cached at that width is not read again.
+        levels: dict[TileKey, list[list[bytes]]] = {}
+        for key in keys:
+            hit = self.cache.cached(key, self._width(key))
+            if hit is not None:
+                levels[key] = hit
+        missing = [key for key in keys if key not in levels]
+        if missing:
+            tiles = self.fetch(missing)
+            levels.update({key: self.cache.levels(key, blob) for key, blob in tiles.items()})
         out = []
         for nodes in plan:
             hashes = [self._node(levels, h, i) for h, i in nodes]
@@ -199,6 +216,11 @@ class TileTree:
                 acc = hash_children(left, acc)
             out.append(acc)
         return out
+
+    def _width(self, key: TileKey) -> int:
+        """How many entries of tile ``key`` the tree of ``self.size`` leaves has."""
+        level, idx = key
+        return max(0, min(TILE_WIDTH, (self.size >> (TILE_HEIGHT * level)) - idx * TILE_WIDTH))
 
     @staticmethod
     def _node(levels: Mapping[TileKey, list[list[bytes]]], height: int, index: int) -> bytes:

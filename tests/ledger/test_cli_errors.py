@@ -312,6 +312,7 @@ def test_every_subcommand_with_a_broken_database_url_fails_in_one_line(
         "checkpoint": [],
         "proof": ["--index", "0"],
         "check": [],
+        "reindex": [],
         "export": ["out.jsonl"],
         "import": ["x.jsonl", "--key-file", "some.key", "--vkey", _vkey(work)],
     }

@@ -163,8 +163,11 @@ def test_a_proof_reads_at_most_two_tiles_per_level_in_one_fetch(
     root = merkle.root(hs[:size])
     tree = TileTree(size, fetch, TileCache())
     merkle.verify_inclusion(hs[i], i, size, tree.inclusion_proof(i), root)
+    assert len(calls) == (size > 1)  # one fetch for the first proof: nothing is cached yet
     merkle.verify_consistency(s1, size, tree.consistency_proof(s1), merkle.root(hs[:s1]), root)
-    assert len(calls) == 2  # one fetch per proof
+    assert (
+        len(calls) <= 2
+    )  # at most one more: tiles cached at the width this size needs are not read
     for keys in calls:
         levels = [level for level, _ in keys]
         assert all(levels.count(lv) <= 2 for lv in levels)
