@@ -459,7 +459,12 @@ class SharedSequencer:
         except _NothingPending:
             return 0
         except (StorageError, Overloaded) as e:  # transient: the rows stay pending
+            # This process's waiting appenders are told, as a failed batch's callers always were
+            # (a busy lock is one line, "retry"); the rows go in with a later batch, and
+            # submitting the same body again is safe. Other processes' appenders keep waiting:
+            # a notification would reach them late, failing appends made after the retry began.
             log.warning("integration failed, retrying: %s", e)
+            self._fail_all(e)
             self._stop.wait(_RETRY_SECONDS)
             return 0
         except Error as e:
