@@ -25,8 +25,6 @@ a pending row is integrated by whoever holds the lease next, and submitting the 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import queue
 import threading
@@ -34,22 +32,32 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast, get_args
+from typing import Any, cast
 
 import psycopg
 from sqlalchemy import Connection
 
-from ledger import errors
 from ledger._internal import db_errors
 from ledger.bodies import Submission
 from ledger.checkpoint import SignedCheckpoint
 from ledger.errors import Error, IntegrityError, Overloaded, StorageError
 from ledger.merkle import hash_leaf
 from ledger.note import NoteSigner
-from ledger.record import BodyType, Record
-from ledger.sequencer import AppendResult, Job, chunk_done, gather, single_done
+from ledger.pending import (
+    PREFIX,
+    BadRow,
+    NothingPending,
+    Wait,
+    error_from_text,
+    error_text,
+    hint,
+    names_body,
+    pending_mac_key,
+    row_mac,
+    submission,
+)
+from ledger.sequencer import AppendResult, Job, append_in_chunks, single_done
 from ledger.storage import LedgerStore
 from ledger.writer_checks import check_inclusions_handed_out
 
@@ -77,111 +85,6 @@ _INSERT_PENDING = (
 _STALLED_SECONDS = 5.0  # a wait this old, with the lease held elsewhere: integrate anyway
 
 
-class _NothingPending(Exception):
-    """Raised inside the integration transaction to end it early: there is nothing to do."""
-
-
-@dataclass
-class _Wait:
-    """One job's submissions waiting for integration. It completes once every submission is
-    acknowledged *and* the submitter has recorded which of them it made pending (``ready``)."""
-
-    job: Job
-    deadline: float
-    results: list[AppendResult | None] = field(default_factory=list)
-    duplicate: list[bool] = field(default_factory=list)
-    remaining: int = 0
-    ready: bool = False
-    finished: bool = False
-
-    def resolve(self, position: int, result: AppendResult) -> None:
-        if self.finished or self.results[position] is not None:
-            return
-        self.results[position] = result
-        self.remaining -= 1
-        self.complete()
-
-    def complete(self) -> None:
-        if self.finished or self.remaining or not self.ready:
-            return
-        self.finished = True
-        self.job.done(
-            [
-                AppendResult(r.index, r.leaf_hash, r.inclusion_proof, r.tree_size, r.checkpoint, d)
-                for r, d in zip(cast(list[AppendResult], self.results), self.duplicate, strict=True)
-            ]
-        )
-
-    def fail(self, error: BaseException) -> None:
-        if not self.finished:
-            self.finished = True
-            self.job.done(error)
-
-
-class _BadRow(IntegrityError):
-    """A pending row that is not what an appender with the ledger's key wrote."""
-
-
-def _submission(
-    digest: bytes, body_type: str, content: bytes, mac: bytes, key: bytes
-) -> Submission:
-    """A pending row as a submission, once it is what an appender holding the ledger's key wrote:
-    its MAC verifies (a database writer without the key file cannot plant a row the ledger would
-    sign into the log) and its body is the one its digest names."""
-    if not hmac.compare_digest(_mac(key, digest, body_type), bytes(mac or b"")):
-        raise _BadRow(f"pending row sha256:{digest.hex()} was not written by a ledger appender")
-    if hashlib.sha256(content).digest() != digest:
-        raise _BadRow(f"pending row sha256:{digest.hex()} holds another body")
-    if body_type not in get_args(BodyType):
-        raise _BadRow(f"pending row sha256:{digest.hex()} has an unknown body type")
-    return Submission(content, cast(BodyType, body_type), digest)
-
-
-def _mac(key: bytes, digest: bytes, body_type: str) -> bytes:
-    return hmac.new(key, digest + b"\n" + body_type.encode(), hashlib.sha256).digest()
-
-
-def pending_mac_key(signer: NoteSigner) -> bytes:
-    """The key pending rows are authenticated with: derived from the checkpoint key (Ed25519
-    signatures are deterministic), so every process that may append has it and nobody else."""
-    return hashlib.sha256(signer.sign(b"provenance-ledger pending-row MAC key v1")).digest()
-
-
-_PREFIX = 8  # hex digits of a digest named in an integration notification
-_MAX_HINT = 7000  # bytes of payload (PostgreSQL allows 8000)
-
-
-def _hint(digests: Sequence[bytes]) -> str:
-    """The notification suffix naming ``digests`` ("\t*": every waiter looks)."""
-    hint = "\t" + ",".join(d.hex()[:_PREFIX] for d in digests)
-    return hint if len(hint) <= _MAX_HINT else "\t*"
-
-
-def _names(leaf: bytes, index: int, digest: bytes) -> bool:
-    """Whether the stored leaf is record ``index`` of the body with ``digest``."""
-    try:
-        rec = Record.from_leaf(leaf)
-    except Error:
-        return False
-    return rec.index == index and rec.body == "sha256:" + digest.hex()
-
-
-def _error_text(e: BaseException) -> str:
-    """``ClassName: message``, naming the nearest class of :mod:`ledger.errors`."""
-    name = next((c.__name__ for c in type(e).__mro__ if getattr(errors, c.__name__, None) is c), "")
-    return f"{name or 'StorageError'}: {e}"
-
-
-def _error_from_text(text: str) -> Error:
-    """The ledger error a failed pending row records (``ClassName: message``)."""
-    name, _, message = text.partition(": ")
-    cls = getattr(errors, name, None)
-    if isinstance(cls, type) and issubclass(cls, Error) and cls is not errors.AppendsFailed:
-        with suppress(TypeError):
-            return cls(message)
-    return StorageError(text)
-
-
 class SharedSequencer:
     """This process's part of the shared PostgreSQL write path (see the module docstring)."""
 
@@ -205,7 +108,7 @@ class SharedSequencer:
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_pending)
         self._held: Job | None = None
         self._lock = threading.Lock()
-        self._waiting: dict[bytes, list[tuple[_Wait, int]]] = {}
+        self._waiting: dict[bytes, list[tuple[Wait, int]]] = {}
         self._stop = threading.Event()
         self._hints: set[str] | None = set()  # digest prefixes integrated since the last look
         self._connect_kw = self._connect_args()
@@ -232,13 +135,7 @@ class SharedSequencer:
 
     def append_many(self, subs: Sequence[Submission]) -> list[AppendResult]:
         """Submit many and wait for all; outcomes as :meth:`Sequencer.append_many`'s."""
-        chunks: list[tuple[int, Future[list[AppendResult]]]] = []
-        for lo in range(0, len(subs), self._max_batch):
-            fut: Future[list[AppendResult]] = Future()
-            part = list(subs[lo : lo + self._max_batch])
-            self._queue.put(Job(part, chunk_done(fut)))
-            chunks.append((len(part), fut))
-        return gather(chunks)
+        return append_in_chunks(self._queue, subs, self._max_batch)
 
     def alive(self) -> bool:
         return all(t.is_alive() for t in self._threads)
@@ -299,7 +196,7 @@ class SharedSequencer:
             else:
                 self._hints.update(named.split(","))
         if failure:
-            self._fail_all(_error_from_text(failure))
+            self._fail_all(error_from_text(failure))
         return mine
 
     # -- the submitter --------------------------------------------------------------------------
@@ -336,7 +233,7 @@ class SharedSequencer:
 
     def _make_durable(self, jobs: list[Job]) -> None:
         deadline = time.monotonic() + self._wait_timeout
-        waits = [_Wait(job, deadline) for job in jobs]
+        waits = [Wait(job, deadline) for job in jobs]
         with self._lock:  # registered before the commit, so no integration can be missed
             for w in waits:
                 n = len(w.job.subs)
@@ -370,7 +267,7 @@ class SharedSequencer:
             cur = cast(psycopg.Connection[Any], conn.connection.driver_connection).cursor()
             key = self._mac_key
             params = [
-                (s.digest, s.body_type, s.content, _mac(key, s.digest, s.body_type), s.digest)
+                (s.digest, s.body_type, s.content, row_mac(key, s.digest, s.body_type), s.digest)
                 for s in subs
             ]
             cur.executemany(_INSERT_PENDING, params, returning=True)
@@ -384,7 +281,7 @@ class SharedSequencer:
             cur.execute("SELECT pg_notify(%s, current_schema())", (channel,))
         return inserted
 
-    def _forget(self, waits: list[_Wait], error: BaseException) -> None:
+    def _forget(self, waits: list[Wait], error: BaseException) -> None:
         with self._lock:
             for w in waits:
                 for sub in w.job.subs:
@@ -456,7 +353,7 @@ class SharedSequencer:
                 prove=False,
                 after=lambda conn, _seq: self._finish(conn, read),
             )
-        except _NothingPending:
+        except NothingPending:
             return 0
         except (StorageError, Overloaded) as e:  # transient: the rows stay pending
             # This process's waiting appenders are told, as a failed batch's callers always were
@@ -481,16 +378,16 @@ class SharedSequencer:
             (self._max_batch,),
         ).all()
         if not rows:
-            raise _NothingPending
+            raise NothingPending
         subs: list[Submission] = []
         for digest, body_type, content, mac in rows:
             try:
                 subs.append(
-                    _submission(bytes(digest), body_type, bytes(content), mac, self._mac_key)
+                    submission(bytes(digest), body_type, bytes(content), mac, self._mac_key)
                 )
-            except _BadRow as e:
+            except BadRow as e:
                 conn.exec_driver_sql(
-                    "UPDATE pending SET error = %s WHERE digest = %s", (_error_text(e), digest)
+                    "UPDATE pending SET error = %s WHERE digest = %s", (error_text(e), digest)
                 )
                 continue
             read.append(bytes(digest))
@@ -503,7 +400,7 @@ class SharedSequencer:
         conn.exec_driver_sql(
             "WITH done AS (DELETE FROM pending WHERE digest = ANY(%s)) "
             "SELECT pg_notify(%s, current_schema() || %s)",
-            (read, _INTEGRATED_CHANNEL, _hint(read)),
+            (read, _INTEGRATED_CHANNEL, hint(read)),
         )
 
     def _quarantine(self, read: list[bytes], batch_error: Error) -> None:
@@ -524,8 +421,8 @@ class SharedSequencer:
                     (d,),
                 ).first()
                 if row is None:
-                    raise _NothingPending
-                return [_submission(d, row[0], bytes(row[1]), row[2], self._mac_key)]
+                    raise NothingPending
+                return [submission(d, row[0], bytes(row[1]), row[2], self._mac_key)]
 
             def done(conn: Connection, _seq: object, d: bytes = digest) -> None:
                 self._finish(conn, [d])
@@ -535,7 +432,7 @@ class SharedSequencer:
                     one, self._origin, self._signer, self._clock, prove=False, after=done
                 )
                 integrated += 1
-            except _NothingPending:
+            except NothingPending:
                 continue
             except (StorageError, Overloaded):
                 break  # transient: leave the rest pending
@@ -552,13 +449,13 @@ class SharedSequencer:
         with suppress(Error), self._store.engine.begin() as conn:
             conn.exec_driver_sql(
                 "SELECT pg_notify(%s, current_schema() || chr(10) || %s)",
-                (_INTEGRATED_CHANNEL, _error_text(e)[:4000]),
+                (_INTEGRATED_CHANNEL, error_text(e)[:4000]),
             )
 
     def _mark_failed(self, digest: bytes, e: Error) -> None:
         with suppress(Error), self._store.engine.begin() as conn:
             conn.exec_driver_sql(
-                "UPDATE pending SET error = %s WHERE digest = %s", (_error_text(e), digest)
+                "UPDATE pending SET error = %s WHERE digest = %s", (error_text(e), digest)
             )
             conn.exec_driver_sql("SELECT pg_notify(%s, current_schema())", (_INTEGRATED_CHANNEL,))
 
@@ -594,14 +491,14 @@ class SharedSequencer:
         with self._lock:
             digests = list(self._waiting)
         if not full and hints is not None:
-            digests = [d for d in digests if d.hex()[:_PREFIX] in hints]
+            digests = [d for d in digests if d.hex()[:PREFIX] in hints]
         found = self._store.leaves_by_digest(digests) if digests else {}
         if found:
             self._acknowledge(found)
         missing = [d for d in digests if d not in found]
         if missing and full:
             for digest, text in self._store.pending_errors(missing).items():
-                self._settle(digest, error=_error_from_text(text))
+                self._settle(digest, error=error_from_text(text))
         now = time.monotonic()
         with self._lock:
             expired = [
@@ -627,7 +524,7 @@ class SharedSequencer:
             if not 0 <= index < cp.size:  # a planted or uncovered row
                 where = "is stored below index 0" if index < 0 else "is not covered"
                 refused[digest] = f"the body's record {index} {where}"
-            elif not _names(leaf, index, digest):  # a row whose indexed digest was rewritten
+            elif not names_body(leaf, index, digest):  # a row whose indexed digest was rewritten
                 refused[digest] = f"record {index} does not hold this body"
         for digest, why in refused.items():
             self._settle(

@@ -21,7 +21,15 @@ from ledger.errors import AppendsFailed, Overloaded
 from ledger.note import NoteSigner
 from ledger.storage import LedgerStore
 
-__all__ = ["AppendResult", "Job", "Sequencer", "chunk_done", "gather", "single_done"]
+__all__ = [
+    "AppendResult",
+    "Job",
+    "Sequencer",
+    "append_in_chunks",
+    "chunk_done",
+    "gather",
+    "single_done",
+]
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,20 @@ def gather(chunks: Sequence[tuple[int, Future[list[AppendResult]]]]) -> list[App
     return [o for o in outcomes if isinstance(o, AppendResult)]
 
 
+def append_in_chunks(
+    jobs: queue.Queue[Job | None], subs: Sequence[Submission], max_batch: int
+) -> list[AppendResult]:
+    """Queue ``subs`` as jobs of at most ``max_batch`` (blocking for queue space) and
+    :func:`gather` them: the shared body of both writers' ``append_many``."""
+    chunks: list[tuple[int, Future[list[AppendResult]]]] = []
+    for lo in range(0, len(subs), max_batch):
+        fut: Future[list[AppendResult]] = Future()
+        part = list(subs[lo : lo + max_batch])
+        jobs.put(Job(part, chunk_done(fut)))
+        chunks.append((len(part), fut))
+    return gather(chunks)
+
+
 class Sequencer:
     """The single writer of one ledger in this process."""
 
@@ -123,13 +145,7 @@ class Sequencer:
         :class:`AppendResult` for each committed one, the exception for each failed one), with
         the first failure as its cause: the caller learns exactly which were committed.
         """
-        chunks: list[tuple[int, Future[list[AppendResult]]]] = []
-        for lo in range(0, len(subs), self._max_batch):
-            fut: Future[list[AppendResult]] = Future()
-            part = list(subs[lo : lo + self._max_batch])
-            self._queue.put(Job(part, chunk_done(fut)))
-            chunks.append((len(part), fut))
-        return gather(chunks)
+        return append_in_chunks(self._queue, subs, self._max_batch)
 
     def alive(self) -> bool:
         return self._worker.is_alive()

@@ -13,7 +13,6 @@ import hashlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,24 +23,9 @@ from ledger.errors import IntegrityError
 from ledger.fsck import check_ledger
 from ledger.log import Ledger
 from tests.conftest import envelope
+from tests.ledger.test_concurrency import _appender
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _appender(url: str, key: Path, start: int, count: int, batch: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.ledger.appender",
-            url,
-            str(key),
-            *map(str, (start, count, batch)),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _read_acks(proc: subprocess.Popen[str], at_least: int, acked: dict[int, str]) -> int:

@@ -1,0 +1,122 @@
+"""The vocabulary of PostgreSQL's pending rows (see :mod:`ledger.integrator`): how a row is
+authenticated and read back, how a notification names what was integrated, how errors travel
+between processes as text, and one job's wait for its acknowledgements."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import cast, get_args
+
+from ledger import errors
+from ledger.bodies import Submission
+from ledger.errors import Error, IntegrityError, StorageError
+from ledger.note import NoteSigner
+from ledger.record import BodyType, Record
+from ledger.sequencer import AppendResult, Job
+
+
+class NothingPending(Exception):
+    """Raised inside the integration transaction to end it early: there is nothing to do."""
+
+
+@dataclass
+class Wait:
+    """One job's submissions waiting for integration. It completes once every submission is
+    acknowledged *and* the submitter has recorded which of them it made pending (``ready``)."""
+
+    job: Job
+    deadline: float
+    results: list[AppendResult | None] = field(default_factory=list)
+    duplicate: list[bool] = field(default_factory=list)
+    remaining: int = 0
+    ready: bool = False
+    finished: bool = False
+
+    def resolve(self, position: int, result: AppendResult) -> None:
+        if self.finished or self.results[position] is not None:
+            return
+        self.results[position] = result
+        self.remaining -= 1
+        self.complete()
+
+    def complete(self) -> None:
+        if self.finished or self.remaining or not self.ready:
+            return
+        self.finished = True
+        self.job.done(
+            [
+                AppendResult(r.index, r.leaf_hash, r.inclusion_proof, r.tree_size, r.checkpoint, d)
+                for r, d in zip(cast(list[AppendResult], self.results), self.duplicate, strict=True)
+            ]
+        )
+
+    def fail(self, error: BaseException) -> None:
+        if not self.finished:
+            self.finished = True
+            self.job.done(error)
+
+
+class BadRow(IntegrityError):
+    """A pending row that is not what an appender with the ledger's key wrote."""
+
+
+def submission(digest: bytes, body_type: str, content: bytes, mac: bytes, key: bytes) -> Submission:
+    """A pending row as a submission, once it is what an appender holding the ledger's key wrote:
+    its MAC verifies (a database writer without the key file cannot plant a row the ledger would
+    sign into the log) and its body is the one its digest names."""
+    if not hmac.compare_digest(row_mac(key, digest, body_type), bytes(mac or b"")):
+        raise BadRow(f"pending row sha256:{digest.hex()} was not written by a ledger appender")
+    if hashlib.sha256(content).digest() != digest:
+        raise BadRow(f"pending row sha256:{digest.hex()} holds another body")
+    if body_type not in get_args(BodyType):
+        raise BadRow(f"pending row sha256:{digest.hex()} has an unknown body type")
+    return Submission(content, cast(BodyType, body_type), digest)
+
+
+def row_mac(key: bytes, digest: bytes, body_type: str) -> bytes:
+    return hmac.new(key, digest + b"\n" + body_type.encode(), hashlib.sha256).digest()
+
+
+def pending_mac_key(signer: NoteSigner) -> bytes:
+    """The key pending rows are authenticated with: derived from the checkpoint key (Ed25519
+    signatures are deterministic), so every process that may append has it and nobody else."""
+    return hashlib.sha256(signer.sign(b"provenance-ledger pending-row MAC key v1")).digest()
+
+
+PREFIX = 8  # hex digits of a digest named in an integration notification
+MAX_HINT = 7000  # bytes of payload (PostgreSQL allows 8000)
+
+
+def hint(digests: Sequence[bytes]) -> str:
+    """The notification suffix naming ``digests`` ("\t*": every waiter looks)."""
+    hint = "\t" + ",".join(d.hex()[:PREFIX] for d in digests)
+    return hint if len(hint) <= MAX_HINT else "\t*"
+
+
+def names_body(leaf: bytes, index: int, digest: bytes) -> bool:
+    """Whether the stored leaf is record ``index`` of the body with ``digest``."""
+    try:
+        rec = Record.from_leaf(leaf)
+    except Error:
+        return False
+    return rec.index == index and rec.body == "sha256:" + digest.hex()
+
+
+def error_text(e: BaseException) -> str:
+    """``ClassName: message``, naming the nearest class of :mod:`ledger.errors`."""
+    name = next((c.__name__ for c in type(e).__mro__ if getattr(errors, c.__name__, None) is c), "")
+    return f"{name or 'StorageError'}: {e}"
+
+
+def error_from_text(text: str) -> Error:
+    """The ledger error a failed pending row records (``ClassName: message``)."""
+    name, _, message = text.partition(": ")
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, Error) and cls is not errors.AppendsFailed:
+        with suppress(TypeError):
+            return cls(message)
+    return StorageError(text)
