@@ -25,8 +25,6 @@ from ledger.log import Ledger
 from tests.conftest import envelope
 from tests.ledger.test_concurrency import _appender
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def _read_acks(proc: subprocess.Popen[str], at_least: int, acked: dict[int, str]) -> int:
     assert proc.stdout is not None
