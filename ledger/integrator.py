@@ -43,7 +43,7 @@ from ledger.bodies import Submission
 from ledger.checkpoint import SignedCheckpoint
 from ledger.errors import Error, IntegrityError, Overloaded, StorageError
 from ledger.merkle import hash_leaf
-from ledger.note import NoteSigner
+from ledger.note import NoteSigner, parse_verifier
 from ledger.pending import (
     PREFIX,
     BadRow,
@@ -57,8 +57,9 @@ from ledger.pending import (
     row_mac,
     submission,
 )
+from ledger.pending_acks import FINISH_SQL, AckReader, finish_params
 from ledger.sequencer import AppendResult, Job, append_in_chunks, single_done
-from ledger.storage import LedgerStore
+from ledger.storage import LedgerStore, SequencedBatch
 from ledger.writer_checks import check_inclusions_handed_out
 
 __all__ = ["LEASE_POLL_SECONDS", "SharedSequencer"]
@@ -72,7 +73,7 @@ _RETRY_SECONDS = 0.5  # pause after a database error before the integrator tries
 _PENDING_CHANNEL = "ledger_pending"
 _INTEGRATED_CHANNEL = "ledger_integrated"
 _LEASE_KEY = "hashtextextended('provenance-ledger-integrator:' || current_schema(), 0)"
-_ANY_PENDING = "SELECT 1 FROM pending WHERE error IS NULL LIMIT 1"
+_ANY_PENDING = "SELECT 1 FROM pending WHERE idx IS NULL AND error IS NULL LIMIT 1"
 # A row marked failed is replaced by the new submission (which may be the real body of a digest
 # someone squatted on with other bytes).
 _INSERT_PENDING = (
@@ -102,6 +103,7 @@ class SharedSequencer:
     ) -> None:
         self._store, self._origin, self._signer, self._clock = store, origin, signer, clock
         self._checkpoint = checkpoint
+        self._acks = AckReader(parse_verifier(signer.verifier_key()), origin)
         self._mac_key = pending_mac_key(signer)
         self._max_batch, self._max_pending = max_batch, max_pending
         self._wait_timeout = wait_timeout
@@ -350,8 +352,7 @@ class SharedSequencer:
                 self._origin,
                 self._signer,
                 self._clock,
-                prove=False,
-                after=lambda conn, _seq: self._finish(conn, read),
+                after=lambda conn, seq: self._finish(conn, read, seq),
             )
         except NothingPending:
             return 0
@@ -373,8 +374,8 @@ class SharedSequencer:
         """The oldest pending rows an appender wrote; any other row is marked failed in this
         transaction (its appender, if any, is told) and never reaches the log."""
         rows = conn.exec_driver_sql(
-            "SELECT digest, body_type, content, mac FROM pending WHERE error IS NULL "
-            "ORDER BY seq LIMIT %s",
+            "SELECT digest, body_type, content, mac FROM pending "
+            "WHERE idx IS NULL AND error IS NULL ORDER BY seq LIMIT %s",
             (self._max_batch,),
         ).all()
         if not rows:
@@ -393,15 +394,13 @@ class SharedSequencer:
             read.append(bytes(digest))
         return subs
 
-    def _finish(self, conn: Connection, read: list[bytes]) -> None:
-        """Delete the integrated rows and wake every waiter (delivered at commit). The payload
+    def _finish(self, conn: Connection, read: list[bytes], seq: SequencedBatch) -> None:
+        """Leave each integrated row's record and proof on it for its waiter (see
+        :mod:`ledger.pending_acks`) and wake every waiter (delivered at commit). The payload
         names the rows by digest prefix, so a process none of whose bodies is among them does
         not query at all (every process's waiter hears every batch)."""
-        conn.exec_driver_sql(
-            "WITH done AS (DELETE FROM pending WHERE digest = ANY(%s)) "
-            "SELECT pg_notify(%s, current_schema() || %s)",
-            (read, _INTEGRATED_CHANNEL, hint(read)),
-        )
+        params = finish_params(read, seq, _INTEGRATED_CHANNEL, hint(read))
+        conn.exec_driver_sql(FINISH_SQL, params)
 
     def _quarantine(self, read: list[bytes], batch_error: Error) -> None:
         """A batch failed for a reason that is not transient. Retry its rows one by one: if any
@@ -417,20 +416,18 @@ class SharedSequencer:
             def one(conn: Connection, d: bytes = digest) -> list[Submission]:
                 row = conn.exec_driver_sql(
                     "SELECT body_type, content, mac FROM pending WHERE digest = %s "
-                    "AND error IS NULL",
+                    "AND idx IS NULL AND error IS NULL",
                     (d,),
                 ).first()
                 if row is None:
                     raise NothingPending
                 return [submission(d, row[0], bytes(row[1]), row[2], self._mac_key)]
 
-            def done(conn: Connection, _seq: object, d: bytes = digest) -> None:
-                self._finish(conn, [d])
+            def done(conn: Connection, seq: SequencedBatch, d: bytes = digest) -> None:
+                self._finish(conn, [d], seq)
 
             try:
-                self._store.sequence(
-                    one, self._origin, self._signer, self._clock, prove=False, after=done
-                )
+                self._store.sequence(one, self._origin, self._signer, self._clock, after=done)
                 integrated += 1
             except NothingPending:
                 continue
@@ -476,7 +473,7 @@ class SharedSequencer:
                         full = hints is None or time.monotonic() - last_full > _FULL_LOOK_SECONDS
                         if full:
                             last_full = time.monotonic()
-                        self._resolve(hints, full)
+                        self._resolve(conn, hints, full)
             except psycopg.Error as e:
                 log.warning("waiter connection lost: %s", e)
                 self._stop.wait(_RETRY_SECONDS)
@@ -484,14 +481,20 @@ class SharedSequencer:
                 log.exception("resolving appends failed")
                 self._fail_all(e)
 
-    def _resolve(self, hints: set[str] | None, full: bool) -> None:
+    def _resolve(self, conn: psycopg.Connection[Any], hints: set[str] | None, full: bool) -> None:
         """Acknowledge what was integrated. Only bodies a notification named are looked up,
         unless ``full`` (a notification named everything or marked rows failed, or a second
-        passed without a full look: a lost notification costs latency, never an answer)."""
+        passed without a full look: a lost notification costs latency, never an answer).
+        A body's acknowledgement row, once verified, answers at once; the rest are looked up
+        in the log."""
         with self._lock:
             digests = list(self._waiting)
         if not full and hints is not None:
             digests = [d for d in digests if d.hex()[:PREFIX] in hints]
+        for digest, result in (self._acks.read(conn, digests) if digests else {}).items():
+            self._settle(digest, result)
+        with self._lock:
+            digests = [d for d in digests if d in self._waiting]
         found = self._store.leaves_by_digest(digests) if digests else {}
         if found:
             self._acknowledge(found)

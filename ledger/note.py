@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import struct
 from dataclasses import dataclass
 from typing import Protocol
@@ -293,12 +294,15 @@ def sign_note(text: str, *signers: NoteSigner) -> str:
     return text + "\n" + "".join(lines)
 
 
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")  # every control character but newline
+
+
 def _check_encoding(msg: bytes) -> str:
     try:
         text = msg.decode("utf-8")
     except UnicodeDecodeError as e:
         raise NoteError("malformed note: not UTF-8") from e
-    if any(c < " " and c != "\n" for c in text):
+    if _CONTROL.search(text):
         raise NoteError("malformed note: control character")
     return text
 

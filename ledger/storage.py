@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import cast
@@ -95,6 +95,7 @@ class SequencedBatch:
     checkpoint: str
     leaf_hashes: list[bytes]
     proofs: list[list[bytes]]
+    records: dict[int, bytes] = field(default_factory=dict)  # index -> leaf bytes, new records
 
 
 _INSERT_BODIES = "INSERT INTO bodies (digest, body_type, content) VALUES (?, ?, ?)"
@@ -201,10 +202,13 @@ class LedgerStore:
         return note
 
     def ensure_pending_table(self) -> None:
-        """Add the shared write path's table to a ledger created before it (an additive
-        migration, as ``ledger serve`` and ``ledger tokens`` apply on start)."""
+        """Bring the shared write path's table to its newest shape on a ledger created before it
+        (additive migrations, as ``ledger serve`` and ``ledger tokens`` apply on start)."""
         try:
-            present = inspect(self.engine).has_table("pending")
+            found = inspect(self.engine)
+            present = found.has_table("pending") and any(
+                c["name"] == "done_at" for c in found.get_columns("pending")
+            )
         except SQLAlchemyError as e:
             raise StorageError(f"cannot reach the database: {one_line(e)}") from e
         if not present:
@@ -295,13 +299,14 @@ class LedgerStore:
         for i in indices:  # a duplicate's stored index must lie inside the signed tree
             if not 0 <= i < cp.size:
                 raise IntegrityError(f"record {i} is not covered by the latest checkpoint", i)
+        written = {r.index: r.leaf for r in records}
         if not prove:
-            return SequencedBatch(indices, new_flags, cp.size, note, [], [])
+            return SequencedBatch(indices, new_flags, cp.size, note, [], [], written)
         # Proofs are read inside the same transaction: most tiles they need are still in memory.
         tree = TileTree(cp.size, self._overlay_fetch(conn, changed), cache)
         leaves, proofs = tree.leaves_and_proofs(indices)
         check_inclusions_handed_out(leaves, indices, proofs, cp)  # a failure rolls back
-        return SequencedBatch(indices, new_flags, cp.size, note, leaves, proofs)
+        return SequencedBatch(indices, new_flags, cp.size, note, leaves, proofs, written)
 
     def _signed_head(
         self, conn: Connection, origin: str, verifier: NoteVerifier

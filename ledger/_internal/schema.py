@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    DateTime,
     Identity,
     Index,
     Integer,
@@ -99,6 +100,12 @@ pending = Table(
     Column("content", LargeBinary, nullable=False),
     Column("mac", LargeBinary(32), nullable=False),
     Column("error", Text, nullable=True),
+    # Set by the integrator when it logs the row (revision 0007): what its waiter acknowledges.
+    Column("idx", BigInteger, nullable=True),
+    Column("leaf", LargeBinary, nullable=True),
+    Column("proof", LargeBinary, nullable=True),
+    Column("cp_size", BigInteger, nullable=True),
+    Column("done_at", DateTime(timezone=True), nullable=True),
 )
 
 # The audit indexes (ledger.index): derived from stored bodies in the batch's own transaction,
