@@ -8,8 +8,12 @@ and as raw ``r‖s`` (the DSSE spec vector, Google's VSAs).
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +59,33 @@ def scheme_for(key: CryptoPublicKey) -> str:
     raise KeyFileError(f"unsupported key type {type(key).__name__}")
 
 
+class _Verified:
+    """A bounded, thread-safe memory of signature checks that succeeded."""
+
+    def __init__(self, size: int) -> None:
+        self._size, self._seen, self._lock = size, OrderedDict[bytes, None](), threading.Lock()
+
+    @staticmethod
+    def key(identity: bytes, signature: bytes, data: bytes) -> bytes:
+        h = hashlib.sha256()
+        for part in (identity, signature, data):
+            h.update(len(part).to_bytes(8, "big"))
+            h.update(part)
+        return h.digest()
+
+    def holds(self, key: bytes) -> bool:
+        return key in self._seen
+
+    def add(self, key: bytes) -> None:
+        with self._lock:
+            self._seen[key] = None
+            if len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+
+
+_VERIFIED = _Verified(4096)
+
+
 @dataclass(frozen=True)
 class PublicKey:
     """A verification key. ``keyid`` is securesystemslib's default keyid: only a hint in DSSE."""
@@ -68,8 +99,25 @@ class PublicKey:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 
+    @cached_property
+    def _identity(self) -> bytes:
+        return self.key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
     def verify(self, signature: bytes, data: bytes) -> None:
-        """Raise :class:`SignatureError` unless ``signature`` is this key's over ``data``."""
+        """Raise :class:`SignatureError` unless ``signature`` is this key's over ``data``.
+
+        A success is remembered (this process only, the last few thousand): the ledger checks a
+        body's signature at admission and again when it indexes the record, and the second check
+        of the same key, signature and bytes is a lookup."""
+        seen = _VERIFIED.key(self._identity, signature, data)
+        if _VERIFIED.holds(seen):
+            return
+        self._verify(signature, data)
+        _VERIFIED.add(seen)
+
+    def _verify(self, signature: bytes, data: bytes) -> None:
         try:
             if isinstance(self.key, ed25519.Ed25519PublicKey):
                 self.key.verify(signature, data)
