@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 from sqlalchemy import Connection
@@ -114,6 +114,7 @@ class SharedSequencer:
         self._stop = threading.Event()
         self._hints: set[str] | None = set()  # digest prefixes integrated since the last look
         self._connect_kw = self._connect_args()
+        self._submit_conn: psycopg.Connection[Any] | None = None
         self._schema = self._current_schema()
         self._threads = [
             threading.Thread(target=self._submitter, name="ledger-submitter", daemon=True),
@@ -151,6 +152,9 @@ class SharedSequencer:
         self._stop.set()
         for t in self._threads[1:]:
             t.join()
+        if self._submit_conn is not None:
+            with suppress(Exception):
+                self._submit_conn.close()
         self._fail_all(StorageError("the ledger was closed before this append was integrated"))
 
     # -- connections ----------------------------------------------------------------------------
@@ -265,23 +269,37 @@ class SharedSequencer:
         """Insert pending rows (skipping bodies already in the log); return the digests this call
         made pending, in one transaction that also wakes the integrator."""
         inserted: set[bytes] = set()
-        with self._store.engine.begin() as conn:
-            cur = cast(psycopg.Connection[Any], conn.connection.driver_connection).cursor()
-            key = self._mac_key
-            params = [
-                (s.digest, s.body_type, s.content, row_mac(key, s.digest, s.body_type), s.digest)
-                for s in subs
-            ]
-            cur.executemany(_INSERT_PENDING, params, returning=True)
-            while True:
-                row = cur.fetchone()
-                if row is not None:
-                    inserted.add(bytes(row[0]))
-                if not cur.nextset():
-                    break
-            channel = _PENDING_CHANNEL if inserted else _INTEGRATED_CHANNEL
-            cur.execute("SELECT pg_notify(%s, current_schema())", (channel,))
+        conn = self._submit_conn
+        if conn is None or conn.closed:  # the submitter's own: no pool checkout per append
+            conn = self._submit_conn = psycopg.connect(**self._connect_kw)
+        try:
+            self._insert_rows(conn.cursor(), subs, inserted)
+            conn.commit()
+        except BaseException:
+            with suppress(Exception):
+                conn.rollback()
+            if conn.broken:
+                self._submit_conn = None
+            raise
         return inserted
+
+    def _insert_rows(
+        self, cur: psycopg.Cursor[Any], subs: list[Submission], inserted: set[bytes]
+    ) -> None:
+        key = self._mac_key
+        params = [
+            (s.digest, s.body_type, s.content, row_mac(key, s.digest, s.body_type), s.digest)
+            for s in subs
+        ]
+        cur.executemany(_INSERT_PENDING, params, returning=True)
+        while True:
+            row = cur.fetchone()
+            if row is not None:
+                inserted.add(bytes(row[0]))
+            if not cur.nextset():
+                break
+        channel = _PENDING_CHANNEL if inserted else _INTEGRATED_CHANNEL
+        cur.execute("SELECT pg_notify(%s, current_schema())", (channel,))
 
     def _forget(self, waits: list[Wait], error: BaseException) -> None:
         with self._lock:
@@ -367,6 +385,11 @@ class SharedSequencer:
             return 0
         except Error as e:
             self._quarantine(read, e)
+            return 0
+        except Exception as e:  # a defect, not the rows': keep the thread, tell this process
+            log.exception("integration failed unexpectedly, retrying")
+            self._fail_all(e)
+            self._stop.wait(_RETRY_SECONDS)
             return 0
         return len(seq.indices)
 

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -153,13 +154,16 @@ def test_full_queue_is_refused_at_once_and_loses_nothing(tmp_path: Path) -> None
 
 
 def test_append_many_whose_first_batch_fails_waits_for_every_submission_and_reports_each(
-    db_url: str, key_path: Path, ledger: Ledger
+    db_url: str, key_path: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first batch's commit fails, later ones succeed: `append_many` raises only after every
-    submission has finished, with each outcome; nothing commits behind the caller's back."""
+    submission has finished, with each outcome; nothing commits behind the caller's back.
+    (SQLite: the sequencer's commit. PostgreSQL: the commit that makes a batch durable as
+    pending rows, which the submitter makes on its own connection.)"""
     from sqlalchemy import event
 
     from ledger.errors import AppendsFailed
+    from ledger.integrator import SharedSequencer
     from ledger.sequencer import AppendResult
 
     failed_once = threading.Event()
@@ -169,6 +173,13 @@ def test_append_many_whose_first_batch_fails_waits_for_every_submission_and_repo
             failed_once.set()
             raise RuntimeError("injected: the first commit fails")
 
+    insert_rows = SharedSequencer._insert_rows
+
+    def fail_first_insert(self: SharedSequencer, *args: Any) -> None:
+        insert_rows(self, *args)
+        fail_first_commit(None)  # raised before the submitter's commit: rolled back
+
+    monkeypatch.setattr(SharedSequencer, "_insert_rows", fail_first_insert)
     with Ledger.open(db_url, key_path, max_batch=10) as lg:
         event.listen(lg.store.engine, "commit", fail_first_commit)
         with pytest.raises(AppendsFailed) as e:
