@@ -1,11 +1,14 @@
-"""Fixtures shared by the export/import tests (as library and through the CLI)."""
+"""Fixtures shared by the ledger tests: export/import sources, and commits made to fail."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
 from attest.signers import KeySigner
 from ledger.log import Ledger
@@ -29,3 +32,30 @@ def source(
         url, tmp_path / "src.key", admin, sample_pub_pem, signed_samples[:5]
     ) as lg:
         yield lg
+
+
+@contextmanager
+def failing_commits(engine: Engine, fail: Callable[[], None]) -> Iterator[None]:
+    """While open, ``fail()`` runs before every commit that makes appends durable, and may raise:
+    the engine's commits (SQLite's sequencer, PostgreSQL's integrator) and, on PostgreSQL, the
+    submitter's, which it makes on a connection of its own."""
+    from sqlalchemy import event
+
+    from ledger.integrator import SharedSequencer
+
+    def on_commit(_conn: object) -> None:
+        fail()
+
+    insert_rows = SharedSequencer._insert_rows
+
+    def failing_insert(self: SharedSequencer, *args: Any) -> None:
+        insert_rows(self, *args)
+        fail()  # raised before the submitter's commit: rolled back
+
+    event.listen(engine, "commit", on_commit)
+    SharedSequencer._insert_rows = failing_insert  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        SharedSequencer._insert_rows = insert_rows  # type: ignore[method-assign]
+        event.remove(engine, "commit", on_commit)

@@ -9,13 +9,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ledger.fsck import check_ledger
 from ledger.log import Ledger
 from tests.conftest import envelope
+from tests.ledger.conftest import failing_commits
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -154,34 +154,26 @@ def test_full_queue_is_refused_at_once_and_loses_nothing(tmp_path: Path) -> None
 
 
 def test_append_many_whose_first_batch_fails_waits_for_every_submission_and_reports_each(
-    db_url: str, key_path: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    db_url: str, key_path: Path, ledger: Ledger
 ) -> None:
     """The first batch's commit fails, later ones succeed: `append_many` raises only after every
     submission has finished, with each outcome; nothing commits behind the caller's back.
     (SQLite: the sequencer's commit. PostgreSQL: the commit that makes a batch durable as
     pending rows, which the submitter makes on its own connection.)"""
-    from sqlalchemy import event
-
     from ledger.errors import AppendsFailed
-    from ledger.integrator import SharedSequencer
     from ledger.sequencer import AppendResult
 
     failed_once = threading.Event()
 
-    def fail_first_commit(_conn: object) -> None:
+    def fail_first_commit() -> None:
         if not failed_once.is_set():
             failed_once.set()
             raise RuntimeError("injected: the first commit fails")
 
-    insert_rows = SharedSequencer._insert_rows
-
-    def fail_first_insert(self: SharedSequencer, *args: Any) -> None:
-        insert_rows(self, *args)
-        fail_first_commit(None)  # raised before the submitter's commit: rolled back
-
-    monkeypatch.setattr(SharedSequencer, "_insert_rows", fail_first_insert)
-    with Ledger.open(db_url, key_path, max_batch=10) as lg:
-        event.listen(lg.store.engine, "commit", fail_first_commit)
+    with (
+        Ledger.open(db_url, key_path, max_batch=10) as lg,
+        failing_commits(lg.store.engine, fail_first_commit),
+    ):
         with pytest.raises(AppendsFailed) as e:
             lg.append_many([envelope(i) for i in range(60)])
         committed = ledger.store.size()  # read at once: nothing may still be on its way

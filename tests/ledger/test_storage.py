@@ -14,6 +14,7 @@ from ledger.errors import ConflictError, InvalidInput, NotFound, StorageError
 from ledger.log import Ledger
 from ledger.record import GENESIS_PREV, Record
 from tests.conftest import envelope
+from tests.ledger.conftest import failing_commits
 
 
 def _verify(
@@ -234,18 +235,17 @@ def test_invalid_origin_is_refused_before_anything_is_made(tmp_path: Path, key_p
 
 def test_a_batch_whose_commit_fails_leaves_no_trace_in_later_proofs(ledger: Ledger) -> None:
     """Tiles computed inside a batch that never commits must not be reused by the next batch."""
-    from sqlalchemy import event
-
-    def refuse_commit(_conn: object) -> None:
-        raise RuntimeError("injected: the commit fails")
-
     from ledger.errors import AppendsFailed
 
-    event.listen(ledger.store.engine, "commit", refuse_commit)
-    with pytest.raises(AppendsFailed, match="256 of 256 appends failed") as e:
+    def refuse_commit() -> None:
+        raise RuntimeError("injected: the commit fails")
+
+    with (
+        failing_commits(ledger.store.engine, refuse_commit),
+        pytest.raises(AppendsFailed, match="256 of 256 appends failed") as e,
+    ):
         ledger.append_many([envelope(i) for i in range(256)])  # fills tile (0, 0), never commits
     assert isinstance(e.value.__cause__, RuntimeError)  # returned only once every batch failed
-    event.remove(ledger.store.engine, "commit", refuse_commit)
     assert ledger.store.size() == 0
     results = ledger.append_many([envelope(1000 + i) for i in range(257)])  # another tile (0, 0)
     leaves = [r.leaf_hash for r in ledger.store.records(0, 257)]

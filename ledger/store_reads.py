@@ -1,0 +1,279 @@
+"""The ledger database's reads: records, bodies, checkpoints and tiles (never the write lock).
+
+:class:`StoreReads` is the read half of :class:`ledger.storage.LedgerStore`; the write path uses
+its in-transaction helpers (``_head``, ``_latest_checkpoint``, the tile fetchers) under the lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+from sqlalchemy import Connection, Engine, and_, func, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger._internal import schema
+from ledger._internal.cells import as_stored, blob, integer
+from ledger._internal.db_errors import one_line
+from ledger.errors import NotFound, StorageError
+from ledger.record import Record
+from ledger.tiles import TILE_HEIGHT, TILE_WIDTH, TileCache, TileKey, TileTree
+from ledger.writer_checks import LogHead, TileFetch
+
+__all__ = ["StoreReads"]
+
+_CHUNK = 500  # bound parameters per IN (...) query
+_PG_TILES = (
+    "SELECT level, idx, hashes FROM tiles WHERE (level, idx) IN "
+    "(SELECT * FROM unnest(%s::int[], %s::bigint[]))"
+)
+_SQLITE_TILES = "SELECT level, idx, hashes FROM tiles WHERE "
+
+
+class StoreReads:
+    """Every read of one ledger database (see the module docstring)."""
+
+    engine: Engine
+    cache: TileCache
+
+    def _head(self, conn: Connection) -> LogHead:
+        r = schema.records.c
+        first = select(func.min(r.idx)).scalar_subquery()  # one round trip for both ends
+        row = conn.execute(
+            select(r.idx, r.leaf_hash, r.time, first.label("first")).order_by(r.idx.desc()).limit(1)
+        ).first()
+        if row is None:
+            return LogHead(0, None, None)
+        return LogHead(row.idx + 1, row.leaf_hash, row.time, row.first)
+
+    def _indices_by_digest(self, conn: Connection, digests: Sequence[bytes]) -> dict[bytes, int]:
+        r = schema.records.c
+        out: dict[bytes, int] = {}
+        unique = list(dict.fromkeys(digests))
+        for i in range(0, len(unique), _CHUNK):
+            chunk = unique[i : i + _CHUNK]
+            for row in conn.execute(select(r.body_digest, r.idx).where(r.body_digest.in_(chunk))):
+                out[row.body_digest] = row.idx
+        return out
+
+    def indices_by_digest(self, digests: Sequence[bytes]) -> dict[bytes, int]:
+        """The index of every body among ``digests`` that is in the log."""
+        with self._conn() as conn:
+            return self._indices_by_digest(conn, digests)
+
+    def leaves_by_digest(self, digests: Sequence[bytes]) -> dict[bytes, tuple[int, bytes]]:
+        """``(index, leaf)`` of every body among ``digests`` that is in the log."""
+        r = schema.records.c
+        out: dict[bytes, tuple[int, bytes]] = {}
+        with self._conn() as conn:
+            for i in range(0, len(digests), _CHUNK):
+                q = select(r.body_digest, r.idx, r.leaf).where(
+                    r.body_digest.in_(digests[i : i + _CHUNK])
+                )
+                out.update((bytes(d), (int(x), bytes(leaf))) for d, x, leaf in conn.execute(q))
+        return out
+
+    def pending_errors(self, digests: Sequence[bytes]) -> dict[bytes, str]:
+        """Why each of ``digests`` that failed integration failed (PostgreSQL's pending rows)."""
+        p = schema.pending.c
+        out: dict[bytes, str] = {}
+        with self._conn() as conn:
+            for i in range(0, len(digests), _CHUNK):
+                q = select(p.digest, p.error).where(
+                    p.digest.in_(digests[i : i + _CHUNK]), p.error.is_not(None)
+                )
+                out.update((bytes(d), str(e)) for d, e in conn.execute(q))
+        return out
+
+    def _fetch_tiles(self, conn: Connection, keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
+        # The driver's own SQL: building a new SQLAlchemy expression per call cost more than the
+        # query (its cache key is recomputed every time), and this runs several times per batch.
+        out: dict[TileKey, bytes] = {}
+        pg = conn.dialect.name == "postgresql"
+        for i in range(0, len(keys), _CHUNK):
+            chunk = keys[i : i + _CHUNK]
+            if not chunk:
+                continue
+            if pg:
+                params: tuple[object, ...] = ([k[0] for k in chunk], [k[1] for k in chunk])
+                rows = conn.exec_driver_sql(_PG_TILES, params)
+            else:  # an OR of primary-key lookups: SQLite scans the table for a row-value IN
+                sql = _SQLITE_TILES + " OR ".join(["(level = ? AND idx = ?)"] * len(chunk))
+                rows = conn.exec_driver_sql(sql, tuple(x for k in chunk for x in k))
+            for level, idx, hashes in rows:
+                out[(level, idx)] = bytes(hashes)
+        return out
+
+    def _memo_fetch(self, conn: Connection) -> TileFetch:
+        """A tile reader for one transaction that reads each tile from the database once."""
+        memo: dict[TileKey, bytes] = {}
+
+        def fetch(keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
+            missing = [k for k in keys if k not in memo]
+            if missing:
+                memo.update(self._fetch_tiles(conn, missing))
+            return {k: memo[k] for k in keys if k in memo}
+
+        return fetch
+
+    def _overlay_fetch(
+        self, conn: Connection, overlay: Mapping[TileKey, bytes]
+    ) -> Callable[[Sequence[TileKey]], dict[TileKey, bytes]]:
+        def fetch(keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
+            out = {k: overlay[k] for k in keys if k in overlay}
+            out.update(self._fetch_tiles(conn, [k for k in keys if k not in overlay]))
+            return out
+
+        return fetch
+
+    def _latest_checkpoint(self, conn: Connection) -> tuple[int, str]:
+        c = schema.checkpoints.c
+        row = conn.execute(select(c.size, c.note).order_by(c.size.desc()).limit(1)).first()
+        if row is None:
+            raise NotFound("the ledger has no checkpoint: run `ledger init` first")
+        return row.size, row.note
+
+    def latest_checkpoint(self) -> tuple[int, str]:
+        with self._conn() as conn:
+            return self._latest_checkpoint(conn)
+
+    def checkpoint_at(self, size: int) -> str:
+        c = schema.checkpoints.c
+        with self._conn() as conn:
+            note = conn.execute(select(c.note).where(c.size == size)).scalar()
+        if note is None:
+            raise NotFound(f"no checkpoint was signed at tree size {size}")
+        return str(note)
+
+    def iter_checkpoints(self, chunk: int = 2000) -> Iterator[tuple[int, bytes, str]]:
+        """Every checkpoint by size, from the lowest stored (even a negative one), in pages."""
+        c = schema.checkpoints.c
+        after: int | None = None
+        while True:
+            with self._conn() as conn:
+                q = select(c.size, *as_stored(conn, c.root), c.note)
+                q = q if after is None else q.where(c.size > after)
+                rows = conn.execute(q.order_by(c.size).limit(chunk)).all()
+            if not rows:
+                return
+            for row in rows:
+                integer(row.size, "a checkpoint size")
+                where = max(row.size - 1, 0)
+                root = blob(row.root, row.root_t, f"checkpoint at size {row.size}: root", where)
+                yield row.size, root, row.note
+            after = rows[-1].size
+
+    def size(self) -> int:
+        with self._conn() as conn:
+            return self._head(conn).size
+
+    def tree(self, size: int) -> TileTree:
+        """A view of the tree at ``size`` whose tile reads each use a short read transaction."""
+
+        def fetch(keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
+            with self._conn() as conn:
+                return self._fetch_tiles(conn, keys)
+
+        return TileTree(size, fetch, self.cache)
+
+    def record(self, index: int) -> Record:
+        rows = self.records(index, index + 1)
+        if not rows:
+            raise NotFound(f"no record at index {index}")
+        return rows[0]
+
+    def records(self, start: int, end: int) -> list[Record]:
+        r = schema.records.c
+        with self._conn() as conn:
+            rows = conn.execute(
+                select(r.leaf).where(r.idx >= start, r.idx < end).order_by(r.idx)
+            ).all()
+        return [Record.from_leaf(bytes(row.leaf)) for row in rows]
+
+    def iter_rows(
+        self, chunk: int = 10_000, *, start: int | None = 0
+    ) -> Iterator[tuple[int, bytes, bytes, bytes, str]]:
+        """Stored record rows as they are on disk, in index order, from ``start`` (``None``: from
+        the lowest stored index, even a negative one — what ``ledger check`` needs)."""
+        r = schema.records.c
+        while True:
+            with self._conn() as conn:
+                q = select(
+                    r.idx,
+                    *as_stored(conn, r.leaf),
+                    *as_stored(conn, r.leaf_hash),
+                    *as_stored(conn, r.body_digest),
+                    r.time,
+                )
+                q = q if start is None else q.where(r.idx >= start)
+                rows = conn.execute(q.order_by(r.idx).limit(chunk)).all()
+            if not rows:
+                return
+            for row in rows:
+                i = integer(row.idx, "a record index")
+                yield (
+                    i,
+                    blob(row.leaf, row.leaf_t, f"record {i}: leaf", i),
+                    blob(row.leaf_hash, row.leaf_hash_t, f"record {i}: leaf hash", i),
+                    blob(row.body_digest, row.body_digest_t, f"record {i}: body digest", i),
+                    row.time,
+                )
+            start = rows[-1].idx + 1
+
+    def bodies(self, digests: Sequence[bytes]) -> dict[bytes, tuple[str, bytes]]:
+        """Bodies by digest; a body not stored as bytes raises :class:`IntegrityError`."""
+        b = schema.bodies.c
+        out: dict[bytes, tuple[str, bytes]] = {}
+        with self._conn() as conn:
+            for i in range(0, len(digests), _CHUNK):
+                q = select(*as_stored(conn, b.digest), b.body_type, *as_stored(conn, b.content))
+                for row in conn.execute(q.where(b.digest.in_(digests[i : i + _CHUNK]))):
+                    digest = blob(row.digest, row.digest_t, "a body's digest", None)
+                    what = f"body sha256:{digest.hex()}"
+                    out[digest] = (row.body_type, blob(row.content, row.content_t, what, None))
+        return out
+
+    def iter_tiles(self, chunk: int = 500) -> Iterator[tuple[TileKey, bytes]]:
+        """Every tile by (level, index), from the lowest stored (even a negative one), in pages."""
+        t = schema.tiles.c
+        after: TileKey | None = None
+        while True:
+            with self._conn() as conn:
+                q = select(t.level, t.idx, *as_stored(conn, t.hashes))
+                if after is not None:
+                    level, idx = after
+                    q = q.where(or_(t.level > level, and_(t.level == level, t.idx > idx)))
+                rows = conn.execute(q.order_by(t.level, t.idx).limit(chunk)).all()
+            if not rows:
+                return
+            for row in rows:
+                key = (integer(row.level, "a tile level"), integer(row.idx, "a tile index"))
+                where = max(row.idx, 0) * TILE_WIDTH << (TILE_HEIGHT * max(row.level, 0))
+                yield key, blob(row.hashes, row.hashes_t, f"tile {key}", where)
+            after = rows[-1].level, rows[-1].idx
+
+    def _conn(self) -> _ReadConnection:
+        return _ReadConnection(self.engine)
+
+
+class _ReadConnection:
+    """A read connection whose database errors surface as :class:`StorageError`.
+
+    Driver errors arrive already translated (``db_errors``); this catches what SQLAlchemy itself
+    raises."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> Connection:
+        try:
+            self._conn = self._engine.connect()
+        except SQLAlchemyError as e:
+            raise StorageError(f"cannot reach the database: {one_line(e)}") from e
+        return self._conn
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        assert self._conn is not None
+        self._conn.close()
+        if isinstance(exc, SQLAlchemyError):
+            raise StorageError(f"database read failed: {one_line(exc)}") from exc
