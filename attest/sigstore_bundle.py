@@ -9,7 +9,7 @@ expression matched against the whole value.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -116,6 +116,8 @@ class VerifiedBundle:
     payload: bytes
     issuer: str
     identities: tuple[str, ...]
+    # the verified signing certificate, for checks on its Fulcio extensions (source repo, ref…)
+    certificate: x509.Certificate | None = field(default=None, compare=False, repr=False)
 
 
 def load_trusted_root(path: Path | None) -> TrustedRoot:
@@ -179,4 +181,5 @@ def verify_bundle(
         payload=payload,
         issuer=certificate_issuer(cert) or "",
         identities=tuple(sorted(certificate_identities(cert))),
+        certificate=cert,
     )
