@@ -34,6 +34,7 @@ from attest.errors import Error, InvalidInput, SignatureError
 from attest.sigstore_bundle import IdentityPolicy
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
     from sigstore.models import Bundle, TrustedRoot
 
 __all__ = [
@@ -102,7 +103,7 @@ def _verify_certificate_bundle(
     return VerifiedSigstoreBundle(sha256, None, None)
 
 
-def _public_key(pem: bytes) -> object:
+def _public_key(pem: bytes) -> ec.EllipticCurvePublicKey:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -142,7 +143,7 @@ def verify_sigstore_bundle(
         if key is not None:
             from attest._internal.sigstore_compat import verify_managed_key
 
-            verify_managed_key(bundle, _public_key(key), sha256, root)  # type: ignore[arg-type]
+            verify_managed_key(bundle, _public_key(key), sha256, root)
             return VerifiedSigstoreBundle(sha256, None, None)
         if identity is None:
             raise InvalidInput("a certificate identity and issuer, or --key, are required")

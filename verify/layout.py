@@ -214,7 +214,8 @@ def verify_layout(
     ``layout_keys`` are SPKI PEM public keys; each must have signed the layout. ``links`` maps
     link file names (``package.2f89b927.link``) to their bytes, or is a link directory.
     ``inspect_in`` is where the layout's inspection commands run (they are commands from the
-    signed layout, run as the reference verifier runs them). ``artifacts`` (name -> sha256 hex)
+    signed layout, run as the reference verifier runs them; the process changes into that
+    directory meanwhile, so do not verify layouts with inspections from several threads). ``artifacts`` (name -> sha256 hex)
     must be products of the supply chain. Raises :class:`LayoutError` (or
     :class:`LayoutSignatureError`) naming the in-toto check that failed; ``InvalidInput`` for
     malformed input.
