@@ -1,4 +1,4 @@
-"""Two verification rules sigstore-python 4.5 lacks, applied with its own pieces.
+"""Three verification rules sigstore-python 4.5 lacks, applied with its own pieces.
 
 1. Rekor ``intoto`` v0.0.2 log entries (what slsa-github-generator's TRW/BYOB builders and
    cosign < 2.x wrote): sigstore-python refuses any of them ("Integrated time only supported for
@@ -12,6 +12,10 @@
    (``Bundle`` insists on a certificate). :func:`verify_managed_key` checks the message
    signature with the caller's key, the digest, the ``hashedrekord`` entry's consistency, and
    the entry's inclusion proof, checkpoint and SET against the trusted root's Rekor keys.
+3. A TSA's ``validFor.end`` is inclusive (the trust root's TimeRange is a closed interval, as
+   for transparency logs): sigstore-python refuses a timestamp generated exactly at the end.
+   :class:`CompatVerifier` accepts it after checking the timestamp's signature and chain
+   against that TSA with rfc3161-client, as sigstore-python does for the others.
 
 Private sigstore-python APIs are used (``_verify_common_signing_cert``, ``_establish_time``,
 ``TransparencyLogEntry._verify``); ``tests/verify/test_conformance.py`` pins their behaviour on
@@ -36,6 +40,8 @@ from sigstore.errors import VerificationError
 from sigstore.verify import Verifier
 
 if TYPE_CHECKING:
+    from rfc3161_client import TimeStampResponse
+    from sigstore._internal.trust import CertificateAuthority
     from sigstore.models import Bundle, TrustedRoot
     from sigstore.verify.policy import VerificationPolicy
 
@@ -81,6 +87,21 @@ class CompatVerifier(Verifier):
             )
         return times
 
+    def _verify_signed_timestamp(
+        self, timestamp_response: TimeStampResponse, message: bytes
+    ) -> TimestampVerificationResult | None:
+        result = super()._verify_signed_timestamp(timestamp_response, message)
+        if result is not None:
+            return result
+        when = timestamp_response.tst_info.gen_time
+        for tsa in self._trusted_root.get_timestamp_authorities():
+            at_end = tsa.validity_period_end == when and tsa.validity_period_start <= when
+            if at_end and _signed_by(tsa, timestamp_response, message):
+                return TimestampVerificationResult(
+                    source=TimestampSource.TIMESTAMP_AUTHORITY, time=when
+                )
+        return None
+
     def verify_dsse(self, bundle: Bundle, policy: VerificationPolicy) -> tuple[str, bytes]:
         if _kind(bundle) != _INTOTO_V002:
             return super().verify_dsse(bundle, policy)
@@ -96,6 +117,24 @@ class CompatVerifier(Verifier):
         dsse._verify(key, envelope)  # step (7)
         _check_intoto_v002_body(bundle)  # step (8)
         return (envelope._inner.payload_type, envelope._inner.payload)
+
+
+def _signed_by(tsa: CertificateAuthority, response: TimeStampResponse, message: bytes) -> bool:
+    """The timestamp over ``message`` verifies with this TSA's chain (leaf, intermediates, root)."""
+    from rfc3161_client import VerificationError as TimestampError
+    from rfc3161_client import VerifierBuilder
+
+    chain = tsa.certificates(allow_expired=True)
+    if len(chain) < 2:  # a signing certificate and a root at least
+        return False
+    builder = VerifierBuilder().tsa_certificate(chain[0]).add_root_certificate(chain[-1])
+    for intermediate in chain[1:-1]:
+        builder = builder.add_intermediate_certificate(intermediate)
+    try:
+        builder.build().verify_message(response, message)
+    except TimestampError:
+        return False
+    return True
 
 
 def _b64(value: Any, what: str) -> bytes:

@@ -259,3 +259,64 @@ def test_python_dash_m_entry_point() -> None:
     cmd[cmd.index("--trusted-root") : cmd.index("--trusted-root") + 2] = []  # production root
     done = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == EXIT_VERIFICATION_FAILED, done.stderr
+
+
+# --- trust-root-tsa-validity-end-inclusive, rebuilt -------------------------------------------
+# Upstream's case is not in the fixture snapshot; it was made from a rekor2 bundle by setting
+# the TSA's validFor.end to the timestamp's genTime. We do the same in a tmp dir.
+
+
+def _tsa_gen_time(bundle: Path) -> str:
+    import base64
+
+    from rfc3161_client import decode_timestamp_response
+
+    doc = json.loads(bundle.read_bytes())
+    token = doc["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"][0]
+    when = decode_timestamp_response(base64.b64decode(token["signedTimestamp"])).tst_info.gen_time
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _root_with_tsa_end(tmp_path: Path, end: str) -> Path:
+    root = json.loads((CASES / "rekor2-happy-path" / "trusted_root.json").read_bytes())
+    for tsa in root["timestampAuthorities"]:
+        tsa["validFor"]["end"] = end
+    path = tmp_path / "trusted_root.json"
+    path.write_text(json.dumps(root))
+    return path
+
+
+def test_tsa_validity_end_is_inclusive(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta
+
+    bundle = CASES / "rekor2-happy-path" / "bundle.sigstore.json"
+    gen_time = _tsa_gen_time(bundle)
+    args = (bundle.read_bytes(), artifact_digest(str(CASES / "a.txt")))
+    identity = IdentityPolicy(ISSUER, IDENTITY)
+    verify_sigstore_bundle(
+        *args, identity=identity, trusted_root=_root_with_tsa_end(tmp_path, gen_time)
+    )
+    before = datetime.strptime(gen_time, "%Y-%m-%dT%H:%M:%SZ") - timedelta(seconds=1)
+    with pytest.raises(SignatureError, match="not enough sources of verified time"):
+        verify_sigstore_bundle(
+            *args,
+            identity=identity,
+            trusted_root=_root_with_tsa_end(tmp_path, before.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        )
+
+
+def test_sigstore_python_alone_treats_tsa_end_as_exclusive(tmp_path: Path) -> None:
+    """Pins the gap: an upgrade that fixes it makes this fail, and the override can go."""
+    from sigstore.errors import VerificationError
+    from sigstore.models import Bundle, TrustedRoot
+    from sigstore.verify import Verifier
+
+    bundle = CASES / "rekor2-happy-path" / "bundle.sigstore.json"
+    root = _root_with_tsa_end(tmp_path, _tsa_gen_time(bundle))
+    verifier = Verifier(trusted_root=TrustedRoot.from_file(str(root)))
+    with pytest.raises(VerificationError, match="not enough sources of verified time"):
+        verifier.verify_artifact(
+            (CASES / "a.txt").read_bytes(),
+            Bundle.from_json(bundle.read_bytes()),
+            IdentityPolicy(ISSUER, IDENTITY),
+        )
