@@ -147,6 +147,17 @@ def _check_products(
             )
 
 
+_INSPECT_TIMEOUT = 10  # seconds, in-toto's default (settings.LINK_CMD_EXEC_TIMEOUT)
+
+
+def _has_sublayout(steps_metadata: Mapping[str, Mapping[str, Any]]) -> bool:
+    return any(
+        m.get_payload().type_ == "layout"
+        for per_key in steps_metadata.values()
+        for m in per_key.values()
+    )
+
+
 def _run(
     raw: bytes,
     metadata: Any,
@@ -171,9 +182,10 @@ def _run(
     else:
         steps_metadata = _load_links(layout, links)
     steps_metadata = lib.verify_link_signature_thresholds(layout, steps_metadata)  # (5)
-    chain = lib.verify_sublayouts(  # (6)
-        layout, steps_metadata, str(links) if isinstance(links, Path) else ".", 10
-    )
+    if not isinstance(links, Path) and _has_sublayout(steps_metadata):
+        raise InvalidInput("a sublayout's links are read from a directory: pass the link dir")
+    base = str(links) if isinstance(links, Path) else "/nonexistent"  # no sublayout to read
+    chain = lib.verify_sublayouts(layout, steps_metadata, base, _INSPECT_TIMEOUT)  # (6)
     lib.verify_all_steps_command_alignment(layout, chain)  # (7)
     lib.verify_threshold_constraints(layout, chain)  # (8)
     reduced = lib.reduce_chain_links(chain)
@@ -185,7 +197,7 @@ def _run(
                 " directory to run them in"
             )
         with contextlib.chdir(inspect_in):
-            inspected = lib.run_all_inspections(layout, False)  # (10)
+            inspected = lib.run_all_inspections(layout, False, _INSPECT_TIMEOUT)  # (10)
             lib.verify_all_item_rules(layout.inspect, {**reduced, **inspected})  # (11)
     summary = lib.get_summary_link(layout, reduced, "")
     return LayoutVerdict(

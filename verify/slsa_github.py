@@ -65,6 +65,7 @@ DELEGATOR_WORKFLOWS = frozenset(
 SLSA_V02 = "https://slsa.dev/provenance/v0.2"
 SLSA_V1 = "https://slsa.dev/provenance/v1"
 _CALLER_REPOSITORY = "1.3.6.1.4.1.57264.1.5"  # "owner/repo", raw bytes (Fulcio v1 extension)
+_SOURCE_REPOSITORY_URI = "1.3.6.1.4.1.57264.1.12"  # https://github.com/owner/repo, DER UTF8String
 _SEMVER = re.compile(
     r"v(0|[1-9]\d*)(?:\.(0|[1-9]\d*)(?:\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?)?)?"
 )
@@ -145,15 +146,31 @@ def _ref_name(kind: str, ref: str) -> str:
     return parts[2]
 
 
-def _extension(cert: x509.Certificate, oid: str) -> str:
+def _extension(cert: x509.Certificate, oid: str) -> bytes:
     from cryptography import x509
     from cryptography.x509.oid import ObjectIdentifier
 
     try:
         ext = cert.extensions.get_extension_for_oid(ObjectIdentifier(oid)).value
     except x509.ExtensionNotFound:
-        return ""
-    return bytes(ext.value).decode(errors="replace")  # type: ignore[attr-defined]
+        return b""
+    return bytes(ext.value)  # type: ignore[attr-defined]
+
+
+def _caller_repository(cert: x509.Certificate) -> str:
+    """The repository whose workflow ran, as ``github.com/owner/repo`` (Fulcio's v1 extension,
+    else its v2 SourceRepositoryURI)."""
+    from cryptography.hazmat import asn1
+
+    v1 = _extension(cert, _CALLER_REPOSITORY)
+    if v1:
+        return "github.com/" + v1.decode(errors="replace")
+    v2 = _extension(cert, _SOURCE_REPOSITORY_URI)
+    try:
+        uri = str(asn1.decode_der(str, v2)) if v2 else ""
+    except ValueError:
+        uri = ""
+    return uri.removeprefix("https://")
 
 
 class _Provenance:
@@ -193,7 +210,7 @@ class _Provenance:
     def trigger_uri(self) -> str:
         if self.type == SLSA_V02:
             return str(self._get("invocation", "configSource", "uri"))
-        workflow_ref = str(self.environment().get("github_workflow_ref", ""))
+        workflow_ref = self._env_str("github_workflow_ref")
         repo_path, _, ref = workflow_ref.partition("@")
         repo = "/".join(repo_path.split("/")[:2])
         return f"git+https://github.com/{repo}@{ref}"
@@ -299,8 +316,8 @@ def _check_source(prov: _Provenance, cert: x509.Certificate, expected: str) -> s
     source = _normalize_source(expected)
     if not source.startswith("git+https://github.com/"):
         raise _fail("ErrorMalformedURI", f"expected a github.com repository, got {expected!r}")
-    caller = _extension(cert, _CALLER_REPOSITORY)
-    if f"git+https://github.com/{caller}" != source:
+    caller = _caller_repository(cert)
+    if f"git+https://{caller}" != source:
         raise _fail("ErrorMismatchSource", f"certificate caller {caller!r}, expected {expected!r}")
     trigger = prov.trigger_uri()
     trigger_repo, _, trigger_ref = trigger.partition("@")

@@ -271,3 +271,28 @@ def test_bad_input_is_invalid_input(layout: bytes, keys: list[bytes], message: s
 def test_naive_time_is_refused() -> None:
     with pytest.raises(InvalidInput, match="time zone"):
         verify_layout(b"{}", [b"k"], {}, at=datetime(2026, 1, 1))
+
+
+def test_sublayouts_need_a_link_directory(chain: Path) -> None:
+    """A step whose 'link' is a layout (signed by its functionary) is a sublayout: its own links
+    live in a subdirectory, so links from memory fail closed rather than read the cwd."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from in_toto.models.metadata import Metadata
+    from securesystemslib.signer import CryptoSigner, SSlibKey
+
+    template = json.loads((DEMO / "demo_files" / "demo.layout.template").read_bytes())
+    keyid = next(k for k in template["signed"]["keys"] if k.startswith("776a00e2"))
+    bob = SSlibKey.from_dict(keyid, dict(template["signed"]["keys"][keyid]))  # legacy keyid
+    sub = Metadata.from_dict(template)
+    private = load_pem_private_key((DEMO / "demo_files" / "bob").read_bytes(), None)
+    sub.create_signature(CryptoSigner(private, bob))  # type: ignore[arg-type]
+    links = {p.name: p.read_bytes() for p in chain.glob("*.link")}
+    links["write-code.776a00e2.link"] = json.dumps(sub.to_dict()).encode()
+    with pytest.raises(InvalidInput, match="sublayout"):
+        verify_layout(
+            (chain / "root.layout").read_bytes(),
+            [(DEMO / "demo_files" / "alice.pub").read_bytes()],
+            links,
+            at=datetime.now(UTC),
+            inspect_in=chain,
+        )
