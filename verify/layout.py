@@ -158,6 +158,41 @@ def _has_sublayout(steps_metadata: Mapping[str, Mapping[str, Any]]) -> bool:
     )
 
 
+def _verified_chain(layout: Any, links: Mapping[str, bytes] | Path) -> dict[str, Any]:
+    """Steps (4)-(9): the links, their signatures and thresholds, sublayouts, commands and step
+    rules; the reduced chain (one link per step)."""
+    from in_toto import verifylib as lib
+
+    if isinstance(links, Path):  # (4)
+        steps_metadata = lib.load_links_for_layout(layout, str(links))
+    else:
+        steps_metadata = _load_links(layout, links)
+    steps_metadata = lib.verify_link_signature_thresholds(layout, steps_metadata)  # (5)
+    if not isinstance(links, Path) and _has_sublayout(steps_metadata):
+        raise InvalidInput("a sublayout's links are read from a directory: pass the link dir")
+    base = str(links) if isinstance(links, Path) else "/nonexistent"  # no sublayout to read
+    chain = lib.verify_sublayouts(layout, steps_metadata, base, _INSPECT_TIMEOUT)  # (6)
+    lib.verify_all_steps_command_alignment(layout, chain)  # (7)
+    lib.verify_threshold_constraints(layout, chain)  # (8)
+    reduced: dict[str, Any] = lib.reduce_chain_links(chain)
+    lib.verify_all_item_rules(layout.steps, reduced)  # (9)
+    return reduced
+
+
+def _inspect(layout: Any, reduced: Mapping[str, Any], inspect_in: Path | None) -> None:
+    """Steps (10)-(11): run the inspections in ``inspect_in`` and check their rules."""
+    from in_toto import verifylib as lib
+
+    if not layout.inspect:
+        return
+    if inspect_in is None:
+        names = [i.name for i in layout.inspect]
+        raise InvalidInput(f"the layout has inspections {names}: name the directory to run them in")
+    with contextlib.chdir(inspect_in):
+        inspected = lib.run_all_inspections(layout, False, _INSPECT_TIMEOUT)  # (10)
+        lib.verify_all_item_rules(layout.inspect, {**reduced, **inspected})  # (11)
+
+
 def _run(
     raw: bytes,
     metadata: Any,
@@ -177,28 +212,8 @@ def _run(
         raise LayoutExpiredError(f"Layout expired at {expires.isoformat()} (checked at {at})")
     if parameters is not None:
         lib.substitute_parameters(layout, dict(parameters))  # (3)
-    if isinstance(links, Path):  # (4)
-        steps_metadata = lib.load_links_for_layout(layout, str(links))
-    else:
-        steps_metadata = _load_links(layout, links)
-    steps_metadata = lib.verify_link_signature_thresholds(layout, steps_metadata)  # (5)
-    if not isinstance(links, Path) and _has_sublayout(steps_metadata):
-        raise InvalidInput("a sublayout's links are read from a directory: pass the link dir")
-    base = str(links) if isinstance(links, Path) else "/nonexistent"  # no sublayout to read
-    chain = lib.verify_sublayouts(layout, steps_metadata, base, _INSPECT_TIMEOUT)  # (6)
-    lib.verify_all_steps_command_alignment(layout, chain)  # (7)
-    lib.verify_threshold_constraints(layout, chain)  # (8)
-    reduced = lib.reduce_chain_links(chain)
-    lib.verify_all_item_rules(layout.steps, reduced)  # (9)
-    if layout.inspect:
-        if inspect_in is None:
-            raise InvalidInput(
-                f"the layout has inspections {[i.name for i in layout.inspect]}: name the"
-                " directory to run them in"
-            )
-        with contextlib.chdir(inspect_in):
-            inspected = lib.run_all_inspections(layout, False, _INSPECT_TIMEOUT)  # (10)
-            lib.verify_all_item_rules(layout.inspect, {**reduced, **inspected})  # (11)
+    reduced = _verified_chain(layout, links)  # (4)-(9)
+    _inspect(layout, reduced, inspect_in)  # (10)-(11)
     summary = lib.get_summary_link(layout, reduced, "")
     return LayoutVerdict(
         expires=expires,
