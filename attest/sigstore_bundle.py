@@ -9,8 +9,9 @@ expression matched against the whole value.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat import asn1
@@ -19,7 +20,17 @@ from cryptography.x509.oid import ObjectIdentifier
 from attest._internal import jsontext
 from attest.errors import InvalidInput, SignatureError
 
-__all__ = ["BUNDLE_MEDIA_TYPES", "IdentityPolicy", "VerifiedBundle", "verify_bundle"]
+if TYPE_CHECKING:
+    from sigstore.models import Bundle, TrustedRoot
+
+__all__ = [
+    "BUNDLE_MEDIA_TYPES",
+    "IdentityPolicy",
+    "VerifiedBundle",
+    "load_trusted_root",
+    "parse_bundle",
+    "verify_bundle",
+]
 
 BUNDLE_MEDIA_TYPES = (
     "application/vnd.dev.sigstore.bundle.v0.3+json",
@@ -105,30 +116,61 @@ class VerifiedBundle:
     payload: bytes
     issuer: str
     identities: tuple[str, ...]
+    # the verified signing certificate, for checks on its Fulcio extensions (source repo, ref…)
+    certificate: x509.Certificate | None = field(default=None, compare=False, repr=False)
 
 
-def verify_bundle(bundle: bytes, *, trusted_root: Path, identity: IdentityPolicy) -> VerifiedBundle:
-    """Verify a Sigstore bundle carrying a DSSE envelope: certificate chain to the trusted root,
-    transparency-log entry and time, the envelope signature, and the identity policy."""
+def load_trusted_root(path: Path | None) -> TrustedRoot:
+    """A ``trusted_root.json`` file, or (``None``) the Sigstore production root shipped with
+    sigstore-python, read offline."""
     from sigstore.errors import Error as SigstoreError
-    from sigstore.models import Bundle, InvalidBundle, TrustedRoot
-    from sigstore.verify import Verifier
+    from sigstore.models import TrustedRoot
+
+    from attest._internal.sigstore_compat import production_trusted_root
 
     try:
-        root = TrustedRoot.from_file(str(trusted_root))
+        return production_trusted_root() if path is None else TrustedRoot.from_file(str(path))
     except (OSError, ValueError, SigstoreError) as e:
         raise InvalidInput(f"cannot load trusted root: {e}") from e
+
+
+def parse_bundle(bundle: bytes) -> Bundle:
+    """A Sigstore bundle, parsed and checked for shape (not yet verified)."""
+    from sigstore.models import Bundle, InvalidBundle
+
+    try:
+        return Bundle.from_json(bundle)
+    except (InvalidBundle, ValueError) as e:
+        raise InvalidInput(f"not a valid Sigstore bundle: {e}") from e
+
+
+def verify_bundle(
+    bundle: bytes, *, trusted_root: Path | TrustedRoot | None, identity: IdentityPolicy
+) -> VerifiedBundle:
+    """Verify a Sigstore bundle carrying a DSSE envelope: certificate chain to the trusted root,
+    transparency-log entry and time, the envelope signature, and the identity policy.
+
+    ``trusted_root`` is a file, a loaded root, or ``None`` for the production root shipped with
+    sigstore-python (offline). Rekor ``intoto`` v0.0.2 entries are verified too (sigstore-python
+    4.5 refuses them; see :mod:`attest._internal.sigstore_compat`).
+    """
+    from sigstore.errors import Error as SigstoreError
+
+    from attest._internal.sigstore_compat import CompatVerifier
+
+    root = (
+        load_trusted_root(trusted_root)
+        if trusted_root is None or isinstance(trusted_root, Path)
+        else trusted_root
+    )
     shape = jsontext.loads(bundle, "Sigstore bundle")
     if not isinstance(shape, dict) or "dsseEnvelope" not in shape:
         raise InvalidInput(
             "Sigstore bundle carries no DSSE envelope (a message signature is not an attestation)"
         )
+    parsed = parse_bundle(bundle)
     try:
-        parsed = Bundle.from_json(bundle)
-    except (InvalidBundle, ValueError) as e:
-        raise InvalidInput(f"not a valid Sigstore bundle: {e}") from e
-    try:
-        payload_type, payload = Verifier(trusted_root=root).verify_dsse(parsed, identity)
+        payload_type, payload = CompatVerifier(trusted_root=root).verify_dsse(parsed, identity)
     except SigstoreError as e:
         raise SignatureError(f"Sigstore bundle does not verify: {e}") from e
     except ValueError as e:  # malformed parts sigstore-python only notices while verifying
@@ -139,4 +181,5 @@ def verify_bundle(bundle: bytes, *, trusted_root: Path, identity: IdentityPolicy
         payload=payload,
         issuer=certificate_issuer(cert) or "",
         identities=tuple(sorted(certificate_identities(cert))),
+        certificate=cert,
     )
