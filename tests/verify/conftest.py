@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
@@ -105,7 +104,7 @@ def provenance(builder: str = BUILDER, deps: tuple[str, ...] = ()) -> dict[str, 
     }
 
 
-def test_result(result: str = "PASSED") -> dict[str, Any]:
+def result_predicate(result: str = "PASSED") -> dict[str, Any]:
     return {"result": result, "passedTests": ["t"] if result == "PASSED" else []}
 
 
@@ -116,7 +115,10 @@ def scan(cve: str, severity: str) -> dict[str, Any]:
             "version": "0.79.3",
             "result": [{"id": cve, "severity": [{"method": "grype", "score": severity}]}],
         },
-        "metadata": {"scanStartedOn": "2026-11-01T10:00:00Z", "scanFinishedOn": "2026-11-01T10:00:01Z"},
+        "metadata": {
+            "scanStartedOn": "2026-11-01T10:00:00Z",
+            "scanFinishedOn": "2026-11-01T10:00:01Z",
+        },
     }
 
 
