@@ -11,7 +11,6 @@ key (its keyid) but does not verify is a :class:`~verify.errors.SignatureFailure
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,6 +54,8 @@ class Untrusted:
 
 def default_trusted_root() -> Path:
     """The Sigstore production trusted root shipped inside sigstore-python (no network)."""
+    import importlib.util
+
     spec = importlib.util.find_spec("sigstore")
     if spec is None or not spec.submodule_search_locations:
         raise PolicyFileError("sigstore-python is not installed: give sigstore.trustedRoot")
