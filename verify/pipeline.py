@@ -28,6 +28,7 @@ from verify.artifact import Artifact
 from verify.errors import EvidenceUnavailable, PolicyFileError
 from verify.policy import Policy
 from verify.proofs import check_bodies, check_consistency, check_inclusions, open_signed_checkpoint
+from verify.registry import replay_registry
 from verify.rules import RuleResult, evaluate
 from verify.trust import Attestation, Trust, Untrusted
 
@@ -77,6 +78,9 @@ def verify_evidence(
     cp = open_signed_checkpoint(doc.get("checkpoint"), keys, origin)  # (2)
     check_consistency(trusted, cp, doc.get("consistency"))  # (3)
     entries = check_bodies(check_inclusions(doc.get("entries"), cp))  # (4), (5)
+    if trust.wants_registry:
+        registry = check_bodies(check_inclusions(doc.get("registry", []), cp))  # (4), (5)
+        trust.registry = replay_registry(registry, trust.admin_keys, origin)
     out = Outcome(list(artifacts), at, cp)
     for e in entries:
         if REGISTRY_PAYLOAD_TYPE in e.body:

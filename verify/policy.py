@@ -36,6 +36,7 @@ __all__ = [
 API_VERSION = "provenance-ledger.dev/v1"
 SEVERITIES = ("low", "medium", "high", "critical")
 _DURATION = re.compile(r"([0-9]+)([smhdw])")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -197,6 +198,14 @@ class Policy(_Model):
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("signers")
+    @classmethod
+    def _signer_names(cls, signers: dict[str, SignerPolicy]) -> dict[str, SignerPolicy]:
+        for name in signers:
+            if not _NAME.fullmatch(name):
+                raise ValueError(f"signer name {name!r} must match {_NAME.pattern}")
+        return signers
 
     @model_validator(mode="after")
     def _references(self) -> Policy:

@@ -99,7 +99,7 @@ def _judge_step(
     for a in atts:
         if a.statement.predicate_type != step.predicate_type or not art.named_by(_digests(a)):
             continue
-        allowed = [s for s in a.signers if s in step.signers]
+        allowed = [s for s in a.signers if s.partition("/")[0] in step.signers]
         if not allowed:
             out.reasons.append(
                 f"{a.label}: signed by {list(a.signers) or list(a.refused)}, not {step.signers}"
@@ -120,7 +120,7 @@ def _step_rule(
     policy: Policy, step: StepPolicy, art: Artifact, atts: Sequence[Attestation], now: datetime
 ) -> tuple[str, tuple[int, ...]]:
     got = _judge_step(policy, step, art, atts, now)
-    signers = {s for a in got.accepted for s in a.signers if s in step.signers}
+    signers = {s for a in got.accepted for s in a.signers if s.partition("/")[0] in step.signers}
     records = tuple(a.index for a in got.accepted if a.index is not None)
     if len(signers) < step.threshold:
         found = f"{len(signers)} of {step.threshold} required signer(s)"

@@ -42,13 +42,17 @@ def _digests(arts: list[Artifact]) -> list[str]:
     return sorted({k for a in arts for k in a.digest_keys()})
 
 
-def _evidence(req: Request, arts: list[Artifact], since: int | None) -> dict[str, Any]:
+def _evidence(
+    req: Request, arts: list[Artifact], since: int | None, registry: bool
+) -> dict[str, Any]:
     if req.evidence is not None:
         return from_file(req.evidence)
+    digests = _digests(arts)
     if req.ledger is not None:
-        return from_ledger(req.ledger, _digests(arts), since=since, token=os.environ.get(TOKEN_ENV))
+        token = os.environ.get(TOKEN_ENV)
+        return from_ledger(req.ledger, digests, since=since, token=token, registry=registry)
     assert req.db is not None
-    return from_db(req.db, _digests(arts), since=since)
+    return from_db(req.db, digests, since=since, registry=registry)
 
 
 def _state_dir(policy: Policy) -> Path | None:
@@ -70,7 +74,7 @@ def run_check(req: Request, at: datetime) -> Outcome:
     state = _state_dir(policy)
     origin, keys = policy.ledger.origin, policy.ledger.keys
     trusted = load_trusted(state, origin, keys) if state is not None else None
-    doc = _evidence(req, arts, trusted.checkpoint.size if trusted else None)
+    doc = _evidence(req, arts, trusted.checkpoint.size if trusted else None, trust.wants_registry)
     out = verify_evidence(
         policy,
         trust,
@@ -98,10 +102,11 @@ def export(
         raise UsageError("give exactly one of --ledger URL or --db URL")
     arts = resolve_artifacts(artifact)
     if ledger is not None:
-        doc = from_ledger(ledger, _digests(arts), since=since, token=os.environ.get(TOKEN_ENV))
+        token = os.environ.get(TOKEN_ENV)
+        doc = from_ledger(ledger, _digests(arts), since=since, token=token, registry=True)
     else:
         assert db is not None
-        doc = from_db(db, _digests(arts), since=since)
+        doc = from_db(db, _digests(arts), since=since, registry=True)
     write_atomic(str(output), json.dumps(doc, indent=1).encode() + b"\n")
     return 0
 

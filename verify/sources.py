@@ -44,6 +44,8 @@ def from_file(path: Path) -> dict[str, Any]:
 def _merge(pages: list[dict[str, Any]]) -> dict[str, Any]:
     doc = dict(pages[0])
     doc["entries"] = [e for p in pages for e in p.get("entries") or []]
+    if "registry" in pages[-1]:  # every page carries it; the last page's is as complete
+        doc["registry"] = pages[-1]["registry"]
     doc.pop("next", None)
     return doc
 
@@ -55,6 +57,7 @@ def from_ledger(
     since: int | None,
     token: str | None,
     as_of: str | None = None,
+    registry: bool = False,
 ) -> dict[str, Any]:
     """Every record the ledger at ``url`` holds about ``digests``, as one evidence document."""
     import httpx
@@ -65,6 +68,8 @@ def from_ledger(
         params["since"] = str(since)
     if as_of:
         params["asOf"] = as_of
+    if registry:
+        params["registry"] = "true"
     pages: list[dict[str, Any]] = []
     with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=30) as http:
         while True:
@@ -98,7 +103,9 @@ def _page(http: Any, params: dict[str, str], digests: list[str]) -> dict[str, An
     return doc
 
 
-def from_db(url: str, digests: Sequence[str], *, since: int | None) -> dict[str, Any]:
+def from_db(
+    url: str, digests: Sequence[str], *, since: int | None, registry: bool = False
+) -> dict[str, Any]:
     """The same document, read from the ledger's database directly (read-only)."""
     from ledger.errors import Error as LedgerError
     from ledger.index import query as q
@@ -117,6 +124,9 @@ def from_db(url: str, digests: Sequence[str], *, since: int | None) -> dict[str,
                     -1,
                     1 << 30,
                 )
-            return reader.document(found, cp, since if since else None)
+            doc = reader.document(found, cp, since if since else None)
+            if registry:
+                doc["registry"] = reader.registry_entries(cp)
+            return doc
     except LedgerError as e:
         raise EvidenceUnavailable(f"cannot read the ledger database: {e}") from e

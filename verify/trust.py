@@ -23,7 +23,8 @@ from attest.keys import PublicKey
 from attest.statement import Statement
 from attest.verification import VerifiedStatement, open_statement
 from verify.errors import PolicyFileError, SignatureFailure
-from verify.policy import Policy, SignerPolicy, SigstoreSigner
+from verify.policy import Policy, SigstoreSigner
+from verify.registry import RegistryHistory
 
 __all__ = ["Attestation", "Trust", "Untrusted", "default_trusted_root"]
 
@@ -79,16 +80,49 @@ class Trust:
     policy: Policy
     keys: dict[str, PublicKey] = field(default_factory=dict)
     identities: dict[str, SigstoreSigner] = field(default_factory=dict)
+    admin_keys: list[PublicKey] = field(default_factory=list)
+    registry: RegistryHistory | None = None  # set once the evidence's registry is replayed
 
     @classmethod
     def load(cls, policy: Policy) -> Trust:
         trust = cls(policy)
+        seen: dict[bytes, str] = {}
         for name, s in policy.signers.items():
             if s.key is not None:
-                trust.keys[name] = _read_key(policy, name, s.key)
+                key = _read_key(policy, name, s.key)
+                if key.spki_pem() in seen:
+                    raise PolicyFileError(
+                        f"signers {seen[key.spki_pem()]!r} and {name!r} are the same key: "
+                        "a threshold counts distinct signers"
+                    )
+                seen[key.spki_pem()] = name
+                trust.keys[name] = key
             elif s.sigstore is not None:
                 trust.identities[name] = s.sigstore
+        if policy.ledger is not None:
+            trust.admin_keys = [
+                _read_key(policy, "ledger.adminKeys", k) for k in policy.ledger.admin_keys
+            ]
         return trust
+
+    @property
+    def wants_registry(self) -> bool:
+        return any(s.registry for s in self.policy.signers.values())
+
+    def _registry_keys(self, index: int | None) -> list[tuple[str, PublicKey]]:
+        """(``POLICYNAME/REGISTRYNAME``, key) of every registry key signer before ``index``."""
+        if self.registry is None or index is None:
+            return []
+        state = self.registry.state_before(index)
+        out = []
+        for name, s in self.policy.signers.items():
+            if s.registry:
+                out += [
+                    (f"{name}/{r.spec.name}", r.key)
+                    for r in state.signers.values()
+                    if r.key is not None and (not s.names or r.spec.name in s.names)
+                ]
+        return out
 
     def open(self, body: bytes, index: int | None, time: datetime) -> Attestation | Untrusted:
         """Steps 6 and 7 for one body recorded (or judged) at ``time``."""
@@ -107,17 +141,17 @@ class Trust:
     ) -> Attestation | Untrusted:
         if doc.get("payloadType") != "application/vnd.in-toto+json":
             return Untrusted(index, f"payloadType {doc.get('payloadType')!r} is not in-toto")
-        keys = list(self.keys.values())
-        if not keys:
+        named = [*self.keys.items(), *self._registry_keys(index)]
+        if not named:
             return Untrusted(index, "a DSSE envelope, and the policy trusts no key")
         try:
-            verified = open_statement(body, keys=keys)
+            verified = open_statement(body, keys=[k for _, k in named])
         except SignatureError as e:
             self._claims_trusted_key(doc, index, e)
             return Untrusted(index, "signed by no key the policy trusts")
         except AttestError as e:
             return Untrusted(index, f"not a valid attestation: {e}")
-        names = [n for n, k in self.keys.items() if k.keyid in verified.signers]
+        names = [n for n, k in named if k.keyid in verified.signers]
         return self._attestation(verified, names, index, time)
 
     def _claims_trusted_key(self, doc: dict[str, Any], index: int | None, e: Exception) -> None:
@@ -154,10 +188,11 @@ class Trust:
     def _attestation(
         self, verified: VerifiedStatement, names: list[str], index: int | None, time: datetime
     ) -> Attestation:
-        """Step 7: keep the signers whose validity window holds the record's time."""
+        """Step 7: keep the signers valid at the record's time (the policy's window, and for a
+        registry signer also the registry's: validity, revocation, allowed predicate types)."""
         counted, refused = [], []
         for name in names:
-            why = self._signer(name).valid_at(time)
+            why = self._refusal(name, index, time, verified.statement.predicate_type)
             if why:
                 refused.append(f"{name}: {why} (signed at {time.isoformat()})")
             else:
@@ -166,5 +201,12 @@ class Trust:
             index, time, verified.statement, verified, tuple(counted), tuple(refused)
         )
 
-    def _signer(self, name: str) -> SignerPolicy:
-        return self.policy.signers[name]
+    def _refusal(self, name: str, index: int | None, time: datetime, predicate_type: str) -> str:
+        policy_name, _, registry_name = name.partition("/")
+        why = self.policy.signers[policy_name].valid_at(time)
+        if why or not registry_name or self.registry is None or index is None:
+            return why
+        from ledger.record import format_time
+
+        signer = self.registry.state_before(index).signers[registry_name]
+        return signer.refusal(format_time(time), predicate_type)

@@ -441,3 +441,60 @@ def _doc_schema() -> dict[str, Any]:
 
     blocks = re.findall(r"^```json\n(.*?)^```", ISSUE_POLICY_DOC.read_text(), re.M | re.S)
     return json.loads(next(b for b in blocks if "verify report" in b))
+
+
+def _registry_policy(
+    demo: DemoLedger, tmp_path: Path, admin_pub: Path, file: str = "reg.yaml", **signer: Any
+) -> Path:
+    steps = [
+        {"name": "build", "predicateType": SLSA, "signers": ["reg"], "threshold": 1},
+        {
+            "name": "unit-tests",
+            "predicateType": TEST_RESULT,
+            "signers": ["reg"],
+            "result": "PASSED",
+        },
+    ]
+    return demo.policy(
+        tmp_path / file,
+        ledger={"keys": [demo.vkey], "adminKeys": [str(admin_pub)]},
+        signers={"reg": {"registry": True, **signer}},
+        steps=steps,
+    )
+
+
+def _admin_pub(demo: DemoLedger, where: Path) -> Path:
+    from ledger.registry.admin import admin_key_path, load_admin_key
+
+    admin = load_admin_key(admin_key_path(demo.server.key))
+    (where / "admin.pub").write_bytes(admin.public_key.spki_pem())
+    return where / "admin.pub"
+
+
+def test_registry_signers_are_whoever_the_ledger_trusted_then(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    policy = _registry_policy(demo, tmp_path, _admin_pub(demo, tmp_path))
+    code, doc = report(demo.app_zip, "--policy", policy, "--ledger", demo.server.url)
+    assert code == 0, doc
+    assert {s for a in doc["attestations"] for s in a["signers"]} == {"reg/ci"}
+    assert report(demo.app_zip, "--policy", policy, "--db", demo.db)[0] == 0
+    by_other = fresh("by-other")
+    demo.append(statement(by_other, SLSA, provenance()), demo.other)
+    demo.append(statement(by_other, TEST_RESULT, result_predicate()), demo.other)
+    assert report(sha(by_other), "--policy", policy, "--db", demo.db)[0] == 0
+    only_ci = _registry_policy(demo, tmp_path, _admin_pub(demo, tmp_path), "ci.yaml", names=["ci"])
+    code, doc = report(sha(by_other), "--policy", only_ci, "--db", demo.db)
+    assert code == 1 and any("signed by no key" in u["reason"] for u in doc["untrusted"])
+    # the evidence file carries the registry too: the same verdict offline
+    _export(demo, sha(by_other), tmp_path / "ev.json")
+    assert report(sha(by_other), "--policy", policy, "--evidence", tmp_path / "ev.json")[0] == 0
+
+
+def test_registry_signers_need_the_real_admin_key(demo: DemoLedger, tmp_path: Path) -> None:
+    from attest.signers import write_keypair
+
+    write_keypair(tmp_path / "not-admin", "ed25519", None)
+    policy = _registry_policy(demo, tmp_path, tmp_path / "not-admin.pub")
+    code, doc = report(demo.app_zip, "--policy", policy, "--db", demo.db)
+    assert code == 1 and doc["attestations"] == []  # no registry state: nobody is trusted
