@@ -64,6 +64,23 @@ def default_trusted_root() -> Path:
     return root / "trusted_root.json"
 
 
+def _certificate_matches(body: bytes, identity: Any) -> bool:
+    """Whether the bundle's leaf certificate names ``identity`` (issuer and subject): then a
+    bundle that does not verify is a forgery of a trusted signer, not someone else's."""
+    import base64
+
+    from cryptography import x509
+
+    try:
+        material = json.loads(body)["verificationMaterial"]
+        cert = material.get("certificate") or material["x509CertificateChain"]["certificates"][0]
+        leaf = x509.load_der_x509_certificate(base64.b64decode(cert["rawBytes"]))
+        identity.verify(leaf)
+    except Exception:  # any unreadable part, or sigstore's VerificationError: not a match
+        return False
+    return True
+
+
 def _read_key(policy: Policy, name: str, rel: str) -> PublicKey:
     from attest.keys import read_public_key
 
@@ -179,6 +196,12 @@ class Trust:
                 identity = IdentityPolicy(s.issuer, subject, subject_regex=regex)
                 verified = open_statement(body, trusted_root=root, identity=identity)
             except AttestError as e:
+                if _certificate_matches(body, identity):
+                    where = f"record {index}" if index is not None else "a Sigstore bundle"
+                    raise SignatureFailure(
+                        f"{where} carries a certificate for trusted signer {name!r} but does not "
+                        f"verify: {e}"
+                    ) from e
                 reasons.append(f"{name}: {e}")
                 continue
             return self._attestation(verified, [name], index, time)

@@ -498,3 +498,59 @@ def test_registry_signers_need_the_real_admin_key(demo: DemoLedger, tmp_path: Pa
     policy = _registry_policy(demo, tmp_path, tmp_path / "not-admin.pub")
     code, doc = report(demo.app_zip, "--policy", policy, "--db", demo.db)
     assert code == 1 and doc["attestations"] == []  # no registry state: nobody is trusted
+
+
+LINK = "https://in-toto.io/attestation/link/v0.3"
+
+
+def test_steps_chain_by_materials_and_products(demo: DemoLedger, tmp_path: Path) -> None:
+    """productsOf: the build's product is the test's subject; materialsFrom: the promote step's
+    link names the build's product among its materials (links: attest run's predicate)."""
+    good, bad = fresh("chained"), fresh("unchained")
+    for name, material in ((good, good), (bad, fresh("elsewhere"))):
+        demo.append(statement(name, LINK, {"name": "build", "materials": []}))
+        demo.append(statement(name, TEST_RESULT, result_predicate()))
+        used = [{"name": material, "digest": {"sha256": digest_of(material)}}]
+        demo.append(statement(name, LINK, {"name": "promote", "materials": used}))
+    steps = [
+        {
+            "name": "build",
+            "predicateType": LINK,
+            "signers": ["ci"],
+            "expressions": ["predicate.name == 'build'"],
+        },
+        {"name": "tests", "predicateType": TEST_RESULT, "signers": ["ci"], "productsOf": "build"},
+        {
+            "name": "promote",
+            "predicateType": LINK,
+            "signers": ["ci"],
+            "materialsFrom": "build",
+            "expressions": ["predicate.name == 'promote'"],
+        },
+    ]
+    policy = demo.policy(tmp_path / "chain.yaml", steps=steps)
+    code, doc = report(sha(good), "--policy", policy, "--db", demo.db)
+    assert code == 0, doc
+    rules = {r["rule"]: r for r in doc["rules"]}
+    assert rules["step tests subjects from build"]["passed"]
+    assert rules["step promote materials from build"]["passed"]
+    code, doc = report(sha(bad), "--policy", policy, "--db", demo.db)
+    rules = {r["rule"]: r for r in doc["rules"]}
+    assert code == 1 and not rules["step promote materials from build"]["passed"]
+    assert "name no product of step 'build'" in rules["step promote materials from build"]["reason"]
+
+
+def test_gated_reads_need_the_read_token(demo: DemoLedger, tmp_path: Path) -> None:
+    from tests.ledger.api.server import serve, token
+
+    read = token(demo.db, demo.work, "verify-read", "read")
+    policy = issue_policy(demo, tmp_path)
+    with serve(demo.db, demo.work, demo.server.key, LEDGER_PUBLIC_READS="false") as gated:
+        r = verify(
+            demo.app_zip, "--policy", policy, "--ledger", gated.url, env={"LEDGER_TOKEN": ""}
+        )
+        assert r.exit_code == 3 and "LEDGER_TOKEN" in r.stderr
+        r = verify(
+            demo.app_zip, "--policy", policy, "--ledger", gated.url, env={"LEDGER_TOKEN": read}
+        )
+        assert r.exit_code == 0, r.stderr
