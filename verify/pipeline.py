@@ -25,9 +25,15 @@ from typing import Any
 from ledger.checkpoint import SignedCheckpoint
 from ledger.record import parse_time
 from verify.artifact import Artifact
-from verify.errors import EvidenceUnavailable, PolicyFileError
+from verify.errors import EvidenceUnavailable, PolicyFileError, UsageError
 from verify.policy import Policy
-from verify.proofs import check_bodies, check_consistency, check_inclusions, open_signed_checkpoint
+from verify.proofs import (
+    MEDIA_TYPE,
+    check_bodies,
+    check_consistency,
+    check_inclusions,
+    open_signed_checkpoint,
+)
 from verify.registry import replay_registry
 from verify.rules import RuleResult, evaluate
 from verify.trust import Attestation, Trust, Untrusted
@@ -75,6 +81,8 @@ def verify_evidence(
 ) -> Outcome:
     """Steps 2 to 10 on an evidence document already fetched (step 1)."""
     keys, origin = _ledger(policy)
+    if doc.get("mediaType") != MEDIA_TYPE:
+        raise UsageError(f"not an evidence document (mediaType is not {MEDIA_TYPE})")
     cp = open_signed_checkpoint(doc.get("checkpoint"), keys, origin)  # (2)
     check_consistency(trusted, cp, doc.get("consistency"))  # (3)
     entries = check_bodies(check_inclusions(doc.get("entries"), cp))  # (4), (5)

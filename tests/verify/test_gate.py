@@ -325,6 +325,15 @@ def test_usage_and_policy_errors_are_exit_2(demo: DemoLedger, tmp_path: Path) ->
     )
     r = verify(demo.app_zip, "--policy", missing_key, "--db", demo.db)
     assert r.exit_code == 2 and "nope.pub" in r.stderr
+    (tmp_path / "other.json").write_text('{"mediaType": "application/json"}')
+    (tmp_path / "broken.json").write_text("{not json")
+    for bad in ("other.json", "broken.json", "absent.json"):
+        r = verify(demo.app_zip, "--policy", good, "--evidence", tmp_path / bad)
+        assert r.exit_code == 2, (bad, r.stderr)
+    assert (
+        verify(demo.app_zip, "--policy", good, "--db", demo.db, "--ledger", "http://x").exit_code
+        == 2
+    )
 
 
 def test_an_unreachable_ledger_and_nothing_recorded_are_exit_3(
