@@ -81,6 +81,20 @@ def _certificate_matches(body: bytes, identity: Any) -> bool:
     return True
 
 
+def _claims_trusted_key(
+    named: list[tuple[str, PublicKey]], doc: dict[str, Any], index: int | None, e: Exception
+) -> None:
+    """Raise :class:`SignatureFailure` when a signature's keyid names a trusted key (it claims a
+    trusted signer and does not verify: a forgery, not someone else's attestation)."""
+    hints = {s.get("keyid") for s in doc.get("signatures") or [] if isinstance(s, dict)}
+    claimed = [n for n, k in named if k.keyid in hints]
+    if claimed:
+        where = f"record {index}" if index is not None else "an attestation"
+        raise SignatureFailure(
+            f"{where} names trusted signer {claimed[0]!r} but its signature does not verify: {e}"
+        ) from e
+
+
 def _read_key(policy: Policy, name: str, rel: str) -> PublicKey:
     from attest.keys import read_public_key
 
@@ -164,22 +178,12 @@ class Trust:
         try:
             verified = open_statement(body, keys=[k for _, k in named])
         except SignatureError as e:
-            self._claims_trusted_key(doc, index, e)
+            _claims_trusted_key(named, doc, index, e)
             return Untrusted(index, "signed by no key the policy trusts")
         except AttestError as e:
             return Untrusted(index, f"not a valid attestation: {e}")
         names = [n for n, k in named if k.keyid in verified.signers]
         return self._attestation(verified, names, index, time)
-
-    def _claims_trusted_key(self, doc: dict[str, Any], index: int | None, e: Exception) -> None:
-        hints = {s.get("keyid") for s in doc.get("signatures") or [] if isinstance(s, dict)}
-        claimed = [n for n, k in self.keys.items() if k.keyid in hints]
-        if claimed:
-            where = f"record {index}" if index is not None else "an attestation"
-            raise SignatureFailure(
-                f"{where} names trusted signer {claimed[0]!r} but its signature does not "
-                f"verify: {e}"
-            ) from e
 
     def _open_bundle(
         self, body: bytes, index: int | None, time: datetime
@@ -196,7 +200,7 @@ class Trust:
                 identity = IdentityPolicy(s.issuer, subject, subject_regex=regex)
                 verified = open_statement(body, trusted_root=root, identity=identity)
             except AttestError as e:
-                if _certificate_matches(body, identity):
+                if isinstance(e, SignatureError) and _certificate_matches(body, identity):
                     where = f"record {index}" if index is not None else "a Sigstore bundle"
                     raise SignatureFailure(
                         f"{where} carries a certificate for trusted signer {name!r} but does not "

@@ -385,6 +385,8 @@ def test_record_appends_a_signed_vsa(demo: DemoLedger, tmp_path: Path) -> None:
     vsa = [s for s in vsas if s["predicateType"] == "https://slsa.dev/verification_summary/v1"]
     assert vsa and vsa[-1]["predicate"]["verificationResult"] == "PASSED"
     assert vsa[-1]["predicate"]["inputAttestations"]
+    story = demo.server.get(f"/api/v1/artifacts/sha256:{_file_sha(demo.app_zip)}/story").json()
+    assert '"vsa"' in json.dumps(story)  # "why was this deployed?" has a proved answer
     r = verify(demo.app_zip, "--policy", policy, "--ledger", demo.server.url, "--record")
     assert r.exit_code == 2  # --record needs a key
 
