@@ -121,9 +121,10 @@ def _step_rule(
 ) -> tuple[str, tuple[int, ...]]:
     got = _judge_step(policy, step, art, atts, now)
     signers = {s for a in got.accepted for s in a.signers if s.partition("/")[0] in step.signers}
+    distinct = {k for a in got.accepted for k in a.distinct(s for s in a.signers if s in signers)}
     records = tuple(a.index for a in got.accepted if a.index is not None)
-    if len(signers) < step.threshold:
-        found = f"{len(signers)} of {step.threshold} required signer(s)"
+    if len(distinct) < step.threshold:
+        found = f"{len(distinct)} of {step.threshold} required distinct signer(s)"
         detail = "; ".join(got.reasons) or f"no {step.predicate_type} attestation names it"
         raise RuleFailed(f"{found}: {detail}")
     return f"signed by {', '.join(sorted(signers))} (threshold {step.threshold})", records

@@ -11,8 +11,10 @@ key (its keyid) but does not verify is a :class:`~verify.errors.SignatureFailure
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,13 @@ class Attestation:
     verified: VerifiedStatement
     signers: tuple[str, ...]
     refused: tuple[str, ...] = ()  # signers whose signature verified but who did not count then
+    # signer name -> the key (SPKI fingerprint) behind it: a threshold counts distinct keys, so
+    # a key that is both a policy signer and a registry signer counts once
+    keys_of: Mapping[str, str] = field(default_factory=dict)
+
+    def distinct(self, names: Iterable[str]) -> set[str]:
+        """The distinct signing keys (or identities) behind ``names``."""
+        return {self.keys_of.get(n, n) for n in names}
 
     @property
     def label(self) -> str:
@@ -183,7 +192,9 @@ class Trust:
         except AttestError as e:
             return Untrusted(index, f"not a valid attestation: {e}")
         names = [n for n, k in named if k.keyid in verified.signers]
-        return self._attestation(verified, names, index, time)
+        att = self._attestation(verified, names, index, time)
+        prints = {n: hashlib.sha256(k.spki_pem()).hexdigest() for n, k in named}
+        return replace(att, keys_of={n: prints[n] for n in names})
 
     def _open_bundle(
         self, body: bytes, index: int | None, time: datetime

@@ -565,3 +565,20 @@ def test_gated_reads_need_the_read_token(demo: DemoLedger, tmp_path: Path) -> No
             demo.app_zip, "--policy", policy, "--ledger", gated.url, env={"LEDGER_TOKEN": read}
         )
         assert r.exit_code == 0, r.stderr
+
+
+def test_one_key_as_policy_and_registry_signer_counts_once(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    name = fresh("same-key")
+    demo.append(statement(name, SLSA, provenance()))
+    steps = [{"name": "build", "predicateType": SLSA, "signers": ["ci", "reg"], "threshold": 2}]
+    policy = demo.policy(
+        tmp_path / "same.yaml",
+        ledger={"keys": [demo.vkey], "adminKeys": [str(_admin_pub(demo, tmp_path))]},
+        signers={"ci": {"key": str(demo.ci_pub)}, "reg": {"registry": True, "names": ["ci"]}},
+        steps=steps,
+    )
+    code, doc = report(sha(name), "--policy", policy, "--db", demo.db)
+    assert code == 1 and "1 of 2 required distinct" in doc["rules"][0]["reason"]
+    assert set(doc["attestations"][0]["signers"]) == {"ci", "reg/ci"}  # both names, one key
