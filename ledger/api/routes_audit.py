@@ -50,6 +50,14 @@ AsOfQ = Annotated[Opt, _p("A tree size or an RFC 3339 time: answer as the ledger
 CursorQ = Annotated[Opt, _p("The `next` cursor of the previous page.")]
 LimitQ = Annotated[Opt, _p(f"Entries per page, 1 to {MAX_LIMIT} (default 100).", "100")]
 SinceSizeQ = Annotated[Opt, _p("A checkpointed size you trust: adds a consistency proof.", "3")]
+RegistryQ = Annotated[
+    Opt,
+    _p(
+        "true: also return every trust-registry record under the checkpoint (`registry`, proved "
+        "like the entries), for verifiers that trust whoever the registry trusted.",
+        "true",
+    ),
+]
 
 
 def _reader(request: Request) -> AuditReader:
@@ -88,6 +96,17 @@ def page(
     return reader.document(found, cp, parse_size("since", since), next=nxt)
 
 
+def with_registry(request: Request, doc: dict[str, Any], registry: str | None) -> dict[str, Any]:
+    """``doc`` with the registry's records added when ``registry`` is ``true``."""
+    if registry is None or registry == "false":
+        return doc
+    if registry != "true":
+        raise BadQuery("registry: true or false")
+    reader = _reader(request)
+    cp = reader.ledger.checkpoint_at(int(doc["treeSize"]))
+    return {**doc, "registry": reader.registry_entries(cp)}
+
+
 def q_cursor(after: int, size: int, key: str) -> str:
     from ledger.index.params import Cursor
 
@@ -109,11 +128,12 @@ def get_evidence(
     since: SinceSizeQ = None,
     cursor: CursorQ = None,
     limit: LimitQ = None,
+    registry: RegistryQ = None,
 ) -> dict[str, Any]:
     if subject is None:
         raise BadQuery("subject: required (an artifact digest such as sha256:<64 hex digits>)")
     digest = parse_digest("subject", subject)
-    return page(
+    doc = page(
         request,
         q.Filters(subjects=(digest,)),
         {"subject": digest},
@@ -122,6 +142,7 @@ def get_evidence(
         as_of=asOf,
         since=since,
     )
+    return with_registry(request, doc, registry)
 
 
 @router.post(
@@ -139,9 +160,10 @@ def post_evidence(
     since: SinceSizeQ = None,
     cursor: CursorQ = None,
     limit: LimitQ = None,
+    registry: RegistryQ = None,
 ) -> dict[str, Any]:
     digests = tuple(sorted({parse_digest("subjects", s) for s in body.subjects}))
-    return page(
+    doc = page(
         request,
         q.Filters(subjects=digests),
         {"subjects": ",".join(digests)},
@@ -150,6 +172,7 @@ def post_evidence(
         as_of=asOf,
         since=since,
     )
+    return with_registry(request, doc, registry)
 
 
 _TERMS = ("subject", "signer", "predicateType", "builder", "repo", "ref", "commit", "step")

@@ -101,6 +101,17 @@ class AuditReader:
             )
         return out
 
+    def registry_entries(self, cp: SignedCheckpoint) -> list[dict[str, Any]]:
+        """Every trust-registry record under ``cp``, proved like any entry: a verifier that trusts
+        "whoever the registry trusted then" replays them (``registry=true`` on the evidence
+        routes). Registry records are few: one per signer added or revoked."""
+        r = schema.registry_entries.c
+        with self.store._conn() as conn:
+            rows = conn.execute(
+                select(r.idx).where(r.idx < cp.checkpoint.size).order_by(r.idx)
+            ).all()
+        return self.entries([int(row.idx) for row in rows], cp)
+
     def document(
         self,
         indices: Sequence[int],

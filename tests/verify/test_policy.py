@@ -1,0 +1,138 @@
+"""The policy model: issue 11's example (the very block in docs/deploy.md) loads as written, and
+every kind of mistake is a clear PolicyFileError (exit 2) naming its place."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from verify.errors import PolicyFileError
+from verify.policy import load_policy, parse_duration, parse_policy
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"
+
+
+def doc_policy_text() -> str:
+    """The first ``yaml`` block of docs/deploy.md that is a VerifyPolicy."""
+    blocks = re.findall(r"^```yaml\n(.*?)^```", DOC.read_text(), re.MULTILINE | re.DOTALL)
+    return next(b for b in blocks if "kind: VerifyPolicy" in b)
+
+
+def base() -> dict[str, Any]:
+    return yaml.safe_load(doc_policy_text())
+
+
+def test_the_issue_example_in_the_docs_loads_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(doc_policy_text())
+    p = load_policy(path)
+    assert p.ledger is not None and p.ledger.origin == "example.com/ledger"
+    assert p.signers["ci"].key == "keys/ci.pub"
+    assert p.path("keys/ci.pub") == tmp_path / "keys" / "ci.pub"
+    sig = p.signers["release-workflow"].sigstore
+    assert sig is not None and sig.identity_regex is not None
+    assert re.fullmatch(
+        sig.identity_regex,
+        "https://github.com/example/app/.github/workflows/release.yml@refs/tags/v1.2.0",
+    )
+    assert [s.name for s in p.steps] == ["build", "unit-tests"]
+    assert p.steps[0].builder_id == "https://ci.example/builder@v1"
+    assert p.steps[1].result == "PASSED"
+    assert p.deny.dependencies[0].versions == "vers:maven/<2.17.1"
+    assert p.deny.vulnerabilities is not None
+    assert p.deny.vulnerabilities.severity_at_least == "high"
+    assert p.max_age == timedelta(days=30)
+
+
+def _error(doc: Any) -> str:
+    with pytest.raises(PolicyFileError) as e:
+        parse_policy(doc, source="p.yaml")
+    assert e.value.exit_code == 2
+    return str(e.value)
+
+
+def test_an_unknown_key_is_refused_with_its_place() -> None:
+    doc = base()
+    doc["steps"][0]["treshold"] = 2
+    assert "steps[0].treshold: Extra inputs are not permitted" in _error(doc)
+    doc = base()
+    doc["denyy"] = {}
+    assert "denyy" in _error(doc)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(apiVersion="v2"), "apiVersion must be"),
+        (lambda d: d.update(kind="Policy"), "kind"),
+        (lambda d: d["steps"][0].update(signers=["nobody"]), "unknown signer 'nobody'"),
+        (lambda d: d["steps"][0].update(threshold=2), "threshold 2 is more than its 1 signer"),
+        (lambda d: d["steps"][0].update(threshold=0), "threshold"),
+        (lambda d: d.update(maxAge="30 days"), "not a duration"),
+        (
+            lambda d: d["signers"]["ci"].update(sigstore={"issuer": "x", "identity": "y"}),
+            "exactly one",
+        ),
+        (
+            lambda d: d["signers"]["release-workflow"]["sigstore"].update(identity="x"),
+            "exactly one of identity",
+        ),
+        (
+            lambda d: d["signers"]["release-workflow"]["sigstore"].update(identityRegex="("),
+            "regular expression",
+        ),
+        (
+            lambda d: d["deny"]["dependencies"][0].update(purl="pkg:maven/a/b@1.0"),
+            "without @version",
+        ),
+        (lambda d: d["deny"]["dependencies"][0].update(versions="<2.0"), "versions"),
+        (
+            lambda d: d["deny"]["vulnerabilities"].update(severityAtLeast="severe"),
+            "severityAtLeast",
+        ),
+        (lambda d: d["signers"].update(reg={"registry": True}), "adminKeys"),
+        (lambda d: d["signers"]["ci"].update(notBefore="2026-01-01T00:00:00"), "time zone"),
+        (lambda d: d.update(steps=[d["steps"][0], d["steps"][0]]), "unique"),
+        (lambda d: d["steps"][1].update(productsOf="nope"), "no step named 'nope'"),
+        (lambda d: d["ledger"].update(keys=["a+1+x", "b+2+y"]), "same log"),
+    ],
+)
+def test_mistakes_are_named(change: Any, message: str) -> None:
+    doc = base()
+    change(doc)
+    assert message in _error(doc)
+
+
+def test_not_a_mapping_and_not_yaml(tmp_path: Path) -> None:
+    assert "YAML mapping" in _error(["a"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: [unclosed\n")
+    with pytest.raises(PolicyFileError, match="not YAML"):
+        load_policy(bad)
+    with pytest.raises(PolicyFileError, match="cannot read policy"):
+        load_policy(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("30d", timedelta(days=30)),
+        ("12h", timedelta(hours=12)),
+        ("1d12h", timedelta(hours=36)),
+        ("2w", timedelta(weeks=2)),
+        ("90m", timedelta(minutes=90)),
+    ],
+)
+def test_durations(text: str, want: timedelta) -> None:
+    assert parse_duration(text) == want
+
+
+@pytest.mark.parametrize("text", ["", "0d", "30", "d", "1.5d", "-1d", "30 d"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)

@@ -1,0 +1,124 @@
+"""The deny rules, pure: dependencies inside a denied purl + vers range (compared by the
+ecosystem's own rules, ``univers``), and vulnerabilities at or above a severity that no VEX record
+(``fixed`` / ``not_affected``) covers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from attest.predicates import OpenVEX, SLSAProvenance, VulnScan
+from verify.errors import PolicyFileError
+from verify.policy import SEVERITIES, DependencyDeny
+from verify.trust import Attestation
+
+__all__ = ["dependency_findings", "open_vulnerabilities", "severity_rank"]
+
+_CLEARED = ("fixed", "not_affected")
+
+
+def _package(purl: str) -> tuple[str, str | None] | None:
+    """``(pkg:type/namespace/name, version)`` of a purl, or ``None`` if it is not one."""
+    from packageurl import PackageURL
+
+    try:
+        p = PackageURL.from_string(purl)
+    except ValueError:
+        return None
+    base = PackageURL(type=p.type, namespace=p.namespace, name=p.name).to_string()
+    return base, p.version
+
+
+def _dependencies(atts: Sequence[Attestation]) -> Iterable[tuple[str, Attestation]]:
+    for a in atts:
+        pred = a.verified.predicate
+        if isinstance(pred, SLSAProvenance):
+            for d in pred.resolved_dependencies:
+                if d.uri and d.uri.startswith("pkg:"):
+                    yield d.uri, a
+        raw = (a.statement.predicate or {}).get("materials")
+        if a.statement.predicate_type.startswith("https://in-toto.io/attestation/link/"):
+            for m in raw if isinstance(raw, list) else []:
+                uri = m.get("uri") if isinstance(m, dict) else None
+                if isinstance(uri, str) and uri.startswith("pkg:"):
+                    yield uri, a
+
+
+def _in_range(rule: DependencyDeny, version: str | None) -> bool:
+    if rule.versions is None:
+        return True
+    if version is None:
+        return True  # an unknown version may be a denied one
+    from univers.version_range import VersionRange
+
+    try:
+        vr: Any = VersionRange.from_string(rule.versions)  # type: ignore[no-untyped-call]
+    except Exception as e:  # univers raises many types for a bad range
+        raise PolicyFileError(f"deny.dependencies: {rule.versions!r}: {e}") from e
+    try:
+        return bool(vr.version_class(version) in vr)
+    except Exception:
+        return True  # a version the ecosystem cannot read is not proved outside the range
+
+
+def dependency_findings(rules: Sequence[DependencyDeny], atts: Sequence[Attestation]) -> list[str]:
+    """One line per dependency inside a denied range."""
+    denied: dict[str, list[DependencyDeny]] = {}
+    for rule in rules:
+        parsed = _package(rule.purl)
+        if parsed is None:
+            raise PolicyFileError(f"deny.dependencies: {rule.purl!r} is not a purl")
+        denied.setdefault(parsed[0], []).append(rule)
+    out = []
+    for uri, a in _dependencies(atts):
+        parsed = _package(uri)
+        if parsed is None or parsed[0] not in denied:
+            continue
+        for rule in denied[parsed[0]]:
+            if _in_range(rule, parsed[1]):
+                out.append(f"{a.label} depends on {uri} (denied: {rule.versions or 'any'})")
+    return out
+
+
+def severity_rank(score: str) -> int:
+    """0 (none/unknown) to 4 (critical), from a word or a CVSS base score."""
+    text = score.strip().lower()
+    if text in SEVERITIES:
+        return SEVERITIES.index(text) + 1
+    if text == "moderate":
+        return 2
+    try:
+        value = float(text)
+    except ValueError:
+        return 0
+    return next((r for r, low in ((4, 9.0), (3, 7.0), (2, 4.0), (1, 0.1)) if value >= low), 0)
+
+
+def _cleared(atts: Sequence[Attestation]) -> set[str]:
+    out: set[str] = set()
+    for a in atts:
+        if isinstance(a.verified.predicate, OpenVEX):
+            out.update(
+                s.vulnerability for s in a.verified.predicate.statements if s.status in _CLEARED
+            )
+    return out
+
+
+def open_vulnerabilities(level: str, atts: Sequence[Attestation]) -> tuple[list[str], list[str]]:
+    """(open findings at or above ``level``, vulnerability ids a VEX record covers)."""
+    floor = SEVERITIES.index(level) + 1
+    cleared = _cleared(atts)
+    found, covered = [], []
+    for a in atts:
+        if not isinstance(a.verified.predicate, VulnScan):
+            continue
+        for v in a.verified.predicate.result:
+            rank = max((severity_rank(s.score) for s in v.severity), default=0)
+            if rank < floor:
+                continue
+            if v.id in cleared:
+                covered.append(v.id)
+            else:
+                out = SEVERITIES[rank - 1]
+                found.append(f"{v.id} ({out}) in {a.label}")
+    return sorted(set(found)), sorted(set(covered))

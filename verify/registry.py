@@ -1,0 +1,66 @@
+"""``registry: true`` signers: whoever the ledger's trust registry allowed at a record's time.
+
+The registry is in the log: each change is a DSSE envelope of the registry's payload type, signed
+with the ledger's admin key. The evidence carries those records (``registry``, proved like every
+entry); this module replays them, in index order, with the admin key(s) the policy pins, into the
+state before any record — the same pure fold the ledger admits with
+(:class:`ledger.registry.model.RegistryState`). A record that is not admin-signed for this log, or
+does not apply, changes nothing (as in the ledger).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from attest.dsse import Envelope, verify_envelope
+from attest.errors import Error as AttestError
+from attest.keys import PublicKey
+from ledger.errors import Error as LedgerError
+from ledger.registry.model import REGISTRY_PAYLOAD_TYPE, RegistryOp, RegistryState, parse_op
+from verify.proofs import ProvedEntry
+
+__all__ = ["RegistryHistory", "replay_registry"]
+
+
+@dataclass
+class RegistryHistory:
+    """The registry's states along the log: ``state_before(i)`` is what admission used for i."""
+
+    indices: list[int] = field(default_factory=list)
+    states: list[RegistryState] = field(default_factory=list)
+
+    def state_before(self, index: int) -> RegistryState:
+        at = bisect.bisect_left(self.indices, index)
+        return self.states[at - 1] if at else RegistryState()
+
+
+def _op(entry: ProvedEntry, admin_keys: Sequence[PublicKey], origin: str) -> RegistryOp | None:
+    try:
+        env = Envelope.from_dict(json.loads(entry.body))
+        verified = verify_envelope(env, admin_keys, payload_type=REGISTRY_PAYLOAD_TYPE)
+        op = parse_op(json.loads(verified.payload))
+    except (AttestError, LedgerError, ValueError):
+        return None
+    return op if op.log == origin else None
+
+
+def replay_registry(
+    entries: Sequence[ProvedEntry], admin_keys: Sequence[PublicKey], origin: str
+) -> RegistryHistory:
+    """Fold the registry records (any order given) into the history of states."""
+    history = RegistryHistory()
+    state = RegistryState()
+    for entry in sorted(entries, key=lambda e: e.index):
+        op = _op(entry, admin_keys, origin)
+        if op is None:
+            continue
+        try:
+            state = state.apply(op, entry.index)
+        except LedgerError:
+            continue
+        history.indices.append(entry.index)
+        history.states.append(state)
+    return history

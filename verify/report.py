@@ -1,0 +1,158 @@
+"""The verdict for people (a rich table, readable in a CI log) and for machines (JSON; its schema
+is :data:`REPORT_SCHEMA`, also printed in docs/deploy.md)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TextIO
+
+from verify.pipeline import Outcome
+
+__all__ = ["REPORT_SCHEMA", "error_report", "render_text", "to_json"]
+
+REPORT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://provenance-ledger.dev/schemas/verify-report.v1.json",
+    "title": "verify report",
+    "type": "object",
+    "required": ["reportVersion", "verdict", "exitCode", "artifacts", "rules"],
+    "properties": {
+        "reportVersion": {"const": 1},
+        "verdict": {"enum": ["PASSED", "FAILED", "ERROR"]},
+        "exitCode": {"enum": [0, 1, 2, 3, 4]},
+        "error": {"type": "string"},
+        "verifiedAt": {"type": "string", "format": "date-time"},
+        "artifacts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "digest"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "digest": {"type": "object", "additionalProperties": {"type": "string"}},
+                },
+            },
+        },
+        "checkpoint": {
+            "type": "object",
+            "required": ["origin", "size", "rootHash"],
+            "properties": {
+                "origin": {"type": "string"},
+                "size": {"type": "integer", "minimum": 0},
+                "rootHash": {"type": "string"},
+            },
+        },
+        "attestations": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["predicateType", "signers"],
+                "properties": {
+                    "index": {"type": ["integer", "null"]},
+                    "time": {"type": "string"},
+                    "predicateType": {"type": "string"},
+                    "signers": {"type": "array", "items": {"type": "string"}},
+                    "refused": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+        "untrusted": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["reason"],
+                "properties": {
+                    "index": {"type": ["integer", "null"]},
+                    "reason": {"type": "string"},
+                },
+            },
+        },
+        "rules": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["rule", "passed", "reason"],
+                "properties": {
+                    "rule": {"type": "string"},
+                    "passed": {"type": "boolean"},
+                    "reason": {"type": "string"},
+                    "records": {"type": "array", "items": {"type": "integer"}},
+                },
+            },
+        },
+    },
+}
+
+
+def to_json(out: Outcome) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "reportVersion": 1,
+        "verdict": "PASSED" if out.passed else "FAILED",
+        "exitCode": out.exit_code,
+        "verifiedAt": out.at.isoformat(),
+        "artifacts": [{"name": a.name, "digest": a.digest} for a in out.artifacts],
+        "attestations": [
+            {
+                "index": a.index,
+                "time": a.time.isoformat(),
+                "predicateType": a.statement.predicate_type,
+                "signers": list(a.signers),
+                "refused": list(a.refused),
+            }
+            for a in out.attestations
+        ],
+        "untrusted": [{"index": u.index, "reason": u.reason} for u in out.untrusted],
+        "rules": [
+            {"rule": r.rule, "passed": r.passed, "reason": r.reason, "records": list(r.records)}
+            for r in out.rules
+        ],
+    }
+    if out.checkpoint is not None:
+        import base64
+
+        cp = out.checkpoint.checkpoint
+        doc["checkpoint"] = {
+            "origin": cp.origin,
+            "size": cp.size,
+            "rootHash": base64.b64encode(cp.root_hash).decode(),
+        }
+    return doc
+
+
+def error_report(message: str, code: int, artifacts: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "reportVersion": 1,
+        "verdict": "ERROR",
+        "exitCode": code,
+        "error": message,
+        "artifacts": artifacts,
+        "rules": [],
+    }
+
+
+def render_text(out: Outcome, stream: TextIO) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=stream, highlight=False, soft_wrap=True)
+    names = ", ".join(f"{a.name} ({a.digest_keys()[0]})" for a in out.artifacts)
+    console.print(f"verify: {names}")
+    if out.checkpoint is not None:
+        cp = out.checkpoint.checkpoint
+        console.print(f"ledger: {cp.origin}, checkpoint size {cp.size} (signature and proofs OK)")
+    console.print(
+        f"attestations: {len(out.attestations)} trusted, {len(out.untrusted)} not trusted"
+    )
+    for u in out.untrusted:
+        where = f"record {u.index}" if u.index is not None else "attestation"
+        console.print(f"  not counted: {where}: {u.reason}")
+    table = Table("rule", "result", "reason", show_lines=False)
+    for r in out.rules:
+        table.add_row(r.rule, "[green]pass[/]" if r.passed else "[red]FAIL[/]", r.reason)
+    console.print(table)
+    verdict = "[green]PASSED[/]" if out.passed else "[red]FAILED[/]: policy not met"
+    console.print(f"verdict: {verdict} (exit {out.exit_code})")
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, sort_keys=False)

@@ -1,0 +1,212 @@
+"""Step 9 of the pipeline: the policy's rules over attestations already proved and signed, pure.
+
+Each rule is a function that raises :class:`~verify.errors.RuleFailed` with the reason, or returns
+the reason it passed; :func:`evaluate` runs every rule (a report lists them all, not only the
+first failure) and returns one :class:`RuleResult` each. The clock is an argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from attest.predicates import SLSAProvenance, TestResult
+from verify.artifact import Artifact
+from verify.deny import dependency_findings, open_vulnerabilities
+from verify.errors import RuleFailed
+from verify.expressions import check_expressions
+from verify.policy import Policy, StepPolicy
+from verify.trust import Attestation
+
+__all__ = ["RuleResult", "evaluate"]
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    rule: str
+    passed: bool
+    reason: str
+    records: tuple[int, ...] = field(default=())
+
+
+def _digests(a: Attestation) -> list[dict[str, str]]:
+    return [dict(s.digest) for s in a.statement.subjects]
+
+
+def _source(p: SLSAProvenance) -> tuple[set[str], set[str]]:
+    """The source repositories and refs a provenance names (attest's and GitHub's shapes)."""
+    repos, refs = set(), set()
+    ext = p.external_parameters
+    for part in (ext.get("source"), ext.get("workflow")):
+        if isinstance(part, dict):
+            for k in ("uri", "repository"):
+                if isinstance(part.get(k), str):
+                    repos.add(part[k])
+            if isinstance(part.get("ref"), str):
+                refs.add(part["ref"])
+    repos.update(d.uri for d in p.resolved_dependencies if d.uri and d.uri.startswith("git+"))
+    return {_repo(r) for r in repos}, refs
+
+
+def _repo(uri: str) -> str:
+    uri = uri.removeprefix("git+")
+    if "@" in uri.split("://", 1)[-1]:
+        uri = uri.rsplit("@", 1)[0]
+    return uri.removesuffix(".git").rstrip("/")
+
+
+def _slsa_constraints(step: StepPolicy, pred: object) -> str:
+    if not isinstance(pred, SLSAProvenance):
+        return "builderId/sourceRepo/sourceRef need SLSA provenance"
+    if step.builder_id is not None and pred.builder.id != step.builder_id:
+        return f"builder {pred.builder.id!r} is not {step.builder_id!r}"
+    repos, refs = _source(pred)
+    if step.source_repo is not None and _repo(step.source_repo) not in repos:
+        return f"source repository {sorted(repos)} is not {step.source_repo!r}"
+    if step.source_ref is not None and step.source_ref not in refs:
+        return f"source ref {sorted(refs)} is not {step.source_ref!r}"
+    return ""
+
+
+def _constraints(step: StepPolicy, a: Attestation) -> str:
+    """Why ``a`` does not meet the step's predicate constraints, or ``""``."""
+    pred = a.verified.predicate
+    if a.verified.predicate_error:
+        return f"its predicate breaks its schema: {a.verified.predicate_error}"
+    if step.builder_id is not None or step.source_repo is not None or step.source_ref:
+        why = _slsa_constraints(step, pred)
+        if why:
+            return why
+    if step.result is not None:
+        if not isinstance(pred, TestResult):
+            return "result needs a test-result predicate"
+        if pred.result != step.result:
+            return f"test result is {pred.result}, not {step.result}"
+    return check_expressions(step.expressions, a.statement)
+
+
+@dataclass
+class _StepOutcome:
+    accepted: list[Attestation]
+    reasons: list[str]
+
+
+def _judge_step(
+    policy: Policy, step: StepPolicy, art: Artifact, atts: Sequence[Attestation], now: datetime
+) -> _StepOutcome:
+    out = _StepOutcome([], [])
+    for a in atts:
+        if a.statement.predicate_type != step.predicate_type or not art.named_by(_digests(a)):
+            continue
+        allowed = [s for s in a.signers if s.partition("/")[0] in step.signers]
+        if not allowed:
+            out.reasons.append(
+                f"{a.label}: signed by {list(a.signers) or list(a.refused)}, not {step.signers}"
+            )
+            continue
+        if policy.max_age is not None and now - a.time > policy.max_age:
+            out.reasons.append(f"{a.label}: recorded {a.time.isoformat()}, older than maxAge")
+            continue
+        why = _constraints(step, a)
+        if why:
+            out.reasons.append(f"{a.label}: {why}")
+            continue
+        out.accepted.append(a)
+    return out
+
+
+def _step_rule(
+    policy: Policy, step: StepPolicy, art: Artifact, atts: Sequence[Attestation], now: datetime
+) -> tuple[str, tuple[int, ...]]:
+    got = _judge_step(policy, step, art, atts, now)
+    signers = {s for a in got.accepted for s in a.signers if s.partition("/")[0] in step.signers}
+    distinct = {k for a in got.accepted for k in a.distinct(s for s in a.signers if s in signers)}
+    records = tuple(a.index for a in got.accepted if a.index is not None)
+    if len(distinct) < step.threshold:
+        found = f"{len(distinct)} of {step.threshold} required distinct signer(s)"
+        detail = "; ".join(got.reasons) or f"no {step.predicate_type} attestation names it"
+        raise RuleFailed(f"{found}: {detail}")
+    return f"signed by {', '.join(sorted(signers))} (threshold {step.threshold})", records
+
+
+def _chain_rule(
+    step: StepPolicy, other: str, kind: str, accepted: dict[str, list[Attestation]]
+) -> str:
+    """``materialsFrom``: the step's link materials include the other step's products;
+    ``productsOf``: the step's subjects are among the other step's products."""
+    products = {
+        (alg, v) for a in accepted.get(other, []) for d in _digests(a) for alg, v in d.items()
+    }
+    mine = accepted.get(step.name, [])
+    if not products or not mine:
+        raise RuleFailed(f"no accepted {other!r} or {step.name!r} attestation to chain")
+    for a in mine:
+        if kind == "materials":
+            raw = (a.statement.predicate or {}).get("materials") or []
+            named = [d.get("digest", {}) for d in raw if isinstance(d, dict)]
+        else:
+            named = _digests(a)
+        if not any((alg, v) in products for d in named for alg, v in d.items()):
+            raise RuleFailed(f"{a.label}: its {kind} name no product of step {other!r}")
+    return f"{step.name}'s {kind} are products of {other}"
+
+
+def _run(rule: str, fn: Callable[[], str | tuple[str, tuple[int, ...]]]) -> RuleResult:
+    try:
+        got = fn()
+    except RuleFailed as e:
+        return RuleResult(rule, False, str(e))
+    reason, records = got if isinstance(got, tuple) else (got, ())
+    return RuleResult(rule, True, reason, records)
+
+
+def _steps(
+    policy: Policy, arts: Sequence[Artifact], atts: Sequence[Attestation], now: datetime
+) -> Iterable[RuleResult]:
+    accepted: dict[str, list[Attestation]] = {}
+    for step in policy.steps:
+        for art in arts:
+            name = f"step {step.name}" + (f" [{art.name}]" if len(arts) > 1 else "")
+            yield _run(name, lambda s=step, a=art: _step_rule(policy, s, a, atts, now))  # type: ignore[misc]
+            accepted.setdefault(step.name, []).extend(
+                _judge_step(policy, step, art, atts, now).accepted
+            )
+    for step in policy.steps:
+        for other, kind in ((step.materials_from, "materials"), (step.products_of, "subjects")):
+            if other is not None:
+                yield _run(
+                    f"step {step.name} {kind} from {other}",
+                    lambda s=step, o=other, k=kind: _chain_rule(s, o, k, accepted),  # type: ignore[misc]
+                )
+
+
+def _deny_dependencies(policy: Policy, atts: Sequence[Attestation]) -> str:
+    bad = dependency_findings(policy.deny.dependencies, atts)
+    if bad:
+        raise RuleFailed("; ".join(bad))
+    n = len(policy.deny.dependencies)
+    return f"no dependency in the {n} denied range(s)"
+
+
+def _deny_vulnerabilities(policy: Policy, atts: Sequence[Attestation]) -> str:
+    assert policy.deny.vulnerabilities is not None
+    level = policy.deny.vulnerabilities.severity_at_least
+    open_, covered = open_vulnerabilities(level, atts)
+    if open_:
+        raise RuleFailed(f"open at or above {level}: " + "; ".join(open_))
+    extra = f" ({len(covered)} covered by VEX: {', '.join(covered)})" if covered else ""
+    return f"no open vulnerability at or above {level}{extra}"
+
+
+def evaluate(
+    policy: Policy, arts: Sequence[Artifact], atts: Sequence[Attestation], now: datetime
+) -> list[RuleResult]:
+    """Every rule of ``policy`` over the trusted attestations ``atts`` about ``arts``."""
+    trusted = [a for a in atts if a.signers]
+    results = list(_steps(policy, arts, trusted, now))
+    if policy.deny.dependencies:
+        results.append(_run("deny dependencies", lambda: _deny_dependencies(policy, trusted)))
+    if policy.deny.vulnerabilities is not None:
+        results.append(_run("deny vulnerabilities", lambda: _deny_vulnerabilities(policy, trusted)))
+    return results

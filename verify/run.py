@@ -1,0 +1,157 @@
+"""The commands' I/O around the pure pipeline: read the policy and artifacts, load the state,
+fetch the evidence, run :mod:`verify.pipeline`, save the state, record the decision."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from verify.artifact import Artifact, resolve_artifacts
+from verify.errors import UsageError
+from verify.pipeline import Outcome, verify_attestations, verify_evidence
+from verify.policy import Policy, load_policy
+from verify.sources import TOKEN_ENV, from_db, from_file, from_ledger
+from verify.trust import Trust
+
+__all__ = ["Request", "export", "read_bundles", "run_attestations", "run_check"]
+
+
+@dataclass(frozen=True)
+class Request:
+    artifact: str
+    policy: Path
+    ledger: str | None
+    evidence: Path | None
+    db: str | None
+    record: bool = False
+    record_key: Path | None = None
+
+    def check(self) -> None:
+        given = [x for x in (self.ledger, self.evidence, self.db) if x is not None]
+        if len(given) != 1:
+            raise UsageError("give exactly one of --ledger URL, --evidence FILE or --db URL")
+        if self.record and (self.ledger is None or self.record_key is None):
+            raise UsageError("--record needs --ledger URL and --record-key FILE")
+
+
+def _digests(arts: list[Artifact]) -> list[str]:
+    return sorted({k for a in arts for k in a.digest_keys()})
+
+
+def _evidence(
+    req: Request, arts: list[Artifact], since: int | None, registry: bool
+) -> dict[str, Any]:
+    if req.evidence is not None:
+        return from_file(req.evidence)
+    digests = _digests(arts)
+    if req.ledger is not None:
+        token = os.environ.get(TOKEN_ENV)
+        return from_ledger(req.ledger, digests, since=since, token=token, registry=registry)
+    assert req.db is not None
+    return from_db(req.db, digests, since=since, registry=registry)
+
+
+def _state_dir(policy: Policy) -> Path | None:
+    if policy.ledger is None or policy.ledger.state_dir is None:
+        return None
+    return policy.path(policy.ledger.state_dir)
+
+
+def run_check(req: Request, at: datetime) -> Outcome:
+    """``verify ARTIFACT``: every step of the pipeline; the state saved once the proofs held."""
+    from verify.state import load_trusted, save_trusted
+
+    req.check()
+    policy = load_policy(req.policy)
+    if policy.ledger is None:
+        raise UsageError(f"{req.policy}: ledger.keys is required to check ledger evidence")
+    trust = Trust.load(policy)
+    arts = resolve_artifacts(req.artifact)
+    state = _state_dir(policy)
+    origin, keys = policy.ledger.origin, policy.ledger.keys
+    trusted = load_trusted(state, origin, keys) if state is not None else None
+    doc = _evidence(req, arts, trusted.checkpoint.size if trusted else None, trust.wants_registry)
+    out = verify_evidence(
+        policy,
+        trust,
+        arts,
+        doc,
+        at=at,
+        trusted=trusted,
+        on_proved=(lambda cp: save_trusted(state, cp, trusted)) if state is not None else None,
+    )
+    if req.record:
+        from verify.record import record_decision
+
+        assert req.ledger is not None and req.record_key is not None
+        record_decision(out, req.policy, req.ledger, req.record_key)
+    return out
+
+
+def export(
+    artifact: str, output: Path, ledger: str | None, db: str | None, since: int | None
+) -> int:
+    """``verify export-evidence``: write what the ledger proves about ARTIFACT to a file."""
+    from attest._internal.files import write_atomic
+
+    if (ledger is None) == (db is None):
+        raise UsageError("give exactly one of --ledger URL or --db URL")
+    arts = resolve_artifacts(artifact)
+    if ledger is not None:
+        token = os.environ.get(TOKEN_ENV)
+        doc = from_ledger(ledger, _digests(arts), since=since, token=token, registry=True)
+    else:
+        assert db is not None
+        doc = from_db(db, _digests(arts), since=since, registry=True)
+    write_atomic(str(output), json.dumps(doc, indent=1).encode() + b"\n")
+    return 0
+
+
+def _documents(data: bytes, path: Path) -> list[bytes]:
+    """One file's attestations: a JSON document, or JSON Lines of them; npm's
+    ``{"attestations": [{"bundle": …}]}`` and gh's ``{"bundle": …}`` lines unwrapped."""
+    try:
+        docs: list[Any] = [json.loads(data)]
+    except ValueError:
+        try:
+            docs = [json.loads(line) for line in data.splitlines() if line.strip()]
+        except ValueError as e:
+            raise UsageError(f"{path}: neither JSON nor JSON Lines: {e}") from e
+    out: list[bytes] = []
+    for doc in docs:
+        if isinstance(doc, dict) and isinstance(doc.get("attestations"), list):
+            items = doc["attestations"]
+        else:
+            items = [doc]
+        for item in items:
+            inner = item.get("bundle") if isinstance(item, dict) else None
+            out.append(json.dumps(inner if isinstance(inner, dict) else item).encode())
+    return out
+
+
+def read_bundles(paths: list[Path]) -> list[bytes]:
+    from attest.errors import Error as AttestError
+    from attest.verification import read_document
+
+    out: list[bytes] = []
+    for p in paths:
+        try:
+            data = read_document(p, limit=64 << 20)
+        except AttestError as e:
+            raise UsageError(str(e)) from e
+        out.extend(_documents(data, p))
+    return out
+
+
+def run_attestations(
+    artifact: str, policy_file: Path, bundles: list[Path], at: datetime
+) -> Outcome:
+    """``verify attestations``: third-party attestations against the policy's rules."""
+    policy = load_policy(policy_file)
+    trust = Trust.load(policy)
+    arts = resolve_artifacts(artifact)
+    return verify_attestations(policy, trust, arts, read_bundles(bundles), at)

@@ -1,0 +1,132 @@
+"""Step 1 of the pipeline: get the evidence document (DESIGN.md §3.3) about some digests.
+
+Three sources, one shape: a file (``--evidence``: no network at all), a ledger's audit API
+(``--ledger URL``: ``POST /api/v1/evidence`` following ``next`` pages, with ``since`` so the
+answer carries a consistency proof from the checkpoint this verifier trusts) or the ledger's
+database (``--db URL``: the server's own read side, imported only then). Nothing returned here is
+trusted yet: the proof steps check it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from verify.errors import EvidenceUnavailable, UsageError
+
+__all__ = ["TOKEN_ENV", "from_db", "from_file", "from_ledger"]
+
+TOKEN_ENV = "LEDGER_TOKEN"  # noqa: S105 - a variable name, not a secret
+MAX_EVIDENCE_BYTES = 256 << 20
+_PAGE_LIMIT = 1000
+
+
+def from_file(path: Path) -> dict[str, Any]:
+    """An evidence file as written by ``verify export-evidence`` (or saved from the API)."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_EVIDENCE_BYTES + 1)
+    except OSError as e:
+        raise UsageError(f"cannot read evidence {path}: {e.strerror}") from e
+    if len(data) > MAX_EVIDENCE_BYTES:
+        raise UsageError(f"{path}: larger than {MAX_EVIDENCE_BYTES} bytes")
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: not JSON: {e}") from e
+    if not isinstance(doc, dict):
+        raise UsageError(f"{path}: an evidence document is a JSON object")
+    return doc
+
+
+def _merge(pages: list[dict[str, Any]]) -> dict[str, Any]:
+    doc = dict(pages[0])
+    doc["entries"] = [e for p in pages for e in p.get("entries") or []]
+    if "registry" in pages[-1]:  # every page carries it; the last page's is as complete
+        doc["registry"] = pages[-1]["registry"]
+    doc.pop("next", None)
+    return doc
+
+
+def from_ledger(
+    url: str,
+    digests: Sequence[str],
+    *,
+    since: int | None,
+    token: str | None,
+    as_of: str | None = None,
+    registry: bool = False,
+) -> dict[str, Any]:
+    """Every record the ledger at ``url`` holds about ``digests``, as one evidence document."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    params: dict[str, str] = {"limit": str(_PAGE_LIMIT)}
+    if since:
+        params["since"] = str(since)
+    if as_of:
+        params["asOf"] = as_of
+    if registry:
+        params["registry"] = "true"
+    pages: list[dict[str, Any]] = []
+    with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=30) as http:
+        while True:
+            pages.append(_page(http, params, list(digests)))
+            nxt = pages[-1].get("next")
+            if not isinstance(nxt, str) or not nxt:
+                return _merge(pages)
+            params = {**params, "cursor": nxt}
+
+
+def _page(http: Any, params: dict[str, str], digests: list[str]) -> dict[str, Any]:
+    import httpx
+
+    try:
+        r = http.post("/api/v1/evidence", params=params, json={"subjects": digests})
+    except httpx.HTTPError as e:
+        raise EvidenceUnavailable(f"cannot reach the ledger at {http.base_url}: {e}") from e
+    if r.status_code in (401, 403):
+        raise EvidenceUnavailable(
+            f"the ledger refused to answer (HTTP {r.status_code}): set {TOKEN_ENV} to a token "
+            "with the read scope"
+        )
+    if r.status_code != 200:
+        raise EvidenceUnavailable(f"the ledger answered HTTP {r.status_code}: {r.text[:300]}")
+    try:
+        doc = r.json()
+    except ValueError as e:
+        raise EvidenceUnavailable("the ledger's answer is not JSON") from e
+    if not isinstance(doc, dict):
+        raise EvidenceUnavailable("the ledger's answer is not an evidence document")
+    return doc
+
+
+def from_db(
+    url: str, digests: Sequence[str], *, since: int | None, registry: bool = False
+) -> dict[str, Any]:
+    """The same document, read from the ledger's database directly (read-only)."""
+    from ledger.errors import Error as LedgerError
+    from ledger.index import query as q
+    from ledger.index.evidence import AuditReader
+    from ledger.log import Ledger
+
+    try:
+        with Ledger.open(url) as ledger:
+            reader = AuditReader(ledger)
+            cp = reader.checkpoint(None)
+            with reader.store._conn() as conn:
+                found = q.search(
+                    conn,
+                    q.Filters(subjects=tuple(sorted(digests))),
+                    cp.checkpoint.size,
+                    -1,
+                    1 << 30,
+                )
+            doc = reader.document(found, cp, since if since else None)
+            if registry:
+                doc["registry"] = reader.registry_entries(cp)
+            return doc
+    except LedgerError as e:
+        raise EvidenceUnavailable(f"cannot read the ledger database: {e}") from e

@@ -1,0 +1,54 @@
+"""The verifier's memory: the last checkpoint of each ledger it trusted, one file per log
+(``<stateDir>/<origin>.checkpoint``, the signed note). A later checkpoint must be consistent with
+it (else the ledger forked its history); the file is replaced, atomically, only after every proof
+of a run verified, and never by an older checkpoint."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ledger.checkpoint import SignedCheckpoint
+from verify.errors import CheckpointFailure, UsageError
+
+__all__ = ["load_trusted", "save_trusted", "state_file"]
+
+
+def state_file(state_dir: Path, origin: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in origin)
+    return state_dir / f"{safe}.checkpoint"
+
+
+def load_trusted(state_dir: Path, origin: str, vkeys: list[str]) -> SignedCheckpoint | None:
+    """The checkpoint last trusted for ``origin`` (signature re-checked), or ``None``."""
+    from verify.proofs import open_signed_checkpoint
+
+    path = state_file(state_dir, origin)
+    try:
+        note = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read the verifier state {path}: {e}") from e
+    try:
+        return open_signed_checkpoint(note, vkeys, origin)
+    except CheckpointFailure as e:
+        raise CheckpointFailure(f"the verifier state {path} does not verify: {e}") from e
+
+
+def save_trusted(state_dir: Path, cp: SignedCheckpoint, old: SignedCheckpoint | None) -> bool:
+    """Remember ``cp`` unless the state already holds a larger tree; ``True`` if written."""
+    if old is not None and old.checkpoint.size >= cp.checkpoint.size:
+        return False
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".checkpoint-")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(cp.note)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, state_file(state_dir, cp.checkpoint.origin))
+    except OSError as e:
+        raise UsageError(f"cannot write the verifier state in {state_dir}: {e}") from e
+    return True

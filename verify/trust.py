@@ -1,0 +1,250 @@
+"""Steps 6 and 7 of the pipeline: who signed each body, and whether that signer counts then.
+
+:class:`Trust` holds the policy's signers, loaded once: public keys (files relative to the policy)
+and Sigstore identities (sigstore-python is imported only when a bundle has to be opened).
+:meth:`Trust.open` verifies one body — a DSSE envelope against every trusted key, a Sigstore bundle
+against each identity — and returns an :class:`Attestation` naming the policy signers whose
+signature verified and who were valid at the record's time. A body signed by nobody the policy
+trusts is :class:`Untrusted` (reported, never counted); a body whose signature claims a trusted
+key (its keyid) but does not verify is a :class:`~verify.errors.SignatureFailure`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from attest.errors import Error as AttestError
+from attest.errors import SignatureError
+from attest.keys import PublicKey
+from attest.statement import Statement
+from attest.verification import VerifiedStatement, open_statement
+from verify.errors import PolicyFileError, SignatureFailure
+from verify.policy import Policy, SigstoreSigner
+from verify.registry import RegistryHistory
+
+__all__ = ["Attestation", "Trust", "Untrusted", "default_trusted_root"]
+
+_ROOT_DIR = "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """A statement whose signature verified, with the policy signers that count for it."""
+
+    index: int | None  # the ledger record, or None for a third-party attestation
+    time: datetime  # the record's time (ledger) or the verification time (third-party)
+    statement: Statement
+    verified: VerifiedStatement
+    signers: tuple[str, ...]
+    refused: tuple[str, ...] = ()  # signers whose signature verified but who did not count then
+    # signer name -> the key (SPKI fingerprint) behind it: a threshold counts distinct keys, so
+    # a key that is both a policy signer and a registry signer counts once
+    keys_of: Mapping[str, str] = field(default_factory=dict)
+
+    def distinct(self, names: Iterable[str]) -> set[str]:
+        """The distinct signing keys (or identities) behind ``names``."""
+        return {self.keys_of.get(n, n) for n in names}
+
+    @property
+    def label(self) -> str:
+        return f"record {self.index}" if self.index is not None else "attestation"
+
+
+@dataclass(frozen=True)
+class Untrusted:
+    index: int | None
+    reason: str
+
+
+def default_trusted_root() -> Path:
+    """The Sigstore production trusted root shipped inside sigstore-python (no network)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sigstore")
+    if spec is None or not spec.submodule_search_locations:
+        raise PolicyFileError("sigstore-python is not installed: give sigstore.trustedRoot")
+    root = Path(next(iter(spec.submodule_search_locations))) / "_store" / _ROOT_DIR
+    return root / "trusted_root.json"
+
+
+def _certificate_matches(body: bytes, identity: Any) -> bool:
+    """Whether the bundle's leaf certificate names ``identity`` (issuer and subject): then a
+    bundle that does not verify is a forgery of a trusted signer, not someone else's."""
+    import base64
+
+    from cryptography import x509
+
+    try:
+        material = json.loads(body)["verificationMaterial"]
+        cert = material.get("certificate") or material["x509CertificateChain"]["certificates"][0]
+        leaf = x509.load_der_x509_certificate(base64.b64decode(cert["rawBytes"]))
+        identity.verify(leaf)
+    except Exception:  # any unreadable part, or sigstore's VerificationError: not a match
+        return False
+    return True
+
+
+def _claims_trusted_key(
+    named: list[tuple[str, PublicKey]], doc: dict[str, Any], index: int | None, e: Exception
+) -> None:
+    """Raise :class:`SignatureFailure` when a signature's keyid names a trusted key (it claims a
+    trusted signer and does not verify: a forgery, not someone else's attestation)."""
+    hints = {s.get("keyid") for s in doc.get("signatures") or [] if isinstance(s, dict)}
+    claimed = [n for n, k in named if k.keyid in hints]
+    if claimed:
+        where = f"record {index}" if index is not None else "an attestation"
+        raise SignatureFailure(
+            f"{where} names trusted signer {claimed[0]!r} but its signature does not verify: {e}"
+        ) from e
+
+
+def _read_key(policy: Policy, name: str, rel: str) -> PublicKey:
+    from attest.keys import read_public_key
+
+    try:
+        return read_public_key(policy.path(rel))
+    except AttestError as e:
+        raise PolicyFileError(f"signers.{name}.key: {e}") from e
+
+
+@dataclass
+class Trust:
+    """The policy's signers, loaded: keys by name, Sigstore identities by name."""
+
+    policy: Policy
+    keys: dict[str, PublicKey] = field(default_factory=dict)
+    identities: dict[str, SigstoreSigner] = field(default_factory=dict)
+    admin_keys: list[PublicKey] = field(default_factory=list)
+    registry: RegistryHistory | None = None  # set once the evidence's registry is replayed
+
+    @classmethod
+    def load(cls, policy: Policy) -> Trust:
+        trust = cls(policy)
+        seen: dict[bytes, str] = {}
+        for name, s in policy.signers.items():
+            if s.key is not None:
+                key = _read_key(policy, name, s.key)
+                if key.spki_pem() in seen:
+                    raise PolicyFileError(
+                        f"signers {seen[key.spki_pem()]!r} and {name!r} are the same key: "
+                        "a threshold counts distinct signers"
+                    )
+                seen[key.spki_pem()] = name
+                trust.keys[name] = key
+            elif s.sigstore is not None:
+                trust.identities[name] = s.sigstore
+        if policy.ledger is not None:
+            trust.admin_keys = [
+                _read_key(policy, "ledger.adminKeys", k) for k in policy.ledger.admin_keys
+            ]
+        return trust
+
+    @property
+    def wants_registry(self) -> bool:
+        return any(s.registry for s in self.policy.signers.values())
+
+    def _registry_keys(self, index: int | None) -> list[tuple[str, PublicKey]]:
+        """(``POLICYNAME/REGISTRYNAME``, key) of every registry key signer before ``index``."""
+        if self.registry is None or index is None:
+            return []
+        state = self.registry.state_before(index)
+        out = []
+        for name, s in self.policy.signers.items():
+            if s.registry:
+                out += [
+                    (f"{name}/{r.spec.name}", r.key)
+                    for r in state.signers.values()
+                    if r.key is not None and (not s.names or r.spec.name in s.names)
+                ]
+        return out
+
+    def open(self, body: bytes, index: int | None, time: datetime) -> Attestation | Untrusted:
+        """Steps 6 and 7 for one body recorded (or judged) at ``time``."""
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return Untrusted(index, "not JSON")
+        if not isinstance(doc, dict):
+            return Untrusted(index, "not a JSON object")
+        if "dsseEnvelope" in doc or ("mediaType" in doc and "verificationMaterial" in doc):
+            return self._open_bundle(body, index, time)
+        return self._open_envelope(body, doc, index, time)
+
+    def _open_envelope(
+        self, body: bytes, doc: dict[str, Any], index: int | None, time: datetime
+    ) -> Attestation | Untrusted:
+        if doc.get("payloadType") != "application/vnd.in-toto+json":
+            return Untrusted(index, f"payloadType {doc.get('payloadType')!r} is not in-toto")
+        named = [*self.keys.items(), *self._registry_keys(index)]
+        if not named:
+            return Untrusted(index, "a DSSE envelope, and the policy trusts no key")
+        try:
+            verified = open_statement(body, keys=[k for _, k in named])
+        except SignatureError as e:
+            _claims_trusted_key(named, doc, index, e)
+            return Untrusted(index, "signed by no key the policy trusts")
+        except AttestError as e:
+            return Untrusted(index, f"not a valid attestation: {e}")
+        names = [n for n, k in named if k.keyid in verified.signers]
+        att = self._attestation(verified, names, index, time)
+        prints = {n: hashlib.sha256(k.spki_pem()).hexdigest() for n, k in named}
+        return replace(att, keys_of={n: prints[n] for n in names})
+
+    def _open_bundle(
+        self, body: bytes, index: int | None, time: datetime
+    ) -> Attestation | Untrusted:
+        from attest.sigstore_bundle import IdentityPolicy
+
+        reasons = []
+        for name, s in self.identities.items():
+            regex = s.identity_regex is not None
+            subject = s.identity_regex if regex else s.identity
+            assert subject is not None
+            root = self.policy.path(s.trusted_root) if s.trusted_root else default_trusted_root()
+            try:
+                identity = IdentityPolicy(s.issuer, subject, subject_regex=regex)
+                verified = open_statement(body, trusted_root=root, identity=identity)
+            except AttestError as e:
+                if isinstance(e, SignatureError) and _certificate_matches(body, identity):
+                    where = f"record {index}" if index is not None else "a Sigstore bundle"
+                    raise SignatureFailure(
+                        f"{where} carries a certificate for trusted signer {name!r} but does not "
+                        f"verify: {e}"
+                    ) from e
+                reasons.append(f"{name}: {e}")
+                continue
+            return self._attestation(verified, [name], index, time)
+        why = "; ".join(reasons) if reasons else "the policy trusts no Sigstore identity"
+        return Untrusted(index, f"a Sigstore bundle no trusted identity verifies ({why})")
+
+    def _attestation(
+        self, verified: VerifiedStatement, names: list[str], index: int | None, time: datetime
+    ) -> Attestation:
+        """Step 7: keep the signers valid at the record's time (the policy's window, and for a
+        registry signer also the registry's: validity, revocation, allowed predicate types)."""
+        counted, refused = [], []
+        for name in names:
+            why = self._refusal(name, index, time, verified.statement.predicate_type)
+            if why:
+                refused.append(f"{name}: {why} (signed at {time.isoformat()})")
+            else:
+                counted.append(name)
+        return Attestation(
+            index, time, verified.statement, verified, tuple(counted), tuple(refused)
+        )
+
+    def _refusal(self, name: str, index: int | None, time: datetime, predicate_type: str) -> str:
+        policy_name, _, registry_name = name.partition("/")
+        why = self.policy.signers[policy_name].valid_at(time)
+        if why or not registry_name or self.registry is None or index is None:
+            return why
+        from ledger.record import format_time
+
+        signer = self.registry.state_before(index).signers[registry_name]
+        return signer.refusal(format_time(time), predicate_type)
