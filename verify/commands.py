@@ -27,7 +27,7 @@ from verify.cli import (
 __all__ = ["EXTENSIONS", "app"]
 
 # Modules that add subcommands (``verify sigstore-bundle``, in-toto layouts, …).
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = ("verify.conformance",)
 
 
 class _DefaultGroup(TyperGroup):
