@@ -41,18 +41,18 @@ from sqlalchemy import Connection
 from ledger._internal import db_errors
 from ledger.bodies import Submission
 from ledger.checkpoint import SignedCheckpoint
-from ledger.errors import Error, IntegrityError, Overloaded, StorageError
-from ledger.merkle import hash_leaf
+from ledger.errors import Error, Overloaded, StorageError
 from ledger.note import NoteSigner, parse_verifier
 from ledger.pending import (
-    PREFIX,
+    IDLE_POLL_SECONDS,
+    INTEGRATED_CHANNEL,
+    RETRY_SECONDS,
     BadRow,
     NothingPending,
     Wait,
     error_from_text,
     error_text,
     hint,
-    names_body,
     pending_mac_key,
     row_mac,
     submission,
@@ -60,18 +60,14 @@ from ledger.pending import (
 from ledger.pending_acks import FINISH_SQL, AckReader, finish_params
 from ledger.sequencer import AppendResult, Job, append_in_chunks, single_done
 from ledger.storage import LedgerStore, SequencedBatch
-from ledger.writer_checks import check_inclusions_handed_out
+from ledger.waiter import Waiting
 
 __all__ = ["LEASE_POLL_SECONDS", "SharedSequencer"]
 
 log = logging.getLogger(__name__)
 
 LEASE_POLL_SECONDS = 0.25  # how often a process without the lease asks for it
-_IDLE_POLL_SECONDS = 0.2  # the integrator's and waiter's fallback poll when no NOTIFY arrives
-_FULL_LOOK_SECONDS = 1.0  # while bodies wait, look for all of them at least this often
-_RETRY_SECONDS = 0.5  # pause after a database error before the integrator tries again
 _PENDING_CHANNEL = "ledger_pending"
-_INTEGRATED_CHANNEL = "ledger_integrated"
 _LEASE_KEY = "hashtextextended('provenance-ledger-integrator:' || current_schema(), 0)"
 _ANY_PENDING = "SELECT 1 FROM pending WHERE idx IS NULL AND error IS NULL LIMIT 1"
 # A row marked failed is replaced by the new submission (which may be the real body of a digest
@@ -86,7 +82,7 @@ _INSERT_PENDING = (
 _STALLED_SECONDS = 5.0  # a wait this old, with the lease held elsewhere: integrate anyway
 
 
-class SharedSequencer:
+class SharedSequencer(Waiting):
     """This process's part of the shared PostgreSQL write path (see the module docstring)."""
 
     def __init__(
@@ -298,7 +294,7 @@ class SharedSequencer:
                 inserted.add(bytes(row[0]))
             if not cur.nextset():
                 break
-        channel = _PENDING_CHANNEL if inserted else _INTEGRATED_CHANNEL
+        channel = _PENDING_CHANNEL if inserted else INTEGRATED_CHANNEL
         cur.execute("SELECT pg_notify(%s, current_schema())", (channel,))
 
     def _forget(self, waits: list[Wait], error: BaseException) -> None:
@@ -336,7 +332,7 @@ class SharedSequencer:
                     self._hold_lease(lease)
             except psycopg.Error as e:  # the lease connection broke: the lock went with it
                 log.warning("integrator lease connection lost: %s", e)
-                self._stop.wait(_RETRY_SECONDS)
+                self._stop.wait(RETRY_SECONDS)
 
     def _hold_lease(self, lease: psycopg.Connection[Any]) -> None:
         while not self._stop.is_set():
@@ -359,7 +355,7 @@ class SharedSequencer:
             if work and self._integrate_once() > 0:
                 self._notified(lease, 0)  # drain: the next loop integrates what came in
                 continue
-            woken = self._notified(lease, _IDLE_POLL_SECONDS)  # a dead session raises here
+            woken = self._notified(lease, IDLE_POLL_SECONDS)  # a dead session raises here
 
     def _integrate_once(self) -> int:
         """Integrate one batch of pending rows; the number integrated (0: none, or it failed)."""
@@ -381,7 +377,7 @@ class SharedSequencer:
             # a notification would reach them late, failing appends made after the retry began.
             log.warning("integration failed, retrying: %s", e)
             self._fail_all(e)
-            self._stop.wait(_RETRY_SECONDS)
+            self._stop.wait(RETRY_SECONDS)
             return 0
         except Error as e:
             self._quarantine(read, e)
@@ -389,7 +385,7 @@ class SharedSequencer:
         except Exception as e:  # a defect, not the rows': keep the thread, tell this process
             log.exception("integration failed unexpectedly, retrying")
             self._fail_all(e)
-            self._stop.wait(_RETRY_SECONDS)
+            self._stop.wait(RETRY_SECONDS)
             return 0
         return len(seq.indices)
 
@@ -422,7 +418,7 @@ class SharedSequencer:
         :mod:`ledger.pending_acks`) and wake every waiter (delivered at commit). The payload
         names the rows by digest prefix, so a process none of whose bodies is among them does
         not query at all (every process's waiter hears every batch)."""
-        params = finish_params(read, seq, _INTEGRATED_CHANNEL, hint(read))
+        params = finish_params(read, seq, INTEGRATED_CHANNEL, hint(read))
         conn.exec_driver_sql(FINISH_SQL, params)
 
     def _quarantine(self, read: list[bytes], batch_error: Error) -> None:
@@ -463,13 +459,13 @@ class SharedSequencer:
                 self._mark_failed(digest, why)
         elif failed:
             self._broadcast_failure(failed[0][1])
-            self._stop.wait(_RETRY_SECONDS)
+            self._stop.wait(RETRY_SECONDS)
 
     def _broadcast_failure(self, e: Error) -> None:
         with suppress(Error), self._store.engine.begin() as conn:
             conn.exec_driver_sql(
                 "SELECT pg_notify(%s, current_schema() || chr(10) || %s)",
-                (_INTEGRATED_CHANNEL, error_text(e)[:4000]),
+                (INTEGRATED_CHANNEL, error_text(e)[:4000]),
             )
 
     def _mark_failed(self, digest: bytes, e: Error) -> None:
@@ -477,114 +473,4 @@ class SharedSequencer:
             conn.exec_driver_sql(
                 "UPDATE pending SET error = %s WHERE digest = %s", (error_text(e), digest)
             )
-            conn.exec_driver_sql("SELECT pg_notify(%s, current_schema())", (_INTEGRATED_CHANNEL,))
-
-    # -- the waiter -----------------------------------------------------------------------------
-
-    def _waiter(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with self._session() as conn:
-                    conn.execute(f"LISTEN {_INTEGRATED_CHANNEL}")
-                    last_full = time.monotonic()
-                    while not self._stop.is_set():
-                        self._notified(conn, _IDLE_POLL_SECONDS, collect=True)
-                        if not self._waiting:
-                            self._hints = set()
-                            continue
-                        hints, self._hints = self._hints, set()
-                        full = hints is None or time.monotonic() - last_full > _FULL_LOOK_SECONDS
-                        if full:
-                            last_full = time.monotonic()
-                        self._resolve(conn, hints, full)
-            except psycopg.Error as e:
-                log.warning("waiter connection lost: %s", e)
-                self._stop.wait(_RETRY_SECONDS)
-            except Exception as e:  # never let the thread die: fail this round's waiters
-                log.exception("resolving appends failed")
-                self._fail_all(e)
-
-    def _resolve(self, conn: psycopg.Connection[Any], hints: set[str] | None, full: bool) -> None:
-        """Acknowledge what was integrated. Only bodies a notification named are looked up,
-        unless ``full`` (a notification named everything or marked rows failed, or a second
-        passed without a full look: a lost notification costs latency, never an answer).
-        A body's acknowledgement row, once verified, answers at once; the rest are looked up
-        in the log."""
-        with self._lock:
-            digests = list(self._waiting)
-        if not full and hints is not None:
-            digests = [d for d in digests if d.hex()[:PREFIX] in hints]
-        for digest, result in (self._acks.read(conn, digests) if digests else {}).items():
-            self._settle(digest, result)
-        with self._lock:
-            digests = [d for d in digests if d in self._waiting]
-        found = self._store.leaves_by_digest(digests) if digests else {}
-        if found:
-            self._acknowledge(found)
-        missing = [d for d in digests if d not in found]
-        if missing and full:
-            for digest, text in self._store.pending_errors(missing).items():
-                self._settle(digest, error=error_from_text(text))
-        now = time.monotonic()
-        with self._lock:
-            expired = [
-                d
-                for d, entries in self._waiting.items()
-                if any(w.deadline < now for w, _ in entries)
-            ]
-        for d in expired:
-            self._settle(
-                d,
-                error=StorageError(
-                    f"not acknowledged within {self._wait_timeout:g} s (is a ledger process with "
-                    "its key running and its database healthy?); submitting the same body again "
-                    "is safe: it is logged at most once"
-                ),
-            )
-
-    def _acknowledge(self, found: dict[bytes, tuple[int, bytes]]) -> None:
-        signed = self._checkpoint()  # verified with the ledger's key (cached by note text)
-        cp = signed.checkpoint
-        refused: dict[bytes, str] = {}
-        for digest, (index, leaf) in found.items():
-            if not 0 <= index < cp.size:  # a planted or uncovered row
-                where = "is stored below index 0" if index < 0 else "is not covered"
-                refused[digest] = f"the body's record {index} {where}"
-            elif not names_body(leaf, index, digest):  # a row whose indexed digest was rewritten
-                refused[digest] = f"record {index} does not hold this body"
-        for digest, why in refused.items():
-            self._settle(
-                digest,
-                error=IntegrityError(
-                    f"refusing to acknowledge: {why} (the log has been tampered with; run "
-                    "`ledger check`)",
-                    found[digest][0],
-                ),
-            )
-        digests = sorted((d for d in found if d not in refused), key=lambda d: found[d][0])
-        if not digests:
-            return
-        indices = [found[d][0] for d in digests]
-        leaves, proofs = self._store.tree(cp.size).leaves_and_proofs(indices)
-        check_inclusions_handed_out(leaves, indices, proofs, cp)
-        for digest, index, leaf, proof in zip(digests, indices, leaves, proofs, strict=True):
-            if leaf != hash_leaf(found[digest][1]):
-                self._settle(
-                    digest,
-                    error=IntegrityError(
-                        f"refusing to acknowledge: record {index}'s leaf is not the tree's", index
-                    ),
-                )
-                continue
-            self._settle(digest, AppendResult(index, leaf, proof, cp.size, signed.note, False))
-
-    def _settle(
-        self, digest: bytes, result: AppendResult | None = None, error: BaseException | None = None
-    ) -> None:
-        with self._lock:
-            entries = self._waiting.pop(digest, [])
-        for w, position in entries:
-            if result is not None:
-                w.resolve(position, result)
-            else:
-                w.fail(error or StorageError("append failed"))
+            conn.exec_driver_sql("SELECT pg_notify(%s, current_schema())", (INTEGRATED_CHANNEL,))

@@ -88,6 +88,9 @@ def pending_mac_key(signer: NoteSigner) -> bytes:
 
 
 PREFIX = 8  # hex digits of a digest named in an integration notification
+INTEGRATED_CHANNEL = "ledger_integrated"  # NOTIFY after each batch (and to fail every waiter)
+IDLE_POLL_SECONDS = 0.2  # the integrator's and waiter's fallback poll when no NOTIFY arrives
+RETRY_SECONDS = 0.5  # pause after a database error before a thread tries again
 MAX_HINT = 7000  # bytes of payload (PostgreSQL allows 8000)
 
 

@@ -1,0 +1,174 @@
+"""The waiter of PostgreSQL's shared write path: it acknowledges this process's appends.
+
+:class:`Waiting` is the part of :class:`ledger.integrator.SharedSequencer` that runs its
+*waiter* thread: it ``LISTEN``\\ s for integrations and, for the bodies its process waits on,
+acknowledges each from its verified acknowledgement row (:mod:`ledger.pending_acks`) or, failing
+that, from the log itself (record, latest checkpoint verified with the ledger's key, proof from
+the tiles verified against it). Only then are the callers' futures resolved.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import psycopg
+
+from ledger.checkpoint import SignedCheckpoint
+from ledger.errors import IntegrityError, StorageError
+from ledger.merkle import hash_leaf
+from ledger.pending import (
+    IDLE_POLL_SECONDS,
+    INTEGRATED_CHANNEL,
+    PREFIX,
+    RETRY_SECONDS,
+    Wait,
+    error_from_text,
+    names_body,
+)
+from ledger.pending_acks import AckReader
+from ledger.sequencer import AppendResult
+from ledger.storage import LedgerStore
+from ledger.writer_checks import check_inclusions_handed_out
+
+__all__ = ["Waiting"]
+
+log = logging.getLogger(__name__)
+
+_FULL_LOOK_SECONDS = 1.0  # while bodies wait, look for all of them at least this often
+
+
+class Waiting:
+    """The waiter thread's half of the shared sequencer (state and connections are its own)."""
+
+    _store: LedgerStore
+    _lock: threading.Lock
+    _waiting: dict[bytes, list[tuple[Wait, int]]]
+    _stop: threading.Event
+    _hints: set[str] | None
+    _acks: AckReader
+    _wait_timeout: float
+    _checkpoint: Callable[[], SignedCheckpoint]
+
+    def _session(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        raise NotImplementedError
+
+    def _notified(
+        self, conn: psycopg.Connection[Any], timeout: float, *, collect: bool = False
+    ) -> bool:
+        raise NotImplementedError
+
+    def _fail_all(self, error: BaseException) -> None:
+        raise NotImplementedError
+
+    def _waiter(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self._session() as conn:
+                    conn.execute(f"LISTEN {INTEGRATED_CHANNEL}")
+                    last_full = time.monotonic()
+                    while not self._stop.is_set():
+                        self._notified(conn, IDLE_POLL_SECONDS, collect=True)
+                        if not self._waiting:
+                            self._hints = set()
+                            continue
+                        hints, self._hints = self._hints, set()
+                        full = hints is None or time.monotonic() - last_full > _FULL_LOOK_SECONDS
+                        if full:
+                            last_full = time.monotonic()
+                        self._resolve(conn, hints, full)
+            except psycopg.Error as e:
+                log.warning("waiter connection lost: %s", e)
+                self._stop.wait(RETRY_SECONDS)
+            except Exception as e:  # never let the thread die: fail this round's waiters
+                log.exception("resolving appends failed")
+                self._fail_all(e)
+
+    def _resolve(self, conn: psycopg.Connection[Any], hints: set[str] | None, full: bool) -> None:
+        """Acknowledge what was integrated. Only bodies a notification named are looked up,
+        unless ``full`` (a notification named everything or marked rows failed, or a second
+        passed without a full look: a lost notification costs latency, never an answer).
+        A body's acknowledgement row, once verified, answers at once; the rest are looked up
+        in the log."""
+        with self._lock:
+            digests = list(self._waiting)
+        if not full and hints is not None:
+            digests = [d for d in digests if d.hex()[:PREFIX] in hints]
+        for digest, result in (self._acks.read(conn, digests) if digests else {}).items():
+            self._settle(digest, result)
+        with self._lock:
+            digests = [d for d in digests if d in self._waiting]
+        found = self._store.leaves_by_digest(digests) if digests else {}
+        if found:
+            self._acknowledge(found)
+        missing = [d for d in digests if d not in found]
+        if missing and full:
+            for digest, text in self._store.pending_errors(missing).items():
+                self._settle(digest, error=error_from_text(text))
+        now = time.monotonic()
+        with self._lock:
+            expired = [
+                d
+                for d, entries in self._waiting.items()
+                if any(w.deadline < now for w, _ in entries)
+            ]
+        for d in expired:
+            self._settle(
+                d,
+                error=StorageError(
+                    f"not acknowledged within {self._wait_timeout:g} s (is a ledger process with "
+                    "its key running and its database healthy?); submitting the same body again "
+                    "is safe: it is logged at most once"
+                ),
+            )
+
+    def _acknowledge(self, found: dict[bytes, tuple[int, bytes]]) -> None:
+        signed = self._checkpoint()  # verified with the ledger's key (cached by note text)
+        cp = signed.checkpoint
+        refused: dict[bytes, str] = {}
+        for digest, (index, leaf) in found.items():
+            if not 0 <= index < cp.size:  # a planted or uncovered row
+                where = "is stored below index 0" if index < 0 else "is not covered"
+                refused[digest] = f"the body's record {index} {where}"
+            elif not names_body(leaf, index, digest):  # a row whose indexed digest was rewritten
+                refused[digest] = f"record {index} does not hold this body"
+        for digest, why in refused.items():
+            self._settle(
+                digest,
+                error=IntegrityError(
+                    f"refusing to acknowledge: {why} (the log has been tampered with; run "
+                    "`ledger check`)",
+                    found[digest][0],
+                ),
+            )
+        digests = sorted((d for d in found if d not in refused), key=lambda d: found[d][0])
+        if not digests:
+            return
+        indices = [found[d][0] for d in digests]
+        leaves, proofs = self._store.tree(cp.size).leaves_and_proofs(indices)
+        check_inclusions_handed_out(leaves, indices, proofs, cp)
+        for digest, index, leaf, proof in zip(digests, indices, leaves, proofs, strict=True):
+            if leaf != hash_leaf(found[digest][1]):
+                self._settle(
+                    digest,
+                    error=IntegrityError(
+                        f"refusing to acknowledge: record {index}'s leaf is not the tree's", index
+                    ),
+                )
+                continue
+            self._settle(digest, AppendResult(index, leaf, proof, cp.size, signed.note, False))
+
+    def _settle(
+        self, digest: bytes, result: AppendResult | None = None, error: BaseException | None = None
+    ) -> None:
+        with self._lock:
+            entries = self._waiting.pop(digest, [])
+        for w, position in entries:
+            if result is not None:
+                w.resolve(position, result)
+            else:
+                w.fail(error or StorageError("append failed"))
