@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -65,15 +68,34 @@ def serve(
             LEDGER_WORKERS=str(workers),
         )
         _check_settings()
-    uvicorn.run(
-        "ledger.api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=access_log,
-        log_level="info",
-    )
+    with _shared_metrics(workers):
+        uvicorn.run(
+            "ledger.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=access_log,
+            log_level="info",
+        )
+
+
+@contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """Several workers: prometheus-client's multiprocess mode, in a private directory unless the
+    operator names one (``PROMETHEUS_MULTIPROC_DIR``, which must then be emptied between runs, as
+    prometheus-client requires). Set before any worker starts, so every worker's metrics use it."""
+    from ledger.api.metrics import MULTIPROCESS_ENV
+
+    if workers < 2 or os.environ.get(MULTIPROCESS_ENV):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="ledger-metrics-") as d:
+        os.environ[MULTIPROCESS_ENV] = d
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROCESS_ENV]
 
 
 def _check_settings() -> None:

@@ -65,6 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             yield
         finally:
+            metrics_now = getattr(app.state, "metrics", None)
+            if metrics_now is not None:
+                metrics_now.close()
             ledger.close()
 
     app = FastAPI(

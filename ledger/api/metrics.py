@@ -1,16 +1,24 @@
-"""Prometheus metrics of one server process, in a registry of its own (made per app, not global).
+"""Prometheus metrics of a server, in a registry of its own (made per app, not global).
 
-With ``--workers N`` each worker process reports its own numbers; scrape each, or run one
-worker per process manager slot.
+With ``--workers N`` (N > 1) ``ledger serve`` runs prometheus-client's multiprocess mode: every
+worker writes its counters and histograms to files in ``PROMETHEUS_MULTIPROC_DIR`` (a private
+directory the server makes, unless the operator names one), and whichever worker answers a scrape
+sums them all, so ``/metrics`` is the server's, not one worker's. The tree size is read from the
+database at scrape time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
-__all__ = ["Metrics"]
+__all__ = ["MULTIPROCESS_ENV", "Metrics"]
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
@@ -28,7 +36,10 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge(
-            "ledger_queue_depth", "Appends admitted and waiting for their proof.", registry=r
+            "ledger_queue_depth",
+            "Appends admitted and waiting for their proof.",
+            multiprocess_mode="livesum",
+            registry=r,
         )
         self.batch_entries = Histogram(
             "ledger_batch_request_entries",
@@ -48,8 +59,8 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.tree_size = Gauge("ledger_tree_size", "Size of the latest checkpoint.", registry=r)
-        self.tree_size.set_function(tree_size)
+        self._tree_size = _TreeSize(tree_size)
+        r.register(self._tree_size)
         self._last_checkpoint: tuple[int, int] = (-1, 0)
 
     def refused(self, reason: str) -> None:
@@ -67,4 +78,28 @@ class Metrics:
         self._last_checkpoint = (tree_size, 1)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        if not os.environ.get(MULTIPROCESS_ENV):
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        every_worker = CollectorRegistry()
+        multiprocess.MultiProcessCollector(every_worker)  # type: ignore[no-untyped-call]
+        every_worker.register(self._tree_size)
+        return generate_latest(every_worker)
+
+    def close(self) -> None:
+        """This worker is stopping: its live gauges leave the sum."""
+        if os.environ.get(MULTIPROCESS_ENV):
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+class _TreeSize(Collector):
+    """``ledger_tree_size``, read when scraped (one query), in either mode."""
+
+    def __init__(self, read: Callable[[], float]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily("ledger_tree_size", "Size of the latest checkpoint.", self._read())
