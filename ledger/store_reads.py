@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, and_, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger._internal import schema
@@ -27,6 +27,11 @@ _PG_TILES = (
     "(SELECT * FROM unnest(%s::int[], %s::bigint[]))"
 )
 _SQLITE_TILES = "SELECT level, idx, hashes FROM tiles WHERE "
+_HEAD = (
+    "SELECT idx, leaf_hash, time, (SELECT min(idx) FROM records) FROM records "
+    "ORDER BY idx DESC LIMIT 1"
+)
+_LATEST_CHECKPOINT = "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1"
 
 
 class StoreReads:
@@ -36,14 +41,12 @@ class StoreReads:
     cache: TileCache
 
     def _head(self, conn: Connection) -> LogHead:
-        r = schema.records.c
-        first = select(func.min(r.idx)).scalar_subquery()  # one round trip for both ends
-        row = conn.execute(
-            select(r.idx, r.leaf_hash, r.time, first.label("first")).order_by(r.idx.desc()).limit(1)
-        ).first()
+        # One round trip for both ends, in the driver's own SQL (the writer asks every batch).
+        row = conn.exec_driver_sql(_HEAD).first()
         if row is None:
             return LogHead(0, None, None)
-        return LogHead(row.idx + 1, row.leaf_hash, row.time, row.first)
+        idx, leaf_hash, time, first = row  # as stored: a tampered type fails the head check
+        return LogHead(idx + 1, leaf_hash, time, first)
 
     def _indices_by_digest(self, conn: Connection, digests: Sequence[bytes]) -> dict[bytes, int]:
         r = schema.records.c
@@ -126,11 +129,10 @@ class StoreReads:
         return fetch
 
     def _latest_checkpoint(self, conn: Connection) -> tuple[int, str]:
-        c = schema.checkpoints.c
-        row = conn.execute(select(c.size, c.note).order_by(c.size.desc()).limit(1)).first()
+        row = conn.exec_driver_sql(_LATEST_CHECKPOINT).first()
         if row is None:
             raise NotFound("the ledger has no checkpoint: run `ledger init` first")
-        return row.size, row.note
+        return row[0], row[1]
 
     def latest_checkpoint(self) -> tuple[int, str]:
         with self._conn() as conn:
