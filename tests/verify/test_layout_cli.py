@@ -220,6 +220,30 @@ def test_bad_input_is_exit_2_and_runs_nothing(
     assert not (work / "foo.py").exists()  # the inspection did not run
 
 
+def test_dsse_layout_and_links(work: Path, tmp_path: Path) -> None:
+    """The reference tool's DSSE layout (no expires: it never expires, as under in-toto 3.1)."""
+    layout = DEMO / "generated-by-reference-tool" / "root.dsse.layout"
+    links = tmp_path / "dsse-links"
+    shutil.copytree(DEMO / "demo_dsse_files", links)
+    args = ("layout", "--layout", layout, "--link-dir", links, "--at", "2040-01-01T00:00:00Z")
+    ok = cli(*args, "--layout-key", "alice.pub", "foo.tar.gz")
+    assert ok.exit_code == 0, ok.stdout + ok.stderr
+    assert cli(*args, "--layout-key", "carl.pub").exit_code == 4
+    (links / "write-code.776a00e2.link").unlink()
+    missing = cli(*args, "--layout-key", "alice.pub", "--format", "json")
+    assert missing.exit_code == 1
+    assert "LinkNotFoundError" in json.loads(missing.stdout)["rules"][0]["reason"]
+
+
+def test_help_lists_the_command() -> None:
+    p = subprocess.run([VERIFY, "--help"], capture_output=True, text=True, check=False)
+    assert p.returncode == 0 and "layout" in p.stdout
+    p = subprocess.run([VERIFY, "layout", "--help"], capture_output=True, text=True, check=False)
+    assert p.returncode == 0
+    for option in ("--layout-key", "--link-dir", "--at", "--param", "--inspect-in", "--format"):
+        assert option in p.stdout, option
+
+
 def test_the_console_script_runs_it(work: Path) -> None:
     p = subprocess.run(
         [VERIFY, "layout", "--layout", "root.layout", "--layout-key", "alice.pub",
@@ -335,8 +359,21 @@ def test_layout_options_on_the_fast_path(demo: DemoLedger, work: Path, tmp_path:
 def test_a_bad_layout_section_is_exit_2(
     demo: DemoLedger, work: Path, tmp_path: Path, layout: dict[str, Any], message: str
 ) -> None:
+    """Refused before the evidence is read: no state saved, no inspection run."""
+    evidence = tmp_path / "evidence.json"
+    r = cli("export-evidence", demo.app_zip, "--ledger", demo.server.url, "-o", evidence)
+    assert r.exit_code == 0
     policy = _policy(demo, work, layout)
-    r = cli(demo.app_zip, "--policy", policy, "--evidence", tmp_path / "never-read.json")
+    doc = yaml.safe_load(policy.read_text())
+    doc["ledger"]["stateDir"] = "verify-state"
+    policy.write_text(yaml.safe_dump(doc, sort_keys=False))
+    r = cli(demo.app_zip, "--policy", policy, "--evidence", evidence)
     assert r.exit_code == 2, r.stdout
     assert message in r.stderr
+    assert not (work / "verify-state").exists()
     assert not (work / "foo.py").exists()
+    # the same policy without the bad section passes and saves its state
+    del doc["layout"]
+    policy.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert cli(demo.app_zip, "--policy", policy, "--evidence", evidence).exit_code == 0
+    assert (work / "verify-state").is_dir()
