@@ -16,11 +16,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from verify import errors
 
-__all__ = ["DEFAULT_COMMAND", "EXIT_CODES", "Format", "main"]
+__all__ = ["DEFAULT_COMMAND", "EXIT_CODES", "Format", "LayoutOptions", "main"]
 
 DEFAULT_COMMAND = "check"
 EXIT_CODES = (
@@ -33,6 +33,14 @@ EXIT_CODES = (
 class Format(StrEnum):
     text = "text"
     json = "json"
+
+
+class LayoutOptions(NamedTuple):
+    """``--layout FILE --layout-key PUB… --link-dir DIR`` of the default command."""
+
+    layout: Path | None = None
+    keys: tuple[Path, ...] = ()
+    link_dir: Path | None = None
 
 
 def __getattr__(name: str) -> Any:
@@ -115,11 +123,14 @@ def run_check_command(
     record: bool,
     record_key: Path | None,
     at: str | None,
+    layout: LayoutOptions | None = None,
 ) -> NoReturn:
     """The default command (shared by the typer app and the fast path)."""
     from verify.run import Request, run_check
 
-    req = Request(artifact, policy, ledger, evidence, db, record, record_key)
+    req = Request(
+        artifact, policy, ledger, evidence, db, record, record_key, *(layout or LayoutOptions())
+    )
     guarded(fmt, artifact, lambda: emit(run_check(req, parse_at(at)), fmt))
 
 
@@ -149,4 +160,5 @@ def main() -> None:
         ns.record,
         ns.record_key,
         ns.at,
+        LayoutOptions(ns.layout, tuple(ns.layout_key), ns.link_dir),
     )

@@ -18,6 +18,7 @@ from verify.cli import (
     DEFAULT_COMMAND,
     EXIT_CODES,
     Format,
+    LayoutOptions,
     emit,
     guarded,
     parse_at,
@@ -27,7 +28,7 @@ from verify.cli import (
 __all__ = ["EXTENSIONS", "app"]
 
 # Modules that add subcommands (``verify sigstore-bundle``, in-toto layouts, …).
-EXTENSIONS: tuple[str, ...] = ("verify.conformance",)
+EXTENSIONS: tuple[str, ...] = ("verify.conformance", "verify.layout_cli")
 
 
 class _DefaultGroup(TyperGroup):
@@ -77,9 +78,30 @@ def check(
         Path | None, typer.Option("--record-key", help="Private key that signs the VSA.")
     ] = None,
     at: AtOpt = None,
+    layout: Annotated[
+        Path | None, typer.Option("--layout", help="A signed in-toto layout to check too.")
+    ] = None,
+    layout_key: Annotated[
+        list[Path] | None,
+        typer.Option("--layout-key", help="A key that must have signed the layout."),
+    ] = None,
+    link_dir: Annotated[
+        Path | None, typer.Option("--link-dir", help="The layout's link files' directory.")
+    ] = None,
 ) -> None:
     """Verify ARTIFACT against the policy, from a ledger's proved evidence (the default command)."""
-    run_check_command(artifact, policy, ledger, evidence, db, fmt, record, record_key, at)
+    run_check_command(
+        artifact,
+        policy,
+        ledger,
+        evidence,
+        db,
+        fmt,
+        record,
+        record_key,
+        at,
+        LayoutOptions(layout, tuple(layout_key or ()), link_dir),
+    )
 
 
 @app.command("export-evidence", epilog=EXIT_CODES)

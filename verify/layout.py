@@ -70,19 +70,54 @@ class LayoutVerdict:
     products: Mapping[str, Mapping[str, str]]  # summary link: last step's products, name -> hashes
 
 
-def layout_key(pem: bytes) -> dict[str, Any]:
-    """A layout verification key (SPKI PEM) in in-toto's key-dict form, as ``in-toto-verify
-    --verification-keys`` loads it."""
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+def layout_key(data: bytes) -> dict[str, Any]:
+    """A layout verification key in in-toto's key-dict form: an SPKI PEM public key (as
+    ``in-toto-verify --verification-keys`` loads it) or a securesystemslib JSON public key
+    (``{"keytype", "scheme", "keyval": {"public"}}``, as the demo's ``danny.pub``)."""
     from securesystemslib.signer import SSlibKey  # type: ignore[attr-defined]
 
-    try:
-        key = SSlibKey.from_crypto(load_pem_public_key(pem))
-    except (ValueError, TypeError) as e:  # not PEM, or a key type securesystemslib lacks
-        raise InvalidInput(f"not a usable layout public key: {e}") from e
+    if data.lstrip().startswith(b"{"):
+        key = _json_key(data)
+    else:
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        try:
+            key = SSlibKey.from_crypto(load_pem_public_key(data))
+        except (ValueError, TypeError) as e:  # not PEM, or a key type securesystemslib lacks
+            raise InvalidInput(f"not a usable layout public key: {e}") from e
     out: dict[str, Any] = key.to_dict()
     out["keyid"] = key.keyid
     return out
+
+
+_JSON_KEY_FIELDS = ("keytype", "scheme", "keyval", "keyid_hash_algorithms")
+
+
+def _json_key(data: bytes) -> Any:
+    """A securesystemslib JSON public key. Its key id is the one securesystemslib gave it: the
+    ``keyid`` it carries, else the SHA-256 of its canonical JSON (with ``keyid_hash_algorithms``
+    when the file has them, as legacy securesystemslib computed it)."""
+    import hashlib
+
+    from securesystemslib.formats import encode_canonical
+    from securesystemslib.signer import SSlibKey  # type: ignore[attr-defined]
+
+    try:
+        doc = json.loads(data)
+        fields = {k: doc[k] for k in _JSON_KEY_FIELDS if k in doc}
+        if "private" in (doc.get("keyval") or {}) and doc["keyval"]["private"]:
+            raise InvalidInput("this is a private key: give the public key")
+        keyid = (
+            doc.get("keyid")
+            or hashlib.sha256((encode_canonical(fields) or "").encode()).hexdigest()
+        )
+        key = SSlibKey.from_dict(keyid, fields)
+        key._crypto_key()  # the key material must load
+    except InvalidInput:
+        raise
+    except Exception as e:  # KeyError, ValueError, securesystemslib's own errors
+        raise InvalidInput(f"not a usable securesystemslib JSON public key: {e!r}") from e
+    return key
 
 
 def _metadata(data: bytes, what: str) -> Any:
@@ -238,7 +273,7 @@ def verify_layout(
 ) -> LayoutVerdict:
     """Verify a signed in-toto layout (classic metablock or DSSE) and its links.
 
-    ``layout_keys`` are SPKI PEM public keys; each must have signed the layout. ``links`` maps
+    ``layout_keys`` are SPKI PEM or securesystemslib JSON public keys; each must have signed the layout. ``links`` maps
     link file names (``package.2f89b927.link``) to their bytes, or is a link directory.
     ``inspect_in`` is where the layout's inspection commands run (they are commands from the
     signed layout, run as the reference verifier runs them; the process changes into that

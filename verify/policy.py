@@ -22,6 +22,7 @@ __all__ = [
     "API_VERSION",
     "DenyPolicy",
     "DependencyDeny",
+    "LayoutPolicy",
     "LedgerPolicy",
     "Policy",
     "SignerPolicy",
@@ -179,6 +180,19 @@ class DenyPolicy(_Model):
     vulnerabilities: VulnerabilityDeny | None = None
 
 
+class LayoutPolicy(_Model):
+    """A classic in-toto layout the artifact's supply chain must satisfy (``verify layout``):
+    the signed layout file, the public keys that must each have signed it (SPKI PEM or
+    securesystemslib JSON), the directory of its link files, and where its inspections run
+    (default: the current directory, as ``in-toto-verify``). Paths are relative to the policy."""
+
+    file: str = Field(min_length=1)
+    keys: list[str] = Field(min_length=1)
+    link_dir: str = Field(alias="linkDir", min_length=1)
+    inspect_in: str | None = Field(default=None, alias="inspectIn")
+    parameters: dict[str, str] = Field(default_factory=dict)
+
+
 class Policy(_Model):
     """A whole policy file. ``base`` is the directory relative paths are read from."""
 
@@ -189,9 +203,7 @@ class Policy(_Model):
     steps: list[StepPolicy] = Field(default_factory=list)
     deny: DenyPolicy = Field(default_factory=DenyPolicy)
     max_age: timedelta | None = Field(default=None, alias="maxAge")
-    # Classic in-toto layout verification (``layout: {file: …, keys: […]}``) is read by
-    # verify.layout; kept opaque here so that module owns its schema.
-    layout: dict[str, Any] | None = None
+    layout: LayoutPolicy | None = None
     base: Path = Field(default=Path("."), exclude=True)
 
     @field_validator("max_age", mode="before")

@@ -136,13 +136,15 @@ def render_text(out: Outcome, stream: TextIO) -> None:
 
     console = Console(file=stream, highlight=False, soft_wrap=True)
     names = ", ".join(f"{a.name} ({a.digest_keys()[0]})" for a in out.artifacts)
-    console.print(f"verify: {names}")
+    if names:
+        console.print(f"verify: {names}")
     if out.checkpoint is not None:
         cp = out.checkpoint.checkpoint
         console.print(f"ledger: {cp.origin}, checkpoint size {cp.size} (signature and proofs OK)")
-    console.print(
-        f"attestations: {len(out.attestations)} trusted, {len(out.untrusted)} not trusted"
-    )
+    if out.attestations or out.untrusted:
+        console.print(
+            f"attestations: {len(out.attestations)} trusted, {len(out.untrusted)} not trusted"
+        )
     for u in out.untrusted:
         where = f"record {u.index}" if u.index is not None else "attestation"
         console.print(f"  not counted: {where}: {u.reason}")

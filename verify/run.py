@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from verify.artifact import Artifact, resolve_artifacts
 from verify.errors import UsageError
@@ -16,6 +16,9 @@ from verify.pipeline import Outcome, verify_attestations, verify_evidence
 from verify.policy import Policy, load_policy
 from verify.sources import TOKEN_ENV, from_db, from_file, from_ledger
 from verify.trust import Trust
+
+if TYPE_CHECKING:
+    from verify.layout_gate import LayoutFiles
 
 __all__ = ["Request", "export", "read_bundles", "run_attestations", "run_check"]
 
@@ -29,6 +32,9 @@ class Request:
     db: str | None
     record: bool = False
     record_key: Path | None = None
+    layout: Path | None = None
+    layout_keys: tuple[Path, ...] = ()
+    link_dir: Path | None = None
 
     def check(self) -> None:
         given = [x for x in (self.ledger, self.evidence, self.db) if x is not None]
@@ -61,6 +67,17 @@ def _state_dir(policy: Policy) -> Path | None:
     return policy.path(policy.ledger.state_dir)
 
 
+def _layout(req: Request, policy: Policy) -> LayoutFiles | None:
+    """The in-toto layout to check too (options, else the policy's ``layout:``), read now: an
+    unreadable one is exit 2 before any evidence is fetched. in-toto is not imported here."""
+    if req.layout is None and not req.layout_keys and req.link_dir is None and not policy.layout:
+        return None
+    from verify.layout_gate import read_layout, spec_from
+
+    spec = spec_from(req.layout, req.layout_keys, req.link_dir, policy)
+    return read_layout(spec) if spec is not None else None
+
+
 def run_check(req: Request, at: datetime) -> Outcome:
     """``verify ARTIFACT``: every step of the pipeline; the state saved once the proofs held."""
     from verify.state import load_trusted, save_trusted
@@ -71,6 +88,7 @@ def run_check(req: Request, at: datetime) -> Outcome:
         raise UsageError(f"{req.policy}: ledger.keys is required to check ledger evidence")
     trust = Trust.load(policy)
     arts = resolve_artifacts(req.artifact)
+    layout = _layout(req, policy)
     state = _state_dir(policy)
     origin, keys = policy.ledger.origin, policy.ledger.keys
     trusted = load_trusted(state, origin, keys) if state is not None else None
@@ -84,6 +102,10 @@ def run_check(req: Request, at: datetime) -> Outcome:
         trusted=trusted,
         on_proved=(lambda cp: save_trusted(state, cp, trusted)) if state is not None else None,
     )
+    if layout is not None:
+        from verify.layout_gate import layout_rule
+
+        out.rules.append(layout_rule(layout, arts, at))
     if req.record:
         from verify.record import record_decision
 

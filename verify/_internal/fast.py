@@ -22,6 +22,9 @@ CHECK_OPTIONS: dict[str, tuple[bool, str]] = {
     "--record": (False, "record"),
     "--record-key": (True, "record_key"),
     "--at": (True, "at"),
+    "--layout": (True, "layout"),
+    "--layout-key": (True, "layout_key"),
+    "--link-dir": (True, "link_dir"),
 }
 
 
@@ -45,6 +48,9 @@ def _parser() -> _Parser:
     p.add_argument("--record", action="store_true")
     p.add_argument("--record-key", type=Path)
     p.add_argument("--at")
+    p.add_argument("--layout", type=Path)
+    p.add_argument("--layout-key", type=Path, action="append", default=[])
+    p.add_argument("--link-dir", type=Path)
     return p
 
 
