@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--connections", type=int, nargs="*", default=[1, 16])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--port", type=int, default=18610)
+    ap.add_argument("--label", default="", help="a name for this run in the results")
+    ap.add_argument("--no-storage", action="store_true", help="skip the dbstat scan")
     args = ap.parse_args(argv)
     wrk = ensure_wrk()
     directory = cached(args.size)
@@ -184,11 +186,14 @@ def main(argv: list[str] | None = None) -> None:
         "size": args.size,
         "workers": args.workers,
         "load_before": os.getloadavg(),
-        "storage": storage(db, args.size),
+        "storage": None if args.no_storage else storage(db, args.size),
         "build": json.loads((directory / "done.json").read_text()),
     }
     print(json.dumps(report, indent=1), flush=True)
     key = str(directory / "audit.key")
+    report["commit"] = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     with server(f"sqlite:///{db}", key, args.workers, args.port) as url:
         report["answers"] = check_answers(url, directory, files)
         print(json.dumps(report["answers"]), flush=True)
@@ -202,7 +207,9 @@ def main(argv: list[str] | None = None) -> None:
     report["load_after"] = os.getloadavg()
     report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    old[args.label or f"size_{args.size}"] = report
+    RESULTS.write_text(json.dumps(old, indent=2) + "\n")
 
 
 if __name__ == "__main__":
