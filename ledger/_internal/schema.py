@@ -141,6 +141,7 @@ ix_vulns = Table(
     Column("component", String(512), primary_key=True),
     Column("status", String(24), nullable=False),
     Index("ix_vulns_by_product", "product", "idx"),
+    Index("ix_vulns_by_status", "vuln", "status", "idx"),  # a status search walks idx in order
 )
 
 INDEX_TABLES = (ix_terms, ix_deps, ix_vulns)

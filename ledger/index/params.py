@@ -19,6 +19,7 @@ from typing import Any
 
 from ledger.errors import BadQuery
 from ledger.index.facts import MAX_VALUE, VEX_STATUSES, split_purl
+from ledger.index.ranges import parse_range
 from ledger.record import format_time
 
 __all__ = [
@@ -41,8 +42,6 @@ MAX_LIMIT = 1000
 MAX_SIZE = (1 << 53) - 1
 _DIGEST = re.compile(r"([a-z0-9][a-z0-9_+.-]{0,31}):([0-9a-f]{16,128})")
 _INT = re.compile(r"[0-9]{1,16}")
-# purl types whose vers scheme has the same name; others map here.
-_SCHEMES = {"golang": "golang", "github": "github"}
 
 
 def parse_text(name: str, value: str | None) -> str | None:
@@ -163,29 +162,7 @@ def parse_versions(purl: str | None, versions: str | None) -> VersionMatcher | N
     if exact:
         raise BadQuery("purl: give the package without @version when versions gives a range")
     versions = parse_text("versions", versions) or ""
-    return VersionMatcher(package, purl_type, None, versions, _range(purl_type, versions))
-
-
-def _range(purl_type: str, text: str) -> Any:
-    from univers.version_range import RANGE_CLASS_BY_SCHEMES, VersionRange
-
-    scheme = _SCHEMES.get(purl_type, purl_type)
-    try:
-        if text.startswith("vers:"):
-            got = text[5:].split("/", 1)[0]
-            if got != scheme:
-                raise BadQuery(
-                    f"versions: range scheme {got!r} does not match the purl type {purl_type!r}"
-                )
-            return VersionRange.from_string(text)  # type: ignore[no-untyped-call]
-        cls = RANGE_CLASS_BY_SCHEMES.get(scheme)
-        if cls is None:
-            raise BadQuery(f"versions: no version rules known for purl type {purl_type!r}")
-        return cls.from_native(text)  # type: ignore[no-untyped-call]
-    except BadQuery:
-        raise
-    except Exception as e:
-        raise BadQuery(f"versions: not a valid range for {purl_type}: {str(e)[:200]}") from e
+    return VersionMatcher(package, purl_type, None, versions, parse_range(purl_type, versions))
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, exists, select, text, union_all
 from sqlalchemy.orm import aliased
 
 from ledger._internal import schema
+from ledger.index.facts import VEX_STATUSES
 from ledger.index.params import VersionMatcher
 
 __all__ = [
@@ -69,11 +70,23 @@ def _time_bounds(conn: Connection, since: str | None, until: str | None) -> tupl
     return lo, (hi if hi is not None else (1 << 62))
 
 
+# The distinct versions of one package as a loose index scan: one seek per version on the
+# primary key's (package, version) prefix, not a read of every row of a package used by most
+# builds. Plain SQL that SQLite and PostgreSQL both run.
+_VERSIONS = text(
+    "WITH RECURSIVE v(version) AS ("
+    " SELECT min(version) FROM ix_deps WHERE package = :p"
+    " UNION ALL"
+    " SELECT (SELECT min(d.version) FROM ix_deps d WHERE d.package = :p AND d.version > v.version)"
+    " FROM v WHERE v.version IS NOT NULL"
+    ") SELECT version FROM v WHERE version IS NOT NULL"
+)
+
+
 def _matching_versions(conn: Connection, m: VersionMatcher) -> list[str]:
-    d = schema.ix_deps.c
     if m.exact is not None:
         return [m.exact]
-    found = conn.execute(select(d.version).where(d.package == m.package).distinct()).scalars()
+    found = conn.execute(_VERSIONS, {"p": m.package}).scalars()
     return sorted(v for v in found if m.matches(v))
 
 
@@ -92,8 +105,74 @@ def _vuln_condition(f: Filters, size: int) -> ColumnElement[bool]:
     )
 
 
+def _merged(conn: Connection, parts: list[Select[tuple[int]]], limit: int) -> list[int]:
+    """The ``limit`` lowest indices of ordered, limited selects, each run as a subquery of one
+    UNION ALL per chunk (SQLite allows 500 terms in a compound select)."""
+    found: set[int] = set()
+    for i in range(0, len(parts), 200):
+        subs = [select(p.subquery().c.idx) for p in parts[i : i + 200]]
+        found.update(int(x) for x in conn.execute(union_all(*subs)).scalars())
+    return sorted(found)[:limit]
+
+
+def _dependency_only(
+    conn: Connection, m: VersionMatcher, size: int, after: int, limit: int
+) -> list[int]:
+    """A purl (+ range) search with no other filter: for each matching version, the first
+    ``limit`` records in index order from its primary-key prefix ``(package, version)``, merged —
+    so a page reads at most ``limit`` rows per version, however many records use the package."""
+    d = schema.ix_deps.c
+    versions = _matching_versions(conn, m)
+    parts = [
+        select(d.idx)
+        .where(d.package == m.package, d.version == v, d.idx > after, d.idx < size)
+        .distinct()
+        .order_by(d.idx)
+        .limit(limit)
+        for v in versions
+    ]
+    return _merged(conn, parts, limit) if parts else []
+
+
+def _vuln_only(
+    conn: Connection, vuln: str, status: str | None, size: int, after: int, limit: int
+) -> list[int]:
+    """A vulnerability (+ status) search with no other filter, walking ``ix_vulns_by_status``
+    (vuln, status, idx) in index order for each status asked: a page reads about ``limit`` rows
+    (and, for a status, one primary-key probe each for a later statement about the product)."""
+    v = schema.ix_vulns
+    w = aliased(v)
+    parts = []
+    for st in (status,) if status is not None else VEX_STATUSES:
+        q = select(v.c.idx).where(
+            v.c.vuln == vuln, v.c.status == st, v.c.idx > after, v.c.idx < size
+        )
+        if status is not None:
+            later = select(w.c.idx).where(
+                w.c.vuln == v.c.vuln, w.c.product == v.c.product, w.c.idx > v.c.idx, w.c.idx < size
+            )
+            q = q.where(~exists(later))
+        parts.append(q.distinct().order_by(v.c.idx).limit(limit))
+    return _merged(conn, parts, limit)
+
+
+def _only(f: Filters) -> str | None:
+    """``deps`` / ``vuln`` when that is the search's one filter (a keyset walk serves it)."""
+    others = f.terms or f.subjects or f.since is not None or f.until is not None
+    if others or (f.versions is not None and f.vuln is not None):
+        return None
+    if f.versions is not None:
+        return "deps"
+    return "vuln" if f.vuln is not None else None
+
+
 def search(conn: Connection, f: Filters, size: int, after: int, limit: int) -> list[int]:
     """Up to ``limit`` record indices in ``(after, size)`` matching every filter, ascending."""
+    only = _only(f)
+    if only == "deps" and f.versions is not None:
+        return _dependency_only(conn, f.versions, size, after, limit)
+    if only == "vuln" and f.vuln is not None:
+        return _vuln_only(conn, f.vuln, f.status, size, after, limit)
     r, t, d = schema.records.c, schema.ix_terms.c, schema.ix_deps.c
     conds: list[ColumnElement[bool]] = [r.idx < size, r.idx > after]
     for kind, value in f.terms:

@@ -86,26 +86,25 @@ def index_rows(
     return out
 
 
+_INSERT_TERMS = "INSERT INTO ix_terms (kind, value, idx) VALUES (?, ?, ?)"
+_INSERT_DEPS = "INSERT INTO ix_deps (package, version, idx, digest) VALUES (?, ?, ?, ?)"
+_INSERT_VULNS = (
+    "INSERT INTO ix_vulns (vuln, product, idx, component, status) VALUES (?, ?, ?, ?, ?)"
+)
+
+
 def insert_rows(conn: Connection, rows: IndexRows) -> None:
-    """Bulk inserts (one executemany per table)."""
-    if rows.terms:
-        conn.execute(
-            schema.ix_terms.insert(),
-            [{"kind": k, "value": v, "idx": i} for k, v, i in rows.terms],
-        )
-    if rows.deps:
-        conn.execute(
-            schema.ix_deps.insert(),
-            [{"package": p, "version": v, "idx": i, "digest": d} for p, v, i, d in rows.deps],
-        )
-    if rows.vulns:
-        conn.execute(
-            schema.ix_vulns.insert(),
-            [
-                {"vuln": v, "product": p, "idx": i, "component": c, "status": s}
-                for v, p, i, c, s in rows.vulns
-            ],
-        )
+    """Bulk inserts, one driver ``executemany`` per table: SQLAlchemy's per-row parameter
+    processing cost ~8 µs a row, three times the insert (26 rows a record on a realistic log;
+    docs/benchmarks.md, "Issue 10")."""
+    qmark = conn.dialect.paramstyle == "qmark"
+    for sql, values in (
+        (_INSERT_TERMS, rows.terms),
+        (_INSERT_DEPS, rows.deps),
+        (_INSERT_VULNS, rows.vulns),
+    ):
+        if values:
+            conn.exec_driver_sql(sql if qmark else sql.replace("?", "%s"), list(values))
 
 
 def derive_index_rows(

@@ -23,6 +23,7 @@ APP2 = sha("app-2.zip")
 COMMIT = "a" * 40
 REPO = "https://git.example.com/app"
 BUILDER = "https://ci.example.com/runners/linux"
+PAYLOAD = "application/vnd.in-toto+json"
 
 
 def statement(subjects: list[tuple[str, str]], ptype: str, pred: dict[str, Any]) -> bytes:

@@ -172,6 +172,10 @@ def test_purl_and_version_ranges(world: World) -> None:
     assert indices(log4j) == [world.samples[7]]
     npm = get(world, "/api/v1/search", purl="pkg:npm/left-pad", versions="^1.0.0")
     assert indices(npm) == [p1, p2]
+    compatible = get(world, "/api/v1/search", purl="pkg:pypi/requests", versions="~=2.31.0")
+    assert indices(compatible) == [demo1, p1]
+    tilde = get(world, "/api/v1/search", purl="pkg:npm/left-pad", versions="~1.2.0")
+    assert indices(tilde) == []
 
 
 def test_keyset_pages_cover_everything_once(world: World) -> None:
@@ -249,6 +253,10 @@ HOSTILE = [
     ("/api/v1/search", {"purl": "pkg:pypi/requests", "versions": "vers:pypi/<<<"}),
     ("/api/v1/search", {"purl": "pkg:pypi/requests", "versions": "vers:npm/<1"}),
     ("/api/v1/search", {"purl": "pkg:pypi/requests@1.0", "versions": "<2"}),
+    ("/api/v1/search", {"purl": "pkg:pypi/requests", "versions": "~=2"}),
+    ("/api/v1/search", {"purl": "pkg:npm/left-pad", "versions": "^^1"}),
+    ("/api/v1/search", {"purl": "pkg:maven/a/b", "versions": "1.0"}),
+    ("/api/v1/search", {"purl": "pkg:golang/golang.org/x/net", "versions": "^0.17"}),
     ("/api/v1/search", {"versions": "<2"}),
     ("/api/v1/search", {"vuln": "CVE-1", "status": "pwned"}),
     ("/api/v1/search", {"status": "fixed"}),
