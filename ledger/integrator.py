@@ -69,14 +69,18 @@ log = logging.getLogger(__name__)
 LEASE_POLL_SECONDS = 0.25  # how often a process without the lease asks for it
 _PENDING_CHANNEL = "ledger_pending"
 _LEASE_KEY = "hashtextextended('provenance-ledger-integrator:' || current_schema(), 0)"
-_ANY_PENDING = "SELECT 1 FROM pending WHERE idx IS NULL AND error IS NULL LIMIT 1"
+_ANY_PENDING = "SELECT 1 FROM pending WHERE done_at IS NULL AND error IS NULL LIMIT 1"
 # A row marked failed is replaced by the new submission (which may be the real body of a digest
 # someone squatted on with other bytes).
+# Any other row of the digest is replaced too when the body is not in the log: one that carries
+# an acknowledgement then is not the integrator's (which logs the body in the same transaction).
 _INSERT_PENDING = (
-    "INSERT INTO pending (digest, body_type, content, mac) "
-    "SELECT %s, %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM records WHERE body_digest = %s) "
+    "INSERT INTO pending (digest, body_type, content, mac, submitted) "
+    "SELECT %s, %s, %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM records WHERE body_digest = %s) "
     "ON CONFLICT (digest) DO UPDATE SET error = NULL, body_type = EXCLUDED.body_type, "
-    "content = EXCLUDED.content, mac = EXCLUDED.mac WHERE pending.error IS NOT NULL "
+    "content = EXCLUDED.content, mac = EXCLUDED.mac, submitted = EXCLUDED.submitted, "
+    "idx = NULL, leaf = NULL, proof = NULL, cp_size = NULL, done_at = NULL "
+    "WHERE pending.error IS NOT NULL OR pending.idx IS NOT NULL OR pending.done_at IS NOT NULL "
     "RETURNING digest"
 )
 _STALLED_SECONDS = 5.0  # a wait this old, with the lease held elsewhere: integrate anyway
@@ -282,9 +286,16 @@ class SharedSequencer(Waiting):
     def _insert_rows(
         self, cur: psycopg.Cursor[Any], subs: list[Submission], inserted: set[bytes]
     ) -> None:
-        key = self._mac_key
+        key, now = self._mac_key, int(time.time())
         params = [
-            (s.digest, s.body_type, s.content, row_mac(key, s.digest, s.body_type), s.digest)
+            (
+                s.digest,
+                s.body_type,
+                s.content,
+                row_mac(key, s.digest, s.body_type, now),
+                now,
+                s.digest,
+            )
             for s in subs
         ]
         cur.executemany(_INSERT_PENDING, params, returning=True)
@@ -393,17 +404,26 @@ class SharedSequencer(Waiting):
         """The oldest pending rows an appender wrote; any other row is marked failed in this
         transaction (its appender, if any, is told) and never reaches the log."""
         rows = conn.exec_driver_sql(
-            "SELECT digest, body_type, content, mac FROM pending "
-            "WHERE idx IS NULL AND error IS NULL ORDER BY seq LIMIT %s",
+            "SELECT digest, body_type, content, mac, submitted FROM pending "
+            "WHERE done_at IS NULL AND error IS NULL ORDER BY seq LIMIT %s",
             (self._max_batch,),
         ).all()
         if not rows:
             raise NothingPending
         subs: list[Submission] = []
-        for digest, body_type, content, mac in rows:
+        now = time.time()
+        for digest, body_type, content, mac, submitted in rows:
             try:
                 subs.append(
-                    submission(bytes(digest), body_type, bytes(content), mac, self._mac_key)
+                    submission(
+                        bytes(digest),
+                        body_type,
+                        bytes(content),
+                        mac,
+                        self._mac_key,
+                        submitted=submitted,
+                        now=now,
+                    )
                 )
             except BadRow as e:
                 conn.exec_driver_sql(
@@ -434,13 +454,23 @@ class SharedSequencer(Waiting):
 
             def one(conn: Connection, d: bytes = digest) -> list[Submission]:
                 row = conn.exec_driver_sql(
-                    "SELECT body_type, content, mac FROM pending WHERE digest = %s "
-                    "AND idx IS NULL AND error IS NULL",
+                    "SELECT body_type, content, mac, submitted FROM pending WHERE digest = %s "
+                    "AND done_at IS NULL AND error IS NULL",
                     (d,),
                 ).first()
                 if row is None:
                     raise NothingPending
-                return [submission(d, row[0], bytes(row[1]), row[2], self._mac_key)]
+                return [
+                    submission(
+                        d,
+                        row[0],
+                        bytes(row[1]),
+                        row[2],
+                        self._mac_key,
+                        submitted=row[3],
+                        now=time.time(),
+                    )
+                ]
 
             def done(conn: Connection, seq: SequencedBatch, d: bytes = digest) -> None:
                 self._finish(conn, [d], seq)

@@ -64,12 +64,34 @@ class BadRow(IntegrityError):
     """A pending row that is not what an appender with the ledger's key wrote."""
 
 
-def submission(digest: bytes, body_type: str, content: bytes, mac: bytes, key: bytes) -> Submission:
-    """A pending row as a submission, once it is what an appender holding the ledger's key wrote:
-    its MAC verifies (a database writer without the key file cannot plant a row the ledger would
-    sign into the log) and its body is the one its digest names."""
-    if not hmac.compare_digest(row_mac(key, digest, body_type), bytes(mac or b"")):
+MAX_PENDING_AGE_SECONDS = 300  # a row older than this (by its MAC'd submission time) is stale
+
+
+def submission(
+    digest: bytes,
+    body_type: str,
+    content: bytes,
+    mac: bytes,
+    key: bytes,
+    *,
+    submitted: int | None,
+    now: float,
+) -> Submission:
+    """A pending row as a submission, once it is what an appender holding the ledger's key wrote,
+    recently: its MAC verifies over digest, body type and submission time (a database writer
+    without the key file cannot plant a row the ledger would sign into the log), that time is
+    within :data:`MAX_PENDING_AGE_SECONDS` of ``now`` (a row held back or revived later — after
+    its signer was revoked, say — is not signed in; its appender gave up long before), and its
+    body is the one its digest names."""
+    if submitted is None or not hmac.compare_digest(
+        row_mac(key, digest, body_type, submitted), bytes(mac or b"")
+    ):
         raise BadRow(f"pending row sha256:{digest.hex()} was not written by a ledger appender")
+    if abs(now - submitted) > MAX_PENDING_AGE_SECONDS:
+        raise BadRow(
+            f"pending row sha256:{digest.hex()} is stale (submitted {int(now - submitted)} s "
+            f"ago; the limit is {MAX_PENDING_AGE_SECONDS} s): submit the body again"
+        )
     if hashlib.sha256(content).digest() != digest:
         raise BadRow(f"pending row sha256:{digest.hex()} holds another body")
     if body_type not in get_args(BodyType):
@@ -77,8 +99,9 @@ def submission(digest: bytes, body_type: str, content: bytes, mac: bytes, key: b
     return Submission(content, cast(BodyType, body_type), digest)
 
 
-def row_mac(key: bytes, digest: bytes, body_type: str) -> bytes:
-    return hmac.new(key, digest + b"\n" + body_type.encode(), hashlib.sha256).digest()
+def row_mac(key: bytes, digest: bytes, body_type: str, submitted: int) -> bytes:
+    message = digest + b"\n" + body_type.encode() + b"\n" + str(submitted).encode()
+    return hmac.new(key, message, hashlib.sha256).digest()
 
 
 def pending_mac_key(signer: NoteSigner) -> bytes:

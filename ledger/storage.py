@@ -200,7 +200,7 @@ class LedgerStore(StoreReads):
         try:
             found = inspect(self.engine)
             present = found.has_table("pending") and any(
-                c["name"] == "done_at" for c in found.get_columns("pending")
+                c["name"] == "submitted" for c in found.get_columns("pending")
             )
         except SQLAlchemyError as e:
             raise StorageError(f"cannot reach the database: {one_line(e)}") from e

@@ -106,6 +106,7 @@ pending = Table(
     Column("proof", LargeBinary, nullable=True),
     Column("cp_size", BigInteger, nullable=True),
     Column("done_at", DateTime(timezone=True), nullable=True),
+    Column("submitted", BigInteger, nullable=True),  # Unix seconds, under the row's MAC
 )
 
 # The audit indexes (ledger.index): derived from stored bodies in the batch's own transaction,

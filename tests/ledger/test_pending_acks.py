@@ -4,7 +4,9 @@ proof behind; a waiter acknowledges from a row only what it verifies itself."""
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from ledger import pending_acks
 from ledger.log import Ledger
 from ledger.merkle import verify_inclusion
 from ledger.note import parse_verifier
+from ledger.pending import MAX_PENDING_AGE_SECONDS, pending_mac_key, row_mac
 from ledger.pending_acks import AckReader
 from tests.conftest import envelope
 
@@ -108,3 +111,69 @@ def test_acknowledged_rows_are_dropped_by_a_later_batch(
     with pg_ledger.store.engine.connect() as conn:
         rows = conn.execute(text("SELECT idx FROM pending")).scalars().all()
     assert rows == [1]  # the first row went with the second batch; the second stays a while
+
+
+def _plant_row(lg: Ledger, body: bytes, **columns: object) -> bytes:
+    """A pending row written straight into the database (by default without a valid MAC)."""
+    digest = hashlib.sha256(body).digest()
+    row: dict[str, object] = {"digest": digest, "body_type": "dsse", "content": body}
+    row |= {"mac": b"\0" * 32, "submitted": None} | columns
+    names = ", ".join(row)
+    with lg.store.engine.begin() as conn:
+        conn.execute(
+            text(f"INSERT INTO pending ({names}) VALUES ({', '.join(':' + n for n in row)})"), row
+        )
+    return digest
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        {"idx": 0, "leaf": b"x", "proof": b"", "cp_size": 1},  # "acknowledged", never logged
+        {"idx": 0, "leaf": b"x", "proof": b"", "cp_size": 1, "done_at": None},
+        {"done_at": datetime.now(UTC)},
+    ],
+)
+def test_a_planted_acknowledgement_does_not_keep_the_real_body_out(
+    pg_ledger: Ledger, planted: dict[str, object]
+) -> None:
+    pg_ledger.append(envelope(1))
+    body = envelope(2)
+    _plant_row(pg_ledger, body, **planted)
+    start = time.monotonic()
+    got = pg_ledger.append(body)  # the real submission replaces the row
+    assert time.monotonic() - start < 10
+    assert pg_ledger.store.record(got.index).body == "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def test_a_row_signed_by_an_appender_but_held_back_is_never_signed_into_the_log(
+    pg_ledger: Ledger,
+) -> None:
+    """A valid row revived minutes later (after its signer was revoked, say) is stale."""
+    key = pending_mac_key(pg_ledger.require_signer())
+    body = envelope(7)
+    digest = hashlib.sha256(body).digest()
+    old = int(time.time()) - MAX_PENDING_AGE_SECONDS - 60
+    _plant_row(pg_ledger, body, mac=row_mac(key, digest, "dsse", old), submitted=old)
+    pg_ledger.append(envelope(8))  # a batch runs; the stale row is not in it
+    deadline = time.monotonic() + 10
+    while (error := pg_ledger.store.pending_errors([digest]).get(digest)) is None:
+        assert time.monotonic() < deadline, "the stale row was neither logged nor refused"
+        time.sleep(0.05)
+    assert "stale" in error
+    assert pg_ledger.store.indices_by_digest([digest]) == {}
+
+
+def test_a_fresh_submission_time_put_on_an_old_row_breaks_its_mac(pg_ledger: Ledger) -> None:
+    key = pending_mac_key(pg_ledger.require_signer())
+    body = envelope(9)
+    digest = hashlib.sha256(body).digest()
+    old = int(time.time()) - MAX_PENDING_AGE_SECONDS - 60
+    _plant_row(pg_ledger, body, mac=row_mac(key, digest, "dsse", old), submitted=int(time.time()))
+    pg_ledger.append(envelope(10))
+    deadline = time.monotonic() + 10
+    while (error := pg_ledger.store.pending_errors([digest]).get(digest)) is None:
+        assert time.monotonic() < deadline, "the altered row was neither logged nor refused"
+        time.sleep(0.05)
+    assert "not written by a ledger appender" in error
+    assert pg_ledger.store.indices_by_digest([digest]) == {}

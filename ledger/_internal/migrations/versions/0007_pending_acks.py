@@ -10,6 +10,9 @@ verifies the checkpoint with the ledger's key, the record against the body and t
 the checkpoint, and only then acknowledges; a row that does not verify is ignored and the body
 looked up in the log as before, so the columns can make an append faster but never make a wrong
 answer. Rows acknowledged ``done_at`` more than a short while ago are deleted by the next batch.
+A row also carries its submission time (``submitted``), which its MAC covers: the integrator
+refuses a row older than a few minutes, so a row held back or revived later (after its signer was
+revoked, say) is never signed into the log.
 
 Revision ID: 0007
 Revises: 0006
@@ -30,17 +33,20 @@ def upgrade() -> None:
     op.add_column("pending", sa.Column("proof", sa.LargeBinary, nullable=True))
     op.add_column("pending", sa.Column("cp_size", sa.BigInteger, nullable=True))
     op.add_column("pending", sa.Column("done_at", sa.DateTime(timezone=True), nullable=True))
+    # The submission time (Unix seconds) the row's MAC covers: a row older than a few minutes is
+    # stale and never signed in (ledger.pending.MAX_PENDING_AGE_SECONDS).
+    op.add_column("pending", sa.Column("submitted", sa.BigInteger, nullable=True))
     # What the integrator reads: rows neither integrated nor failed, oldest first.
     op.create_index(
         "pending_todo",
         "pending",
         ["seq"],
-        postgresql_where=sa.text("idx IS NULL AND error IS NULL"),
-        sqlite_where=sa.text("idx IS NULL AND error IS NULL"),
+        postgresql_where=sa.text("done_at IS NULL AND error IS NULL"),
+        sqlite_where=sa.text("done_at IS NULL AND error IS NULL"),
     )
 
 
 def downgrade() -> None:
     op.drop_index("pending_todo", "pending")
-    for column in ("done_at", "cp_size", "proof", "leaf", "idx"):
+    for column in ("submitted", "done_at", "cp_size", "proof", "leaf", "idx"):
         op.drop_column("pending", column)
