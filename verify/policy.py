@@ -221,6 +221,11 @@ class Policy(_Model):
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
+        if not self.steps and self.layout is None:
+            raise ValueError(
+                "the policy requires nothing: give at least one step (or a layout); deny rules "
+                "alone would pass an artifact no trusted signer attested"
+            )
         names = [s.name for s in self.steps]
         if len(set(names)) != len(names):
             raise ValueError("step names must be unique")

@@ -199,6 +199,20 @@ def _deny_vulnerabilities(policy: Policy, atts: Sequence[Attestation]) -> str:
     return f"no open vulnerability at or above {level}{extra}"
 
 
+TRUSTED_EVIDENCE = "trusted evidence"
+
+
+def _trusted_evidence(arts: Sequence[Artifact], trusted: Sequence[Attestation]) -> str:
+    """At least one attestation by a signer the policy trusts names each artifact, whatever the
+    other rules: deny rules over nothing trusted must not pass."""
+    missing = [a.name for a in arts if not any(a.named_by(_digests(t)) for t in trusted)]
+    if missing:
+        raise RuleFailed(
+            f"no attestation signed by a signer the policy trusts names {', '.join(missing)}"
+        )
+    return f"{len(trusted)} attestation(s) by policy signers name the artifact"
+
+
 def evaluate(
     policy: Policy, arts: Sequence[Artifact], atts: Sequence[Attestation], now: datetime
 ) -> list[RuleResult]:
@@ -209,4 +223,5 @@ def evaluate(
         results.append(_run("deny dependencies", lambda: _deny_dependencies(policy, trusted)))
     if policy.deny.vulnerabilities is not None:
         results.append(_run("deny vulnerabilities", lambda: _deny_vulnerabilities(policy, trusted)))
+    results.append(_run(TRUSTED_EVIDENCE, lambda: _trusted_evidence(arts, trusted)))
     return results

@@ -73,7 +73,7 @@ def test_the_issue_example_passes_over_http_and_from_the_database(
     assert "PASSED" in r.stdout
     code, doc = report(demo.app_zip, "--policy", policy, "--db", demo.db)
     assert code == 0 and doc["verdict"] == "PASSED"
-    assert all(rule["passed"] for rule in doc["rules"]) and len(doc["rules"]) == 4
+    assert all(rule["passed"] for rule in doc["rules"]) and len(doc["rules"]) == 5
     assert doc["checkpoint"]["origin"] == demo.vkey.split("+")[0]
 
 
