@@ -13,12 +13,19 @@ import yaml
 
 from attest.dsse import sign_envelope
 from tests.verify.conftest import (
+    OPENVEX,
+    SLSA,
     TEST_RESULT,
+    VULNS,
     DemoLedger,
+    digest_of,
+    provenance,
     result_predicate,
+    scan,
     statement,
+    vex,
 )
-from tests.verify.test_gate import fresh, sha, verify
+from tests.verify.test_gate import fresh, issue_policy, report, sha, verify
 from verify.artifact import Artifact
 from verify.pipeline import verify_attestations
 from verify.policy import load_policy
@@ -68,3 +75,90 @@ def test_no_trusted_attestation_fails_whatever_the_rules(demo: DemoLedger, tmp_p
     mine = _envelope(demo, statement(name, TEST_RESULT, result_predicate()))
     out = verify_attestations(policy, trust, _artifact(name), [mine], NOW)
     assert out.exit_code == 0 and out.rules[-1].rule == "trusted evidence"
+
+
+def _vex(cve: str, products: list[dict[str, Any]], status: str, when: str) -> dict[str, Any]:
+    doc = vex(cve, "unused", status)
+    doc["timestamp"] = when
+    doc["statements"][0]["products"] = products
+    if status == "affected":
+        doc["statements"][0]["action_statement"] = "upgrade"
+    return doc
+
+
+def _vulns(demo: DemoLedger, tmp_path: Path, name: str) -> dict[str, Any]:
+    code, doc = report(sha(name), "--policy", issue_policy(demo, tmp_path), "--db", demo.db)
+    rule = next(r for r in doc["rules"] if r["rule"] == "deny vulnerabilities")
+    assert (code == 0) == rule["passed"], doc
+    return dict(rule)
+
+
+def _scanned(demo: DemoLedger) -> str:
+    name = fresh("vex")
+    demo.append(statement(name, SLSA, provenance()))
+    demo.append(statement(name, TEST_RESULT, result_predicate()))
+    demo.append(statement(name, VULNS, scan("CVE-2021-44228", "Critical")))
+    return name
+
+
+def test_the_latest_vex_statement_wins(demo: DemoLedger, tmp_path: Path) -> None:
+    name = _scanned(demo)
+    me = [{"@id": sha(name)}]
+    demo.append(
+        statement(name, OPENVEX, _vex("CVE-2021-44228", me, "fixed", "2026-11-02T10:00:00Z"))
+    )
+    assert _vulns(demo, tmp_path, name)["passed"]
+    later = _vex("CVE-2021-44228", me, "under_investigation", "2026-11-03T10:00:00Z")
+    demo.append(statement(name, OPENVEX, later))
+    assert not _vulns(demo, tmp_path, name)["passed"]
+    # an older statement recorded later does not win over a newer one
+    demo.append(
+        statement(name, OPENVEX, _vex("CVE-2021-44228", me, "fixed", "2026-11-01T00:00:00Z"))
+    )
+    assert not _vulns(demo, tmp_path, name)["passed"]
+    # same timestamp: the later ledger record wins, either way
+    demo.append(
+        statement(name, OPENVEX, _vex("CVE-2021-44228", me, "not_affected", "2026-11-03T10:00:00Z"))
+    )
+    assert _vulns(demo, tmp_path, name)["passed"]
+    demo.append(
+        statement(name, OPENVEX, _vex("CVE-2021-44228", me, "affected", "2026-11-03T10:00:00Z"))
+    )
+    rule = _vulns(demo, tmp_path, name)
+    assert not rule["passed"] and "CVE-2021-44228 (critical)" in rule["reason"]
+
+
+def test_a_vex_about_another_product_clears_nothing(demo: DemoLedger, tmp_path: Path) -> None:
+    name = _scanned(demo)
+    when = "2026-11-02T10:00:00Z"
+    for products in (
+        [{"@id": "pkg:npm/unrelated@1.0"}],
+        [{"@id": "pkg:npm/unrelated@1.0", "hashes": {"sha-256": "ab" * 32}}],
+        [{"@id": sha(fresh())}],
+    ):
+        demo.append(
+            statement(name, OPENVEX, _vex("CVE-2021-44228", products, "not_affected", when))
+        )
+        assert not _vulns(demo, tmp_path, name)["passed"], products
+    hashed = [{"@id": "pkg:generic/app@1", "hashes": {"sha-256": digest_of(name)}}]
+    demo.append(statement(name, OPENVEX, _vex("CVE-2021-44228", hashed, "not_affected", when)))
+    rule = _vulns(demo, tmp_path, name)
+    assert rule["passed"] and "covered by VEX: CVE-2021-44228" in rule["reason"]
+
+
+def test_a_vex_naming_its_subject_or_a_purl_digest_clears(demo: DemoLedger, tmp_path: Path) -> None:
+    when = "2026-11-02T10:00:00Z"
+    for product in (
+        {"@id": "placeholder"},  # the @id is the in-toto subject's name
+        {"@id": "pkg:oci/app@sha256%3A{hex}"},
+        {"@id": "urn:x", "identifiers": {"purl": "pkg:oci/app@sha256:{hex}"}},
+    ):
+        name = _scanned(demo)
+        pid = (
+            name if product["@id"] == "placeholder" else product["@id"].format(hex=digest_of(name))
+        )
+        p = {**product, "@id": pid}
+        if "identifiers" in p:
+            p["identifiers"] = {"purl": p["identifiers"]["purl"].format(hex=digest_of(name))}
+        demo.append(statement(name, OPENVEX, _vex("CVE-2021-44228", [p], "not_affected", when)))
+        assert _vulns(demo, tmp_path, name)["passed"], p
