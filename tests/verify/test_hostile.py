@@ -162,3 +162,17 @@ def test_a_vex_naming_its_subject_or_a_purl_digest_clears(demo: DemoLedger, tmp_
             p["identifiers"] = {"purl": p["identifiers"]["purl"].format(hex=digest_of(name))}
         demo.append(statement(name, OPENVEX, _vex("CVE-2021-44228", [p], "not_affected", when)))
         assert _vulns(demo, tmp_path, name)["passed"], p
+
+
+def test_a_registry_media_type_in_an_unsigned_field_does_not_hide_a_scan(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    name = fresh("hidden-scan")
+    demo.append(statement(name, SLSA, provenance()))
+    demo.append(statement(name, TEST_RESULT, result_predicate()))
+    env = json.loads(_envelope(demo, statement(name, VULNS, scan("CVE-2021-44228", "Critical"))))
+    env["signatures"][0]["keyid"] = "application/vnd.provenance-ledger.registry.v1+json"
+    r = demo.server.post("/api/v1/entries", demo.append_token, content=json.dumps(env).encode())
+    assert r.status_code in (200, 201), r.text
+    rule = _vulns(demo, tmp_path, name)
+    assert not rule["passed"] and "CVE-2021-44228 (critical)" in rule["reason"]
