@@ -176,3 +176,23 @@ def test_a_registry_media_type_in_an_unsigned_field_does_not_hide_a_scan(
     assert r.status_code in (200, 201), r.text
     rule = _vulns(demo, tmp_path, name)
     assert not rule["passed"] and "CVE-2021-44228 (critical)" in rule["reason"]
+
+
+def test_a_keyid_naming_a_trusted_key_does_not_block_deploys(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    """A registered signer copies the trusted ci key's keyid into its own envelope: listed as
+    not trusted with the reason, and the artifact's real evidence still passes (was exit 4)."""
+    name = fresh("keyid")
+    demo.append(statement(name, SLSA, provenance()))
+    demo.append(statement(name, TEST_RESULT, result_predicate()))
+    ci_keyid = json.loads(_envelope(demo, statement(name, SLSA, {})))["signatures"][0]["keyid"]
+    env = json.loads(_envelope(demo, statement(name, VULNS, scan("CVE-1", "Critical")), demo.other))
+    env["signatures"][0]["keyid"] = ci_keyid
+    r = demo.server.post("/api/v1/entries", demo.append_token, content=json.dumps(env).encode())
+    assert r.status_code in (200, 201), r.text
+    policy = issue_policy(demo, tmp_path)
+    code, doc = report(sha(name), "--policy", policy, "--ledger", demo.server.url)
+    assert code == 0, doc
+    reasons = [u["reason"] for u in doc["untrusted"]]
+    assert any("names trusted signer 'ci'" in why for why in reasons), reasons
