@@ -64,7 +64,7 @@ def from_ledger(
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     params: dict[str, str] = {"limit": str(_PAGE_LIMIT)}
-    if since:
+    if since is not None:  # 0 too: a verifier that trusted the empty tree
         params["since"] = str(since)
     if as_of:
         params["asOf"] = as_of
@@ -124,7 +124,7 @@ def from_db(
                     -1,
                     1 << 30,
                 )
-            doc = reader.document(found, cp, since if since else None)
+            doc = reader.document(found, cp, since)
             if registry:
                 doc["registry"] = reader.registry_entries(cp)
             return doc

@@ -196,3 +196,38 @@ def test_a_keyid_naming_a_trusted_key_does_not_block_deploys(
     assert code == 0, doc
     reasons = [u["reason"] for u in doc["untrusted"]]
     assert any("names trusted signer 'ci'" in why for why in reasons), reasons
+
+
+def test_a_verifier_that_first_saw_an_empty_ledger_is_not_bricked(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    from ledger.storage import LedgerStore
+    from tests.ledger.api.server import add_signer, init_ledger, serve, token
+
+    db = f"sqlite:///{tmp_path / 'empty.db'}"
+    key = init_ledger(db, tmp_path, register_samples=False)
+    append = token(db, tmp_path, "append", "append")
+    store = LedgerStore.open(db)
+    vkey = store.meta()["vkey"]
+    store.close()
+    doc = yaml.safe_load(demo.policy(tmp_path / "p.yaml").read_text())
+    doc["ledger"] = {"keys": [vkey], "stateDir": str(tmp_path / "state")}
+    policy = tmp_path / "p.yaml"
+    policy.write_text(yaml.safe_dump(doc))
+    name = fresh("empty-first")
+    with serve(db, tmp_path, key) as srv:
+        assert verify(sha(name), "--policy", policy, "--ledger", srv.url).exit_code == 3
+        from verify.state import load_trusted
+
+        saved = load_trusted(tmp_path / "state", vkey.split("+")[0], [vkey])
+        assert saved is not None and saved.checkpoint.size == 0
+        add_signer(db, key, "ci", key=demo.ci_pub.read_bytes())
+        for s in (
+            statement(name, SLSA, provenance()),
+            statement(name, TEST_RESULT, result_predicate()),
+        ):
+            r = srv.post("/api/v1/entries", append, content=_envelope(demo, s))
+            assert r.status_code in (200, 201), r.text
+        for source in (("--ledger", srv.url), ("--db", db)):
+            r = verify(sha(name), "--policy", policy, *source)
+            assert r.exit_code == 0, r.stdout + r.stderr
