@@ -19,7 +19,9 @@ from verify.errors import EvidenceUnavailable, UsageError
 __all__ = ["TOKEN_ENV", "from_db", "from_file", "from_ledger"]
 
 TOKEN_ENV = "LEDGER_TOKEN"  # noqa: S105 - a variable name, not a secret
-MAX_EVIDENCE_BYTES = 256 << 20
+MAX_EVIDENCE_BYTES = 256 << 20  # a file, or every page of a ledger's answer together
+MAX_PAGES = 2000  # pages of one ledger answer (at most _PAGE_LIMIT entries each)
+MAX_ENTRIES = 1_000_000  # entries of one ledger answer
 _PAGE_LIMIT = 1000
 
 
@@ -71,31 +73,70 @@ def from_ledger(
     if registry:
         params["registry"] = "true"
     pages: list[dict[str, Any]] = []
+    budget = _Budget()
     with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=30) as http:
         while True:
-            pages.append(_page(http, params, list(digests)))
+            pages.append(_page(http, params, list(digests), budget))
             nxt = pages[-1].get("next")
             if not isinstance(nxt, str) or not nxt:
                 return _merge(pages)
+            budget.follow(nxt, pages[-1])
             params = {**params, "cursor": nxt}
 
 
-def _page(http: Any, params: dict[str, str], digests: list[str]) -> dict[str, Any]:
+class _Budget:
+    """The documented bounds of one ledger answer: a server that keeps returning ``next``
+    pages (or a repeated cursor, or huge pages) is refused, exit 3, before memory runs out."""
+
+    def __init__(self) -> None:
+        self.pages = self.entries = self.bytes = 0
+        self.cursors: set[str] = set()
+
+    def take(self, size: int) -> None:
+        self.bytes += size
+        if self.bytes > MAX_EVIDENCE_BYTES:
+            raise EvidenceUnavailable(
+                f"the ledger's answer is larger than {MAX_EVIDENCE_BYTES} bytes: refused"
+            )
+
+    def follow(self, cursor: str, page: dict[str, Any]) -> None:
+        self.pages += 1
+        got = page.get("entries")
+        self.entries += len(got) if isinstance(got, list) else 0
+        if cursor in self.cursors:
+            raise EvidenceUnavailable("the ledger returned the same next cursor twice: refused")
+        self.cursors.add(cursor)
+        if self.pages >= MAX_PAGES or self.entries > MAX_ENTRIES:
+            raise EvidenceUnavailable(
+                f"the ledger's answer has more than {MAX_PAGES} pages or {MAX_ENTRIES} entries: "
+                "refused (a hostile or broken server keeps returning next pages)"
+            )
+
+
+def _page(http: Any, params: dict[str, str], digests: list[str], budget: _Budget) -> dict[str, Any]:
     import httpx
 
     try:
-        r = http.post("/api/v1/evidence", params=params, json={"subjects": digests})
+        with http.stream(
+            "POST", "/api/v1/evidence", params=params, json={"subjects": digests}
+        ) as r:
+            body = bytearray()
+            for chunk in r.iter_bytes():
+                body += chunk
+                budget.take(len(chunk))
+            status = r.status_code
     except httpx.HTTPError as e:
         raise EvidenceUnavailable(f"cannot reach the ledger at {http.base_url}: {e}") from e
-    if r.status_code in (401, 403):
+    if status in (401, 403):
         raise EvidenceUnavailable(
-            f"the ledger refused to answer (HTTP {r.status_code}): set {TOKEN_ENV} to a token "
+            f"the ledger refused to answer (HTTP {status}): set {TOKEN_ENV} to a token "
             "with the read scope"
         )
-    if r.status_code != 200:
-        raise EvidenceUnavailable(f"the ledger answered HTTP {r.status_code}: {r.text[:300]}")
+    if status != 200:
+        text = bytes(body[:300]).decode("utf-8", "replace")
+        raise EvidenceUnavailable(f"the ledger answered HTTP {status}: {text}")
     try:
-        doc = r.json()
+        doc = json.loads(body)
     except ValueError as e:
         raise EvidenceUnavailable("the ledger's answer is not JSON") from e
     if not isinstance(doc, dict):

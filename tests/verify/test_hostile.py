@@ -231,3 +231,60 @@ def test_a_verifier_that_first_saw_an_empty_ledger_is_not_bricked(
         for source in (("--ledger", srv.url), ("--db", db)):
             r = verify(sha(name), "--policy", policy, *source)
             assert r.exit_code == 0, r.stdout + r.stderr
+
+
+class _Endless:
+    """A hostile ledger: every answer is a page with one entry and a fresh ``next`` cursor."""
+
+    def __init__(self, same_cursor: bool = False, pad: int = 0) -> None:
+        import itertools
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        counter = itertools.count()
+        entry = {"index": 0, "body": "x" * pad}
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                n = 0 if same_cursor else next(counter)
+                data = json.dumps({"entries": [entry], "next": f"c{n}"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_ledger_that_always_returns_next_pages_is_refused(
+    demo: DemoLedger, tmp_path: Path, monkeypatch: Any
+) -> None:
+    import verify.sources as sources
+
+    policy = demo.policy(tmp_path / "p.yaml")
+    monkeypatch.setattr(sources, "MAX_PAGES", 50)
+    for hostile, limit in ((_Endless(), "50 pages"), (_Endless(same_cursor=True), "same next")):
+        try:
+            r = verify(sha(fresh()), "--policy", policy, "--ledger", hostile.url)
+        finally:
+            hostile.close()
+        assert r.exit_code == 3 and limit in r.stderr, r.stderr
+    monkeypatch.setattr(sources, "MAX_PAGES", 10_000)
+    monkeypatch.setattr(sources, "MAX_EVIDENCE_BYTES", 1 << 20)
+    big = _Endless(pad=100_000)
+    try:
+        r = verify(sha(fresh()), "--policy", policy, "--ledger", big.url)
+    finally:
+        big.close()
+    assert r.exit_code == 3 and "larger than 1048576 bytes" in r.stderr, r.stderr
