@@ -276,6 +276,30 @@ def parse_policy(doc: Any, *, base: Path = Path("."), source: str = "policy") ->
         raise PolicyFileError(f"{source}: invalid policy:\n  " + "\n  ".join(lines)) from None
 
 
+def _strict_loader() -> Any:
+    """A YAML ``SafeLoader`` that refuses a mapping with the same key twice (PyYAML keeps the
+    last one silently: a second ``steps:`` would replace the reviewed first one)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) or key is None:
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            "while constructing a mapping",
+                            node.start_mark,
+                            f"duplicate key {key!r}",
+                            key_node.start_mark,
+                        )
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
 def load_policy(path: Path) -> Policy:
     """Read and validate a policy file."""
     import yaml
@@ -285,7 +309,7 @@ def load_policy(path: Path) -> Policy:
     except (OSError, UnicodeDecodeError) as e:
         raise PolicyFileError(f"cannot read policy {path}: {e}") from e
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         raise PolicyFileError(f"{path}: not YAML: {e}") from e
     return parse_policy(doc, base=path.resolve().parent, source=str(path))

@@ -55,7 +55,8 @@ def test_a_policy_that_requires_nothing_is_refused(demo: DemoLedger, tmp_path: P
     doc = yaml.safe_load(policy.read_text())
     del doc["steps"]
     policy.write_text(yaml.safe_dump(doc))
-    assert verify("policy", "check", policy).exit_code == 2
+    r = verify(sha(name), "--policy", policy, "--db", demo.db)
+    assert r.exit_code == 2 and "requires nothing" in r.stderr + r.stdout
 
 
 def test_no_trusted_attestation_fails_whatever_the_rules(demo: DemoLedger, tmp_path: Path) -> None:
@@ -288,3 +289,17 @@ def test_a_ledger_that_always_returns_next_pages_is_refused(
     finally:
         big.close()
     assert r.exit_code == 3 and "larger than 1048576 bytes" in r.stderr, r.stderr
+
+
+def test_a_policy_with_a_duplicate_key_is_refused(demo: DemoLedger, tmp_path: Path) -> None:
+    policy = demo.policy(tmp_path / "p.yaml")
+    text = policy.read_text()
+    assert verify(sha(fresh()), "--policy", policy, "--db", demo.db).exit_code == 3
+    policy.write_text(text + "steps: []\n")  # a second steps: would silently win
+    r = verify(sha(fresh()), "--policy", policy, "--db", demo.db)
+    assert r.exit_code == 2 and "duplicate key 'steps'" in r.stdout + r.stderr
+    nested = text.replace("  signers:\n  - ci\n", "  signers:\n  - ci\n  name: x\n", 1)
+    assert nested != text
+    policy.write_text(nested)
+    r = verify(sha(fresh()), "--policy", policy, "--db", demo.db)
+    assert r.exit_code == 2 and "duplicate key 'name'" in r.stdout + r.stderr
