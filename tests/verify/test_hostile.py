@@ -303,3 +303,25 @@ def test_a_policy_with_a_duplicate_key_is_refused(demo: DemoLedger, tmp_path: Pa
     policy.write_text(nested)
     r = verify(sha(fresh()), "--policy", policy, "--db", demo.db)
     assert r.exit_code == 2 and "duplicate key 'name'" in r.stdout + r.stderr
+
+
+def test_third_party_files_are_parsed_strictly_and_kept_exact(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    from verify.run import _documents
+
+    policy = issue_policy(demo, tmp_path)
+    good = (demo.work / "attestations" / "2-provenance.json").read_bytes()
+    assert _documents(good, tmp_path / "x.json") == [good]  # the exact bytes, not re-dumped
+    lines = good.strip().replace(b"\n", b" ") + b"\n" + good.strip().replace(b"\n", b" ") + b"\n"
+    assert _documents(lines, tmp_path / "x.jsonl") == [line for line in lines.splitlines()]
+    twice = good.rstrip()[:-1] + b', "payloadType": "text/plain"}'
+    deep = b"[" * 100_000
+    for name, data, why in (
+        ("dup.json", twice, "duplicate"),
+        ("deep.json", deep, "nested deeper"),
+        ("dup.jsonl", lines + twice.replace(b"\n", b" ") + b"\n", "duplicate"),
+    ):
+        (tmp_path / name).write_bytes(data)
+        r = verify("attestations", demo.app_zip, "--policy", policy, "--bundle", tmp_path / name)
+        assert r.exit_code == 2 and why in r.stdout + r.stderr, (name, r.stdout + r.stderr)
