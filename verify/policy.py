@@ -304,9 +304,12 @@ def load_policy(path: Path) -> Policy:
     """Read and validate a policy file."""
     import yaml
 
+    from verify._internal.files import read_limited
+
+    data = read_limited(path, "policy", error=PolicyFileError)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
         raise PolicyFileError(f"cannot read policy {path}: {e}") from e
     try:
         doc = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass

@@ -27,13 +27,9 @@ _PAGE_LIMIT = 1000
 
 def from_file(path: Path) -> dict[str, Any]:
     """An evidence file as written by ``verify export-evidence`` (or saved from the API)."""
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_EVIDENCE_BYTES + 1)
-    except OSError as e:
-        raise UsageError(f"cannot read evidence {path}: {e.strerror}") from e
-    if len(data) > MAX_EVIDENCE_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_EVIDENCE_BYTES} bytes")
+    from verify._internal.files import read_limited
+
+    data = read_limited(path, "evidence", MAX_EVIDENCE_BYTES)
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:

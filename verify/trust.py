@@ -106,10 +106,13 @@ def _hinted(named: list[tuple[str, PublicKey]], doc: dict[str, Any]) -> str:
 
 
 def _read_key(policy: Policy, name: str, rel: str) -> PublicKey:
-    from attest.keys import read_public_key
+    from attest.keys import load_public_key
+    from verify._internal.files import read_limited
 
+    path = policy.path(rel)
+    data = read_limited(path, f"signers.{name}.key", error=PolicyFileError)
     try:
-        return read_public_key(policy.path(rel))
+        return load_public_key(data, source=str(path))
     except AttestError as e:
         raise PolicyFileError(f"signers.{name}.key: {e}") from e
 
@@ -139,6 +142,11 @@ class Trust:
                 seen[key.spki_pem()] = name
                 trust.keys[name] = key
             elif s.sigstore is not None:
+                if s.sigstore.trusted_root is not None:  # sigstore reads it: bound it first
+                    from verify._internal.files import read_limited
+
+                    where = f"signers.{name}.sigstore.trustedRoot"
+                    read_limited(policy.path(s.sigstore.trusted_root), where, error=PolicyFileError)
                 trust.identities[name] = s.sigstore
         if policy.ledger is not None:
             trust.admin_keys = [

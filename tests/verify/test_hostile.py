@@ -325,3 +325,31 @@ def test_third_party_files_are_parsed_strictly_and_kept_exact(
         (tmp_path / name).write_bytes(data)
         r = verify("attestations", demo.app_zip, "--policy", policy, "--bundle", tmp_path / name)
         assert r.exit_code == 2 and why in r.stdout + r.stderr, (name, r.stdout + r.stderr)
+
+
+def test_files_are_read_bounded_and_regular_only(demo: DemoLedger, tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.pub"
+    big.write_bytes(b"#" * ((16 << 20) + 1))
+    name = sha(fresh())
+    for where, why in (("/dev/zero", "not a regular file"), (fifo, "not a regular file")):
+        r = verify(name, "--policy", where, "--db", demo.db)
+        assert r.exit_code == 2 and why in r.stderr, r.stderr
+        r = verify(name, "--policy", demo.policy(tmp_path / "p.yaml"), "--evidence", where)
+        assert r.exit_code == 2 and why in r.stderr, r.stderr
+    for key, why in (("/dev/zero", "not a regular file"), (big, "larger than")):
+        signers = {"ci": {"key": str(key)}}
+        r = verify(
+            name, "--policy", demo.policy(tmp_path / "k.yaml", signers=signers), "--db", demo.db
+        )
+        assert r.exit_code == 2 and why in r.stderr, r.stderr
+    sigstore = {"issuer": "https://x", "identity": "a@b", "trustedRoot": "/dev/zero"}
+    signers = {"ci": {"key": str(demo.ci_pub)}, "keyless": {"sigstore": sigstore}}
+    r = verify(name, "--policy", demo.policy(tmp_path / "s.yaml", signers=signers), "--db", demo.db)
+    assert r.exit_code == 2 and "trustedRoot /dev/zero is not a regular file" in r.stderr, r.stderr
+    layout = {"file": "/dev/zero", "keys": [str(demo.ci_pub)], "linkDir": str(tmp_path)}
+    r = verify(name, "--policy", demo.policy(tmp_path / "l.yaml", layout=layout), "--db", demo.db)
+    assert r.exit_code == 2 and "not a regular file" in r.stderr, r.stderr
