@@ -353,3 +353,21 @@ def test_files_are_read_bounded_and_regular_only(demo: DemoLedger, tmp_path: Pat
     layout = {"file": "/dev/zero", "keys": [str(demo.ci_pub)], "linkDir": str(tmp_path)}
     r = verify(name, "--policy", demo.policy(tmp_path / "l.yaml", layout=layout), "--db", demo.db)
     assert r.exit_code == 2 and "not a regular file" in r.stderr, r.stderr
+
+
+def test_a_directory_with_a_symlinked_subdirectory_is_refused(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    out, hidden = tmp_path / "out", tmp_path / "hidden"
+    (out / "sub").mkdir(parents=True)
+    hidden.mkdir()
+    good, bad = fresh("dir-ok"), fresh("dir-unverified")
+    (out / "sub" / good).write_text(good)
+    (hidden / bad).write_text(bad)  # nothing in the ledger names it
+    demo.append(statement(good, SLSA, provenance()))
+    demo.append(statement(good, TEST_RESULT, result_predicate()))
+    policy = demo.policy(tmp_path / "p.yaml")
+    assert verify(out, "--policy", policy, "--db", demo.db).exit_code == 0
+    (out / "sub" / "linked").symlink_to(hidden, target_is_directory=True)
+    r = verify(out, "--policy", policy, "--db", demo.db)
+    assert r.exit_code == 2 and "linked is a symlink to a directory" in r.stderr, r.stderr
