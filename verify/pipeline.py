@@ -109,7 +109,7 @@ def _payload_type(body: bytes) -> str | None:
     :meth:`Trust.open` then lists as not trusted)."""
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     kind = doc.get("payloadType") if isinstance(doc, dict) else None
     return kind if isinstance(kind, str) else None

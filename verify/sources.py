@@ -9,7 +9,6 @@ trusted yet: the proof steps check it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,10 +29,13 @@ def from_file(path: Path) -> dict[str, Any]:
     from verify._internal.files import read_limited
 
     data = read_limited(path, "evidence", MAX_EVIDENCE_BYTES)
+    from attest._internal import jsontext
+    from attest.errors import Error as AttestError
+
     try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path}: not JSON: {e}") from e
+        doc = jsontext.loads(data, f"evidence {path}")
+    except AttestError as e:
+        raise UsageError(str(e)) from e
     if not isinstance(doc, dict):
         raise UsageError(f"{path}: an evidence document is a JSON object")
     return doc
@@ -131,10 +133,13 @@ def _page(http: Any, params: dict[str, str], digests: list[str], budget: _Budget
     if status != 200:
         text = bytes(body[:300]).decode("utf-8", "replace")
         raise EvidenceUnavailable(f"the ledger answered HTTP {status}: {text}")
+    from attest._internal import jsontext
+    from attest.errors import Error as AttestError
+
     try:
-        doc = json.loads(body)
-    except ValueError as e:
-        raise EvidenceUnavailable("the ledger's answer is not JSON") from e
+        doc = jsontext.loads(bytes(body), "the ledger's answer")
+    except AttestError as e:
+        raise EvidenceUnavailable(str(e)) from e
     if not isinstance(doc, dict):
         raise EvidenceUnavailable("the ledger's answer is not an evidence document")
     return doc

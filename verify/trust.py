@@ -177,7 +177,7 @@ class Trust:
         """Steps 6 and 7 for one body recorded (or judged) at ``time``."""
         try:
             doc = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return Untrusted(index, "not JSON")
         if not isinstance(doc, dict):
             return Untrusted(index, "not a JSON object")

@@ -371,3 +371,15 @@ def test_a_directory_with_a_symlinked_subdirectory_is_refused(
     (out / "sub" / "linked").symlink_to(hidden, target_is_directory=True)
     r = verify(out, "--policy", policy, "--db", demo.db)
     assert r.exit_code == 2 and "linked is a symlink to a directory" in r.stderr, r.stderr
+
+
+def test_a_deeply_nested_or_duplicate_key_evidence_file_is_exit_2(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    policy = demo.policy(tmp_path / "p.yaml")
+    deep, dup = tmp_path / "deep.json", tmp_path / "dup.json"
+    deep.write_bytes(b"[" * 100_000)
+    dup.write_bytes(b'{"mediaType": "a", "mediaType": "b"}')
+    for path, why in ((deep, "nested deeper"), (dup, "duplicate")):
+        r = verify(sha(fresh()), "--policy", policy, "--evidence", path)
+        assert r.exit_code == 2 and why in r.stderr, r.stderr
