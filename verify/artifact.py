@@ -27,6 +27,23 @@ class Artifact:
         return any(d.get(alg) == v for d in digests for alg, v in self.digest.items())
 
 
+def _no_symlinked_directory(root: Path) -> None:
+    """Refuse a directory artifact holding a symlink to a directory: walking skips it, so the
+    files under it would be deployed without being verified."""
+    import os
+
+    if not root.is_dir():
+        return
+    for top, dirs, _ in os.walk(root):
+        for d in dirs:
+            if os.path.islink(os.path.join(top, d)):
+                link = Path(top, d)
+                raise UsageError(
+                    f"{link} is a symlink to a directory: its files would not be verified; "
+                    "give the directory it points to, or copy it in"
+                )
+
+
 def resolve_artifacts(spec: str) -> list[Artifact]:
     """The artifacts ``spec`` names; :class:`UsageError` for a missing path or a bad digest."""
     from attest.collect.subjects import parse_digest, resolve_subjects
@@ -37,6 +54,7 @@ def resolve_artifacts(spec: str) -> list[Artifact]:
         if digest is None:
             if not Path(spec).exists():
                 raise UsageError(f"{spec}: no such file or directory, and not a digest")
+            _no_symlinked_directory(Path(spec))
             found = resolve_subjects([spec])
         else:
             found = [digest]

@@ -1,20 +1,20 @@
 """The deny rules, pure: dependencies inside a denied purl + vers range (compared by the
 ecosystem's own rules, ``univers``), and vulnerabilities at or above a severity that no VEX record
-(``fixed`` / ``not_affected``) covers."""
+(``fixed`` / ``not_affected``, the latest about that artifact: :mod:`verify.vex`) covers."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from attest.predicates import OpenVEX, SLSAProvenance, VulnScan
+from attest.predicates import SLSAProvenance, VulnScan
+from verify.artifact import Artifact
 from verify.errors import PolicyFileError
 from verify.policy import SEVERITIES, DependencyDeny
 from verify.trust import Attestation
+from verify.vex import cleared_for
 
 __all__ = ["dependency_findings", "open_vulnerabilities", "severity_rank"]
-
-_CLEARED = ("fixed", "not_affected")
 
 
 def _package(purl: str) -> tuple[str, str | None] | None:
@@ -94,29 +94,25 @@ def severity_rank(score: str) -> int:
     return next((r for r, low in ((4, 9.0), (3, 7.0), (2, 4.0), (1, 0.1)) if value >= low), 0)
 
 
-def _cleared(atts: Sequence[Attestation]) -> set[str]:
-    out: set[str] = set()
-    for a in atts:
-        if isinstance(a.verified.predicate, OpenVEX):
-            out.update(
-                s.vulnerability for s in a.verified.predicate.statements if s.status in _CLEARED
-            )
-    return out
-
-
-def open_vulnerabilities(level: str, atts: Sequence[Attestation]) -> tuple[list[str], list[str]]:
-    """(open findings at or above ``level``, vulnerability ids a VEX record covers)."""
+def open_vulnerabilities(
+    level: str, atts: Sequence[Attestation], arts: Sequence[Artifact]
+) -> tuple[list[str], list[str]]:
+    """(open findings at or above ``level``, vulnerability ids a VEX record covers): a finding
+    is covered when, for every artifact the scan names, the latest trusted VEX statement about
+    that vulnerability and that artifact (:mod:`verify.vex`) says ``fixed`` or ``not_affected``."""
     floor = SEVERITIES.index(level) + 1
-    cleared = _cleared(atts)
+    cleared = cleared_for(atts, arts)
     found, covered = [], []
     for a in atts:
         if not isinstance(a.verified.predicate, VulnScan):
             continue
+        subjects = [dict(s.digest) for s in a.statement.subjects]
+        scanned = [art.name for art in arts if art.named_by(subjects)]
         for v in a.verified.predicate.result:
             rank = max((severity_rank(s.score) for s in v.severity), default=0)
             if rank < floor:
                 continue
-            if v.id in cleared:
+            if scanned and all((v.id, name) in cleared for name in scanned):
                 covered.append(v.id)
             else:
                 out = SEVERITIES[rank - 1]

@@ -90,10 +90,9 @@ def spec_from(
 
 
 def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise UsageError(f"cannot read {what} {path}: {e.strerror or e}") from e
+    from verify._internal.files import read_limited
+
+    return read_limited(path, what)
 
 
 def read_layout(spec: LayoutSpec) -> LayoutFiles:

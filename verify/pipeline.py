@@ -17,6 +17,7 @@ The state (the newest trusted checkpoint) is saved only once steps 2-7 passed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,7 +41,7 @@ from verify.trust import Attestation, Trust, Untrusted
 
 __all__ = ["Outcome", "judge", "verify_attestations", "verify_evidence"]
 
-REGISTRY_PAYLOAD_TYPE = b"application/vnd.provenance-ledger.registry.v1+json"
+REGISTRY_PAYLOAD_TYPE = "application/vnd.provenance-ledger.registry.v1+json"
 
 
 @dataclass
@@ -91,7 +92,7 @@ def verify_evidence(
         trust.registry = replay_registry(registry, trust.admin_keys, origin)
     out = Outcome(list(artifacts), at, cp)
     for e in entries:
-        if REGISTRY_PAYLOAD_TYPE in e.body:
+        if _payload_type(e.body) == REGISTRY_PAYLOAD_TYPE:
             continue  # the ledger's own trust registry entries: not attestations
         when = parse_time(e.record.time)
         if when > at:
@@ -100,6 +101,18 @@ def verify_evidence(
     if on_proved is not None:
         on_proved(cp)
     return judge(policy, out)
+
+
+def _payload_type(body: bytes) -> str | None:
+    """The envelope's parsed ``payloadType`` (never a substring of the body: unsigned fields such
+    as a signature's ``keyid`` could spell anything), or ``None`` for an unreadable body (which
+    :meth:`Trust.open` then lists as not trusted)."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    kind = doc.get("payloadType") if isinstance(doc, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 def verify_attestations(

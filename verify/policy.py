@@ -221,6 +221,11 @@ class Policy(_Model):
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
+        if not self.steps and self.layout is None:
+            raise ValueError(
+                "the policy requires nothing: give at least one step (or a layout); deny rules "
+                "alone would pass an artifact no trusted signer attested"
+            )
         names = [s.name for s in self.steps]
         if len(set(names)) != len(names):
             raise ValueError("step names must be unique")
@@ -271,16 +276,43 @@ def parse_policy(doc: Any, *, base: Path = Path("."), source: str = "policy") ->
         raise PolicyFileError(f"{source}: invalid policy:\n  " + "\n  ".join(lines)) from None
 
 
+def _strict_loader() -> Any:
+    """A YAML ``SafeLoader`` that refuses a mapping with the same key twice (PyYAML keeps the
+    last one silently: a second ``steps:`` would replace the reviewed first one)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) or key is None:
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            "while constructing a mapping",
+                            node.start_mark,
+                            f"duplicate key {key!r}",
+                            key_node.start_mark,
+                        )
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
 def load_policy(path: Path) -> Policy:
     """Read and validate a policy file."""
     import yaml
 
+    from verify._internal.files import read_limited
+
+    data = read_limited(path, "policy", error=PolicyFileError)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
         raise PolicyFileError(f"cannot read policy {path}: {e}") from e
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         raise PolicyFileError(f"{path}: not YAML: {e}") from e
     return parse_policy(doc, base=path.resolve().parent, source=str(path))

@@ -21,8 +21,9 @@ def vsa_statement(out: Outcome, policy_file: Path, ledger_url: str) -> dict[str,
     """The in-toto Statement of the decision: subjects are the artifacts, the predicate names the
     policy (by digest) and every attestation it rests on (the ledger records, by body digest)."""
     from ledger.record import format_time
+    from verify._internal.files import read_limited
 
-    policy_digest = hashlib.sha256(policy_file.read_bytes()).hexdigest()
+    policy_digest = hashlib.sha256(read_limited(policy_file, "policy")).hexdigest()
     origin = out.checkpoint.checkpoint.origin if out.checkpoint else ledger_url
     inputs = [
         {

@@ -189,14 +189,30 @@ def _deny_dependencies(policy: Policy, atts: Sequence[Attestation]) -> str:
     return f"no dependency in the {n} denied range(s)"
 
 
-def _deny_vulnerabilities(policy: Policy, atts: Sequence[Attestation]) -> str:
+def _deny_vulnerabilities(
+    policy: Policy, arts: Sequence[Artifact], atts: Sequence[Attestation]
+) -> str:
     assert policy.deny.vulnerabilities is not None
     level = policy.deny.vulnerabilities.severity_at_least
-    open_, covered = open_vulnerabilities(level, atts)
+    open_, covered = open_vulnerabilities(level, atts, arts)
     if open_:
         raise RuleFailed(f"open at or above {level}: " + "; ".join(open_))
     extra = f" ({len(covered)} covered by VEX: {', '.join(covered)})" if covered else ""
     return f"no open vulnerability at or above {level}{extra}"
+
+
+TRUSTED_EVIDENCE = "trusted evidence"
+
+
+def _trusted_evidence(arts: Sequence[Artifact], trusted: Sequence[Attestation]) -> str:
+    """At least one attestation by a signer the policy trusts names each artifact, whatever the
+    other rules: deny rules over nothing trusted must not pass."""
+    missing = [a.name for a in arts if not any(a.named_by(_digests(t)) for t in trusted)]
+    if missing:
+        raise RuleFailed(
+            f"no attestation signed by a signer the policy trusts names {', '.join(missing)}"
+        )
+    return f"{len(trusted)} attestation(s) by policy signers name the artifact"
 
 
 def evaluate(
@@ -208,5 +224,8 @@ def evaluate(
     if policy.deny.dependencies:
         results.append(_run("deny dependencies", lambda: _deny_dependencies(policy, trusted)))
     if policy.deny.vulnerabilities is not None:
-        results.append(_run("deny vulnerabilities", lambda: _deny_vulnerabilities(policy, trusted)))
+        results.append(
+            _run("deny vulnerabilities", lambda: _deny_vulnerabilities(policy, arts, trusted))
+        )
+    results.append(_run(TRUSTED_EVIDENCE, lambda: _trusted_evidence(arts, trusted)))
     return results

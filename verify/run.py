@@ -133,25 +133,47 @@ def export(
     return 0
 
 
-def _documents(data: bytes, path: Path) -> list[bytes]:
-    """One file's attestations: a JSON document, or JSON Lines of them; npm's
-    ``{"attestations": [{"bundle": …}]}`` and gh's ``{"bundle": …}`` lines unwrapped."""
+def _parsed(data: bytes, path: Path) -> list[tuple[Any, bytes]]:
+    """(value, exact bytes) of a JSON document, or of each JSON Lines record, parsed strictly
+    (attest's JSON: UTF-8, no duplicate keys, bounded nesting): exit 2, never a crash."""
+    from attest._internal import jsontext
+    from attest.errors import Error as AttestError
+
     try:
-        docs: list[Any] = [json.loads(data)]
-    except ValueError:
+        return [(jsontext.loads(data, str(path)), data)]
+    except AttestError as whole:
+        lines = [line for line in data.splitlines() if line.strip()]
         try:
-            docs = [json.loads(line) for line in data.splitlines() if line.strip()]
-        except ValueError as e:
-            raise UsageError(f"{path}: neither JSON nor JSON Lines: {e}") from e
+            if len(lines) < 2:
+                raise UsageError(str(whole)) from None
+            first = jsontext.loads(lines[0], f"{path} line 1")
+        except AttestError:
+            raise UsageError(str(whole)) from None
+        out = [(first, lines[0])]
+        try:
+            for i, line in enumerate(lines[1:], 2):
+                out.append((jsontext.loads(line, f"{path} JSON Lines record {i}"), line))
+        except AttestError as e:
+            raise UsageError(str(e)) from e
+        return out
+
+
+def _documents(data: bytes, path: Path) -> list[bytes]:
+    """One file's attestations: a JSON document, or JSON Lines of them, each kept as its exact
+    bytes; npm's ``{"attestations": [{"bundle": …}]}`` and gh's ``{"bundle": …}`` unwrapped (the
+    strict parse already refused duplicate keys, so re-serialising those loses nothing)."""
     out: list[bytes] = []
-    for doc in docs:
+    for doc, raw in _parsed(data, path):
         if isinstance(doc, dict) and isinstance(doc.get("attestations"), list):
-            items = doc["attestations"]
+            items, wrapped = doc["attestations"], True
         else:
-            items = [doc]
+            items, wrapped = [doc], False
         for item in items:
             inner = item.get("bundle") if isinstance(item, dict) else None
-            out.append(json.dumps(inner if isinstance(inner, dict) else item).encode())
+            if isinstance(inner, dict):
+                out.append(json.dumps(inner).encode())
+            else:
+                out.append(json.dumps(item).encode() if wrapped else raw)
     return out
 
 

@@ -9,7 +9,6 @@ trusted yet: the proof steps check it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,23 +18,24 @@ from verify.errors import EvidenceUnavailable, UsageError
 __all__ = ["TOKEN_ENV", "from_db", "from_file", "from_ledger"]
 
 TOKEN_ENV = "LEDGER_TOKEN"  # noqa: S105 - a variable name, not a secret
-MAX_EVIDENCE_BYTES = 256 << 20
+MAX_EVIDENCE_BYTES = 256 << 20  # a file, or every page of a ledger's answer together
+MAX_PAGES = 2000  # pages of one ledger answer (at most _PAGE_LIMIT entries each)
+MAX_ENTRIES = 1_000_000  # entries of one ledger answer
 _PAGE_LIMIT = 1000
 
 
 def from_file(path: Path) -> dict[str, Any]:
     """An evidence file as written by ``verify export-evidence`` (or saved from the API)."""
+    from verify._internal.files import read_limited
+
+    data = read_limited(path, "evidence", MAX_EVIDENCE_BYTES)
+    from attest._internal import jsontext
+    from attest.errors import Error as AttestError
+
     try:
-        with path.open("rb") as f:
-            data = f.read(MAX_EVIDENCE_BYTES + 1)
-    except OSError as e:
-        raise UsageError(f"cannot read evidence {path}: {e.strerror}") from e
-    if len(data) > MAX_EVIDENCE_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_EVIDENCE_BYTES} bytes")
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path}: not JSON: {e}") from e
+        doc = jsontext.loads(data, f"evidence {path}")
+    except AttestError as e:
+        raise UsageError(str(e)) from e
     if not isinstance(doc, dict):
         raise UsageError(f"{path}: an evidence document is a JSON object")
     return doc
@@ -64,40 +64,82 @@ def from_ledger(
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     params: dict[str, str] = {"limit": str(_PAGE_LIMIT)}
-    if since:
+    if since is not None:  # 0 too: a verifier that trusted the empty tree
         params["since"] = str(since)
     if as_of:
         params["asOf"] = as_of
     if registry:
         params["registry"] = "true"
     pages: list[dict[str, Any]] = []
+    budget = _Budget()
     with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=30) as http:
         while True:
-            pages.append(_page(http, params, list(digests)))
+            pages.append(_page(http, params, list(digests), budget))
             nxt = pages[-1].get("next")
             if not isinstance(nxt, str) or not nxt:
                 return _merge(pages)
+            budget.follow(nxt, pages[-1])
             params = {**params, "cursor": nxt}
 
 
-def _page(http: Any, params: dict[str, str], digests: list[str]) -> dict[str, Any]:
+class _Budget:
+    """The documented bounds of one ledger answer: a server that keeps returning ``next``
+    pages (or a repeated cursor, or huge pages) is refused, exit 3, before memory runs out."""
+
+    def __init__(self) -> None:
+        self.pages = self.entries = self.bytes = 0
+        self.cursors: set[str] = set()
+
+    def take(self, size: int) -> None:
+        self.bytes += size
+        if self.bytes > MAX_EVIDENCE_BYTES:
+            raise EvidenceUnavailable(
+                f"the ledger's answer is larger than {MAX_EVIDENCE_BYTES} bytes: refused"
+            )
+
+    def follow(self, cursor: str, page: dict[str, Any]) -> None:
+        self.pages += 1
+        got = page.get("entries")
+        self.entries += len(got) if isinstance(got, list) else 0
+        if cursor in self.cursors:
+            raise EvidenceUnavailable("the ledger returned the same next cursor twice: refused")
+        self.cursors.add(cursor)
+        if self.pages >= MAX_PAGES or self.entries > MAX_ENTRIES:
+            raise EvidenceUnavailable(
+                f"the ledger's answer has more than {MAX_PAGES} pages or {MAX_ENTRIES} entries: "
+                "refused (a hostile or broken server keeps returning next pages)"
+            )
+
+
+def _page(http: Any, params: dict[str, str], digests: list[str], budget: _Budget) -> dict[str, Any]:
     import httpx
 
     try:
-        r = http.post("/api/v1/evidence", params=params, json={"subjects": digests})
+        with http.stream(
+            "POST", "/api/v1/evidence", params=params, json={"subjects": digests}
+        ) as r:
+            body = bytearray()
+            for chunk in r.iter_bytes():
+                body += chunk
+                budget.take(len(chunk))
+            status = r.status_code
     except httpx.HTTPError as e:
         raise EvidenceUnavailable(f"cannot reach the ledger at {http.base_url}: {e}") from e
-    if r.status_code in (401, 403):
+    if status in (401, 403):
         raise EvidenceUnavailable(
-            f"the ledger refused to answer (HTTP {r.status_code}): set {TOKEN_ENV} to a token "
+            f"the ledger refused to answer (HTTP {status}): set {TOKEN_ENV} to a token "
             "with the read scope"
         )
-    if r.status_code != 200:
-        raise EvidenceUnavailable(f"the ledger answered HTTP {r.status_code}: {r.text[:300]}")
+    if status != 200:
+        text = bytes(body[:300]).decode("utf-8", "replace")
+        raise EvidenceUnavailable(f"the ledger answered HTTP {status}: {text}")
+    from attest._internal import jsontext
+    from attest.errors import Error as AttestError
+
     try:
-        doc = r.json()
-    except ValueError as e:
-        raise EvidenceUnavailable("the ledger's answer is not JSON") from e
+        doc = jsontext.loads(bytes(body), "the ledger's answer")
+    except AttestError as e:
+        raise EvidenceUnavailable(str(e)) from e
     if not isinstance(doc, dict):
         raise EvidenceUnavailable("the ledger's answer is not an evidence document")
     return doc
@@ -124,7 +166,7 @@ def from_db(
                     -1,
                     1 << 30,
                 )
-            doc = reader.document(found, cp, since if since else None)
+            doc = reader.document(found, cp, since)
             if registry:
                 doc["registry"] = reader.registry_entries(cp)
             return doc

@@ -25,11 +25,13 @@ def load_trusted(state_dir: Path, origin: str, vkeys: list[str]) -> SignedCheckp
     from verify.proofs import open_signed_checkpoint
 
     path = state_file(state_dir, origin)
-    try:
-        note = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    from verify._internal.files import read_limited
+
+    if not path.exists():
         return None
-    except (OSError, UnicodeDecodeError) as e:
+    try:
+        note = read_limited(path, "the verifier state", 1 << 20).decode("utf-8")
+    except UnicodeDecodeError as e:
         raise UsageError(f"cannot read the verifier state {path}: {e}") from e
     try:
         return open_signed_checkpoint(note, vkeys, origin)

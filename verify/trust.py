@@ -5,8 +5,9 @@ and Sigstore identities (sigstore-python is imported only when a bundle has to b
 :meth:`Trust.open` verifies one body — a DSSE envelope against every trusted key, a Sigstore bundle
 against each identity — and returns an :class:`Attestation` naming the policy signers whose
 signature verified and who were valid at the record's time. A body signed by nobody the policy
-trusts is :class:`Untrusted` (reported, never counted); a body whose signature claims a trusted
-key (its keyid) but does not verify is a :class:`~verify.errors.SignatureFailure`.
+trusts is :class:`Untrusted` (reported, never counted), also when its DSSE ``keyid`` (an unsigned
+hint) names a trusted key; a Sigstore bundle whose certificate names a trusted identity but does
+not verify is a :class:`~verify.errors.SignatureFailure`.
 """
 
 from __future__ import annotations
@@ -90,25 +91,28 @@ def _certificate_matches(body: bytes, identity: Any) -> bool:
     return True
 
 
-def _claims_trusted_key(
-    named: list[tuple[str, PublicKey]], doc: dict[str, Any], index: int | None, e: Exception
-) -> None:
-    """Raise :class:`SignatureFailure` when a signature's keyid names a trusted key (it claims a
-    trusted signer and does not verify: a forgery, not someone else's attestation)."""
+def _hinted(named: list[tuple[str, PublicKey]], doc: dict[str, Any]) -> str:
+    """Why a body that verified with no trusted key is not counted, naming the trusted signer its
+    signatures' ``keyid`` claims: the keyid is an unsigned hint anyone can copy, so such a body
+    is listed as not trusted (never a proof failure that would block every later deploy)."""
     hints = {s.get("keyid") for s in doc.get("signatures") or [] if isinstance(s, dict)}
     claimed = [n for n, k in named if k.keyid in hints]
     if claimed:
-        where = f"record {index}" if index is not None else "an attestation"
-        raise SignatureFailure(
-            f"{where} names trusted signer {claimed[0]!r} but its signature does not verify: {e}"
-        ) from e
+        return (
+            f"its keyid names trusted signer {claimed[0]!r} but no signature verifies with that "
+            "key (the keyid is an unsigned hint): not counted"
+        )
+    return "signed by no key the policy trusts"
 
 
 def _read_key(policy: Policy, name: str, rel: str) -> PublicKey:
-    from attest.keys import read_public_key
+    from attest.keys import load_public_key
+    from verify._internal.files import read_limited
 
+    path = policy.path(rel)
+    data = read_limited(path, f"signers.{name}.key", error=PolicyFileError)
     try:
-        return read_public_key(policy.path(rel))
+        return load_public_key(data, source=str(path))
     except AttestError as e:
         raise PolicyFileError(f"signers.{name}.key: {e}") from e
 
@@ -138,6 +142,11 @@ class Trust:
                 seen[key.spki_pem()] = name
                 trust.keys[name] = key
             elif s.sigstore is not None:
+                if s.sigstore.trusted_root is not None:  # sigstore reads it: bound it first
+                    from verify._internal.files import read_limited
+
+                    where = f"signers.{name}.sigstore.trustedRoot"
+                    read_limited(policy.path(s.sigstore.trusted_root), where, error=PolicyFileError)
                 trust.identities[name] = s.sigstore
         if policy.ledger is not None:
             trust.admin_keys = [
@@ -168,7 +177,7 @@ class Trust:
         """Steps 6 and 7 for one body recorded (or judged) at ``time``."""
         try:
             doc = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return Untrusted(index, "not JSON")
         if not isinstance(doc, dict):
             return Untrusted(index, "not a JSON object")
@@ -186,9 +195,8 @@ class Trust:
             return Untrusted(index, "a DSSE envelope, and the policy trusts no key")
         try:
             verified = open_statement(body, keys=[k for _, k in named])
-        except SignatureError as e:
-            _claims_trusted_key(named, doc, index, e)
-            return Untrusted(index, "signed by no key the policy trusts")
+        except SignatureError:
+            return Untrusted(index, _hinted(named, doc))
         except AttestError as e:
             return Untrusted(index, f"not a valid attestation: {e}")
         names = [n for n, k in named if k.keyid in verified.signers]

@@ -1,0 +1,385 @@
+"""Issue 11's hostile-tester findings against the deploy gate, one regression test each: every
+test here failed before its fix (a policy requiring nothing, VEX clearing, registry bodies, DSSE
+keyid hints, an empty trusted tree, endless pages, duplicate keys, unbounded reads, symlinks)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from attest.dsse import sign_envelope
+from tests.verify.conftest import (
+    OPENVEX,
+    SLSA,
+    TEST_RESULT,
+    VULNS,
+    DemoLedger,
+    digest_of,
+    provenance,
+    result_predicate,
+    scan,
+    statement,
+    vex,
+)
+from tests.verify.test_gate import fresh, issue_policy, report, sha, verify
+from verify.artifact import Artifact
+from verify.pipeline import verify_attestations
+from verify.policy import load_policy
+from verify.trust import Trust
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def _artifact(name: str) -> list[Artifact]:
+    return [Artifact(name, {"sha256": sha(name).removeprefix("sha256:")})]
+
+
+def _envelope(demo: DemoLedger, doc: dict[str, Any], signer: Any = None) -> bytes:
+    return sign_envelope(json.dumps(doc).encode(), [signer or demo.ci]).to_json()
+
+
+def test_a_policy_that_requires_nothing_is_refused(demo: DemoLedger, tmp_path: Path) -> None:
+    name = fresh()
+    demo.append(statement(fresh(), TEST_RESULT, result_predicate()), demo.other)
+    demo.append(statement(name, TEST_RESULT, result_predicate()), demo.other)
+    policy = demo.policy(
+        tmp_path / "p.yaml", steps=[], deny={"vulnerabilities": {"severityAtLeast": "high"}}
+    )
+    r = verify(sha(name), "--policy", policy, "--ledger", demo.server.url)
+    assert r.exit_code == 2, r.stdout + r.stderr
+    assert "requires nothing" in r.stderr + r.stdout
+    doc = yaml.safe_load(policy.read_text())
+    del doc["steps"]
+    policy.write_text(yaml.safe_dump(doc))
+    r = verify(sha(name), "--policy", policy, "--db", demo.db)
+    assert r.exit_code == 2 and "requires nothing" in r.stderr + r.stdout
+
+
+def test_no_trusted_attestation_fails_whatever_the_rules(demo: DemoLedger, tmp_path: Path) -> None:
+    """Even a policy that got past validation (built in code) fails without trusted evidence."""
+    name = fresh()
+    good = load_policy(demo.policy(tmp_path / "p.yaml"))
+    policy = good.model_copy(update={"steps": [], "signers": {"ci": good.signers["ci"]}})
+    trust = Trust.load(policy)
+    untrusted = Trust.load(policy.model_copy(update={"signers": {}}))
+    body = _envelope(demo, statement(name, TEST_RESULT, result_predicate()), demo.other)
+    other = _envelope(demo, statement(fresh(), TEST_RESULT, result_predicate()))
+    for t, bodies in ((untrusted, [body]), (trust, [other, body])):
+        out = verify_attestations(policy, t, _artifact(name), bodies, NOW)
+        rule = next(r for r in out.rules if r.rule == "trusted evidence")
+        assert not rule.passed and name in rule.reason
+        assert out.exit_code == 1
+    mine = _envelope(demo, statement(name, TEST_RESULT, result_predicate()))
+    out = verify_attestations(policy, trust, _artifact(name), [mine], NOW)
+    assert out.exit_code == 0 and out.rules[-1].rule == "trusted evidence"
+
+
+def _vex(cve: str, products: list[dict[str, Any]], status: str, when: str) -> dict[str, Any]:
+    doc = vex(cve, "unused", status)
+    doc["timestamp"] = when
+    doc["statements"][0]["products"] = products
+    if status == "affected":
+        doc["statements"][0]["action_statement"] = "upgrade"
+    return doc
+
+
+def _vulns(demo: DemoLedger, tmp_path: Path, name: str) -> dict[str, Any]:
+    code, doc = report(sha(name), "--policy", issue_policy(demo, tmp_path), "--db", demo.db)
+    rule = next(r for r in doc["rules"] if r["rule"] == "deny vulnerabilities")
+    assert (code == 0) == rule["passed"], doc
+    return dict(rule)
+
+
+def _scanned(demo: DemoLedger) -> str:
+    name = fresh("vex")
+    demo.append(statement(name, SLSA, provenance()))
+    demo.append(statement(name, TEST_RESULT, result_predicate()))
+    demo.append(statement(name, VULNS, scan("CVE-2021-44228", "Critical")))
+    return name
+
+
+def test_the_latest_vex_statement_wins(demo: DemoLedger, tmp_path: Path) -> None:
+    name = _scanned(demo)
+    me = [{"@id": sha(name)}]
+    demo.append(
+        statement(name, OPENVEX, _vex("CVE-2021-44228", me, "fixed", "2026-11-02T10:00:00Z"))
+    )
+    assert _vulns(demo, tmp_path, name)["passed"]
+    later = _vex("CVE-2021-44228", me, "under_investigation", "2026-11-03T10:00:00Z")
+    demo.append(statement(name, OPENVEX, later))
+    assert not _vulns(demo, tmp_path, name)["passed"]
+    # an older statement recorded later does not win over a newer one
+    demo.append(
+        statement(name, OPENVEX, _vex("CVE-2021-44228", me, "fixed", "2026-11-01T00:00:00Z"))
+    )
+    assert not _vulns(demo, tmp_path, name)["passed"]
+    # same timestamp: the later ledger record wins, either way
+    demo.append(
+        statement(name, OPENVEX, _vex("CVE-2021-44228", me, "not_affected", "2026-11-03T10:00:00Z"))
+    )
+    assert _vulns(demo, tmp_path, name)["passed"]
+    demo.append(
+        statement(name, OPENVEX, _vex("CVE-2021-44228", me, "affected", "2026-11-03T10:00:00Z"))
+    )
+    rule = _vulns(demo, tmp_path, name)
+    assert not rule["passed"] and "CVE-2021-44228 (critical)" in rule["reason"]
+
+
+def test_a_vex_about_another_product_clears_nothing(demo: DemoLedger, tmp_path: Path) -> None:
+    name = _scanned(demo)
+    when = "2026-11-02T10:00:00Z"
+    for products in (
+        [{"@id": "pkg:npm/unrelated@1.0"}],
+        [{"@id": "pkg:npm/unrelated@1.0", "hashes": {"sha-256": "ab" * 32}}],
+        [{"@id": sha(fresh())}],
+    ):
+        demo.append(
+            statement(name, OPENVEX, _vex("CVE-2021-44228", products, "not_affected", when))
+        )
+        assert not _vulns(demo, tmp_path, name)["passed"], products
+    hashed = [{"@id": "pkg:generic/app@1", "hashes": {"sha-256": digest_of(name)}}]
+    demo.append(statement(name, OPENVEX, _vex("CVE-2021-44228", hashed, "not_affected", when)))
+    rule = _vulns(demo, tmp_path, name)
+    assert rule["passed"] and "covered by VEX: CVE-2021-44228" in rule["reason"]
+
+
+def test_a_vex_naming_its_subject_or_a_purl_digest_clears(demo: DemoLedger, tmp_path: Path) -> None:
+    when = "2026-11-02T10:00:00Z"
+    for product in (
+        {"@id": "placeholder"},  # the @id is the in-toto subject's name
+        {"@id": "pkg:oci/app@sha256%3A{hex}"},
+        {"@id": "urn:x", "identifiers": {"purl": "pkg:oci/app@sha256:{hex}"}},
+    ):
+        name = _scanned(demo)
+        pid = (
+            name if product["@id"] == "placeholder" else product["@id"].format(hex=digest_of(name))
+        )
+        p = {**product, "@id": pid}
+        if "identifiers" in p:
+            p["identifiers"] = {"purl": p["identifiers"]["purl"].format(hex=digest_of(name))}
+        demo.append(statement(name, OPENVEX, _vex("CVE-2021-44228", [p], "not_affected", when)))
+        assert _vulns(demo, tmp_path, name)["passed"], p
+
+
+def test_a_registry_media_type_in_an_unsigned_field_does_not_hide_a_scan(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    name = fresh("hidden-scan")
+    demo.append(statement(name, SLSA, provenance()))
+    demo.append(statement(name, TEST_RESULT, result_predicate()))
+    env = json.loads(_envelope(demo, statement(name, VULNS, scan("CVE-2021-44228", "Critical"))))
+    env["signatures"][0]["keyid"] = "application/vnd.provenance-ledger.registry.v1+json"
+    r = demo.server.post("/api/v1/entries", demo.append_token, content=json.dumps(env).encode())
+    assert r.status_code in (200, 201), r.text
+    rule = _vulns(demo, tmp_path, name)
+    assert not rule["passed"] and "CVE-2021-44228 (critical)" in rule["reason"]
+
+
+def test_a_keyid_naming_a_trusted_key_does_not_block_deploys(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    """A registered signer copies the trusted ci key's keyid into its own envelope: listed as
+    not trusted with the reason, and the artifact's real evidence still passes (was exit 4)."""
+    name = fresh("keyid")
+    demo.append(statement(name, SLSA, provenance()))
+    demo.append(statement(name, TEST_RESULT, result_predicate()))
+    ci_keyid = json.loads(_envelope(demo, statement(name, SLSA, {})))["signatures"][0]["keyid"]
+    env = json.loads(_envelope(demo, statement(name, VULNS, scan("CVE-1", "Critical")), demo.other))
+    env["signatures"][0]["keyid"] = ci_keyid
+    r = demo.server.post("/api/v1/entries", demo.append_token, content=json.dumps(env).encode())
+    assert r.status_code in (200, 201), r.text
+    policy = issue_policy(demo, tmp_path)
+    code, doc = report(sha(name), "--policy", policy, "--ledger", demo.server.url)
+    assert code == 0, doc
+    reasons = [u["reason"] for u in doc["untrusted"]]
+    assert any("names trusted signer 'ci'" in why for why in reasons), reasons
+
+
+def test_a_verifier_that_first_saw_an_empty_ledger_is_not_bricked(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    from ledger.storage import LedgerStore
+    from tests.ledger.api.server import add_signer, init_ledger, serve, token
+
+    db = f"sqlite:///{tmp_path / 'empty.db'}"
+    key = init_ledger(db, tmp_path, register_samples=False)
+    append = token(db, tmp_path, "append", "append")
+    store = LedgerStore.open(db)
+    vkey = store.meta()["vkey"]
+    store.close()
+    doc = yaml.safe_load(demo.policy(tmp_path / "p.yaml").read_text())
+    doc["ledger"] = {"keys": [vkey], "stateDir": str(tmp_path / "state")}
+    policy = tmp_path / "p.yaml"
+    policy.write_text(yaml.safe_dump(doc))
+    name = fresh("empty-first")
+    with serve(db, tmp_path, key) as srv:
+        assert verify(sha(name), "--policy", policy, "--ledger", srv.url).exit_code == 3
+        from verify.state import load_trusted
+
+        saved = load_trusted(tmp_path / "state", vkey.split("+")[0], [vkey])
+        assert saved is not None and saved.checkpoint.size == 0
+        add_signer(db, key, "ci", key=demo.ci_pub.read_bytes())
+        for s in (
+            statement(name, SLSA, provenance()),
+            statement(name, TEST_RESULT, result_predicate()),
+        ):
+            r = srv.post("/api/v1/entries", append, content=_envelope(demo, s))
+            assert r.status_code in (200, 201), r.text
+        for source in (("--ledger", srv.url), ("--db", db)):
+            r = verify(sha(name), "--policy", policy, *source)
+            assert r.exit_code == 0, r.stdout + r.stderr
+
+
+class _Endless:
+    """A hostile ledger: every answer is a page with one entry and a fresh ``next`` cursor."""
+
+    def __init__(self, same_cursor: bool = False, pad: int = 0) -> None:
+        import itertools
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        counter = itertools.count()
+        entry = {"index": 0, "body": "x" * pad}
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                n = 0 if same_cursor else next(counter)
+                data = json.dumps({"entries": [entry], "next": f"c{n}"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_ledger_that_always_returns_next_pages_is_refused(
+    demo: DemoLedger, tmp_path: Path, monkeypatch: Any
+) -> None:
+    import verify.sources as sources
+
+    policy = demo.policy(tmp_path / "p.yaml")
+    monkeypatch.setattr(sources, "MAX_PAGES", 50)
+    for hostile, limit in ((_Endless(), "50 pages"), (_Endless(same_cursor=True), "same next")):
+        try:
+            r = verify(sha(fresh()), "--policy", policy, "--ledger", hostile.url)
+        finally:
+            hostile.close()
+        assert r.exit_code == 3 and limit in r.stderr, r.stderr
+    monkeypatch.setattr(sources, "MAX_PAGES", 10_000)
+    monkeypatch.setattr(sources, "MAX_EVIDENCE_BYTES", 1 << 20)
+    big = _Endless(pad=100_000)
+    try:
+        r = verify(sha(fresh()), "--policy", policy, "--ledger", big.url)
+    finally:
+        big.close()
+    assert r.exit_code == 3 and "larger than 1048576 bytes" in r.stderr, r.stderr
+
+
+def test_a_policy_with_a_duplicate_key_is_refused(demo: DemoLedger, tmp_path: Path) -> None:
+    policy = demo.policy(tmp_path / "p.yaml")
+    text = policy.read_text()
+    assert verify(sha(fresh()), "--policy", policy, "--db", demo.db).exit_code == 3
+    policy.write_text(text + "steps: []\n")  # a second steps: would silently win
+    r = verify(sha(fresh()), "--policy", policy, "--db", demo.db)
+    assert r.exit_code == 2 and "duplicate key 'steps'" in r.stdout + r.stderr
+    nested = text.replace("  signers:\n  - ci\n", "  signers:\n  - ci\n  name: x\n", 1)
+    assert nested != text
+    policy.write_text(nested)
+    r = verify(sha(fresh()), "--policy", policy, "--db", demo.db)
+    assert r.exit_code == 2 and "duplicate key 'name'" in r.stdout + r.stderr
+
+
+def test_third_party_files_are_parsed_strictly_and_kept_exact(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    from verify.run import _documents
+
+    policy = issue_policy(demo, tmp_path)
+    good = (demo.work / "attestations" / "2-provenance.json").read_bytes()
+    assert _documents(good, tmp_path / "x.json") == [good]  # the exact bytes, not re-dumped
+    lines = good.strip().replace(b"\n", b" ") + b"\n" + good.strip().replace(b"\n", b" ") + b"\n"
+    assert _documents(lines, tmp_path / "x.jsonl") == [line for line in lines.splitlines()]
+    twice = good.rstrip()[:-1] + b', "payloadType": "text/plain"}'
+    deep = b"[" * 100_000
+    for name, data, why in (
+        ("dup.json", twice, "duplicate"),
+        ("deep.json", deep, "nested deeper"),
+        ("dup.jsonl", lines + twice.replace(b"\n", b" ") + b"\n", "duplicate"),
+    ):
+        (tmp_path / name).write_bytes(data)
+        r = verify("attestations", demo.app_zip, "--policy", policy, "--bundle", tmp_path / name)
+        assert r.exit_code == 2 and why in r.stdout + r.stderr, (name, r.stdout + r.stderr)
+
+
+def test_files_are_read_bounded_and_regular_only(demo: DemoLedger, tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.pub"
+    big.write_bytes(b"#" * ((16 << 20) + 1))
+    name = sha(fresh())
+    for where, why in (("/dev/zero", "not a regular file"), (fifo, "not a regular file")):
+        r = verify(name, "--policy", where, "--db", demo.db)
+        assert r.exit_code == 2 and why in r.stderr, r.stderr
+        r = verify(name, "--policy", demo.policy(tmp_path / "p.yaml"), "--evidence", where)
+        assert r.exit_code == 2 and why in r.stderr, r.stderr
+    for key, why in (("/dev/zero", "not a regular file"), (big, "larger than")):
+        signers = {"ci": {"key": str(key)}}
+        r = verify(
+            name, "--policy", demo.policy(tmp_path / "k.yaml", signers=signers), "--db", demo.db
+        )
+        assert r.exit_code == 2 and why in r.stderr, r.stderr
+    sigstore = {"issuer": "https://x", "identity": "a@b", "trustedRoot": "/dev/zero"}
+    signers = {"ci": {"key": str(demo.ci_pub)}, "keyless": {"sigstore": sigstore}}
+    r = verify(name, "--policy", demo.policy(tmp_path / "s.yaml", signers=signers), "--db", demo.db)
+    assert r.exit_code == 2 and "trustedRoot /dev/zero is not a regular file" in r.stderr, r.stderr
+    layout = {"file": "/dev/zero", "keys": [str(demo.ci_pub)], "linkDir": str(tmp_path)}
+    r = verify(name, "--policy", demo.policy(tmp_path / "l.yaml", layout=layout), "--db", demo.db)
+    assert r.exit_code == 2 and "not a regular file" in r.stderr, r.stderr
+
+
+def test_a_directory_with_a_symlinked_subdirectory_is_refused(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    out, hidden = tmp_path / "out", tmp_path / "hidden"
+    (out / "sub").mkdir(parents=True)
+    hidden.mkdir()
+    good, bad = fresh("dir-ok"), fresh("dir-unverified")
+    (out / "sub" / good).write_text(good)
+    (hidden / bad).write_text(bad)  # nothing in the ledger names it
+    demo.append(statement(good, SLSA, provenance()))
+    demo.append(statement(good, TEST_RESULT, result_predicate()))
+    policy = demo.policy(tmp_path / "p.yaml")
+    assert verify(out, "--policy", policy, "--db", demo.db).exit_code == 0
+    (out / "sub" / "linked").symlink_to(hidden, target_is_directory=True)
+    r = verify(out, "--policy", policy, "--db", demo.db)
+    assert r.exit_code == 2 and "linked is a symlink to a directory" in r.stderr, r.stderr
+
+
+def test_a_deeply_nested_or_duplicate_key_evidence_file_is_exit_2(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    policy = demo.policy(tmp_path / "p.yaml")
+    deep, dup = tmp_path / "deep.json", tmp_path / "dup.json"
+    deep.write_bytes(b"[" * 100_000)
+    dup.write_bytes(b'{"mediaType": "a", "mediaType": "b"}')
+    for path, why in ((deep, "nested deeper"), (dup, "duplicate")):
+        r = verify(sha(fresh()), "--policy", policy, "--evidence", path)
+        assert r.exit_code == 2 and why in r.stderr, r.stderr

@@ -1,0 +1,93 @@
+"""Which vulnerabilities trusted OpenVEX statements clear for the artifact, pure.
+
+OpenVEX v0.2 semantics, strictly: a statement speaks only about the products it lists, so it
+counts for an artifact only when one of its products names the artifact's digest — in the
+product's ``@id`` (``sha256:HEX``, or a purl/IRI carrying it, e.g. ``pkg:oci/app@sha256%3AHEX``),
+its ``identifiers`` or its ``hashes`` — or when the product's ``@id`` is the name of an in-toto
+subject of the same attestation whose digest is the artifact's. For each (vulnerability,
+artifact) the latest statement wins: by its timestamp (the statement's, else its document's),
+then by its ledger record, then by its place in the document; the artifact is cleared only when
+that latest status is ``fixed`` or ``not_affected``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote
+
+from attest.predicates import OpenVEX
+from verify.artifact import Artifact
+from verify.trust import Attestation
+
+__all__ = ["CLEARED", "cleared_for"]
+
+CLEARED = ("fixed", "not_affected")
+_DIGEST = re.compile(r"(sha256|sha384|sha512|sha1|sha-256|sha-384|sha-512|sha-1):([0-9a-fA-F]+)")
+
+
+def _alg(name: str) -> str:
+    return name.lower().replace("-", "").replace("_", "")
+
+
+def _digests_in(text: str) -> set[tuple[str, str]]:
+    return {(_alg(a), h.lower()) for a, h in _DIGEST.findall(unquote(text))}
+
+
+def _product_digests(
+    product: Mapping[str, Any], subjects: Mapping[str, Any]
+) -> set[tuple[str, str]]:
+    """Every (algorithm, hex) a product names: its ``@id``, ``identifiers``, ``hashes``, and the
+    digest of the attestation's subject the ``@id`` names."""
+    pid = product.get("@id")
+    out = _digests_in(pid) if isinstance(pid, str) else set()
+    idents = product.get("identifiers")
+    for value in idents.values() if isinstance(idents, dict) else []:
+        if isinstance(value, str):
+            out |= _digests_in(value)
+    hashes = product.get("hashes")
+    for alg, value in hashes.items() if isinstance(hashes, dict) else []:
+        if isinstance(alg, str) and isinstance(value, str):
+            out.add((_alg(alg), value.lower()))
+    subject = subjects.get(pid) if isinstance(pid, str) else None
+    if isinstance(subject, dict):
+        out |= {(_alg(a), str(h).lower()) for a, h in subject.items()}
+    return out
+
+
+def _names(art: Artifact, digests: set[tuple[str, str]]) -> bool:
+    return any((_alg(a), h.lower()) in digests for a, h in art.digest.items())
+
+
+def _statements(
+    atts: Sequence[Attestation],
+) -> Iterable[tuple[tuple[datetime, int, int], str, str, list[Any], dict[str, Any]]]:
+    """(order, vulnerability, status, raw products, subjects by name) of every VEX statement."""
+    for position, a in enumerate(atts):
+        pred = a.verified.predicate
+        if not isinstance(pred, OpenVEX):
+            continue
+        raw = (a.statement.predicate or {}).get("statements") or []
+        subjects = {s.name: dict(s.digest) for s in a.statement.subjects if s.name}
+        for s, doc in zip(pred.statements, raw, strict=False):
+            products = doc.get("products") if isinstance(doc, dict) else None
+            when = s.timestamp or pred.timestamp
+            order = (when, a.index if a.index is not None else -1, position)
+            yield order, s.vulnerability, s.status, products or [], subjects
+
+
+def cleared_for(atts: Sequence[Attestation], arts: Sequence[Artifact]) -> set[tuple[str, str]]:
+    """The (vulnerability, artifact name) pairs whose latest trusted VEX status clears them."""
+    latest: dict[tuple[str, str], tuple[tuple[datetime, int, int], str]] = {}
+    for order, vuln, status, products, subjects in _statements(atts):
+        named: set[tuple[str, str]] = set()
+        for p in products:
+            if isinstance(p, dict):
+                named |= _product_digests(p, subjects)
+        for art in arts:
+            key = (vuln, art.name)
+            if _names(art, named) and (key not in latest or latest[key][0] <= order):
+                latest[key] = (order, status)
+    return {key for key, (_, status) in latest.items() if status in CLEARED}
