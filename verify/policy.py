@@ -173,6 +173,9 @@ class DependencyDeny(_Model):
 
 class VulnerabilityDeny(_Model):
     severity_at_least: Literal["low", "medium", "high", "critical"] = Field(alias="severityAtLeast")
+    # No scan is no evidence of no vulnerability: with requireScan a trusted scan must name the
+    # artifact; without it, the rule passes and its reason says that no scan was found.
+    require_scan: bool = Field(default=False, alias="requireScan")
 
 
 class DenyPolicy(_Model):

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from attest.predicates import SLSAProvenance, TestResult
+from attest.predicates import SLSAProvenance, TestResult, VulnScan
 from verify.artifact import Artifact
 from verify.deny import dependency_findings, open_vulnerabilities
 from verify.errors import RuleFailed
@@ -194,10 +194,16 @@ def _deny_vulnerabilities(
 ) -> str:
     assert policy.deny.vulnerabilities is not None
     level = policy.deny.vulnerabilities.severity_at_least
+    scans = [a for a in atts if isinstance(a.verified.predicate, VulnScan)]
+    unscanned = [x.name for x in arts if not any(x.named_by(_digests(s)) for s in scans)]
+    if unscanned and policy.deny.vulnerabilities.require_scan:
+        raise RuleFailed(f"no vulnerability scan by a policy signer names {', '.join(unscanned)}")
     open_, covered = open_vulnerabilities(level, atts, arts)
     if open_:
         raise RuleFailed(f"open at or above {level}: " + "; ".join(open_))
     extra = f" ({len(covered)} covered by VEX: {', '.join(covered)})" if covered else ""
+    if unscanned:
+        extra += f"; but no scan names {', '.join(unscanned)} (requireScan: true fails this)"
     return f"no open vulnerability at or above {level}{extra}"
 
 

@@ -383,3 +383,19 @@ def test_a_deeply_nested_or_duplicate_key_evidence_file_is_exit_2(
     for path, why in ((deep, "nested deeper"), (dup, "duplicate")):
         r = verify(sha(fresh()), "--policy", policy, "--evidence", path)
         assert r.exit_code == 2 and why in r.stderr, r.stderr
+
+
+def test_a_vulnerability_rule_with_no_scan_says_so_and_fails_when_a_scan_is_required(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    """No scan is no evidence of no vulnerability: the row says so, and requireScan fails it."""
+    name = fresh("unscanned")
+    demo.append(statement(name, SLSA, provenance()))
+    demo.append(statement(name, TEST_RESULT, result_predicate()))
+    for required, want in ((False, 0), (True, 1)):
+        deny = {"vulnerabilities": {"severityAtLeast": "high", "requireScan": required}}
+        policy = demo.policy(tmp_path / f"p-{required}.yaml", deny=deny)
+        code, doc = report(sha(name), "--policy", policy, "--db", demo.db)
+        assert code == want
+        row = next(r for r in doc["rules"] if r["rule"] == "deny vulnerabilities")
+        assert row["passed"] is not required and "no" in row["reason"] and "scan" in row["reason"]
