@@ -5,6 +5,7 @@ of a run verified, and never by an older checkpoint."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from pathlib import Path
@@ -43,14 +44,29 @@ def save_trusted(state_dir: Path, cp: SignedCheckpoint, old: SignedCheckpoint | 
     """Remember ``cp`` unless the state already holds a larger tree; ``True`` if written."""
     if old is not None and old.checkpoint.size >= cp.checkpoint.size:
         return False
+    path = state_file(state_dir, cp.checkpoint.origin)
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".checkpoint-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(cp.note)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, state_file(state_dir, cp.checkpoint.origin))
+        with (state_dir / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # runs sharing a state dir: one writer at a time
+            if _stored_size(path) >= cp.checkpoint.size:  # another run got further meanwhile
+                return False
+            fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".checkpoint-")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(cp.note)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
     except OSError as e:
         raise UsageError(f"cannot write the verifier state in {state_dir}: {e}") from e
     return True
+
+
+def _stored_size(path: Path) -> int:
+    """The tree size the state file names now (-1: none). Only compared, never trusted: the
+    next run verifies the file's signature before it relies on it."""
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n", 2)
+        return int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else -1
+    except (OSError, UnicodeDecodeError, ValueError):
+        return -1
