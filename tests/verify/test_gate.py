@@ -288,7 +288,7 @@ def test_a_forked_ledger_is_exit_4_and_the_state_is_kept(demo: DemoLedger, tmp_p
     text = policy.read_text().replace("ledger:\n", "ledger:\n  stateDir: state\n", 1)
     policy.write_text(text)
     assert verify(demo.app_zip, "--policy", policy, "--ledger", demo.server.url).exit_code == 0
-    state = next((tmp_path / "state").iterdir())
+    state = next((tmp_path / "state").glob("*.checkpoint"))
     trusted = state.read_text()
     r = verify(demo.app_zip, "--policy", policy, "--db", fork)
     assert r.exit_code == 4 and "ConsistencyFailure" in r.stderr, r.stderr
