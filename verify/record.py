@@ -28,7 +28,7 @@ def vsa_statement(out: Outcome, policy_file: Path, ledger_url: str) -> dict[str,
     inputs = [
         {
             "uri": f"{ledger_url.rstrip('/')}/api/v1/entries/{a.index}",
-            "digest": {"sha256": hashlib.sha256(a.verified.statement.to_json()).hexdigest()},
+            "digest": {"sha256": a.body_sha256},
         }
         for a in out.attestations
         if a.index is not None

@@ -47,6 +47,7 @@ class Attestation:
     # signer name -> the key (SPKI fingerprint) behind it: a threshold counts distinct keys, so
     # a key that is both a policy signer and a registry signer counts once
     keys_of: Mapping[str, str] = field(default_factory=dict)
+    body_sha256: str = ""  # hex SHA-256 of the exact body (what the ledger's record names)
 
     def distinct(self, names: Iterable[str]) -> set[str]:
         """The distinct signing keys (or identities) behind ``names``."""
@@ -182,8 +183,12 @@ class Trust:
         if not isinstance(doc, dict):
             return Untrusted(index, "not a JSON object")
         if "dsseEnvelope" in doc or ("mediaType" in doc and "verificationMaterial" in doc):
-            return self._open_bundle(body, index, time)
-        return self._open_envelope(body, doc, index, time)
+            opened = self._open_bundle(body, index, time)
+        else:
+            opened = self._open_envelope(body, doc, index, time)
+        if isinstance(opened, Attestation):
+            return replace(opened, body_sha256=hashlib.sha256(body).hexdigest())
+        return opened
 
     def _open_envelope(
         self, body: bytes, doc: dict[str, Any], index: int | None, time: datetime

@@ -4,6 +4,7 @@ HTTP and straight from the database, and every exit code reached by a real cause
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import shutil
@@ -384,7 +385,11 @@ def test_record_appends_a_signed_vsa(demo: DemoLedger, tmp_path: Path) -> None:
     ]
     vsa = [s for s in vsas if s["predicateType"] == "https://slsa.dev/verification_summary/v1"]
     assert vsa and vsa[-1]["predicate"]["verificationResult"] == "PASSED"
-    assert vsa[-1]["predicate"]["inputAttestations"]
+    inputs = vsa[-1]["predicate"]["inputAttestations"]
+    assert inputs
+    bodies = {hashlib.sha256(base64.b64decode(e["body"])).hexdigest() for e in story["entries"]}
+    for i in inputs:  # each names a ledger record's exact body, as the record itself does
+        assert i["digest"]["sha256"] in bodies
     story = demo.server.get(f"/api/v1/artifacts/sha256:{_file_sha(demo.app_zip)}/story").json()
     assert '"vsa"' in json.dumps(story)  # "why was this deployed?" has a proved answer
     r = verify(demo.app_zip, "--policy", policy, "--ledger", demo.server.url, "--record")
