@@ -166,6 +166,8 @@ def from_db(
                     -1,
                     1 << 30,
                 )
+            if since is not None and since > cp.checkpoint.size:
+                since = None  # the ledger is behind what this verifier trusted: step 3 says so
             doc = reader.document(found, cp, since)
             if registry:
                 doc["registry"] = reader.registry_entries(cp)

@@ -399,3 +399,35 @@ def test_a_vulnerability_rule_with_no_scan_says_so_and_fails_when_a_scan_is_requ
         assert code == want
         row = next(r for r in doc["rules"] if r["rule"] == "deny vulnerabilities")
         assert row["passed"] is not required and "no" in row["reason"] and "scan" in row["reason"]
+
+
+def test_a_ledger_behind_the_trusted_checkpoint_is_exit_4_from_every_source(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    """A log smaller than one this verifier trusted lost history (or is a stale copy): the same
+    consistency failure whether read from its database or from an evidence file."""
+    import sqlite3
+
+    name = fresh("behind")
+    demo.append(statement(name, SLSA, provenance()))
+    demo.append(statement(name, TEST_RESULT, result_predicate()))
+    old = tmp_path / "old.db"
+    src, dst = sqlite3.connect(demo.db.removeprefix("sqlite:///")), sqlite3.connect(old)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    stale = verify(
+        sha(name), "--policy", demo.policy(tmp_path / "p0.yaml"), "--db", f"sqlite:///{old}"
+    )
+    assert stale.exit_code == 0, stale.stderr
+    demo.append(statement(fresh("later"), SLSA, provenance()))
+    policy = demo.policy(tmp_path / "p.yaml")
+    policy.write_text(policy.read_text().replace("ledger:\n", "ledger:\n  stateDir: state\n", 1))
+    assert verify(sha(name), "--policy", policy, "--db", demo.db).exit_code == 0
+    r = verify(sha(name), "--policy", policy, "--db", f"sqlite:///{old}")
+    assert r.exit_code == 4 and "older" in r.stderr, r.stderr
+    evidence = tmp_path / "old.json"
+    e = verify("export-evidence", sha(name), "--db", f"sqlite:///{old}", "-o", str(evidence))
+    assert e.exit_code == 0, e.stderr
+    r = verify(sha(name), "--policy", policy, "--evidence", evidence)
+    assert r.exit_code == 4 and "older" in r.stderr, r.stderr
