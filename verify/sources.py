@@ -73,13 +73,22 @@ def from_ledger(
     pages: list[dict[str, Any]] = []
     budget = _Budget()
     with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=30) as http:
-        while True:
+        try:
             pages.append(_page(http, params, list(digests), budget))
+        except _Behind:  # the ledger is smaller than what this verifier trusted: step 3 says so
+            params.pop("since")
+            pages.append(_page(http, params, list(digests), budget))
+        while True:
             nxt = pages[-1].get("next")
             if not isinstance(nxt, str) or not nxt:
                 return _merge(pages)
             budget.follow(nxt, pages[-1])
             params = {**params, "cursor": nxt}
+            pages.append(_page(http, params, list(digests), budget))
+
+
+class _Behind(EvidenceUnavailable):
+    """The server refused ``since`` as past its latest checkpoint."""
 
 
 class _Budget:
@@ -130,6 +139,8 @@ def _page(http: Any, params: dict[str, str], digests: list[str], budget: _Budget
             f"the ledger refused to answer (HTTP {status}): set {TOKEN_ENV} to a token "
             "with the read scope"
         )
+    if status == 400 and "since" in params and b"is past the checkpoint" in body:
+        raise _Behind(bytes(body[:300]).decode("utf-8", "replace"))
     if status != 200:
         text = bytes(body[:300]).decode("utf-8", "replace")
         raise EvidenceUnavailable(f"the ledger answered HTTP {status}: {text}")

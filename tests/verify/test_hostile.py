@@ -431,3 +431,8 @@ def test_a_ledger_behind_the_trusted_checkpoint_is_exit_4_from_every_source(
     assert e.exit_code == 0, e.stderr
     r = verify(sha(name), "--policy", policy, "--evidence", evidence)
     assert r.exit_code == 4 and "older" in r.stderr, r.stderr
+    from tests.ledger.api.server import serve
+
+    with serve(f"sqlite:///{old}", tmp_path, demo.server.key) as stale_server:
+        r = verify(sha(name), "--policy", policy, "--ledger", stale_server.url)
+    assert r.exit_code == 4 and "older" in r.stderr, r.stderr
