@@ -125,7 +125,14 @@ def _step_rule(
     records = tuple(a.index for a in got.accepted if a.index is not None)
     if len(distinct) < step.threshold:
         found = f"{len(distinct)} of {step.threshold} required distinct signer(s)"
-        detail = "; ".join(got.reasons) or f"no {step.predicate_type} attestation names it"
+        if got.accepted:  # attestations there are, but too few distinct keys sign them
+            detail = f"{len(got.accepted)} accepted attestation(s), signed by " + ", ".join(
+                sorted(signers)
+            )
+            if got.reasons:
+                detail += "; " + "; ".join(got.reasons)
+        else:
+            detail = "; ".join(got.reasons) or f"no {step.predicate_type} attestation names it"
         raise RuleFailed(f"{found}: {detail}")
     return f"signed by {', '.join(sorted(signers))} (threshold {step.threshold})", records
 
