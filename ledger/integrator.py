@@ -46,6 +46,7 @@ from ledger.note import NoteSigner, parse_verifier
 from ledger.pending import (
     IDLE_POLL_SECONDS,
     INTEGRATED_CHANNEL,
+    PENDING_CHANNEL,
     RETRY_SECONDS,
     BadRow,
     NothingPending,
@@ -53,8 +54,8 @@ from ledger.pending import (
     error_from_text,
     error_text,
     hint,
+    insert_pending,
     pending_mac_key,
-    row_mac,
     submission,
 )
 from ledger.pending_acks import FINISH_SQL, AckReader, finish_params
@@ -67,22 +68,8 @@ __all__ = ["LEASE_POLL_SECONDS", "SharedSequencer"]
 log = logging.getLogger(__name__)
 
 LEASE_POLL_SECONDS = 0.25  # how often a process without the lease asks for it
-_PENDING_CHANNEL = "ledger_pending"
 _LEASE_KEY = "hashtextextended('provenance-ledger-integrator:' || current_schema(), 0)"
 _ANY_PENDING = "SELECT 1 FROM pending WHERE done_at IS NULL AND error IS NULL LIMIT 1"
-# A row marked failed is replaced by the new submission (which may be the real body of a digest
-# someone squatted on with other bytes).
-# Any other row of the digest is replaced too when the body is not in the log: one that carries
-# an acknowledgement then is not the integrator's (which logs the body in the same transaction).
-_INSERT_PENDING = (
-    "INSERT INTO pending (digest, body_type, content, mac, submitted) "
-    "SELECT %s, %s, %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM records WHERE body_digest = %s) "
-    "ON CONFLICT (digest) DO UPDATE SET error = NULL, body_type = EXCLUDED.body_type, "
-    "content = EXCLUDED.content, mac = EXCLUDED.mac, submitted = EXCLUDED.submitted, "
-    "idx = NULL, leaf = NULL, proof = NULL, cp_size = NULL, done_at = NULL "
-    "WHERE pending.error IS NOT NULL OR pending.idx IS NOT NULL OR pending.done_at IS NOT NULL "
-    "RETURNING digest"
-)
 _STALLED_SECONDS = 5.0  # a wait this old, with the lease held elsewhere: integrate anyway
 
 
@@ -286,27 +273,7 @@ class SharedSequencer(Waiting):
     def _insert_rows(
         self, cur: psycopg.Cursor[Any], subs: list[Submission], inserted: set[bytes]
     ) -> None:
-        key, now = self._mac_key, int(time.time())
-        params = [
-            (
-                s.digest,
-                s.body_type,
-                s.content,
-                row_mac(key, s.digest, s.body_type, now),
-                now,
-                s.digest,
-            )
-            for s in subs
-        ]
-        cur.executemany(_INSERT_PENDING, params, returning=True)
-        while True:
-            row = cur.fetchone()
-            if row is not None:
-                inserted.add(bytes(row[0]))
-            if not cur.nextset():
-                break
-        channel = _PENDING_CHANNEL if inserted else INTEGRATED_CHANNEL
-        cur.execute("SELECT pg_notify(%s, current_schema())", (channel,))
+        inserted.update(insert_pending(cur, subs, self._mac_key, int(time.time())))
 
     def _forget(self, waits: list[Wait], error: BaseException) -> None:
         with self._lock:
@@ -357,7 +324,7 @@ class SharedSequencer(Waiting):
             self._stop.wait(LEASE_POLL_SECONDS)
         else:
             return
-        lease.execute(f"LISTEN {_PENDING_CHANNEL}")
+        lease.execute(f"LISTEN {PENDING_CHANNEL}")
         woken = True  # rows may have been left pending by a process that died holding it
         while not self._stop.is_set():
             # Woken by a NOTIFY there is work; after a quiet poll, one cheap look first, so

@@ -9,7 +9,7 @@ import hmac
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import cast, get_args
+from typing import Any, cast, get_args
 
 from ledger import errors
 from ledger.bodies import Submission
@@ -111,6 +111,7 @@ def pending_mac_key(signer: NoteSigner) -> bytes:
 
 
 PREFIX = 8  # hex digits of a digest named in an integration notification
+PENDING_CHANNEL = "ledger_pending"  # NOTIFY when rows became pending (wakes the integrator)
 INTEGRATED_CHANNEL = "ledger_integrated"  # NOTIFY after each batch (and to fail every waiter)
 IDLE_POLL_SECONDS = 0.2  # the integrator's and waiter's fallback poll when no NOTIFY arrives
 RETRY_SECONDS = 0.5  # pause after a database error before a thread tries again
@@ -146,3 +147,40 @@ def error_from_text(text: str) -> Error:
         with suppress(TypeError):
             return cls(message)
     return StorageError(text)
+
+
+# A row marked failed is replaced by the new submission (which may be the real body of a digest
+# someone squatted on with other bytes).
+# Any other row of the digest is replaced too when the body is not in the log: one that carries
+# an acknowledgement then is not the integrator's (which logs the body in the same transaction).
+_INSERT_PENDING = (
+    "INSERT INTO pending (digest, body_type, content, mac, submitted) "
+    "SELECT %s, %s, %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM records WHERE body_digest = %s) "
+    "ON CONFLICT (digest) DO UPDATE SET error = NULL, body_type = EXCLUDED.body_type, "
+    "content = EXCLUDED.content, mac = EXCLUDED.mac, submitted = EXCLUDED.submitted, "
+    "idx = NULL, leaf = NULL, proof = NULL, cp_size = NULL, done_at = NULL "
+    "WHERE pending.error IS NOT NULL OR pending.idx IS NOT NULL OR pending.done_at IS NOT NULL "
+    "RETURNING digest"
+)
+
+
+def insert_pending(cur: Any, subs: Sequence[Submission], key: bytes, now: int) -> set[bytes]:
+    """Insert ``subs`` as pending rows (skipping bodies already in the log) with the cursor of an
+    open transaction, MAC'd with ``key`` at submission time ``now``, and notify: the integrator
+    if any row became pending, else every waiter (the bodies are logged already). Returns the
+    digests this call made pending."""
+    params = [
+        (s.digest, s.body_type, s.content, row_mac(key, s.digest, s.body_type, now), now, s.digest)
+        for s in subs
+    ]
+    cur.executemany(_INSERT_PENDING, params, returning=True)
+    inserted: set[bytes] = set()
+    while True:
+        row = cur.fetchone()
+        if row is not None:
+            inserted.add(bytes(row[0]))
+        if not cur.nextset():
+            break
+    channel = PENDING_CHANNEL if inserted else INTEGRATED_CHANNEL
+    cur.execute("SELECT pg_notify(%s, current_schema())", (channel,))
+    return inserted
