@@ -1,18 +1,16 @@
 """`verify` end to end against a real ledger seeded like the demo: issue 11's policy example over
-HTTP and straight from the database, and every exit code reached by a real cause."""
+HTTP and straight from the database, its rules, and the usage, availability and record paths.
+(Proof failures: test_gate_proofs.py; registry signers: test_gate_registry.py.)"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
-import secrets
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from tests.ledger.api.server import free_port
 from tests.verify.conftest import (
@@ -28,39 +26,7 @@ from tests.verify.conftest import (
     statement,
     vex,
 )
-from tests.verify.test_policy import doc_policy_text
-from verify.cli import app
-
-
-def verify(*args: str | Path, env: dict[str, str] | None = None) -> Any:
-    result = CliRunner().invoke(app, [str(a) for a in args], env=env)
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
-
-
-def report(*args: str | Path) -> tuple[int, dict[str, Any]]:
-    r = verify(*args, "--format", "json")
-    return r.exit_code, json.loads(r.stdout)
-
-
-def issue_policy(demo: DemoLedger, where: Path) -> Path:
-    """docs/deploy.md's example as written, but with this ledger's key and the CI key file."""
-    (where / "keys").mkdir(parents=True, exist_ok=True)
-    shutil.copy(demo.ci_pub, where / "keys" / "ci.pub")
-    text = doc_policy_text().replace('"example.com/ledger+1a2b3c4d+AXYZ…"', json.dumps(demo.vkey))
-    assert demo.vkey in text
-    (where / "policy.yaml").write_text(text)
-    return where / "policy.yaml"
-
-
-def fresh(name: str = "app") -> str:
-    """A new artifact name (its bytes are the name, its digest :func:`digest_of`)."""
-    return f"{name}-{secrets.token_hex(6)}.tar.gz"
-
-
-def sha(name: str) -> str:
-    return "sha256:" + digest_of(name)
+from tests.verify.gate import fresh, issue_policy, report, sha, verify
 
 
 def test_the_issue_example_passes_over_http_and_from_the_database(
@@ -230,91 +196,6 @@ def test_cel_expressions(demo: DemoLedger, tmp_path: Path) -> None:
     )
 
 
-def _export(demo: DemoLedger, artifact: str | Path, out: Path) -> dict[str, Any]:
-    r = verify("export-evidence", artifact, "--ledger", demo.server.url, "-o", out)
-    assert r.exit_code == 0, r.stdout + r.stderr
-    return json.loads(out.read_text())
-
-
-def test_a_tampered_body_is_exit_4(demo: DemoLedger, tmp_path: Path) -> None:
-    policy = issue_policy(demo, tmp_path)
-    doc = _export(demo, demo.app_zip, tmp_path / "evidence.json")
-    assert (
-        verify(demo.app_zip, "--policy", policy, "--evidence", tmp_path / "evidence.json").exit_code
-        == 0
-    )
-    body = json.loads(base64.b64decode(doc["entries"][0]["body"]))
-    body["payload"] = base64.b64encode(b'{"forged": true}').decode()
-    doc["entries"][0]["body"] = base64.b64encode(json.dumps(body).encode()).decode()
-    (tmp_path / "tampered.json").write_text(json.dumps(doc))
-    code, out = report(demo.app_zip, "--policy", policy, "--evidence", tmp_path / "tampered.json")
-    assert code == 4 and out["verdict"] == "ERROR" and "altered" in out["error"]
-
-
-def test_a_bad_proof_or_checkpoint_is_exit_4(demo: DemoLedger, tmp_path: Path) -> None:
-    policy = issue_policy(demo, tmp_path)
-    doc = _export(demo, demo.app_zip, tmp_path / "evidence.json")
-    proof = dict(doc, entries=[dict(doc["entries"][0], inclusionProof=[]), *doc["entries"][1:]])
-    (tmp_path / "proof.json").write_text(json.dumps(proof))
-    assert (
-        verify(demo.app_zip, "--policy", policy, "--evidence", tmp_path / "proof.json").exit_code
-        == 4
-    )
-    forged = dict(doc, checkpoint=doc["checkpoint"].replace("\n\n", "\nextra\n\n", 1))
-    (tmp_path / "note.json").write_text(json.dumps(forged))
-    r = verify(demo.app_zip, "--policy", policy, "--evidence", tmp_path / "note.json")
-    assert r.exit_code == 4 and "CheckpointFailure" in r.stderr
-
-
-def test_a_forked_ledger_is_exit_4_and_the_state_is_kept(demo: DemoLedger, tmp_path: Path) -> None:
-    import sqlite3
-
-    from ledger.log import Ledger
-
-    fork_path = tmp_path / "fork.db"
-    src = sqlite3.connect(demo.db.removeprefix("sqlite:///"))
-    dst = sqlite3.connect(fork_path)
-    src.backup(dst)
-    src.close()
-    dst.close()
-    fork = f"sqlite:///{fork_path}"
-    from attest.dsse import sign_envelope
-
-    other = fresh("fork")
-    body = sign_envelope(
-        json.dumps(statement(other, SLSA, provenance())).encode(), [demo.ci]
-    ).to_json()
-    with Ledger.open(fork, demo.server.key) as lg:
-        lg.append(body)  # the same key signs a history the real ledger never had
-    demo.append(statement(fresh("real"), SLSA, provenance()))  # the real one grows differently
-    policy = issue_policy(demo, tmp_path)
-    text = policy.read_text().replace("ledger:\n", "ledger:\n  stateDir: state\n", 1)
-    policy.write_text(text)
-    assert verify(demo.app_zip, "--policy", policy, "--ledger", demo.server.url).exit_code == 0
-    state = next((tmp_path / "state").glob("*.checkpoint"))
-    trusted = state.read_text()
-    r = verify(demo.app_zip, "--policy", policy, "--db", fork)
-    assert r.exit_code == 4 and "ConsistencyFailure" in r.stderr, r.stderr
-    assert state.read_text() == trusted  # a failed run does not move the state
-    with Ledger.open(fork, demo.server.key) as lg:  # a larger fork: the proof itself fails
-        lg.append(
-            sign_envelope(
-                json.dumps(statement(fresh(), SLSA, provenance())).encode(), [demo.ci]
-            ).to_json()
-        )
-        lg.append(
-            sign_envelope(
-                json.dumps(statement(fresh(), SLSA, provenance())).encode(), [demo.ci]
-            ).to_json()
-        )
-    r = verify(demo.app_zip, "--policy", policy, "--db", fork)
-    assert r.exit_code == 4 and "forked" in r.stderr
-    assert state.read_text() == trusted
-    demo.append(statement(fresh("real2"), SLSA, provenance()))
-    assert verify(demo.app_zip, "--policy", policy, "--ledger", demo.server.url).exit_code == 0
-    assert state.read_text() != trusted  # the honest ledger's newer checkpoint is now trusted
-
-
 def test_usage_and_policy_errors_are_exit_2(demo: DemoLedger, tmp_path: Path) -> None:
     policy = demo.policy(tmp_path / "p.yaml", denyy={})
     r = verify(demo.app_zip, "--policy", policy, "--db", demo.db)
@@ -462,63 +343,6 @@ def _doc_schema() -> dict[str, Any]:
     return json.loads(next(b for b in blocks if "verify report" in b))
 
 
-def _registry_policy(
-    demo: DemoLedger, tmp_path: Path, admin_pub: Path, file: str = "reg.yaml", **signer: Any
-) -> Path:
-    steps = [
-        {"name": "build", "predicateType": SLSA, "signers": ["reg"], "threshold": 1},
-        {
-            "name": "unit-tests",
-            "predicateType": TEST_RESULT,
-            "signers": ["reg"],
-            "result": "PASSED",
-        },
-    ]
-    return demo.policy(
-        tmp_path / file,
-        ledger={"keys": [demo.vkey], "adminKeys": [str(admin_pub)]},
-        signers={"reg": {"registry": True, **signer}},
-        steps=steps,
-    )
-
-
-def _admin_pub(demo: DemoLedger, where: Path) -> Path:
-    from ledger.registry.admin import admin_key_path, load_admin_key
-
-    admin = load_admin_key(admin_key_path(demo.server.key))
-    (where / "admin.pub").write_bytes(admin.public_key.spki_pem())
-    return where / "admin.pub"
-
-
-def test_registry_signers_are_whoever_the_ledger_trusted_then(
-    demo: DemoLedger, tmp_path: Path
-) -> None:
-    policy = _registry_policy(demo, tmp_path, _admin_pub(demo, tmp_path))
-    code, doc = report(demo.app_zip, "--policy", policy, "--ledger", demo.server.url)
-    assert code == 0, doc
-    assert {s for a in doc["attestations"] for s in a["signers"]} == {"reg/ci"}
-    assert report(demo.app_zip, "--policy", policy, "--db", demo.db)[0] == 0
-    by_other = fresh("by-other")
-    demo.append(statement(by_other, SLSA, provenance()), demo.other)
-    demo.append(statement(by_other, TEST_RESULT, result_predicate()), demo.other)
-    assert report(sha(by_other), "--policy", policy, "--db", demo.db)[0] == 0
-    only_ci = _registry_policy(demo, tmp_path, _admin_pub(demo, tmp_path), "ci.yaml", names=["ci"])
-    code, doc = report(sha(by_other), "--policy", only_ci, "--db", demo.db)
-    assert code == 1 and any("signed by no key" in u["reason"] for u in doc["untrusted"])
-    # the evidence file carries the registry too: the same verdict offline
-    _export(demo, sha(by_other), tmp_path / "ev.json")
-    assert report(sha(by_other), "--policy", policy, "--evidence", tmp_path / "ev.json")[0] == 0
-
-
-def test_registry_signers_need_the_real_admin_key(demo: DemoLedger, tmp_path: Path) -> None:
-    from attest.signers import write_keypair
-
-    write_keypair(tmp_path / "not-admin", "ed25519", None)
-    policy = _registry_policy(demo, tmp_path, tmp_path / "not-admin.pub")
-    code, doc = report(demo.app_zip, "--policy", policy, "--db", demo.db)
-    assert code == 1 and doc["attestations"] == []  # no registry state: nobody is trusted
-
-
 LINK = "https://in-toto.io/attestation/link/v0.3"
 
 
@@ -557,36 +381,3 @@ def test_steps_chain_by_materials_and_products(demo: DemoLedger, tmp_path: Path)
     rules = {r["rule"]: r for r in doc["rules"]}
     assert code == 1 and not rules["step promote materials from build"]["passed"]
     assert "name no product of step 'build'" in rules["step promote materials from build"]["reason"]
-
-
-def test_gated_reads_need_the_read_token(demo: DemoLedger, tmp_path: Path) -> None:
-    from tests.ledger.api.server import serve, token
-
-    read = token(demo.db, demo.work, "verify-read", "read")
-    policy = issue_policy(demo, tmp_path)
-    with serve(demo.db, demo.work, demo.server.key, LEDGER_PUBLIC_READS="false") as gated:
-        r = verify(
-            demo.app_zip, "--policy", policy, "--ledger", gated.url, env={"LEDGER_TOKEN": ""}
-        )
-        assert r.exit_code == 3 and "LEDGER_TOKEN" in r.stderr
-        r = verify(
-            demo.app_zip, "--policy", policy, "--ledger", gated.url, env={"LEDGER_TOKEN": read}
-        )
-        assert r.exit_code == 0, r.stderr
-
-
-def test_one_key_as_policy_and_registry_signer_counts_once(
-    demo: DemoLedger, tmp_path: Path
-) -> None:
-    name = fresh("same-key")
-    demo.append(statement(name, SLSA, provenance()))
-    steps = [{"name": "build", "predicateType": SLSA, "signers": ["ci", "reg"], "threshold": 2}]
-    policy = demo.policy(
-        tmp_path / "same.yaml",
-        ledger={"keys": [demo.vkey], "adminKeys": [str(_admin_pub(demo, tmp_path))]},
-        signers={"ci": {"key": str(demo.ci_pub)}, "reg": {"registry": True, "names": ["ci"]}},
-        steps=steps,
-    )
-    code, doc = report(sha(name), "--policy", policy, "--db", demo.db)
-    assert code == 1 and "1 of 2 required distinct" in doc["rules"][0]["reason"]
-    assert set(doc["attestations"][0]["signers"]) == {"ci", "reg/ci"}  # both names, one key

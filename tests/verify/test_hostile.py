@@ -25,7 +25,7 @@ from tests.verify.conftest import (
     statement,
     vex,
 )
-from tests.verify.test_gate import fresh, issue_policy, report, sha, verify
+from tests.verify.gate import fresh, issue_policy, report, sha, verify
 from verify.artifact import Artifact
 from verify.pipeline import verify_attestations
 from verify.policy import load_policy

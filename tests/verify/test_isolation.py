@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.verify.conftest import DemoLedger
-from tests.verify.test_gate import issue_policy, verify
+from tests.verify.gate import issue_policy, verify
 
 FORBIDDEN = ("sqlalchemy", "fastapi", "starlette", "sigstore", "uvicorn", "alembic", "psycopg")
 

@@ -13,7 +13,7 @@ from attest.dsse import sign_envelope
 from attest.signers import read_signer, write_keypair
 from tests.ledger.api.server import add_signer, init_ledger
 from tests.verify.conftest import SLSA, TEST_RESULT, provenance, result_predicate, statement
-from tests.verify.test_gate import fresh, report, sha
+from tests.verify.gate import fresh, report, sha
 
 pytestmark = pytest.mark.postgres
 
