@@ -50,6 +50,10 @@ def _sign(layout: dict[str, object] | Path, out: Path, *keys: str) -> Path:
 
 @pytest.fixture
 def chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return demo_chain(tmp_path, monkeypatch)
+
+
+def demo_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A working copy of the demo supply chain with a freshly alice-signed layout."""
     work = tmp_path / "work"
     shutil.copytree(DEMO / "demo_files", work)

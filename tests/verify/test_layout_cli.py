@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from typer.testing import CliRunner
 from tests.conftest import needs_fixtures
 from tests.verify.conftest import SLSA, TEST_RESULT, DemoLedger, provenance, result_predicate
 from tests.verify.test_isolation import _run_guarded
-from tests.verify.test_layout import DEMO, TAR_HELPER, _other_tarball, _reference, _sign
+from tests.verify.test_layout import DEMO, _other_tarball, _reference, _sign, demo_chain
 from verify._internal.fast import parse_check
 from verify.cli import app
 from verify.layout import layout_key
@@ -37,16 +36,11 @@ VERIFY = str(Path(sys.executable).with_name("verify"))
 
 @pytest.fixture
 def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working copy of the demo supply chain, an alice-signed layout, and the cwd there (where
-    in-toto-verify runs the demo's `untar` inspection)."""
-    work = tmp_path / "work"
-    shutil.copytree(DEMO / "demo_files", work)
-    (work / "scripts").mkdir()
-    (work / "scripts" / "tar").write_text(TAR_HELPER)
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    _sign(DEMO / "demo_files" / "demo.layout.template", work / "root.layout", "alice")
-    monkeypatch.chdir(work)
-    return work
+    """test_layout's demo chain, with the cwd there (where in-toto-verify runs the demo's
+    `untar` inspection)."""
+    chain = demo_chain(tmp_path, monkeypatch)
+    monkeypatch.chdir(chain)
+    return chain
 
 
 def _at(layout: Path) -> str:
