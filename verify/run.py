@@ -78,8 +78,9 @@ def _layout(req: Request, policy: Policy) -> LayoutFiles | None:
     return read_layout(spec) if spec is not None else None
 
 
-def run_check(req: Request, at: datetime) -> Outcome:
-    """``verify ARTIFACT``: every step of the pipeline; the state saved once the proofs held."""
+def run_check(req: Request, at: datetime, *, as_of: bool = False) -> Outcome:
+    """``verify ARTIFACT``: every step of the pipeline; the state saved once the proofs held.
+    ``as_of`` (``--at`` given): from ``--ledger``, the server's as-of answer (:mod:`verify.as_of`)."""
     from verify.state import load_trusted, save_trusted
 
     req.check()
@@ -92,16 +93,18 @@ def run_check(req: Request, at: datetime) -> Outcome:
     state = _state_dir(policy)
     origin, keys = policy.ledger.origin, policy.ledger.keys
     trusted = load_trusted(state, origin, keys) if state is not None else None
-    doc = _evidence(req, arts, trusted.checkpoint.size if trusted else None, trust.wants_registry)
-    out = verify_evidence(
-        policy,
-        trust,
-        arts,
-        doc,
-        at=at,
-        trusted=trusted,
-        on_proved=(lambda cp: save_trusted(state, cp, trusted)) if state is not None else None,
-    )
+    on_proved = (lambda cp: save_trusted(state, cp, trusted)) if state is not None else None
+    if as_of and req.ledger is not None:
+        from verify.as_of import as_of_evidence
+
+        token = os.environ.get(TOKEN_ENV)
+        doc, trusted, on_proved = as_of_evidence(
+            req.ledger, policy, _digests(arts), at, trusted, token, trust.wants_registry
+        )
+    else:
+        since = trusted.checkpoint.size if trusted else None
+        doc = _evidence(req, arts, since, trust.wants_registry)
+    out = verify_evidence(policy, trust, arts, doc, at=at, trusted=trusted, on_proved=on_proved)
     if layout is not None:
         from verify.layout_gate import layout_rule
 
