@@ -82,6 +82,7 @@ def test_an_older_answer_is_proved_a_prefix_and_keeps_the_state(
     code, then = report(sha(name), "--policy", policy, "--ledger", url, "--at", at)
     assert code == 1, then  # the rules judged (not exit 4): the older tree is a proved prefix
     assert then["checkpoint"]["size"] < int(trusted.split("\n")[1])
+    assert [a["index"] for a in then["attestations"]] == [built]
     assert state.read_text() == trusted  # an as-of answer never moves the state back
 
 
