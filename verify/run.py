@@ -195,10 +195,22 @@ def read_bundles(paths: list[Path]) -> list[bytes]:
 
 
 def run_attestations(
-    artifact: str, policy_file: Path, bundles: list[Path], at: datetime
+    artifact: str,
+    policy_file: Path,
+    bundles: list[Path],
+    at: datetime,
+    layout: Path | None = None,
+    layout_keys: tuple[Path, ...] = (),
+    link_dir: Path | None = None,
 ) -> Outcome:
-    """``verify attestations``: third-party attestations against the policy's rules."""
+    """``verify attestations``: third-party attestations against the policy's rules (and an
+    in-toto layout, :mod:`verify.layout_attestations`)."""
     policy = load_policy(policy_file)
     trust = Trust.load(policy)
     arts = resolve_artifacts(artifact)
-    return verify_attestations(policy, trust, arts, read_bundles(bundles), at)
+    bodies = read_bundles(bundles)
+    if layout is None and not layout_keys and link_dir is None and policy.layout is None:
+        return verify_attestations(policy, trust, arts, bodies, at)
+    from verify.layout_attestations import verify_with_layout
+
+    return verify_with_layout(policy, trust, arts, bodies, at, layout, layout_keys, link_dir)
