@@ -163,10 +163,15 @@ def _parsed(data: bytes, path: Path) -> list[tuple[Any, bytes]]:
 
 def _documents(data: bytes, path: Path) -> list[bytes]:
     """One file's attestations: a JSON document, or JSON Lines of them, each kept as its exact
-    bytes; npm's ``{"attestations": [{"bundle": …}]}`` and gh's ``{"bundle": …}`` unwrapped (the
+    bytes; PyPI's PEP 740 provenance converted (:mod:`verify.pep740`); npm's ``{"attestations": [{"bundle": …}]}`` and gh's ``{"bundle": …}`` unwrapped (the
     strict parse already refused duplicate keys, so re-serialising those loses nothing)."""
+    from verify.pep740 import bundles_from_pep740, is_pep740
+
     out: list[bytes] = []
     for doc, raw in _parsed(data, path):
+        if is_pep740(doc):  # PyPI's provenance: each attestation as a Sigstore bundle
+            out.extend(bundles_from_pep740(doc, str(path)))
+            continue
         if isinstance(doc, dict) and isinstance(doc.get("attestations"), list):
             items, wrapped = doc["attestations"], True
         else:
