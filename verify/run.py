@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -105,6 +106,10 @@ def run_check(req: Request, at: datetime, *, as_of: bool = False) -> Outcome:
         since = trusted.checkpoint.size if trusted else None
         doc = _evidence(req, arts, since, trust.wants_registry)
     out = verify_evidence(policy, trust, arts, doc, at=at, trusted=trusted, on_proved=on_proved)
+    if any(s.materials_from for s in policy.steps):
+        from verify.material_chain import follow_materials
+
+        follow_materials(out, policy, trust, _material_fetch(req, doc))
     if layout is not None:
         from verify.layout_gate import layout_rule
 
@@ -115,6 +120,21 @@ def run_check(req: Request, at: datetime, *, as_of: bool = False) -> Outcome:
         assert req.ledger is not None and req.record_key is not None
         record_decision(out, req.policy, req.ledger, req.record_key)
     return out
+
+
+def _material_fetch(
+    req: Request, doc: dict[str, Any]
+) -> Callable[[list[str], int], dict[str, Any]]:
+    """Where ``materialsFrom`` gets the materials' records: the same source, as of a tree size
+    (an evidence file holds them already: ``export-evidence`` adds them)."""
+    token = os.environ.get(TOKEN_ENV)
+    if req.ledger is not None:
+        url = req.ledger
+        return lambda keys, size: from_ledger(url, keys, since=None, token=token, as_of=str(size))
+    if req.db is not None:
+        db = req.db
+        return lambda keys, size: from_db(db, keys, since=None, as_of=size)
+    return lambda keys, size: doc
 
 
 def export(
@@ -132,6 +152,18 @@ def export(
     else:
         assert db is not None
         doc = from_db(db, _digests(arts), since=since, registry=True)
+    from verify.material_chain import add_material_evidence
+
+    token = os.environ.get(TOKEN_ENV)
+    doc = add_material_evidence(
+        doc,
+        _digests(arts),
+        lambda keys, size: (
+            from_ledger(ledger, keys, since=None, token=token, as_of=str(size))
+            if ledger is not None
+            else from_db(str(db), keys, since=None, as_of=size)
+        ),
+    )
     write_atomic(str(output), json.dumps(doc, indent=1).encode() + b"\n")
     return 0
 
