@@ -9,10 +9,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
 from typer.testing import CliRunner
 
 from tests.conftest import fixture_path
+from tests.verify.conftest import DemoLedger
 from tests.verify.forged import corrupted_log_proof, forge, tampered
+from tests.verify.gate import report
 from tests.verify.test_third_party import CASES, IDENTITY, ISSUER, SUBJECT, _policy
 from verify.cli import app
 
@@ -110,3 +113,40 @@ def test_a_forgery_under_another_trusted_root_is_not_the_policy_roots(tmp_path: 
     code, doc, _ = _judge(tmp_path, _genuine(), identity=IDENTITY, trustedRoot=str(root))
     assert code == 1 and doc["attestations"] == []
     assert "not proved by the trusted root" in doc["untrusted"][0]["reason"]
+
+
+def test_a_forged_bundle_in_the_ledger_is_not_counted_nor_blocks(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    """The same order for ledger evidence: a forged bundle stored through the raw append path
+    (admission would refuse it) is listed as not trusted; the genuine one beside it counts; a
+    genuine certificate on an edited statement is exit 4."""
+    import sqlite3
+
+    from ledger.log import Ledger
+
+    copy = tmp_path / "ledger.db"
+    src, dst = sqlite3.connect(demo.db.removeprefix("sqlite:///")), sqlite3.connect(copy)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    db = f"sqlite:///{copy}"
+    policy = _policy(tmp_path, {"identity": IDENTITY})
+    doc = yaml.safe_load(policy.read_text())
+    doc["ledger"] = {"keys": [demo.vkey]}
+    policy.write_text(yaml.safe_dump(doc))
+    with Ledger.open(db, demo.server.key) as lg:
+        forged = lg.append(forge(_genuine(), IDENTITY, ISSUER)).index
+    code, out = report(SUBJECT, "--policy", policy, "--db", db)
+    assert code == 1 and out["attestations"] == []
+    [untrusted] = out["untrusted"]
+    assert untrusted["index"] == forged and "not proved by the trusted root" in untrusted["reason"]
+    with Ledger.open(db, demo.server.key) as lg:
+        genuine = lg.append(_genuine()).index
+    code, out = report(SUBJECT, "--policy", policy, "--db", db)
+    assert code == 0, out["rules"]
+    assert [a["index"] for a in out["attestations"]] == [genuine]
+    with Ledger.open(db, demo.server.key) as lg:
+        lg.append(tampered(_genuine(), {"predicateType": "https://example.com/edited"}))
+    code, out = report(SUBJECT, "--policy", policy, "--db", db)
+    assert code == 4 and "DSSE: invalid signature" in out["error"]
