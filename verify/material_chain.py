@@ -14,7 +14,8 @@ step named by ``materialsFrom`` must accept an attestation about a material's ow
 that digest must be among the step's materials. Nothing else reads them (the deny rules, the
 trusted-evidence row and the report's attestation list stay about the artifact).
 
-``verify export-evidence`` adds the materials' records to the file (:func:`add_material_evidence`:
+``verify attestations`` finds the materials' attestations among the documents given
+(:func:`follow_given_materials`). ``verify export-evidence`` adds the materials' records to the file (:func:`add_material_evidence`:
 every material named by the artifact's records, one level, same checkpoint), so
 ``verify --evidence`` follows them with no network.
 """
@@ -35,7 +36,13 @@ from verify.policy import Policy
 from verify.proofs import check_bodies, check_inclusions, open_signed_checkpoint
 from verify.trust import Attestation, Trust
 
-__all__ = ["MAX_MATERIALS", "add_material_evidence", "follow_materials", "material_keys"]
+__all__ = [
+    "MAX_MATERIALS",
+    "add_material_evidence",
+    "follow_given_materials",
+    "follow_materials",
+    "material_keys",
+]
 
 MAX_MATERIALS = 256  # material digests followed for one verdict (each is a lookup)
 
@@ -103,8 +110,6 @@ def _attestations(
 
 def follow_materials(out: Outcome, policy: Policy, trust: Trust, fetch: Fetch) -> None:
     """Judge ``out``'s rules again with the materials' proved attestations (see the module)."""
-    from verify.rules import evaluate
-
     keys = material_keys(policy, out)
     if not keys or out.checkpoint is None:
         return
@@ -112,7 +117,26 @@ def follow_materials(out: Outcome, policy: Policy, trust: Trust, fetch: Fetch) -
     doc = fetch(keys, cp.checkpoint.size)
     _same_checkpoint(doc, policy, cp)
     materials = _attestations(doc, trust, cp, keys, out.at)
-    out.rules = evaluate(policy, out.artifacts, out.attestations, out.at, materials=materials)
+    _rejudge(out, policy, materials)
+
+
+def follow_given_materials(
+    out: Outcome, policy: Policy, trust: Trust, bodies: Sequence[bytes]
+) -> None:
+    """``verify attestations``: the materials' attestations are among the documents given
+    (those naming a material's digest instead of the artifact), verified like the others."""
+    keys = material_keys(policy, out)
+    if not keys:
+        return
+    wanted = {tuple(k.split(":", 1)) for k in keys}
+    materials = []
+    for body in bodies:
+        got = trust.open(body, None, out.at)
+        if isinstance(got, Attestation) and any(
+            (alg, v) in wanted for s in got.statement.subjects for alg, v in s.digest.items()
+        ):
+            materials.append(got)
+    _rejudge(out, policy, materials)
 
 
 def _statement(body_b64: Any) -> Any:
@@ -148,3 +172,12 @@ def add_material_evidence(doc: dict[str, Any], own: Sequence[str], fetch: Fetch)
 def _note_body(note: Any) -> str | None:
     """A checkpoint note's signed text (origin, size, root): the same tree whoever re-signed it."""
     return note.split("\n\n", 1)[0] if isinstance(note, str) else None
+
+
+def _rejudge(out: Outcome, policy: Policy, materials: Sequence[Attestation]) -> None:
+    """The policy's rows again, with the materials; rows of other origin (the layout's) kept."""
+    from verify.rules import evaluate
+
+    rows = evaluate(policy, out.artifacts, out.attestations, out.at, materials=materials)
+    names = {r.rule for r in rows}
+    out.rules = rows + [r for r in out.rules if r.rule not in names]

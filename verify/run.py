@@ -247,7 +247,13 @@ def run_attestations(
     arts = resolve_artifacts(artifact)
     bodies = read_bundles(bundles)
     if layout is None and not layout_keys and link_dir is None and policy.layout is None:
-        return verify_attestations(policy, trust, arts, bodies, at)
-    from verify.layout_attestations import verify_with_layout
+        out = verify_attestations(policy, trust, arts, bodies, at)
+    else:
+        from verify.layout_attestations import verify_with_layout
 
-    return verify_with_layout(policy, trust, arts, bodies, at, layout, layout_keys, link_dir)
+        out = verify_with_layout(policy, trust, arts, bodies, at, layout, layout_keys, link_dir)
+    if any(s.materials_from for s in policy.steps):
+        from verify.material_chain import follow_given_materials
+
+        follow_given_materials(out, policy, trust, bodies)
+    return out

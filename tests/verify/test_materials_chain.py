@@ -95,3 +95,27 @@ def test_a_material_built_after_at_does_not_count(demo: DemoLedger, tmp_path: Pa
     assert verify(sha(pkg), "--policy", policy, "--db", demo.db).exit_code == 0
     code, doc = report(sha(pkg), "--policy", policy, "--db", demo.db, "--at", at)
     assert code == 1 and not _rule(doc, "step build")["passed"]
+
+
+def test_third_party_materials_are_followed_among_the_bundles(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    from attest.dsse import sign_envelope
+
+    binary, pkg = fresh("bin"), fresh("pkg")
+    pred = {"materials": [{"uri": binary, "digest": {"sha256": digest_of(binary)}}]}
+    for path, st in (
+        (tmp_path / "build.json", statement(binary, SLSA, provenance())),
+        (tmp_path / "package.json", statement(pkg, PACKAGE, pred)),
+    ):
+        path.write_bytes(sign_envelope(json.dumps(st).encode(), [demo.ci]).to_json())
+    policy = _policy(demo, tmp_path)
+    both = ("--bundle", tmp_path / "build.json", "--bundle", tmp_path / "package.json")
+    code, doc = report("attestations", sha(pkg), "--policy", policy, *both)
+    assert code == 0, doc["rules"]
+    assert (
+        "about the materials' own digests"
+        in _rule(doc, "step package materials from build")["reason"]
+    )
+    code, doc = report("attestations", sha(pkg), "--policy", policy, *both[2:])
+    assert code == 1 and not _rule(doc, "step build")["passed"]
