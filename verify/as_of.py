@@ -10,9 +10,10 @@ history goes:
   a consistency proof from the trusted size (``since``), checked as always, and the state may
   move forward to it;
 - it is older (the usual case: the verifier has already seen later checkpoints): the as-of
-  checkpoint must be a prefix of the trusted one, so the proof from its size to the trusted size
-  is asked for (``/api/v1/proof/consistency``) and checked against both roots — a server that
-  answers from another history is exit 4 — and the state is left as it was.
+  checkpoint must be a prefix of the trusted one, so the evidence route is asked again as of the
+  trusted size with ``since`` the as-of size: it must answer from the trusted checkpoint (same
+  size and root) with a consistency proof from the as-of one, checked against both roots — a
+  server that answers from another history is exit 4 — and the state is left as it was.
 
 A C2SP checkpoint carries no signed time, so which checkpoint the server calls "as of TIME" is
 its word; what the answer proves is that those records were in the ledger this verifier trusts,
@@ -21,17 +22,15 @@ in a tree no later than they say.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from ledger.checkpoint import SignedCheckpoint
-from verify.errors import ConsistencyFailure, EvidenceUnavailable
+from verify.errors import ConsistencyFailure
 from verify.policy import Policy
-from verify.proofs import open_signed_checkpoint
-from verify.sources import TOKEN_ENV, from_ledger
+from verify.proofs import check_consistency, open_signed_checkpoint
+from verify.sources import from_ledger
 
 __all__ = ["as_of_evidence", "rfc3339"]
 
@@ -48,52 +47,37 @@ def rfc3339(at: datetime) -> str:
         raise UsageError(f"--at: {e}") from e
 
 
-def _prefix_proof(url: str, token: str | None, old: int, new: int) -> list[bytes]:
-    """The server's consistency proof from tree size ``old`` to ``new``."""
-    import httpx
-
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        r = httpx.get(
-            url.rstrip("/") + "/api/v1/proof/consistency",
-            params={"from": str(old), "to": str(new)},
-            headers=headers,
-            timeout=30,
-        )
-    except httpx.HTTPError as e:
-        raise EvidenceUnavailable(f"cannot reach the ledger at {url}: {e}") from e
-    if r.status_code == 404:
+def check_prefix(
+    url: str,
+    policy: Policy,
+    digests: Sequence[str],
+    old: SignedCheckpoint,
+    trusted: SignedCheckpoint,
+    token: str | None,
+) -> None:
+    """``old`` (the as-of checkpoint) is a prefix of ``trusted``, or exit 4. The proof is the
+    evidence route's own: as of the trusted size, ``since`` the as-of size (the same request as
+    any other, so the same client); the checkpoint it answers from must be the trusted one."""
+    assert policy.ledger is not None
+    size = trusted.checkpoint.size
+    doc = from_ledger(url, digests, since=old.checkpoint.size, token=token, as_of=str(size))
+    cp = open_signed_checkpoint(doc.get("checkpoint"), policy.ledger.keys, policy.ledger.origin)
+    if cp.checkpoint.size != size:
         raise ConsistencyFailure(
-            f"the ledger has no tree of the trusted size {new}: its history is older than the "
-            f"checkpoint this verifier trusts ({r.text[:200]})"
+            f"the ledger has no checkpoint of the trusted size {size} (it answered size "
+            f"{cp.checkpoint.size}): it answered from another history than the one trusted"
         )
-    if r.status_code in (401, 403):
-        raise EvidenceUnavailable(
-            f"the ledger refused a consistency proof (HTTP {r.status_code}): set {TOKEN_ENV}"
-        )
-    if r.status_code != 200:
-        raise EvidenceUnavailable(f"the ledger answered HTTP {r.status_code}: {r.text[:300]}")
-    try:
-        doc = r.json()
-        return [base64.b64decode(h, validate=True) for h in doc["proof"]]
-    except (ValueError, KeyError, TypeError, binascii.Error) as e:
-        raise ConsistencyFailure(f"the ledger's consistency proof is malformed: {e}") from e
-
-
-def check_prefix(old: SignedCheckpoint, new: SignedCheckpoint, proof: Sequence[bytes]) -> None:
-    """``old`` (the as-of checkpoint) is a prefix of ``new`` (the trusted one), or exit 4."""
-    from ledger import merkle
-    from ledger.errors import Error as LedgerError
-
-    a, b = old.checkpoint, new.checkpoint
-    if a.size == 0:
-        return
-    try:
-        merkle.verify_consistency(a.size, b.size, list(proof), a.root_hash, b.root_hash)
-    except LedgerError as e:
+    if cp.checkpoint.root_hash != trusted.checkpoint.root_hash:
         raise ConsistencyFailure(
-            f"the as-of checkpoint (size {a.size}) is not a prefix of the checkpoint this "
-            f"verifier trusts (size {b.size}): the ledger answered from another history ({e})"
+            f"the ledger's tree of the trusted size {size} has another root: it answered from "
+            "another history (a fork)"
+        )
+    try:
+        check_consistency(old, cp, doc.get("consistency"))
+    except ConsistencyFailure as e:
+        raise ConsistencyFailure(
+            f"the as-of checkpoint (size {old.checkpoint.size}) is not a prefix of the one this "
+            f"verifier trusts (size {size}): the ledger answered from another history ({e})"
         ) from e
 
 
@@ -120,6 +104,5 @@ def as_of_evidence(
         state = policy.path(policy.ledger.state_dir) if policy.ledger.state_dir else None
         saver = (lambda c: save_trusted(state, c, trusted)) if state is not None else None
         return doc, trusted, saver
-    proof = _prefix_proof(url, token, cp.checkpoint.size, trusted.checkpoint.size)
-    check_prefix(cp, trusted, proof)
+    check_prefix(url, policy, digests, cp, trusted, token)
     return doc, None, None

@@ -102,13 +102,16 @@ def test_an_answer_from_another_history_is_exit_4(demo: DemoLedger, tmp_path: Pa
         for _ in range(2):
             body = json.dumps(statement(fresh("fork"), SLSA, provenance())).encode()
             lg.append(sign_envelope(body, [demo.ci]).to_json())
-    for _ in range(3):  # the real ledger grows past the fork's size, differently
-        demo.append(statement(fresh("real"), SLSA, provenance()))
     policy = _stateful(demo, tmp_path)
     assert verify(sha(name), "--policy", policy, "--db", fork).exit_code == 0
     state = next((tmp_path / "state").glob("*.checkpoint"))
     trusted = state.read_text()
+    # the real ledger is smaller than the fork: it has no checkpoint of the trusted size
+    r = verify(sha(name), "--policy", policy, "--ledger", demo.server.url, "--at", at)
+    assert r.exit_code == 4 and "no checkpoint of the trusted size" in r.stderr, r.stderr
+    for _ in range(3):  # the real ledger grows past the fork's size, differently
+        demo.append(statement(fresh("real"), SLSA, provenance()))
     r = verify(sha(name), "--policy", policy, "--ledger", demo.server.url, "--at", at)
     assert r.exit_code == 4 and "ConsistencyFailure" in r.stderr, r.stderr
-    assert "another history" in r.stderr
+    assert "another root" in r.stderr and "another history" in r.stderr
     assert state.read_text() == trusted
