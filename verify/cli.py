@@ -131,7 +131,7 @@ def run_check_command(
     req = Request(
         artifact, policy, ledger, evidence, db, record, record_key, *(layout or LayoutOptions())
     )
-    guarded(fmt, artifact, lambda: emit(run_check(req, parse_at(at)), fmt))
+    guarded(fmt, artifact, lambda: emit(run_check(req, parse_at(at), as_of=at is not None), fmt))
 
 
 def main() -> None:

@@ -130,12 +130,28 @@ def attestations(
     ],
     fmt: FormatOpt = Format.text,
     at: AtOpt = None,
+    layout: Annotated[
+        Path | None, typer.Option("--layout", help="A signed in-toto layout to check too.")
+    ] = None,
+    layout_key: Annotated[
+        list[Path] | None,
+        typer.Option("--layout-key", help="A key that must have signed the layout."),
+    ] = None,
+    link_dir: Annotated[
+        Path | None,
+        typer.Option("--link-dir", help="The layout's link files (else: links among --bundle)."),
+    ] = None,
 ) -> None:
     """Verify third-party attestations (not in our ledger) against the policy's rules."""
     from verify.run import run_attestations
 
+    keys = tuple(layout_key or ())
     guarded(
-        fmt, artifact, lambda: emit(run_attestations(artifact, policy, bundle, parse_at(at)), fmt)
+        fmt,
+        artifact,
+        lambda: emit(
+            run_attestations(artifact, policy, bundle, parse_at(at), layout, keys, link_dir), fmt
+        ),
     )
 
 
