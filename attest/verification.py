@@ -5,7 +5,7 @@ parse its Statement — signature first, payload second — and check it names t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,9 @@ class VerifiedStatement:
     signers: tuple[str, ...]
     predicate: Predicate | None
     predicate_error: str | None = None
+    # the trusted keys whose signatures verified (DSSE): ``signers`` are their keyids, which a key
+    # file states for itself — match a key by the key, never by a keyid
+    signer_keys: tuple[PublicKey, ...] = ()
 
 
 MAX_DOCUMENT_BYTES = 1 << 20  # the ledger's body limit: nothing larger can be in a ledger
@@ -159,7 +162,8 @@ def open_statement(
     if _is_metablock(doc):
         raise InvalidInput("a classic in-toto metablock, not a DSSE envelope: use verify_metablock")
     verified, payload = _open_envelope(doc, keys)
-    return _verified(verified.payload_type, payload, tuple(k.keyid for k in verified.signed_by))
+    opened = _verified(verified.payload_type, payload, tuple(k.keyid for k in verified.signed_by))
+    return replace(opened, signer_keys=tuple(verified.signed_by))
 
 
 def _unmatched(artifact: ResourceDescriptor, named: Sequence[Mapping[str, str]]) -> bool:

@@ -27,14 +27,14 @@ class Artifact:
         return any(d.get(alg) == v for d in digests for alg, v in self.digest.items())
 
 
-def _no_symlinked_directory(root: Path) -> None:
-    """Refuse a directory artifact holding a symlink to a directory: walking skips it, so the
-    files under it would be deployed without being verified."""
+def _every_file(root: Path) -> list[Path]:
+    """Every file under ``root``, hidden ones and ``.git`` included — what is deployed is what
+    is verified. A symlink to a directory is refused: walking cannot follow it safely, and its
+    files would be deployed without being verified."""
     import os
 
-    if not root.is_dir():
-        return
-    for top, dirs, _ in os.walk(root):
+    out = []
+    for top, dirs, files in os.walk(root):
         for d in dirs:
             if os.path.islink(os.path.join(top, d)):
                 link = Path(top, d)
@@ -42,24 +42,29 @@ def _no_symlinked_directory(root: Path) -> None:
                     f"{link} is a symlink to a directory: its files would not be verified; "
                     "give the directory it points to, or copy it in"
                 )
+        dirs.sort()
+        out += [Path(top, f) for f in sorted(files)]
+    return out
 
 
 def resolve_artifacts(spec: str) -> list[Artifact]:
-    """The artifacts ``spec`` names; :class:`UsageError` for a missing path or a bad digest."""
-    from attest.collect.subjects import parse_digest, resolve_subjects
+    """The artifacts ``spec`` names, taken literally — a path is never a glob pattern (a file
+    named ``app[1].zip`` is that file); :class:`UsageError` for a missing path, an unreadable or
+    non-regular file, or a bad digest."""
+    from attest.collect.subjects import file_digest, parse_digest
     from attest.errors import Error as AttestError
 
     try:
         digest = parse_digest(spec)
-        if digest is None:
-            if not Path(spec).exists():
-                raise UsageError(f"{spec}: no such file or directory, and not a digest")
-            _no_symlinked_directory(Path(spec))
-            found = resolve_subjects([spec])
-        else:
-            found = [digest]
+        if digest is not None:
+            return [Artifact(digest.name or spec, dict(digest.digest))]
+        path = Path(spec)
+        if not path.exists():
+            raise UsageError(f"{spec}: no such file or directory, and not a digest")
+        files = _every_file(path) if path.is_dir() else [path]
+        found = [Artifact(f.as_posix(), {"sha256": file_digest(f)}) for f in files]
     except AttestError as e:
         raise UsageError(str(e)) from e
     if not found:
         raise UsageError(f"{spec}: no files to verify")
-    return [Artifact(d.name or spec, dict(d.digest)) for d in found]
+    return found

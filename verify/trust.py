@@ -189,7 +189,9 @@ class Trust:
             return Untrusted(index, _hinted(named, doc))
         except AttestError as e:
             return Untrusted(index, f"not a valid attestation: {e}")
-        names = [n for n, k in named if k.keyid in verified.signers]
+        # by the key itself: a keyid is whatever the key's file says (two files may claim one)
+        signed = {k.spki_pem() for k in verified.signer_keys}
+        names = [n for n, k in named if k.spki_pem() in signed]
         att = self._attestation(verified, names, index, time)
         prints = {n: hashlib.sha256(k.spki_pem()).hexdigest() for n, k in named}
         return replace(att, keys_of={n: prints[n] for n in names})

@@ -88,12 +88,12 @@ def _expand(spec: str, base: Path) -> list[Path]:
         raise CollectorError(
             "an empty subject names nothing: give a file, glob, directory or digest"
         )
-    if _GLOB_CHARS & set(spec):
-        files = _glob(spec, base)
+    path = base / spec  # an absolute spec stays itself
+    if _GLOB_CHARS & set(spec) and not (path.exists() or path.is_symlink()):
+        files = _glob(spec, base)  # a name that exists is that file, never a pattern
         if not files:
             raise CollectorError(f"no file matches {spec!r}")
         return files
-    path = base / spec  # an absolute spec stays itself
     if path.is_dir():
         return list(_walk(path))
     if not path.exists() and not path.is_symlink():

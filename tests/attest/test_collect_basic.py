@@ -209,3 +209,13 @@ def test_git_dubious_ownership_is_explained(
         os.chown(p, 65534, 65534, follow_symlinks=False)
     with pytest.raises(CollectorError, match=r"safe\.directory"):
         collect_git(repo)
+
+
+def test_a_subject_that_exists_is_that_file_even_with_glob_characters(tmp_path: Path) -> None:
+    (tmp_path / "app1.zip").write_text("the attested build")
+    (tmp_path / "app[1].zip").write_text("another file")
+    [got] = resolve_subjects(["app[1].zip"], base=tmp_path)
+    assert got.name == "app[1].zip"
+    assert got.digest == {"sha256": hashlib.sha256(b"another file").hexdigest()}
+    [globbed] = resolve_subjects(["app[0-9].zip"], base=tmp_path)  # a pattern still globs
+    assert globbed.name == "app1.zip"
