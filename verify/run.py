@@ -193,6 +193,9 @@ def _parsed(data: bytes, path: Path) -> list[tuple[Any, bytes]]:
         return out
 
 
+_KINDS = "a DSSE envelope, a Sigstore bundle, PEP 740 provenance or npm's/gh's wrapper of bundles"
+
+
 def _documents(data: bytes, path: Path) -> list[bytes]:
     """One file's attestations: a JSON document, or JSON Lines of them, each kept as its exact
     bytes; PyPI's PEP 740 provenance converted (:mod:`verify.pep740`); npm's ``{"attestations": [{"bundle": …}]}`` and gh's ``{"bundle": …}`` unwrapped (the
@@ -201,11 +204,15 @@ def _documents(data: bytes, path: Path) -> list[bytes]:
 
     out: list[bytes] = []
     for doc, raw in _parsed(data, path):
+        if not isinstance(doc, dict):
+            raise UsageError(f"{path}: {_KINDS} is a JSON object, not {type(doc).__name__}")
         if is_pep740(doc):  # PyPI's provenance: each attestation as a Sigstore bundle
             out.extend(bundles_from_pep740(doc, str(path)))
             continue
-        if isinstance(doc, dict) and isinstance(doc.get("attestations"), list):
+        if "attestations" in doc:
             items, wrapped = doc["attestations"], True
+            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                raise UsageError(f'{path}: "attestations" must be a list of objects ({_KINDS})')
         else:
             items, wrapped = [doc], False
         for item in items:

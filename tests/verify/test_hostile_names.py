@@ -85,3 +85,15 @@ def test_a_directory_artifact_verifies_its_git_and_hidden_files(
     assert r.exit_code in (1, 3), r.stdout  # the hook is not attested (was exit 0)
     names = [a["name"] for a in json.loads(r.stdout)["artifacts"]]
     assert any(n.endswith("sub/.git/hooks/post-checkout") for n in names), names
+
+
+def test_attestation_files_that_hold_no_attestation_objects_are_exit_2(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    policy = demo.policy(tmp_path / "p.yaml")
+    for i, text in enumerate(("[]", '{"attestations": "x"}', '{"attestations": [1, null]}', "7")):
+        f = tmp_path / f"odd{i}.json"
+        f.write_text(text)
+        r = verify("attestations", demo.app_zip, "--policy", policy, "--bundle", f)
+        assert r.exit_code == 2, (text, r.stdout, r.stderr)
+        assert str(f) in r.stderr, r.stderr
