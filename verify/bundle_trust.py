@@ -30,7 +30,7 @@ from attest.errors import Error as AttestError
 from attest.errors import SignatureError
 from attest.sigstore_bundle import IdentityPolicy
 from attest.verification import VerifiedStatement, open_statement
-from verify.errors import SignatureFailure
+from verify.errors import PolicyFileError, SignatureFailure
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -90,12 +90,30 @@ def _claimed(body: bytes, identity: IdentityPolicy) -> bool:
     return True
 
 
+_LOADED: set[tuple[str, Path]] = set()
+
+
+def _loadable(t: TrustedIdentity) -> None:
+    """A trusted root that cannot be loaded is the policy's error (exit 2), not a reason to list
+    every bundle as untrusted."""
+    from attest.sigstore_bundle import load_trusted_root
+
+    if (t.name, t.trusted_root) in _LOADED:
+        return
+    try:
+        load_trusted_root(t.trusted_root)
+    except AttestError as e:
+        raise PolicyFileError(f"signers.{t.name}.sigstore.trustedRoot: {e}") from e
+    _LOADED.add((t.name, t.trusted_root))
+
+
 def judge_bundle(body: bytes, identities: Iterable[TrustedIdentity], where: str) -> BundleVerdict:
     """The first trusted identity the bundle fully verifies for; else why none (every identity's
     reason); raises :class:`SignatureFailure` for a genuine certificate of a trusted identity on a
     bundle that does not verify. ``where`` names the bundle in messages."""
     reasons: list[str] = []
     for t in identities:
+        _loadable(t)
         probe = _probe(t.identity)
         try:
             verified = open_statement(body, trusted_root=t.trusted_root, identity=probe)

@@ -150,3 +150,13 @@ def test_a_forged_bundle_in_the_ledger_is_not_counted_nor_blocks(
         lg.append(tampered(_genuine(), {"predicateType": "https://example.com/edited"}))
     code, out = report(SUBJECT, "--policy", policy, "--db", db)
     assert code == 4 and "DSSE: invalid signature" in out["error"]
+
+
+def test_a_trusted_root_that_does_not_load_is_the_policys_error(tmp_path: Path) -> None:
+    """A policy whose trustedRoot is no root (``{}``) is exit 2 naming the setting, not a run in
+    which every bundle is quietly listed as untrusted (hostile finding, low)."""
+    bad = tmp_path / "root.json"
+    bad.write_text("{}")
+    code, doc, _ = _judge(tmp_path, _genuine(), identity=IDENTITY, trustedRoot=str(bad))
+    assert code == 2, doc
+    assert "trustedRoot" in doc["error"], doc
