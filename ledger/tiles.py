@@ -160,9 +160,12 @@ class TileCache:
         return levels
 
 
-def _complete_nodes(start: int, end: int) -> list[tuple[int, int]]:
+Node = tuple[int, int]  # a perfect subtree: (height, index at that height)
+
+
+def _complete_nodes(start: int, end: int) -> list[Node]:
     """Split ``[start, end)`` into maximal perfect subtrees ``(height, index)``, left to right."""
-    out: list[tuple[int, int]] = []
+    out: list[Node] = []
     while start < end:
         height = (start & -start).bit_length() - 1 if start else 64
         while start + (1 << height) > end:
@@ -196,7 +199,12 @@ class TileTree:
             if end > self.size:
                 raise IntegrityError(f"range ends at {end}, beyond tree size {self.size}")
         plan = [_complete_nodes(a, b) for a, b in ranges]
-        keys = sorted({_node_tile(h, i)[0] for nodes in plan for h, i in nodes})
+        levels = self._levels({_node_tile(h, i)[0] for nodes in plan for h, i in nodes})
+        return [self._fold(levels, nodes) for nodes in plan]
+
+    def _levels(self, wanted: Iterable[TileKey]) -> dict[TileKey, list[list[bytes]]]:
+        """The levels of every tile in ``wanted``: from the cache, the rest in one fetch."""
+        keys = sorted(wanted)
         # A committed tile never changes at a given width, and the width this tree needs of
         # each tile follows from its size: a tile cached at that width is not read again.
         levels: dict[TileKey, list[list[bytes]]] = {}
@@ -208,14 +216,15 @@ class TileTree:
         if missing:
             tiles = self.fetch(missing)
             levels.update({key: self.cache.levels(key, blob) for key, blob in tiles.items()})
-        out = []
-        for nodes in plan:
-            hashes = [self._node(levels, h, i) for h, i in nodes]
-            acc = hashes[-1]
-            for left in reversed(hashes[:-1]):
-                acc = hash_children(left, acc)
-            out.append(acc)
-        return out
+        return levels
+
+    def _fold(self, levels: Mapping[TileKey, list[list[bytes]]], nodes: list[Node]) -> bytes:
+        """The hash of the range that ``nodes`` (its maximal perfect subtrees) cover."""
+        hashes = [self._node(levels, h, i) for h, i in nodes]
+        acc = hashes[-1]
+        for left in reversed(hashes[:-1]):
+            acc = hash_children(left, acc)
+        return acc
 
     def _width(self, key: TileKey) -> int:
         """How many entries of tile ``key`` the tree of ``self.size`` leaves has."""
@@ -245,8 +254,26 @@ class TileTree:
         return self._hashes(consistency_ranges(size1, self.size))
 
     def leaves_and_proofs(self, indices: Sequence[int]) -> tuple[list[bytes], list[list[bytes]]]:
-        """Leaf hashes and inclusion proofs for many leaves with one fetch, shared nodes once."""
+        """Leaf hashes and inclusion proofs for many leaves with one fetch, shared nodes once.
+
+        Every proof range but those ending at the tree's right edge is one perfect subtree: its
+        hash is read straight from its tile; an edge range (the same few for every leaf) is
+        folded from its perfect parts once."""
         per = [inclusion_ranges(i, self.size) for i in indices]
-        flat = sorted({r for rs in per for r in rs} | {(i, i + 1) for i in indices})
-        by_range = dict(zip(flat, self._hashes(flat), strict=True))
-        return [by_range[(i, i + 1)] for i in indices], [[by_range[r] for r in rs] for rs in per]
+        perfect: dict[tuple[int, int], Node] = {}
+        edges: dict[tuple[int, int], list[Node]] = {}
+        for i, ranges in zip(indices, per, strict=True):
+            perfect[(i, i + 1)] = (0, i)
+            for r in ranges:
+                width = r[1] - r[0]
+                if width & (width - 1) or r[0] & (width - 1):
+                    if r not in edges:
+                        edges[r] = _complete_nodes(*r)
+                else:
+                    height = width.bit_length() - 1
+                    perfect[r] = (height, r[0] >> height)
+        nodes = [*perfect.values(), *(n for parts in edges.values() for n in parts)]
+        levels = self._levels({_node_tile(h, i)[0] for h, i in nodes})
+        got = {r: self._node(levels, h, i) for r, (h, i) in perfect.items()}
+        got.update({r: self._fold(levels, parts) for r, parts in edges.items()})
+        return [got[(i, i + 1)] for i in indices], [[got[r] for r in rs] for rs in per]

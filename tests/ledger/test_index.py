@@ -15,6 +15,7 @@ from attest.keys import public_key_from_crypto
 from ledger._internal import schema
 from ledger.errors import IntegrityError
 from ledger.fsck import check_ledger
+from ledger.index import query as q
 from ledger.index.facts import read_facts, split_purl
 from ledger.index.maintain import check_indexes, reindex
 from ledger.index.rows import IndexRows, stored_rows
@@ -149,3 +150,26 @@ def test_unreadable_bodies_index_nothing_but_their_time() -> None:
 )
 def test_split_purl(purl: str, want: tuple[str, str] | None) -> None:
     assert split_purl(purl) == want
+
+
+def test_the_subject_shortcut_answers_as_the_general_query(audited: Ledger) -> None:
+    """The evidence routes' search (primary-key seeks per digest) gives the general query's
+    records for one or many subjects, at every tree size, cursor position and page size."""
+    subjects = sorted(_terms(audited, "subject"))
+    size = audited.store.latest_checkpoint()[0]
+    asks = [
+        *(q.Filters(subjects=(d,)) for d in subjects),
+        *(q.Filters(terms=(("subject", d),)) for d in subjects),
+        q.Filters(subjects=tuple(subjects)),
+        q.Filters(subjects=(subjects[0], "sha256:" + "0" * 64)),
+    ]
+    compared = 0
+    with audited.store._conn() as conn:
+        for f in asks:
+            for n in range(1, size + 1):
+                for after in range(-1, n):
+                    for limit in (1, 2, 100):
+                        fast = q.search(conn, f, n, after, limit)
+                        assert fast == q.general_search(conn, f, n, after, limit)
+                        compared += bool(fast)
+    assert compared > 100  # the comparison saw answers, not only empty pages
