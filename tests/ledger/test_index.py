@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +14,12 @@ from sqlalchemy import insert
 
 from attest.keys import public_key_from_crypto
 from ledger._internal import schema
+from ledger.api.audit_models import EvidenceDoc
 from ledger.errors import IntegrityError
 from ledger.fsck import check_ledger
 from ledger.index import query as q
+from ledger.index.evidence import AuditReader
+from ledger.index.evidence_json import document_json
 from ledger.index.facts import read_facts, split_purl
 from ledger.index.maintain import check_indexes, reindex
 from ledger.index.rows import IndexRows, stored_rows
@@ -173,3 +177,26 @@ def test_the_subject_shortcut_answers_as_the_general_query(audited: Ledger) -> N
                         assert fast == q.general_search(conn, f, n, after, limit)
                         compared += bool(fast)
     assert compared > 100  # the comparison saw answers, not only empty pages
+
+
+def test_evidence_bytes_are_the_validated_document(audited: Ledger) -> None:
+    """The paging routes' JSON bytes mean exactly what FastAPI wrote from the validated dict:
+    every entry, the consistency proof, the cursor and the registry's records."""
+    reader = AuditReader(audited)
+    cp = reader.checkpoint(None)
+    size = cp.checkpoint.size
+    indices = list(range(size))
+    with audited.store._conn() as conn:
+        proved = reader.proved(indices, cp, conn)
+    registry = reader.proved(reader.registry_indices(cp), cp)
+    for since, nxt, with_registry in ((None, None, False), (1, "a-cursor", True)):
+        doc = reader.document(indices, cp, since, next=nxt)
+        if with_registry:
+            doc["registry"] = reader.registry_entries(cp)
+        want = EvidenceDoc.model_validate(doc).model_dump_json().encode()
+        got = document_json(
+            proved, cp, reader.consistency(since, cp), nxt, registry if with_registry else None
+        )
+        assert json.loads(got) == json.loads(want)
+        assert list(json.loads(got)) == list(json.loads(want))  # the same fields, in order
+    assert registry and [p.index for p in registry] == [0]
