@@ -256,24 +256,54 @@ class TileTree:
     def leaves_and_proofs(self, indices: Sequence[int]) -> tuple[list[bytes], list[list[bytes]]]:
         """Leaf hashes and inclusion proofs for many leaves with one fetch, shared nodes once.
 
-        Every proof range but those ending at the tree's right edge is one perfect subtree: its
-        hash is read straight from its tile; an edge range (the same few for every leaf) is
-        folded from its perfect parts once."""
-        per = [inclusion_ranges(i, self.size) for i in indices]
-        perfect: dict[tuple[int, int], Node] = {}
-        edges: dict[tuple[int, int], list[Node]] = {}
-        for i, ranges in zip(indices, per, strict=True):
-            perfect[(i, i + 1)] = (0, i)
-            for r in ranges:
-                width = r[1] - r[0]
-                if width & (width - 1) or r[0] & (width - 1):
-                    if r not in edges:
-                        edges[r] = _complete_nodes(*r)
+        A proof (RFC 9162 §2.1.3.1, deepest first) takes at each height the sibling of the
+        leaf's path node: a perfect subtree, read straight from the tile the path crosses at
+        that tile level; a sibling cut by the tree's right edge (the same few for every leaf),
+        folded once from its perfect parts; none where the sibling starts past the tree."""
+        size = self.size
+        for i in indices:
+            inclusion_ranges(i, size)  # the same refusal of an index outside the tree
+        height = (size - 1).bit_length()
+        tile_levels = range(max(1, -(-height // TILE_HEIGHT)))  # the leaf's tile, and up
+        keys = {(lv, i >> (TILE_HEIGHT * (lv + 1))) for i in indices for lv in tile_levels}
+        edges: dict[int, list[Node]] = {}
+        for i in indices:
+            for h in range(height):
+                start = ((i >> h) ^ 1) << h
+                if start < size < start + (1 << h) and start not in edges:
+                    edges[start] = _complete_nodes(start, size)
+        keys.update(_node_tile(h, k)[0] for parts in edges.values() for h, k in parts)
+        levels = self._levels(keys)
+        edge = {start: self._fold(levels, parts) for start, parts in edges.items()}
+        hashes, proofs = [], []
+        path: list[bytes | None] = [None] * height  # the sibling at each height, if any
+        prev = None
+        for i in indices:
+            # Above the height where i and the previous leaf part, their siblings are the same.
+            part = height if prev is None else min(height, (i ^ prev).bit_length())
+            for h in range(part):
+                sib = (i >> h) ^ 1
+                start = sib << h
+                if start >= size:
+                    path[h] = None
+                elif start + (1 << h) > size:
+                    path[h] = edge[start]
                 else:
-                    height = width.bit_length() - 1
-                    perfect[r] = (height, r[0] >> height)
-        nodes = [*perfect.values(), *(n for parts in edges.values() for n in parts)]
-        levels = self._levels({_node_tile(h, i)[0] for h, i in nodes})
-        got = {r: self._node(levels, h, i) for r, (h, i) in perfect.items()}
-        got.update({r: self._fold(levels, parts) for r, parts in edges.items()})
-        return [got[(i, i + 1)] for i in indices], [[got[r] for r in rs] for rs in per]
+                    level, r = divmod(h, TILE_HEIGHT)
+                    key = (level, i >> (TILE_HEIGHT * (level + 1)))
+                    path[h] = self._entry(levels, key, r, sib)
+            hashes.append(self._entry(levels, (0, i >> TILE_HEIGHT), 0, i))
+            proofs.append([x for x in path if x is not None])
+            prev = i
+        return hashes, proofs
+
+    @staticmethod
+    def _entry(
+        levels: Mapping[TileKey, list[list[bytes]]], key: TileKey, r: int, node: int
+    ) -> bytes:
+        """Node ``node`` of height ``r`` inside tile ``key`` (which holds it)."""
+        tile = levels.get(key)
+        pos = node & ((TILE_WIDTH >> r) - 1)
+        if tile is None or r >= len(tile) or pos >= len(tile[r]):
+            raise IntegrityError(f"tile {key} is missing or too short for node ({r}, {node})")
+        return tile[r][pos]
