@@ -262,7 +262,8 @@ class TileTree:
         folded once from its perfect parts; none where the sibling starts past the tree."""
         size = self.size
         for i in indices:
-            inclusion_ranges(i, size)  # the same refusal of an index outside the tree
+            if not 0 <= i < size:
+                inclusion_ranges(i, size)  # refuses it, as one proof would
         height = (size - 1).bit_length()
         tile_levels = range(max(1, -(-height // TILE_HEIGHT)))  # the leaf's tile, and up
         keys = {(lv, i >> (TILE_HEIGHT * (lv + 1))) for i in indices for lv in tile_levels}

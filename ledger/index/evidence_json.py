@@ -32,9 +32,15 @@ def _b64(b: bytes) -> bytes:
     return b2a_base64(b, newline=False)
 
 
+def _b64_list(items: list[bytes]) -> bytes:
+    """``"b64","b64",…`` (each item's own base64, a newline after each, made the separator)."""
+    if not items:
+        return b""
+    return b'"' + b"".join(map(b2a_base64, items))[:-1].replace(b"\n", b'","') + b'"'
+
+
 def entry_json(p: Proved) -> bytes:
     """``{"index", "leaf", "body", "inclusionProof", "record"}`` of one proved record."""
-    proof = b'","'.join(_b64(h) for h in p.proof)
     return b"".join(
         (
             b'{"index":',
@@ -44,7 +50,7 @@ def entry_json(p: Proved) -> bytes:
             b'","body":"',
             _b64(p.body),
             b'","inclusionProof":[',
-            b'"' + proof + b'"' if p.proof else b"",
+            _b64_list(p.proof),
             b'],"record":',
             p.leaf,
             b"}",

@@ -200,3 +200,8 @@ def test_evidence_bytes_are_the_validated_document(audited: Ledger) -> None:
         assert json.loads(got) == json.loads(want)
         assert list(json.loads(got)) == list(json.loads(want))  # the same fields, in order
     assert registry and [p.index for p in registry] == [0]
+    first = audited.checkpoint_at(1)  # a tree of one leaf: its proof is empty
+    got = json.loads(document_json(reader.proved([0], first), first, None, None))
+    assert got["entries"][0]["inclusionProof"] == [] and got["treeSize"] == 1
+    want = EvidenceDoc.model_validate(reader.document([0], first)).model_dump_json()
+    assert got == json.loads(want)
