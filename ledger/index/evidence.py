@@ -13,7 +13,7 @@ import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -26,9 +26,6 @@ from ledger.log import Ledger
 from ledger.record import Record
 from ledger.tiles import TileTree
 from ledger.writer_checks import check_inclusions_handed_out
-
-if TYPE_CHECKING:
-    from ledger.storage import LedgerStore
 
 __all__ = ["MEDIA_TYPE", "AuditReader", "Proved"]
 
@@ -63,7 +60,7 @@ class Proved:
 
 
 def read_records(
-    store: LedgerStore, conn: Connection, indices: Sequence[int]
+    conn: Connection, indices: Sequence[int]
 ) -> tuple[dict[int, bytes], dict[int, tuple[bytes, bytes]]]:
     """Leaves by index, and the ``(digest, body)`` each record's stored digest joins to."""
     leaves: dict[int, bytes] = {}
@@ -130,7 +127,7 @@ class AuditReader:
         if conn is None:
             with self.store._conn() as own:
                 return self.proved(indices, cp, own)
-        leaves, joined = read_records(self.store, conn, indices)
+        leaves, joined = read_records(conn, indices)
         missing = [i for i in indices if i not in leaves]
         if missing:
             raise IntegrityError(f"record {missing[0]} is indexed but not stored", missing[0])
