@@ -131,8 +131,32 @@ def check_answers(url: str, directory: Path, files: dict[str, Path]) -> dict[str
     return out
 
 
-def run_wrk(wrk: str, url: str, file: Path, connections: int, seconds: int) -> dict[str, float]:
+def _server_cpu(port: int) -> float:
+    """CPU seconds (user + sys) so far of the ``ledger serve`` listening on ``port`` and of its
+    worker processes (from ``/proc``)."""
+    stats = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            stats[int(d.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]), cmd)
+    mark = f"--port\0{port}\0".encode()
+    top = {pid for pid, (_, _, cmd) in stats.items() if b"serve" in cmd and mark in cmd}
+    ours = top | {pid for pid, (ppid, _, _) in stats.items() if ppid in top}
+    return sum(stats[pid][1] for pid in ours) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(
+    wrk: str, url: str, file: Path, connections: int, seconds: int, port: int = 0
+) -> dict[str, float]:
     threads = min(2, connections)
+    load = os.getloadavg()[0]
+    server0 = _server_cpu(port) if port else 0.0
+    child0 = os.times()
     p = subprocess.run(
         [
             wrk,
@@ -151,8 +175,15 @@ def run_wrk(wrk: str, url: str, file: Path, connections: int, seconds: int) -> d
         text=True,
         check=True,
     )
+    child1 = os.times()
+    server_cpu = (_server_cpu(port) if port else 0.0) - server0
+    wrk_cpu = (child1.children_user + child1.children_system) - (
+        child0.children_user + child0.children_system
+    )
     lat = {m.group(1): float(m.group(2)) * _UNIT[m.group(3)] for m in _LAT.finditer(p.stdout)}
     rps = re.search(r"Requests/sec:\s+([\d.]+)", p.stdout)
+    done = re.search(r"(\d+) requests in", p.stdout)
+    count = max(int(done.group(1)) if done else 0, 1)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", p.stdout)
     errors = re.search(r"Socket errors: (.*)", p.stdout)
     return {
@@ -161,6 +192,9 @@ def run_wrk(wrk: str, url: str, file: Path, connections: int, seconds: int) -> d
         "p99_ms": lat.get("99", float("nan")),
         "non_2xx": float(bad.group(1)) if bad else 0.0,
         "socket_errors": 1.0 if errors else 0.0,
+        "server_cpu_ms_per_request": server_cpu * 1000 / count,
+        "wrk_cpu_ms_per_request": wrk_cpu * 1000 / count,
+        "load_1m_before": load,
         "load_1m": os.getloadavg()[0],
     }
 
@@ -200,7 +234,10 @@ def main(argv: list[str] | None = None) -> None:
         for name in args.scenarios:
             for c in args.connections:
                 run_wrk(wrk, url, files[name], c, 2)  # warm the page cache and tile caches
-                runs = [run_wrk(wrk, url, files[name], c, args.seconds) for _ in range(args.runs)]
+                runs = [
+                    run_wrk(wrk, url, files[name], c, args.seconds, args.port)
+                    for _ in range(args.runs)
+                ]
                 med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                 report[f"{name}_c{c}"] = {"median": med, "runs": runs}
                 print(f"{name} c={c}", json.dumps(med), flush=True)

@@ -376,6 +376,12 @@ class Ledger:
     def checkpoint_at(self, size: int) -> SignedCheckpoint:
         return self._stored_checkpoint(size, self.store.checkpoint_at(size))
 
+    def latest_checkpoint_in(self, conn: Connection) -> SignedCheckpoint:
+        """:meth:`checkpoint`, read on ``conn`` (a read that needs more than the checkpoint: one
+        connection, one transaction)."""
+        size, note = self.store._latest_checkpoint(conn)
+        return self._stored_checkpoint(size, note)
+
     def _stored_checkpoint(self, size: int, note: str) -> SignedCheckpoint:
         """A stored note, verified, and of the size its row is filed under. Stored data that
         fails is an integrity failure (exit 1), never bad input."""

@@ -160,9 +160,12 @@ class TileCache:
         return levels
 
 
-def _complete_nodes(start: int, end: int) -> list[tuple[int, int]]:
+Node = tuple[int, int]  # a perfect subtree: (height, index at that height)
+
+
+def _complete_nodes(start: int, end: int) -> list[Node]:
     """Split ``[start, end)`` into maximal perfect subtrees ``(height, index)``, left to right."""
-    out: list[tuple[int, int]] = []
+    out: list[Node] = []
     while start < end:
         height = (start & -start).bit_length() - 1 if start else 64
         while start + (1 << height) > end:
@@ -196,7 +199,12 @@ class TileTree:
             if end > self.size:
                 raise IntegrityError(f"range ends at {end}, beyond tree size {self.size}")
         plan = [_complete_nodes(a, b) for a, b in ranges]
-        keys = sorted({_node_tile(h, i)[0] for nodes in plan for h, i in nodes})
+        levels = self._levels({_node_tile(h, i)[0] for nodes in plan for h, i in nodes})
+        return [self._fold(levels, nodes) for nodes in plan]
+
+    def _levels(self, wanted: Iterable[TileKey]) -> dict[TileKey, list[list[bytes]]]:
+        """The levels of every tile in ``wanted``: from the cache, the rest in one fetch."""
+        keys = sorted(wanted)
         # A committed tile never changes at a given width, and the width this tree needs of
         # each tile follows from its size: a tile cached at that width is not read again.
         levels: dict[TileKey, list[list[bytes]]] = {}
@@ -208,14 +216,15 @@ class TileTree:
         if missing:
             tiles = self.fetch(missing)
             levels.update({key: self.cache.levels(key, blob) for key, blob in tiles.items()})
-        out = []
-        for nodes in plan:
-            hashes = [self._node(levels, h, i) for h, i in nodes]
-            acc = hashes[-1]
-            for left in reversed(hashes[:-1]):
-                acc = hash_children(left, acc)
-            out.append(acc)
-        return out
+        return levels
+
+    def _fold(self, levels: Mapping[TileKey, list[list[bytes]]], nodes: list[Node]) -> bytes:
+        """The hash of the range that ``nodes`` (its maximal perfect subtrees) cover."""
+        hashes = [self._node(levels, h, i) for h, i in nodes]
+        acc = hashes[-1]
+        for left in reversed(hashes[:-1]):
+            acc = hash_children(left, acc)
+        return acc
 
     def _width(self, key: TileKey) -> int:
         """How many entries of tile ``key`` the tree of ``self.size`` leaves has."""
@@ -245,8 +254,57 @@ class TileTree:
         return self._hashes(consistency_ranges(size1, self.size))
 
     def leaves_and_proofs(self, indices: Sequence[int]) -> tuple[list[bytes], list[list[bytes]]]:
-        """Leaf hashes and inclusion proofs for many leaves with one fetch, shared nodes once."""
-        per = [inclusion_ranges(i, self.size) for i in indices]
-        flat = sorted({r for rs in per for r in rs} | {(i, i + 1) for i in indices})
-        by_range = dict(zip(flat, self._hashes(flat), strict=True))
-        return [by_range[(i, i + 1)] for i in indices], [[by_range[r] for r in rs] for rs in per]
+        """Leaf hashes and inclusion proofs for many leaves with one fetch, shared nodes once.
+
+        A proof (RFC 9162 §2.1.3.1, deepest first) takes at each height the sibling of the
+        leaf's path node: a perfect subtree, read straight from the tile the path crosses at
+        that tile level; a sibling cut by the tree's right edge (the same few for every leaf),
+        folded once from its perfect parts; none where the sibling starts past the tree."""
+        size = self.size
+        for i in indices:
+            if not 0 <= i < size:
+                inclusion_ranges(i, size)  # refuses it, as one proof would
+        height = (size - 1).bit_length()
+        tile_levels = range(max(1, -(-height // TILE_HEIGHT)))  # the leaf's tile, and up
+        keys = {(lv, i >> (TILE_HEIGHT * (lv + 1))) for i in indices for lv in tile_levels}
+        edges: dict[int, list[Node]] = {}
+        for i in indices:
+            for h in range(height):
+                start = ((i >> h) ^ 1) << h
+                if start < size < start + (1 << h) and start not in edges:
+                    edges[start] = _complete_nodes(start, size)
+        keys.update(_node_tile(h, k)[0] for parts in edges.values() for h, k in parts)
+        levels = self._levels(keys)
+        edge = {start: self._fold(levels, parts) for start, parts in edges.items()}
+        hashes, proofs = [], []
+        path: list[bytes | None] = [None] * height  # the sibling at each height, if any
+        prev = None
+        for i in indices:
+            # Above the height where i and the previous leaf part, their siblings are the same.
+            part = height if prev is None else min(height, (i ^ prev).bit_length())
+            for h in range(part):
+                sib = (i >> h) ^ 1
+                start = sib << h
+                if start >= size:
+                    path[h] = None
+                elif start + (1 << h) > size:
+                    path[h] = edge[start]
+                else:
+                    level, r = divmod(h, TILE_HEIGHT)
+                    key = (level, i >> (TILE_HEIGHT * (level + 1)))
+                    path[h] = self._entry(levels, key, r, sib)
+            hashes.append(self._entry(levels, (0, i >> TILE_HEIGHT), 0, i))
+            proofs.append([x for x in path if x is not None])
+            prev = i
+        return hashes, proofs
+
+    @staticmethod
+    def _entry(
+        levels: Mapping[TileKey, list[list[bytes]]], key: TileKey, r: int, node: int
+    ) -> bytes:
+        """Node ``node`` of height ``r`` inside tile ``key`` (which holds it)."""
+        tile = levels.get(key)
+        pos = node & ((TILE_WIDTH >> r) - 1)
+        if tile is None or r >= len(tile) or pos >= len(tile[r]):
+            raise IntegrityError(f"tile {key} is missing or too short for node ({r}, {node})")
+        return tile[r][pos]

@@ -11,25 +11,74 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from ledger._internal import schema
+from ledger._internal.cells import blob
 from ledger.checkpoint import SignedCheckpoint
 from ledger.errors import BadQuery, IntegrityError, NotFound
 from ledger.index.params import AsOf
 from ledger.log import Ledger
 from ledger.record import Record
-from ledger.writer_checks import check_inclusion_handed_out
+from ledger.tiles import TileTree
+from ledger.writer_checks import check_inclusions_handed_out
 
-__all__ = ["MEDIA_TYPE", "AuditReader"]
+__all__ = ["MEDIA_TYPE", "AuditReader", "Proved"]
 
 MEDIA_TYPE = "application/vnd.provenance-ledger.evidence.v1+json"
+_CHUNK = 500  # bound parameters per IN (...) query
+# A record's leaf and the body its stored digest names, in one read; the driver's own SQL (a new
+# SQLAlchemy expression per call costs more than the query). SQLite reads the bytes as stored,
+# with their storage class, as :func:`ledger._internal.cells.as_stored` does.
+_SQLITE_ROWS = (
+    "SELECT r.idx, r.leaf, CAST(b.digest AS BLOB), CAST(b.content AS BLOB), typeof(b.content) "
+    "FROM records r LEFT JOIN bodies b ON b.digest = r.body_digest WHERE r.idx IN "
+)
+_PG_ROWS = (
+    "SELECT r.idx, r.leaf, b.digest, b.content, NULL FROM records r "
+    "LEFT JOIN bodies b ON b.digest = r.body_digest WHERE r.idx = ANY(%s::bigint[])"
+)
 
 
 def _b64(b: bytes) -> str:
     return base64.b64encode(b).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Proved:
+    """One entry of an answer: the record, its leaf and exact body, its checked proof."""
+
+    index: int
+    leaf: bytes
+    body: bytes
+    proof: list[bytes]
+    record: Record
+
+
+def read_records(
+    conn: Connection, indices: Sequence[int]
+) -> tuple[dict[int, bytes], dict[int, tuple[bytes, bytes]]]:
+    """Leaves by index, and the ``(digest, body)`` each record's stored digest joins to."""
+    leaves: dict[int, bytes] = {}
+    joined: dict[int, tuple[bytes, bytes]] = {}
+    pg = conn.dialect.name == "postgresql"
+    for k in range(0, len(indices), _CHUNK):
+        chunk = list(indices[k : k + _CHUNK])
+        if pg:
+            rows = conn.exec_driver_sql(_PG_ROWS, (chunk,))
+        else:
+            sql = _SQLITE_ROWS + "(" + ",".join("?" * len(chunk)) + ")"
+            rows = conn.exec_driver_sql(sql, tuple(chunk))
+        for idx, leaf, digest, content, storage in rows:
+            leaves[int(idx)] = bytes(leaf)
+            if digest is not None:
+                what = f"body sha256:{bytes(digest).hex()}"
+                joined[int(idx)] = (bytes(digest), blob(content, storage, what, None))
+    return leaves, joined
 
 
 class AuditReader:
@@ -39,18 +88,21 @@ class AuditReader:
         self.ledger = ledger
         self.store = ledger.store
 
-    def checkpoint(self, as_of: AsOf | None) -> SignedCheckpoint:
-        """The newest signed checkpoint within ``as_of`` (default: the latest)."""
+    def checkpoint(self, as_of: AsOf | None, conn: Connection | None = None) -> SignedCheckpoint:
+        """The newest signed checkpoint within ``as_of`` (default: the latest; read on ``conn``
+        when given)."""
         if as_of is None:
-            return self.ledger.checkpoint()
+            return (
+                self.ledger.checkpoint() if conn is None else self.ledger.latest_checkpoint_in(conn)
+            )
         c = schema.checkpoints.c
         q = select(c.size).order_by(c.size.desc()).limit(1)
         if as_of.size is not None:
             q = q.where(c.size <= as_of.size)
         if as_of.time is not None:
             q = q.where(c.time <= as_of.time)
-        with self.store._conn() as conn:
-            size = conn.execute(q).scalar()
+        with self.store._conn() as own:
+            size = own.execute(q).scalar()
         if size is None:
             raise NotFound("the ledger had signed no checkpoint by then")
         return self.ledger.checkpoint_at(int(size))
@@ -64,53 +116,75 @@ class AuditReader:
         proof = [] if since in (0, size) else self.ledger.consistency(since, size)
         return {"fromSize": since, "proof": [_b64(h) for h in proof]}
 
-    def entries(self, indices: Sequence[int], cp: SignedCheckpoint) -> list[dict[str, Any]]:
-        """Each record's evidence entry, proved against ``cp``, in the order given."""
+    def proved(
+        self, indices: Sequence[int], cp: SignedCheckpoint, conn: Connection | None = None
+    ) -> list[Proved]:
+        """Each record with its exact body and inclusion proof against ``cp``, in the order given:
+        records and bodies in one query, the proofs' tiles in one fetch (nodes that proofs share
+        computed once), every proof checked against ``cp`` before it is returned."""
         if not indices:
             return []
-        r = schema.records.c
-        with self.store._conn() as conn:
-            rows = conn.execute(
-                select(r.idx, r.leaf, r.body_digest).where(r.idx.in_(list(indices)))
-            ).all()
-        leaves = {int(row.idx): bytes(row.leaf) for row in rows}
+        if conn is None:
+            with self.store._conn() as own:
+                return self.proved(indices, cp, own)
+        leaves, joined = read_records(conn, indices)
         missing = [i for i in indices if i not in leaves]
         if missing:
             raise IntegrityError(f"record {missing[0]} is indexed but not stored", missing[0])
         records = {i: Record.from_leaf(leaf) for i, leaf in leaves.items()}
-        bodies = self.store.bodies(list({rec.body_digest for rec in records.values()}))
-        tree = self.store.tree(cp.checkpoint.size)
+        bodies: dict[bytes, bytes] = {}
+        for i, rec in records.items():
+            found = joined.get(i)
+            if found is not None and found[0] == rec.body_digest:
+                bodies[found[0]] = found[1]
+        # A body the leaf names but the row's digest column does not: read it by the leaf's.
+        others = list({r.body_digest for r in records.values()} - bodies.keys())
+        if others:
+            bodies.update({d: body for d, (_, body) in self.store.bodies(others).items()})
+        tree = TileTree(
+            cp.checkpoint.size, partial(self.store._fetch_tiles, conn), self.store.cache
+        )
         hashes, proofs = tree.leaves_and_proofs(list(indices))
-        out = []
-        for i, leaf_hash, proof in zip(indices, hashes, proofs, strict=True):
+        for i, leaf_hash in zip(indices, hashes, strict=True):
             rec = records[i]
             if rec.leaf_hash != leaf_hash or rec.index != i:
                 raise IntegrityError(f"record {i} does not match the tree", i)
-            check_inclusion_handed_out(leaf_hash, i, proof, cp.checkpoint)
-            found = bodies.get(rec.body_digest)
-            if found is None:
+        check_inclusions_handed_out(hashes, list(indices), proofs, cp.checkpoint)
+        out = []
+        for i, proof in zip(indices, proofs, strict=True):
+            rec = records[i]
+            body = bodies.get(rec.body_digest)
+            if body is None:
                 raise IntegrityError(f"record {i} has no stored body", i)
-            out.append(
-                {
-                    "index": i,
-                    "leaf": _b64(leaves[i]),
-                    "body": _b64(found[1]),
-                    "inclusionProof": [_b64(h) for h in proof],
-                    "record": rec.to_json(),
-                }
-            )
+            out.append(Proved(i, leaves[i], body, proof, rec))
         return out
 
-    def registry_entries(self, cp: SignedCheckpoint) -> list[dict[str, Any]]:
-        """Every trust-registry record under ``cp``, proved like any entry: a verifier that trusts
-        "whoever the registry trusted then" replays them (``registry=true`` on the evidence
-        routes). Registry records are few: one per signer added or revoked."""
+    def entries(self, indices: Sequence[int], cp: SignedCheckpoint) -> list[dict[str, Any]]:
+        """Each record's evidence entry, proved against ``cp``, in the order given."""
+        return [
+            {
+                "index": p.index,
+                "leaf": _b64(p.leaf),
+                "body": _b64(p.body),
+                "inclusionProof": [_b64(h) for h in p.proof],
+                "record": p.record.to_json(),
+            }
+            for p in self.proved(indices, cp)
+        ]
+
+    def registry_indices(self, cp: SignedCheckpoint) -> list[int]:
         r = schema.registry_entries.c
         with self.store._conn() as conn:
             rows = conn.execute(
                 select(r.idx).where(r.idx < cp.checkpoint.size).order_by(r.idx)
             ).all()
-        return self.entries([int(row.idx) for row in rows], cp)
+        return [int(row.idx) for row in rows]
+
+    def registry_entries(self, cp: SignedCheckpoint) -> list[dict[str, Any]]:
+        """Every trust-registry record under ``cp``, proved like any entry: a verifier that trusts
+        "whoever the registry trusted then" replays them (``registry=true`` on the evidence
+        routes). Registry records are few: one per signer added or revoked."""
+        return self.entries(self.registry_indices(cp), cp)
 
     def document(
         self,

@@ -21,6 +21,7 @@ from ledger.index.params import VersionMatcher
 __all__ = [
     "Filters",
     "dependencies_of",
+    "general_search",
     "open_vulns_of",
     "search",
     "terms_of",
@@ -156,23 +157,58 @@ def _vuln_only(
     return _merged(conn, parts, limit)
 
 
+# Records about any of a few artifacts (the evidence routes): a primary-key seek per digest, in
+# the driver's own SQL (building the SQLAlchemy expression cost more than running it).
+_SUBJECTS_SQLITE = (
+    "SELECT DISTINCT idx FROM ix_terms WHERE kind = 'subject' AND value IN ({}) "
+    "AND idx > ? AND idx < ? ORDER BY idx LIMIT ?"
+)
+_SUBJECTS_PG = (
+    "SELECT DISTINCT idx FROM ix_terms WHERE kind = 'subject' AND value = ANY(%s) "
+    "AND idx > %s AND idx < %s ORDER BY idx LIMIT %s"
+)
+
+
+def _subjects_only(
+    conn: Connection, subjects: Sequence[str], size: int, after: int, limit: int
+) -> list[int]:
+    if conn.dialect.name == "postgresql":
+        rows = conn.exec_driver_sql(_SUBJECTS_PG, (list(subjects), after, size, limit))
+    else:
+        sql = _SUBJECTS_SQLITE.format(",".join("?" * len(subjects)))
+        rows = conn.exec_driver_sql(sql, (*subjects, after, size, limit))
+    return [int(i) for (i,) in rows]
+
+
 def _only(f: Filters) -> str | None:
-    """``deps`` / ``vuln`` when that is the search's one filter (a keyset walk serves it)."""
-    others = f.terms or f.subjects or f.since is not None or f.until is not None
-    if others or (f.versions is not None and f.vuln is not None):
+    """``deps`` / ``vuln`` / ``subjects`` when that is the search's one filter (a keyset walk or
+    primary-key seeks serve it)."""
+    if f.since is not None or f.until is not None:
         return None
-    if f.versions is not None:
-        return "deps"
-    return "vuln" if f.vuln is not None else None
+    if f.versions is None and f.vuln is None:
+        subject_terms = all(kind == "subject" for kind, _ in f.terms)
+        return "subjects" if (f.subjects or f.terms) and subject_terms else None
+    if f.terms or f.subjects or (f.versions is not None and f.vuln is not None):
+        return None
+    return "deps" if f.versions is not None else "vuln"
 
 
 def search(conn: Connection, f: Filters, size: int, after: int, limit: int) -> list[int]:
     """Up to ``limit`` record indices in ``(after, size)`` matching every filter, ascending."""
     only = _only(f)
+    if only == "subjects" and len(f.terms) + bool(f.subjects) == 1:
+        subjects = f.subjects or tuple(value for _, value in f.terms)
+        return _subjects_only(conn, subjects, size, after, limit)
     if only == "deps" and f.versions is not None:
         return _dependency_only(conn, f.versions, size, after, limit)
     if only == "vuln" and f.vuln is not None:
         return _vuln_only(conn, f.vuln, f.status, size, after, limit)
+    return general_search(conn, f, size, after, limit)
+
+
+def general_search(conn: Connection, f: Filters, size: int, after: int, limit: int) -> list[int]:
+    """:func:`search` as one query for any combination of filters (what the shortcuts above must
+    agree with)."""
     r, t, d = schema.records.c, schema.ix_terms.c, schema.ix_deps.c
     conds: list[ColumnElement[bool]] = [r.idx < size, r.idx > after]
     for kind, value in f.terms:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,12 @@ from sqlalchemy import insert
 
 from attest.keys import public_key_from_crypto
 from ledger._internal import schema
+from ledger.api.audit_models import EvidenceDoc
 from ledger.errors import IntegrityError
 from ledger.fsck import check_ledger
+from ledger.index import query as q
+from ledger.index.evidence import AuditReader
+from ledger.index.evidence_json import document_json
 from ledger.index.facts import read_facts, split_purl
 from ledger.index.maintain import check_indexes, reindex
 from ledger.index.rows import IndexRows, stored_rows
@@ -149,3 +154,54 @@ def test_unreadable_bodies_index_nothing_but_their_time() -> None:
 )
 def test_split_purl(purl: str, want: tuple[str, str] | None) -> None:
     assert split_purl(purl) == want
+
+
+def test_the_subject_shortcut_answers_as_the_general_query(audited: Ledger) -> None:
+    """The evidence routes' search (primary-key seeks per digest) gives the general query's
+    records for one or many subjects, at every tree size, cursor position and page size."""
+    subjects = sorted(_terms(audited, "subject"))
+    size = audited.store.latest_checkpoint()[0]
+    asks = [
+        *(q.Filters(subjects=(d,)) for d in subjects),
+        *(q.Filters(terms=(("subject", d),)) for d in subjects),
+        q.Filters(subjects=tuple(subjects)),
+        q.Filters(subjects=(subjects[0], "sha256:" + "0" * 64)),
+    ]
+    compared = 0
+    with audited.store._conn() as conn:
+        for f in asks:
+            for n in range(1, size + 1):
+                for after in range(-1, n):
+                    for limit in (1, 2, 100):
+                        fast = q.search(conn, f, n, after, limit)
+                        assert fast == q.general_search(conn, f, n, after, limit)
+                        compared += bool(fast)
+    assert compared > 100  # the comparison saw answers, not only empty pages
+
+
+def test_evidence_bytes_are_the_validated_document(audited: Ledger) -> None:
+    """The paging routes' JSON bytes mean exactly what FastAPI wrote from the validated dict:
+    every entry, the consistency proof, the cursor and the registry's records."""
+    reader = AuditReader(audited)
+    cp = reader.checkpoint(None)
+    size = cp.checkpoint.size
+    indices = list(range(size))
+    with audited.store._conn() as conn:
+        proved = reader.proved(indices, cp, conn)
+    registry = reader.proved(reader.registry_indices(cp), cp)
+    for since, nxt, with_registry in ((None, None, False), (1, "a-cursor", True)):
+        doc = reader.document(indices, cp, since, next=nxt)
+        if with_registry:
+            doc["registry"] = reader.registry_entries(cp)
+        want = EvidenceDoc.model_validate(doc).model_dump_json().encode()
+        got = document_json(
+            proved, cp, reader.consistency(since, cp), nxt, registry if with_registry else None
+        )
+        assert json.loads(got) == json.loads(want)
+        assert list(json.loads(got)) == list(json.loads(want))  # the same fields, in order
+    assert registry and [p.index for p in registry] == [0]
+    first = audited.checkpoint_at(1)  # a tree of one leaf: its proof is empty
+    got = json.loads(document_json(reader.proved([0], first), first, None, None))
+    assert got["entries"][0]["inclusionProof"] == [] and got["treeSize"] == 1
+    want = EvidenceDoc.model_validate(reader.document([0], first)).model_dump_json()
+    assert got == json.loads(want)

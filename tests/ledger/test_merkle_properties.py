@@ -97,6 +97,32 @@ def test_tiles_answer_like_the_in_memory_tree(batches: list[int], data: st.DataO
     ]
 
 
+@settings(max_examples=30, deadline=None)
+@given(total=st.integers(1, 1500), data=st.data())
+def test_many_proofs_at_an_older_size_match_the_in_memory_tree(
+    total: int, data: st.DataObject
+) -> None:
+    """A page's proofs (many leaves, one fetch, shared and right-edge nodes once) against a tree
+    smaller than the tiles stored now (an older checkpoint, tiles grown since) are the plain
+    tree's proofs at that size."""
+    all_leaves = leaves(total)
+    builder = TileBuilder()
+    builder.extend(all_leaves)
+    size = data.draw(st.integers(1, total))
+    wanted = data.draw(st.lists(st.integers(0, size - 1), min_size=1, max_size=40))
+    fetched: list[int] = []
+
+    def fetch(keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        fetched.append(len(keys))
+        return {k: builder.tiles[k] for k in keys if k in builder.tiles}
+
+    tree = TileTree(size, fetch, TileCache())
+    got_leaves, got_proofs = tree.leaves_and_proofs(wanted)
+    assert got_leaves == [all_leaves[i] for i in wanted]
+    assert got_proofs == [merkle.inclusion_proof(i, all_leaves[:size]) for i in wanted]
+    assert len(fetched) == 1  # one read for the whole page
+
+
 def test_index_outside_tree_is_refused() -> None:
     with pytest.raises(ProofError):
         merkle.inclusion_ranges(5, 5)
