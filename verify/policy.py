@@ -417,35 +417,12 @@ def parse_policy(doc: Any, *, base: Path = Path("."), source: str = "policy") ->
     return policy
 
 
-def _strict_loader() -> Any:
-    """A YAML ``SafeLoader`` that refuses a mapping with the same key twice (PyYAML keeps the
-    last one silently: a second ``steps:`` would replace the reviewed first one)."""
-    import yaml
-
-    class StrictLoader(yaml.SafeLoader):
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            seen: set[Any] = set()
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=True)
-                if isinstance(key, (str, int, float, bool)) or key is None:
-                    if key in seen:
-                        raise yaml.constructor.ConstructorError(
-                            "while constructing a mapping",
-                            node.start_mark,
-                            f"duplicate key {key!r}",
-                            key_node.start_mark,
-                        )
-                    seen.add(key)
-            return super().construct_mapping(node, deep=deep)
-
-    return StrictLoader
-
-
 def load_policy(path: Path) -> Policy:
     """Read and validate a policy file."""
     import yaml
 
     from verify._internal.files import read_limited
+    from verify._internal.strict_yaml import load_strict
 
     data = read_limited(path, "policy", error=PolicyFileError)
     try:
@@ -453,7 +430,7 @@ def load_policy(path: Path) -> Policy:
     except UnicodeDecodeError as e:
         raise PolicyFileError(f"cannot read policy {path}: {e}") from e
     try:
-        doc = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
+        doc = load_strict(text)
     except yaml.YAMLError as e:
         raise PolicyFileError(f"{path}: not YAML: {e}") from e
     return parse_policy(doc, base=path.resolve().parent, source=str(path))
