@@ -80,8 +80,6 @@ def _layout(req: Request, policy: Policy) -> LayoutFiles | None:
 
 def run_check(req: Request, at: datetime) -> Outcome:
     """``verify ARTIFACT``: every step of the pipeline; the state saved once the proofs held."""
-    from verify.state import load_trusted, save_trusted
-
     req.check()
     policy = load_policy(req.policy)
     if policy.ledger is None:
@@ -91,17 +89,14 @@ def run_check(req: Request, at: datetime) -> Outcome:
     layout = _layout(req, policy)
     state = _state_dir(policy)
     origin, keys = policy.ledger.origin, policy.ledger.keys
-    trusted = load_trusted(state, origin, keys) if state is not None else None
+    trusted, on_proved = None, None
+    if state is not None:  # the state file's module loads only for a policy with a stateDir
+        from verify.state import load_trusted, save_trusted
+
+        trusted = load_trusted(state, origin, keys)
+        on_proved = lambda cp: save_trusted(state, cp, trusted)  # noqa: E731
     doc = _evidence(req, arts, trusted.checkpoint.size if trusted else None, trust.wants_registry)
-    out = verify_evidence(
-        policy,
-        trust,
-        arts,
-        doc,
-        at=at,
-        trusted=trusted,
-        on_proved=(lambda cp: save_trusted(state, cp, trusted)) if state is not None else None,
-    )
+    out = verify_evidence(policy, trust, arts, doc, at=at, trusted=trusted, on_proved=on_proved)
     if layout is not None:
         from verify.layout_gate import layout_rule
 
