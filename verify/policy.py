@@ -1,5 +1,6 @@
 """The deploy policy: a versioned YAML document (``apiVersion: provenance-ledger.dev/v1``,
-``kind: VerifyPolicy``) parsed into always-valid frozen dataclasses.
+``kind: VerifyPolicy``) parsed into always-valid named tuples
+(immutable, and cheap to define: a deploy gate defines them on every start).
 
 Unknown keys are refused (a misspelt rule must not silently pass), every error names its place in
 the document, and paths (signer keys, trusted roots, the state directory) are relative to the
@@ -10,10 +11,9 @@ can be checked (``verify policy check``) on a machine that does not hold them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from verify._internal.reader import MISSING, Fields, Loc, Problems
 from verify.errors import PolicyFileError
@@ -54,15 +54,14 @@ def parse_duration(text: str) -> timedelta:
     return total
 
 
-@dataclass(frozen=True)
-class LedgerPolicy:
+class LedgerPolicy(NamedTuple):
     """The ledger this verifier trusts: checkpoint verifier key(s) in the C2SP vkey text form
     (``ledger init`` prints it), where it keeps the last checkpoint it trusted, and the
     ledger's admin public key(s) for registry-trusted signers."""
 
     keys: list[str]
-    state_dir: str | None = None
-    admin_keys: list[str] = field(default_factory=list)
+    state_dir: str | None
+    admin_keys: list[str]
 
     @property
     def origin(self) -> str:
@@ -86,17 +85,16 @@ class LedgerPolicy:
         return out if f.done() else None
 
 
-@dataclass(frozen=True)
-class SigstoreSigner:
+class SigstoreSigner(NamedTuple):
     """A keyless signer: the certificate's OIDC issuer (exact) and subject, exact
     (``identity``) or a regular expression matched against the whole subject
     (``identityRegex``), verified against ``trustedRoot`` (default: the Sigstore production
     root shipped inside sigstore-python, read offline)."""
 
     issuer: str
-    identity: str | None = None
-    identity_regex: str | None = None
-    trusted_root: str | None = None
+    identity: str | None
+    identity_regex: str | None
+    trusted_root: str | None
 
     @classmethod
     def read(cls, value: Any, loc: Loc, problems: Problems) -> SigstoreSigner | None:
@@ -121,19 +119,18 @@ class SigstoreSigner:
         return out if f.ok else None
 
 
-@dataclass(frozen=True)
-class SignerPolicy:
+class SignerPolicy(NamedTuple):
     """One trusted signer: exactly one of a public key file, a Sigstore identity, or
     ``registry: true`` (whoever the ledger's trust registry allowed at the record's time,
     optionally only the registry ``names`` listed). ``notBefore``/``notAfter`` bound the time
     (the ledger's record time) at which its signatures count."""
 
-    key: str | None = None
-    sigstore: SigstoreSigner | None = None
-    registry: bool = False
-    names: list[str] = field(default_factory=list)
-    not_before: datetime | None = None
-    not_after: datetime | None = None
+    key: str | None
+    sigstore: SigstoreSigner | None
+    registry: bool
+    names: list[str]
+    not_before: datetime | None
+    not_after: datetime | None
 
     def valid_at(self, t: datetime) -> str:
         """Why this signer does not count at ``t``, or ``""`` if it does."""
@@ -177,22 +174,21 @@ class SignerPolicy:
         return ""
 
 
-@dataclass(frozen=True)
-class StepPolicy:
+class StepPolicy(NamedTuple):
     """A required step: attestations of ``predicateType`` about the artifact, signed by at least
     ``threshold`` distinct ``signers``, each meeting the step's constraints."""
 
     name: str
     predicate_type: str
     signers: list[str]
-    threshold: int = 1
-    builder_id: str | None = None
-    source_repo: str | None = None
-    source_ref: str | None = None
-    result: Literal["PASSED", "WARNED", "FAILED"] | None = None
-    materials_from: str | None = None
-    products_of: str | None = None
-    expressions: list[str] = field(default_factory=list)
+    threshold: int
+    builder_id: str | None
+    source_repo: str | None
+    source_ref: str | None
+    result: Literal["PASSED", "WARNED", "FAILED"] | None
+    materials_from: str | None
+    products_of: str | None
+    expressions: list[str]
 
     @classmethod
     def read(cls, value: Any, loc: Loc, problems: Problems) -> StepPolicy | None:
@@ -215,13 +211,12 @@ class StepPolicy:
         return out if f.done() else None
 
 
-@dataclass(frozen=True)
-class DependencyDeny:
+class DependencyDeny(NamedTuple):
     """No dependency of this package (a purl without version) inside ``versions`` (a vers range,
     compared by the ecosystem's rules with ``univers``; omitted: every version)."""
 
     purl: str
-    versions: str | None = None
+    versions: str | None
 
     @classmethod
     def read(cls, value: Any, loc: Loc, problems: Problems) -> DependencyDeny | None:
@@ -238,12 +233,11 @@ class DependencyDeny:
         return out if f.done() else None
 
 
-@dataclass(frozen=True)
-class VulnerabilityDeny:
+class VulnerabilityDeny(NamedTuple):
     severity_at_least: Literal["low", "medium", "high", "critical"]
     # No scan is no evidence of no vulnerability: with requireScan a trusted scan must name the
     # artifact; without it, the rule passes and its reason says that no scan was found.
-    require_scan: bool = False
+    require_scan: bool
 
     @classmethod
     def read(cls, value: Any, loc: Loc, problems: Problems) -> VulnerabilityDeny | None:
@@ -255,10 +249,9 @@ class VulnerabilityDeny:
         return out if f.done() else None
 
 
-@dataclass(frozen=True)
-class DenyPolicy:
-    dependencies: list[DependencyDeny] = field(default_factory=list)
-    vulnerabilities: VulnerabilityDeny | None = None
+class DenyPolicy(NamedTuple):
+    dependencies: list[DependencyDeny]
+    vulnerabilities: VulnerabilityDeny | None
 
     @classmethod
     def read(cls, value: Any, loc: Loc, problems: Problems) -> DenyPolicy | None:
@@ -272,8 +265,7 @@ class DenyPolicy:
         return out if f.done() else None
 
 
-@dataclass(frozen=True)
-class LayoutPolicy:
+class LayoutPolicy(NamedTuple):
     """A classic in-toto layout the artifact's supply chain must satisfy (``verify layout``):
     the signed layout file, the public keys that must each have signed it (SPKI PEM or
     securesystemslib JSON), the directory of its link files, and where its inspections run
@@ -282,8 +274,8 @@ class LayoutPolicy:
     file: str
     keys: list[str]
     link_dir: str
-    inspect_in: str | None = None
-    parameters: dict[str, str] = field(default_factory=dict)
+    inspect_in: str | None
+    parameters: dict[str, str]
 
     @classmethod
     def read(cls, value: Any, loc: Loc, problems: Problems) -> LayoutPolicy | None:
@@ -300,19 +292,18 @@ class LayoutPolicy:
         return out if f.done() else None
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):
     """A whole policy file. ``base`` is the directory relative paths are read from."""
 
     api_version: Literal["provenance-ledger.dev/v1"]
     kind: Literal["VerifyPolicy"]
-    ledger: LedgerPolicy | None = None
-    signers: dict[str, SignerPolicy] = field(default_factory=dict)
-    steps: list[StepPolicy] = field(default_factory=list)
-    deny: DenyPolicy = field(default_factory=DenyPolicy)
-    max_age: timedelta | None = None
-    layout: LayoutPolicy | None = None
-    base: Path = Path(".")
+    ledger: LedgerPolicy | None
+    signers: dict[str, SignerPolicy]
+    steps: list[StepPolicy]
+    deny: DenyPolicy
+    max_age: timedelta | None
+    layout: LayoutPolicy | None
+    base: Path
 
     def path(self, relative: str) -> Path:
         """A path from the policy, relative to the policy file's directory."""
@@ -331,7 +322,9 @@ class Policy:
             f.fail(f"Value error, signer name {bad[0]!r} must match {_NAME.pattern}", key="signers")
         steps = f.models("steps", StepPolicy.read)
         deny = f.raw("deny")
-        read_deny = DenyPolicy() if deny is MISSING else DenyPolicy.read(deny, ("deny",), problems)
+        read_deny = (
+            DenyPolicy([], None) if deny is MISSING else DenyPolicy.read(deny, ("deny",), problems)
+        )
         max_age = _max_age(f)
         f.raw("base")  # set by the reader (as it always was): a document's own is ignored
         policy = cls(
@@ -340,7 +333,7 @@ class Policy:
             ledger,
             signers or {},
             steps or [],
-            read_deny or DenyPolicy(),
+            read_deny or DenyPolicy([], None),
             max_age,
             f.model("layout", LayoutPolicy.read),
             base,

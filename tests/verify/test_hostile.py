@@ -5,7 +5,6 @@ keyid hints, an empty trusted tree, endless pages, duplicate keys, unbounded rea
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,9 +63,9 @@ def test_no_trusted_attestation_fails_whatever_the_rules(demo: DemoLedger, tmp_p
     """Even a policy that got past validation (built in code) fails without trusted evidence."""
     name = fresh()
     good = load_policy(demo.policy(tmp_path / "p.yaml"))
-    policy = replace(good, steps=[], signers={"ci": good.signers["ci"]})
+    policy = good._replace(steps=[], signers={"ci": good.signers["ci"]})
     trust = Trust.load(policy)
-    untrusted = Trust.load(replace(policy, signers={}))
+    untrusted = Trust.load(policy._replace(signers={}))
     body = _envelope(demo, statement(name, TEST_RESULT, result_predicate()), demo.other)
     other = _envelope(demo, statement(fresh(), TEST_RESULT, result_predicate()))
     for t, bodies in ((untrusted, [body]), (trust, [other, body])):
