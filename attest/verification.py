@@ -13,10 +13,11 @@ from attest._internal import jsontext
 from attest.dsse import INTOTO_PAYLOAD_TYPE, Envelope, VerifiedEnvelope, verify_envelope
 from attest.errors import InvalidInput, InvalidStatement, SignatureError
 from attest.keys import PublicKey, read_public_key
-from attest.predicates import PREDICATE_MODELS, Predicate, parse_predicate
+from attest.predicates import PREDICATE_MODELS, parse_predicate
 from attest.statement import ResourceDescriptor, Statement, parse_statement
 
 if TYPE_CHECKING:  # Sigstore (X.509) and classic in-toto load only for those documents
+    from attest.predicates import Predicate
     from attest.sigstore_bundle import IdentityPolicy
 
 __all__ = [
