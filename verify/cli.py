@@ -138,13 +138,19 @@ def main() -> None:
     """The console script: the default command parsed without typer when it can be."""
     import os
 
-    from verify._internal.fast import parse_check
+    from verify._internal.fast import parse_check, parse_sigstore_bundle
 
-    # The policy model is the only pydantic user in this process: skip the plugin scan over
-    # every installed distribution's entry points (about 20 ms of a deploy gate's start-up).
+    # pydantic loads only for sigstore-python's models or the trust registry's: skip its plugin
+    # scan over every installed distribution's entry points (~20 ms of a cold start).
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
-    ns = parse_check(sys.argv[1:])
+    argv = sys.argv[1:]
+    bundle = parse_sigstore_bundle(argv[1:]) if argv[:1] == ["sigstore-bundle"] else None
+    if bundle is not None:
+        from verify.bundle_verify import run_bundle_verify
+
+        raise SystemExit(run_bundle_verify(*bundle))
+    ns = parse_check(argv)
     if ns is None:
         from verify.commands import app
 

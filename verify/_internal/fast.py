@@ -1,10 +1,11 @@
-"""The default command's argument parser without typer (or argparse): ``verify ARTIFACT --policy
-FILE …`` runs on every deploy, and importing typer and building its command costs more than the
-verification itself (argparse's translations lookup alone was ~5 ms of a cold start). It accepts
-exactly the options of :func:`verify.cli.check` (a test compares the two) in their plain forms
-(``--opt VALUE``, ``--opt=VALUE``, ``-p VALUE``); anything else (``--help``, a subcommand, an
-unknown or abbreviated option, a missing value or ``--policy``, ``--``, a bad ``--format``) goes to
-the typer app, which runs it or says what is wrong."""
+"""Argument parsers without typer (or argparse) for the commands a pipeline runs on every deploy:
+the default command (``verify ARTIFACT --policy FILE …``) and ``verify sigstore-bundle``.
+Importing typer and building its commands costs more than the verification itself (and argparse's
+translation lookups ~5 ms of a cold start). Each parser accepts exactly its typer command's
+options (a test compares them) in their plain forms (``--opt VALUE``, ``--opt=VALUE``,
+``-p VALUE``); anything else (``--help``, an unknown or abbreviated option, a missing value or
+required option, ``--``, a bad ``--format``) goes to the typer app, which runs it or says what is
+wrong."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["CHECK_OPTIONS", "CheckArgs", "parse_check"]
+__all__ = [
+    "BUNDLE_OPTIONS",
+    "CHECK_OPTIONS",
+    "BundleArgs",
+    "CheckArgs",
+    "parse_check",
+    "parse_sigstore_bundle",
+]
 
 # option -> (takes a value, the check() parameter it fills)
 CHECK_OPTIONS: dict[str, tuple[bool, str]] = {
@@ -29,7 +37,17 @@ CHECK_OPTIONS: dict[str, tuple[bool, str]] = {
     "--layout-key": (True, "layout_key"),
     "--link-dir": (True, "link_dir"),
 }
-_PATHS = frozenset({"policy", "evidence", "record_key", "layout", "link_dir"})
+# option -> (takes a value, the verify.conformance.sigstore_bundle() parameter it fills)
+BUNDLE_OPTIONS: dict[str, tuple[bool, str]] = {
+    "--bundle": (True, "bundle"),
+    "--certificate-identity": (True, "certificate_identity"),
+    "--certificate-oidc-issuer": (True, "certificate_oidc_issuer"),
+    "--trusted-root": (True, "trusted_root"),
+    "--key": (True, "key"),
+}
+_PATHS = frozenset(
+    {"policy", "evidence", "record_key", "layout", "link_dir", "bundle", "trusted_root", "key"}
+)
 _FORMATS = ("text", "json")
 
 
@@ -50,14 +68,28 @@ class CheckArgs(NamedTuple):
     link_dir: Path | None = None
 
 
+class BundleArgs(NamedTuple):
+    """``verify sigstore-bundle``'s arguments (its typer command's parameter names)."""
+
+    file_or_digest: str
+    bundle: Path
+    certificate_identity: str | None = None
+    certificate_oidc_issuer: str | None = None
+    trusted_root: Path | None = None
+    key: Path | None = None
+
+
 class _ForTyper(Exception):
-    """``argv`` is not a plain default command: typer runs it or says what is wrong."""
+    """``argv`` is not a plain command line of this command: typer runs it or says what is
+    wrong."""
 
 
-def _option(args: list[str], i: int) -> tuple[str, object, int]:
+def _option(
+    options: dict[str, tuple[bool, str]], args: list[str], i: int
+) -> tuple[str, object, int]:
     """The option at ``args[i]``: (the parameter it fills, its value, the next index)."""
     name, eq, attached = args[i].partition("=") if args[i].startswith("--") else (args[i], "", "")
-    spec = CHECK_OPTIONS.get(name)
+    spec = options.get(name)
     if spec is None:
         raise _ForTyper  # unknown, abbreviated or clustered
     takes_value, dest = spec
@@ -74,33 +106,57 @@ def _option(args: list[str], i: int) -> tuple[str, object, int]:
     return dest, Path(value) if dest in _PATHS else value, i
 
 
-def _parse(args: list[str]) -> CheckArgs:
+def _parse(
+    options: dict[str, tuple[bool, str]], args: list[str]
+) -> tuple[str, dict[str, object], list[Path]]:
+    """(the one positional argument, the options given, every ``--layout-key``)."""
     got: dict[str, object] = {}
     layout_keys: list[Path] = []
-    artifact: str | None = None
+    positional: str | None = None
     i = 0
     while i < len(args):
         if not args[i].startswith("-") or args[i] == "-":
-            if artifact is not None:
+            if positional is not None:
                 raise _ForTyper  # a second positional
-            artifact, i = args[i], i + 1
+            positional, i = args[i], i + 1
             continue
-        dest, value, i = _option(args, i)
+        dest, value, i = _option(options, args, i)
         if dest == "layout_key":
             layout_keys.append(Path(str(value)))
         else:
             got[dest] = value
-    if artifact is None or "policy" not in got or got.get("fmt", "text") not in _FORMATS:
+    if positional is None:
         raise _ForTyper
-    return CheckArgs(artifact, layout_key=layout_keys, **got)  # type: ignore[arg-type]
+    return positional, got, layout_keys
+
+
+def _plain(argv: Sequence[str]) -> bool:
+    return bool(argv) and not any(a in ("--help", "-h", "--version", "--") for a in argv)
 
 
 def parse_check(argv: Sequence[str]) -> CheckArgs | None:
     """The default command's arguments, or ``None`` when typer should handle ``argv``."""
-    args = list(argv)
-    if not args or any(a in ("--help", "-h", "--version", "--") for a in args):
+    if not _plain(argv):
         return None
+    args = list(argv[1:] if argv[0] == "check" else argv)
     try:
-        return _parse(args[1:] if args[0] == "check" else args)
+        artifact, got, layout_keys = _parse(CHECK_OPTIONS, args)
     except _ForTyper:
         return None
+    if "policy" not in got or got.get("fmt", "text") not in _FORMATS:
+        return None
+    return CheckArgs(artifact, layout_key=layout_keys, **got)  # type: ignore[arg-type]
+
+
+def parse_sigstore_bundle(argv: Sequence[str]) -> BundleArgs | None:
+    """``verify sigstore-bundle …``'s arguments (``argv`` without the command name), or ``None``
+    when typer should handle them."""
+    if not _plain(argv):
+        return None
+    try:
+        file_or_digest, got, _ = _parse(BUNDLE_OPTIONS, list(argv))
+    except _ForTyper:
+        return None
+    if "bundle" not in got:
+        return None
+    return BundleArgs(file_or_digest, **got)  # type: ignore[arg-type]

@@ -49,8 +49,18 @@ def style_for(stream: TextIO) -> Style:
         except (AttributeError, OSError, ValueError):
             width = 80
     plain = "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb"
-    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
-    return Style(width, tty and not plain, encoding.startswith("utf"))
+    return Style(width, tty and not plain, _encodes(getattr(stream, "encoding", None), "┃━┡"))
+
+
+def _encodes(encoding: str | None, text: str) -> bool:
+    """Whether a stream of ``encoding`` can write ``text`` (an in-memory stream has none)."""
+    if not encoding:
+        return True
+    try:
+        text.encode(encoding)
+    except (LookupError, UnicodeEncodeError):
+        return False
+    return True
 
 
 def _fit(natural: list[int], width: int) -> list[int]:
