@@ -260,6 +260,12 @@ def sigstore(work: Path, wheel: Path | None) -> dict[str, Command]:
             (0, 1),  # the policy's rules may fail; the signature and identity must verify
         ),
     }
+    policy, evidence = _sigstore_evidence(work)
+    out["verify_evidence_sigstore"] = (
+        [verify, LAYOUT_SUBJECT, "--policy", str(policy), "--evidence", str(evidence)],
+        work,
+        (0,),
+    )
     demo = _intoto_demo(work)
     keys = ["--verification-keys", "alice.pub"]
     layout_keys = ["--layout-key", "alice.pub"]
@@ -274,6 +280,34 @@ def sigstore(work: Path, wheel: Path | None) -> dict[str, Command]:
         (0,),
     )
     return out
+
+
+def _sigstore_evidence(work: Path) -> tuple[Path, Path]:
+    """A ledger holding the conformance DSSE bundle, its evidence file, and a keyless policy
+    that pins the ledger: ``verify --evidence`` with a Sigstore bundle (policy, evidence)."""
+    from ledger.log import Ledger
+    from verify.sources import from_db
+
+    sg = work / "sigstore-ledger"
+    sg.mkdir()
+    db = f"sqlite:///{sg / 'ledger.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    vkey = subprocess.run(
+        [str(BIN / "ledger"), "init", "--origin", "bench.example/sigstore", "--db", db],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    cases = FIXTURES / "conformance" / "assets" / "bundle-verify"
+    bundle = (cases / "happy-path-intoto-in-dsse-v3" / "bundle.sigstore.json").read_bytes()
+    with Ledger.open(db, sg / "ledger.db.key") as lg:
+        lg.append(bundle)
+    evidence = sg / "evidence.json"
+    evidence.write_text(json.dumps(from_db(db, [LAYOUT_SUBJECT], since=None)))
+    keyless = KEYLESS_POLICY.replace("signers:", f'ledger:\n  keys: ["{vkey}"]\nsigners:', 1)
+    (sg / "policy.yaml").write_text(keyless)
+    return sg / "policy.yaml", evidence
 
 
 def _intoto_demo(work: Path) -> Path:

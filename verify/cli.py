@@ -134,11 +134,25 @@ def run_check_command(
     guarded(fmt, artifact, lambda: emit(run_check(req, parse_at(at)), fmt))
 
 
+def run_attestations_command(
+    artifact: str, policy: Path, bundles: list[Path], fmt: str, at: str | None
+) -> NoReturn:
+    """``verify attestations`` (shared by the typer app and the fast path)."""
+    from verify.run import run_attestations
+
+    form = Format(fmt)
+    guarded(
+        form,
+        artifact,
+        lambda: emit(run_attestations(artifact, policy, bundles, parse_at(at)), form),
+    )
+
+
 def main() -> None:
     """The console script: the default command parsed without typer when it can be."""
     import os
 
-    from verify._internal.fast import parse_check, parse_sigstore_bundle
+    from verify._internal.fast import parse_attestations, parse_check, parse_sigstore_bundle
 
     # pydantic loads only for sigstore-python's models or the trust registry's: skip its plugin
     # scan over every installed distribution's entry points (~20 ms of a cold start).
@@ -150,6 +164,9 @@ def main() -> None:
         from verify.bundle_verify import run_bundle_verify
 
         raise SystemExit(run_bundle_verify(*bundle))
+    third = parse_attestations(argv[1:]) if argv[:1] == ["attestations"] else None
+    if third is not None:
+        run_attestations_command(third.artifact, third.policy, third.bundle, third.fmt, third.at)
     ns = parse_check(argv)
     if ns is None:
         from verify.commands import app

@@ -19,9 +19,8 @@ from verify.cli import (
     EXIT_CODES,
     Format,
     LayoutOptions,
-    emit,
     guarded,
-    parse_at,
+    run_attestations_command,
     run_check_command,
 )
 
@@ -132,11 +131,7 @@ def attestations(
     at: AtOpt = None,
 ) -> None:
     """Verify third-party attestations (not in our ledger) against the policy's rules."""
-    from verify.run import run_attestations
-
-    guarded(
-        fmt, artifact, lambda: emit(run_attestations(artifact, policy, bundle, parse_at(at)), fmt)
-    )
+    run_attestations_command(artifact, policy, bundle, fmt.value, at)
 
 
 for _module in EXTENSIONS:

@@ -9,7 +9,14 @@ from pathlib import Path
 
 from typer.main import get_command
 
-from verify._internal.fast import BUNDLE_OPTIONS, CHECK_OPTIONS, parse_check, parse_sigstore_bundle
+from verify._internal.fast import (
+    ATTESTATIONS_OPTIONS,
+    BUNDLE_OPTIONS,
+    CHECK_OPTIONS,
+    parse_attestations,
+    parse_check,
+    parse_sigstore_bundle,
+)
 from verify.commands import app
 
 VERIFY = str(Path(sys.executable).with_name("verify"))
@@ -103,3 +110,31 @@ def test_sigstore_bundle_runs_without_typer(tmp_path: Path) -> None:
     argv = [VERIFY, "sigstore-bundle", "--bundle"]
     p = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=tmp_path)
     assert p.returncode == 2 and "--bundle" in p.stderr
+
+
+def test_the_fast_attestations_parser_knows_exactly_its_options() -> None:
+    group = get_command(app)
+    command = group.commands["attestations"]  # type: ignore[attr-defined]
+    typer_opts = {o for p in command.params for o in p.opts if o.startswith("-")}
+    assert typer_opts == set(ATTESTATIONS_OPTIONS)
+    dests = {p.name for p in command.params if p.name != "artifact"}
+    assert dests == {dest for _, dest in ATTESTATIONS_OPTIONS.values()}
+    got = parse_attestations(["a", "-p", "p", "--bundle", "x", "--bundle=y", "--format", "json"])
+    assert got is not None and got.bundle == [Path("x"), Path("y")] and got.fmt == "json"
+    assert parse_attestations(["a", "-p", "p"]) is None  # --bundle is required
+    assert parse_attestations(["a", "--bundle", "x"]) is None  # and --policy
+
+
+def test_attestations_runs_without_typer(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "sys.argv = ['verify', 'attestations', 'sha256:' + '0' * 64, '-p', 'missing.yaml',"
+        " '--bundle', 'b.json', '--format', 'json']\n"
+        "from verify.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    print(e.code, 'typer' in sys.modules)\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+    assert p.stdout.splitlines()[-1].split() == ["2", "False"], p.stdout + p.stderr
+    assert '"verdict": "ERROR"' in p.stdout and "missing.yaml" in p.stderr

@@ -1,5 +1,6 @@
 """Argument parsers without typer (or argparse) for the commands a pipeline runs on every deploy:
-the default command (``verify ARTIFACT --policy FILE …``) and ``verify sigstore-bundle``.
+the default command (``verify ARTIFACT --policy FILE …``), ``verify attestations`` and
+``verify sigstore-bundle``.
 Importing typer and building its commands costs more than the verification itself (and argparse's
 translation lookups ~5 ms of a cold start). Each parser accepts exactly its typer command's
 options (a test compares them) in their plain forms (``--opt VALUE``, ``--opt=VALUE``,
@@ -14,10 +15,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 __all__ = [
+    "ATTESTATIONS_OPTIONS",
     "BUNDLE_OPTIONS",
     "CHECK_OPTIONS",
+    "AttestationsArgs",
     "BundleArgs",
     "CheckArgs",
+    "parse_attestations",
     "parse_check",
     "parse_sigstore_bundle",
 ]
@@ -44,6 +48,14 @@ BUNDLE_OPTIONS: dict[str, tuple[bool, str]] = {
     "--certificate-oidc-issuer": (True, "certificate_oidc_issuer"),
     "--trusted-root": (True, "trusted_root"),
     "--key": (True, "key"),
+}
+# option -> (takes a value, the verify.commands.attestations() parameter it fills)
+ATTESTATIONS_OPTIONS: dict[str, tuple[bool, str]] = {
+    "--policy": (True, "policy"),
+    "-p": (True, "policy"),
+    "--bundle": (True, "bundle"),
+    "--format": (True, "fmt"),
+    "--at": (True, "at"),
 }
 _PATHS = frozenset(
     {"policy", "evidence", "record_key", "layout", "link_dir", "bundle", "trusted_root", "key"}
@@ -79,6 +91,16 @@ class BundleArgs(NamedTuple):
     key: Path | None = None
 
 
+class AttestationsArgs(NamedTuple):
+    """``verify attestations``'s arguments (its typer command's parameter names)."""
+
+    artifact: str
+    policy: Path
+    bundle: list[Path]
+    fmt: str = "text"
+    at: str | None = None
+
+
 class _ForTyper(Exception):
     """``argv`` is not a plain command line of this command: typer runs it or says what is
     wrong."""
@@ -107,11 +129,12 @@ def _option(
 
 
 def _parse(
-    options: dict[str, tuple[bool, str]], args: list[str]
+    options: dict[str, tuple[bool, str]], args: list[str], repeated_dest: str | None = None
 ) -> tuple[str, dict[str, object], list[Path]]:
-    """(the one positional argument, the options given, every ``--layout-key``)."""
+    """(the one positional argument, the options given, every value of ``repeated_dest``, the
+    option given once per value)."""
     got: dict[str, object] = {}
-    layout_keys: list[Path] = []
+    repeated: list[Path] = []
     positional: str | None = None
     i = 0
     while i < len(args):
@@ -121,13 +144,13 @@ def _parse(
             positional, i = args[i], i + 1
             continue
         dest, value, i = _option(options, args, i)
-        if dest == "layout_key":
-            layout_keys.append(Path(str(value)))
+        if dest == repeated_dest:
+            repeated.append(Path(str(value)))
         else:
             got[dest] = value
     if positional is None:
         raise _ForTyper
-    return positional, got, layout_keys
+    return positional, got, repeated
 
 
 def _plain(argv: Sequence[str]) -> bool:
@@ -140,7 +163,7 @@ def parse_check(argv: Sequence[str]) -> CheckArgs | None:
         return None
     args = list(argv[1:] if argv[0] == "check" else argv)
     try:
-        artifact, got, layout_keys = _parse(CHECK_OPTIONS, args)
+        artifact, got, layout_keys = _parse(CHECK_OPTIONS, args, "layout_key")
     except _ForTyper:
         return None
     if "policy" not in got or got.get("fmt", "text") not in _FORMATS:
@@ -160,3 +183,17 @@ def parse_sigstore_bundle(argv: Sequence[str]) -> BundleArgs | None:
     if "bundle" not in got:
         return None
     return BundleArgs(file_or_digest, **got)  # type: ignore[arg-type]
+
+
+def parse_attestations(argv: Sequence[str]) -> AttestationsArgs | None:
+    """``verify attestations …``'s arguments (``argv`` without the command name), or ``None``
+    when typer should handle them."""
+    if not _plain(argv):
+        return None
+    try:
+        artifact, got, bundles = _parse(ATTESTATIONS_OPTIONS, list(argv), "bundle")
+    except _ForTyper:
+        return None
+    if "policy" not in got or not bundles or got.get("fmt", "text") not in _FORMATS:
+        return None
+    return AttestationsArgs(artifact, bundle=bundles, **got)  # type: ignore[arg-type]
