@@ -106,8 +106,30 @@ def write_bodies(
             f.write(json.dumps({"entries": chunk}) + "\n")
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU of the server process and its direct children (uvicorn's workers), from
+    ``/proc``: what the server spent, whatever else shares the cores."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(p: int) -> list[str] | None:
+        try:
+            raw = Path(f"/proc/{p}/stat").read_text()
+        except OSError:
+            return None
+        return raw[raw.rindex(")") + 2 :].split()  # fields from 3 (state) on
+
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        f = stat(int(entry.name))
+        if f is not None and (int(entry.name) == pid or int(f[1]) == pid):
+            total += (int(f[11]) + int(f[12])) / tick  # utime, stime
+    return total
+
+
 @contextmanager
-def server(db: str, key: str, workers: int, port: int) -> Iterator[str]:
+def server(db: str, key: str, workers: int, port: int) -> Iterator[tuple[str, int]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     env["LEDGER_MAX_PENDING"] = "100000"
     proc = subprocess.Popen(
@@ -141,7 +163,7 @@ def server(db: str, key: str, workers: int, port: int) -> Iterator[str]:
                 raise SystemExit(f"ledger serve on {db} did not become healthy")
             time.sleep(0.2)
         time.sleep(1.0 * workers)  # every worker past its lifespan start
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -192,7 +214,8 @@ def one_run(s: Scenario, seconds: int, wrk: str, port: int) -> dict[str, float]:
             bodies = work / "bodies.txt"
             write_bodies(bodies, signer, budget, s.batch, s.refused)
             path = "/api/v1/entries" if s.batch == 1 else "/api/v1/entries:batch"
-            with server(db, key, s.workers, port) as url:
+            with server(db, key, s.workers, port) as (url, pid):
+                cpu0 = server_cpu_seconds(pid)
                 p = subprocess.run(
                     [
                         wrk,
@@ -213,8 +236,11 @@ def one_run(s: Scenario, seconds: int, wrk: str, port: int) -> dict[str, float]:
                     text=True,
                     check=True,
                 )
+                cpu = server_cpu_seconds(pid) - cpu0
                 stored = int(httpx.get(url + "/api/v1/checkpoint").text.split("\n")[1])
             res = parse_wrk(p.stdout)
+            done = res["requests_per_s"] * seconds * s.batch
+            res["server_cpu_ms_per_entry"] = round(cpu / done * 1e3, 3) if done else float("nan")
             res["entries_per_s"] = res["requests_per_s"] * s.batch
             res["records_stored"] = float(stored)
             return res

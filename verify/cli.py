@@ -131,21 +131,31 @@ def run_check_command(
     req = Request(
         artifact, policy, ledger, evidence, db, record, record_key, *(layout or LayoutOptions())
     )
-    guarded(fmt, artifact, lambda: emit(run_check(req, parse_at(at)), fmt))
+    guarded(fmt, artifact, lambda: emit(run_check(req, parse_at(at), as_of=at is not None), fmt))
 
 
 def run_attestations_command(
-    artifact: str, policy: Path, bundles: list[Path], fmt: str, at: str | None
+    artifact: str,
+    policy: Path,
+    bundles: list[Path],
+    fmt: str,
+    at: str | None,
+    layout: Path | None = None,
+    layout_keys: tuple[Path, ...] = (),
+    link_dir: Path | None = None,
 ) -> NoReturn:
     """``verify attestations`` (shared by the typer app and the fast path)."""
     from verify.run import run_attestations
 
     form = Format(fmt)
-    guarded(
-        form,
-        artifact,
-        lambda: emit(run_attestations(artifact, policy, bundles, parse_at(at)), form),
-    )
+
+    def run() -> int:
+        out = run_attestations(
+            artifact, policy, bundles, parse_at(at), layout, layout_keys, link_dir
+        )
+        return emit(out, form)
+
+    guarded(form, artifact, run)
 
 
 def main() -> None:
@@ -166,7 +176,16 @@ def main() -> None:
         raise SystemExit(run_bundle_verify(*bundle))
     third = parse_attestations(argv[1:]) if argv[:1] == ["attestations"] else None
     if third is not None:
-        run_attestations_command(third.artifact, third.policy, third.bundle, third.fmt, third.at)
+        run_attestations_command(
+            third.artifact,
+            third.policy,
+            third.bundle,
+            third.fmt,
+            third.at,
+            third.layout,
+            tuple(third.layout_key),
+            third.link_dir,
+        )
     ns = parse_check(argv)
     if ns is None:
         from verify.commands import app

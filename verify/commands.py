@@ -129,9 +129,22 @@ def attestations(
     ],
     fmt: FormatOpt = Format.text,
     at: AtOpt = None,
+    layout: Annotated[
+        Path | None, typer.Option("--layout", help="A signed in-toto layout to check too.")
+    ] = None,
+    layout_key: Annotated[
+        list[Path] | None,
+        typer.Option("--layout-key", help="A key that must have signed the layout."),
+    ] = None,
+    link_dir: Annotated[
+        Path | None,
+        typer.Option("--link-dir", help="The layout's link files (else: links among --bundle)."),
+    ] = None,
 ) -> None:
     """Verify third-party attestations (not in our ledger) against the policy's rules."""
-    run_attestations_command(artifact, policy, bundle, fmt.value, at)
+    run_attestations_command(
+        artifact, policy, bundle, fmt.value, at, layout, tuple(layout_key or ()), link_dir
+    )
 
 
 for _module in EXTENSIONS:

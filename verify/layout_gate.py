@@ -49,7 +49,7 @@ class LayoutSpec:
 
     file: Path
     keys: tuple[Path, ...]
-    link_dir: Path
+    link_dir: Path | None  # None: the links are given in memory (``verify attestations``)
     inspect_in: Path | None = None
     parameters: Mapping[str, str] = field(default_factory=dict)
 
@@ -100,7 +100,7 @@ def read_layout(spec: LayoutSpec) -> LayoutFiles:
     directory is not a directory."""
     layout = _read(spec.file, "layout")
     keys = tuple(_read(k, "layout key") for k in spec.keys)
-    if not spec.link_dir.is_dir():
+    if spec.link_dir is not None and not spec.link_dir.is_dir():
         raise UsageError(f"link directory {spec.link_dir} is not a directory")
     if spec.inspect_in is not None and not spec.inspect_in.is_dir():
         raise UsageError(f"inspection directory {spec.inspect_in} is not a directory")
@@ -108,20 +108,27 @@ def read_layout(spec: LayoutSpec) -> LayoutFiles:
 
 
 def check_layout(
-    files: LayoutFiles, at: datetime, artifacts: Mapping[str, str] | None = None
+    files: LayoutFiles,
+    at: datetime,
+    artifacts: Mapping[str, str] | None = None,
+    links: Mapping[str, bytes] | None = None,
 ) -> LayoutVerdict:
-    """Verify the layout as ``in-toto-verify`` does. Raises :class:`SignatureFailure` (exit 4)
+    """Verify the layout as ``in-toto-verify`` does, with the links in the spec's directory, or
+    ``links`` (file name -> bytes) when it has none. Raises :class:`SignatureFailure` (exit 4)
     for a layout key without a valid signature, :class:`UsageError` for malformed input, and
     :class:`verify.layout.LayoutError` when the supply chain does not satisfy the layout."""
     from attest.errors import InvalidInput
     from verify.layout import LayoutSignatureError, verify_layout
 
     spec = files.spec
+    source = spec.link_dir if spec.link_dir is not None else links
+    if source is None:
+        raise UsageError("the layout has no links: give --link-dir DIR or the link files")
     try:
         return verify_layout(
             files.layout,
             files.keys,
-            spec.link_dir,
+            source,
             at=at,
             parameters=dict(spec.parameters) or None,
             inspect_in=spec.inspect_in or Path.cwd(),
@@ -141,14 +148,19 @@ def _passed(files: LayoutFiles, verdict: LayoutVerdict) -> str:
     )
 
 
-def layout_rule(files: LayoutFiles, arts: Sequence[Artifact], at: datetime) -> RuleResult:
+def layout_rule(
+    files: LayoutFiles,
+    arts: Sequence[Artifact],
+    at: datetime,
+    links: Mapping[str, bytes] | None = None,
+) -> RuleResult:
     """The layout as one rule row: the chain verifies and every artifact's digest is among its
     final products. A layout signature failure raises (exit 4)."""
     from verify.layout import LayoutError
     from verify.rules import RuleResult
 
     try:
-        verdict = check_layout(files, at)
+        verdict = check_layout(files, at, links=links)
     except LayoutError as e:
         return RuleResult(RULE, False, f"{files.spec.file.name}: {e}")
     products = [dict(v) for v in verdict.products.values()]

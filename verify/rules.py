@@ -117,9 +117,19 @@ def _judge_step(
 
 
 def _step_rule(
-    policy: Policy, step: StepPolicy, art: Artifact, atts: Sequence[Attestation], now: datetime
+    policy: Policy,
+    step: StepPolicy,
+    art: Artifact,
+    atts: Sequence[Attestation],
+    now: datetime,
+    via: _StepOutcome | None = None,
 ) -> tuple[str, tuple[int, ...]]:
+    """The step's threshold over its attestations about ``art`` and, for a step another one's
+    ``materialsFrom`` names, ``via``: its judgement of those materials' attestations."""
     got = _judge_step(policy, step, art, atts, now)
+    if via is not None:
+        got.accepted += via.accepted
+        got.reasons += via.reasons
     signers = {s for a in got.accepted for s in a.signers if s.partition("/")[0] in step.signers}
     distinct = {k for a in got.accepted for k in a.distinct(s for s in a.signers if s in signers)}
     records = tuple(a.index for a in got.accepted if a.index is not None)
@@ -137,10 +147,30 @@ def _step_rule(
     return f"signed by {', '.join(sorted(signers))} (threshold {step.threshold})", records
 
 
+def _material_steps(
+    policy: Policy, other: str, materials: Sequence[Attestation], now: datetime
+) -> _StepOutcome:
+    """Step ``other`` over the attestations about other artifacts (``materials``: records naming
+    a material's digest, proved like the rest), each judged for its own subject."""
+    step = next(s for s in policy.steps if s.name == other)
+    out = _StepOutcome([], [])
+    for a in materials:
+        for d in _digests(a)[:1]:
+            got = _judge_step(policy, step, Artifact(f"material {a.label}", dict(d)), [a], now)
+            out.accepted += got.accepted
+            out.reasons += [f"{r} (a material)" for r in got.reasons]
+    return out
+
+
 def _chain_rule(
-    step: StepPolicy, other: str, kind: str, accepted: dict[str, list[Attestation]]
+    step: StepPolicy,
+    other: str,
+    kind: str,
+    accepted: dict[str, list[Attestation]],
+    via: Sequence[Attestation] = (),
 ) -> str:
-    """``materialsFrom``: the step's link materials include the other step's products;
+    """``materialsFrom``: the step's link materials include the other step's products (the
+    other step's attestations about the artifact, or about a material's own digest);
     ``productsOf``: the step's subjects are among the other step's products."""
     products = {
         (alg, v) for a in accepted.get(other, []) for d in _digests(a) for alg, v in d.items()
@@ -156,7 +186,9 @@ def _chain_rule(
             named = _digests(a)
         if not any((alg, v) in products for d in named for alg, v in d.items()):
             raise RuleFailed(f"{a.label}: its {kind} name no product of step {other!r}")
-    return f"{step.name}'s {kind} are products of {other}"
+    labels = sorted({a.label for a in via})
+    where = f" ({', '.join(labels)}, about the materials' own digests)" if labels else ""
+    return f"{step.name}'s {kind} are products of {other}{where}"
 
 
 def _run(rule: str, fn: Callable[[], str | tuple[str, tuple[int, ...]]]) -> RuleResult:
@@ -169,22 +201,32 @@ def _run(rule: str, fn: Callable[[], str | tuple[str, tuple[int, ...]]]) -> Rule
 
 
 def _steps(
-    policy: Policy, arts: Sequence[Artifact], atts: Sequence[Attestation], now: datetime
+    policy: Policy,
+    arts: Sequence[Artifact],
+    atts: Sequence[Attestation],
+    now: datetime,
+    materials: Sequence[Attestation] = (),
 ) -> Iterable[RuleResult]:
+    targets = {s.materials_from for s in policy.steps if s.materials_from is not None}
+    via = {t: _material_steps(policy, t, materials, now) for t in targets} if materials else {}
     accepted: dict[str, list[Attestation]] = {}
     for step in policy.steps:
+        extra = via.get(step.name)
         for art in arts:
             name = f"step {step.name}" + (f" [{art.name}]" if len(arts) > 1 else "")
-            yield _run(name, lambda s=step, a=art: _step_rule(policy, s, a, atts, now))  # type: ignore[misc]
+            yield _run(name, lambda s=step, a=art, x=extra: _step_rule(policy, s, a, atts, now, x))  # type: ignore[misc]
             accepted.setdefault(step.name, []).extend(
                 _judge_step(policy, step, art, atts, now).accepted
             )
+        accepted.setdefault(step.name, []).extend(extra.accepted if extra else [])
     for step in policy.steps:
         for other, kind in ((step.materials_from, "materials"), (step.products_of, "subjects")):
             if other is not None:
+                m = via.get(other) if kind == "materials" else None
+                x = m.accepted if m is not None else []
                 yield _run(
                     f"step {step.name} {kind} from {other}",
-                    lambda s=step, o=other, k=kind: _chain_rule(s, o, k, accepted),  # type: ignore[misc]
+                    lambda s=step, o=other, k=kind, x=x: _chain_rule(s, o, k, accepted, x),  # type: ignore[misc]
                 )
 
 
@@ -229,11 +271,18 @@ def _trusted_evidence(arts: Sequence[Artifact], trusted: Sequence[Attestation]) 
 
 
 def evaluate(
-    policy: Policy, arts: Sequence[Artifact], atts: Sequence[Attestation], now: datetime
+    policy: Policy,
+    arts: Sequence[Artifact],
+    atts: Sequence[Attestation],
+    now: datetime,
+    materials: Sequence[Attestation] = (),
 ) -> list[RuleResult]:
-    """Every rule of ``policy`` over the trusted attestations ``atts`` about ``arts``."""
+    """Every rule of ``policy`` over the trusted attestations ``atts`` about ``arts``;
+    ``materials``: attestations about the materials ``materialsFrom`` follows (only that rule
+    reads them)."""
     trusted = [a for a in atts if a.signers]
-    results = list(_steps(policy, arts, trusted, now))
+    chained = [a for a in materials if a.signers]
+    results = list(_steps(policy, arts, trusted, now, chained))
     if policy.deny.dependencies:
         results.append(_run("deny dependencies", lambda: _deny_dependencies(policy, trusted)))
     if policy.deny.vulnerabilities is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -78,8 +79,9 @@ def _layout(req: Request, policy: Policy) -> LayoutFiles | None:
     return read_layout(spec) if spec is not None else None
 
 
-def run_check(req: Request, at: datetime) -> Outcome:
-    """``verify ARTIFACT``: every step of the pipeline; the state saved once the proofs held."""
+def run_check(req: Request, at: datetime, *, as_of: bool = False) -> Outcome:
+    """``verify ARTIFACT``: every step of the pipeline; the state saved once the proofs held.
+    ``as_of`` (``--at`` given): from ``--ledger``, the server's as-of answer (:mod:`verify.as_of`)."""
     req.check()
     policy = load_policy(req.policy)
     if policy.ledger is None:
@@ -95,8 +97,21 @@ def run_check(req: Request, at: datetime) -> Outcome:
 
         trusted = load_trusted(state, origin, keys)
         on_proved = lambda cp: save_trusted(state, cp, trusted)  # noqa: E731
-    doc = _evidence(req, arts, trusted.checkpoint.size if trusted else None, trust.wants_registry)
+    if as_of and req.ledger is not None:
+        from verify.as_of import as_of_evidence
+
+        token = os.environ.get(TOKEN_ENV)
+        doc, trusted, on_proved = as_of_evidence(
+            req.ledger, policy, _digests(arts), at, trusted, token, trust.wants_registry
+        )
+    else:
+        since = trusted.checkpoint.size if trusted else None
+        doc = _evidence(req, arts, since, trust.wants_registry)
     out = verify_evidence(policy, trust, arts, doc, at=at, trusted=trusted, on_proved=on_proved)
+    if any(s.materials_from for s in policy.steps):
+        from verify.material_chain import follow_materials
+
+        follow_materials(out, policy, trust, _material_fetch(req, doc))
     if layout is not None:
         from verify.layout_gate import layout_rule
 
@@ -107,6 +122,21 @@ def run_check(req: Request, at: datetime) -> Outcome:
         assert req.ledger is not None and req.record_key is not None
         record_decision(out, req.policy, req.ledger, req.record_key)
     return out
+
+
+def _material_fetch(
+    req: Request, doc: dict[str, Any]
+) -> Callable[[list[str], int], dict[str, Any]]:
+    """Where ``materialsFrom`` gets the materials' records: the same source, as of a tree size
+    (an evidence file holds them already: ``export-evidence`` adds them)."""
+    token = os.environ.get(TOKEN_ENV)
+    if req.ledger is not None:
+        url = req.ledger
+        return lambda keys, size: from_ledger(url, keys, since=None, token=token, as_of=str(size))
+    if req.db is not None:
+        db = req.db
+        return lambda keys, size: from_db(db, keys, since=None, as_of=size)
+    return lambda keys, size: doc
 
 
 def export(
@@ -124,6 +154,18 @@ def export(
     else:
         assert db is not None
         doc = from_db(db, _digests(arts), since=since, registry=True)
+    from verify.material_chain import add_material_evidence
+
+    token = os.environ.get(TOKEN_ENV)
+    doc = add_material_evidence(
+        doc,
+        _digests(arts),
+        lambda keys, size: (
+            from_ledger(ledger, keys, since=None, token=token, as_of=str(size))
+            if ledger is not None
+            else from_db(str(db), keys, since=None, as_of=size)
+        ),
+    )
     write_atomic(str(output), json.dumps(doc, indent=1).encode() + b"\n")
     return 0
 
@@ -155,10 +197,15 @@ def _parsed(data: bytes, path: Path) -> list[tuple[Any, bytes]]:
 
 def _documents(data: bytes, path: Path) -> list[bytes]:
     """One file's attestations: a JSON document, or JSON Lines of them, each kept as its exact
-    bytes; npm's ``{"attestations": [{"bundle": …}]}`` and gh's ``{"bundle": …}`` unwrapped (the
+    bytes; PyPI's PEP 740 provenance converted (:mod:`verify.pep740`); npm's ``{"attestations": [{"bundle": …}]}`` and gh's ``{"bundle": …}`` unwrapped (the
     strict parse already refused duplicate keys, so re-serialising those loses nothing)."""
+    from verify.pep740 import bundles_from_pep740, is_pep740
+
     out: list[bytes] = []
     for doc, raw in _parsed(data, path):
+        if is_pep740(doc):  # PyPI's provenance: each attestation as a Sigstore bundle
+            out.extend(bundles_from_pep740(doc, str(path)))
+            continue
         if isinstance(doc, dict) and isinstance(doc.get("attestations"), list):
             items, wrapped = doc["attestations"], True
         else:
@@ -187,10 +234,28 @@ def read_bundles(paths: list[Path]) -> list[bytes]:
 
 
 def run_attestations(
-    artifact: str, policy_file: Path, bundles: list[Path], at: datetime
+    artifact: str,
+    policy_file: Path,
+    bundles: list[Path],
+    at: datetime,
+    layout: Path | None = None,
+    layout_keys: tuple[Path, ...] = (),
+    link_dir: Path | None = None,
 ) -> Outcome:
-    """``verify attestations``: third-party attestations against the policy's rules."""
+    """``verify attestations``: third-party attestations against the policy's rules (and an
+    in-toto layout, :mod:`verify.layout_attestations`)."""
     policy = load_policy(policy_file)
     trust = Trust.load(policy)
     arts = resolve_artifacts(artifact)
-    return verify_attestations(policy, trust, arts, read_bundles(bundles), at)
+    bodies = read_bundles(bundles)
+    if layout is None and not layout_keys and link_dir is None and policy.layout is None:
+        out = verify_attestations(policy, trust, arts, bodies, at)
+    else:
+        from verify.layout_attestations import verify_with_layout
+
+        out = verify_with_layout(policy, trust, arts, bodies, at, layout, layout_keys, link_dir)
+    if any(s.materials_from for s in policy.steps):
+        from verify.material_chain import follow_given_materials
+
+        follow_given_materials(out, policy, trust, bodies)
+    return out

@@ -205,18 +205,25 @@ def _page(
 
 
 def from_db(
-    url: str, digests: Sequence[str], *, since: int | None, registry: bool = False
+    url: str,
+    digests: Sequence[str],
+    *,
+    since: int | None,
+    registry: bool = False,
+    as_of: int | None = None,
 ) -> dict[str, Any]:
-    """The same document, read from the ledger's database directly (read-only)."""
+    """The same document, read from the ledger's database directly (read-only); ``as_of``: from
+    the newest checkpoint of at most that size (the API's ``asOf=SIZE``)."""
     from ledger.errors import Error as LedgerError
     from ledger.index import query as q
     from ledger.index.evidence import AuditReader
+    from ledger.index.params import AsOf
     from ledger.log import Ledger
 
     try:
         with Ledger.open(url) as ledger:
             reader = AuditReader(ledger)
-            cp = reader.checkpoint(None)
+            cp = reader.checkpoint(AsOf(size=as_of) if as_of is not None else None)
             with reader.store._conn() as conn:
                 found = q.search(
                     conn,

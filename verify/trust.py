@@ -6,8 +6,10 @@ and Sigstore identities (sigstore-python is imported only when a bundle has to b
 against each identity — and returns an :class:`Attestation` naming the policy signers whose
 signature verified and who were valid at the record's time. A body signed by nobody the policy
 trusts is :class:`Untrusted` (reported, never counted), also when its DSSE ``keyid`` (an unsigned
-hint) names a trusted key; a Sigstore bundle whose certificate names a trusted identity but does
-not verify is a :class:`~verify.errors.SignatureFailure`.
+hint) names a trusted key. A Sigstore bundle counts only once sigstore verified all of it against
+the trusted root (:mod:`verify.bundle_trust`): a certificate the root did not issue is never
+counted, whatever identity it claims; a genuine certificate of a trusted signer on a bundle that
+does not verify is a :class:`~verify.errors.SignatureFailure`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from attest.errors import SignatureError
 from attest.keys import PublicKey
 from attest.statement import Statement
 from attest.verification import VerifiedStatement, open_statement
-from verify.errors import PolicyFileError, SignatureFailure
+from verify.errors import PolicyFileError
 from verify.policy import Policy, SigstoreSigner
 
 if TYPE_CHECKING:  # imported by the pipeline only for a policy with registry signers
@@ -75,23 +77,6 @@ def default_trusted_root() -> Path:
         raise PolicyFileError("sigstore-python is not installed: give sigstore.trustedRoot")
     root = Path(next(iter(spec.submodule_search_locations))) / "_store" / _ROOT_DIR
     return root / "trusted_root.json"
-
-
-def _certificate_matches(body: bytes, identity: Any) -> bool:
-    """Whether the bundle's leaf certificate names ``identity`` (issuer and subject): then a
-    bundle that does not verify is a forgery of a trusted signer, not someone else's."""
-    import base64
-
-    from cryptography import x509
-
-    try:
-        material = json.loads(body)["verificationMaterial"]
-        cert = material.get("certificate") or material["x509CertificateChain"]["certificates"][0]
-        leaf = x509.load_der_x509_certificate(base64.b64decode(cert["rawBytes"]))
-        identity.verify(leaf)
-    except Exception:  # any unreadable part, or sigstore's VerificationError: not a match
-        return False
-    return True
 
 
 def _hinted(named: list[tuple[str, PublicKey]], doc: dict[str, Any]) -> str:
@@ -214,29 +199,24 @@ class Trust:
     def _open_bundle(
         self, body: bytes, index: int | None, time: datetime
     ) -> Attestation | Untrusted:
+        """Attributed to an identity only once sigstore verified the whole bundle against that
+        identity's root (:mod:`verify.bundle_trust` says in what order, and what is exit 4)."""
         from attest.sigstore_bundle import IdentityPolicy
+        from verify.bundle_trust import TrustedIdentity, judge_bundle
 
-        reasons = []
+        trusted = []
         for name, s in self.identities.items():
             regex = s.identity_regex is not None
             subject = s.identity_regex if regex else s.identity
             assert subject is not None
             root = self.policy.path(s.trusted_root) if s.trusted_root else default_trusted_root()
-            try:
-                identity = IdentityPolicy(s.issuer, subject, subject_regex=regex)
-                verified = open_statement(body, trusted_root=root, identity=identity)
-            except AttestError as e:
-                if isinstance(e, SignatureError) and _certificate_matches(body, identity):
-                    where = f"record {index}" if index is not None else "a Sigstore bundle"
-                    raise SignatureFailure(
-                        f"{where} carries a certificate for trusted signer {name!r} but does not "
-                        f"verify: {e}"
-                    ) from e
-                reasons.append(f"{name}: {e}")
-                continue
-            return self._attestation(verified, [name], index, time)
-        why = "; ".join(reasons) if reasons else "the policy trusts no Sigstore identity"
-        return Untrusted(index, f"a Sigstore bundle no trusted identity verifies ({why})")
+            identity = IdentityPolicy(s.issuer, subject, subject_regex=regex)
+            trusted.append(TrustedIdentity(name, identity, root))
+        where = f"record {index}" if index is not None else "a Sigstore bundle"
+        verdict = judge_bundle(body, trusted, where)
+        if verdict.name is None or verdict.verified is None:
+            return Untrusted(index, verdict.reason)
+        return self._attestation(verdict.verified, [verdict.name], index, time)
 
     def _attestation(
         self, verified: VerifiedStatement, names: list[str], index: int | None, time: datetime

@@ -19,11 +19,13 @@ from sqlalchemy import Connection
 
 from ledger.index import query as q
 from ledger.index.evidence import AuditReader
+from ledger.index.facts import read_facts
 
 __all__ = ["MAX_DEPTH", "Changes", "Story", "artifact_story", "changes", "kind_of"]
 
 MAX_DEPTH = 8
 MAX_RECORDS = 1000  # per artifact digest
+MAX_DECISIONS = 100  # VSA steps whose body is read for the decision it records
 _KINDS = (
     ("https://in-toto.io/attestation/link/", "step"),
     ("https://slsa.dev/provenance/", "build"),
@@ -78,9 +80,46 @@ def _describe(
 
 
 def artifact_story(reader: AuditReader, digest: str, size: int) -> Story:
-    """The story of ``digest`` as the first ``size`` records tell it."""
+    """The story of ``digest`` as the first ``size`` records tell it; each VSA step carries the
+    decision its body records (:func:`_decision`)."""
     with reader.store._conn() as conn:
-        return _story(conn, digest, size)
+        told = _story(conn, digest, size)
+    vsas = [st for st in told.steps if st["kind"] == "vsa"][:MAX_DECISIONS]
+    if vsas:
+        records = {st["index"]: reader.store.record(st["index"]) for st in vsas}
+        wanted = [bytes.fromhex(r.body.partition(":")[2]) for r in records.values()]
+        bodies = reader.store.bodies(wanted)
+        for st in vsas:
+            body = bodies.get(bytes.fromhex(records[st["index"]].body.partition(":")[2]))
+            if body is not None:
+                st["decision"] = _decision(body[1])
+    return told
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _decision(content: bytes) -> dict[str, Any]:
+    """What a SLSA VSA (v1 or v0.2) decided, read from the stored body: the result, the verifier,
+    the policy, the levels verified and when. Fields the body lacks are left out; the entry's
+    exact body and proof are in the same answer for anyone who wants the rest."""
+    pred = _dict((read_facts(content).statement or {}).get("predicate"))
+    out: dict[str, Any] = {}
+    fields = (
+        ("result", pred.get("verificationResult")),
+        ("verifier", _dict(pred.get("verifier")).get("id")),
+        ("policy", _dict(pred.get("policy")).get("uri")),
+        ("levels", pred.get("verifiedLevels")),
+        ("timeVerified", pred.get("timeVerified")),
+        ("resourceUri", pred.get("resourceUri")),
+    )
+    for name, value in fields:
+        if isinstance(value, str) or (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            out[name] = value
+    return out
 
 
 def _story(conn: Connection, digest: str, size: int) -> Story:

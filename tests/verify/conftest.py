@@ -156,24 +156,24 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoLedger]:
     store = LedgerStore.open(db)
     vkey = store.meta()["vkey"]
     store.close()
-    old = os.environ.get("ATTEST_BUILDER_ID")
-    os.environ["ATTEST_BUILDER_ID"] = BUILDER
-    try:
-        with serve(db, work, key) as srv:
+    with serve(db, work, key) as srv:
+        old = os.environ.get("ATTEST_BUILDER_ID")
+        os.environ["ATTEST_BUILDER_ID"] = BUILDER  # only while the seed's `attest` runs: the
+        try:  # fixture lives for the whole session, and attest's own tests read this variable
             seed(work, srv.url, append)
-            yield DemoLedger(
-                srv,
-                work,
-                vkey,
-                append,
-                read_signer(work / "ci-key"),
-                work / "ci-key.pub",
-                read_signer(work / "other-key"),
-                work / "other-key.pub",
-                work / "dist" / "app.zip",
-            )
-    finally:
-        if old is None:
-            os.environ.pop("ATTEST_BUILDER_ID", None)
-        else:
-            os.environ["ATTEST_BUILDER_ID"] = old
+        finally:
+            if old is None:
+                os.environ.pop("ATTEST_BUILDER_ID", None)
+            else:
+                os.environ["ATTEST_BUILDER_ID"] = old
+        yield DemoLedger(
+            srv,
+            work,
+            vkey,
+            append,
+            read_signer(work / "ci-key"),
+            work / "ci-key.pub",
+            read_signer(work / "other-key"),
+            work / "other-key.pub",
+            work / "dist" / "app.zip",
+        )

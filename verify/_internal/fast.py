@@ -56,6 +56,9 @@ ATTESTATIONS_OPTIONS: dict[str, tuple[bool, str]] = {
     "--bundle": (True, "bundle"),
     "--format": (True, "fmt"),
     "--at": (True, "at"),
+    "--layout": (True, "layout"),
+    "--layout-key": (True, "layout_key"),
+    "--link-dir": (True, "link_dir"),
 }
 _PATHS = frozenset(
     {"policy", "evidence", "record_key", "layout", "link_dir", "bundle", "trusted_root", "key"}
@@ -99,6 +102,9 @@ class AttestationsArgs(NamedTuple):
     bundle: list[Path]
     fmt: str = "text"
     at: str | None = None
+    layout: Path | None = None
+    layout_key: list[Path] = []  # noqa: RUF012 - replaced, never mutated, by the parser
+    link_dir: Path | None = None
 
 
 class _ForTyper(Exception):
@@ -129,12 +135,11 @@ def _option(
 
 
 def _parse(
-    options: dict[str, tuple[bool, str]], args: list[str], repeated_dest: str | None = None
-) -> tuple[str, dict[str, object], list[Path]]:
-    """(the one positional argument, the options given, every value of ``repeated_dest``, the
-    option given once per value)."""
-    got: dict[str, object] = {}
-    repeated: list[Path] = []
+    options: dict[str, tuple[bool, str]], args: list[str], repeated: tuple[str, ...] = ()
+) -> tuple[str, dict[str, object]]:
+    """(the one positional argument, the options given): each of ``repeated`` (options given
+    once per value) as the list of its values, even when absent."""
+    got: dict[str, object] = {dest: [] for dest in repeated}
     positional: str | None = None
     i = 0
     while i < len(args):
@@ -144,13 +149,13 @@ def _parse(
             positional, i = args[i], i + 1
             continue
         dest, value, i = _option(options, args, i)
-        if dest == repeated_dest:
-            repeated.append(Path(str(value)))
+        if dest in repeated:
+            got[dest] = [*got[dest], Path(str(value))]  # type: ignore[misc]
         else:
             got[dest] = value
     if positional is None:
         raise _ForTyper
-    return positional, got, repeated
+    return positional, got
 
 
 def _plain(argv: Sequence[str]) -> bool:
@@ -163,12 +168,12 @@ def parse_check(argv: Sequence[str]) -> CheckArgs | None:
         return None
     args = list(argv[1:] if argv[0] == "check" else argv)
     try:
-        artifact, got, layout_keys = _parse(CHECK_OPTIONS, args, "layout_key")
+        artifact, got = _parse(CHECK_OPTIONS, args, ("layout_key",))
     except _ForTyper:
         return None
     if "policy" not in got or got.get("fmt", "text") not in _FORMATS:
         return None
-    return CheckArgs(artifact, layout_key=layout_keys, **got)  # type: ignore[arg-type]
+    return CheckArgs(artifact, **got)  # type: ignore[arg-type]
 
 
 def parse_sigstore_bundle(argv: Sequence[str]) -> BundleArgs | None:
@@ -177,7 +182,7 @@ def parse_sigstore_bundle(argv: Sequence[str]) -> BundleArgs | None:
     if not _plain(argv):
         return None
     try:
-        file_or_digest, got, _ = _parse(BUNDLE_OPTIONS, list(argv))
+        file_or_digest, got = _parse(BUNDLE_OPTIONS, list(argv))
     except _ForTyper:
         return None
     if "bundle" not in got:
@@ -191,9 +196,9 @@ def parse_attestations(argv: Sequence[str]) -> AttestationsArgs | None:
     if not _plain(argv):
         return None
     try:
-        artifact, got, bundles = _parse(ATTESTATIONS_OPTIONS, list(argv), "bundle")
+        artifact, got = _parse(ATTESTATIONS_OPTIONS, list(argv), ("bundle", "layout_key"))
     except _ForTyper:
         return None
-    if "policy" not in got or not bundles or got.get("fmt", "text") not in _FORMATS:
+    if "policy" not in got or not got["bundle"] or got.get("fmt", "text") not in _FORMATS:
         return None
-    return AttestationsArgs(artifact, bundle=bundles, **got)  # type: ignore[arg-type]
+    return AttestationsArgs(artifact, **got)  # type: ignore[arg-type]

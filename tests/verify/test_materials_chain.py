@@ -1,0 +1,121 @@
+"""`materialsFrom` across artifacts: the package step's subject is the artifact and its materials
+name the build's output, which the build's attestation names under its own digest. `verify`
+follows the materials to their own proved records (same checkpoint), from a ledger, a database
+and an exported evidence file; a material without such a record, one signed by a signer the
+step does not allow, one recorded after `--at`, and a tampered one do not count or fail."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tests.verify.conftest import BUILDER, SLSA, DemoLedger, digest_of, provenance, statement
+from tests.verify.gate import fresh, report, sha, verify
+
+PACKAGE = "https://example.com/package/v1"
+
+
+def _policy(demo: DemoLedger, where: Path) -> Path:
+    steps = [
+        {"name": "build", "predicateType": SLSA, "signers": ["ci"], "builderId": BUILDER},
+        {"name": "package", "predicateType": PACKAGE, "signers": ["ci"], "materialsFrom": "build"},
+    ]
+    return demo.policy(where / "policy.yaml", steps=steps)
+
+
+def _package(demo: DemoLedger, *materials: str) -> str:
+    """A package of ``materials`` (names), signed by CI; its name."""
+    name = fresh("pkg")
+    pred = {"materials": [{"uri": m, "digest": {"sha256": digest_of(m)}} for m in materials]}
+    demo.append(statement(name, PACKAGE, pred))
+    return name
+
+
+def _rule(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(r for r in doc["rules"] if r["rule"] == name)
+
+
+def test_the_build_of_a_material_is_followed(demo: DemoLedger, tmp_path: Path) -> None:
+    binary = fresh("bin")
+    built = demo.append(statement(binary, SLSA, provenance()))
+    pkg = _package(demo, binary)
+    policy = _policy(demo, tmp_path)
+    for source in (("--ledger", demo.server.url), ("--db", demo.db)):
+        code, doc = report(sha(pkg), "--policy", policy, *source)
+        assert code == 0, doc["rules"]
+        assert built in _rule(doc, "step build")["records"]
+        chain = _rule(doc, "step package materials from build")
+        assert chain["passed"] and f"record {built}" in chain["reason"]
+        assert [a["predicateType"] for a in doc["attestations"]] == [PACKAGE]  # the artifact's
+    out = tmp_path / "evidence.json"
+    r = verify("export-evidence", sha(pkg), "--ledger", demo.server.url, "-o", out)
+    assert r.exit_code == 0, r.stderr
+    exported = json.loads(out.read_text())
+    assert built in [e["index"] for e in exported["entries"]]
+    code, doc = report(sha(pkg), "--policy", policy, "--evidence", out)
+    assert code == 0, doc["rules"]
+    # the same material's record, tampered in the file: a proof failure, exit 4
+    entry = next(e for e in exported["entries"] if e["index"] == built)
+    body = json.loads(base64.b64decode(entry["body"]))
+    body["payload"] = base64.b64encode(b'{"forged": true}').decode()
+    entry["body"] = base64.b64encode(json.dumps(body).encode()).decode()
+    (tmp_path / "tampered.json").write_text(json.dumps(exported))
+    code, doc = report(sha(pkg), "--policy", policy, "--evidence", tmp_path / "tampered.json")
+    assert code == 4 and "altered" in doc["error"]
+
+
+def test_a_material_without_a_trusted_build_does_not_count(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    policy = _policy(demo, tmp_path)
+    unbuilt = _package(demo, fresh("bin"))
+    code, doc = report(sha(unbuilt), "--policy", policy, "--ledger", demo.server.url)
+    assert code == 1
+    assert not _rule(doc, "step build")["passed"]
+    assert not _rule(doc, "step package materials from build")["passed"]
+    binary = fresh("bin")  # built, but signed by a signer the build step does not allow
+    demo.append(statement(binary, SLSA, provenance()), demo.other)
+    code, doc = report(sha(_package(demo, binary)), "--policy", policy, "--db", demo.db)
+    assert code == 1 and not _rule(doc, "step build")["passed"]
+    binary = fresh("bin")  # built by another builder: the build step's constraints apply
+    demo.append(statement(binary, SLSA, provenance("https://evil.example/builder")))
+    code, doc = report(sha(_package(demo, binary)), "--policy", policy, "--db", demo.db)
+    assert code == 1 and "is not" in _rule(doc, "step build")["reason"]
+
+
+def test_a_material_built_after_at_does_not_count(demo: DemoLedger, tmp_path: Path) -> None:
+    binary = fresh("bin")
+    pkg = _package(demo, binary)
+    at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    demo.append(statement(binary, SLSA, provenance()))
+    policy = _policy(demo, tmp_path)
+    assert verify(sha(pkg), "--policy", policy, "--db", demo.db).exit_code == 0
+    code, doc = report(sha(pkg), "--policy", policy, "--db", demo.db, "--at", at)
+    assert code == 1 and not _rule(doc, "step build")["passed"]
+
+
+def test_third_party_materials_are_followed_among_the_bundles(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    from attest.dsse import sign_envelope
+
+    binary, pkg = fresh("bin"), fresh("pkg")
+    pred = {"materials": [{"uri": binary, "digest": {"sha256": digest_of(binary)}}]}
+    for path, st in (
+        (tmp_path / "build.json", statement(binary, SLSA, provenance())),
+        (tmp_path / "package.json", statement(pkg, PACKAGE, pred)),
+    ):
+        path.write_bytes(sign_envelope(json.dumps(st).encode(), [demo.ci]).to_json())
+    policy = _policy(demo, tmp_path)
+    both = ("--bundle", tmp_path / "build.json", "--bundle", tmp_path / "package.json")
+    code, doc = report("attestations", sha(pkg), "--policy", policy, *both)
+    assert code == 0, doc["rules"]
+    assert (
+        "about the materials' own digests"
+        in _rule(doc, "step package materials from build")["reason"]
+    )
+    code, doc = report("attestations", sha(pkg), "--policy", policy, *both[2:])
+    assert code == 1 and not _rule(doc, "step build")["passed"]
