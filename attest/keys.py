@@ -27,6 +27,7 @@ from attest.errors import InvalidInput, KeyFileError, SignatureError
 
 __all__ = [
     "PublicKey",
+    "default_keyid",
     "load_public_key",
     "public_key_from_crypto",
     "read_public_key",
@@ -195,16 +196,41 @@ def verified_signers(
     return tuple(found[i] for i in sorted(found))
 
 
+_KEYTYPES = {"ed25519": "ed25519", "ecdsa-sha2-nistp256": "ecdsa", "ecdsa-sha2-nistp384": "ecdsa"}
+
+
+def default_keyid(key: CryptoPublicKey, scheme: str) -> str:
+    """securesystemslib's default keyid (``SSlibKey.from_crypto(key, scheme=scheme).keyid``):
+    the SHA-256 of the canonical JSON (OLPC: sorted keys, no spaces, only ``"`` and ``\\``
+    escaped) of ``{"keytype", "keyval": {"public"}, "scheme"}``, where ``public`` is the raw key
+    in hex (Ed25519) or the SubjectPublicKeyInfo PEM. Computed here because importing
+    securesystemslib's signer package costs a deploy gate ~20 ms per start;
+    ``tests/attest/test_signers.py`` holds it equal to securesystemslib's for every key type."""
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        public = raw.hex()
+    else:
+        public = key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+    keytype = _KEYTYPES.get(scheme, "rsa")
+
+    def text(value: str) -> str:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    canonical = (
+        f'{{"keytype":{text(keytype)},"keyval":{{"public":{text(public)}}},'
+        f'"scheme":{text(scheme)}}}'
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def public_key_from_crypto(key: object, keyid: str | None = None) -> PublicKey:
     """Wrap a ``cryptography`` public key; ``keyid`` defaults to securesystemslib's."""
     if not isinstance(key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         raise KeyFileError(f"unsupported key type {type(key).__name__}")
-    from securesystemslib.signer import SSlibKey  # type: ignore[attr-defined]
-
     scheme = scheme_for(key)
-    return PublicKey(
-        key=key, scheme=scheme, keyid=keyid or SSlibKey.from_crypto(key, scheme=scheme).keyid
-    )
+    return PublicKey(key=key, scheme=scheme, keyid=keyid or default_keyid(key, scheme))
 
 
 def load_public_key(data: bytes, *, source: str = "key") -> PublicKey:

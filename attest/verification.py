@@ -7,17 +7,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attest._internal import jsontext
-from attest.collect.subjects import resolve_subjects
 from attest.dsse import INTOTO_PAYLOAD_TYPE, Envelope, VerifiedEnvelope, verify_envelope
 from attest.errors import InvalidInput, InvalidStatement, SignatureError
-from attest.intoto_classic import verify_metablock
 from attest.keys import PublicKey, read_public_key
-from attest.predicates import PREDICATE_MODELS, Predicate, parse_predicate
-from attest.sigstore_bundle import IdentityPolicy, verify_bundle
+from attest.predicates import PREDICATE_MODELS, parse_predicate
 from attest.statement import ResourceDescriptor, Statement, parse_statement
+
+if TYPE_CHECKING:  # Sigstore (X.509) and classic in-toto load only for those documents
+    from attest.predicates import Predicate
+    from attest.sigstore_bundle import IdentityPolicy
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
@@ -133,6 +134,8 @@ def _open_bundle(
         )
     if trusted_root is None or identity is None:
         raise InvalidInput("a Sigstore bundle needs --trusted-root, --identity and --issuer")
+    from attest.sigstore_bundle import verify_bundle
+
     bundle = verify_bundle(document, trusted_root=trusted_root, identity=identity)
     who = tuple(f"{bundle.issuer} {i}" for i in bundle.identities)
     return _verified(bundle.payload_type, bundle.payload, who)
@@ -211,6 +214,8 @@ def _classic_report(
 ) -> dict[str, Any]:
     """What ``attest verify`` prints for a verified in-toto v0.9 link or layout, after checking
     that the link's products include every ``subjects`` artifact."""
+    from attest.collect.subjects import resolve_subjects
+
     if subjects:
         check_link_products(signed, resolve_subjects(subjects))
     return {
@@ -224,6 +229,8 @@ def _classic_report(
 def _statement_report(
     verified: VerifiedStatement, subjects: Sequence[str], strict: bool
 ) -> dict[str, Any]:
+    from attest.collect.subjects import resolve_subjects
+
     check_subjects(verified.statement, resolve_subjects(subjects) if subjects else [])
     if strict and verified.predicate_error:
         raise InvalidInput(f"predicate breaks its schema: {verified.predicate_error}")
@@ -259,9 +266,13 @@ def verify_file(
     if _is_metablock(doc):
         if not trusted:
             raise InvalidInput("a classic in-toto metablock needs at least one trusted --key")
+        from attest.intoto_classic import verify_metablock
+
         block = verify_metablock(document, trusted)
         return _classic_report(block.signed, block.signed_by, subjects)
     if _is_bundle(doc):
+        from attest.sigstore_bundle import IdentityPolicy
+
         policy = None
         if identity or issuer:
             policy = IdentityPolicy(

@@ -19,9 +19,8 @@ from verify.cli import (
     EXIT_CODES,
     Format,
     LayoutOptions,
-    emit,
     guarded,
-    parse_at,
+    run_attestations_command,
     run_check_command,
 )
 
@@ -143,15 +142,8 @@ def attestations(
     ] = None,
 ) -> None:
     """Verify third-party attestations (not in our ledger) against the policy's rules."""
-    from verify.run import run_attestations
-
-    keys = tuple(layout_key or ())
-    guarded(
-        fmt,
-        artifact,
-        lambda: emit(
-            run_attestations(artifact, policy, bundle, parse_at(at), layout, keys, link_dir), fmt
-        ),
+    run_attestations_command(
+        artifact, policy, bundle, fmt.value, at, layout, tuple(layout_key or ()), link_dir
     )
 
 

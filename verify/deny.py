@@ -5,6 +5,7 @@ ecosystem's own rules, ``univers``), and vulnerabilities at or above a severity 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 from attest.predicates import SLSAProvenance, VulnScan
@@ -17,8 +18,11 @@ from verify.vex import cleared_for
 __all__ = ["dependency_findings", "open_vulnerabilities", "severity_rank"]
 
 
+@lru_cache(maxsize=4096)
 def _package(purl: str) -> tuple[str, str | None] | None:
-    """``(pkg:type/namespace/name, version)`` of a purl, or ``None`` if it is not one."""
+    """``(pkg:type/namespace/name, version)`` of a purl, or ``None`` if it is not one
+    (remembered: the same dependency recurs across a build's attestations, and parsing a purl
+    costs more than checking a signature)."""
     from packageurl import PackageURL
 
     try:

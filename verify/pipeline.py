@@ -35,7 +35,6 @@ from verify.proofs import (
     check_inclusions,
     open_signed_checkpoint,
 )
-from verify.registry import replay_registry
 from verify.rules import RuleResult, evaluate
 from verify.trust import Attestation, Trust, Untrusted
 
@@ -88,6 +87,8 @@ def verify_evidence(
     check_consistency(trusted, cp, doc.get("consistency"))  # (3)
     entries = check_bodies(check_inclusions(doc.get("entries"), cp))  # (4), (5)
     if trust.wants_registry:
+        from verify.registry import replay_registry  # the registry model: only when needed
+
         registry = check_bodies(check_inclusions(doc.get("registry", []), cp))  # (4), (5)
         trust.registry = replay_registry(registry, trust.admin_keys, origin)
     out = Outcome(list(artifacts), at, cp)

@@ -1,5 +1,6 @@
 """The deploy policy: a versioned YAML document (``apiVersion: provenance-ledger.dev/v1``,
-``kind: VerifyPolicy``) parsed into always-valid pydantic models.
+``kind: VerifyPolicy``) parsed into always-valid named tuples
+(immutable, and cheap to define: a deploy gate defines them on every start).
 
 Unknown keys are refused (a misspelt rule must not silently pass), every error names its place in
 the document, and paths (signer keys, trusted roots, the state directory) are relative to the
@@ -12,10 +13,9 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
+from verify._internal.reader import MISSING, Fields, Loc, Problems
 from verify.errors import PolicyFileError
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
 
 API_VERSION = "provenance-ledger.dev/v1"
 SEVERITIES = ("low", "medium", "high", "critical")
+RESULTS = ("PASSED", "WARNED", "FAILED")
 _DURATION = re.compile(r"([0-9]+)([smhdw])")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -53,82 +54,83 @@ def parse_duration(text: str) -> timedelta:
     return total
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class LedgerPolicy(_Model):
+class LedgerPolicy(NamedTuple):
     """The ledger this verifier trusts: checkpoint verifier key(s) in the C2SP vkey text form
     (``ledger init`` prints it), where it keeps the last checkpoint it trusted, and the
     ledger's admin public key(s) for registry-trusted signers."""
 
-    keys: list[str] = Field(min_length=1)
-    state_dir: str | None = Field(default=None, alias="stateDir")
-    admin_keys: list[str] = Field(default_factory=list, alias="adminKeys")
-
-    @field_validator("keys")
-    @classmethod
-    def _one_origin(cls, keys: list[str]) -> list[str]:
-        names = {k.split("+", 1)[0] for k in keys}
-        if len(names) != 1 or "" in names:
-            raise ValueError("every ledger key must name the same log (NAME+HASH+KEY)")
-        return keys
+    keys: list[str]
+    state_dir: str | None
+    admin_keys: list[str]
 
     @property
     def origin(self) -> str:
         """The log's origin: the name part of its verifier keys."""
         return self.keys[0].split("+", 1)[0]
 
+    @classmethod
+    def read(cls, value: Any, loc: Loc, problems: Problems) -> LedgerPolicy | None:
+        f = Fields.of(value, loc, problems, cls.__name__)
+        if f is None:
+            return None
+        keys = f.texts("keys", min_items=1)
+        names = {k.split("+", 1)[0] for k in keys}
+        if f.ok and (len(names) != 1 or "" in names):
+            f.fail(
+                "Value error, every ledger key must name the same log (NAME+HASH+KEY)", key="keys"
+            )
+        out = cls(
+            keys, f.text("stateDir", name="state_dir"), f.texts("adminKeys", name="admin_keys")
+        )
+        return out if f.done() else None
 
-class SigstoreSigner(_Model):
+
+class SigstoreSigner(NamedTuple):
     """A keyless signer: the certificate's OIDC issuer (exact) and subject, exact
     (``identity``) or a regular expression matched against the whole subject
     (``identityRegex``), verified against ``trustedRoot`` (default: the Sigstore production
     root shipped inside sigstore-python, read offline)."""
 
-    issuer: str = Field(min_length=1)
-    identity: str | None = None
-    identity_regex: str | None = Field(default=None, alias="identityRegex")
-    trusted_root: str | None = Field(default=None, alias="trustedRoot")
+    issuer: str
+    identity: str | None
+    identity_regex: str | None
+    trusted_root: str | None
 
-    @model_validator(mode="after")
-    def _one_subject(self) -> SigstoreSigner:
-        if (self.identity is None) == (self.identity_regex is None):
-            raise ValueError("give exactly one of identity or identityRegex")
-        if self.identity_regex is not None:
+    @classmethod
+    def read(cls, value: Any, loc: Loc, problems: Problems) -> SigstoreSigner | None:
+        f = Fields.of(value, loc, problems, cls.__name__)
+        if f is None:
+            return None
+        out = cls(
+            f.text("issuer", required=True, min_length=1),
+            f.text("identity"),
+            f.text("identityRegex", name="identity_regex"),
+            f.text("trustedRoot", name="trusted_root"),
+        )
+        if not f.done():
+            return None
+        if (out.identity is None) == (out.identity_regex is None):
+            f.fail("Value error, give exactly one of identity or identityRegex")
+        elif out.identity_regex is not None:
             try:
-                re.compile(self.identity_regex)
+                re.compile(out.identity_regex)
             except re.error as e:
-                raise ValueError(f"identityRegex is not a regular expression: {e}") from e
-        return self
+                f.fail(f"Value error, identityRegex is not a regular expression: {e}")
+        return out if f.ok else None
 
 
-class SignerPolicy(_Model):
+class SignerPolicy(NamedTuple):
     """One trusted signer: exactly one of a public key file, a Sigstore identity, or
     ``registry: true`` (whoever the ledger's trust registry allowed at the record's time,
     optionally only the registry ``names`` listed). ``notBefore``/``notAfter`` bound the time
     (the ledger's record time) at which its signatures count."""
 
-    key: str | None = None
-    sigstore: SigstoreSigner | None = None
-    registry: bool = False
-    names: list[str] = Field(default_factory=list)
-    not_before: datetime | None = Field(default=None, alias="notBefore")
-    not_after: datetime | None = Field(default=None, alias="notAfter")
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SignerPolicy:
-        kinds = [self.key is not None, self.sigstore is not None, self.registry]
-        if sum(kinds) != 1:
-            raise ValueError("a signer is exactly one of key, sigstore or registry: true")
-        if self.names and not self.registry:
-            raise ValueError("names applies to registry signers only")
-        for t in (self.not_before, self.not_after):
-            if t is not None and t.tzinfo is None:
-                raise ValueError("notBefore/notAfter need a time zone (e.g. 2026-01-01T00:00:00Z)")
-        if self.not_before and self.not_after and self.not_after <= self.not_before:
-            raise ValueError("notAfter must be after notBefore")
-        return self
+    key: str | None
+    sigstore: SigstoreSigner | None
+    registry: bool
+    names: list[str]
+    not_before: datetime | None
+    not_after: datetime | None
 
     def valid_at(self, t: datetime) -> str:
         """Why this signer does not count at ``t``, or ``""`` if it does."""
@@ -138,130 +140,259 @@ class SignerPolicy(_Model):
             return f"not valid after {self.not_after.isoformat()}"
         return ""
 
+    @classmethod
+    def read(cls, value: Any, loc: Loc, problems: Problems) -> SignerPolicy | None:
+        f = Fields.of(value, loc, problems, cls.__name__)
+        if f is None:
+            return None
+        out = cls(
+            f.text("key"),
+            f.model("sigstore", SigstoreSigner.read),
+            f.flag("registry"),
+            f.texts("names"),
+            f.time("notBefore", name="not_before"),
+            f.time("notAfter", name="not_after"),
+        )
+        if not f.done():
+            return None
+        why = out._inconsistency()
+        if why:
+            f.fail(f"Value error, {why}")
+            return None
+        return out
 
-class StepPolicy(_Model):
+    def _inconsistency(self) -> str:
+        if sum([self.key is not None, self.sigstore is not None, self.registry]) != 1:
+            return "a signer is exactly one of key, sigstore or registry: true"
+        if self.names and not self.registry:
+            return "names applies to registry signers only"
+        for t in (self.not_before, self.not_after):
+            if t is not None and t.tzinfo is None:
+                return "notBefore/notAfter need a time zone (e.g. 2026-01-01T00:00:00Z)"
+        if self.not_before and self.not_after and self.not_after <= self.not_before:
+            return "notAfter must be after notBefore"
+        return ""
+
+
+class StepPolicy(NamedTuple):
     """A required step: attestations of ``predicateType`` about the artifact, signed by at least
     ``threshold`` distinct ``signers``, each meeting the step's constraints."""
 
-    name: str = Field(min_length=1)
-    predicate_type: str = Field(alias="predicateType", min_length=1)
-    signers: list[str] = Field(min_length=1)
-    threshold: int = Field(default=1, ge=1)
-    builder_id: str | None = Field(default=None, alias="builderId")
-    source_repo: str | None = Field(default=None, alias="sourceRepo")
-    source_ref: str | None = Field(default=None, alias="sourceRef")
-    result: Literal["PASSED", "WARNED", "FAILED"] | None = None
-    materials_from: str | None = Field(default=None, alias="materialsFrom")
-    products_of: str | None = Field(default=None, alias="productsOf")
-    expressions: list[str] = Field(default_factory=list)
+    name: str
+    predicate_type: str
+    signers: list[str]
+    threshold: int
+    builder_id: str | None
+    source_repo: str | None
+    source_ref: str | None
+    result: Literal["PASSED", "WARNED", "FAILED"] | None
+    materials_from: str | None
+    products_of: str | None
+    expressions: list[str]
+
+    @classmethod
+    def read(cls, value: Any, loc: Loc, problems: Problems) -> StepPolicy | None:
+        f = Fields.of(value, loc, problems, cls.__name__)
+        if f is None:
+            return None
+        out = cls(
+            f.text("name", required=True, min_length=1),
+            f.text("predicateType", name="predicate_type", required=True, min_length=1),
+            f.texts("signers", min_items=1),
+            f.integer("threshold", 1, ge=1),
+            f.text("builderId", name="builder_id"),
+            f.text("sourceRepo", name="source_repo"),
+            f.text("sourceRef", name="source_ref"),
+            f.optional_choice("result", RESULTS),
+            f.text("materialsFrom", name="materials_from"),
+            f.text("productsOf", name="products_of"),
+            f.texts("expressions"),
+        )
+        return out if f.done() else None
 
 
-class DependencyDeny(_Model):
+class DependencyDeny(NamedTuple):
     """No dependency of this package (a purl without version) inside ``versions`` (a vers range,
     compared by the ecosystem's rules with ``univers``; omitted: every version)."""
 
-    purl: str = Field(pattern=r"^pkg:[A-Za-z.+-]+/.+")
-    versions: str | None = Field(default=None, pattern=r"^vers:[a-z0-9.+-]+/.+")
+    purl: str
+    versions: str | None
 
-    @field_validator("purl")
     @classmethod
-    def _no_version(cls, purl: str) -> str:
-        if "@" in purl.rsplit("/", 1)[-1]:
-            raise ValueError("give the package without @version; use versions for a range")
-        return purl
+    def read(cls, value: Any, loc: Loc, problems: Problems) -> DependencyDeny | None:
+        f = Fields.of(value, loc, problems, cls.__name__)
+        if f is None:
+            return None
+        purl = f.text("purl", required=True, pattern=r"^pkg:[A-Za-z.+-]+/.+")
+        if purl is not None and f.ok and "@" in purl.rsplit("/", 1)[-1]:
+            f.fail(
+                "Value error, give the package without @version; use versions for a range",
+                key="purl",
+            )
+        out = cls(purl, f.text("versions", pattern=r"^vers:[a-z0-9.+-]+/.+"))
+        return out if f.done() else None
 
 
-class VulnerabilityDeny(_Model):
-    severity_at_least: Literal["low", "medium", "high", "critical"] = Field(alias="severityAtLeast")
+class VulnerabilityDeny(NamedTuple):
+    severity_at_least: Literal["low", "medium", "high", "critical"]
     # No scan is no evidence of no vulnerability: with requireScan a trusted scan must name the
     # artifact; without it, the rule passes and its reason says that no scan was found.
-    require_scan: bool = Field(default=False, alias="requireScan")
+    require_scan: bool
+
+    @classmethod
+    def read(cls, value: Any, loc: Loc, problems: Problems) -> VulnerabilityDeny | None:
+        f = Fields.of(value, loc, problems, cls.__name__)
+        if f is None:
+            return None
+        level = f.choice("severityAtLeast", SEVERITIES, name="severity_at_least")
+        out = cls(level, f.flag("requireScan", name="require_scan"))
+        return out if f.done() else None
 
 
-class DenyPolicy(_Model):
-    dependencies: list[DependencyDeny] = Field(default_factory=list)
-    vulnerabilities: VulnerabilityDeny | None = None
+class DenyPolicy(NamedTuple):
+    dependencies: list[DependencyDeny]
+    vulnerabilities: VulnerabilityDeny | None
+
+    @classmethod
+    def read(cls, value: Any, loc: Loc, problems: Problems) -> DenyPolicy | None:
+        f = Fields.of(value, loc, problems, cls.__name__)
+        if f is None:
+            return None
+        out = cls(
+            f.models("dependencies", DependencyDeny.read) or [],
+            f.model("vulnerabilities", VulnerabilityDeny.read),
+        )
+        return out if f.done() else None
 
 
-class LayoutPolicy(_Model):
+class LayoutPolicy(NamedTuple):
     """A classic in-toto layout the artifact's supply chain must satisfy (``verify layout``):
     the signed layout file, the public keys that must each have signed it (SPKI PEM or
     securesystemslib JSON), the directory of its link files, and where its inspections run
     (default: the current directory, as ``in-toto-verify``). Paths are relative to the policy."""
 
-    file: str = Field(min_length=1)
-    keys: list[str] = Field(min_length=1)
-    link_dir: str = Field(alias="linkDir", min_length=1)
-    inspect_in: str | None = Field(default=None, alias="inspectIn")
-    parameters: dict[str, str] = Field(default_factory=dict)
+    file: str
+    keys: list[str]
+    link_dir: str
+    inspect_in: str | None
+    parameters: dict[str, str]
+
+    @classmethod
+    def read(cls, value: Any, loc: Loc, problems: Problems) -> LayoutPolicy | None:
+        f = Fields.of(value, loc, problems, cls.__name__)
+        if f is None:
+            return None
+        out = cls(
+            f.text("file", required=True, min_length=1),
+            f.texts("keys", min_items=1),
+            f.text("linkDir", name="link_dir", required=True, min_length=1),
+            f.text("inspectIn", name="inspect_in"),
+            f.string_map("parameters"),
+        )
+        return out if f.done() else None
 
 
-class Policy(_Model):
+class Policy(NamedTuple):
     """A whole policy file. ``base`` is the directory relative paths are read from."""
 
-    api_version: Literal["provenance-ledger.dev/v1"] = Field(alias="apiVersion")
+    api_version: Literal["provenance-ledger.dev/v1"]
     kind: Literal["VerifyPolicy"]
-    ledger: LedgerPolicy | None = None
-    signers: dict[str, SignerPolicy] = Field(default_factory=dict)
-    steps: list[StepPolicy] = Field(default_factory=list)
-    deny: DenyPolicy = Field(default_factory=DenyPolicy)
-    max_age: timedelta | None = Field(default=None, alias="maxAge")
-    layout: LayoutPolicy | None = None
-    base: Path = Field(default=Path("."), exclude=True)
-
-    @field_validator("max_age", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        return parse_duration(value) if isinstance(value, str) else value
-
-    @field_validator("signers")
-    @classmethod
-    def _signer_names(cls, signers: dict[str, SignerPolicy]) -> dict[str, SignerPolicy]:
-        for name in signers:
-            if not _NAME.fullmatch(name):
-                raise ValueError(f"signer name {name!r} must match {_NAME.pattern}")
-        return signers
-
-    @model_validator(mode="after")
-    def _references(self) -> Policy:
-        if not self.steps and self.layout is None:
-            raise ValueError(
-                "the policy requires nothing: give at least one step (or a layout); deny rules "
-                "alone would pass an artifact no trusted signer attested"
-            )
-        names = [s.name for s in self.steps]
-        if len(set(names)) != len(names):
-            raise ValueError("step names must be unique")
-        for i, step in enumerate(self.steps):
-            unknown = [s for s in step.signers if s not in self.signers]
-            if unknown:
-                raise ValueError(f"steps[{i}] ({step.name}): unknown signer {unknown[0]!r}")
-            registry = any(self.signers[s].registry for s in step.signers)
-            if not registry and step.threshold > len(set(step.signers)):
-                raise ValueError(
-                    f"steps[{i}] ({step.name}): threshold {step.threshold} is more than its "
-                    f"{len(set(step.signers))} signer(s)"
-                )
-            for ref in (step.materials_from, step.products_of):
-                if ref is not None and ref not in names:
-                    raise ValueError(f"steps[{i}] ({step.name}): no step named {ref!r}")
-        if any(s.registry for s in self.signers.values()) and (
-            self.ledger is None or not self.ledger.admin_keys
-        ):
-            raise ValueError("a registry signer needs ledger.adminKeys (the ledger's admin key)")
-        return self
+    ledger: LedgerPolicy | None
+    signers: dict[str, SignerPolicy]
+    steps: list[StepPolicy]
+    deny: DenyPolicy
+    max_age: timedelta | None
+    layout: LayoutPolicy | None
+    base: Path
 
     def path(self, relative: str) -> Path:
         """A path from the policy, relative to the policy file's directory."""
         p = Path(relative).expanduser()
         return p if p.is_absolute() else self.base / p
 
+    @classmethod
+    def read(cls, doc: dict[str, Any], base: Path, problems: Problems) -> Policy | None:
+        f = Fields(doc, (), problems)
+        api_version = f.choice("apiVersion", (API_VERSION,), name="api_version")
+        kind = f.choice("kind", ("VerifyPolicy",))
+        ledger = f.model("ledger", LedgerPolicy.read)
+        signers = f.model_map("signers", SignerPolicy.read)
+        bad = [name for name in signers or {} if not _NAME.fullmatch(name)]
+        if bad:
+            f.fail(f"Value error, signer name {bad[0]!r} must match {_NAME.pattern}", key="signers")
+        steps = f.models("steps", StepPolicy.read)
+        deny = f.raw("deny")
+        read_deny = (
+            DenyPolicy([], None) if deny is MISSING else DenyPolicy.read(deny, ("deny",), problems)
+        )
+        max_age = _max_age(f)
+        f.raw("base")  # set by the reader (as it always was): a document's own is ignored
+        policy = cls(
+            api_version,
+            kind,
+            ledger,
+            signers or {},
+            steps or [],
+            read_deny or DenyPolicy([], None),
+            max_age,
+            f.model("layout", LayoutPolicy.read),
+            base,
+        )
+        if not f.done():
+            return None
+        why = policy._unmet_reference()
+        if why:
+            f.fail(f"Value error, {why}")
+            return None
+        return policy
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
+    def _unmet_reference(self) -> str:
+        if not self.steps and self.layout is None:
+            return (
+                "the policy requires nothing: give at least one step (or a layout); deny rules "
+                "alone would pass an artifact no trusted signer attested"
+            )
+        names = [s.name for s in self.steps]
+        if len(set(names)) != len(names):
+            return "step names must be unique"
+        for i, step in enumerate(self.steps):
+            why = self._unmet_step_reference(step, names)
+            if why:
+                return f"steps[{i}] ({step.name}): {why}"
+        if any(s.registry for s in self.signers.values()) and (
+            self.ledger is None or not self.ledger.admin_keys
+        ):
+            return "a registry signer needs ledger.adminKeys (the ledger's admin key)"
+        return ""
+
+    def _unmet_step_reference(self, step: StepPolicy, names: list[str]) -> str:
+        unknown = [s for s in step.signers if s not in self.signers]
+        if unknown:
+            return f"unknown signer {unknown[0]!r}"
+        registry = any(self.signers[s].registry for s in step.signers)
+        if not registry and step.threshold > len(set(step.signers)):
+            return f"threshold {step.threshold} is more than its {len(set(step.signers))} signer(s)"
+        for ref in (step.materials_from, step.products_of):
+            if ref is not None and ref not in names:
+                return f"no step named {ref!r}"
+        return ""
+
+
+def _max_age(f: Fields) -> timedelta | None:
+    """``maxAge``: a duration such as ``30d`` (:func:`parse_duration`), or a number of seconds."""
+    value = f.raw("maxAge", "max_age")
+    if value is MISSING or value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            return parse_duration(value)
+        if isinstance(value, int | float):  # seconds (pydantic's reading, true and false too)
+            return timedelta(seconds=value)
+    except (ValueError, OverflowError) as e:
+        f.fail(f"Value error, {e}", key="maxAge")
+        return None
+    f.fail("Input should be a valid timedelta", key="maxAge")
+    return None
 
 
 def parse_policy(doc: Any, *, base: Path = Path("."), source: str = "policy") -> Policy:
@@ -272,35 +403,11 @@ def parse_policy(doc: Any, *, base: Path = Path("."), source: str = "policy") ->
         raise PolicyFileError(
             f"{source}: apiVersion must be {API_VERSION!r}, got {doc.get('apiVersion')!r}"
         )
-    try:
-        return Policy.model_validate({**doc, "base": base})
-    except ValidationError as e:
-        lines = [f"{_where(err['loc'])}: {err['msg']}" for err in e.errors()]
-        raise PolicyFileError(f"{source}: invalid policy:\n  " + "\n  ".join(lines)) from None
-
-
-def _strict_loader() -> Any:
-    """A YAML ``SafeLoader`` that refuses a mapping with the same key twice (PyYAML keeps the
-    last one silently: a second ``steps:`` would replace the reviewed first one)."""
-    import yaml
-
-    class StrictLoader(yaml.SafeLoader):
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            seen: set[Any] = set()
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=True)
-                if isinstance(key, (str, int, float, bool)) or key is None:
-                    if key in seen:
-                        raise yaml.constructor.ConstructorError(
-                            "while constructing a mapping",
-                            node.start_mark,
-                            f"duplicate key {key!r}",
-                            key_node.start_mark,
-                        )
-                    seen.add(key)
-            return super().construct_mapping(node, deep=deep)
-
-    return StrictLoader
+    problems = Problems()
+    policy = Policy.read(doc, base, problems)
+    if policy is None or problems:
+        raise PolicyFileError(f"{source}: invalid policy:\n  " + "\n  ".join(problems))
+    return policy
 
 
 def load_policy(path: Path) -> Policy:
@@ -308,6 +415,7 @@ def load_policy(path: Path) -> Policy:
     import yaml
 
     from verify._internal.files import read_limited
+    from verify._internal.strict_yaml import load_strict
 
     data = read_limited(path, "policy", error=PolicyFileError)
     try:
@@ -315,7 +423,7 @@ def load_policy(path: Path) -> Policy:
     except UnicodeDecodeError as e:
         raise PolicyFileError(f"cannot read policy {path}: {e}") from e
     try:
-        doc = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
+        doc = load_strict(text)
     except yaml.YAMLError as e:
         raise PolicyFileError(f"{path}: not YAML: {e}") from e
     return parse_policy(doc, base=path.resolve().parent, source=str(path))

@@ -1,12 +1,13 @@
-"""The verdict for people (a rich table, readable in a CI log) and for machines (JSON; its schema
+"""The verdict for people (a table, readable in a CI log) and for machines (JSON; its schema
 is :data:`REPORT_SCHEMA`, also printed in docs/deploy.md)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from verify.pipeline import Outcome
+if TYPE_CHECKING:
+    from verify.pipeline import Outcome
 
 __all__ = ["REPORT_SCHEMA", "error_report", "render_text", "to_json"]
 
@@ -131,29 +132,33 @@ def error_report(message: str, code: int, artifacts: list[dict[str, Any]]) -> di
 
 
 def render_text(out: Outcome, stream: TextIO) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    """The report for people: what was verified, then one table row per rule, then the verdict."""
+    from verify._internal.text_table import draw_table, style_for
 
-    console = Console(file=stream, highlight=False, soft_wrap=True)
+    style = style_for(stream)
+    lines = []
     names = ", ".join(f"{a.name} ({a.digest_keys()[0]})" for a in out.artifacts)
     if names:
-        console.print(f"verify: {names}")
+        lines.append(f"verify: {names}")
     if out.checkpoint is not None:
         cp = out.checkpoint.checkpoint
-        console.print(f"ledger: {cp.origin}, checkpoint size {cp.size} (signature and proofs OK)")
+        lines.append(f"ledger: {cp.origin}, checkpoint size {cp.size} (signature and proofs OK)")
     if out.attestations or out.untrusted:
-        console.print(
+        lines.append(
             f"attestations: {len(out.attestations)} trusted, {len(out.untrusted)} not trusted"
         )
     for u in out.untrusted:
         where = f"record {u.index}" if u.index is not None else "attestation"
-        console.print(f"  not counted: {where}: {u.reason}")
-    table = Table("rule", "result", "reason", show_lines=False)
-    for r in out.rules:
-        table.add_row(r.rule, "[green]pass[/]" if r.passed else "[red]FAIL[/]", r.reason)
-    console.print(table)
-    verdict = "[green]PASSED[/]" if out.passed else "[red]FAILED[/]: policy not met"
-    console.print(f"verdict: {verdict} (exit {out.exit_code})")
+        lines.append(f"  not counted: {where}: {u.reason}")
+    rows = [
+        [(r.rule, None), ("pass", "green") if r.passed else ("FAIL", "red"), (r.reason, None)]
+        for r in out.rules
+    ]
+    lines += draw_table(("rule", "result", "reason"), rows, style)
+    verdict = style.paint("PASSED", "green") if out.passed else style.paint("FAILED", "red")
+    tail = "" if out.passed else ": policy not met"
+    lines.append(f"verdict: {verdict}{tail} (exit {out.exit_code})")
+    stream.write("\n".join(lines) + "\n")
 
 
 def dumps(doc: dict[str, Any]) -> str:

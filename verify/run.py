@@ -82,8 +82,6 @@ def _layout(req: Request, policy: Policy) -> LayoutFiles | None:
 def run_check(req: Request, at: datetime, *, as_of: bool = False) -> Outcome:
     """``verify ARTIFACT``: every step of the pipeline; the state saved once the proofs held.
     ``as_of`` (``--at`` given): from ``--ledger``, the server's as-of answer (:mod:`verify.as_of`)."""
-    from verify.state import load_trusted, save_trusted
-
     req.check()
     policy = load_policy(req.policy)
     if policy.ledger is None:
@@ -93,8 +91,12 @@ def run_check(req: Request, at: datetime, *, as_of: bool = False) -> Outcome:
     layout = _layout(req, policy)
     state = _state_dir(policy)
     origin, keys = policy.ledger.origin, policy.ledger.keys
-    trusted = load_trusted(state, origin, keys) if state is not None else None
-    on_proved = (lambda cp: save_trusted(state, cp, trusted)) if state is not None else None
+    trusted, on_proved = None, None
+    if state is not None:  # the state file's module loads only for a policy with a stateDir
+        from verify.state import load_trusted, save_trusted
+
+        trusted = load_trusted(state, origin, keys)
+        on_proved = lambda cp: save_trusted(state, cp, trusted)  # noqa: E731
     if as_of and req.ledger is not None:
         from verify.as_of import as_of_evidence
 

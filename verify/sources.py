@@ -60,8 +60,6 @@ def from_ledger(
     registry: bool = False,
 ) -> dict[str, Any]:
     """Every record the ledger at ``url`` holds about ``digests``, as one evidence document."""
-    import httpx
-
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     params: dict[str, str] = {"limit": str(_PAGE_LIMIT)}
     if since is not None:  # 0 too: a verifier that trusted the empty tree
@@ -72,19 +70,19 @@ def from_ledger(
         params["registry"] = "true"
     pages: list[dict[str, Any]] = []
     budget = _Budget()
-    with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=30) as http:
-        try:
-            pages.append(_page(http, params, list(digests), budget))
-        except _Behind:  # the ledger is smaller than what this verifier trusted: step 3 says so
-            params.pop("since")
-            pages.append(_page(http, params, list(digests), budget))
-        while True:
-            nxt = pages[-1].get("next")
-            if not isinstance(nxt, str) or not nxt:
-                return _merge(pages)
-            budget.follow(nxt, pages[-1])
-            params = {**params, "cursor": nxt}
-            pages.append(_page(http, params, list(digests), budget))
+    http = _Ledger(url.rstrip("/"), headers)
+    try:
+        pages.append(_page(http, params, list(digests), budget))
+    except _Behind:  # the ledger is smaller than what this verifier trusted: step 3 says so
+        params.pop("since")
+        pages.append(_page(http, params, list(digests), budget))
+    while True:
+        nxt = pages[-1].get("next")
+        if not isinstance(nxt, str) or not nxt:
+            return _merge(pages)
+        budget.follow(nxt, pages[-1])
+        params = {**params, "cursor": nxt}
+        pages.append(_page(http, params, list(digests), budget))
 
 
 class _Behind(EvidenceUnavailable):
@@ -120,35 +118,85 @@ class _Budget:
             )
 
 
-def _page(http: Any, params: dict[str, str], digests: list[str], budget: _Budget) -> dict[str, Any]:
-    import httpx
+class _Ledger:
+    """The ledger's evidence endpoint over the standard library's HTTP client (``urllib``: the
+    proxy variables ``HTTPS_PROXY``/``NO_PROXY`` honoured, as httpx did; TLS verified against
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR`` when set, else certifi's roots, as httpx did, else the
+    system's). httpx's import alone cost a cold ``verify --ledger`` ~50 ms more (issue 11 §6)."""
 
-    try:
-        with http.stream(
-            "POST", "/api/v1/evidence", params=params, json={"subjects": digests}
-        ) as r:
-            body = bytearray()
-            for chunk in r.iter_bytes():
-                body += chunk
-                budget.take(len(chunk))
-            status = r.status_code
-    except httpx.HTTPError as e:
-        raise EvidenceUnavailable(f"cannot reach the ledger at {http.base_url}: {e}") from e
+    def __init__(self, base_url: str, headers: dict[str, str]) -> None:
+        self.base_url, self.headers = base_url, headers
+
+    def post(
+        self, path: str, params: dict[str, str], body: Any, budget: _Budget
+    ) -> tuple[int, bytes]:
+        """(HTTP status, body) of a JSON ``POST``, the body read within ``budget``."""
+        import json
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        url = f"{self.base_url}{path}?{urllib.parse.urlencode(params)}"
+        if not url.startswith(("http://", "https://")):
+            raise EvidenceUnavailable(f"cannot reach the ledger at {self.base_url}: not http(s)")
+        request = urllib.request.Request(  # noqa: S310 - an http(s) URL, checked above
+            url,
+            data=json.dumps(body).encode(),
+            headers={**self.headers, "Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            context = _tls() if url.startswith("https://") else None
+            response = urllib.request.urlopen(request, timeout=30, context=context)  # noqa: S310
+        except urllib.error.HTTPError as e:
+            response = e  # an answer all the same: its status and body are judged by _page
+        except (OSError, ValueError) as e:
+            raise EvidenceUnavailable(f"cannot reach the ledger at {self.base_url}: {e}") from e
+        with response:
+            data = bytearray()
+            try:
+                while chunk := response.read(1 << 16):
+                    data += chunk
+                    budget.take(len(chunk))
+            except OSError as e:
+                raise EvidenceUnavailable(f"cannot reach the ledger at {self.base_url}: {e}") from e
+            return int(response.status), bytes(data)
+
+
+def _tls() -> Any:
+    import os
+    import ssl
+
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    if not cafile and not capath:
+        try:
+            import certifi
+
+            cafile = certifi.where()
+        except ImportError:  # pragma: no cover - certifi comes with the other clients
+            cafile = None
+    return ssl.create_default_context(cafile=cafile or None, capath=capath or None)
+
+
+def _page(
+    http: _Ledger, params: dict[str, str], digests: list[str], budget: _Budget
+) -> dict[str, Any]:
+    status, body = http.post("/api/v1/evidence", params, {"subjects": digests}, budget)
     if status in (401, 403):
         raise EvidenceUnavailable(
             f"the ledger refused to answer (HTTP {status}): set {TOKEN_ENV} to a token "
             "with the read scope"
         )
     if status == 400 and "since" in params and b"is past the checkpoint" in body:
-        raise _Behind(bytes(body[:300]).decode("utf-8", "replace"))
+        raise _Behind(body[:300].decode("utf-8", "replace"))
     if status != 200:
-        text = bytes(body[:300]).decode("utf-8", "replace")
+        text = body[:300].decode("utf-8", "replace")
         raise EvidenceUnavailable(f"the ledger answered HTTP {status}: {text}")
     from attest._internal import jsontext
     from attest.errors import Error as AttestError
 
     try:
-        doc = jsontext.loads(bytes(body), "the ledger's answer")
+        doc = jsontext.loads(body, "the ledger's answer")
     except AttestError as e:
         raise EvidenceUnavailable(str(e)) from e
     if not isinstance(doc, dict):

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attest.errors import Error as AttestError
 from attest.errors import SignatureError
@@ -29,7 +29,9 @@ from attest.statement import Statement
 from attest.verification import VerifiedStatement, open_statement
 from verify.errors import PolicyFileError
 from verify.policy import Policy, SigstoreSigner
-from verify.registry import RegistryHistory
+
+if TYPE_CHECKING:  # imported by the pipeline only for a policy with registry signers
+    from verify.registry import RegistryHistory
 
 __all__ = ["Attestation", "Trust", "Untrusted", "default_trusted_root"]
 

@@ -15,16 +15,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from attest.predicates import OpenVEX
-from verify.artifact import Artifact
-from verify.trust import Attestation
+if TYPE_CHECKING:
+    from verify.artifact import Artifact
+    from verify.trust import Attestation
 
 __all__ = ["CLEARED", "cleared_for"]
 
 CLEARED = ("fixed", "not_affected")
+OPENVEX_TYPE = "https://openvex.dev/ns/v0.2.0"
 _DIGEST = re.compile(r"(sha256|sha384|sha512|sha1|sha-256|sha-384|sha-512|sha-1):([0-9a-fA-F]+)")
 
 
@@ -66,6 +67,10 @@ def _statements(
 ) -> Iterable[tuple[tuple[datetime, int, int], str, str, list[Any], dict[str, Any]]]:
     """(order, vulnerability, status, raw products, subjects by name) of every VEX statement."""
     for position, a in enumerate(atts):
+        if a.statement.predicate_type != OPENVEX_TYPE:
+            continue  # only that type parses to an OpenVEX model (whose module loads here)
+        from attest.predicates import OpenVEX
+
         pred = a.verified.predicate
         if not isinstance(pred, OpenVEX):
             continue

@@ -1,17 +1,24 @@
-"""Typed predicate models, keyed by ``predicateType``; unknown types are carried as opaque JSON."""
+"""Typed predicate models, keyed by ``predicateType``; unknown types are carried as opaque JSON.
+
+Each model's module is imported the first time it is needed (a statement of its type is parsed,
+or its class is named): a deploy gate that reads SLSA provenance and test results does not pay
+for the VSA, link and OpenVEX models at every start.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from attest.predicates.link import Link
-from attest.predicates.openvex import OpenVEX, VexStatement
-from attest.predicates.slsa import Builder, BuildMetadata, SLSAProvenance
-from attest.predicates.test_result import TestResult
-from attest.predicates.vsa import VerificationSummary
-from attest.predicates.vulns import Severity, Vulnerability, VulnScan
+if TYPE_CHECKING:
+    from attest.predicates.link import Link
+    from attest.predicates.openvex import OpenVEX, VexStatement
+    from attest.predicates.slsa import Builder, BuildMetadata, SLSAProvenance
+    from attest.predicates.test_result import TestResult
+    from attest.predicates.vsa import VerificationSummary
+    from attest.predicates.vulns import Severity, Vulnerability, VulnScan
 
 __all__ = [
     "PREDICATE_MODELS",
@@ -31,6 +38,46 @@ __all__ = [
     "parse_predicate",
 ]
 
+# predicateType -> (module under attest.predicates, model class); each class's PREDICATE_TYPE
+# is its key here (tests/attest/test_predicates.py holds them equal)
+_MODELS: dict[str, tuple[str, str]] = {
+    "https://slsa.dev/provenance/v1": ("slsa", "SLSAProvenance"),
+    "https://in-toto.io/attestation/link/v0.3": ("link", "Link"),
+    "https://in-toto.io/attestation/test-result/v0.1": ("test_result", "TestResult"),
+    "https://in-toto.io/attestation/vulns/v0.2": ("vulns", "VulnScan"),
+    "https://openvex.dev/ns/v0.2.0": ("openvex", "OpenVEX"),
+    "https://slsa.dev/verification_summary/v1": ("vsa", "VerificationSummary"),
+}
+_HOMES: dict[str, str] = {  # every exported model class -> its module
+    "Builder": "slsa",
+    "BuildMetadata": "slsa",
+    "SLSAProvenance": "slsa",
+    "Link": "link",
+    "TestResult": "test_result",
+    "Severity": "vulns",
+    "Vulnerability": "vulns",
+    "VulnScan": "vulns",
+    "OpenVEX": "openvex",
+    "VexStatement": "openvex",
+    "VerificationSummary": "vsa",
+}
+
+
+def _load(module: str, name: str) -> Any:
+    return getattr(import_module(f"attest.predicates.{module}"), name)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return _load(_HOMES[name], name)
+    if name == "Predicate":
+        classes = [_load(m, c) for m, c in _MODELS.values()]
+        union: Any = OpaquePredicate
+        for c in classes:
+            union = c | union
+        return union
+    raise AttributeError(f"module 'attest.predicates' has no attribute {name!r}")
+
 
 @dataclass(frozen=True)
 class OpaquePredicate:
@@ -43,20 +90,37 @@ class OpaquePredicate:
         return dict(self.value)
 
 
-Predicate = (
-    SLSAProvenance | Link | TestResult | VulnScan | OpenVEX | VerificationSummary | OpaquePredicate
-)
+if TYPE_CHECKING:
+    Predicate = (
+        SLSAProvenance
+        | Link
+        | TestResult
+        | VulnScan
+        | OpenVEX
+        | VerificationSummary
+        | OpaquePredicate
+    )
 
-PREDICATE_MODELS: dict[str, Any] = {
-    m.PREDICATE_TYPE: m
-    for m in (SLSAProvenance, Link, TestResult, VulnScan, OpenVEX, VerificationSummary)
-}
+
+class _Models(Mapping[str, Any]):
+    """``predicateType`` -> model class, the class's module imported on first lookup."""
+
+    def __getitem__(self, predicate_type: str) -> Any:
+        return _load(*_MODELS[predicate_type])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_MODELS)
+
+    def __len__(self) -> int:
+        return len(_MODELS)
+
+
+PREDICATE_MODELS: Mapping[str, Any] = _Models()
 
 
 def parse_predicate(predicate_type: str, value: Mapping[str, Any]) -> Predicate:
     """The typed model for ``predicate_type``, or :class:`OpaquePredicate` when unknown."""
-    model = PREDICATE_MODELS.get(predicate_type)
-    if model is None:
+    if predicate_type not in _MODELS:
         return OpaquePredicate(predicate_type, value)
-    parsed: Predicate = model.from_dict(value)
+    parsed: Predicate = PREDICATE_MODELS[predicate_type].from_dict(value)
     return parsed

@@ -185,3 +185,21 @@ def test_finished_before_started_is_refused() -> None:
     with pytest.raises(InvalidStatement, match="before startedOn") as e:
         SLSAProvenance.from_dict(doc)
     assert e.value.code == "ErrMetadataInvalid"
+
+
+def test_each_registered_model_carries_its_type_and_loads_on_first_use() -> None:
+    """The models load lazily (a deploy gate's start): each key still names its own class."""
+    import subprocess
+    import sys
+
+    for predicate_type, model in PREDICATE_MODELS.items():
+        assert predicate_type == model.PREDICATE_TYPE
+    code = (
+        "import sys, attest.predicates as p\n"
+        "before = 'attest.predicates.vsa' in sys.modules\n"
+        "p.parse_predicate('https://in-toto.io/attestation/test-result/v0.1', {'result': 'PASSED'})\n"
+        "print(before, 'attest.predicates.test_result' in sys.modules,"
+        " 'attest.predicates.vsa' in sys.modules, p.VerificationSummary.__name__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True", "False", "VerificationSummary"]

@@ -165,3 +165,16 @@ def test_keygen_into_a_missing_or_unwritable_directory_is_a_clear_error(tmp_path
     # /proc takes no new files, not even from root (CI runs as root, so a chmod'ed dir won't do)
     with pytest.raises(InvalidInput, match="cannot write /proc/attest-key"):
         write_keypair(Path("/proc/attest-key"), "ed25519", None)
+
+
+@pytest.mark.parametrize("key_type", KEY_TYPES)
+def test_the_default_keyid_is_securesystemslibs(tmp_path: Path, key_type: str) -> None:
+    """attest computes securesystemslib's default keyid itself (importing its signer package
+    costs every deploy gate's start ~20 ms): it must stay the keyid securesystemslib computes."""
+    from securesystemslib.signer import SSlibKey
+
+    public = write_keypair(tmp_path / "k", key_type, None)
+    theirs = SSlibKey.from_crypto(public.key, scheme=public.scheme)
+    assert public.keyid == theirs.keyid
+    pem = (tmp_path / "k.pub").read_bytes()
+    assert load_public_key(pem).keyid == sslib_key(pem).keyid

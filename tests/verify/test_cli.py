@@ -9,7 +9,14 @@ from pathlib import Path
 
 from typer.main import get_command
 
-from verify._internal.fast import CHECK_OPTIONS, parse_check
+from verify._internal.fast import (
+    ATTESTATIONS_OPTIONS,
+    BUNDLE_OPTIONS,
+    CHECK_OPTIONS,
+    parse_attestations,
+    parse_check,
+    parse_sigstore_bundle,
+)
 from verify.commands import app
 
 VERIFY = str(Path(sys.executable).with_name("verify"))
@@ -56,3 +63,78 @@ def test_usage_errors_exit_2_through_typer(tmp_path: Path) -> None:
             [VERIFY, *argv], capture_output=True, text=True, check=False, cwd=tmp_path
         )
         assert p.returncode == 2, (argv, p.stdout, p.stderr)
+
+
+def test_the_fast_bundle_parser_knows_exactly_the_sigstore_bundle_options() -> None:
+    group = get_command(app)
+    command = group.commands["sigstore-bundle"]  # type: ignore[attr-defined]
+    typer_opts = {o for p in command.params for o in p.opts if o.startswith("-")}
+    assert typer_opts == set(BUNDLE_OPTIONS)
+    dests = {p.name for p in command.params if p.name != "file_or_digest"}
+    assert dests == {dest for _, dest in BUNDLE_OPTIONS.values()}
+
+
+def test_the_fast_parsers_take_the_plain_forms_and_leave_the_rest_to_typer() -> None:
+    ns = parse_check(["a", "--policy=p", "--layout-key", "k1", "--layout-key=k2", "--record"])
+    assert ns is not None and ns.policy == Path("p") and ns.record
+    assert ns.layout_key == [Path("k1"), Path("k2")]
+    for argv in (
+        ["a", "b", "-p", "p"],  # two artifacts
+        ["a", "-p"],  # a missing value
+        ["a", "-p", "--record"],  # a value that looks like an option
+        ["a", "-p", "p", "--record=yes"],
+        ["a", "-pp"],  # clustered short option
+        ["a", "-p", "p", "--", "x"],
+    ):
+        assert parse_check(argv) is None, argv
+    got = parse_sigstore_bundle(["sha256:" + "0" * 64, "--bundle", "b.json", "--key=k.pem"])
+    assert got is not None and got.bundle == Path("b.json") and got.key == Path("k.pem")
+    assert parse_sigstore_bundle(["a.txt"]) is None  # --bundle is required
+    assert parse_sigstore_bundle(["a.txt", "--bundle", "b", "--certificate-id", "x"]) is None
+
+
+def test_sigstore_bundle_runs_without_typer(tmp_path: Path) -> None:
+    """The plain command line is parsed without typer (its import is a third of the command's
+    own start-up); a bad one still gets typer's usage error, exit 2."""
+    code = (
+        "import sys\n"
+        "sys.argv = ['verify', 'sigstore-bundle', '--bundle', 'missing.json', 'sha256:' + '0' * 64]\n"
+        "from verify.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    print(e.code, 'typer' in sys.modules)\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+    assert p.stdout.split() == ["2", "False"], p.stdout + p.stderr
+    assert "cannot read bundle missing.json" in p.stderr
+    argv = [VERIFY, "sigstore-bundle", "--bundle"]
+    p = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert p.returncode == 2 and "--bundle" in p.stderr
+
+
+def test_the_fast_attestations_parser_knows_exactly_its_options() -> None:
+    group = get_command(app)
+    command = group.commands["attestations"]  # type: ignore[attr-defined]
+    typer_opts = {o for p in command.params for o in p.opts if o.startswith("-")}
+    assert typer_opts == set(ATTESTATIONS_OPTIONS)
+    dests = {p.name for p in command.params if p.name != "artifact"}
+    assert dests == {dest for _, dest in ATTESTATIONS_OPTIONS.values()}
+    got = parse_attestations(["a", "-p", "p", "--bundle", "x", "--bundle=y", "--format", "json"])
+    assert got is not None and got.bundle == [Path("x"), Path("y")] and got.fmt == "json"
+    assert parse_attestations(["a", "-p", "p"]) is None  # --bundle is required
+    assert parse_attestations(["a", "--bundle", "x"]) is None  # and --policy
+
+
+def test_attestations_runs_without_typer(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "sys.argv = ['verify', 'attestations', 'sha256:' + '0' * 64, '-p', 'missing.yaml',"
+        " '--bundle', 'b.json', '--format', 'json']\n"
+        "from verify.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    print(e.code, 'typer' in sys.modules)\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+    assert p.stdout.splitlines()[-1].split() == ["2", "False"], p.stdout + p.stderr
+    assert '"verdict": "ERROR"' in p.stdout and "missing.yaml" in p.stderr

@@ -1,6 +1,9 @@
 """`verify --evidence` in a fresh process: zero network calls (every connect and name lookup
 fails the run), and none of SQLAlchemy, FastAPI or sigstore imported when the evidence holds only
-key-signed attestations (a deploy gate pays for every import at start-up)."""
+key-signed attestations (a deploy gate pays for every import at start-up). Issue 11 §6 pins the
+rest of the cold-start diet: no pydantic (the policy is read by ``verify/_internal/reader.py``),
+rich, typer, argparse, securesystemslib, httpx, X.509 or the trust registry on that path, and no
+httpx for ``--ledger`` either."""
 
 from __future__ import annotations
 
@@ -14,6 +17,20 @@ from tests.verify.conftest import DemoLedger
 from tests.verify.gate import issue_policy, verify
 
 FORBIDDEN = ("sqlalchemy", "fastapi", "starlette", "sigstore", "uvicorn", "alembic", "psycopg")
+# what the key-signed --evidence path once imported and no longer needs (issue 11 §6)
+SLIMMED = (
+    "pydantic",
+    "pydantic_core",
+    "rich",
+    "typer",
+    "click",
+    "argparse",
+    "securesystemslib",
+    "httpx",
+    "cryptography.x509",
+    "ledger.registry.model",
+    "attest.sigstore_bundle",
+)
 
 GUARDED = """
 import json, socket, sys
@@ -67,6 +84,8 @@ def test_evidence_makes_no_network_call_and_imports_no_server_code(
     loaded = [m for m in got["modules"] if m.split(".")[0] in FORBIDDEN]
     assert loaded == [], f"verify --evidence imported {loaded}"
     assert "httpx" not in got["modules"]  # nothing of the network stack either
+    slimmed = [m for m in SLIMMED if m in got["modules"]]
+    assert slimmed == [], f"verify --evidence imported {slimmed} again (issue 11 §6)"
 
 
 def test_the_guard_would_catch_a_network_call(demo: DemoLedger, tmp_path: Path) -> None:
@@ -74,3 +93,4 @@ def test_the_guard_would_catch_a_network_call(demo: DemoLedger, tmp_path: Path) 
     policy = issue_policy(demo, tmp_path)
     got = _run_guarded(tmp_path, demo.app_zip, "--policy", policy, "--ledger", demo.server.url)
     assert "network call" in str(got["code"])
+    assert "httpx" not in got["modules"]  # the evidence API is read with the standard library

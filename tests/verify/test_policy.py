@@ -136,3 +136,40 @@ def test_durations(text: str, want: timedelta) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_every_problem_is_listed_with_its_place() -> None:
+    """The policy is read without pydantic (a deploy gate's start-up): its messages and places
+    stay pydantic's, every problem in one error."""
+    doc = base()
+    doc["steps"][0]["threshold"] = "many"
+    doc["steps"][1]["signers"] = []
+    doc["deny"]["vulnerabilities"]["severityAtLeast"] = "severe"
+    doc["signers"]["ci"]["registry"] = "perhaps"
+    doc["ledger"] = {"keys": [1]}
+    lines = _error(doc).splitlines()[1:]
+    assert [line.strip() for line in lines] == [
+        "ledger.keys[0]: Input should be a valid string",
+        "signers.ci.registry: Input should be a valid boolean, unable to interpret input",
+        "steps[0].threshold: Input should be a valid integer, unable to parse string as an integer",
+        "steps[1].signers: List should have at least 1 item after validation, not 0",
+        "deny.vulnerabilities.severityAtLeast: Input should be 'low', 'medium', 'high' or "
+        "'critical'",
+    ]
+
+
+def test_values_convert_as_they_did() -> None:
+    """Lax conversions, as the pydantic models made them: a quoted number, yes/no, a quoted
+    time, the Python name of a field."""
+    doc = base()
+    doc["steps"][0].update(threshold="1")
+    doc["deny"]["vulnerabilities"]["requireScan"] = "yes"
+    doc["signers"]["ci"]["notBefore"] = "2026-01-01T00:00:00Z"
+    doc["ledger"]["state_dir"] = "state"
+    p = parse_policy(doc)
+    assert p.steps[0].threshold == 1
+    assert p.deny.vulnerabilities is not None and p.deny.vulnerabilities.require_scan is True
+    assert p.signers["ci"].not_before is not None and p.signers["ci"].not_before.year == 2026
+    assert p.ledger is not None and p.ledger.state_dir == "state"
+    with pytest.raises(AttributeError):
+        p.steps[0].threshold = 2  # type: ignore[misc]

@@ -1,15 +1,30 @@
-"""The default command's argument parser without typer: ``verify ARTIFACT --policy FILE …`` runs
-on every deploy, and importing typer and building its command costs more than the verification
-itself. It accepts exactly the options of :func:`verify.cli.check` (a test compares the two);
-anything else (``--help``, a subcommand, a parse error) goes to the typer app."""
+"""Argument parsers without typer (or argparse) for the commands a pipeline runs on every deploy:
+the default command (``verify ARTIFACT --policy FILE …``), ``verify attestations`` and
+``verify sigstore-bundle``.
+Importing typer and building its commands costs more than the verification itself (and argparse's
+translation lookups ~5 ms of a cold start). Each parser accepts exactly its typer command's
+options (a test compares them) in their plain forms (``--opt VALUE``, ``--opt=VALUE``,
+``-p VALUE``); anything else (``--help``, an unknown or abbreviated option, a missing value or
+required option, ``--``, a bad ``--format``) goes to the typer app, which runs it or says what is
+wrong."""
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["CHECK_OPTIONS", "parse_check"]
+__all__ = [
+    "ATTESTATIONS_OPTIONS",
+    "BUNDLE_OPTIONS",
+    "CHECK_OPTIONS",
+    "AttestationsArgs",
+    "BundleArgs",
+    "CheckArgs",
+    "parse_attestations",
+    "parse_check",
+    "parse_sigstore_bundle",
+]
 
 # option -> (takes a value, the check() parameter it fills)
 CHECK_OPTIONS: dict[str, tuple[bool, str]] = {
@@ -26,41 +41,164 @@ CHECK_OPTIONS: dict[str, tuple[bool, str]] = {
     "--layout-key": (True, "layout_key"),
     "--link-dir": (True, "link_dir"),
 }
+# option -> (takes a value, the verify.conformance.sigstore_bundle() parameter it fills)
+BUNDLE_OPTIONS: dict[str, tuple[bool, str]] = {
+    "--bundle": (True, "bundle"),
+    "--certificate-identity": (True, "certificate_identity"),
+    "--certificate-oidc-issuer": (True, "certificate_oidc_issuer"),
+    "--trusted-root": (True, "trusted_root"),
+    "--key": (True, "key"),
+}
+# option -> (takes a value, the verify.commands.attestations() parameter it fills)
+ATTESTATIONS_OPTIONS: dict[str, tuple[bool, str]] = {
+    "--policy": (True, "policy"),
+    "-p": (True, "policy"),
+    "--bundle": (True, "bundle"),
+    "--format": (True, "fmt"),
+    "--at": (True, "at"),
+    "--layout": (True, "layout"),
+    "--layout-key": (True, "layout_key"),
+    "--link-dir": (True, "link_dir"),
+}
+_PATHS = frozenset(
+    {"policy", "evidence", "record_key", "layout", "link_dir", "bundle", "trusted_root", "key"}
+)
+_FORMATS = ("text", "json")
 
 
-class _Refused(Exception):
-    pass
+class CheckArgs(NamedTuple):
+    """The default command's arguments (the names of :func:`verify.cli.check`'s parameters)."""
+
+    artifact: str
+    policy: Path
+    ledger: str | None = None
+    evidence: Path | None = None
+    db: str | None = None
+    fmt: str = "text"
+    record: bool = False
+    record_key: Path | None = None
+    at: str | None = None
+    layout: Path | None = None
+    layout_key: list[Path] = []  # noqa: RUF012 - replaced, never mutated, by parse_check
+    link_dir: Path | None = None
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _Refused(message)
+class BundleArgs(NamedTuple):
+    """``verify sigstore-bundle``'s arguments (its typer command's parameter names)."""
+
+    file_or_digest: str
+    bundle: Path
+    certificate_identity: str | None = None
+    certificate_oidc_issuer: str | None = None
+    trusted_root: Path | None = None
+    key: Path | None = None
 
 
-def _parser() -> _Parser:
-    p = _Parser(add_help=False, allow_abbrev=False)
-    p.add_argument("artifact")
-    p.add_argument("--policy", "-p", type=Path, required=True)
-    p.add_argument("--ledger")
-    p.add_argument("--evidence", type=Path)
-    p.add_argument("--db")
-    p.add_argument("--format", dest="fmt", choices=("text", "json"), default="text")
-    p.add_argument("--record", action="store_true")
-    p.add_argument("--record-key", type=Path)
-    p.add_argument("--at")
-    p.add_argument("--layout", type=Path)
-    p.add_argument("--layout-key", type=Path, action="append", default=[])
-    p.add_argument("--link-dir", type=Path)
-    return p
+class AttestationsArgs(NamedTuple):
+    """``verify attestations``'s arguments (its typer command's parameter names)."""
+
+    artifact: str
+    policy: Path
+    bundle: list[Path]
+    fmt: str = "text"
+    at: str | None = None
+    layout: Path | None = None
+    layout_key: list[Path] = []  # noqa: RUF012 - replaced, never mutated, by the parser
+    link_dir: Path | None = None
 
 
-def parse_check(argv: Sequence[str]) -> argparse.Namespace | None:
+class _ForTyper(Exception):
+    """``argv`` is not a plain command line of this command: typer runs it or says what is
+    wrong."""
+
+
+def _option(
+    options: dict[str, tuple[bool, str]], args: list[str], i: int
+) -> tuple[str, object, int]:
+    """The option at ``args[i]``: (the parameter it fills, its value, the next index)."""
+    name, eq, attached = args[i].partition("=") if args[i].startswith("--") else (args[i], "", "")
+    spec = options.get(name)
+    if spec is None:
+        raise _ForTyper  # unknown, abbreviated or clustered
+    takes_value, dest = spec
+    if not takes_value:
+        if eq:
+            raise _ForTyper
+        return dest, True, i + 1
+    if eq:
+        value, i = attached, i + 1
+    elif i + 1 < len(args) and not args[i + 1].startswith("-"):
+        value, i = args[i + 1], i + 2
+    else:
+        raise _ForTyper  # a missing value, or one that looks like an option
+    return dest, Path(value) if dest in _PATHS else value, i
+
+
+def _parse(
+    options: dict[str, tuple[bool, str]], args: list[str], repeated: tuple[str, ...] = ()
+) -> tuple[str, dict[str, object]]:
+    """(the one positional argument, the options given): each of ``repeated`` (options given
+    once per value) as the list of its values, even when absent."""
+    got: dict[str, object] = {dest: [] for dest in repeated}
+    positional: str | None = None
+    i = 0
+    while i < len(args):
+        if not args[i].startswith("-") or args[i] == "-":
+            if positional is not None:
+                raise _ForTyper  # a second positional
+            positional, i = args[i], i + 1
+            continue
+        dest, value, i = _option(options, args, i)
+        if dest in repeated:
+            got[dest] = [*got[dest], Path(str(value))]  # type: ignore[misc]
+        else:
+            got[dest] = value
+    if positional is None:
+        raise _ForTyper
+    return positional, got
+
+
+def _plain(argv: Sequence[str]) -> bool:
+    return bool(argv) and not any(a in ("--help", "-h", "--version", "--") for a in argv)
+
+
+def parse_check(argv: Sequence[str]) -> CheckArgs | None:
     """The default command's arguments, or ``None`` when typer should handle ``argv``."""
-    if not argv or any(a in ("--help", "-h", "--version") for a in argv):
+    if not _plain(argv):
         return None
-    if argv[0] == "check":
-        argv = argv[1:]
+    args = list(argv[1:] if argv[0] == "check" else argv)
     try:
-        return _parser().parse_args(list(argv))
-    except _Refused:
+        artifact, got = _parse(CHECK_OPTIONS, args, ("layout_key",))
+    except _ForTyper:
         return None
+    if "policy" not in got or got.get("fmt", "text") not in _FORMATS:
+        return None
+    return CheckArgs(artifact, **got)  # type: ignore[arg-type]
+
+
+def parse_sigstore_bundle(argv: Sequence[str]) -> BundleArgs | None:
+    """``verify sigstore-bundle …``'s arguments (``argv`` without the command name), or ``None``
+    when typer should handle them."""
+    if not _plain(argv):
+        return None
+    try:
+        file_or_digest, got = _parse(BUNDLE_OPTIONS, list(argv))
+    except _ForTyper:
+        return None
+    if "bundle" not in got:
+        return None
+    return BundleArgs(file_or_digest, **got)  # type: ignore[arg-type]
+
+
+def parse_attestations(argv: Sequence[str]) -> AttestationsArgs | None:
+    """``verify attestations …``'s arguments (``argv`` without the command name), or ``None``
+    when typer should handle them."""
+    if not _plain(argv):
+        return None
+    try:
+        artifact, got = _parse(ATTESTATIONS_OPTIONS, list(argv), ("bundle", "layout_key"))
+    except _ForTyper:
+        return None
+    if "policy" not in got or not got["bundle"] or got.get("fmt", "text") not in _FORMATS:
+        return None
+    return AttestationsArgs(artifact, **got)  # type: ignore[arg-type]

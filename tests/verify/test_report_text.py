@@ -1,0 +1,84 @@
+"""The text report's table (drawn without rich): every rule, its result and reason, cells printed
+literally, the reason wrapped to the width, colour only on a terminal."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+import pytest
+
+from verify.artifact import Artifact
+from verify.pipeline import Outcome
+from verify.report import render_text
+from verify.rules import RuleResult
+
+
+class _Terminal(io.StringIO):
+    encoding = "utf-8"
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _outcome(*rules: RuleResult) -> Outcome:
+    arts = [
+        Artifact("dist/app.zip", {"sha256": "ab" * 32}),
+        Artifact("b [x].txt", {"sha256": "cd" * 32}),
+    ]
+    return Outcome(arts, datetime(2026, 11, 29, tzinfo=UTC), rules=list(rules))
+
+
+RULES = (
+    RuleResult("step build [dist/app.zip]", True, "signed by ci (threshold 1)"),
+    RuleResult("trusted evidence", False, "no attestation signed by a signer the policy " * 3),
+)
+
+
+def test_every_rule_is_a_row_and_brackets_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out = io.StringIO()
+    render_text(_outcome(*RULES), out)
+    text = out.getvalue()
+    lines = text.splitlines()
+    assert lines[0] == f"verify: dist/app.zip (sha256:{'ab' * 32}), b [x].txt (sha256:{'cd' * 32})"
+    assert "step build [dist/app.zip]" in text  # rich read [...] as markup and dropped it
+    table = [line for line in lines if line[:1] in "┏┃┡│└"]
+    assert {len(line) for line in table} == {80}  # a pipe or CI log: 80 columns
+    header = table[1].split("┃")[1:4]
+    assert [h.strip() for h in header] == ["rule", "result", "reason"]
+    assert len(header[0]) == len(" step build [dist/app.zip] ")  # the widest rule name
+    assert "│ pass   │" in text and "│ FAIL   │" in text
+    assert lines[-1] == "verdict: FAILED: policy not met (exit 1)"
+    assert "\x1b[" not in text
+
+
+def test_the_reason_wraps_to_the_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "60")
+    out = io.StringIO()
+    render_text(_outcome(*RULES), out)
+    table = [line for line in out.getvalue().splitlines() if line[:1] in "┏┃┡│└"]
+    assert {len(line) for line in table} == {60}
+    reason = " ".join(line.split("│")[3].strip() for line in table if line.startswith("│"))
+    assert "no attestation signed by a signer the policy no attestation" in reason
+
+
+def test_colour_only_on_a_terminal_without_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    tty = _Terminal()
+    render_text(_outcome(*RULES), tty)
+    assert "\x1b[32mpass" in tty.getvalue() and "\x1b[31mFAIL" in tty.getvalue()
+    monkeypatch.setenv("NO_COLOR", "1")
+    plain = _Terminal()
+    render_text(_outcome(*RULES), plain)
+    assert "\x1b[" not in plain.getvalue()
+
+
+def test_a_stream_that_cannot_encode_box_lines_gets_ascii(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    render_text(_outcome(*RULES), out)
+    out.flush()
+    text = out.buffer.getvalue().decode("ascii")  # type: ignore[attr-defined]
+    assert "| step build [dist/app.zip] | pass   |" in text
