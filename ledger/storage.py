@@ -56,6 +56,7 @@ from ledger.tiles import (
     TileCache,
     TileKey,
     TileTree,
+    batch_proofs,
     edge_tile_keys,
     integrate,
 )
@@ -297,7 +298,7 @@ class LedgerStore(StoreReads):
             return SequencedBatch(indices, new_flags, cp.size, note, [], [], written)
         # Proofs are read inside the same transaction: most tiles they need are still in memory.
         tree = TileTree(cp.size, self._overlay_fetch(conn, changed), cache)
-        leaves, proofs = tree.leaves_and_proofs(indices)
+        leaves, proofs = batch_proofs(tree, indices, [r.leaf_hash for r in records])
         check_inclusions_handed_out(leaves, indices, proofs, cp)  # a failure rolls back
         return SequencedBatch(indices, new_flags, cp.size, note, leaves, proofs, written)
 
