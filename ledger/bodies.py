@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ledger._internal.jsontext import loads
@@ -29,10 +29,13 @@ class Submission:
     content: bytes
     body_type: BodyType
     digest: bytes
+    # ``content`` as the strict parser read it, when it was (the commit derives index rows from
+    # it instead of parsing the body again); never compared, never stored.
+    doc: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def of(cls, content: bytes, body_type: BodyType) -> Submission:
-        return cls(content, body_type, hashlib.sha256(content).digest())
+    def of(cls, content: bytes, body_type: BodyType, doc: Any = None) -> Submission:
+        return cls(content, body_type, hashlib.sha256(content).digest(), doc)
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
@@ -97,4 +100,5 @@ def parse_submission(content: bytes, max_bytes: int = MAX_BODY_BYTES) -> Submiss
         raise InvalidInput(f"body is {len(content)} bytes; the limit is {max_bytes}")
     if not content.strip():
         raise InvalidInput("body is empty")
-    return Submission.of(content, classify(loads(content, "body")))
+    doc = loads(content, "body")
+    return Submission.of(content, classify(doc), doc)

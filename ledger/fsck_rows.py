@@ -194,5 +194,23 @@ class RawReader:
         """The ``n`` lowest-sized checkpoint rows (even a negative size)."""
         return self._query(f"{_CPS[self._dialect]} ORDER BY size LIMIT ?", (n,))
 
+    # -- derived rows ---------------------------------------------------------------------------
+
+    def registry_rows(self) -> list[tuple[int, bytes]]:
+        """Every registry row, ``(idx, entry)`` in index order (as :func:`read_rows` reads them)."""
+        rows = self._query("SELECT idx, entry FROM registry_entries ORDER BY idx")
+        return [(int(i), bytes(e)) for i, e in rows]
+
+    def index_rows(self, lo: int, hi: int) -> tuple[list[Any], list[Any], list[Any]]:
+        """The stored audit index rows of records ``[lo, hi)``: terms, dependencies, vulnerability
+        statuses, each as tuples in :mod:`ledger.index.rows`' column order, unsorted."""
+        where = "WHERE idx >= ? AND idx < ?"
+        terms = self._query(f"SELECT kind, value, idx FROM ix_terms {where}", (lo, hi))
+        deps = self._query(f"SELECT package, version, idx, digest FROM ix_deps {where}", (lo, hi))
+        vulns = self._query(
+            f"SELECT vuln, product, idx, component, status FROM ix_vulns {where}", (lo, hi)
+        )
+        return terms, deps, vulns
+
     def last_checkpoint_at_most(self, size: int) -> Any:
         return self._query("SELECT max(size) FROM checkpoints WHERE size <= ?", (size,))[0][0]
