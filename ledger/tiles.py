@@ -12,6 +12,7 @@ tiles to write, and :class:`TileTree` answers roots and proofs from tiles a call
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -277,6 +278,7 @@ class TileTree:
         stored = dict(
             zip(need, self._hashes([(j << h, (j + 1) << h) for h, j in need]), strict=True)
         )
+        sha256 = hashlib.sha256  # hash_children, inline
         levels: list[tuple[int, list[bytes]]] = []  # (first node index, nodes to the edge)
         s, nodes, h = start, list(leaf_hashes), 0
         while True:
@@ -286,7 +288,7 @@ class TileTree:
             if not (n - 1) >> h:
                 break
             pairs = range(0, len(nodes) - 1, 2)
-            up = [hash_children(nodes[k], nodes[k + 1]) for k in pairs]
+            up = [sha256(b"\x01" + nodes[k] + nodes[k + 1]).digest() for k in pairs]
             if len(nodes) & 1:
                 up.append(nodes[-1])  # a right-edge node with no right sibling carries up
             s, nodes, h = s >> 1, up, h + 1
