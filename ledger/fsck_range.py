@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import Counter
 from binascii import hexlify, unhexlify
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -325,7 +325,6 @@ class _Range:
         self.out.peaks = list(self.stack)
         return self.out
 
-
     def index_difference(self) -> int | None:
         """The first record of the range whose stored audit index rows are not the rows derived
         again from its body (:func:`ledger.index.rows.rows_of`, the append path's derivation),
@@ -334,7 +333,8 @@ class _Range:
         want = rows_of(self.indexed, self.reader.registry_rows())
         got = self.reader.index_rows(job.lo, job.hi)
         first: int | None = None
-        for w, g in zip((want.terms, want.deps, want.vulns), got, strict=True):
+        wanted: tuple[list[Any], list[Any], list[Any]] = (want.terms, want.deps, want.vulns)
+        for w, g in zip(wanted, got, strict=True):
             if len(w) == len(g) and Counter(w) == Counter(g):
                 continue
             differ = Counter(w)

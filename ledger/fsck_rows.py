@@ -46,6 +46,12 @@ WHERE r.idx >= %s AND r.idx < %s ORDER BY r.idx"""
 _SQLITE_FAST = """
 SELECT idx, leaf, leaf_hash, body_digest, time FROM records
 WHERE idx >= ? AND idx < ? ORDER BY idx"""
+_INDEX_ROWS = {
+    "terms": "SELECT kind, value, idx FROM ix_terms WHERE idx >= ? AND idx < ?",
+    "deps": "SELECT package, version, idx, digest FROM ix_deps WHERE idx >= ? AND idx < ?",
+    "vulns": "SELECT vuln, product, idx, component, status FROM ix_vulns "
+    "WHERE idx >= ? AND idx < ?",
+}
 _FIRST_INDEX = "SELECT idx FROM records ORDER BY idx ASC LIMIT 1"
 _LAST_INDEX = "SELECT idx FROM records ORDER BY idx DESC LIMIT 1"
 _CPS = {
@@ -204,12 +210,9 @@ class RawReader:
     def index_rows(self, lo: int, hi: int) -> tuple[list[Any], list[Any], list[Any]]:
         """The stored audit index rows of records ``[lo, hi)``: terms, dependencies, vulnerability
         statuses, each as tuples in :mod:`ledger.index.rows`' column order, unsorted."""
-        where = "WHERE idx >= ? AND idx < ?"
-        terms = self._query(f"SELECT kind, value, idx FROM ix_terms {where}", (lo, hi))
-        deps = self._query(f"SELECT package, version, idx, digest FROM ix_deps {where}", (lo, hi))
-        vulns = self._query(
-            f"SELECT vuln, product, idx, component, status FROM ix_vulns {where}", (lo, hi)
-        )
+        terms = self._query(_INDEX_ROWS["terms"], (lo, hi))
+        deps = self._query(_INDEX_ROWS["deps"], (lo, hi))
+        vulns = self._query(_INDEX_ROWS["vulns"], (lo, hi))
         return terms, deps, vulns
 
     def last_checkpoint_at_most(self, size: int) -> Any:

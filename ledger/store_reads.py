@@ -58,6 +58,7 @@ class StoreReads:
         pg = conn.dialect.name == "postgresql"
         for i in range(0, len(unique), _CHUNK):
             chunk = unique[i : i + _CHUNK]
+            params: tuple[object, ...]
             if pg:
                 sql, params = _PG_BY_DIGEST, ([bytes(d) for d in chunk],)
             else:
