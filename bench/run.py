@@ -63,19 +63,26 @@ def machine() -> dict[str, object]:
 
 
 def bulk_sqlite(runs: int = 3, n: int = 50_000) -> dict[str, object]:
-    rates = []
+    """``append_many`` of ``n`` bodies: appends/s, and the process's CPU time per record (every
+    thread: the caller's shape checks and the sequencer's commits), with the load average."""
+    rates, cpus, loads = [], [], []
     data = bodies(0, n)
     for _ in range(runs):
         with (
             tempfile.TemporaryDirectory() as d,
             Ledger.create(f"sqlite:///{d}/l.db", "bench.example/log", Path(d) / "k") as lg,
         ):
+            loads.append(os.getloadavg()[0])
+            cpu = _cpu_seconds()
             t = time.perf_counter()
             lg.append_many(data)
             rates.append(n / (time.perf_counter() - t))
+            cpus.append((_cpu_seconds() - cpu) / n * 1e6)
     return {
         "appends_per_s_median": statistics.median(rates),
         "runs": rates,
+        "cpu_us_per_record": cpus,
+        "load_1min_before": loads,
         "records": n,
         "target": 20_000,
     }

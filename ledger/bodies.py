@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ledger._internal.jsontext import loads
@@ -29,36 +29,46 @@ class Submission:
     content: bytes
     body_type: BodyType
     digest: bytes
+    # ``content`` as the strict parser read it, when it was (the commit derives index rows from
+    # it instead of parsing the body again); never compared, never stored.
+    doc: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def of(cls, content: bytes, body_type: BodyType) -> Submission:
-        return cls(content, body_type, hashlib.sha256(content).digest())
+    def of(cls, content: bytes, body_type: BodyType, doc: Any = None) -> Submission:
+        return cls(content, body_type, hashlib.sha256(content).digest(), doc)
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
 
 
-def _b64(value: Any, what: str) -> None:
-    """Standard or URL-safe base64 (DSSE allows both), padded or not."""
+def _not_b64(value: Any) -> str | None:
+    """Why ``value`` is not standard or URL-safe base64 (DSSE allows both), padded or not; None
+    if it is. (The field's name is joined only into a message: this runs for every body.)"""
     if not isinstance(value, str):
-        raise InvalidInput(f"{what} must be a base64 string")
+        return "must be a base64 string"
     if not _BASE64.fullmatch(value) or len(value.rstrip("=")) % 4 == 1:
-        raise InvalidInput(f"{what} is not base64")
+        return "is not base64"
+    return None
 
 
 def _check_dsse(env: Any, where: str) -> None:
     if not isinstance(env, dict):
         raise InvalidInput(f"{where} must be a JSON object")
-    if not isinstance(env.get("payloadType"), str) or not env["payloadType"]:
+    ptype = env.get("payloadType")
+    if not isinstance(ptype, str) or not ptype:
         raise InvalidInput(f"{where}.payloadType must be a non-empty string")
-    _b64(env.get("payload"), f"{where}.payload")
+    why = _not_b64(env.get("payload"))
+    if why is not None:
+        raise InvalidInput(f"{where}.payload {why}")
     sigs = env.get("signatures")
     if not isinstance(sigs, list) or not sigs:
         raise InvalidInput(f"{where}.signatures must be a non-empty list")
     for i, sig in enumerate(sigs):
         if not isinstance(sig, dict):
             raise InvalidInput(f"{where}.signatures[{i}] must be an object")
-        _b64(sig.get("sig"), f"{where}.signatures[{i}].sig")
+        why = _not_b64(sig.get("sig"))
+        if why is not None:
+            raise InvalidInput(f"{where}.signatures[{i}].sig {why}")
         if "keyid" in sig and not isinstance(sig["keyid"], str):
             raise InvalidInput(f"{where}.signatures[{i}].keyid must be a string")
 
@@ -97,4 +107,5 @@ def parse_submission(content: bytes, max_bytes: int = MAX_BODY_BYTES) -> Submiss
         raise InvalidInput(f"body is {len(content)} bytes; the limit is {max_bytes}")
     if not content.strip():
         raise InvalidInput("body is empty")
-    return Submission.of(content, classify(loads(content, "body")))
+    doc = loads(content, "body")
+    return Submission.of(content, classify(doc), doc)

@@ -22,7 +22,9 @@ the leaves at its size, its note verifies with the ledger's key and names this l
 covers every record; every stored tile equals the tile recomputed from the leaves; and the trust
 registry's derived rows equal the registry replayed from the log
 (:func:`ledger.registry.check.check_registry`); and the audit index rows equal the rows derived
-again from the log (:func:`ledger.index.maintain.check_indexes`). The first failure raises
+again from the log (each range compares its own records' rows, :mod:`ledger.fsck_range`; named
+after every other check passed, as :func:`ledger.index.maintain.check_indexes` would name them,
+then no index row may name a record outside the log). The first failure raises
 :class:`~ledger.errors.IntegrityError` with its index.
 
 The records are checked in aligned ranges of :data:`RANGE` indices, by worker processes when the
@@ -204,12 +206,14 @@ def _first_leaf(key: TileKey, entry: int) -> int:
 
 def _combine(
     results: Iterator[RangeResult], tree: _Tree, progress: Callable[[int], None] | None
-) -> tuple[int, int, list[tuple[bytes, bytes]]]:
+) -> tuple[int, int, list[tuple[bytes, bytes]], int | None]:
     """Take each range's result in index order: compare its checkpoints' roots (the roots of
     ``[0, size)``, from the ranges before it and its own part), then raise its first failure.
-    Returns the checkpoints verified, the size of the last, and the registry candidates."""
+    Returns the checkpoints verified, the size of the last, the registry candidates, and the
+    first record whose audit index rows differ (named only once everything else passed)."""
     n_cps, last_cp = 1, 0  # the checkpoint of the empty tree
     registry: list[tuple[bytes, bytes]] = []
+    index_at: int | None = None
     for r in results:
         before = tree.peaks()
         for size, part, stored in r.roots:
@@ -225,9 +229,11 @@ def _combine(
         n_cps += r.checkpoints
         last_cp = r.roots[-1][0] if r.roots else last_cp
         registry += r.registry
+        if index_at is None:
+            index_at = r.index_at
         if progress is not None:
             progress(r.hi)
-    return n_cps, last_cp, registry
+    return n_cps, last_cp, registry, index_at
 
 
 def check_ledger(
@@ -258,7 +264,7 @@ def check_ledger(
     jobs = [RangeJob(url, origin, vkey, lo, min(lo + RANGE, end)) for lo in range(0, end, RANGE)]
     tree = _Tree()
     with closing(_results(jobs, store, workers or os.cpu_count() or 1)) as results:
-        n_cps, last_cp, registry = _combine(results, tree, progress)
+        n_cps, last_cp, registry, index_at = _combine(results, tree, progress)
     if trailing is not None:
         integer(trailing, "a record index")
     reader = RawReader(store.engine)
@@ -281,9 +287,11 @@ def check_ledger(
     from ledger.registry.check import check_registry
 
     check_registry(store, [(Record.from_leaf(leaf), body) for leaf, body in registry])
-    from ledger.index.maintain import check_indexes
+    from ledger.index.maintain import check_no_stray_rows, rows_disagree
 
-    check_indexes(store)
+    if index_at is not None:  # each range compared its records' rows (ledger.fsck_range)
+        raise rows_disagree(index_at)
+    check_no_stray_rows(store, end)
     if progress is not None:
         progress(end)
     return CheckReport(end, n_cps, len(tiles), fold(tree.peaks()), bool(pins))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import re
 from binascii import hexlify, unhexlify
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,6 +36,7 @@ from ledger._internal.cells import blob, integer
 from ledger.checkpoint import open_checkpoint
 from ledger.errors import Error, IntegrityError
 from ledger.fsck_rows import RawReader
+from ledger.index.rows import rows_of
 from ledger.merkle import EMPTY_ROOT, hash_children
 from ledger.note import NoteVerifier, parse_verifier
 from ledger.record import GENESIS_PREV, Record, check_link
@@ -76,6 +78,7 @@ class RangeResult:
     tile_roots: list[bytes] = field(default_factory=list)  # roots of its full level-0 tiles
     peaks: list[bytes] = field(default_factory=list)  # perfect subtrees covering [lo, hi)
     registry: list[tuple[bytes, bytes]] = field(default_factory=list)  # (leaf, body) candidates
+    index_at: int | None = None  # the first record whose stored audit index rows differ
 
 
 def fold(peaks: list[bytes], acc: bytes | None = None) -> bytes:
@@ -132,6 +135,7 @@ class _Range:
         self.good_time = ""  # the last time string that parsed as a valid date
         self.stack: list[bytes] = []  # perfect subtrees covering [lo, expected), left to right
         self.hashes: list[bytes] = []
+        self.indexed: list[tuple[int, str, bytes]] = []  # (index, time, body) of checked records
 
     # -- the tree of the range ----------------------------------------------------------------
 
@@ -205,7 +209,7 @@ class _Range:
         fullmatch = self.pattern.fullmatch if self.pattern is not None else None
         sha256, lo = hashlib.sha256, self.job.lo
         stack, hashes, tile_roots = self.stack, self.hashes, self.out.tile_roots
-        registry = self.out.registry
+        registry, indexed = self.out.registry, self.indexed
         expected, last_time, last_cp = self.expected, self.last_time, self.last_cp
         prev, good_time = self.prev.encode(), self.good_time
         cp_size = self.next_size()
@@ -245,6 +249,7 @@ class _Range:
                 expected = idx + 1
                 if MARKER in content:
                     registry.append((leaf, content))
+                indexed.append((idx, tstr, content))
                 hashes.append(leaf_hash)
                 node, merges, count = leaf_hash, 0, idx - lo
                 while count & 1:
@@ -301,6 +306,7 @@ class _Range:
         self.expected = i + 1
         if MARKER in content:
             self.out.registry.append((leaf, content))
+        self.indexed.append((i, rec.time, content))
         self.grow(leaf_hash)
 
     def run(self) -> RangeResult:
@@ -313,9 +319,37 @@ class _Range:
                     self.slow(nxt)
         except _Found as f:
             self.out.failure = f.failure
+        if self.out.failure is None:  # a range that fails names that first: its index is moot
+            self.out.index_at = self.index_difference()
         self.out.leaf_hashes = b"".join(self.hashes)
         self.out.peaks = list(self.stack)
         return self.out
+
+    def index_difference(self) -> int | None:
+        """The first record of the range whose stored audit index rows are not the rows derived
+        again from its body (:func:`ledger.index.rows.rows_of`, the append path's derivation),
+        given the stored registry rows (which the caller checks against the log first)."""
+        job = self.job
+        want = rows_of(self.indexed, self.reader.registry_rows())
+        got = self.reader.index_rows(job.lo, job.hi)
+        first: int | None = None
+        wanted: tuple[list[Any], list[Any], list[Any]] = (want.terms, want.deps, want.vulns)
+        for w, g in zip(wanted, got, strict=True):
+            if len(w) == len(g) and Counter(w) == Counter(g):
+                continue
+            differ = Counter(w)
+            differ.subtract(Counter(tuple(row) for row in g))
+            at = min(_row_index(row) for row, n in differ.items() if n)
+            first = at if first is None else min(first, at)
+        return first
+
+
+def _row_index(row: tuple[Any, ...]) -> int:
+    """An index row's record (its third column; a stored one may hold anything)."""
+    try:
+        return int(str(row[2]))
+    except ValueError:
+        return 0
 
 
 def _valid_time(t: str) -> bool:

@@ -46,6 +46,12 @@ WHERE r.idx >= %s AND r.idx < %s ORDER BY r.idx"""
 _SQLITE_FAST = """
 SELECT idx, leaf, leaf_hash, body_digest, time FROM records
 WHERE idx >= ? AND idx < ? ORDER BY idx"""
+_INDEX_ROWS = {
+    "terms": "SELECT kind, value, idx FROM ix_terms WHERE idx >= ? AND idx < ?",
+    "deps": "SELECT package, version, idx, digest FROM ix_deps WHERE idx >= ? AND idx < ?",
+    "vulns": "SELECT vuln, product, idx, component, status FROM ix_vulns "
+    "WHERE idx >= ? AND idx < ?",
+}
 _FIRST_INDEX = "SELECT idx FROM records ORDER BY idx ASC LIMIT 1"
 _LAST_INDEX = "SELECT idx FROM records ORDER BY idx DESC LIMIT 1"
 _CPS = {
@@ -193,6 +199,21 @@ class RawReader:
     def first_checkpoints(self, n: int) -> list[tuple[Any, Any, str, Any]]:
         """The ``n`` lowest-sized checkpoint rows (even a negative size)."""
         return self._query(f"{_CPS[self._dialect]} ORDER BY size LIMIT ?", (n,))
+
+    # -- derived rows ---------------------------------------------------------------------------
+
+    def registry_rows(self) -> list[tuple[int, bytes]]:
+        """Every registry row, ``(idx, entry)`` in index order (as :func:`read_rows` reads them)."""
+        rows = self._query("SELECT idx, entry FROM registry_entries ORDER BY idx")
+        return [(int(i), bytes(e)) for i, e in rows]
+
+    def index_rows(self, lo: int, hi: int) -> tuple[list[Any], list[Any], list[Any]]:
+        """The stored audit index rows of records ``[lo, hi)``: terms, dependencies, vulnerability
+        statuses, each as tuples in :mod:`ledger.index.rows`' column order, unsorted."""
+        terms = self._query(_INDEX_ROWS["terms"], (lo, hi))
+        deps = self._query(_INDEX_ROWS["deps"], (lo, hi))
+        vulns = self._query(_INDEX_ROWS["vulns"], (lo, hi))
+        return terms, deps, vulns
 
     def last_checkpoint_at_most(self, size: int) -> Any:
         return self._query("SELECT max(size) FROM checkpoints WHERE size <= ?", (size,))[0][0]

@@ -56,6 +56,7 @@ from ledger.tiles import (
     TileCache,
     TileKey,
     TileTree,
+    batch_proofs,
     edge_tile_keys,
     integrate,
 )
@@ -113,15 +114,21 @@ def _own_verifier(signer: NoteSigner) -> NoteVerifier:
     return parse_verifier(signer.verifier_key())
 
 
-def derive_rows(conn: Connection, records: Sequence[Record], contents: Sequence[bytes]) -> None:
+def derive_rows(
+    conn: Connection,
+    records: Sequence[Record],
+    contents: Sequence[bytes],
+    docs: Sequence[object] | None = None,
+) -> None:
     """Rows derived from a batch's bodies, written in the batch's own transaction (so they exist
     iff their records do). Every path that commits records MUST call this once per batch, with
     ``records[i]`` the record of ``contents[i]``, in index order. Today: the trust registry's
     rows, then the audit indexes (after the registry's, whose rows they read). Each deriver is a
     pure function of the records and bodies (and the rows before them), which ``ledger check``
-    replays and compares."""
+    replays and compares. ``docs[i]``, when given, is ``contents[i]`` as the strict parser read
+    it (so the index derivation does not parse it again)."""
     derive_registry_rows(conn, records, contents)
-    derive_index_rows(conn, records, contents)
+    derive_index_rows(conn, records, contents, docs)
 
 
 class LedgerStore(StoreReads):
@@ -277,7 +284,12 @@ class LedgerStore(StoreReads):
             known[sub.digest] = size
             records.append(rec)
             bodies.append(
-                {"digest": sub.digest, "body_type": sub.body_type, "content": sub.content}
+                {
+                    "digest": sub.digest,
+                    "body_type": sub.body_type,
+                    "content": sub.content,
+                    "doc": sub.doc,
+                }
             )
             indices.append(size)
             new_flags.append(True)
@@ -297,7 +309,7 @@ class LedgerStore(StoreReads):
             return SequencedBatch(indices, new_flags, cp.size, note, [], [], written)
         # Proofs are read inside the same transaction: most tiles they need are still in memory.
         tree = TileTree(cp.size, self._overlay_fetch(conn, changed), cache)
-        leaves, proofs = tree.leaves_and_proofs(indices)
+        leaves, proofs = batch_proofs(tree, indices, [r.leaf_hash for r in records])
         check_inclusions_handed_out(leaves, indices, proofs, cp)  # a failure rolls back
         return SequencedBatch(indices, new_flags, cp.size, note, leaves, proofs, written)
 
@@ -428,7 +440,8 @@ class LedgerStore(StoreReads):
             _driver_sql(conn, _INSERT_RECORDS),
             [(r.index, r.leaf, r.leaf_hash, r.body_digest, r.time) for r in records],
         )
-        derive_rows(conn, records, [cast(bytes, b["content"]) for b in bodies])
+        contents = [cast(bytes, b["content"]) for b in bodies]
+        derive_rows(conn, records, contents, [b.get("doc") for b in bodies])
 
     def _commit(
         self,

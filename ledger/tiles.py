@@ -12,6 +12,7 @@ tiles to write, and :class:`TileTree` answers roots and proofs from tiles a call
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ __all__ = [
     "TileCache",
     "TileKey",
     "TileTree",
+    "batch_proofs",
     "edge_tile_keys",
     "integrate",
     "perfect_root",
@@ -308,3 +310,80 @@ class TileTree:
         if tile is None or r >= len(tile) or pos >= len(tile[r]):
             raise IntegrityError(f"tile {key} is missing or too short for node ({r}, {node})")
         return tile[r][pos]
+
+    def proofs_of_last(self, leaf_hashes: Sequence[bytes]) -> list[list[bytes]]:
+        """Inclusion proofs for the last ``len(leaf_hashes)`` leaves of the tree, whose hashes are
+        given: a batch just appended. The tree above them is computed once, level by level, from
+        those hashes and at most one stored node per level (the complete subtree left of the
+        batch where the batch starts at an odd position), instead of path by path; each proof is
+        its leaf's sibling followed by its parent's proof, so shared upper parts are built once.
+        The same hashes as :meth:`leaves_and_proofs` (RFC 9162 §2.1.3.1): at level ``h`` a node
+        contributes its sibling ``j ^ 1`` when that sibling has any leaf below the tree's size."""
+        n, count = self.size, len(leaf_hashes)
+        if not count:
+            return []
+        start = n - count
+        if start < 0:
+            raise IntegrityError(f"{count} leaves do not fit a tree of size {n}")
+        # Which stored left nodes the levels need: one where a level's first node is odd.
+        need: list[tuple[int, int]] = []
+        s, h = start, 0
+        while (n - 1) >> h:
+            if s & 1:
+                need.append((h, s - 1))
+                s -= 1
+            s, h = s >> 1, h + 1
+        stored = dict(
+            zip(need, self._hashes([(j << h, (j + 1) << h) for h, j in need]), strict=True)
+        )
+        sha256 = hashlib.sha256  # hash_children, inline
+        levels: list[tuple[int, list[bytes]]] = []  # (first node index, nodes to the edge)
+        s, nodes, h = start, list(leaf_hashes), 0
+        while True:
+            if (h, s - 1) in stored:
+                s, nodes = s - 1, [stored[(h, s - 1)], *nodes]
+            levels.append((s, nodes))
+            if not (n - 1) >> h:
+                break
+            pairs = range(0, len(nodes) - 1, 2)
+            up = [sha256(b"\x01" + nodes[k] + nodes[k + 1]).digest() for k in pairs]
+            if len(nodes) & 1:
+                up.append(nodes[-1])  # a right-edge node with no right sibling carries up
+            s, nodes, h = s >> 1, up, h + 1
+        # Proof suffixes, top down: the proof of node j at level h from there to the root.
+        above: list[list[bytes]] = [[]]
+        for h in range(len(levels) - 2, -1, -1):
+            s, nodes = levels[h]
+            first, first_up = start >> h, start >> (h + 1)
+            here: list[list[bytes]] = []
+            for j in range(first, ((n - 1) >> h) + 1):
+                k = (j ^ 1) - s
+                up = above[(j >> 1) - first_up]
+                here.append([nodes[k], *up] if k < len(nodes) else up)
+            above = here
+        return above
+
+
+def batch_proofs(
+    tree: TileTree, indices: Sequence[int], new_hashes: list[bytes]
+) -> tuple[list[bytes], list[list[bytes]]]:
+    """Leaf hashes and proofs of ``indices`` in ``tree``, whose last leaves are the batch's new
+    records (``new_hashes``): theirs in one pass over the levels above them
+    (:meth:`TileTree.proofs_of_last`), a duplicate's read from the tiles. The caller verifies
+    every one against the checkpoint before any leaves the ledger."""
+    start = tree.size - len(new_hashes)
+    new_proofs = tree.proofs_of_last(new_hashes)
+    old = [i for i in indices if i < start]
+    old_leaves, old_proofs = tree.leaves_and_proofs(old) if old else ([], [])
+    by_old = dict(zip(old, zip(old_leaves, old_proofs, strict=True), strict=True))
+    leaves: list[bytes] = []
+    proofs: list[list[bytes]] = []
+    for i in indices:
+        if i >= start:
+            leaves.append(new_hashes[i - start])
+            proofs.append(new_proofs[i - start])
+        else:
+            leaf, proof = by_old[i]
+            leaves.append(leaf)
+            proofs.append(proof)
+    return leaves, proofs

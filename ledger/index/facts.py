@@ -135,13 +135,16 @@ def _first_digest(digest: Any) -> str:
     return (pref or found or [""])[0]
 
 
-def read_facts(content: bytes) -> Facts:  # noqa: PLR0911 - one return per unreadable layer
-    """The facts of one stored body (see the module docstring); empty facts if unreadable."""
+def read_facts(content: bytes, doc: Any = None) -> Facts:  # noqa: PLR0911 - one return per layer
+    """The facts of one stored body (see the module docstring); empty facts if unreadable.
+    ``doc``: ``content`` already parsed by the strict parser (which accepts a subset of what
+    ``json.loads`` does, and parses it to the same value), so it is not parsed again."""
     facts = Facts()
-    try:
-        doc = json.loads(content)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return facts
+    if doc is None:
+        try:
+            doc = json.loads(content)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return facts
     if not isinstance(doc, dict):
         return facts
     env = doc.get("dsseEnvelope") if "dsseEnvelope" in doc else doc

@@ -20,7 +20,13 @@ from ledger.record import Record
 from ledger.registry.entries import read_rows
 from ledger.storage import LedgerStore
 
-__all__ = ["check_indexes", "reindex"]
+__all__ = [
+    "check_indexes",
+    "check_no_stray_rows",
+    "first_difference",
+    "reindex",
+    "rows_disagree",
+]
 
 _CHUNK = 2000
 
@@ -73,7 +79,7 @@ def reindex(store: LedgerStore, progress: Callable[[int], None] | None = None) -
         return index_existing(conn, progress)
 
 
-def _first_difference(want: IndexRows, got: IndexRows) -> int | None:
+def first_difference(want: IndexRows, got: IndexRows) -> int | None:
     """The lowest record index whose rows differ (every row's third field is its record)."""
     lowest: int | None = None
     pairs: list[tuple[list[tuple[object, ...]], list[tuple[object, ...]]]] = [
@@ -104,15 +110,26 @@ def check_indexes(store: LedgerStore) -> int:
             start, end = chunk[0][0].index, chunk[-1][0].index + 1
             got = stored_rows(conn, start, end)
         want = index_rows([r for r, _ in chunk], [c for _, c in chunk], registry).sorted()
-        where = _first_difference(want, got)
+        where = first_difference(want, got)
         if where is not None:
-            raise IntegrityError(
-                f"audit index rows of record {where} disagree with the log "
-                "(run `ledger reindex` to rebuild them)",
-                where,
-            )
+            raise rows_disagree(where)
         total += len(want)
         size = end
+    check_no_stray_rows(store, size)
+    return total
+
+
+def rows_disagree(where: int) -> IntegrityError:
+    """The failure for record ``where``, the first whose stored index rows differ."""
+    return IntegrityError(
+        f"audit index rows of record {where} disagree with the log "
+        "(run `ledger reindex` to rebuild them)",
+        where,
+    )
+
+
+def check_no_stray_rows(store: LedgerStore, size: int) -> None:
+    """No index table holds a row for a record outside ``[0, size)``."""
     with store._conn() as conn:
         for table in schema.INDEX_TABLES:
             stray = conn.execute(
@@ -124,4 +141,3 @@ def check_indexes(store: LedgerStore) -> int:
                     f"does not hold ({size} records)",
                     max(int(stray), 0),
                 )
-    return total

@@ -14,16 +14,24 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, select
 
 from ledger._internal import schema
 from ledger.index.facts import Dependency, VulnFact, read_facts
-from ledger.index.signers import signer_book, signer_terms
+from ledger.index.signers import SignerBook, signer_book, signer_terms
 from ledger.record import Record
 from ledger.registry.entries import read_rows
 
-__all__ = ["IndexRows", "derive_index_rows", "index_rows", "insert_rows", "stored_rows"]
+__all__ = [
+    "IndexRows",
+    "derive_index_rows",
+    "index_rows",
+    "insert_rows",
+    "rows_of",
+    "stored_rows",
+]
 
 # When one record says several things about one (vulnerability, product, component), the most
 # cautious status is indexed: an open finding is never hidden by a fix in the same body.
@@ -70,19 +78,39 @@ def index_rows(
     records: Sequence[Record],
     contents: Sequence[bytes],
     registry: Sequence[tuple[int, bytes]],
+    docs: Sequence[Any] | None = None,
 ) -> IndexRows:
     """The index rows of ``records`` (in index order, ``contents[i]`` the body of
-    ``records[i]``), given every registry row (``(idx, entry)`` in index order) up to them."""
+    ``records[i]``), given every registry row (``(idx, entry)`` in index order) up to them.
+    ``docs[i]``, when given, is ``contents[i]`` already parsed as strict JSON (the append path
+    parsed it at submission), so it is not parsed twice."""
+    items = zip((r.index for r in records), (r.time for r in records), contents, strict=True)
+    return rows_of(items, registry, docs)
+
+
+def rows_of(
+    items: Iterable[tuple[int, str, bytes]],
+    registry: Sequence[tuple[int, bytes]],
+    docs: Sequence[Any] | None = None,
+) -> IndexRows:
+    """:func:`index_rows` of ``(index, time, body)`` triples (``ledger check``'s ranges hold no
+    :class:`Record` objects)."""
     out = IndexRows()
     starts = [r[0] for r in registry]
-    for rec, content in zip(records, contents, strict=True):
-        facts = read_facts(content)
-        book = signer_book(tuple(registry[: bisect.bisect_left(starts, rec.index)]))
+    books: dict[int, SignerBook] = {}
+    for k, (idx, time, content) in enumerate(items):
+        facts = read_facts(content, docs[k] if docs is not None else None)
+        before = bisect.bisect_left(starts, idx)
+        book = books.get(before)
+        if book is None:
+            book = books[before] = signer_book(tuple(registry[:before]))
         terms = facts.terms | signer_terms(facts.envelope, facts.bundle, book)
-        terms.add(("time", rec.time))
-        out.terms.extend((k, v, rec.index) for k, v in terms)
-        out.deps.extend(_dep_rows(rec.index, facts.deps))
-        out.vulns.extend(_vuln_rows(rec.index, facts.vulns))
+        terms.add(("time", time))
+        out.terms.extend((kind, value, idx) for kind, value in terms)
+        if facts.deps:
+            out.deps.extend(_dep_rows(idx, facts.deps))
+        if facts.vulns:
+            out.vulns.extend(_vuln_rows(idx, facts.vulns))
     return out
 
 
@@ -108,11 +136,15 @@ def insert_rows(conn: Connection, rows: IndexRows) -> None:
 
 
 def derive_index_rows(
-    conn: Connection, records: Sequence[Record], contents: Sequence[bytes]
+    conn: Connection,
+    records: Sequence[Record],
+    contents: Sequence[bytes],
+    docs: Sequence[Any] | None = None,
 ) -> None:
-    """Write the index rows of one committed batch, inside its transaction."""
+    """Write the index rows of one committed batch, inside its transaction (``docs``: the bodies
+    already parsed, as :func:`index_rows` takes them)."""
     if records:
-        insert_rows(conn, index_rows(records, contents, read_rows(conn)))
+        insert_rows(conn, index_rows(records, contents, read_rows(conn), docs))
 
 
 def stored_rows(conn: Connection, start: int, end: int) -> IndexRows:

@@ -168,6 +168,25 @@ def test_deleted_record_is_named_at_a_range_end(big: Ledger) -> None:
     assert message == f"record {BOUNDARY - 1} is missing (next stored index is {BOUNDARY})"
 
 
+def test_audit_index_rows_are_compared_in_the_ranges_and_named_last(big: Ledger) -> None:
+    """Each range compares its own records' index rows; the lowest differing record is named,
+    and only once every other check has passed (as the single pass that compared them after
+    the tiles and the registry named it)."""
+    forged = "INSERT INTO ix_terms (kind, value, idx) VALUES ('signer', 'mallory', :i)"
+    _tamper(big, "ix_terms", forged, i=BOUNDARY + 5)
+    _tamper(big, "ix_terms", "DELETE FROM ix_terms WHERE idx = :i", i=RANGE + 3)
+    message, index = _both(big)
+    assert index == RANGE + 3
+    assert message == (
+        f"audit index rows of record {RANGE + 3} disagree with the log "
+        "(run `ledger reindex` to rebuild them)"
+    )
+    digest = big.store.record(N - 2).body_digest
+    sql = "UPDATE bodies SET content = :c WHERE digest = :d"
+    _tamper(big, "bodies", sql, c=body(90_000_000), d=digest)
+    assert _both(big) == (f"record {N - 2}: body bytes do not hash to sha256:{digest.hex()}", N - 2)
+
+
 @pytest.mark.parametrize("origin", ["t.example/log", 'tëst.example/"log"'])
 def test_a_clean_log_never_takes_the_slow_path(
     tmp_path: Path, origin: str, monkeypatch: pytest.MonkeyPatch

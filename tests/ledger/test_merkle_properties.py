@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger import merkle
-from ledger.errors import ProofError
+from ledger.errors import IntegrityError, ProofError
 from ledger.tiles import TileBuilder, TileCache, TileTree, edge_tile_keys, integrate
 
 
@@ -197,3 +197,34 @@ def test_a_proof_reads_at_most_two_tiles_per_level_in_one_fetch(
     for keys in calls:
         levels = [level for level, _ in keys]
         assert all(levels.count(lv) <= 2 for lv in levels)
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(1, 700), data=st.data())
+def test_proofs_of_a_batch_just_appended_are_the_rfc_proofs(size: int, data: st.DataObject) -> None:
+    """The writer's one-pass proofs for the last ``count`` leaves (``TileTree.proofs_of_last``,
+    ``batch_proofs`` with duplicates anywhere before them) equal the RFC 9162 proofs, and read
+    only tiles the tree has; odd and even batch starts, batches across tile edges included."""
+    from ledger.tiles import batch_proofs
+
+    hs = leaves(size)
+    count = data.draw(st.integers(1, min(size, 300)))
+    built = TileBuilder()
+    built.extend(hs)
+    tree = TileTree(size, lambda keys: {k: built.tiles[k] for k in keys}, TileCache())
+    start = size - count
+    assert tree.proofs_of_last(hs[start:]) == [
+        merkle.inclusion_proof(i, hs) for i in range(start, size)
+    ]
+    dups = data.draw(st.lists(st.integers(0, size - 1), max_size=5))
+    indices = [*dups, *range(start, size)]
+    got_leaves, got_proofs = batch_proofs(tree, indices, hs[start:])
+    assert got_leaves == [hs[i] for i in indices]
+    assert got_proofs == [merkle.inclusion_proof(i, hs) for i in indices]
+    merkle.verify_inclusions(got_leaves, indices, size, got_proofs, merkle.root(hs))
+
+
+def test_proofs_of_last_refuses_more_leaves_than_the_tree_holds() -> None:
+    tree = TileTree(2, lambda keys: {}, TileCache())
+    with pytest.raises(IntegrityError, match="do not fit"):
+        tree.proofs_of_last(leaves(3))
