@@ -236,6 +236,14 @@ def _combine(
     return n_cps, last_cp, registry, index_at
 
 
+def _duplicate(at: int) -> IntegrityError:
+    return IntegrityError(
+        f"record {at}: more than one stored body has its digest (the bodies table lost its "
+        "primary key; a reader may be served either)",
+        at if at >= 0 else None,
+    )
+
+
 def check_ledger(
     store: LedgerStore,
     progress: Callable[[int], None] | None = None,
@@ -258,13 +266,21 @@ def check_ledger(
     try:
         _empty_tree_checkpoint(reader, verifier, origin)
         end, trailing = _extent(reader)
+        dup = reader.duplicate_body()
     finally:
         reader.close()
     url = store.engine.url.render_as_string(hide_password=False)
     jobs = [RangeJob(url, origin, vkey, lo, min(lo + RANGE, end)) for lo in range(0, end, RANGE)]
     tree = _Tree()
-    with closing(_results(jobs, store, workers or os.cpu_count() or 1)) as results:
-        n_cps, last_cp, registry, index_at = _combine(results, tree, progress)
+    try:
+        with closing(_results(jobs, store, workers or os.cpu_count() or 1)) as results:
+            n_cps, last_cp, registry, index_at = _combine(results, tree, progress)
+    except IntegrityError as e:
+        if dup is not None and (e.index is None or e.index > dup):
+            raise _duplicate(dup) from e  # the first failure in index order
+        raise
+    if dup is not None:
+        raise _duplicate(dup)
     if trailing is not None:
         integer(trailing, "a record index")
     reader = RawReader(store.engine)

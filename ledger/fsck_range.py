@@ -23,6 +23,7 @@ it always had, or accepts the row. The fast path only accepts rows the slow path
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from binascii import hexlify, unhexlify
 from collections import Counter
@@ -330,7 +331,11 @@ class _Range:
         again from its body (:func:`ledger.index.rows.rows_of`, the append path's derivation),
         given the stored registry rows (which the caller checks against the log first)."""
         job = self.job
-        want = rows_of(self.indexed, self.reader.registry_rows())
+        try:
+            registry = self.reader.registry_rows()
+        except IntegrityError:
+            return None  # malformed registry rows: the caller's registry check names them
+        want = rows_of(self.indexed, registry)
         got = self.reader.index_rows(job.lo, job.hi)
         first: int | None = None
         wanted: tuple[list[Any], list[Any], list[Any]] = (want.terms, want.deps, want.vulns)
@@ -339,17 +344,21 @@ class _Range:
                 continue
             differ = Counter(w)
             differ.subtract(Counter(tuple(row) for row in g))
-            at = min(_row_index(row) for row, n in differ.items() if n)
+            at = min(_row_index(row, job.lo) for row, n in differ.items() if n)
             first = at if first is None else min(first, at)
         return first
 
 
-def _row_index(row: tuple[Any, ...]) -> int:
-    """An index row's record (its third column; a stored one may hold anything)."""
+def _row_index(row: tuple[Any, ...], lo: int) -> int:
+    """An index row's record (its third column; a stored one may hold anything: a fraction names
+    the record it falls in, anything unreadable the first record of the range that read it)."""
+    value = row[2]
+    if isinstance(value, float) and math.isfinite(value):
+        return max(math.floor(value), lo)
     try:
-        return int(str(row[2]))
+        return int(str(value))
     except ValueError:
-        return 0
+        return lo
 
 
 def _valid_time(t: str) -> bool:

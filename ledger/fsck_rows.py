@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from ledger._internal.db_errors import one_line
-from ledger.errors import StorageError
+from ledger.errors import IntegrityError, StorageError
 
 __all__ = ["FastRow", "RawReader"]
 
@@ -205,7 +205,28 @@ class RawReader:
     def registry_rows(self) -> list[tuple[int, bytes]]:
         """Every registry row, ``(idx, entry)`` in index order (as :func:`read_rows` reads them)."""
         rows = self._query("SELECT idx, entry FROM registry_entries ORDER BY idx")
-        return [(int(i), bytes(e)) for i, e in rows]
+        out = []
+        for i, e in rows:
+            if type(i) is not int or not isinstance(e, bytes | memoryview):
+                raise IntegrityError(
+                    f"registry row {i!r}: its index or entry is stored as "
+                    f"{type(i).__name__} / {type(e).__name__}, not an integer and bytes",
+                    i if type(i) is int else None,
+                )
+            out.append((i, bytes(e)))
+        return out
+
+    def duplicate_body(self) -> int | None:
+        """The lowest record index whose body digest more than one ``bodies`` row holds (the
+        primary key forbids it; a database edited without it could serve another body), or
+        ``None``."""
+        dup = self._query(
+            "SELECT digest FROM bodies GROUP BY digest HAVING count(*) > 1 ORDER BY digest LIMIT 1"
+        )
+        if not dup:
+            return None
+        at = self._query("SELECT min(idx) FROM records WHERE body_digest = ?", (dup[0][0],))
+        return at[0][0] if at and type(at[0][0]) is int else -1
 
     def index_rows(self, lo: int, hi: int) -> tuple[list[Any], list[Any], list[Any]]:
         """The stored audit index rows of records ``[lo, hi)``: terms, dependencies, vulnerability

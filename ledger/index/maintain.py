@@ -129,15 +129,21 @@ def rows_disagree(where: int) -> IntegrityError:
 
 
 def check_no_stray_rows(store: LedgerStore, size: int) -> None:
-    """No index table holds a row for a record outside ``[0, size)``."""
+    """No index table holds a row for a record outside ``[0, size)``, or for no record at all
+    (a NULL or non-integer index)."""
     with store._conn() as conn:
         for table in schema.INDEX_TABLES:
+            if conn.execute(select(table.c.idx).where(table.c.idx.is_(None)).limit(1)).first():
+                raise IntegrityError(
+                    f"audit index table {table.name} has a row for no record (its index is NULL)",
+                    None,
+                )
             stray = conn.execute(
                 select(func.min(table.c.idx)).where(or_(table.c.idx < 0, table.c.idx >= size))
             ).scalar()
             if stray is not None:
                 raise IntegrityError(
-                    f"audit index table {table.name} has rows for record {stray}, which the log "
-                    f"does not hold ({size} records)",
-                    max(int(stray), 0),
+                    f"audit index table {table.name} has rows for record {stray!r}, which the "
+                    f"log does not hold ({size} records)",
+                    stray if type(stray) is int else None,
                 )

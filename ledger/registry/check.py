@@ -51,7 +51,16 @@ def _stored(store: LedgerStore) -> list[RegistryRow]:
     r = schema.registry_entries.c
     with store._conn() as conn:
         rows = conn.execute(select(r.idx, r.time, r.name, r.op, r.entry).order_by(r.idx)).all()
-    return [RegistryRow(row.idx, row.time, row.name, row.op, bytes(row.entry)) for row in rows]
+    out = []
+    for row in rows:
+        if type(row.idx) is not int or not isinstance(row.entry, bytes | memoryview):
+            raise IntegrityError(
+                f"registry row {row.idx!r} is stored as {type(row.idx).__name__} / "
+                f"{type(row.entry).__name__}, not an integer index and bytes",
+                row.idx if type(row.idx) is int else None,
+            )
+        out.append(RegistryRow(row.idx, row.time, row.name, row.op, bytes(row.entry)))
+    return out
 
 
 def check_registry(

@@ -1,0 +1,96 @@
+"""Hostile-tester findings of 2026-11-30 against `ledger check`, one regression test each: a
+second body row under a record's digest (the primary key dropped), index rows for no record
+(NULL), for text or fractional indices, and registry rows of the wrong types — each must fail the
+check naming the right record, never pass and never crash. SQLite and PostgreSQL, with worker
+ranges of 4 records so several ranges run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from ledger.errors import IntegrityError
+from ledger.fsck import check_ledger
+from ledger.log import Ledger
+from tests.ledger.test_index import audited
+
+__all__ = ["audited"]  # the fixture: record 0 registers a signer, records 1-8 a pipeline
+
+
+def _fails(lg: Ledger) -> IntegrityError:
+    for workers in (2, 1):
+        with pytest.raises(IntegrityError) as e:
+            check_ledger(lg.store, workers=workers)
+    return e.value
+
+
+def _sql(lg: Ledger, *statements: str) -> None:
+    with lg.store.engine.begin() as conn:
+        for s in statements:
+            conn.execute(text(s))
+
+
+def test_a_second_body_row_under_a_records_digest_is_named(audited: Ledger) -> None:
+    check_ledger(audited.store, workers=2)
+    if audited.store.engine.dialect.name == "sqlite":
+        _sql(
+            audited,
+            "DROP TRIGGER IF EXISTS bodies_no_update",
+            "DROP TRIGGER IF EXISTS bodies_no_delete",
+            "CREATE TABLE bodies2 AS SELECT * FROM bodies",
+            "DROP TABLE bodies",
+            "ALTER TABLE bodies2 RENAME TO bodies",
+            "CREATE INDEX bodies_digest ON bodies (digest)",
+        )
+    else:
+        _sql(audited, "ALTER TABLE bodies DROP CONSTRAINT bodies_pkey")
+    _sql(
+        audited,
+        "INSERT INTO bodies SELECT digest, body_type, content FROM bodies "
+        "WHERE digest = (SELECT body_digest FROM records WHERE idx = 5)",
+    )
+    err = _fails(audited)
+    assert err.index == 5, err
+
+
+@pytest.mark.parametrize(
+    ("value", "index"), [("NULL", None), ("'abc'", None), ("-1", -1), ("5.5", 5)]
+)
+def test_an_index_row_for_no_record_or_an_odd_one_fails_the_check(
+    audited: Ledger, value: str, index: int | None
+) -> None:
+    sqlite = audited.store.engine.dialect.name == "sqlite"
+    if not sqlite:
+        if value in ("'abc'", "5.5"):
+            pytest.skip("PostgreSQL's bigint column cannot hold it")
+        _sql(
+            audited,
+            "ALTER TABLE ix_terms DROP CONSTRAINT ix_terms_pkey",
+            "ALTER TABLE ix_terms ALTER COLUMN idx DROP NOT NULL",
+        )
+    elif value == "NULL":
+        _sql(
+            audited,
+            "CREATE TABLE t2 AS SELECT * FROM ix_terms",
+            "DROP TABLE ix_terms",
+            "ALTER TABLE t2 RENAME TO ix_terms",
+        )
+    _sql(audited, f"INSERT INTO ix_terms (kind, value, idx) VALUES ('signer', 'mallory', {value})")
+    err = _fails(audited)
+    assert err.index == index, err
+
+
+def test_a_registry_row_stored_as_text_is_named_not_a_crash(
+    audited: Ledger, tmp_path: Path
+) -> None:
+    if audited.store.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's bytea column cannot hold text")
+    _sql(
+        audited,
+        "DROP TRIGGER registry_entries_no_update",
+        "UPDATE registry_entries SET entry = CAST(entry AS TEXT) WHERE idx = 0",
+    )
+    err = _fails(audited)
+    assert err.index == 0 and "registry row" in str(err), err
