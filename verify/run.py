@@ -107,11 +107,14 @@ def run_check(req: Request, at: datetime, *, as_of: bool = False) -> Outcome:
     else:
         since = trusted.checkpoint.size if trusted else None
         doc = _evidence(req, arts, since, trust.wants_registry)
-    out = verify_evidence(policy, trust, arts, doc, at=at, trusted=trusted, on_proved=on_proved)
+    proved: list[Any] = []  # the checkpoint is kept only once every proof of the run held
+    out = verify_evidence(policy, trust, arts, doc, at=at, trusted=trusted, on_proved=proved.append)
     if any(s.materials_from for s in policy.steps):
         from verify.material_chain import follow_materials
 
         follow_materials(out, policy, trust, _material_fetch(req, doc))
+    if on_proved is not None and proved:
+        on_proved(proved[-1])
     if layout is not None:
         from verify.layout_gate import layout_rule
 

@@ -119,3 +119,29 @@ def test_third_party_materials_are_followed_among_the_bundles(
     )
     code, doc = report("attestations", sha(pkg), "--policy", policy, *both[2:])
     assert code == 1 and not _rule(doc, "step build")["passed"]
+
+
+def test_the_state_moves_only_once_the_materials_proved_too(
+    demo: DemoLedger, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A run whose materials step fails (exit 4) keeps the verifier's state where it was: the
+    trusted checkpoint is replaced only when every proof of a run held."""
+    import verify.material_chain
+    from verify.errors import ConsistencyFailure
+
+    binary = fresh("bin")
+    demo.append(statement(binary, SLSA, provenance()))
+    pkg = _package(demo, binary)
+    policy = _policy(demo, tmp_path)
+    policy.write_text(policy.read_text().replace("ledger:\n", "ledger:\n  stateDir: state\n", 1))
+
+    def refused(*_: Any) -> None:
+        raise ConsistencyFailure("the ledger answered the materials from another checkpoint")
+
+    with monkeypatch.context() as m:
+        m.setattr(verify.material_chain, "follow_materials", refused)
+        code, _ = report(sha(pkg), "--policy", policy, "--db", demo.db)
+    assert code == 4
+    assert not any((tmp_path / "state").glob("*")), "the state moved on a failed run"
+    code, _ = report(sha(pkg), "--policy", policy, "--db", demo.db)
+    assert code == 0 and any((tmp_path / "state").glob("*"))
