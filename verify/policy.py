@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from verify._internal.reader import MISSING, Fields, Loc, Problems
+from verify._internal.reader import CLASH, MISSING, Fields, Loc, Problems
 from verify.errors import PolicyFileError
 
 __all__ = [
@@ -145,6 +145,12 @@ class SignerPolicy(NamedTuple):
         f = Fields.of(value, loc, problems, cls.__name__)
         if f is None:
             return None
+        if f.raw("names") == []:  # an empty allow-list must not read as "everyone"
+            f.fail(
+                "an empty list allows no registry signer: list names, or drop names to "
+                "allow every signer the registry trusts",
+                key="names",
+            )
         out = cls(
             f.text("key"),
             f.model("sigstore", SigstoreSigner.read),
@@ -381,7 +387,7 @@ class Policy(NamedTuple):
 def _max_age(f: Fields) -> timedelta | None:
     """``maxAge``: a duration such as ``30d`` (:func:`parse_duration`), or a number of seconds."""
     value = f.raw("maxAge", "max_age")
-    if value is MISSING or value is None:
+    if value is MISSING or value is CLASH or value is None:
         return None
     try:
         if isinstance(value, str):

@@ -13,6 +13,7 @@ from verify._internal.fast import (
     ATTESTATIONS_OPTIONS,
     BUNDLE_OPTIONS,
     CHECK_OPTIONS,
+    SUBCOMMANDS,
     parse_attestations,
     parse_check,
     parse_sigstore_bundle,
@@ -138,3 +139,22 @@ def test_attestations_runs_without_typer(tmp_path: Path) -> None:
     )
     assert p.stdout.splitlines()[-1].split() == ["2", "False"], p.stdout + p.stderr
     assert '"verdict": "ERROR"' in p.stdout and "missing.yaml" in p.stderr
+
+
+def test_another_commands_line_is_never_read_as_the_default_check(tmp_path: Path) -> None:
+    """``verify attestations --policy p --evidence e`` (an option attestations lacks) is typer's
+    usage error, even with a file named ``attestations`` in the working directory (the fast path
+    took it as the artifact and checked that file: hostile finding, 2026-11-30)."""
+    assert set(get_command(app).commands) - {"check"} == SUBCOMMANDS  # type: ignore[attr-defined]
+    for name in SUBCOMMANDS:
+        assert parse_check([name, "--policy", "p.yaml", "--evidence", "e.json"]) is None
+    (tmp_path / "attestations").write_text("a file")
+    p = subprocess.run(
+        [VERIFY, "attestations", "--policy", "p.yaml", "--evidence", "e.json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "--evidence" in p.stderr, p.stderr

@@ -100,6 +100,26 @@ def test_an_unknown_key_is_refused_with_its_place() -> None:
         (lambda d: d.update(steps=[d["steps"][0], d["steps"][0]]), "unique"),
         (lambda d: d["steps"][1].update(productsOf="nope"), "no step named 'nope'"),
         (lambda d: d["ledger"].update(keys=["a+1+x", "b+2+y"]), "same log"),
+        # hostile findings of 2026-11-30: never read as weaker than written, never a traceback
+        (lambda d: d["signers"]["ci"].update(notAfter=99999999999), "not a number"),
+        (lambda d: d["signers"]["ci"].update(notAfter=1700000000000), "not a number"),
+        (lambda d: d["signers"]["ci"].update(notAfter="1700000000"), "not a number"),
+        (lambda d: d["signers"]["ci"].update(notAfter=float("inf")), "not a number"),
+        (lambda d: d["signers"]["ci"].update(notAfter="99999-01-01T00:00:00Z"), "datetime"),
+        (
+            lambda d: d["signers"]["ci"].update(
+                notAfter="2099-01-01T00:00:00Z", not_after="2020-01-01T00:00:00Z"
+            ),
+            "give notAfter or not_after, not both",
+        ),
+        (
+            lambda d: d["steps"][0].update(predicate_type="https://example.com/x"),
+            "give predicateType or predicate_type, not both",
+        ),
+        (
+            lambda d: d["signers"].update(reg={"registry": True, "names": []}),
+            "an empty list allows no registry signer",
+        ),
     ],
 )
 def test_mistakes_are_named(change: Any, message: str) -> None:

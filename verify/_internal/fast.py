@@ -18,6 +18,7 @@ __all__ = [
     "ATTESTATIONS_OPTIONS",
     "BUNDLE_OPTIONS",
     "CHECK_OPTIONS",
+    "SUBCOMMANDS",
     "AttestationsArgs",
     "BundleArgs",
     "CheckArgs",
@@ -26,6 +27,8 @@ __all__ = [
     "parse_sigstore_bundle",
 ]
 
+# the typer app's commands other than the default one (a test compares them)
+SUBCOMMANDS = frozenset({"attestations", "export-evidence", "layout", "sigstore-bundle"})
 # option -> (takes a value, the check() parameter it fills)
 CHECK_OPTIONS: dict[str, tuple[bool, str]] = {
     "--policy": (True, "policy"),
@@ -164,8 +167,8 @@ def _plain(argv: Sequence[str]) -> bool:
 
 def parse_check(argv: Sequence[str]) -> CheckArgs | None:
     """The default command's arguments, or ``None`` when typer should handle ``argv``."""
-    if not _plain(argv):
-        return None
+    if not _plain(argv) or argv[0] in SUBCOMMANDS:
+        return None  # another command's line (a file of that name is given as ./NAME)
     args = list(argv[1:] if argv[0] == "check" else argv)
     try:
         artifact, got = _parse(CHECK_OPTIONS, args, ("layout_key",))

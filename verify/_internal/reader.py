@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 
-__all__ = ["MISSING", "Fields", "Loc", "Problems", "where"]
+__all__ = ["CLASH", "MISSING", "Fields", "Loc", "Problems", "where"]
 
 T = TypeVar("T")
 Loc = tuple[int | str, ...]
 _NOT_TEXT = "Input should be a valid string"
 MISSING: Any = object()  # a key the mapping does not have
+CLASH: Any = object()  # a key given in both its spellings (recorded as a problem)
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
 _FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
 _SECONDS = re.compile(r"-?[0-9]+(\.[0-9]+)?")
@@ -87,19 +88,22 @@ def _boolean(value: Any) -> bool:
 
 
 def _datetime(value: Any) -> datetime:
-    """A datetime, a date (its midnight), RFC 3339 text, or Unix seconds (a number or its text)."""
+    """A datetime, a date (its midnight), or RFC 3339 text. A number is refused: whether it
+    counts seconds or milliseconds is a guess (pydantic guessed by size), and a validity window
+    read as wider than written would trust a signer longer than the policy says."""
     if isinstance(value, datetime):
         return value
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day)
-    if isinstance(value, str) and _SECONDS.fullmatch(value):
-        value = float(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, int | float) or (isinstance(value, str) and _SECONDS.fullmatch(value)):
+        raise _Invalid(
+            "Input should be an RFC 3339 date-time such as 2026-12-01T00:00:00Z, not a number "
+            "(seconds or milliseconds would be a guess)"
+        )
     if isinstance(value, str):
         try:
             return datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise _Invalid("Input should be a valid datetime or date, invalid format") from None
     raise _Invalid("Input should be a valid datetime")
 
@@ -146,6 +150,9 @@ class Fields:
     def raw(self, key: str, name: str | None = None) -> Any:
         """The value under ``key`` (or its Python ``name``), or a missing marker."""
         self._read.update((key, name) if name else (key,))
+        if name and name != key and key in self.doc and name in self.doc:
+            self.fail(f"give {key} or {name}, not both (they are one setting)", key=key)
+            return CLASH
         if key in self.doc:
             return self.doc[key]
         return self.doc[name] if name and name in self.doc else MISSING
@@ -160,6 +167,8 @@ class Fields:
         optional: bool = False,
     ) -> Any:
         value = self.raw(key, name)
+        if value is CLASH:
+            return default if default is not MISSING else None
         if value is MISSING:
             if default is MISSING:
                 self.fail("Field required", key=key)
@@ -224,6 +233,8 @@ class Fields:
     def texts(self, key: str, *, name: str | None = None, min_items: int = 0) -> list[str]:
         """A list of strings; each bad item is named by its index."""
         value = self.raw(key, name)
+        if value is CLASH:
+            return []
         if value is MISSING:
             if min_items:
                 self.fail("Field required", key=key)
