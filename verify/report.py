@@ -132,33 +132,35 @@ def error_report(message: str, code: int, artifacts: list[dict[str, Any]]) -> di
 
 
 def render_text(out: Outcome, stream: TextIO) -> None:
-    """The report for people: what was verified, then one table row per rule, then the verdict."""
-    from verify._internal.text_table import draw_table, style_for
+    """The report for people (rich): what was verified, then one table row per rule, then the
+    verdict. Every cell is literal text — a rule or file name such as ``[app.zip]`` is never read
+    as rich markup; colour only on a terminal, never with ``NO_COLOR`` (rich's own rules)."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
-    style = style_for(stream)
-    lines = []
+    console = Console(file=stream, highlight=False, markup=False, emoji=False, soft_wrap=False)
     names = ", ".join(f"{a.name} ({a.digest_keys()[0]})" for a in out.artifacts)
     if names:
-        lines.append(f"verify: {names}")
+        console.print(Text(f"verify: {names}"), soft_wrap=True)
     if out.checkpoint is not None:
         cp = out.checkpoint.checkpoint
-        lines.append(f"ledger: {cp.origin}, checkpoint size {cp.size} (signature and proofs OK)")
+        line = f"ledger: {cp.origin}, checkpoint size {cp.size} (signature and proofs OK)"
+        console.print(Text(line), soft_wrap=True)
     if out.attestations or out.untrusted:
-        lines.append(
-            f"attestations: {len(out.attestations)} trusted, {len(out.untrusted)} not trusted"
-        )
+        line = f"attestations: {len(out.attestations)} trusted, {len(out.untrusted)} not trusted"
+        console.print(Text(line), soft_wrap=True)
     for u in out.untrusted:
         where = f"record {u.index}" if u.index is not None else "attestation"
-        lines.append(f"  not counted: {where}: {u.reason}")
-    rows = [
-        [(r.rule, None), ("pass", "green") if r.passed else ("FAIL", "red"), (r.reason, None)]
-        for r in out.rules
-    ]
-    lines += draw_table(("rule", "result", "reason"), rows, style)
-    verdict = style.paint("PASSED", "green") if out.passed else style.paint("FAILED", "red")
+        console.print(Text(f"  not counted: {where}: {u.reason}"), soft_wrap=True)
+    table = Table("rule", "result", "reason", expand=True)
+    for r in out.rules:
+        result = Text("pass", style="green") if r.passed else Text("FAIL", style="red")
+        table.add_row(Text(r.rule), result, Text(r.reason))
+    console.print(table)
+    verdict = Text("PASSED", style="green") if out.passed else Text("FAILED", style="red")
     tail = "" if out.passed else ": policy not met"
-    lines.append(f"verdict: {verdict}{tail} (exit {out.exit_code})")
-    stream.write("\n".join(lines) + "\n")
+    console.print(Text.assemble("verdict: ", verdict, f"{tail} (exit {out.exit_code})"))
 
 
 def dumps(doc: dict[str, Any]) -> str:

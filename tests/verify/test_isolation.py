@@ -2,8 +2,8 @@
 fails the run), and none of SQLAlchemy, FastAPI or sigstore imported when the evidence holds only
 key-signed attestations (a deploy gate pays for every import at start-up). Issue 11 §6 pins the
 rest of the cold-start diet: no pydantic (the policy is read by ``verify/_internal/reader.py``),
-rich, typer, argparse, securesystemslib, httpx, X.509 or the trust registry on that path, and no
-httpx for ``--ledger`` either."""
+typer, argparse, securesystemslib, httpx, X.509 or the trust registry on that path — rich only
+for the text report, never for ``--format json`` — and no httpx for ``--ledger`` either."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ FORBIDDEN = ("sqlalchemy", "fastapi", "starlette", "sigstore", "uvicorn", "alemb
 SLIMMED = (
     "pydantic",
     "pydantic_core",
-    "rich",
     "typer",
     "click",
     "argparse",
@@ -86,6 +85,11 @@ def test_evidence_makes_no_network_call_and_imports_no_server_code(
     assert "httpx" not in got["modules"]  # nothing of the network stack either
     slimmed = [m for m in SLIMMED if m in got["modules"]]
     assert slimmed == [], f"verify --evidence imported {slimmed} again (issue 11 §6)"
+    assert "rich" in got["modules"]  # the text report is rich's table
+    args = (demo.app_zip, "--policy", policy, "--evidence", evidence, "--format", "json")
+    machine = _run_guarded(tmp_path, *args)
+    assert machine["code"] == 0 and json.loads(machine["stdout"])["verdict"] == "PASSED"
+    assert "rich" not in machine["modules"]  # JSON for machines pays nothing for the table
 
 
 def test_the_guard_would_catch_a_network_call(demo: DemoLedger, tmp_path: Path) -> None:
