@@ -50,6 +50,13 @@ app = typer.Typer(
 )
 
 PolicyOpt = Annotated[Path, typer.Option("--policy", "-p", help="The policy YAML file.")]
+LayoutOpt = Annotated[
+    Path | None, typer.Option("--layout", help="A signed in-toto layout to check too.")
+]
+LayoutKeyOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--layout-key", help="A key that must have signed the layout."),
+]
 FormatOpt = Annotated[Format, typer.Option("--format", help="text (people) or json (machines).")]
 AtOpt = Annotated[
     str | None,
@@ -77,13 +84,8 @@ def check(
         Path | None, typer.Option("--record-key", help="Private key that signs the VSA.")
     ] = None,
     at: AtOpt = None,
-    layout: Annotated[
-        Path | None, typer.Option("--layout", help="A signed in-toto layout to check too.")
-    ] = None,
-    layout_key: Annotated[
-        list[Path] | None,
-        typer.Option("--layout-key", help="A key that must have signed the layout."),
-    ] = None,
+    layout: LayoutOpt = None,
+    layout_key: LayoutKeyOpt = None,
     link_dir: Annotated[
         Path | None, typer.Option("--link-dir", help="The layout's link files' directory.")
     ] = None,
@@ -129,13 +131,8 @@ def attestations(
     ],
     fmt: FormatOpt = Format.text,
     at: AtOpt = None,
-    layout: Annotated[
-        Path | None, typer.Option("--layout", help="A signed in-toto layout to check too.")
-    ] = None,
-    layout_key: Annotated[
-        list[Path] | None,
-        typer.Option("--layout-key", help="A key that must have signed the layout."),
-    ] = None,
+    layout: LayoutOpt = None,
+    layout_key: LayoutKeyOpt = None,
     link_dir: Annotated[
         Path | None,
         typer.Option("--link-dir", help="The layout's link files (else: links among --bundle)."),
