@@ -52,6 +52,49 @@ _INDEX_ROWS = {
     "vulns": "SELECT vuln, product, idx, component, status FROM ix_vulns "
     "WHERE idx >= ? AND idx < ?",
 }
+_TEXT_COLUMNS = {
+    "terms": ("ix_terms", ("kind", "value"), ("kind", "value", "idx")),
+    "deps": ("ix_deps", ("package", "version", "digest"), ("package", "version", "idx", "digest")),
+    "vulns": (
+        "ix_vulns",
+        ("vuln", "product", "component", "status"),
+        ("vuln", "product", "idx", "component", "status"),
+    ),
+}
+
+
+def _as_stored_sql(name: str) -> str:
+    """The index rows of one table with each text column as ``(bytes, storage class)``."""
+    table, texts, order = _TEXT_COLUMNS[name]
+    cols = [f"CAST({c} AS BLOB), typeof({c})" if c in texts else c for c in order]
+    # names from the constant above only, never from input
+    return f"SELECT {', '.join(cols)} FROM {table} WHERE idx >= ? AND idx < ?"  # noqa: S608
+
+
+def _as_text(row: Sequence[Any], name: str) -> tuple[Any, ...]:
+    """A row read by :func:`_as_stored_sql` back in column order: a TEXT column that is UTF-8 as
+    its text; anything else (not UTF-8, a BLOB, a number) as ``(storage class, bytes)``, which
+    never equals a derived row's text."""
+    _, texts, order = _TEXT_COLUMNS[name]
+    out: list[Any] = []
+    k = 0
+    for c in order:
+        if c not in texts:
+            out.append(row[k])
+            k += 1
+            continue
+        raw, kind = row[k], row[k + 1]
+        k += 2
+        if kind == "text":
+            try:
+                out.append(raw.decode())
+                continue
+            except UnicodeDecodeError:
+                pass
+        out.append(None if kind == "null" else (kind, raw))
+    return tuple(out)
+
+
 _FIRST_INDEX = "SELECT idx FROM records ORDER BY idx ASC LIMIT 1"
 _LAST_INDEX = "SELECT idx FROM records ORDER BY idx DESC LIMIT 1"
 _CPS = {
@@ -231,10 +274,18 @@ class RawReader:
     def index_rows(self, lo: int, hi: int) -> tuple[list[Any], list[Any], list[Any]]:
         """The stored audit index rows of records ``[lo, hi)``: terms, dependencies, vulnerability
         statuses, each as tuples in :mod:`ledger.index.rows`' column order, unsorted."""
-        terms = self._query(_INDEX_ROWS["terms"], (lo, hi))
-        deps = self._query(_INDEX_ROWS["deps"], (lo, hi))
-        vulns = self._query(_INDEX_ROWS["vulns"], (lo, hi))
-        return terms, deps, vulns
+        out = []
+        for name in ("terms", "deps", "vulns"):
+            try:
+                out.append(self._query(_INDEX_ROWS[name], (lo, hi)))
+            except StorageError:
+                if not self._sqlite:
+                    raise
+                # TEXT that is not UTF-8 (SQLite stores any bytes): read the text columns as
+                # stored, so the rows differ from the derived ones and the record is named
+                rows = self._query(_as_stored_sql(name), (lo, hi))
+                out.append([_as_text(row, name) for row in rows])
+        return out[0], out[1], out[2]
 
     def last_checkpoint_at_most(self, size: int) -> Any:
         return self._query("SELECT max(size) FROM checkpoints WHERE size <= ?", (size,))[0][0]

@@ -94,3 +94,17 @@ def test_a_registry_row_stored_as_text_is_named_not_a_crash(
     )
     err = _fails(audited)
     assert err.index == 0 and "registry row" in str(err), err
+
+
+def test_an_index_value_that_is_not_utf8_names_its_record(audited: Ledger) -> None:
+    """SQLite keeps any bytes in a TEXT column: the range re-reads them as stored and names the
+    record, where the read used to fail as a database error (exit 4) naming nothing."""
+    if audited.store.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL refuses text that is not UTF-8")
+    _sql(
+        audited,
+        "UPDATE ix_terms SET value = CAST(x'ff41' AS TEXT) "
+        "WHERE idx = 3 AND kind = 'predicateType'",
+    )
+    err = _fails(audited)
+    assert err.index == 3, err
