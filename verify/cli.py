@@ -93,13 +93,18 @@ def parse_at(text: str | None) -> datetime:
     """``--at``: an RFC 3339 time with a zone; now when not given."""
     if text is None:
         return datetime.now(UTC)
+    import re
+
+    # RFC 3339 only: Python's ISO 8601 reader also takes week dates and basic forms
+    stamp = r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?"
+    if re.fullmatch(stamp, text):
+        raise errors.UsageError("--at: give a time zone (e.g. 2026-11-29T12:00:00Z)")
+    if not re.fullmatch(stamp + r"([Zz]|[+-]\d{2}:\d{2})", text):
+        raise errors.UsageError(f"--at: {text!r} is not an RFC 3339 time")
     try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError as e:
         raise errors.UsageError(f"--at: {text!r} is not an RFC 3339 time") from e
-    if t.tzinfo is None:
-        raise errors.UsageError("--at: give a time zone (e.g. 2026-11-29T12:00:00Z)")
-    return t
 
 
 def emit(out: Any, fmt: Format) -> int:

@@ -158,3 +158,19 @@ def test_another_commands_line_is_never_read_as_the_default_check(tmp_path: Path
     )
     assert p.returncode == 2, p.stdout + p.stderr
     assert "--evidence" in p.stderr, p.stderr
+
+
+def test_at_takes_rfc3339_only() -> None:
+    """Python's ISO 8601 reader also takes week dates and basic forms; --at does not."""
+    import pytest
+
+    from verify.cli import parse_at
+    from verify.errors import UsageError
+
+    assert parse_at("2026-11-29T12:00:00Z").isoformat() == "2026-11-29T12:00:00+00:00"
+    assert parse_at("2026-11-29t12:00:00.5+01:00").utcoffset() is not None
+    for bad in ("2026-W48-1T00:00:00Z", "20261130T000000Z", "2026-11-30 00:00:00Z", "yesterday"):
+        with pytest.raises(UsageError, match="not an RFC 3339 time"):
+            parse_at(bad)
+    with pytest.raises(UsageError, match="time zone"):
+        parse_at("2026-11-29T12:00:00")
