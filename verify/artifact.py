@@ -33,8 +33,13 @@ def _every_file(root: Path) -> list[Path]:
     files would be deployed without being verified."""
     import os
 
+    def unreadable(e: OSError) -> None:
+        raise UsageError(
+            f"{e.filename}: cannot be listed ({e.strerror}): its files would ship unverified"
+        )
+
     out = []
-    for top, dirs, files in os.walk(root):
+    for top, dirs, files in os.walk(root, onerror=unreadable):
         for d in dirs:
             if os.path.islink(os.path.join(top, d)):
                 link = Path(top, d)
@@ -55,10 +60,15 @@ def resolve_artifacts(spec: str) -> list[Artifact]:
     from attest.errors import Error as AttestError
 
     try:
-        digest = parse_digest(spec)
-        if digest is not None:
-            return [Artifact(digest.name or spec, dict(digest.digest))]
         path = Path(spec)
+        digest = None if spec.startswith(("./", "/")) else parse_digest(spec)  # ./X: a path
+        if digest is not None:
+            if path.exists() or path.is_symlink():  # judged by its name, its bytes unread
+                raise UsageError(
+                    f"{spec}: both a file and a digest; give ./{spec} for the file, or run "
+                    "where no file has that name for the digest"
+                )
+            return [Artifact(digest.name or spec, dict(digest.digest))]
         if not path.exists():
             raise UsageError(f"{spec}: no such file or directory, and not a digest")
         files = _every_file(path) if path.is_dir() else [path]

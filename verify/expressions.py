@@ -4,6 +4,7 @@ in-toto Statement as JSON), ``predicate``, ``predicateType`` and ``subject`` and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ from verify.errors import PolicyFileError
 __all__ = ["check_expressions", "compile_expression"]
 
 
+@functools.lru_cache(maxsize=256)
 def compile_expression(text: str) -> Any:
     """A compiled CEL program; :class:`PolicyFileError` if it does not parse."""
     try:

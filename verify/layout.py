@@ -289,7 +289,14 @@ def verify_layout(
     from in_toto.exceptions import Error as InTotoError
     from securesystemslib.exceptions import Error as SslibError
 
-    keys = {k["keyid"]: k for k in map(layout_key, layout_keys)}
+    keys: dict[str, Any] = {}
+    for k in map(layout_key, layout_keys):
+        if k["keyid"] in keys:  # a key file states its own keyid: two must never merge into one
+            raise InvalidInput(
+                f"two layout keys have the keyid {k['keyid']}: each required key must be "
+                "distinct, and a keyid is whatever a key file says"
+            )
+        keys[k["keyid"]] = k
     metadata = _metadata(layout, "layout")
     try:
         verdict = _run(layout, metadata, keys, links, at, parameters, inspect_in)

@@ -432,4 +432,11 @@ def load_policy(path: Path) -> Policy:
         doc = load_strict(text)
     except yaml.YAMLError as e:
         raise PolicyFileError(f"{path}: not YAML: {e}") from e
-    return parse_policy(doc, base=path.resolve().parent, source=str(path))
+    policy = parse_policy(doc, base=path.resolve().parent, source=str(path))
+    texts = [t for step in policy.steps for t in step.expressions]
+    if texts:  # a broken expression is the policy's error now, not once a statement reaches it
+        from verify.expressions import compile_expression
+
+        for t in texts:
+            compile_expression(t)
+    return policy

@@ -58,7 +58,11 @@ def parse_digest(spec: str) -> ResourceDescriptor | None:
 
 def _walk(directory: Path) -> Iterable[Path]:
     """Every file under ``directory``; symlinked directories are not entered (no loops)."""
-    for root, dirs, files in os.walk(directory):
+
+    def unreadable(e: OSError) -> None:  # never fewer subjects than the directory holds
+        raise CollectorError(f"{e.filename}: cannot be listed ({e.strerror})")
+
+    for root, dirs, files in os.walk(directory, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if d != ".git")
         for name in sorted(files):
             yield Path(root) / name

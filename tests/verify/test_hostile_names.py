@@ -5,7 +5,9 @@ left unverified. Each test failed (exit 0) before its fix."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import yaml
 from cryptography.hazmat.primitives import serialization
@@ -97,3 +99,46 @@ def test_attestation_files_that_hold_no_attestation_objects_are_exit_2(
         r = verify("attestations", demo.app_zip, "--policy", policy, "--bundle", f)
         assert r.exit_code == 2, (text, r.stdout, r.stderr)
         assert str(f) in r.stderr, r.stderr
+
+
+def test_a_file_named_like_a_digest_is_never_judged_by_its_name(
+    demo: DemoLedger, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A file ``dist/app@sha256:<an attested digest>`` holding other bytes passed as that
+    digest, its bytes never read (hostile round 2, critical)."""
+    good = fresh("digest-name")
+    demo.append(make_statement(good, SLSA, provenance()))
+    demo.append(make_statement(good, TEST_RESULT, result_predicate()))
+    policy = demo.policy(tmp_path / "p.yaml")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dist").mkdir()
+    name = f"dist/app@{sha(good)}"
+    (tmp_path / name).write_text("EVIL PAYLOAD, never attested")
+    assert verify(sha(good), "--policy", policy, "--db", demo.db).exit_code == 0
+    r = verify(name, "--policy", policy, "--db", demo.db)
+    assert r.exit_code == 2 and "both a file and a digest" in r.stderr, r.stdout + r.stderr
+    r = verify(f"./{name}", "--policy", policy, "--db", demo.db)
+    assert r.exit_code == 3, r.stdout  # the file itself: nothing recorded about its bytes
+
+
+def test_a_directory_that_cannot_be_listed_is_refused(
+    demo: DemoLedger, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """os.walk skips what it cannot list; a deploy must not (hostile round 2, critical). Here
+    the nest is deeper than the system's path limit, built level by level from inside."""
+    good = fresh("walk-good")
+    demo.append(make_statement(good, SLSA, provenance()))
+    demo.append(make_statement(good, TEST_RESULT, result_predicate()))
+    ship = tmp_path / "ship"
+    ship.mkdir()
+    (ship / "app").write_text(good)
+    policy = demo.policy(tmp_path / "p.yaml")
+    monkeypatch.chdir(ship)
+    for i in range(20):  # 20 x 250 characters: past PATH_MAX
+        level = f"{i:02d}" + "d" * 248
+        os.mkdir(level)
+        os.chdir(level)
+    Path("payload.sh").write_text("#!/bin/sh\n")
+    monkeypatch.chdir(tmp_path)
+    r = verify(ship, "--policy", policy, "--db", demo.db)
+    assert r.exit_code == 2 and "cannot be listed" in r.stderr, r.stdout + r.stderr

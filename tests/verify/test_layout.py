@@ -300,3 +300,33 @@ def test_sublayouts_need_a_link_directory(chain: Path) -> None:
             at=datetime.now(UTC),
             inspect_in=chain,
         )
+
+
+def test_two_layout_keys_claiming_one_keyid_are_refused(chain: Path) -> None:
+    """bob's key in a securesystemslib JSON file that claims alice's keyid, required beside
+    alice's: the two used to merge into one, so alice alone met "alice AND bob" (hostile round 2,
+    high). Each required key must be distinct."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from verify.layout import layout_key
+
+    alice = (DEMO / "demo_files" / "alice.pub").read_bytes()
+    bob = load_pem_public_key((DEMO / "demo_files" / "bob.pub").read_bytes())
+    pem = bob.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    claim = {
+        "keytype": "rsa",
+        "scheme": "rsassa-pss-sha256",
+        "keyid": layout_key(alice)["keyid"],
+        "keyval": {"public": pem},
+    }
+    with pytest.raises(InvalidInput, match="two layout keys have the keyid"):
+        verify_layout(
+            (chain / "root.layout").read_bytes(),
+            [json.dumps(claim).encode(), alice],
+            chain,
+            at=datetime.now(UTC),
+            inspect_in=chain,
+        )
