@@ -188,12 +188,11 @@ def test_cel_expressions(demo: DemoLedger, tmp_path: Path) -> None:
         policy = demo.policy(tmp_path / "p.yaml", steps=steps)
         assert report(sha(name), "--policy", policy, "--db", demo.db)[0] == want
     steps = [{"name": "build", "predicateType": SLSA, "signers": ["ci"], "expressions": ["1 +"]}]
-    assert (
-        report(
-            sha(name), "--policy", demo.policy(tmp_path / "p.yaml", steps=steps), "--db", demo.db
-        )[0]
-        == 2
-    )
+    policy = demo.policy(tmp_path / "p.yaml", steps=steps)
+    assert report(sha(name), "--policy", policy, "--db", demo.db)[0] == 2
+    # also when no attestation reaches the expression: the policy is broken, not unmet
+    code, doc = report(sha(fresh("cel-nothing")), "--policy", policy, "--db", demo.db)
+    assert code == 2 and "does not compile" in doc["error"], doc
 
 
 def test_usage_and_policy_errors_are_exit_2(demo: DemoLedger, tmp_path: Path) -> None:
