@@ -56,7 +56,9 @@ def _fail(e: errors.Error, fmt: Format, artifact: str) -> NoReturn:
         from verify.report import dumps, error_report
 
         print(dumps(error_report(str(e), e.exit_code, [{"name": artifact, "digest": {}}])))
-    print(f"verify: {type(e).__name__}: {e}", file=sys.stderr)
+    from verify._internal.printable import printable
+
+    print(f"verify: {type(e).__name__}: {printable(str(e))}", file=sys.stderr)
     raise SystemExit(e.exit_code)
 
 

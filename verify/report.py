@@ -139,24 +139,26 @@ def render_text(out: Outcome, stream: TextIO) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from verify._internal.printable import printable
+
     console = Console(file=stream, highlight=False, markup=False, emoji=False, soft_wrap=False)
     names = ", ".join(f"{a.name} ({a.digest_keys()[0]})" for a in out.artifacts)
     if names:
-        console.print(Text(f"verify: {names}"), soft_wrap=True)
+        console.print(Text(printable(f"verify: {names}")), soft_wrap=True)
     if out.checkpoint is not None:
         cp = out.checkpoint.checkpoint
         line = f"ledger: {cp.origin}, checkpoint size {cp.size} (signature and proofs OK)"
-        console.print(Text(line), soft_wrap=True)
+        console.print(Text(printable(line)), soft_wrap=True)
     if out.attestations or out.untrusted:
         line = f"attestations: {len(out.attestations)} trusted, {len(out.untrusted)} not trusted"
         console.print(Text(line), soft_wrap=True)
     for u in out.untrusted:
         where = f"record {u.index}" if u.index is not None else "attestation"
-        console.print(Text(f"  not counted: {where}: {u.reason}"), soft_wrap=True)
+        console.print(Text(printable(f"  not counted: {where}: {u.reason}")), soft_wrap=True)
     table = Table("rule", "result", "reason", expand=True)
     for r in out.rules:
         result = Text("pass", style="green") if r.passed else Text("FAIL", style="red")
-        table.add_row(Text(r.rule), result, Text(r.reason))
+        table.add_row(Text(printable(r.rule)), result, Text(printable(r.reason)))
     console.print(table)
     verdict = Text("PASSED", style="green") if out.passed else Text("FAILED", style="red")
     tail = "" if out.passed else ": policy not met"

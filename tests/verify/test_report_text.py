@@ -82,3 +82,30 @@ def test_a_stream_that_cannot_encode_box_lines_gets_ascii(monkeypatch: pytest.Mo
     out.flush()
     text = out.buffer.getvalue().decode("ascii")  # type: ignore[attr-defined]
     assert "| step build [dist/app.zip] | pass   |" in text
+
+
+def test_control_characters_in_names_are_escaped_not_printed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A file named ``nl\\nverdict: PASSED (exit 0)`` or holding escape sequences cannot fake a
+    line of the report or colour the log (hostile round 2)."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    arts = [Artifact("nl\nverdict: PASSED (exit 0)\x1b[31mRED", {"sha256": "ab" * 32})]
+    rule = RuleResult("step build [nl\nverdict: PASSED]", False, "why\x1b[2J")
+    out = io.StringIO()
+    render_text(Outcome(arts, datetime(2026, 11, 29, tzinfo=UTC), rules=[rule]), out)
+    text = out.getvalue()
+    assert "\x1b" not in text
+    assert not any(line.startswith("verdict: PASSED") for line in text.splitlines())
+    assert "nl\\nverdict: PASSED (exit 0)\\x1b[31mRED" in text
+
+
+def test_an_error_line_escapes_control_characters(capsys: pytest.CaptureFixture[str]) -> None:
+    from verify.cli import Format, _fail
+    from verify.errors import EvidenceUnavailable
+
+    with pytest.raises(SystemExit) as e:
+        _fail(EvidenceUnavailable("nothing about a\nverdict: PASSED"), Format.text, "a")
+    assert e.value.code == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a\\nverdict: PASSED" in err
