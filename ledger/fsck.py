@@ -286,8 +286,14 @@ def check_ledger(
     reader = RawReader(store.engine)
     try:
         beyond = reader.checkpoints(end, end)
+        orphan = reader.orphan_body()
     finally:
         reader.close()
+    if orphan is not None:
+        raise IntegrityError(
+            f"a stored body no record names (sha256:{orphan.hex()}): it would block the append "
+            "of that body for good"
+        )
     if beyond:
         raise IntegrityError(
             f"checkpoint at size {beyond[0][0]} is beyond the {end} records stored", end

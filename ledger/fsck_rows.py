@@ -259,6 +259,19 @@ class RawReader:
             out.append((i, bytes(e)))
         return out
 
+    def orphan_body(self) -> bytes | None:
+        """A ``bodies`` row no record names (each record has its own body, so there are as many
+        of one as of the other), or ``None``. Such a row would make the real body's append fail
+        for good."""
+        bodies = self._query("SELECT count(*) FROM bodies")[0][0]
+        if bodies <= self.count_records():
+            return None
+        rows = self._query(
+            "SELECT b.digest FROM bodies b LEFT JOIN records r ON r.body_digest = b.digest "
+            "WHERE r.body_digest IS NULL LIMIT 1"
+        )
+        return bytes(rows[0][0]) if rows and rows[0][0] is not None else b""
+
     def duplicate_body(self) -> int | None:
         """The lowest record index whose body digest more than one ``bodies`` row holds (the
         primary key forbids it; a database edited without it could serve another body), or

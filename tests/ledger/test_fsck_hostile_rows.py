@@ -108,3 +108,19 @@ def test_an_index_value_that_is_not_utf8_names_its_record(audited: Ledger) -> No
     )
     err = _fails(audited)
     assert err.index == 3, err
+
+
+def test_a_body_no_record_names_fails_the_check(audited: Ledger) -> None:
+    """A planted body row under the digest of a body not yet appended passed the check, and
+    then made that body's append fail for good (hostile round 2)."""
+    import hashlib
+
+    future = b'{"payloadType": "x", "payload": "", "signatures": []}'
+    digest = hashlib.sha256(future).hexdigest()
+    with audited.store.engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO bodies (digest, body_type, content) VALUES (:d, 'dsse', :c)"),
+            {"d": bytes.fromhex(digest), "c": b"garbage"},
+        )
+    err = _fails(audited)
+    assert f"sha256:{digest}" in str(err), err
