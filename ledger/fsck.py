@@ -289,11 +289,7 @@ def check_ledger(
         orphan = reader.orphan_body()
     finally:
         reader.close()
-    if orphan is not None:
-        raise IntegrityError(
-            f"a stored body no record names (sha256:{orphan.hex()}): it would block the append "
-            "of that body for good"
-        )
+
     if beyond:
         raise IntegrityError(
             f"checkpoint at size {beyond[0][0]} is beyond the {end} records stored", end
@@ -314,6 +310,11 @@ def check_ledger(
     if index_at is not None:  # each range compared its records' rows (ledger.fsck_range)
         raise rows_disagree(index_at)
     check_no_stray_rows(store, end)
+    if orphan is not None:  # last: every record-level failure names its record first
+        raise IntegrityError(
+            f"a stored body no record names (sha256:{orphan.hex()}): it would block the append "
+            "of that body for good"
+        )
     if progress is not None:
         progress(end)
     return CheckReport(end, n_cps, len(tiles), fold(tree.peaks()), bool(pins))
