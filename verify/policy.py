@@ -385,15 +385,17 @@ class Policy(NamedTuple):
 
 
 def _max_age(f: Fields) -> timedelta | None:
-    """``maxAge``: a duration such as ``30d`` (:func:`parse_duration`), or a number of seconds."""
+    """``maxAge``: a duration such as ``30d`` (:func:`parse_duration`). A bare number is refused:
+    seconds or milliseconds would be a guess, and a guess too large lets stale evidence pass."""
     value = f.raw("maxAge", "max_age")
     if value is MISSING or value is CLASH or value is None:
+        return None
+    if isinstance(value, int | float):
+        f.fail("give a duration with its unit, such as 30d or 12h, not a number", key="maxAge")
         return None
     try:
         if isinstance(value, str):
             return parse_duration(value)
-        if isinstance(value, int | float):  # seconds (pydantic's reading, true and false too)
-            return timedelta(seconds=value)
     except (ValueError, OverflowError) as e:
         f.fail(f"Value error, {e}", key="maxAge")
         return None
