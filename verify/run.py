@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from verify.artifact import Artifact, resolve_artifacts
+from verify.errors import Error as VerifyError
 from verify.errors import UsageError
 from verify.pipeline import Outcome, verify_attestations, verify_evidence
 from verify.policy import Policy, load_policy
@@ -107,14 +108,28 @@ def run_check(req: Request, at: datetime, *, as_of: bool = False) -> Outcome:
     else:
         since = trusted.checkpoint.size if trusted else None
         doc = _evidence(req, arts, since, trust.wants_registry)
-    proved: list[Any] = []  # the checkpoint is kept only once every proof of the run held
-    out = verify_evidence(policy, trust, arts, doc, at=at, trusted=trusted, on_proved=proved.append)
-    if any(s.materials_from for s in policy.steps):
-        from verify.material_chain import follow_materials
+    # The checkpoint is kept once every proof of the run held — also when the run then ends for
+    # want of evidence or on policy (exit 3, 1): what it saw is genuine. A proof or signature
+    # failure anywhere, the materials' included (exit 4), keeps the state where it was.
+    proved: list[Any] = []
 
-        follow_materials(out, policy, trust, _material_fetch(req, doc))
-    if on_proved is not None and proved:
-        on_proved(proved[-1])
+    def keep() -> None:
+        if on_proved is not None and proved:
+            on_proved(proved[-1])
+
+    try:
+        out = verify_evidence(
+            policy, trust, arts, doc, at=at, trusted=trusted, on_proved=proved.append
+        )
+        if any(s.materials_from for s in policy.steps):
+            from verify.material_chain import follow_materials
+
+            follow_materials(out, policy, trust, _material_fetch(req, doc))
+    except VerifyError as e:
+        if e.exit_code != 4:
+            keep()
+        raise
+    keep()
     if layout is not None:
         from verify.layout_gate import layout_rule
 
