@@ -90,21 +90,22 @@ def _claimed(body: bytes, identity: IdentityPolicy) -> bool:
     return True
 
 
-_LOADED: set[tuple[str, Path]] = set()
+_LOADED: set[Path] = set()  # roots already loaded once in this process
 
 
 def _loadable(t: TrustedIdentity) -> None:
     """A trusted root that cannot be loaded is the policy's error (exit 2), not a reason to list
-    every bundle as untrusted."""
+    every bundle as untrusted. Checked here, on the first bundle, not when the policy loads: a
+    run whose evidence holds no bundle never imports sigstore."""
     from attest.sigstore_bundle import load_trusted_root
 
-    if (t.name, t.trusted_root) in _LOADED:
+    if t.trusted_root in _LOADED:
         return
     try:
         load_trusted_root(t.trusted_root)
     except AttestError as e:
         raise PolicyFileError(f"signers.{t.name}.sigstore.trustedRoot: {e}") from e
-    _LOADED.add((t.name, t.trusted_root))
+    _LOADED.add(t.trusted_root)
 
 
 def judge_bundle(body: bytes, identities: Iterable[TrustedIdentity], where: str) -> BundleVerdict:

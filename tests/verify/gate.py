@@ -11,8 +11,13 @@ from typing import Any
 from typer.testing import CliRunner
 
 from tests.verify.conftest import (
+    SLSA,
+    TEST_RESULT,
     DemoLedger,
     digest_of,
+    provenance,
+    result_predicate,
+    statement,
 )
 from tests.verify.test_policy import doc_policy_text
 from verify.cli import app
@@ -54,3 +59,10 @@ def export(demo: DemoLedger, artifact: str | Path, out: Path) -> dict[str, Any]:
     r = verify("export-evidence", artifact, "--ledger", demo.server.url, "-o", out)
     assert r.exit_code == 0, r.stdout + r.stderr
     return json.loads(out.read_text())
+
+
+def record_passing(demo: DemoLedger, name: str, deps: tuple[str, ...] = ()) -> None:
+    """Append, signed by ci, what the demo policy's two steps need about ``name``: a build
+    provenance (with ``deps``) and a PASSED test result."""
+    demo.append(statement(name, SLSA, provenance(deps=deps)))
+    demo.append(statement(name, TEST_RESULT, result_predicate()))

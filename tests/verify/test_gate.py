@@ -26,7 +26,7 @@ from tests.verify.conftest import (
     statement,
     vex,
 )
-from tests.verify.gate import fresh, issue_policy, report, sha, verify
+from tests.verify.gate import fresh, issue_policy, record_passing, report, sha, verify
 
 
 def test_the_issue_example_passes_over_http_and_from_the_database(
@@ -67,16 +67,11 @@ def test_a_wrong_builder_or_failed_tests_do_not_count(demo: DemoLedger, tmp_path
     assert "https://evil.example/builder" in reasons and "test result is FAILED" in reasons
 
 
-def _passing(demo: DemoLedger, name: str, deps: tuple[str, ...] = ()) -> None:
-    demo.append(statement(name, SLSA, provenance(deps=deps)))
-    demo.append(statement(name, TEST_RESULT, result_predicate()))
-
-
 def test_a_denied_log4j_version_is_exit_1(demo: DemoLedger, tmp_path: Path) -> None:
     policy = issue_policy(demo, tmp_path)
     bad, good = fresh("log4j-old"), fresh("log4j-new")
-    _passing(demo, bad, ("pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1",))
-    _passing(demo, good, ("pkg:maven/org.apache.logging.log4j/log4j-core@2.17.1",))
+    record_passing(demo, bad, ("pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1",))
+    record_passing(demo, good, ("pkg:maven/org.apache.logging.log4j/log4j-core@2.17.1",))
     code, doc = report(sha(bad), "--policy", policy, "--ledger", demo.server.url)
     assert code == 1
     deny = next(r for r in doc["rules"] if r["rule"] == "deny dependencies")
@@ -90,7 +85,7 @@ def test_an_open_high_cve_fails_until_a_vex_record_says_fixed(
 ) -> None:
     policy = issue_policy(demo, tmp_path)
     name = fresh("cve")
-    _passing(demo, name)
+    record_passing(demo, name)
     demo.append(statement(name, VULNS, scan("CVE-2021-44228", "Critical")))
     demo.append(statement(name, VULNS, scan("CVE-2024-0001", "Low")))
     code, doc = report(sha(name), "--policy", policy, "--ledger", demo.server.url)
@@ -106,7 +101,7 @@ def test_an_open_high_cve_fails_until_a_vex_record_says_fixed(
 
 def test_a_vex_by_an_untrusted_signer_covers_nothing(demo: DemoLedger, tmp_path: Path) -> None:
     name = fresh("cve-untrusted-vex")
-    _passing(demo, name)
+    record_passing(demo, name)
     demo.append(statement(name, VULNS, scan("CVE-2021-44228", "9.8")))
     demo.append(statement(name, OPENVEX, vex("CVE-2021-44228", sha(name))), demo.other)
     policy = demo.policy(tmp_path / "p.yaml", deny={"vulnerabilities": {"severityAtLeast": "high"}})
@@ -145,7 +140,7 @@ def test_k_of_n_counts_distinct_signers(demo: DemoLedger, tmp_path: Path) -> Non
 
 def test_signer_validity_windows_use_the_record_time(demo: DemoLedger, tmp_path: Path) -> None:
     name = fresh("window")
-    _passing(demo, name)
+    record_passing(demo, name)
     steps = [{"name": "build", "predicateType": SLSA, "signers": ["ci"]}]
     expired = demo.policy(
         tmp_path / "expired.yaml",
@@ -165,7 +160,7 @@ def test_signer_validity_windows_use_the_record_time(demo: DemoLedger, tmp_path:
 
 def test_at_judges_as_of_a_time(demo: DemoLedger, tmp_path: Path) -> None:
     name = fresh("at")
-    _passing(demo, name)
+    record_passing(demo, name)
     policy = demo.policy(tmp_path / "p.yaml", maxAge="30d")
     assert report(sha(name), "--policy", policy, "--db", demo.db)[0] == 0
     code, doc = report(
@@ -181,7 +176,7 @@ def test_at_judges_as_of_a_time(demo: DemoLedger, tmp_path: Path) -> None:
 
 def test_cel_expressions(demo: DemoLedger, tmp_path: Path) -> None:
     name = fresh("cel")
-    _passing(demo, name)
+    record_passing(demo, name)
     ok = "predicate.runDetails.builder.id.startsWith('https://ci.example/')"
     for expr, want in ((ok, 0), ("predicate.runDetails.builder.id == 'x'", 1)):
         steps = [{"name": "build", "predicateType": SLSA, "signers": ["ci"], "expressions": [expr]}]
@@ -235,11 +230,11 @@ def test_a_directory_needs_every_file_to_pass(demo: DemoLedger, tmp_path: Path) 
     names = [fresh("dir-a"), fresh("dir-b")]
     for n in names:
         (out / n).write_text(n)
-    _passing(demo, names[0])
+    record_passing(demo, names[0])
     policy = demo.policy(tmp_path / "p.yaml")
     code, doc = report(out, "--policy", policy, "--db", demo.db)
     assert code == 1 and len(doc["artifacts"]) == 2
-    _passing(demo, names[1])
+    record_passing(demo, names[1])
     assert report(out, "--policy", policy, "--db", demo.db)[0] == 0
 
 

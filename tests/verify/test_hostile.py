@@ -25,7 +25,7 @@ from tests.verify.conftest import (
     statement,
     vex,
 )
-from tests.verify.gate import fresh, issue_policy, report, sha, verify
+from tests.verify.gate import fresh, issue_policy, record_passing, report, sha, verify
 from verify.artifact import Artifact
 from verify.pipeline import verify_attestations
 from verify.policy import load_policy
@@ -96,8 +96,7 @@ def _vulns(demo: DemoLedger, tmp_path: Path, name: str) -> dict[str, Any]:
 
 def _scanned(demo: DemoLedger) -> str:
     name = fresh("vex")
-    demo.append(statement(name, SLSA, provenance()))
-    demo.append(statement(name, TEST_RESULT, result_predicate()))
+    record_passing(demo, name)
     demo.append(statement(name, VULNS, scan("CVE-2021-44228", "Critical")))
     return name
 
@@ -169,8 +168,7 @@ def test_a_registry_media_type_in_an_unsigned_field_does_not_hide_a_scan(
     demo: DemoLedger, tmp_path: Path
 ) -> None:
     name = fresh("hidden-scan")
-    demo.append(statement(name, SLSA, provenance()))
-    demo.append(statement(name, TEST_RESULT, result_predicate()))
+    record_passing(demo, name)
     env = json.loads(_envelope(demo, statement(name, VULNS, scan("CVE-2021-44228", "Critical"))))
     env["signatures"][0]["keyid"] = "application/vnd.provenance-ledger.registry.v1+json"
     r = demo.server.post("/api/v1/entries", demo.append_token, content=json.dumps(env).encode())
@@ -185,8 +183,7 @@ def test_a_keyid_naming_a_trusted_key_does_not_block_deploys(
     """A registered signer copies the trusted ci key's keyid into its own envelope: listed as
     not trusted with the reason, and the artifact's real evidence still passes (was exit 4)."""
     name = fresh("keyid")
-    demo.append(statement(name, SLSA, provenance()))
-    demo.append(statement(name, TEST_RESULT, result_predicate()))
+    record_passing(demo, name)
     ci_keyid = json.loads(_envelope(demo, statement(name, SLSA, {})))["signatures"][0]["keyid"]
     env = json.loads(_envelope(demo, statement(name, VULNS, scan("CVE-1", "Critical")), demo.other))
     env["signatures"][0]["keyid"] = ci_keyid
@@ -364,8 +361,7 @@ def test_a_directory_with_a_symlinked_subdirectory_is_refused(
     good, bad = fresh("dir-ok"), fresh("dir-unverified")
     (out / "sub" / good).write_text(good)
     (hidden / bad).write_text(bad)  # nothing in the ledger names it
-    demo.append(statement(good, SLSA, provenance()))
-    demo.append(statement(good, TEST_RESULT, result_predicate()))
+    record_passing(demo, good)
     policy = demo.policy(tmp_path / "p.yaml")
     assert verify(out, "--policy", policy, "--db", demo.db).exit_code == 0
     (out / "sub" / "linked").symlink_to(hidden, target_is_directory=True)
@@ -390,8 +386,7 @@ def test_a_vulnerability_rule_with_no_scan_says_so_and_fails_when_a_scan_is_requ
 ) -> None:
     """No scan is no evidence of no vulnerability: the row says so, and requireScan fails it."""
     name = fresh("unscanned")
-    demo.append(statement(name, SLSA, provenance()))
-    demo.append(statement(name, TEST_RESULT, result_predicate()))
+    record_passing(demo, name)
     for required, want in ((False, 0), (True, 1)):
         deny = {"vulnerabilities": {"severityAtLeast": "high", "requireScan": required}}
         policy = demo.policy(tmp_path / f"p-{required}.yaml", deny=deny)
@@ -409,8 +404,7 @@ def test_a_ledger_behind_the_trusted_checkpoint_is_exit_4_from_every_source(
     import sqlite3
 
     name = fresh("behind")
-    demo.append(statement(name, SLSA, provenance()))
-    demo.append(statement(name, TEST_RESULT, result_predicate()))
+    record_passing(demo, name)
     old = tmp_path / "old.db"
     src, dst = sqlite3.connect(demo.db.removeprefix("sqlite:///")), sqlite3.connect(old)
     src.backup(dst)

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from attest.keys import load_public_key
 from tests.verify.conftest import SLSA, TEST_RESULT, DemoLedger, provenance, result_predicate
 from tests.verify.conftest import statement as make_statement
-from tests.verify.gate import fresh, sha, verify
+from tests.verify.gate import fresh, record_passing, sha, verify
 
 
 def _impostor_key(demo: DemoLedger, path: Path) -> Path:
@@ -58,8 +58,7 @@ def test_a_key_file_claiming_another_signers_keyid_signs_as_itself_only(
 
 def test_an_artifact_path_is_never_a_glob(demo: DemoLedger, tmp_path: Path) -> None:
     good = fresh("glob-good")
-    demo.append(make_statement(good, SLSA, provenance()))
-    demo.append(make_statement(good, TEST_RESULT, result_predicate()))
+    record_passing(demo, good)
     (tmp_path / "app1.zip").write_text(good)  # attested
     (tmp_path / "app[1].zip").write_text(fresh("glob-unattested"))  # what is deployed
     policy = demo.policy(tmp_path / "p.yaml")
@@ -73,8 +72,7 @@ def test_a_directory_artifact_verifies_its_git_and_hidden_files(
     demo: DemoLedger, tmp_path: Path
 ) -> None:
     good = fresh("ship-good")
-    demo.append(make_statement(good, SLSA, provenance()))
-    demo.append(make_statement(good, TEST_RESULT, result_predicate()))
+    record_passing(demo, good)
     ship = tmp_path / "ship"
     ship.mkdir()
     (ship / "app.zip").write_text(good)
@@ -107,8 +105,7 @@ def test_a_file_named_like_a_digest_is_never_judged_by_its_name(
     """A file ``dist/app@sha256:<an attested digest>`` holding other bytes passed as that
     digest, its bytes never read (hostile round 2, critical)."""
     good = fresh("digest-name")
-    demo.append(make_statement(good, SLSA, provenance()))
-    demo.append(make_statement(good, TEST_RESULT, result_predicate()))
+    record_passing(demo, good)
     policy = demo.policy(tmp_path / "p.yaml")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "dist").mkdir()
@@ -127,8 +124,7 @@ def test_a_directory_that_cannot_be_listed_is_refused(
     """os.walk skips what it cannot list; a deploy must not (hostile round 2, critical). Here
     the nest is deeper than the system's path limit, built level by level from inside."""
     good = fresh("walk-good")
-    demo.append(make_statement(good, SLSA, provenance()))
-    demo.append(make_statement(good, TEST_RESULT, result_predicate()))
+    record_passing(demo, good)
     ship = tmp_path / "ship"
     ship.mkdir()
     (ship / "app").write_text(good)
