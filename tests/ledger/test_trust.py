@@ -28,14 +28,21 @@ from ledger.registry.admin import admin_key_path, load_admin_key
 from ledger.registry.entries import sign_op
 from ledger.registry.model import RegistryOp
 from ledger.transfer import export_jsonl, import_jsonl
-from tests.conftest import fixture_path
+from tests.conftest import FIXTURES, needs_fixtures
 
 SLSA = "https://slsa.dev/provenance/v1"
 TEST_RESULT = "https://in-toto.io/attestation/test-result/v0.1"
 CUSTOM = "https://example.com/custom/v1"  # no model in attest: any predicate object is valid
-CASES = fixture_path("conformance", "assets", "bundle-verify")
-STAGING_ROOT = fixture_path("sigstore-bundles", "trust-roots", "staging", "trusted_root.json")
-PRODUCTION_ROOT = fixture_path("sigstore-bundles", "trust-roots", "production", "trusted_root.json")
+# read through module-level paths: without ../shared/fixtures every test here skips at setup
+pytestmark = [
+    needs_fixtures("conformance", "assets", "bundle-verify"),
+    needs_fixtures("sigstore-bundles", "trust-roots"),
+]
+CASES = FIXTURES.joinpath("conformance", "assets", "bundle-verify")
+STAGING_ROOT = FIXTURES.joinpath("sigstore-bundles", "trust-roots", "staging", "trusted_root.json")
+PRODUCTION_ROOT = FIXTURES.joinpath(
+    "sigstore-bundles", "trust-roots", "production", "trusted_root.json"
+)
 IDENTITY = (
     "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
     ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main"

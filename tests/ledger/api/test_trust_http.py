@@ -13,12 +13,19 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ledger.api.problems import PROBLEM_TYPE
-from tests.conftest import fixture_path
+from tests.conftest import FIXTURES, needs_fixtures
 from tests.ledger.api.server import Server, sample_pub_pem, serve, signed
 
-CASES = fixture_path("conformance", "assets", "bundle-verify")
-PRODUCTION_ROOT = fixture_path("sigstore-bundles", "trust-roots", "production", "trusted_root.json")
-STAGING_ROOT = fixture_path("sigstore-bundles", "trust-roots", "staging", "trusted_root.json")
+# read through module-level paths: without ../shared/fixtures every test here skips at setup
+pytestmark = [
+    needs_fixtures("conformance", "assets", "bundle-verify"),
+    needs_fixtures("sigstore-bundles", "trust-roots"),
+]
+CASES = FIXTURES.joinpath("conformance", "assets", "bundle-verify")
+PRODUCTION_ROOT = FIXTURES.joinpath(
+    "sigstore-bundles", "trust-roots", "production", "trusted_root.json"
+)
+STAGING_ROOT = FIXTURES.joinpath("sigstore-bundles", "trust-roots", "staging", "trusted_root.json")
 ISSUER = "https://token.actions.githubusercontent.com"
 BEACON = r"https://github\.com/sigstore-conformance/.*"
 SLSA = "https://slsa.dev/provenance/v1"
