@@ -30,8 +30,12 @@ class Artifact:
 def _every_file(root: Path) -> list[Path]:
     """Every file under ``root``, hidden ones and ``.git`` included — what is deployed is what
     is verified. A symlink to a directory is refused: walking cannot follow it safely, and its
-    files would be deployed without being verified."""
+    files would be deployed without being verified. So is a symlink to a file outside the
+    directory (or a dangling one): the bytes verified would be the target's on this machine, and
+    what ships is a link to whatever is there on the next."""
     import os
+
+    inside = root.resolve()
 
     def unreadable(e: OSError) -> None:
         raise UsageError(
@@ -48,7 +52,14 @@ def _every_file(root: Path) -> list[Path]:
                     "give the directory it points to, or copy it in"
                 )
         dirs.sort()
-        out += [Path(top, f) for f in sorted(files)]
+        for f in sorted(files):
+            path = Path(top, f)
+            if path.is_symlink() and not path.resolve().is_relative_to(inside):
+                raise UsageError(
+                    f"{path} is a symlink to {os.readlink(path)}, outside {root}: the link "
+                    "would ship, not the file verified; copy the file in"
+                )
+            out.append(path)
     return out
 
 

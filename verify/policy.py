@@ -332,7 +332,6 @@ class Policy(NamedTuple):
             DenyPolicy([], None) if deny is MISSING else DenyPolicy.read(deny, ("deny",), problems)
         )
         max_age = _max_age(f)
-        f.raw("base")  # set by the reader (as it always was): a document's own is ignored
         policy = cls(
             api_version,
             kind,

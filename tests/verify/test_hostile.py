@@ -369,6 +369,30 @@ def test_a_directory_with_a_symlinked_subdirectory_is_refused(
     assert r.exit_code == 2 and "linked is a symlink to a directory" in r.stderr, r.stderr
 
 
+def test_a_directory_with_a_symlink_to_a_file_outside_is_refused(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    """The link ships, not the bytes verified here: a symlink out of the directory (or a dangling
+    one) is exit 2; a symlink to a file inside the directory is verified as that file."""
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    out.mkdir()
+    good = fresh("dir-linked-ok")
+    (out / good).write_text(good)
+    record_passing(demo, good)
+    outside.write_text(good)  # the same bytes: verified here, whatever is there on the next host
+    policy = demo.policy(tmp_path / "p.yaml")
+    (out / "inside-link").symlink_to(out / good)
+    assert verify(out, "--policy", policy, "--db", demo.db).exit_code == 0
+    (out / "escape").symlink_to(outside)
+    r = verify(out, "--policy", policy, "--db", demo.db)
+    assert r.exit_code == 2 and "escape is a symlink to" in r.stderr, r.stderr
+    assert "outside" in r.stderr
+    (out / "escape").unlink()
+    (out / "dangling").symlink_to(tmp_path / "gone")
+    r = verify(out, "--policy", policy, "--db", demo.db)
+    assert r.exit_code == 2 and "dangling is a symlink to" in r.stderr, r.stderr
+
+
 def test_a_deeply_nested_or_duplicate_key_evidence_file_is_exit_2(
     demo: DemoLedger, tmp_path: Path
 ) -> None:

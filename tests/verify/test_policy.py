@@ -122,6 +122,13 @@ def test_an_unknown_key_is_refused_with_its_place() -> None:
             lambda d: d["signers"].update(reg={"registry": True, "names": []}),
             "an empty list allows no registry signer",
         ),
+        # hostile findings, second round: a key left empty never drops its rule
+        (lambda d: d["deny"].update(vulnerabilities=None), "vulnerabilities: has no value"),
+        (lambda d: d.update(ledger=None), "ledger: has no value"),
+        (lambda d: d["steps"][0].update(sourceRef=""), "sourceRef: is empty"),
+        (lambda d: d["steps"][0].update(builderId=""), "builderId: is empty"),
+        (lambda d: d["signers"]["ci"].update(key=""), "key: is empty"),
+        (lambda d: d.update(base="/etc"), "base: Extra inputs are not permitted"),
     ],
 )
 def test_mistakes_are_named(change: Any, message: str) -> None:
@@ -195,3 +202,17 @@ def test_values_convert_as_they_did() -> None:
     assert p.ledger is not None and p.ledger.state_dir == "state"
     with pytest.raises(AttributeError):
         p.steps[0].threshold = 2  # type: ignore[misc]
+
+
+def test_a_yaml_merge_key_is_refused_by_name(tmp_path: Path) -> None:
+    """``<<: *anchor`` lets a key beside it override the merged value silently, like a duplicate
+    key: refused with a message that says so, not PyYAML's 'no constructor for tag'."""
+    text = doc_policy_text().replace(
+        "kind: VerifyPolicy", "kind: VerifyPolicy\nx-defaults: &d {maxAge: 30d}", 1
+    )
+    text += "\nsteps2:\n  <<: *d\n"
+    path = tmp_path / "merge.yaml"
+    path.write_text(text)
+    with pytest.raises(PolicyFileError) as e:
+        load_policy(path)
+    assert e.value.exit_code == 2 and "merge key (<<) is not allowed" in str(e.value)

@@ -21,6 +21,8 @@ __all__ = ["CLASH", "MISSING", "Fields", "Loc", "Problems", "where"]
 T = TypeVar("T")
 Loc = tuple[int | str, ...]
 _NOT_TEXT = "Input should be a valid string"
+_NO_VALUE = "has no value (null): give it one, or remove the key to leave the setting out"
+_EMPTY = "is empty: give a value, or remove the key to leave the setting out"
 MISSING: Any = object()  # a key the mapping does not have
 CLASH: Any = object()  # a key given in both its spellings (recorded as a problem)
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
@@ -195,6 +197,8 @@ class Fields:
 
         def convert(value: Any) -> str:
             s = _string(value)
+            if not s and not min_length:
+                raise _Invalid(_EMPTY)
             if len(s) < min_length:
                 raise _Invalid(f"String should have at least {min_length} character")
             if pattern is not None and not re.search(pattern, s):
@@ -273,9 +277,14 @@ class Fields:
         return out
 
     def model(self, key: str, read: Callable[[Any, Loc, Problems], T | None]) -> T | None:
-        """A nested mapping read by ``read`` (``None`` when absent or null)."""
+        """A nested mapping read by ``read`` (``None`` when absent). A key with no value (YAML's
+        ``vulnerabilities:`` with nothing under it is null) is refused: read as absent, it
+        would silently drop the rule its author meant to write."""
         value = self.raw(key)
-        if value is MISSING or value is None:
+        if value is MISSING:
+            return None
+        if value is None:
+            self.fail(_NO_VALUE, key=key)
             return None
         return read(value, (*self.loc, key), self.problems)
 
