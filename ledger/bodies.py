@@ -16,7 +16,7 @@ from ledger._internal.jsontext import loads
 from ledger.errors import InvalidInput
 from ledger.record import BodyType
 
-__all__ = ["MAX_BODY_BYTES", "Submission", "parse_submission"]
+__all__ = ["MAX_BODY_BYTES", "Submission", "b64_field", "envelope_of", "parse_submission"]
 
 MAX_BODY_BYTES = 1 << 20
 BUNDLE_MEDIA_PREFIX = "application/vnd.dev.sigstore.bundle"
@@ -87,18 +87,58 @@ def _check_bundle(doc: dict[str, Any]) -> None:
         raise InvalidInput("messageSignature must be an object")
 
 
+_BUNDLE_MEMBERS = ("dsseEnvelope", "messageSignature", "verificationMaterial")
+
+
+def _is_bundle(doc: dict[str, Any]) -> bool:
+    media = doc.get("mediaType")
+    return isinstance(media, str) and media.startswith(BUNDLE_MEDIA_PREFIX)
+
+
 def classify(doc: Any) -> BodyType:
-    """Which kind of body ``doc`` (parsed JSON) is; raises :class:`InvalidInput` for anything else."""
+    """Which kind of body ``doc`` (parsed JSON) is; raises :class:`InvalidInput` for anything else.
+    A DSSE envelope that also carries a Sigstore bundle's members is refused: a body is read one
+    way, and a reader that took its ``dsseEnvelope`` would read a statement nobody verified."""
     if not isinstance(doc, dict):
         raise InvalidInput("a body must be a JSON object")
-    media = doc.get("mediaType")
-    if isinstance(media, str) and media.startswith(BUNDLE_MEDIA_PREFIX):
+    if _is_bundle(doc):
         _check_bundle(doc)
         return "sigstore-bundle"
     if "payloadType" in doc or "signatures" in doc:
+        extra = [k for k in _BUNDLE_MEMBERS if k in doc]
+        if extra:
+            raise InvalidInput(
+                f"a DSSE envelope that also carries Sigstore bundle members ({', '.join(extra)}) "
+                "could be read two ways; send the envelope alone, or the bundle with its mediaType"
+            )
         _check_dsse(doc, "envelope")
         return "dsse"
     raise InvalidInput("body is neither a DSSE envelope nor a Sigstore bundle")
+
+
+def envelope_of(doc: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """``(envelope, bundle)`` of a parsed body, read as :func:`classify` reads it: a Sigstore
+    bundle (by its ``mediaType``) and its ``dsseEnvelope``, or a bare DSSE envelope and ``None``.
+    Every reader of stored bodies (the index, the client) uses this one reading, so what is
+    indexed is what admission verified. Never raises: ``(None, None)`` when there is no envelope."""
+    if not isinstance(doc, dict):
+        return None, None
+    if _is_bundle(doc):
+        env = doc.get("dsseEnvelope")
+        return (env if isinstance(env, dict) else None), doc
+    return doc, None
+
+
+def b64_field(value: Any) -> bytes | None:
+    """A DSSE base64 field decoded as admission decodes it (standard or URL-safe, padded or not);
+    ``None`` when it is not one."""
+    from attest._internal import b64
+    from attest.errors import InvalidInput as NotBase64
+
+    try:
+        return b64.decode(value, "field")
+    except NotBase64:
+        return None
 
 
 def parse_submission(content: bytes, max_bytes: int = MAX_BODY_BYTES) -> Submission:

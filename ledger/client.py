@@ -78,11 +78,14 @@ def _b64(value: Any, what: str) -> bytes:
 
 
 def _statement(body: bytes) -> dict[str, Any] | None:
+    """The body's statement, read as admission and the index read it (``envelope_of``)."""
+    from ledger.bodies import b64_field, envelope_of
+
     try:
-        doc = json.loads(body)
-        env = doc.get("dsseEnvelope", doc)
-        out = json.loads(base64.b64decode(env["payload"]))
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        env, _ = envelope_of(json.loads(body))
+        payload = b64_field(env.get("payload")) if env is not None else None
+        out = json.loads(payload) if payload is not None else None
+    except (ValueError, RecursionError):
         return None
     return out if isinstance(out, dict) else None
 

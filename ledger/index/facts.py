@@ -21,13 +21,13 @@ version, qualifiers and subpath (:func:`split_purl`); materials that are not pur
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
+
+from ledger.bodies import b64_field, envelope_of
 
 __all__ = [
     "MAX_VALUE",
@@ -101,18 +101,6 @@ def split_purl(text: str) -> tuple[str, str] | None:
     return f"pkg:{kind}/{name}", unquote(version)
 
 
-def _b64(value: Any) -> bytes | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        try:
-            return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        except (binascii.Error, ValueError):
-            return None
-
-
 def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -135,7 +123,7 @@ def _first_digest(digest: Any) -> str:
     return (pref or found or [""])[0]
 
 
-def read_facts(content: bytes, doc: Any = None) -> Facts:  # noqa: PLR0911 - one return per layer
+def read_facts(content: bytes, doc: Any = None) -> Facts:
     """The facts of one stored body (see the module docstring); empty facts if unreadable.
     ``doc``: ``content`` already parsed by the strict parser (which accepts a subset of what
     ``json.loads`` does, and parses it to the same value), so it is not parsed again."""
@@ -145,15 +133,11 @@ def read_facts(content: bytes, doc: Any = None) -> Facts:  # noqa: PLR0911 - one
             doc = json.loads(content)
         except (ValueError, UnicodeDecodeError, RecursionError):
             return facts
-    if not isinstance(doc, dict):
+    env, facts.bundle = envelope_of(doc)  # as admission read it: never a smuggled envelope
+    if env is None:
         return facts
-    env = doc.get("dsseEnvelope") if "dsseEnvelope" in doc else doc
-    if not isinstance(env, dict):
-        return facts
-    if env is not doc:
-        facts.bundle = doc
     facts.envelope = env
-    payload = _b64(env.get("payload"))
+    payload = b64_field(env.get("payload"))
     if payload is None:
         return facts
     try:

@@ -104,7 +104,8 @@ def rows_of(
         book = books.get(before)
         if book is None:
             book = books[before] = signer_book(tuple(registry[:before]))
-        terms = facts.terms | signer_terms(facts.envelope, facts.bundle, book)
+        ptype = facts.statement.get("predicateType") if facts.statement is not None else None
+        terms = facts.terms | signer_terms(facts.envelope, facts.bundle, book, time, ptype)
         terms.add(("time", time))
         out.terms.extend((kind, value, idx) for kind, value in terms)
         if facts.deps:

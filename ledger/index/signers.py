@@ -4,7 +4,10 @@ The signer terms of a record are derived, not taken from the body's say-so: a DS
 only a hint (it picks which registered key is tried first), and a name is indexed only for a
 signature that verifies with that signer's key. A Sigstore bundle's identity (SAN) and issuer
 come from its certificate, and count only once the DSSE signature verifies with the certificate's
-key; a registered identity's name is indexed when the certificate meets its policy. (The chain to
+key; a registered identity's name is indexed when the certificate meets its policy. A name is
+credited only if the registry allowed that signer at the record's time for the statement's
+predicate type (not yet valid, expired, revoked or limited to other types: no credit — the
+``keyid`` term still says which key signed). (The chain to
 the trusted root and the transparency-log entry were checked by admission; re-checking them here
 would cost milliseconds per record on the append path.)
 
@@ -13,8 +16,6 @@ Pure given the registry rows before the record: :class:`SignerBook` is built fro
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,8 +25,10 @@ from attest.dsse import pae
 from attest.errors import Error as AttestError
 from attest.keys import PublicKey, public_key_from_crypto
 from attest.sigstore_bundle import IdentityPolicy, certificate_identities, certificate_issuer
+from ledger.bodies import b64_field as _b64
 from ledger.errors import Error
 from ledger.registry.entries import state_from_rows
+from ledger.registry.model import Signer
 
 __all__ = ["SignerBook", "signer_book", "signer_terms"]
 
@@ -36,8 +39,8 @@ _MAX_SIGNATURES = 16
 class SignerBook:
     """The registered keys and identities as of one point in the log."""
 
-    keys: tuple[tuple[str, PublicKey], ...]
-    identities: tuple[tuple[str, IdentityPolicy], ...]
+    keys: tuple[tuple[Signer, PublicKey], ...]
+    identities: tuple[tuple[Signer, IdentityPolicy], ...]
 
 
 @lru_cache(maxsize=8)
@@ -47,24 +50,15 @@ def signer_book(rows: tuple[tuple[int, bytes], ...]) -> SignerBook:
         state = state_from_rows(rows)
     except (Error, ValueError):
         return SignerBook((), ())
-    keys = tuple((s.spec.name, s.key) for s in state.keys() if s.key is not None)  # noqa: SIM118
+    keys = tuple((s, s.key) for s in state.keys() if s.key is not None)  # noqa: SIM118
     identities = []
     for s in state.identities():
         assert s.spec.sigstore is not None
         try:
-            identities.append((s.spec.name, s.spec.sigstore.policy()))
+            identities.append((s, s.spec.sigstore.policy()))
         except Error:
             continue
     return SignerBook(keys, tuple(identities))
-
-
-def _b64(value: Any) -> bytes | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        return None
 
 
 def _signed_message(env: dict[str, Any]) -> tuple[bytes, list[tuple[bytes, str]]] | None:
@@ -82,7 +76,7 @@ def _signed_message(env: dict[str, Any]) -> tuple[bytes, list[tuple[bytes, str]]
     return pae(ptype, payload), out
 
 
-def _key_terms(env: dict[str, Any], book: SignerBook) -> set[tuple[str, str]]:
+def _key_terms(env: dict[str, Any], book: SignerBook, at: str, ptype: Any) -> set[tuple[str, str]]:
     if not book.keys:  # nobody to attribute to: skip building the signed message
         return set()
     signed = _signed_message(env)
@@ -91,12 +85,14 @@ def _key_terms(env: dict[str, Any], book: SignerBook) -> set[tuple[str, str]]:
     message, sigs = signed
     terms: set[tuple[str, str]] = set()
     for sig, hint in sigs:
-        for name, key in sorted(book.keys, key=lambda nk: nk[1].keyid != hint):
+        for signer, key in sorted(book.keys, key=lambda sk: sk[1].keyid != hint):
             try:
                 key.verify(sig, message)
             except AttestError:
                 continue
-            terms.update({("signer", name), ("keyid", key.keyid)})
+            terms.add(("keyid", key.keyid))
+            if _allowed(signer, at, ptype):
+                terms.add(("signer", signer.spec.name))
             break
     return terms
 
@@ -122,8 +118,15 @@ def _certificate(bundle: dict[str, Any]) -> Any:
         return None
 
 
+def _allowed(signer: Signer, at: str, ptype: Any) -> bool:
+    """At the record's time exactly: a revoked signer is never credited after its revocation (a
+    signer revoked or expired in the moment between admission and the record's time gets no
+    name; the ``keyid`` term still records that its key signed)."""
+    return not signer.refusal(at, ptype if isinstance(ptype, str) else None)
+
+
 def _bundle_terms(
-    bundle: dict[str, Any], env: dict[str, Any], book: SignerBook
+    bundle: dict[str, Any], env: dict[str, Any], book: SignerBook, at: str, ptype: Any
 ) -> set[tuple[str, str]]:
     cert = _certificate(bundle)
     signed = _signed_message(env)
@@ -140,24 +143,30 @@ def _bundle_terms(
         terms.add(("issuer", issuer))
     from sigstore.errors import Error as SigstoreError
 
-    for name, policy in book.identities:
+    for signer, policy in book.identities:
         try:
             policy.verify(cert)
         except SigstoreError:
             continue
-        terms.add(("signer", name))
+        if _allowed(signer, at, ptype):
+            terms.add(("signer", signer.spec.name))
     return terms
 
 
 def signer_terms(
-    envelope: dict[str, Any] | None, bundle: dict[str, Any] | None, book: SignerBook
+    envelope: dict[str, Any] | None,
+    bundle: dict[str, Any] | None,
+    book: SignerBook,
+    at: str,
+    predicate_type: Any,
 ) -> set[tuple[str, str]]:
-    """``signer`` (registry name), ``keyid``, ``identity`` and ``issuer`` terms of one body."""
+    """``signer`` (registry name), ``keyid``, ``identity`` and ``issuer`` terms of one body
+    recorded at ``at`` whose statement names ``predicate_type``."""
     if envelope is None:
         return set()
     if bundle is not None:
-        return _bundle_terms(bundle, envelope, book)
-    return _key_terms(envelope, book)
+        return _bundle_terms(bundle, envelope, book, at, predicate_type)
+    return _key_terms(envelope, book, at, predicate_type)
 
 
 def rows_before(rows: Sequence[tuple[int, bytes]], index: int) -> tuple[tuple[int, bytes], ...]:

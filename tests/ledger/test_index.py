@@ -205,3 +205,69 @@ def test_evidence_bytes_are_the_validated_document(audited: Ledger) -> None:
     assert got["entries"][0]["inclusionProof"] == [] and got["treeSize"] == 1
     want = EvidenceDoc.model_validate(reader.document([0], first)).model_dump_json()
     assert got == json.loads(want)
+
+
+NARROW = ed25519.Ed25519PrivateKey.generate()
+
+
+def _both(payload: bytes) -> bytes:
+    from attest.dsse import sign_envelope
+    from attest.signers import KeySigner
+
+    return sign_envelope(payload, [KeySigner(KEY), KeySigner(NARROW)]).to_json()
+
+
+def test_a_signer_is_credited_only_where_the_registry_allowed_it(
+    audited: Ledger, key_path: Path
+) -> None:
+    """Hostile finding (2026-11-30): a co-signature by a signer limited to other predicate types,
+    not yet valid, or revoked earned its name in the index. Now only the ``keyid`` says it signed."""
+    from ledger.registry import revoke_signer
+
+    admin = load_admin_key(admin_key_path(key_path))
+    test_type = json.loads(s.test_result(s.APP2, "PASSED"))["predicateType"]
+    add_signer(
+        audited,
+        make_spec("narrow", now=audited.now(), key=_pem(NARROW), predicate_types=[test_type]),
+        admin,
+    )
+    prov = audited.append(_both(s.provenance_v1(s.APP2, [("idna", "3.7")]))).index
+    test = audited.append(_both(s.test_result(s.APP2, "PASSED"))).index
+    revoke_signer(audited, "narrow", None, admin)
+    late = audited.append(_both(s.test_result(s.APP2, "FAILED"))).index
+    signers = _terms(audited, "signer")
+    assert test in signers["narrow"] and prov not in signers["narrow"]
+    assert late not in signers["narrow"]
+    assert {prov, test, late} <= set(signers["ci"])
+    narrow_keyid = public_key_from_crypto(NARROW.public_key()).keyid
+    assert {prov, test, late} <= set(_terms(audited, "keyid")[narrow_keyid])
+    before = _all_rows(audited)
+    reindex(audited.store)
+    assert _all_rows(audited) == before
+    check_indexes(audited.store)
+
+
+def test_a_dsse_envelope_smuggling_a_bundle_member_is_refused_and_read_as_signed() -> None:
+    """Hostile finding (2026-11-30): a signed envelope with a top-level ``dsseEnvelope`` holding
+    another, unsigned statement was admitted as DSSE and indexed as the inner statement."""
+    from ledger.bodies import parse_submission
+    from ledger.errors import InvalidInput
+
+    signed = json.loads(s.sign(s.test_result(s.APP1, "PASSED"), KEY))
+    forged = json.loads(s.sign(s.test_result(s.APP2, "PASSED"), OTHER))
+    smuggled = json.dumps({**signed, "dsseEnvelope": forged}).encode()
+    with pytest.raises(InvalidInput, match="could be read two ways"):
+        parse_submission(smuggled)
+    facts = read_facts(smuggled)  # a body stored by something else is read as admission reads it
+    assert ("subject", "sha256:" + s.APP1) in facts.terms
+    assert ("subject", "sha256:" + s.APP2) not in facts.terms
+
+
+def test_a_url_safe_envelope_is_credited_to_its_signer(audited: Ledger) -> None:
+    """DSSE readers accept URL-safe base64, and admission does: so does signer attribution."""
+    doc = json.loads(s.sign(s.test_result(s.APP2, "PASSED") + b" " * 7, KEY))
+    doc["payload"] = doc["payload"].replace("+", "-").replace("/", "_").rstrip("=")
+    doc["signatures"][0]["sig"] = doc["signatures"][0]["sig"].replace("+", "-").replace("/", "_")
+    assert "-" in doc["payload"] + doc["signatures"][0]["sig"] or "_" in doc["payload"]
+    idx = audited.append(json.dumps(doc).encode()).index
+    assert idx in _terms(audited, "signer")["ci"]
