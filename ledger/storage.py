@@ -273,27 +273,22 @@ class LedgerStore(StoreReads):
             now = head.last_time  # time never decreases along the log
         indices: list[int] = []
         new_flags: list[bool] = []
-        records: list[Record] = []
-        bodies: list[dict[str, object]] = []
+        fresh: list[Submission] = []
         for sub in batch:
-            if sub.digest in known:
-                indices.append(known[sub.digest])
+            at = known.get(sub.digest)
+            if at is not None:
+                indices.append(at)
                 new_flags.append(False)
                 continue
-            rec = Record(origin, size, prev, now, sub.body_type, "sha256:" + sub.digest.hex())
-            known[sub.digest] = size
-            records.append(rec)
-            bodies.append(
-                {
-                    "digest": sub.digest,
-                    "body_type": sub.body_type,
-                    "content": sub.content,
-                    "doc": sub.doc,
-                }
-            )
-            indices.append(size)
+            at = known[sub.digest] = size + len(fresh)
+            fresh.append(sub)
+            indices.append(at)
             new_flags.append(True)
-            size, prev = size + 1, rec.leaf_hash.hex()
+        records = Record.chain(origin, size, prev, now, [(s.body_type, s.digest) for s in fresh])
+        bodies: list[dict[str, object]] = [
+            {"digest": s.digest, "body_type": s.body_type, "content": s.content, "doc": s.doc}
+            for s in fresh
+        ]
         changed: dict[TileKey, bytes] = {}
         note = latest.note
         if records:
@@ -436,9 +431,13 @@ class LedgerStore(StoreReads):
             _driver_sql(conn, _INSERT_BODIES),
             [(b["digest"], b["body_type"], b["content"]) for b in bodies],
         )
+        # records[i].body names bodies[i]["digest"] (the writer made it so; import checked it)
         conn.exec_driver_sql(
             _driver_sql(conn, _INSERT_RECORDS),
-            [(r.index, r.leaf, r.leaf_hash, r.body_digest, r.time) for r in records],
+            [
+                (r.index, r.leaf, r.leaf_hash, b["digest"], r.time)
+                for r, b in zip(records, bodies, strict=True)
+            ],
         )
         contents = [cast(bytes, b["content"]) for b in bodies]
         derive_rows(conn, records, contents, [b.get("doc") for b in bodies])
