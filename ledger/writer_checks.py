@@ -44,7 +44,13 @@ TileFetch = Callable[[Sequence[TileKey]], Mapping[TileKey, bytes]]
 
 
 def check_head_is_signed(
-    head: LogHead, latest_note: str, verifier: NoteVerifier, origin: str, fetch: TileFetch
+    head: LogHead,
+    latest_note: str,
+    verifier: NoteVerifier,
+    origin: str,
+    fetch: TileFetch,
+    *,
+    opened: SignedCheckpoint | None = None,
 ) -> SignedCheckpoint:
     """The writer's invariant, checked under the write lock before anything is extended or signed.
 
@@ -54,10 +60,16 @@ def check_head_is_signed(
     cached level must not stand in for stored bytes), and the last record's leaf hash — the
     ``prev`` of the next record — MUST be the tree's last leaf. Anything else is tampering:
     raise :class:`IntegrityError` (the caller's transaction then writes nothing).
-    Costs one signature check and the right-edge tiles the writer reads anyway.
+    Costs one signature check and the right-edge tiles the writer reads anyway. ``opened``:
+    ``latest_note``, byte for byte, as an earlier :func:`open_checkpoint` with ``verifier`` and
+    ``origin`` returned it (the writer remembers the notes it signed and verified), so the
+    signature is not checked twice; the size, root and last leaf are checked all the same.
     """
     try:
-        signed = open_checkpoint(latest_note, [verifier], origin)
+        if opened is not None and opened.note == latest_note:
+            signed = opened
+        else:
+            signed = open_checkpoint(latest_note, [verifier], origin)
     except Error as e:
         raise IntegrityError(
             f"refusing to extend the log: its latest checkpoint does not verify with this "
