@@ -54,6 +54,7 @@ from ledger.record import GENESIS_PREV, Record, format_time
 from ledger.registry.entries import derive_registry_rows
 from ledger.store_reads import StoreReads
 from ledger.tiles import (
+    StoredLevels,
     TileCache,
     TileKey,
     TileTree,
@@ -148,6 +149,7 @@ class LedgerStore(StoreReads):
         self.engine = engine
         self.cache = TileCache()
         self._own_notes: dict[tuple[str, str, str], SignedCheckpoint] = {}
+        self._stored_levels = StoredLevels()  # the head check's, writer only
         self._new_file = new_file  # a SQLite file this store brings into being, until created
 
     @classmethod
@@ -338,7 +340,9 @@ class LedgerStore(StoreReads):
         opened = None
         if signer is not None:
             opened = self._own_notes.get((note, _own_key(signer), origin))
-        latest = check_head_is_signed(head, note, verifier, origin, read, opened=opened)
+        latest = check_head_is_signed(
+            head, note, verifier, origin, read, opened=opened, stored=self._stored_levels
+        )
         return head, latest, read
 
     def _open_own(self, note: str, signer: NoteSigner, origin: str) -> SignedCheckpoint:

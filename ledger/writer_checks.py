@@ -16,7 +16,7 @@ from ledger.errors import Error, IntegrityError, ProofError
 from ledger.merkle import verify_consistency, verify_inclusion, verify_inclusions
 from ledger.note import NoteVerifier
 from ledger.record import GENESIS_PREV
-from ledger.tiles import TileCache, TileKey, TileTree
+from ledger.tiles import StoredLevels, TileCache, TileKey, TileTree
 
 __all__ = [
     "LogHead",
@@ -51,6 +51,7 @@ def check_head_is_signed(
     fetch: TileFetch,
     *,
     opened: SignedCheckpoint | None = None,
+    stored: StoredLevels | None = None,
 ) -> SignedCheckpoint:
     """The writer's invariant, checked under the write lock before anything is extended or signed.
 
@@ -64,6 +65,8 @@ def check_head_is_signed(
     ``latest_note``, byte for byte, as an earlier :func:`open_checkpoint` with ``verifier`` and
     ``origin`` returned it (the writer remembers the notes it signed and verified), so the
     signature is not checked twice; the size, root and last leaf are checked all the same.
+    ``stored``: the writer's :class:`~ledger.tiles.StoredLevels`, which reads every tile too but
+    hashes only what a tile gained since it last hashed its (byte for byte equal) beginning.
     """
     try:
         if opened is not None and opened.note == latest_note:
@@ -87,7 +90,7 @@ def check_head_is_signed(
         raise IntegrityError("refusing to extend the log: a record is stored below index 0", -1)
     if head.size == 0:
         return signed
-    tree = TileTree(head.size, fetch, TileCache())
+    tree = TileTree(head.size, fetch, stored if stored is not None else TileCache())
     if tree.root() != cp.root_hash:
         raise IntegrityError(
             f"refusing to extend the log: the stored tree of size {head.size} does not reproduce "

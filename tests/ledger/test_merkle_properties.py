@@ -319,3 +319,27 @@ def test_batch_verification_refuses_malformed_elements_and_counts() -> None:
         apart[k] = apart[k][:-2]
         with pytest.raises(ProofError):
             merkle.verify_inclusions([hs[0], hs[5], hs[9]], [0, 5, 9], 10, apart, root)
+
+
+@settings(max_examples=100, deadline=None)
+@given(widths=st.lists(st.integers(1, 256), min_size=1, max_size=6), data=st.data())
+def test_stored_levels_equal_fresh_levels_of_the_bytes_read(
+    widths: list[int], data: st.DataObject
+) -> None:
+    """The head check's ``StoredLevels`` hashes only what a tile gained since its remembered
+    beginning, and gives exactly the levels a fresh cache computes from the bytes it is handed —
+    also when a remembered entry was changed, the tile shrank, or another tile was read between."""
+    from ledger.tiles import StoredLevels
+
+    hs = leaves(256)
+    stored = StoredLevels()
+    assert stored.cached((0, 0), 256) is None
+    for width in widths:
+        blob = b"".join(hs[:width])
+        if data.draw(st.booleans()):  # a changed entry somewhere: never served from memory
+            hs[data.draw(st.integers(0, width - 1))] = hashlib.sha256(blob).digest()
+            blob = b"".join(hs[:width])
+        if data.draw(st.booleans()):
+            stored.levels((1, 0), b"".join(leaves(3)))
+        assert stored.levels((0, 0), blob) == TileCache().levels((0, 0), blob)
+        assert stored.cached((0, 0), width) is None
