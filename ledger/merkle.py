@@ -13,7 +13,7 @@ never returns a bool.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from ledger.errors import ProofError
 
@@ -195,64 +195,91 @@ def verify_inclusions(
 ) -> None:
     """Check many inclusion proofs against one root, each shared hash computed once.
 
-    A proof is folded up its path until it reaches a subtree that an earlier proof already carried
-    to ``root``; there the two must agree on the subtree's hash and on every proof hash above it
-    (by collision resistance the fold would then reach ``root`` too). Proofs of neighbouring
-    leaves, a batch's, so cost one or two hashes each instead of the tree's depth. The first proof
-    is also checked with :func:`verify_inclusion` (RFC 9162 §2.1.3.2), so the two algorithms check
-    each other. Raises :class:`ProofError` on the first proof that fails.
+    Level by level, bottom up: every node some proof passes through holds its hash and its proof
+    with the position of the element above it. A node whose sibling is in the batch too must
+    name that sibling's hash as its proof element (and the sibling its hash), and the two proofs
+    must agree on every element above; then the pair's parent is hashed once and carried on with
+    one of the two (identical) remainders, so a run of neighbouring leaves costs about one hash
+    per leaf instead of the tree's depth. A node whose sibling is outside the batch is hashed
+    with its proof element; a right-edge node with no sibling carries up unchanged (RFC 9162
+    §2.1.3.2's step, per node). At the top the one node left must be ``root`` with its proof
+    used up. Each folded proof so reproduces the root exactly when RFC 9162's fold of it does;
+    the first proof is also checked with :func:`verify_inclusion`, so the two algorithms check
+    each other. Raises :class:`ProofError` if any proof fails.
     """
     if not len(leaf_hashes) == len(indices) == len(proofs):
         raise ProofError("leaf hashes, indices and proofs differ in number")
-    if indices:
-        verify_inclusion(leaf_hashes[0], indices[0], tree_size, list(proofs[0]), root)
-    # A verified path node: its hash, and the proof hashes from it up to the root.
-    verified: dict[Range, tuple[bytes, list[bytes]]] = {(0, tree_size): (root, [])}
-    for leaf, index, proof in zip(leaf_hashes, indices, proofs, strict=True):
-        if index < 0 or index >= tree_size:
-            raise ProofError(f"index {index} is not in a tree of size {tree_size}")
-        if len(leaf) != HASH_SIZE:
-            raise ProofError("leaf hash is not 32 bytes")
-        path = list(proof)
-        node, acc, step, trail = _fold_to_verified(leaf, index, tree_size, path, verified)
-        known = verified.get(node)
-        if known is None or known[0] != acc or path[step:] != known[1]:
-            raise ProofError(f"the proof for index {index} does not reproduce the root")
-        for at, node_hash, k in trail:
-            verified[at] = (node_hash, path[k:])
+    if not indices:
+        return
+    verify_inclusion(leaf_hashes[0], indices[0], tree_size, list(proofs[0]), root)
+    level = _leaf_level(leaf_hashes, indices, tree_size, proofs)
+    top = tree_size - 1  # the last node's index at the current level
+    while top:
+        level, top = _level_up(level, top), top >> 1
+    node, proof, at = level[0]
+    if at != len(proof):
+        raise ProofError("a proof is longer than the tree is deep")
+    if node != root:
+        raise ProofError("the proofs do not reproduce the expected root")
 
 
-def _fold_to_verified(
-    leaf: bytes,
-    index: int,
+# A node some proof passes through -> (its hash, that proof, the position of the element above it)
+_Level = dict[int, tuple[bytes, Sequence[bytes], int]]
+
+
+def _leaf_level(
+    leaf_hashes: Sequence[bytes],
+    indices: Sequence[int],
     tree_size: int,
-    proof: list[bytes],
-    verified: Mapping[Range, object],
-) -> tuple[Range, bytes, int, list[tuple[Range, bytes, int]]]:
-    """Fold ``proof`` from the leaf up until the node reached is in ``verified`` (or the proof
-    ends): that node, its hash, the proof elements used, and each node passed with the index of
-    the proof element above it."""
-    inner = (index ^ (tree_size - 1)).bit_length()
-    top = max(inner, index.bit_length())
-    sha256 = hashlib.sha256
-    lo, hi, acc, step, h = index, index + 1, leaf, 0, 0
-    trail: list[tuple[Range, bytes, int]] = []
-    while (lo, hi) not in verified and step < len(proof):
-        while inner <= h < top and not (index >> h) & 1:
-            h += 1  # above the split only right turns contribute
-        if h >= top:
-            break
-        sibling = proof[step]
+    proofs: Sequence[Sequence[bytes]],
+) -> _Level:
+    level: _Level = {}
+    for leaf, index, proof in zip(leaf_hashes, indices, proofs, strict=True):
+        if type(index) is not int or not 0 <= index < tree_size:
+            raise ProofError(f"index {index} is not in a tree of size {tree_size}")
+        if not isinstance(leaf, bytes | bytearray) or len(leaf) != HASH_SIZE:
+            raise ProofError("leaf hash is not 32 bytes")
+        seen = level.get(index)
+        if seen is None:
+            level[index] = (leaf, proof, 0)
+        elif seen[0] != leaf or list(seen[1]) != list(proof):
+            raise ProofError(f"two different leaves or proofs for index {index}")
+    return level
+
+
+def _level_up(level: _Level, top: int) -> _Level:
+    """The nodes one level up from ``level``, whose last node (in the tree) is ``top``."""
+    sha256 = hashlib.sha256  # hash_children, inline: this is every batch's hot loop
+    up: _Level = {}
+    nodes = sorted(level)
+    k, count = 0, len(nodes)
+    while k < count:
+        j = nodes[k]
+        node, proof, at = level[j]
+        k += 1
+        if j == top and not j & 1:  # a right-edge node with no sibling carries up
+            up[j >> 1] = (node, proof, at)
+            continue
+        if at >= len(proof):
+            raise ProofError(f"a proof through node {j} is shorter than the tree is deep")
+        sibling = proof[at]
         if not isinstance(sibling, bytes | bytearray) or len(sibling) != HASH_SIZE:
-            raise ProofError(f"proof element {step} is not a {HASH_SIZE}-byte hash")
-        trail.append(((lo, hi), acc, step))
-        sib = (index >> h) ^ 1
-        if (index >> h) & 1:  # hash_children, inline: this is every batch's hot loop
-            acc, lo = sha256(b"\x01" + sibling + acc).digest(), sib << h
-        else:
-            acc, hi = sha256(b"\x01" + acc + sibling).digest(), min((sib + 1) << h, tree_size)
-        step, h = step + 1, h + 1
-    return (lo, hi), acc, step, trail
+            raise ProofError(f"proof element {at} is not a {HASH_SIZE}-byte hash")
+        if j & 1:
+            up[j >> 1] = (sha256(b"\x01" + sibling + node).digest(), proof, at + 1)
+            continue
+        if k < count and nodes[k] == j + 1:  # the right sibling is in the batch too
+            right, rproof, rat = level[j + 1]
+            if (
+                sibling != right
+                or rat >= len(rproof)
+                or rproof[rat] != node
+                or proof[at + 1 :] != rproof[rat + 1 :]
+            ):
+                raise ProofError(f"proofs through sibling nodes {j} and {j + 1} do not agree")
+            k += 1
+        up[j >> 1] = (sha256(b"\x01" + node + sibling).digest(), proof, at + 1)
+    return up
 
 
 def verify_consistency(  # noqa: PLR0912 - RFC 9162 2.1.4.2 step by step

@@ -12,7 +12,9 @@ record, so a record you hold always re-encodes to the bytes it came from.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -147,6 +149,71 @@ class Record:
             "body": self.body,
         }
 
+    @classmethod
+    def chain(
+        cls,
+        log: str,
+        index: int,
+        prev: str,
+        time: str,
+        bodies: Sequence[tuple[BodyType, bytes]],
+    ) -> list[Record]:
+        """The records of ``bodies`` (body type, SHA-256 digest of the body) at ``index``,
+        ``index + 1``, … of log ``log``, the first after the record whose leaf hash is ``prev``,
+        all at ``time``: a writer's batch. The same records, leaves included, as constructing
+        each (a test holds them equal), for less: the first is constructed, so every field is
+        checked; the others differ from it only in fields that are checked here or valid by
+        construction — the index (the last one checked against :data:`MAX_INDEX`), ``prev`` (the
+        hex of the record before's leaf hash), the body type (checked) and the body (the hex of
+        a digest checked to be 32 bytes)."""
+        if not bodies:
+            return []
+        first = cls(log, index, prev, time, bodies[0][0], "sha256:" + _digest_hex(bodies[0][1]))
+        if index + len(bodies) - 1 > MAX_INDEX:
+            raise InvalidInput("record index must be an integer from 0 to 2^53-1 (RFC 8785)")
+        if not _PLAIN.fullmatch(log):  # the template does not apply: construct each
+            out = [first]
+            for i, (body_type, digest) in enumerate(bodies[1:], index + 1):
+                out.append(
+                    cls(
+                        log,
+                        i,
+                        out[-1].leaf_hash.hex(),
+                        time,
+                        body_type,
+                        "sha256:" + _digest_hex(digest),
+                    )
+                )
+            return out
+        out = [first]
+        new = object.__new__
+        prev_hex = first.leaf_hash.hex()
+        sha256 = hashlib.sha256
+        for i, (body_type, digest) in enumerate(bodies[1:], index + 1):
+            if body_type not in BODY_TYPES:
+                raise InvalidInput(f"unknown body type {body_type!r}")
+            body = "sha256:" + _digest_hex(digest)
+            leaf = (
+                f'{{"body":"{body}","bodyType":"{body_type}","index":{i},'
+                f'"log":"{log}","prev":"{prev_hex}","time":"{time}","v":1}}'
+            ).encode()
+            leaf_hash = sha256(b"\x00" + leaf).digest()  # hash_leaf, inline
+            rec = new(cls)
+            rec.__dict__.update(
+                log=log,
+                index=i,
+                prev=prev_hex,
+                time=time,
+                body_type=body_type,
+                body=body,
+                v=1,
+                leaf=leaf,
+                leaf_hash=leaf_hash,
+            )
+            out.append(rec)
+            prev_hex = leaf_hash.hex()
+        return out
+
     @property
     def body_digest(self) -> bytes:
         return bytes.fromhex(self.body.removeprefix("sha256:"))
@@ -169,6 +236,12 @@ class Record:
         if record.leaf != leaf:
             raise InvalidInput("leaf is not in RFC 8785 canonical form")
         return record
+
+
+def _digest_hex(digest: bytes) -> str:
+    if type(digest) is not bytes or len(digest) != 32:
+        raise InvalidInput("a body digest must be 32 bytes (SHA-256)")
+    return digest.hex()
 
 
 def check_link(rec: Record, *, index: int, origin: str, prev: str, last_time: str) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import cast
 
@@ -53,6 +54,7 @@ from ledger.record import GENESIS_PREV, Record, format_time
 from ledger.registry.entries import derive_registry_rows
 from ledger.store_reads import StoreReads
 from ledger.tiles import (
+    StoredLevels,
     TileCache,
     TileKey,
     TileTree,
@@ -110,8 +112,17 @@ def _driver_sql(conn: Connection, sql: str) -> str:
     return sql if conn.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
 
 
+@lru_cache(maxsize=8)
 def _own_verifier(signer: NoteSigner) -> NoteVerifier:
     return parse_verifier(signer.verifier_key())
+
+
+@lru_cache(maxsize=8)
+def _own_key(signer: NoteSigner) -> str:
+    return signer.verifier_key()
+
+
+_OWN_NOTES = 16  # checkpoint notes whose verification with the writer's key is remembered
 
 
 def derive_rows(
@@ -137,6 +148,8 @@ class LedgerStore(StoreReads):
     def __init__(self, engine: Engine, new_file: Path | None = None) -> None:
         self.engine = engine
         self.cache = TileCache()
+        self._own_notes: dict[tuple[str, str, str], SignedCheckpoint] = {}
+        self._stored_levels = StoredLevels()  # the head check's, writer only
         self._new_file = new_file  # a SQLite file this store brings into being, until created
 
     @classmethod
@@ -265,7 +278,7 @@ class LedgerStore(StoreReads):
         prove: bool = True,
     ) -> SequencedBatch:
         verifier = _own_verifier(signer)
-        head, latest, read = self._signed_head(conn, origin, verifier)
+        head, latest, read = self._signed_head(conn, origin, verifier, signer)
         known = self._indices_by_digest(conn, [s.digest for s in batch])
         size, prev = head.size, head.prev
         now = format_time(clock())
@@ -273,34 +286,29 @@ class LedgerStore(StoreReads):
             now = head.last_time  # time never decreases along the log
         indices: list[int] = []
         new_flags: list[bool] = []
-        records: list[Record] = []
-        bodies: list[dict[str, object]] = []
+        fresh: list[Submission] = []
         for sub in batch:
-            if sub.digest in known:
-                indices.append(known[sub.digest])
+            at = known.get(sub.digest)
+            if at is not None:
+                indices.append(at)
                 new_flags.append(False)
                 continue
-            rec = Record(origin, size, prev, now, sub.body_type, "sha256:" + sub.digest.hex())
-            known[sub.digest] = size
-            records.append(rec)
-            bodies.append(
-                {
-                    "digest": sub.digest,
-                    "body_type": sub.body_type,
-                    "content": sub.content,
-                    "doc": sub.doc,
-                }
-            )
-            indices.append(size)
+            at = known[sub.digest] = size + len(fresh)
+            fresh.append(sub)
+            indices.append(at)
             new_flags.append(True)
-            size, prev = size + 1, rec.leaf_hash.hex()
+        records = Record.chain(origin, size, prev, now, [(s.body_type, s.digest) for s in fresh])
+        bodies: list[dict[str, object]] = [
+            {"digest": s.digest, "body_type": s.body_type, "content": s.content, "doc": s.doc}
+            for s in fresh
+        ]
         changed: dict[TileKey, bytes] = {}
         note = latest.note
         if records:
             note, changed = self._commit(
                 conn, head, records, bodies, origin, signer, now, cache, read=read
             )
-        cp = open_checkpoint(note, [verifier], origin).checkpoint
+        cp = self._open_own(note, signer, origin).checkpoint
         for i in indices:  # a duplicate's stored index must lie inside the signed tree
             if not 0 <= i < cp.size:
                 raise IntegrityError(f"record {i} is not covered by the latest checkpoint", i)
@@ -314,18 +322,42 @@ class LedgerStore(StoreReads):
         return SequencedBatch(indices, new_flags, cp.size, note, leaves, proofs, written)
 
     def _signed_head(
-        self, conn: Connection, origin: str, verifier: NoteVerifier
+        self,
+        conn: Connection,
+        origin: str,
+        verifier: NoteVerifier,
+        signer: NoteSigner | None = None,
     ) -> tuple[LogHead, SignedCheckpoint, TileFetch]:
         """The head, read under the write lock and held to :func:`check_head_is_signed`.
 
         Also returns the tile reader the check used, so the writer reuses the edge tiles it read.
+        With the writer's ``signer``, a latest note whose exact text this store has verified
+        with that key before is not verified again (:meth:`_open_own`).
         """
         head = self._head(conn)
         read = self._memo_fetch(conn)
+        note = self._latest_checkpoint(conn)[1]
+        opened = None
+        if signer is not None:
+            opened = self._own_notes.get((note, _own_key(signer), origin))
         latest = check_head_is_signed(
-            head, self._latest_checkpoint(conn)[1], verifier, origin, read
+            head, note, verifier, origin, read, opened=opened, stored=self._stored_levels
         )
         return head, latest, read
+
+    def _open_own(self, note: str, signer: NoteSigner, origin: str) -> SignedCheckpoint:
+        """:func:`open_checkpoint` of ``note`` with the writer's own key, remembered by the
+        note's full text, the key and the origin: verifying is deterministic, so the same text
+        verifies again (a failure raises and is never remembered). The writer opens the note it
+        has just signed; the next batch's head check reads that same note back."""
+        key = (note, _own_key(signer), origin)
+        hit = self._own_notes.get(key)
+        if hit is None:
+            hit = open_checkpoint(note, [_own_verifier(signer)], origin)
+            if len(self._own_notes) >= _OWN_NOTES:
+                self._own_notes = {}  # replace, never mutate a dict another thread may read
+            self._own_notes[key] = hit
+        return hit
 
     def import_records(
         self,
@@ -436,9 +468,13 @@ class LedgerStore(StoreReads):
             _driver_sql(conn, _INSERT_BODIES),
             [(b["digest"], b["body_type"], b["content"]) for b in bodies],
         )
+        # records[i].body names bodies[i]["digest"] (the writer made it so; import checked it)
         conn.exec_driver_sql(
             _driver_sql(conn, _INSERT_RECORDS),
-            [(r.index, r.leaf, r.leaf_hash, r.body_digest, r.time) for r in records],
+            [
+                (r.index, r.leaf, r.leaf_hash, b["digest"], r.time)
+                for r, b in zip(records, bodies, strict=True)
+            ],
         )
         contents = [cast(bytes, b["content"]) for b in bodies]
         derive_rows(conn, records, contents, [b.get("doc") for b in bodies])

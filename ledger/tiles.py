@@ -23,6 +23,7 @@ from ledger.merkle import EMPTY_ROOT, HASH_SIZE, consistency_ranges, hash_childr
 __all__ = [
     "TILE_HEIGHT",
     "TILE_WIDTH",
+    "StoredLevels",
     "TileBuilder",
     "TileCache",
     "TileKey",
@@ -159,6 +160,43 @@ class TileCache:
             prev = levels[-1]
             levels.append([hash_children(prev[i], prev[i + 1]) for i in range(0, len(prev) - 1, 2)])
         self._put(k, levels)
+        return levels
+
+
+class StoredLevels(TileCache):
+    """Levels of tiles exactly as they are stored now, for the writer's head check
+    (:func:`~ledger.writer_checks.check_head_is_signed`): it never stands in for a tile
+    (:meth:`cached` is always ``None``, so every tile is read from the database), but remembers,
+    per tile, the last bytes it hashed and their levels. A tile read again whose bytes begin
+    with those bytes (compared in full) has only its new entries hashed: the right-edge tiles a
+    writer reads every batch grow by the batch's leaves. Anything else is hashed afresh."""
+
+    _KEEP = 64  # tiles remembered (a head check reads one per level)
+
+    def __init__(self) -> None:
+        super().__init__(capacity=0)
+        self._last: dict[TileKey, tuple[bytes, list[list[bytes]]]] = {}
+
+    def cached(self, key: TileKey, width: int) -> list[list[bytes]] | None:
+        return None
+
+    def levels(self, key: TileKey, blob: bytes) -> list[list[bytes]]:
+        prior = self._last.get(key)
+        old = prior[1] if prior is not None and blob.startswith(prior[0]) else [[]]
+        levels = [_split_hashes(blob)]
+        while len(levels[-1]) > 1:
+            below, r = levels[-1], len(levels)
+            kept = old[r] if r < len(old) else []  # parents of an unchanged prefix: unchanged
+            levels.append(
+                kept
+                + [
+                    hash_children(below[i], below[i + 1])
+                    for i in range(2 * len(kept), len(below) - 1, 2)
+                ]
+            )
+        if len(self._last) >= self._KEEP:
+            self._last = {}
+        self._last[key] = (bytes(blob), levels)
         return levels
 
 

@@ -16,7 +16,7 @@ from ledger.errors import Error, IntegrityError, ProofError
 from ledger.merkle import verify_consistency, verify_inclusion, verify_inclusions
 from ledger.note import NoteVerifier
 from ledger.record import GENESIS_PREV
-from ledger.tiles import TileCache, TileKey, TileTree
+from ledger.tiles import StoredLevels, TileCache, TileKey, TileTree
 
 __all__ = [
     "LogHead",
@@ -44,7 +44,14 @@ TileFetch = Callable[[Sequence[TileKey]], Mapping[TileKey, bytes]]
 
 
 def check_head_is_signed(
-    head: LogHead, latest_note: str, verifier: NoteVerifier, origin: str, fetch: TileFetch
+    head: LogHead,
+    latest_note: str,
+    verifier: NoteVerifier,
+    origin: str,
+    fetch: TileFetch,
+    *,
+    opened: SignedCheckpoint | None = None,
+    stored: StoredLevels | None = None,
 ) -> SignedCheckpoint:
     """The writer's invariant, checked under the write lock before anything is extended or signed.
 
@@ -54,10 +61,18 @@ def check_head_is_signed(
     cached level must not stand in for stored bytes), and the last record's leaf hash — the
     ``prev`` of the next record — MUST be the tree's last leaf. Anything else is tampering:
     raise :class:`IntegrityError` (the caller's transaction then writes nothing).
-    Costs one signature check and the right-edge tiles the writer reads anyway.
+    Costs one signature check and the right-edge tiles the writer reads anyway. ``opened``:
+    ``latest_note``, byte for byte, as an earlier :func:`open_checkpoint` with ``verifier`` and
+    ``origin`` returned it (the writer remembers the notes it signed and verified), so the
+    signature is not checked twice; the size, root and last leaf are checked all the same.
+    ``stored``: the writer's :class:`~ledger.tiles.StoredLevels`, which reads every tile too but
+    hashes only what a tile gained since it last hashed its (byte for byte equal) beginning.
     """
     try:
-        signed = open_checkpoint(latest_note, [verifier], origin)
+        if opened is not None and opened.note == latest_note:
+            signed = opened
+        else:
+            signed = open_checkpoint(latest_note, [verifier], origin)
     except Error as e:
         raise IntegrityError(
             f"refusing to extend the log: its latest checkpoint does not verify with this "
@@ -75,7 +90,7 @@ def check_head_is_signed(
         raise IntegrityError("refusing to extend the log: a record is stored below index 0", -1)
     if head.size == 0:
         return signed
-    tree = TileTree(head.size, fetch, TileCache())
+    tree = TileTree(head.size, fetch, stored if stored is not None else TileCache())
     if tree.root() != cp.root_hash:
         raise IntegrityError(
             f"refusing to extend the log: the stored tree of size {head.size} does not reproduce "

@@ -195,10 +195,11 @@ def _rederive(
 
 
 def read_rows(conn: Connection) -> list[tuple[int, bytes]]:
-    r = schema.registry_entries.c
-    return [
-        (row.idx, bytes(row.entry)) for row in conn.execute(select(r.idx, r.entry).order_by(r.idx))
-    ]
+    """Every registry row, ``(idx, entry)`` in index order. The driver's own SQL: every batch's
+    index derivation reads them, and building the SQLAlchemy statement cost more than running
+    it (docs/benchmarks.md)."""
+    rows = conn.exec_driver_sql("SELECT idx, entry FROM registry_entries ORDER BY idx")
+    return [(int(idx), bytes(entry)) for idx, entry in rows]
 
 
 def require_applies(conn: Connection, digest: bytes, op: RegistryOp) -> None:

@@ -198,6 +198,27 @@ def test_record_past_the_latest_checkpoint_is_named_and_the_writer_refuses_to_si
     assert _counts(filled) == before  # nothing written, nothing signed
 
 
+def test_a_writer_that_verified_the_latest_note_still_refuses_it_once_tampered(
+    filled: Ledger,
+) -> None:
+    """The writer remembers the notes it signed and verified (by their full text), so the next
+    batch's head check does not verify its own last note twice; a stored note changed after
+    that is other text and is verified, and refused."""
+    filled.append(envelope(66_666))  # the writer has signed, verified and remembered size N+1
+    filled.append(envelope(66_667))  # ... and reused it: the head check of size N+1 passed
+    size = N + 2
+    _tamper(
+        filled,
+        "checkpoints",
+        f"UPDATE checkpoints SET note = replace(note, '\n{size}\n', '\n{size + 1}\n') "
+        f"WHERE size = {size}",
+    )
+    before = _counts(filled)
+    with pytest.raises(IntegrityError, match="does not verify with this ledger's key"):
+        filled.append(envelope(66_668))
+    assert _counts(filled) == before
+
+
 def test_flipped_tile_byte_makes_the_writer_refuse_to_sign_a_fork(
     filled: Ledger, db_url: str
 ) -> None:

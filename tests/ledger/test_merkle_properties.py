@@ -228,3 +228,118 @@ def test_proofs_of_last_refuses_more_leaves_than_the_tree_holds() -> None:
     tree = TileTree(2, lambda keys: {}, TileCache())
     with pytest.raises(IntegrityError, match="do not fit"):
         tree.proofs_of_last(leaves(3))
+
+
+def _one_by_one(
+    leaves_: Sequence[bytes],
+    indices: Sequence[int],
+    size: int,
+    proofs: list[list[bytes]],
+    root: bytes,
+) -> bool:
+    try:
+        for leaf, i, proof in zip(leaves_, indices, proofs, strict=True):
+            merkle.verify_inclusion(leaf, i, size, proof, root)
+    except ProofError:
+        return False
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(size=st.integers(1, 300), data=st.data())
+def test_batch_verification_accepts_exactly_what_rfc_verification_accepts(
+    size: int, data: st.DataObject
+) -> None:
+    """``verify_inclusions`` (level by level, shared nodes hashed once) accepts a batch exactly
+    when every proof passes RFC 9162's ``verify_inclusion``: runs of neighbours, scattered
+    indices and repeats, each with one thing broken — a proof element flipped, dropped, added or
+    swapped with its neighbour's, a leaf flipped or swapped, an index moved, a wrong root."""
+    hs = leaves(size)
+    root = merkle.root(hs)
+    start = data.draw(st.integers(0, size - 1))
+    run = list(range(start, data.draw(st.integers(start + 1, size))))
+    scattered = data.draw(st.lists(st.integers(0, size - 1), max_size=6))
+    indices = data.draw(st.permutations([*run, *scattered]))
+    got = [hs[i] for i in indices]
+    proofs = [merkle.inclusion_proof(i, hs) for i in indices]
+    merkle.verify_inclusions(got, indices, size, proofs, root)
+    k = data.draw(st.integers(0, len(indices) - 1))
+    bit = data.draw(st.integers(0, 255))
+    how = data.draw(
+        st.sampled_from(["flip", "drop", "add", "swap_proof", "leaf", "swap_leaf", "index", "root"])
+    )
+    leaves_, idx, bad, r = list(got), list(indices), [list(p) for p in proofs], root
+    if how == "flip" and bad[k]:
+        e = data.draw(st.integers(0, len(bad[k]) - 1))
+        bad[k][e] = flip(bad[k][e], bit)
+    elif how == "drop" and bad[k]:
+        bad[k].pop(data.draw(st.integers(0, len(bad[k]) - 1)))
+    elif how == "add":
+        bad[k].insert(data.draw(st.integers(0, len(bad[k]))), hs[bit % size])
+    elif how == "swap_proof" and len(idx) > 1:
+        other = (k + 1) % len(idx)
+        bad[k], bad[other] = bad[other], bad[k]
+    elif how == "leaf":
+        leaves_[k] = flip(leaves_[k], bit)
+    elif how == "swap_leaf" and len(idx) > 1:
+        other = (k + 1) % len(idx)
+        leaves_[k], leaves_[other] = leaves_[other], leaves_[k]
+    elif how == "index":
+        idx[k] = bit % size
+    elif how == "root":
+        r = flip(root, bit)
+    expected = _one_by_one(leaves_, idx, size, bad, r)
+    if expected:
+        merkle.verify_inclusions(leaves_, idx, size, bad, r)
+    else:
+        with pytest.raises(ProofError):
+            merkle.verify_inclusions(leaves_, idx, size, bad, r)
+
+
+def test_batch_verification_refuses_malformed_elements_and_counts() -> None:
+    hs = leaves(10)
+    root = merkle.root(hs)
+    proofs = [merkle.inclusion_proof(i, hs) for i in range(10)]
+    merkle.verify_inclusions(hs, list(range(10)), 10, proofs, root)
+    short = [list(p) for p in proofs]
+    short[4][0] = short[4][0][:31]
+    with pytest.raises(ProofError):
+        merkle.verify_inclusions(hs, list(range(10)), 10, short, root)
+    with pytest.raises(ProofError, match="differ in number"):
+        merkle.verify_inclusions(hs[:9], list(range(10)), 10, proofs, root)
+    with pytest.raises(ProofError, match="not in a tree"):
+        merkle.verify_inclusions(hs, [*range(9), 10], 10, proofs, root)
+    with pytest.raises(ProofError, match="32 bytes"):
+        merkle.verify_inclusions([*hs[:9], hs[9][:31]], list(range(10)), 10, proofs, root)
+    for k in (1, 2):  # a proof longer or shorter than the tree is deep, not the first one
+        apart = [proofs[0], proofs[5], proofs[9]]
+        apart[k] = [*apart[k], hs[0]]
+        with pytest.raises(ProofError, match=r"longer|agree"):
+            merkle.verify_inclusions([hs[0], hs[5], hs[9]], [0, 5, 9], 10, apart, root)
+        apart[k] = apart[k][:-2]
+        with pytest.raises(ProofError):
+            merkle.verify_inclusions([hs[0], hs[5], hs[9]], [0, 5, 9], 10, apart, root)
+
+
+@settings(max_examples=100, deadline=None)
+@given(widths=st.lists(st.integers(1, 256), min_size=1, max_size=6), data=st.data())
+def test_stored_levels_equal_fresh_levels_of_the_bytes_read(
+    widths: list[int], data: st.DataObject
+) -> None:
+    """The head check's ``StoredLevels`` hashes only what a tile gained since its remembered
+    beginning, and gives exactly the levels a fresh cache computes from the bytes it is handed —
+    also when a remembered entry was changed, the tile shrank, or another tile was read between."""
+    from ledger.tiles import StoredLevels
+
+    hs = leaves(256)
+    stored = StoredLevels()
+    assert stored.cached((0, 0), 256) is None
+    for width in widths:
+        blob = b"".join(hs[:width])
+        if data.draw(st.booleans()):  # a changed entry somewhere: never served from memory
+            hs[data.draw(st.integers(0, width - 1))] = hashlib.sha256(blob).digest()
+            blob = b"".join(hs[:width])
+        if data.draw(st.booleans()):
+            stored.levels((1, 0), b"".join(leaves(3)))
+        assert stored.levels((0, 0), blob) == TileCache().levels((0, 0), blob)
+        assert stored.cached((0, 0), width) is None

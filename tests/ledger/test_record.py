@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import rfc8785
 from hypothesis import given
@@ -86,3 +88,56 @@ def test_index_of_2_to_the_53_or_more_is_refused_as_rfc8785_cannot_encode_it(ind
     with pytest.raises(InvalidInput):
         Record.from_leaf(leaf)
     assert Record.from_leaf(_ok(index=MAX_INDEX, prev="1" * 64).leaf).index == MAX_INDEX
+
+
+@given(
+    log=st.text(min_size=1, max_size=40),
+    index=st.integers(0, 1000),
+    prev=HEX,
+    kinds=st.lists(st.sampled_from(["dsse", "sigstore-bundle"]), min_size=1, max_size=8),
+    seed=st.binary(min_size=1, max_size=8),
+)
+def test_a_chain_is_the_records_constructed_one_by_one(
+    log: str, index: int, prev: str, kinds: list[str], seed: bytes
+) -> None:
+    """``Record.chain`` (the writer's batch) gives the same records, leaves and leaf hashes as
+    the checked constructor, each linked to the one before, origins the template cannot encode
+    included."""
+    try:
+        rfc8785.dumps(log)
+    except Exception:
+        return
+    prev = GENESIS_PREV if index == 0 else prev
+    time = "2026-11-28T01:02:03.000000Z"
+    bodies = [(k, hashlib.sha256(seed + bytes([n])).digest()) for n, k in enumerate(kinds)]
+    got = Record.chain(log, index, prev, time, bodies)  # type: ignore[arg-type]
+    want: list[Record] = []
+    for n, (kind, digest) in enumerate(bodies):
+        link = want[-1].leaf_hash.hex() if want else prev
+        want.append(Record(log, index + n, link, time, kind, "sha256:" + digest.hex()))  # type: ignore[arg-type]
+    assert got == want
+    assert [(r.leaf, r.leaf_hash) for r in got] == [(r.leaf, r.leaf_hash) for r in want]
+    assert all(Record.from_leaf(r.leaf) == r for r in got)
+
+
+@pytest.mark.parametrize(
+    ("bodies", "index"),
+    [
+        ([("dsse", b"\x00" * 32), ("zip", b"\x00" * 32)], 0),
+        ([("dsse", b"\x00" * 32), ("dsse", b"\x00" * 31)], 0),
+        ([("dsse", b"\x00" * 32), ("dsse", "00" * 32)], 0),
+        ([("dsse", b"\x00" * 32), ("dsse", b"\x01" * 32)], MAX_INDEX),
+        ([("dsse", b"\x00" * 33)], 0),
+    ],
+)
+def test_a_chain_refuses_what_the_constructor_refuses(
+    bodies: list[tuple[str, object]], index: int
+) -> None:
+    with pytest.raises(InvalidInput):
+        Record.chain(
+            "l",
+            index,
+            GENESIS_PREV if index == 0 else "a" * 64,
+            "2026-11-28T01:02:03.000000Z",
+            bodies,
+        )  # type: ignore[arg-type]
