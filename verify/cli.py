@@ -180,7 +180,16 @@ def main() -> None:
     if bundle is not None:
         from verify.bundle_verify import run_bundle_verify
 
-        raise SystemExit(run_bundle_verify(*bundle))
+        raise SystemExit(
+            run_bundle_verify(
+                bundle.file_or_digest,
+                bundle.bundle,
+                bundle.certificate_identity,
+                bundle.certificate_oidc_issuer,
+                bundle.trusted_root,
+                bundle.key,
+            )
+        )
     third = parse_attestations(argv[1:]) if argv[:1] == ["attestations"] else None
     if third is not None:
         run_attestations_command(
