@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from attest._internal import b64, jsontext
+from attest._internal.frozen import Frozen, set_field
 from attest.errors import InvalidInput, SignatureError
 from attest.keys import PublicKey, verified_signers
 
@@ -46,19 +46,33 @@ class Signer(Protocol):
     def sign(self, data: bytes) -> bytes: ...
 
 
-@dataclass(frozen=True)
-class EnvelopeSignature:
+class EnvelopeSignature(Frozen):
+    _fields = ("sig", "keyid")
     sig: bytes
-    keyid: str | None = None
+    keyid: str | None
+
+    def __init__(self, sig: bytes, keyid: str | None = None) -> None:
+        set_field(self, "sig", sig)
+        set_field(self, "keyid", keyid)
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(Frozen):
     """A parsed DSSE envelope. The payload is *unverified* until :func:`verify_envelope` says so."""
 
+    _fields = ("payload_type", "unverified_payload", "signatures")
     payload_type: str
     unverified_payload: bytes
     signatures: tuple[EnvelopeSignature, ...]
+
+    def __init__(
+        self,
+        payload_type: str,
+        unverified_payload: bytes,
+        signatures: tuple[EnvelopeSignature, ...],
+    ) -> None:
+        set_field(self, "payload_type", payload_type)
+        set_field(self, "unverified_payload", unverified_payload)
+        set_field(self, "signatures", signatures)
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Envelope:
@@ -117,13 +131,18 @@ def sign_envelope(
     return Envelope(payload_type, payload, sigs)
 
 
-@dataclass(frozen=True)
-class VerifiedEnvelope:
+class VerifiedEnvelope(Frozen):
     """The payload of an envelope whose signatures met the threshold, and who signed it."""
 
+    _fields = ("payload_type", "payload", "signed_by")
     payload_type: str
     payload: bytes
     signed_by: tuple[PublicKey, ...]
+
+    def __init__(self, payload_type: str, payload: bytes, signed_by: tuple[PublicKey, ...]) -> None:
+        set_field(self, "payload_type", payload_type)
+        set_field(self, "payload", payload)
+        set_field(self, "signed_by", signed_by)
 
 
 def verify_envelope(

@@ -12,7 +12,6 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from attest._internal import jsontext
+from attest._internal.frozen import Frozen, set_field
 from attest.errors import InvalidInput, KeyFileError, SignatureError
 
 __all__ = [
@@ -87,13 +87,18 @@ class _Verified:
 _VERIFIED = _Verified(4096)
 
 
-@dataclass(frozen=True)
-class PublicKey:
+class PublicKey(Frozen):
     """A verification key. ``keyid`` is securesystemslib's default keyid: only a hint in DSSE."""
 
+    _fields = ("key", "scheme", "keyid")
     key: CryptoPublicKey
     scheme: str
     keyid: str
+
+    def __init__(self, key: CryptoPublicKey, scheme: str, keyid: str) -> None:
+        set_field(self, "key", key)
+        set_field(self, "scheme", scheme)
+        set_field(self, "keyid", keyid)
 
     def spki_pem(self) -> bytes:
         return self.key.public_bytes(

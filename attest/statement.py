@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from attest._internal import jsontext
 from attest._internal.canonical import canonical_json
+from attest._internal.frozen import Frozen, set_field
 from attest.errors import InvalidStatement
 
 __all__ = [
@@ -70,17 +70,44 @@ def _check_digest(digest: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-@dataclass(frozen=True)
-class ResourceDescriptor:
+class ResourceDescriptor(Frozen):
     """An artifact or resource: at least one of name, uri, digest."""
 
-    name: str = ""
-    uri: str = ""
-    digest: Mapping[str, str] = field(default_factory=dict)
-    download_location: str = ""
-    media_type: str = ""
-    content: str = ""
-    annotations: Mapping[str, Any] = field(default_factory=dict)
+    _fields = (
+        "name",
+        "uri",
+        "digest",
+        "download_location",
+        "media_type",
+        "content",
+        "annotations",
+    )
+    name: str
+    uri: str
+    digest: Mapping[str, str]
+    download_location: str
+    media_type: str
+    content: str
+    annotations: Mapping[str, Any]
+
+    def __init__(
+        self,
+        name: str = "",
+        uri: str = "",
+        digest: Mapping[str, str] | None = None,
+        download_location: str = "",
+        media_type: str = "",
+        content: str = "",
+        annotations: Mapping[str, Any] | None = None,
+    ) -> None:
+        set_field(self, "name", name)
+        set_field(self, "uri", uri)
+        set_field(self, "digest", {} if digest is None else digest)
+        set_field(self, "download_location", download_location)
+        set_field(self, "media_type", media_type)
+        set_field(self, "content", content)
+        set_field(self, "annotations", {} if annotations is None else annotations)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         if not (self.name or self.uri or self.digest):
@@ -133,16 +160,29 @@ class ResourceDescriptor:
         return out
 
 
-@dataclass(frozen=True)
-class Statement:
+class Statement(Frozen):
     """A valid in-toto Statement. ``predicate`` is the JSON object as given, or ``None`` when the
     statement has none: Statement v1 makes it optional ("MAY be omitted if predicateType fully
     describes the predicate"), and PyPI's publish attestations (PEP 740) carry none."""
 
+    _fields = ("subjects", "predicate_type", "predicate", "type")
     subjects: tuple[ResourceDescriptor, ...]
     predicate_type: str
     predicate: Mapping[str, Any] | None
-    type: str = STATEMENT_V1
+    type: str
+
+    def __init__(
+        self,
+        subjects: tuple[ResourceDescriptor, ...],
+        predicate_type: str,
+        predicate: Mapping[str, Any] | None,
+        type: str = STATEMENT_V1,
+    ) -> None:
+        set_field(self, "subjects", subjects)
+        set_field(self, "predicate_type", predicate_type)
+        set_field(self, "predicate", predicate)
+        set_field(self, "type", type)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         if self.type not in _READABLE_TYPES:

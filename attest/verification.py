@@ -5,11 +5,11 @@ parse its Statement — signature first, payload second — and check it names t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attest._internal import jsontext
+from attest._internal.frozen import Frozen, set_field
 from attest.dsse import INTOTO_PAYLOAD_TYPE, Envelope, VerifiedEnvelope, verify_envelope
 from attest.errors import InvalidInput, InvalidStatement, SignatureError
 from attest.keys import PublicKey, read_public_key
@@ -33,20 +33,34 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class VerifiedStatement:
+class VerifiedStatement(Frozen):
     """A signature-checked, schema-valid Statement. ``predicate`` is its typed model (``None``
     for a statement that has no predicate and whose type has no model); when the predicate breaks
     its own schema, ``predicate`` is ``None`` and ``predicate_error`` says why (the signature and
     statement are still good; policy decides what that means)."""
 
+    _fields = ("statement", "signers", "predicate", "predicate_error", "signer_keys")
     statement: Statement
     signers: tuple[str, ...]
     predicate: Predicate | None
-    predicate_error: str | None = None
+    predicate_error: str | None
     # the trusted keys whose signatures verified (DSSE): ``signers`` are their keyids, which a key
     # file states for itself — match a key by the key, never by a keyid
-    signer_keys: tuple[PublicKey, ...] = ()
+    signer_keys: tuple[PublicKey, ...]
+
+    def __init__(
+        self,
+        statement: Statement,
+        signers: tuple[str, ...],
+        predicate: Predicate | None,
+        predicate_error: str | None = None,
+        signer_keys: tuple[PublicKey, ...] = (),
+    ) -> None:
+        set_field(self, "statement", statement)
+        set_field(self, "signers", signers)
+        set_field(self, "predicate", predicate)
+        set_field(self, "predicate_error", predicate_error)
+        set_field(self, "signer_keys", signer_keys)
 
 
 MAX_DOCUMENT_BYTES = 1 << 20  # the ledger's body limit: nothing larger can be in a ledger
@@ -166,7 +180,7 @@ def open_statement(
         raise InvalidInput("a classic in-toto metablock, not a DSSE envelope: use verify_metablock")
     verified, payload = _open_envelope(doc, keys)
     opened = _verified(verified.payload_type, payload, tuple(k.keyid for k in verified.signed_by))
-    return replace(opened, signer_keys=tuple(verified.signed_by))
+    return opened.replace(signer_keys=tuple(verified.signed_by))
 
 
 def _unmatched(artifact: ResourceDescriptor, named: Sequence[Mapping[str, str]]) -> bool:

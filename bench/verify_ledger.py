@@ -95,7 +95,7 @@ def one_ledger(directory: Path, work: Path, port: int, runs: int) -> dict[str, o
     policy, subjects = _prepare(directory, work)
     records = json.loads((directory / "done.json").read_text())["records"]
     key = str(directory / "audit.key")
-    with server(f"sqlite:///{directory / 'audit.db'}", key, 1, port) as url:
+    with server(f"sqlite:///{directory / 'audit.db'}", key, 1, port) as (url, _pid):
         answers = answer_ms(url, subjects, 5)
         argv = [str(BIN / "verify"), subjects[0], "--policy", str(policy), "--ledger", url]
         cold = measure({"verify_ledger_cold": (argv, work, (0, 1))}, runs)

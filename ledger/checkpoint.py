@@ -11,8 +11,8 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass
 
+from attest._internal.frozen import Frozen, set_field
 from ledger.errors import CheckpointError
 from ledger.note import NoteSigner, NoteVerifier, Signature, open_note, sign_note
 
@@ -29,14 +29,22 @@ _SIZE = re.compile(r"(0|[1-9][0-9]*)")
 _MAX_SIZE = (1 << 64) - 1
 
 
-@dataclass(frozen=True)
-class Checkpoint:
+class Checkpoint(Frozen):
     """A parsed checkpoint body."""
 
+    _fields = ("origin", "size", "root_hash", "extensions")
     origin: str
     size: int
     root_hash: bytes
-    extensions: tuple[str, ...] = ()
+    extensions: tuple[str, ...]
+
+    def __init__(
+        self, origin: str, size: int, root_hash: bytes, extensions: tuple[str, ...] = ()
+    ) -> None:
+        set_field(self, "origin", origin)
+        set_field(self, "size", size)
+        set_field(self, "root_hash", root_hash)
+        set_field(self, "extensions", extensions)
 
     def body(self) -> str:
         lines = [
@@ -48,13 +56,20 @@ class Checkpoint:
         return "".join(line + "\n" for line in lines)
 
 
-@dataclass(frozen=True)
-class SignedCheckpoint:
+class SignedCheckpoint(Frozen):
     """A checkpoint whose note was verified, with the exact note text kept for re-serving."""
 
+    _fields = ("checkpoint", "note", "signatures")
     checkpoint: Checkpoint
     note: str
     signatures: tuple[Signature, ...]
+
+    def __init__(
+        self, checkpoint: Checkpoint, note: str, signatures: tuple[Signature, ...]
+    ) -> None:
+        set_field(self, "checkpoint", checkpoint)
+        set_field(self, "note", note)
+        set_field(self, "signatures", signatures)
 
 
 def parse_checkpoint(body: str) -> Checkpoint:

@@ -18,7 +18,6 @@ import binascii
 import hashlib
 import re
 import struct
-from dataclasses import dataclass
 from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 
+from attest._internal.frozen import Frozen, set_field
 from ledger.errors import NoteError
 
 __all__ = [
@@ -48,26 +48,38 @@ MAX_SIGNATURES = 100
 SIG_PREFIX = "\u2014 "  # EM DASH, space
 
 
-@dataclass(frozen=True)
-class Signature:
+class Signature(Frozen):
     """One signature line: the signer's name, its 32-bit key hash and the raw signature bytes."""
 
+    _fields = ("name", "key_hash", "signature")
     name: str
     key_hash: int
     signature: bytes
+
+    def __init__(self, name: str, key_hash: int, signature: bytes) -> None:
+        set_field(self, "name", name)
+        set_field(self, "key_hash", key_hash)
+        set_field(self, "signature", signature)
 
     def line(self) -> str:
         blob = self.key_hash.to_bytes(4, "big") + self.signature
         return f"{SIG_PREFIX}{self.name} {base64.b64encode(blob).decode()}\n"
 
 
-@dataclass(frozen=True)
-class Note:
+class Note(Frozen):
     """A note whose text was signed by at least one of the caller's keys."""
 
+    _fields = ("text", "signatures", "unverified")
     text: str
     signatures: tuple[Signature, ...]
     unverified: tuple[Signature, ...]
+
+    def __init__(
+        self, text: str, signatures: tuple[Signature, ...], unverified: tuple[Signature, ...]
+    ) -> None:
+        set_field(self, "text", text)
+        set_field(self, "signatures", signatures)
+        set_field(self, "unverified", unverified)
 
 
 class NoteVerifier(Protocol):
@@ -113,11 +125,16 @@ def _b64(text: str) -> bytes:
         raise NoteError("malformed base64") from e
 
 
-@dataclass(frozen=True)
-class _Ed25519Verifier:
+class _Ed25519Verifier(Frozen):
+    _fields = ("name", "key_hash", "key")
     name: str
     key_hash: int
     key: ed25519.Ed25519PublicKey
+
+    def __init__(self, name: str, key_hash: int, key: ed25519.Ed25519PublicKey) -> None:
+        set_field(self, "name", name)
+        set_field(self, "key_hash", key_hash)
+        set_field(self, "key", key)
 
     def verify(self, message: bytes, signature: bytes) -> None:
         try:
@@ -126,11 +143,16 @@ class _Ed25519Verifier:
             raise NoteError(f"invalid signature for key {self.name}+{self.key_hash:08x}") from e
 
 
-@dataclass(frozen=True)
-class _ECDSAVerifier:
+class _ECDSAVerifier(Frozen):
+    _fields = ("name", "key_hash", "key")
     name: str
     key_hash: int
     key: ec.EllipticCurvePublicKey
+
+    def __init__(self, name: str, key_hash: int, key: ec.EllipticCurvePublicKey) -> None:
+        set_field(self, "name", name)
+        set_field(self, "key_hash", key_hash)
+        set_field(self, "key", key)
 
     def verify(self, message: bytes, signature: bytes) -> None:
         try:
@@ -139,13 +161,20 @@ class _ECDSAVerifier:
             raise NoteError(f"invalid signature for key {self.name}+{self.key_hash:08x}") from e
 
 
-@dataclass(frozen=True)
-class _RFC6962Verifier:
+class _RFC6962Verifier(Frozen):
     """Checks a checkpoint signed as an RFC 6962 TreeHeadSignature (static CT logs)."""
 
+    _fields = ("name", "key_hash", "key")
     name: str
     key_hash: int
     key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
+    def __init__(
+        self, name: str, key_hash: int, key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+    ) -> None:
+        set_field(self, "name", name)
+        set_field(self, "key_hash", key_hash)
+        set_field(self, "key", key)
 
     def verify(self, message: bytes, signature: bytes) -> None:
         from ledger.checkpoint import parse_checkpoint  # the body format lives there
@@ -230,13 +259,18 @@ def parse_verifier(vkey: str) -> NoteVerifier:
     return verifier
 
 
-@dataclass(frozen=True)
-class NoteSigner:
+class NoteSigner(Frozen):
     """An Ed25519 note signer (the only algorithm this ledger signs with)."""
 
+    _fields = ("name", "key_hash", "key")
     name: str
     key_hash: int
     key: ed25519.Ed25519PrivateKey
+
+    def __init__(self, name: str, key_hash: int, key: ed25519.Ed25519PrivateKey) -> None:
+        set_field(self, "name", name)
+        set_field(self, "key_hash", key_hash)
+        set_field(self, "key", key)
 
     def sign(self, message: bytes) -> bytes:
         return self.key.sign(message)

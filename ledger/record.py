@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Literal
 
 import rfc8785
 
+from attest._internal.frozen import Frozen, set_field
 from ledger._internal.jsontext import loads
 from ledger.errors import IntegrityError, InvalidInput
 from ledger.merkle import hash_leaf
@@ -80,17 +80,39 @@ def _check_time(text: str) -> None:
     parse_time(text)
 
 
-@dataclass(frozen=True)
-class Record:
-    """One sequenced submission. ``leaf`` and ``leaf_hash`` are computed once, at construction."""
+class Record(Frozen):
+    """One sequenced submission. ``leaf`` and ``leaf_hash`` are computed once, at construction
+    (they are not fields: not compared, not in the repr)."""
 
+    _fields = ("log", "index", "prev", "time", "body_type", "body", "v")
     log: str
     index: int
     prev: str
     time: str
     body_type: BodyType
     body: str
-    v: Literal[1] = 1
+    v: Literal[1]
+    leaf: bytes
+    leaf_hash: bytes
+
+    def __init__(
+        self,
+        log: str,
+        index: int,
+        prev: str,
+        time: str,
+        body_type: BodyType,
+        body: str,
+        v: Literal[1] = 1,
+    ) -> None:
+        set_field(self, "log", log)
+        set_field(self, "index", index)
+        set_field(self, "prev", prev)
+        set_field(self, "time", time)
+        set_field(self, "body_type", body_type)
+        set_field(self, "body", body)
+        set_field(self, "v", v)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         """Every field is checked for type first, so a record you hold is always valid: a value
@@ -118,11 +140,8 @@ class Record:
             raise InvalidInput(f"unknown body type {self.body_type!r}")
         if not _DIGEST.fullmatch(self.body):
             raise InvalidInput("record body must be sha256:<64 hex digits>")
-        object.__setattr__(self, "leaf", self._encode())
-        object.__setattr__(self, "leaf_hash", hash_leaf(self.leaf))
-
-    leaf: bytes = field(init=False, repr=False, compare=False)
-    leaf_hash: bytes = field(init=False, repr=False, compare=False)
+        set_field(self, "leaf", self._encode())
+        set_field(self, "leaf_hash", hash_leaf(self.leaf))
 
     def _encode(self) -> bytes:
         """RFC 8785 canonical JSON of the record.

@@ -3,20 +3,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
+from attest._internal.frozen import Frozen, set_field
 from verify.errors import UsageError
 
 __all__ = ["Artifact", "resolve_artifacts"]
 
 
-@dataclass(frozen=True)
-class Artifact:
+class Artifact(Frozen):
     """One thing to deploy: a display name and its digests (``{"sha256": HEX}``)."""
 
+    _fields = ("name", "digest")
     name: str
     digest: dict[str, str]
+
+    def __init__(self, name: str, digest: dict[str, str]) -> None:
+        set_field(self, "name", name)
+        set_field(self, "digest", digest)
 
     def digest_keys(self) -> list[str]:
         """The digests as ``ALG:HEX`` strings (what the evidence API looks up)."""

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NoReturn
 
+from attest._internal.frozen import Frozen, set_field
 from verify import errors
 
 __all__ = ["DEFAULT_COMMAND", "EXIT_CODES", "Format", "LayoutOptions", "console", "main"]
@@ -35,12 +36,20 @@ class Format(StrEnum):
     json = "json"
 
 
-class LayoutOptions(NamedTuple):
+class LayoutOptions(Frozen):
     """``--layout FILE --layout-key PUB… --link-dir DIR`` of the default command."""
 
-    layout: Path | None = None
-    keys: tuple[Path, ...] = ()
-    link_dir: Path | None = None
+    _fields = ("layout", "keys", "link_dir")
+    layout: Path | None
+    keys: tuple[Path, ...]
+    link_dir: Path | None
+
+    def __init__(
+        self, layout: Path | None = None, keys: tuple[Path, ...] = (), link_dir: Path | None = None
+    ) -> None:
+        set_field(self, "layout", layout)
+        set_field(self, "keys", keys)
+        set_field(self, "link_dir", link_dir)
 
 
 def __getattr__(name: str) -> Any:
@@ -135,8 +144,19 @@ def run_check_command(
     """The default command (shared by the typer app and the fast path)."""
     from verify.run import Request, run_check
 
+    options = layout or LayoutOptions()
+
     req = Request(
-        artifact, policy, ledger, evidence, db, record, record_key, *(layout or LayoutOptions())
+        artifact,
+        policy,
+        ledger,
+        evidence,
+        db,
+        record,
+        record_key,
+        options.layout,
+        options.keys,
+        options.link_dir,
     )
     guarded(fmt, artifact, lambda: emit(run_check(req, parse_at(at), as_of=at is not None), fmt))
 
@@ -180,7 +200,16 @@ def main() -> None:
     if bundle is not None:
         from verify.bundle_verify import run_bundle_verify
 
-        raise SystemExit(run_bundle_verify(*bundle))
+        raise SystemExit(
+            run_bundle_verify(
+                bundle.file_or_digest,
+                bundle.bundle,
+                bundle.certificate_identity,
+                bundle.certificate_oidc_issuer,
+                bundle.trusted_root,
+                bundle.key,
+            )
+        )
     third = parse_attestations(argv[1:]) if argv[:1] == ["attestations"] else None
     if third is not None:
         run_attestations_command(

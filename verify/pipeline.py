@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from attest._internal.frozen import Value
 from ledger.checkpoint import SignedCheckpoint
 from ledger.record import parse_time
 from verify.artifact import Artifact
@@ -43,16 +43,26 @@ __all__ = ["Outcome", "judge", "verify_attestations", "verify_evidence"]
 REGISTRY_PAYLOAD_TYPE = "application/vnd.provenance-ledger.registry.v1+json"
 
 
-@dataclass
-class Outcome:
+class Outcome(Value):
     """What the pipeline found: the proved checkpoint (if any), the attestations, the rules."""
 
-    artifacts: list[Artifact]
-    at: datetime
-    checkpoint: SignedCheckpoint | None = None
-    attestations: list[Attestation] = field(default_factory=list)
-    untrusted: list[Untrusted] = field(default_factory=list)
-    rules: list[RuleResult] = field(default_factory=list)
+    _fields = ("artifacts", "at", "checkpoint", "attestations", "untrusted", "rules")
+
+    def __init__(
+        self,
+        artifacts: list[Artifact],
+        at: datetime,
+        checkpoint: SignedCheckpoint | None = None,
+        attestations: list[Attestation] | None = None,
+        untrusted: list[Untrusted] | None = None,
+        rules: list[RuleResult] | None = None,
+    ) -> None:
+        self.artifacts = artifacts
+        self.at = at
+        self.checkpoint = checkpoint
+        self.attestations = [] if attestations is None else attestations
+        self.untrusted = [] if untrusted is None else untrusted
+        self.rules = [] if rules is None else rules
 
     @property
     def passed(self) -> bool:

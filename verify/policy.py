@@ -13,8 +13,9 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
+from attest._internal.frozen import Frozen, set_field
 from verify._internal.reader import CLASH, MISSING, Fields, Loc, Problems
 from verify.errors import PolicyFileError
 
@@ -54,14 +55,20 @@ def parse_duration(text: str) -> timedelta:
     return total
 
 
-class LedgerPolicy(NamedTuple):
+class LedgerPolicy(Frozen):
     """The ledger this verifier trusts: checkpoint verifier key(s) in the C2SP vkey text form
     (``ledger init`` prints it), where it keeps the last checkpoint it trusted, and the
     ledger's admin public key(s) for registry-trusted signers."""
 
+    _fields = ("keys", "state_dir", "admin_keys")
     keys: list[str]
     state_dir: str | None
     admin_keys: list[str]
+
+    def __init__(self, keys: list[str], state_dir: str | None, admin_keys: list[str]) -> None:
+        set_field(self, "keys", keys)
+        set_field(self, "state_dir", state_dir)
+        set_field(self, "admin_keys", admin_keys)
 
     @property
     def origin(self) -> str:
@@ -85,16 +92,29 @@ class LedgerPolicy(NamedTuple):
         return out if f.done() else None
 
 
-class SigstoreSigner(NamedTuple):
+class SigstoreSigner(Frozen):
     """A keyless signer: the certificate's OIDC issuer (exact) and subject, exact
     (``identity``) or a regular expression matched against the whole subject
     (``identityRegex``), verified against ``trustedRoot`` (default: the Sigstore production
     root shipped inside sigstore-python, read offline)."""
 
+    _fields = ("issuer", "identity", "identity_regex", "trusted_root")
     issuer: str
     identity: str | None
     identity_regex: str | None
     trusted_root: str | None
+
+    def __init__(
+        self,
+        issuer: str,
+        identity: str | None,
+        identity_regex: str | None,
+        trusted_root: str | None,
+    ) -> None:
+        set_field(self, "issuer", issuer)
+        set_field(self, "identity", identity)
+        set_field(self, "identity_regex", identity_regex)
+        set_field(self, "trusted_root", trusted_root)
 
     @classmethod
     def read(cls, value: Any, loc: Loc, problems: Problems) -> SigstoreSigner | None:
@@ -119,18 +139,35 @@ class SigstoreSigner(NamedTuple):
         return out if f.ok else None
 
 
-class SignerPolicy(NamedTuple):
+class SignerPolicy(Frozen):
     """One trusted signer: exactly one of a public key file, a Sigstore identity, or
     ``registry: true`` (whoever the ledger's trust registry allowed at the record's time,
     optionally only the registry ``names`` listed). ``notBefore``/``notAfter`` bound the time
     (the ledger's record time) at which its signatures count."""
 
+    _fields = ("key", "sigstore", "registry", "names", "not_before", "not_after")
     key: str | None
     sigstore: SigstoreSigner | None
     registry: bool
     names: list[str]
     not_before: datetime | None
     not_after: datetime | None
+
+    def __init__(
+        self,
+        key: str | None,
+        sigstore: SigstoreSigner | None,
+        registry: bool,
+        names: list[str],
+        not_before: datetime | None,
+        not_after: datetime | None,
+    ) -> None:
+        set_field(self, "key", key)
+        set_field(self, "sigstore", sigstore)
+        set_field(self, "registry", registry)
+        set_field(self, "names", names)
+        set_field(self, "not_before", not_before)
+        set_field(self, "not_after", not_after)
 
     def valid_at(self, t: datetime) -> str:
         """Why this signer does not count at ``t``, or ``""`` if it does."""
@@ -180,10 +217,23 @@ class SignerPolicy(NamedTuple):
         return ""
 
 
-class StepPolicy(NamedTuple):
+class StepPolicy(Frozen):
     """A required step: attestations of ``predicateType`` about the artifact, signed by at least
     ``threshold`` distinct ``signers``, each meeting the step's constraints."""
 
+    _fields = (
+        "name",
+        "predicate_type",
+        "signers",
+        "threshold",
+        "builder_id",
+        "source_repo",
+        "source_ref",
+        "result",
+        "materials_from",
+        "products_of",
+        "expressions",
+    )
     name: str
     predicate_type: str
     signers: list[str]
@@ -195,6 +245,32 @@ class StepPolicy(NamedTuple):
     materials_from: str | None
     products_of: str | None
     expressions: list[str]
+
+    def __init__(
+        self,
+        name: str,
+        predicate_type: str,
+        signers: list[str],
+        threshold: int,
+        builder_id: str | None,
+        source_repo: str | None,
+        source_ref: str | None,
+        result: Literal["PASSED", "WARNED", "FAILED"] | None,
+        materials_from: str | None,
+        products_of: str | None,
+        expressions: list[str],
+    ) -> None:
+        set_field(self, "name", name)
+        set_field(self, "predicate_type", predicate_type)
+        set_field(self, "signers", signers)
+        set_field(self, "threshold", threshold)
+        set_field(self, "builder_id", builder_id)
+        set_field(self, "source_repo", source_repo)
+        set_field(self, "source_ref", source_ref)
+        set_field(self, "result", result)
+        set_field(self, "materials_from", materials_from)
+        set_field(self, "products_of", products_of)
+        set_field(self, "expressions", expressions)
 
     @classmethod
     def read(cls, value: Any, loc: Loc, problems: Problems) -> StepPolicy | None:
@@ -217,12 +293,17 @@ class StepPolicy(NamedTuple):
         return out if f.done() else None
 
 
-class DependencyDeny(NamedTuple):
+class DependencyDeny(Frozen):
     """No dependency of this package (a purl without version) inside ``versions`` (a vers range,
     compared by the ecosystem's rules with ``univers``; omitted: every version)."""
 
+    _fields = ("purl", "versions")
     purl: str
     versions: str | None
+
+    def __init__(self, purl: str, versions: str | None) -> None:
+        set_field(self, "purl", purl)
+        set_field(self, "versions", versions)
 
     @classmethod
     def read(cls, value: Any, loc: Loc, problems: Problems) -> DependencyDeny | None:
@@ -239,11 +320,18 @@ class DependencyDeny(NamedTuple):
         return out if f.done() else None
 
 
-class VulnerabilityDeny(NamedTuple):
+class VulnerabilityDeny(Frozen):
+    _fields = ("severity_at_least", "require_scan")
     severity_at_least: Literal["low", "medium", "high", "critical"]
     # No scan is no evidence of no vulnerability: with requireScan a trusted scan must name the
     # artifact; without it, the rule passes and its reason says that no scan was found.
     require_scan: bool
+
+    def __init__(
+        self, severity_at_least: Literal["low", "medium", "high", "critical"], require_scan: bool
+    ) -> None:
+        set_field(self, "severity_at_least", severity_at_least)
+        set_field(self, "require_scan", require_scan)
 
     @classmethod
     def read(cls, value: Any, loc: Loc, problems: Problems) -> VulnerabilityDeny | None:
@@ -255,9 +343,16 @@ class VulnerabilityDeny(NamedTuple):
         return out if f.done() else None
 
 
-class DenyPolicy(NamedTuple):
+class DenyPolicy(Frozen):
+    _fields = ("dependencies", "vulnerabilities")
     dependencies: list[DependencyDeny]
     vulnerabilities: VulnerabilityDeny | None
+
+    def __init__(
+        self, dependencies: list[DependencyDeny], vulnerabilities: VulnerabilityDeny | None
+    ) -> None:
+        set_field(self, "dependencies", dependencies)
+        set_field(self, "vulnerabilities", vulnerabilities)
 
     @classmethod
     def read(cls, value: Any, loc: Loc, problems: Problems) -> DenyPolicy | None:
@@ -271,17 +366,32 @@ class DenyPolicy(NamedTuple):
         return out if f.done() else None
 
 
-class LayoutPolicy(NamedTuple):
+class LayoutPolicy(Frozen):
     """A classic in-toto layout the artifact's supply chain must satisfy (``verify layout``):
     the signed layout file, the public keys that must each have signed it (SPKI PEM or
     securesystemslib JSON), the directory of its link files, and where its inspections run
     (default: the current directory, as ``in-toto-verify``). Paths are relative to the policy."""
 
+    _fields = ("file", "keys", "link_dir", "inspect_in", "parameters")
     file: str
     keys: list[str]
     link_dir: str
     inspect_in: str | None
     parameters: dict[str, str]
+
+    def __init__(
+        self,
+        file: str,
+        keys: list[str],
+        link_dir: str,
+        inspect_in: str | None,
+        parameters: dict[str, str],
+    ) -> None:
+        set_field(self, "file", file)
+        set_field(self, "keys", keys)
+        set_field(self, "link_dir", link_dir)
+        set_field(self, "inspect_in", inspect_in)
+        set_field(self, "parameters", parameters)
 
     @classmethod
     def read(cls, value: Any, loc: Loc, problems: Problems) -> LayoutPolicy | None:
@@ -298,9 +408,20 @@ class LayoutPolicy(NamedTuple):
         return out if f.done() else None
 
 
-class Policy(NamedTuple):
+class Policy(Frozen):
     """A whole policy file. ``base`` is the directory relative paths are read from."""
 
+    _fields = (
+        "api_version",
+        "kind",
+        "ledger",
+        "signers",
+        "steps",
+        "deny",
+        "max_age",
+        "layout",
+        "base",
+    )
     api_version: Literal["provenance-ledger.dev/v1"]
     kind: Literal["VerifyPolicy"]
     ledger: LedgerPolicy | None
@@ -310,6 +431,28 @@ class Policy(NamedTuple):
     max_age: timedelta | None
     layout: LayoutPolicy | None
     base: Path
+
+    def __init__(
+        self,
+        api_version: Literal["provenance-ledger.dev/v1"],
+        kind: Literal["VerifyPolicy"],
+        ledger: LedgerPolicy | None,
+        signers: dict[str, SignerPolicy],
+        steps: list[StepPolicy],
+        deny: DenyPolicy,
+        max_age: timedelta | None,
+        layout: LayoutPolicy | None,
+        base: Path,
+    ) -> None:
+        set_field(self, "api_version", api_version)
+        set_field(self, "kind", kind)
+        set_field(self, "ledger", ledger)
+        set_field(self, "signers", signers)
+        set_field(self, "steps", steps)
+        set_field(self, "deny", deny)
+        set_field(self, "max_age", max_age)
+        set_field(self, "layout", layout)
+        set_field(self, "base", base)
 
     def path(self, relative: str) -> Path:
         """A path from the policy, relative to the policy file's directory."""

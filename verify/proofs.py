@@ -14,9 +14,9 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from attest._internal.frozen import Frozen, set_field
 from ledger import merkle
 from ledger.checkpoint import SignedCheckpoint, open_checkpoint
 from ledger.errors import Error as LedgerError
@@ -43,22 +43,30 @@ __all__ = [
 MEDIA_TYPE = "application/vnd.provenance-ledger.evidence.v1+json"
 
 
-@dataclass(frozen=True)
-class ProvedEntry:
+class ProvedEntry(Frozen):
     """A record proved to be in the log, and its exact body."""
 
+    _fields = ("record", "body")
     record: Record
     body: bytes
+
+    def __init__(self, record: Record, body: bytes) -> None:
+        set_field(self, "record", record)
+        set_field(self, "body", body)
 
     @property
     def index(self) -> int:
         return self.record.index
 
 
-@dataclass(frozen=True)
-class _Included:
+class _Included(Frozen):
+    _fields = ("record", "body_b64")
     record: Record
     body_b64: Any
+
+    def __init__(self, record: Record, body_b64: Any) -> None:
+        set_field(self, "record", record)
+        set_field(self, "body_b64", body_b64)
 
 
 def _b64(value: Any, what: str, error: type[Exception]) -> bytes:

@@ -8,9 +8,9 @@ first failure) and returns one :class:`RuleResult` each. The clock is an argumen
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 
+from attest._internal.frozen import Frozen, Value, set_field
 from attest.predicates import SLSAProvenance, TestResult, VulnScan
 from verify.artifact import Artifact
 from verify.deny import dependency_findings, open_vulnerabilities
@@ -22,12 +22,18 @@ from verify.trust import Attestation
 __all__ = ["RuleResult", "evaluate"]
 
 
-@dataclass(frozen=True)
-class RuleResult:
+class RuleResult(Frozen):
+    _fields = ("rule", "passed", "reason", "records")
     rule: str
     passed: bool
     reason: str
-    records: tuple[int, ...] = field(default=())
+    records: tuple[int, ...]
+
+    def __init__(self, rule: str, passed: bool, reason: str, records: tuple[int, ...] = ()) -> None:
+        set_field(self, "rule", rule)
+        set_field(self, "passed", passed)
+        set_field(self, "reason", reason)
+        set_field(self, "records", records)
 
 
 def _digests(a: Attestation) -> list[dict[str, str]]:
@@ -86,10 +92,14 @@ def _constraints(step: StepPolicy, a: Attestation) -> str:
     return check_expressions(step.expressions, a.statement)
 
 
-@dataclass
-class _StepOutcome:
+class _StepOutcome(Value):
+    _fields = ("accepted", "reasons")
     accepted: list[Attestation]
     reasons: list[str]
+
+    def __init__(self, accepted: list[Attestation], reasons: list[str]) -> None:
+        self.accepted = accepted
+        self.reasons = reasons
 
 
 def _judge_step(

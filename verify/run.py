@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from attest._internal.frozen import Frozen, set_field
 from verify.artifact import Artifact, resolve_artifacts
 from verify.errors import Error as VerifyError
 from verify.errors import UsageError
@@ -25,18 +25,53 @@ if TYPE_CHECKING:
 __all__ = ["Request", "export", "read_bundles", "run_attestations", "run_check"]
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(Frozen):
+    _fields = (
+        "artifact",
+        "policy",
+        "ledger",
+        "evidence",
+        "db",
+        "record",
+        "record_key",
+        "layout",
+        "layout_keys",
+        "link_dir",
+    )
     artifact: str
     policy: Path
     ledger: str | None
     evidence: Path | None
     db: str | None
-    record: bool = False
-    record_key: Path | None = None
-    layout: Path | None = None
-    layout_keys: tuple[Path, ...] = ()
-    link_dir: Path | None = None
+    record: bool
+    record_key: Path | None
+    layout: Path | None
+    layout_keys: tuple[Path, ...]
+    link_dir: Path | None
+
+    def __init__(
+        self,
+        artifact: str,
+        policy: Path,
+        ledger: str | None,
+        evidence: Path | None,
+        db: str | None,
+        record: bool = False,
+        record_key: Path | None = None,
+        layout: Path | None = None,
+        layout_keys: tuple[Path, ...] = (),
+        link_dir: Path | None = None,
+    ) -> None:
+        set_field(self, "artifact", artifact)
+        set_field(self, "policy", policy)
+        set_field(self, "ledger", ledger)
+        set_field(self, "evidence", evidence)
+        set_field(self, "db", db)
+        set_field(self, "record", record)
+        set_field(self, "record_key", record_key)
+        set_field(self, "layout", layout)
+        set_field(self, "layout_keys", layout_keys)
+        set_field(self, "link_dir", link_dir)
 
     def check(self) -> None:
         given = [x for x in (self.ledger, self.evidence, self.db) if x is not None]

@@ -17,11 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from attest._internal.frozen import Frozen, Value, set_field
 from attest.errors import Error as AttestError
 from attest.errors import SignatureError
 from attest.keys import PublicKey
@@ -38,20 +38,54 @@ __all__ = ["Attestation", "Trust", "Untrusted", "default_trusted_root"]
 _ROOT_DIR = "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"
 
 
-@dataclass(frozen=True)
-class Attestation:
-    """A statement whose signature verified, with the policy signers that count for it."""
+class Attestation(Frozen):
+    """A statement whose signature verified, with the policy signers that count for it.
 
-    index: int | None  # the ledger record, or None for a third-party attestation
-    time: datetime  # the record's time (ledger) or the verification time (third-party)
+    ``index``: the ledger record, or None for a third-party attestation; ``time``: the record's
+    time (ledger) or the verification time (third-party); ``refused``: signers whose signature
+    verified but who did not count then; ``keys_of``: signer name -> the key (SPKI fingerprint)
+    behind it — a threshold counts distinct keys, so a key that is both a policy signer and a
+    registry signer counts once; ``body_sha256``: hex SHA-256 of the exact body (what the
+    ledger's record names)."""
+
+    _fields = (
+        "index",
+        "time",
+        "statement",
+        "verified",
+        "signers",
+        "refused",
+        "keys_of",
+        "body_sha256",
+    )
+    index: int | None
+    time: datetime
     statement: Statement
     verified: VerifiedStatement
     signers: tuple[str, ...]
-    refused: tuple[str, ...] = ()  # signers whose signature verified but who did not count then
-    # signer name -> the key (SPKI fingerprint) behind it: a threshold counts distinct keys, so
-    # a key that is both a policy signer and a registry signer counts once
-    keys_of: Mapping[str, str] = field(default_factory=dict)
-    body_sha256: str = ""  # hex SHA-256 of the exact body (what the ledger's record names)
+    refused: tuple[str, ...]
+    keys_of: Mapping[str, str]
+    body_sha256: str
+
+    def __init__(
+        self,
+        index: int | None,
+        time: datetime,
+        statement: Statement,
+        verified: VerifiedStatement,
+        signers: tuple[str, ...],
+        refused: tuple[str, ...] = (),
+        keys_of: Mapping[str, str] | None = None,
+        body_sha256: str = "",
+    ) -> None:
+        set_field(self, "index", index)
+        set_field(self, "time", time)
+        set_field(self, "statement", statement)
+        set_field(self, "verified", verified)
+        set_field(self, "signers", signers)
+        set_field(self, "refused", refused)
+        set_field(self, "keys_of", {} if keys_of is None else keys_of)
+        set_field(self, "body_sha256", body_sha256)
 
     def distinct(self, names: Iterable[str]) -> set[str]:
         """The distinct signing keys (or identities) behind ``names``."""
@@ -62,10 +96,14 @@ class Attestation:
         return f"record {self.index}" if self.index is not None else "attestation"
 
 
-@dataclass(frozen=True)
-class Untrusted:
+class Untrusted(Frozen):
+    _fields = ("index", "reason")
     index: int | None
     reason: str
+
+    def __init__(self, index: int | None, reason: str) -> None:
+        set_field(self, "index", index)
+        set_field(self, "reason", reason)
 
 
 def default_trusted_root() -> Path:
@@ -105,15 +143,25 @@ def _read_key(policy: Policy, name: str, rel: str) -> PublicKey:
         raise PolicyFileError(f"signers.{name}.key: {e}") from e
 
 
-@dataclass
-class Trust:
-    """The policy's signers, loaded: keys by name, Sigstore identities by name."""
+class Trust(Value):
+    """The policy's signers, loaded: keys by name, Sigstore identities by name; ``registry`` is
+    set once the evidence's registry is replayed."""
 
-    policy: Policy
-    keys: dict[str, PublicKey] = field(default_factory=dict)
-    identities: dict[str, SigstoreSigner] = field(default_factory=dict)
-    admin_keys: list[PublicKey] = field(default_factory=list)
-    registry: RegistryHistory | None = None  # set once the evidence's registry is replayed
+    _fields = ("policy", "keys", "identities", "admin_keys", "registry")
+
+    def __init__(
+        self,
+        policy: Policy,
+        keys: dict[str, PublicKey] | None = None,
+        identities: dict[str, SigstoreSigner] | None = None,
+        admin_keys: list[PublicKey] | None = None,
+        registry: RegistryHistory | None = None,
+    ) -> None:
+        self.policy = policy
+        self.keys = {} if keys is None else keys
+        self.identities = {} if identities is None else identities
+        self.admin_keys = [] if admin_keys is None else admin_keys
+        self.registry = registry
 
     @classmethod
     def load(cls, policy: Policy) -> Trust:
@@ -174,7 +222,7 @@ class Trust:
         else:
             opened = self._open_envelope(body, doc, index, time)
         if isinstance(opened, Attestation):
-            return replace(opened, body_sha256=hashlib.sha256(body).hexdigest())
+            return opened.replace(body_sha256=hashlib.sha256(body).hexdigest())
         return opened
 
     def _open_envelope(
@@ -196,7 +244,7 @@ class Trust:
         names = [n for n, k in named if k.spki_pem() in signed]
         att = self._attestation(verified, names, index, time)
         prints = {n: hashlib.sha256(k.spki_pem()).hexdigest() for n, k in named}
-        return replace(att, keys_of={n: prints[n] for n in names})
+        return att.replace(keys_of={n: prints[n] for n in names})
 
     def _open_bundle(
         self, body: bytes, index: int | None, time: datetime

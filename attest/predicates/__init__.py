@@ -8,9 +8,10 @@ for the VSA, link and OpenVEX models at every start.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+from attest._internal.frozen import Frozen, set_field
 
 if TYPE_CHECKING:
     from attest.predicates.link import Link
@@ -79,12 +80,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'attest.predicates' has no attribute {name!r}")
 
 
-@dataclass(frozen=True)
-class OpaquePredicate:
+class OpaquePredicate(Frozen):
     """A predicate type this library has no model for: kept as given, never rejected."""
 
+    _fields = ("predicate_type", "value")
     predicate_type: str
     value: Mapping[str, Any]
+
+    def __init__(self, predicate_type: str, value: Mapping[str, Any]) -> None:
+        set_field(self, "predicate_type", predicate_type)
+        set_field(self, "value", value)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.value)

@@ -7,24 +7,38 @@ materials it read, and byproducts (exit code, output digests) and environment.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from attest._internal import fields as f
+from attest._internal.frozen import Frozen, set_field
 from attest.statement import ResourceDescriptor
 
 __all__ = ["Link"]
 
 
-@dataclass(frozen=True)
-class Link:
+class Link(Frozen):
     PREDICATE_TYPE: ClassVar[str] = "https://in-toto.io/attestation/link/v0.3"
 
+    _fields = ("name", "command", "materials", "byproducts", "environment")
     name: str
-    command: tuple[str, ...] = ()
-    materials: tuple[ResourceDescriptor, ...] = ()
-    byproducts: Mapping[str, Any] = field(default_factory=dict)
-    environment: Mapping[str, Any] = field(default_factory=dict)
+    command: tuple[str, ...]
+    materials: tuple[ResourceDescriptor, ...]
+    byproducts: Mapping[str, Any]
+    environment: Mapping[str, Any]
+
+    def __init__(
+        self,
+        name: str,
+        command: tuple[str, ...] = (),
+        materials: tuple[ResourceDescriptor, ...] = (),
+        byproducts: Mapping[str, Any] | None = None,
+        environment: Mapping[str, Any] | None = None,
+    ) -> None:
+        set_field(self, "name", name)
+        set_field(self, "command", command)
+        set_field(self, "materials", materials)
+        set_field(self, "byproducts", {} if byproducts is None else byproducts)
+        set_field(self, "environment", {} if environment is None else environment)
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Link:

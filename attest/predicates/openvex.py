@@ -8,11 +8,11 @@ A VEX statement says what one vulnerability means for some products: ``fixed``, 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal, cast
 
 from attest._internal import fields as f
+from attest._internal.frozen import Frozen, set_field
 from attest.errors import InvalidStatement
 
 __all__ = ["JUSTIFICATIONS", "STATUSES", "OpenVEX", "VexStatement"]
@@ -30,16 +30,46 @@ JUSTIFICATIONS = (
 )
 
 
-@dataclass(frozen=True)
-class VexStatement:
+class VexStatement(Frozen):
+    _fields = (
+        "vulnerability",
+        "products",
+        "status",
+        "justification",
+        "impact_statement",
+        "action_statement",
+        "timestamp",
+        "product_hashes",
+    )
     vulnerability: str
     products: tuple[str, ...]
     status: Status
-    justification: str = ""
-    impact_statement: str = ""
-    action_statement: str = ""
-    timestamp: datetime | None = None
-    product_hashes: Mapping[str, Mapping[str, str]] | None = None
+    justification: str
+    impact_statement: str
+    action_statement: str
+    timestamp: datetime | None
+    product_hashes: Mapping[str, Mapping[str, str]] | None
+
+    def __init__(
+        self,
+        vulnerability: str,
+        products: tuple[str, ...],
+        status: Status,
+        justification: str = "",
+        impact_statement: str = "",
+        action_statement: str = "",
+        timestamp: datetime | None = None,
+        product_hashes: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        set_field(self, "vulnerability", vulnerability)
+        set_field(self, "products", products)
+        set_field(self, "status", status)
+        set_field(self, "justification", justification)
+        set_field(self, "impact_statement", impact_statement)
+        set_field(self, "action_statement", action_statement)
+        set_field(self, "timestamp", timestamp)
+        set_field(self, "product_hashes", product_hashes)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -96,15 +126,29 @@ class VexStatement:
         )
 
 
-@dataclass(frozen=True)
-class OpenVEX:
+class OpenVEX(Frozen):
     PREDICATE_TYPE: ClassVar[str] = OPENVEX_CONTEXT
 
+    _fields = ("id", "author", "timestamp", "statements", "version")
     id: str
     author: str
     timestamp: datetime
     statements: tuple[VexStatement, ...]
-    version: int = 1
+    version: int
+
+    def __init__(
+        self,
+        id: str,
+        author: str,
+        timestamp: datetime,
+        statements: tuple[VexStatement, ...],
+        version: int = 1,
+    ) -> None:
+        set_field(self, "id", id)
+        set_field(self, "author", author)
+        set_field(self, "timestamp", timestamp)
+        set_field(self, "statements", statements)
+        set_field(self, "version", version)
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> OpenVEX:

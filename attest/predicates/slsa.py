@@ -3,42 +3,90 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
 from attest._internal import fields as f
+from attest._internal.frozen import Frozen, set_field
 from attest.errors import InvalidStatement
 from attest.statement import ResourceDescriptor
 
 __all__ = ["BuildMetadata", "Builder", "SLSAProvenance"]
 
 
-@dataclass(frozen=True)
-class Builder:
+class Builder(Frozen):
+    _fields = ("id", "version", "builder_dependencies")
     id: str
-    version: Mapping[str, str] = field(default_factory=dict)
-    builder_dependencies: tuple[ResourceDescriptor, ...] = ()
+    version: Mapping[str, str]
+    builder_dependencies: tuple[ResourceDescriptor, ...]
+
+    def __init__(
+        self,
+        id: str,
+        version: Mapping[str, str] | None = None,
+        builder_dependencies: tuple[ResourceDescriptor, ...] = (),
+    ) -> None:
+        set_field(self, "id", id)
+        set_field(self, "version", {} if version is None else version)
+        set_field(self, "builder_dependencies", builder_dependencies)
 
 
-@dataclass(frozen=True)
-class BuildMetadata:
-    invocation_id: str = ""
-    started_on: datetime | None = None
-    finished_on: datetime | None = None
+class BuildMetadata(Frozen):
+    _fields = ("invocation_id", "started_on", "finished_on")
+    invocation_id: str
+    started_on: datetime | None
+    finished_on: datetime | None
+
+    def __init__(
+        self,
+        invocation_id: str = "",
+        started_on: datetime | None = None,
+        finished_on: datetime | None = None,
+    ) -> None:
+        set_field(self, "invocation_id", invocation_id)
+        set_field(self, "started_on", started_on)
+        set_field(self, "finished_on", finished_on)
 
 
-@dataclass(frozen=True)
-class SLSAProvenance:
+class SLSAProvenance(Frozen):
     PREDICATE_TYPE: ClassVar[str] = "https://slsa.dev/provenance/v1"
 
+    _fields = (
+        "build_type",
+        "external_parameters",
+        "builder",
+        "internal_parameters",
+        "resolved_dependencies",
+        "metadata",
+        "byproducts",
+    )
     build_type: str
     external_parameters: Mapping[str, Any]
     builder: Builder
-    internal_parameters: Mapping[str, Any] = field(default_factory=dict)
-    resolved_dependencies: tuple[ResourceDescriptor, ...] = ()
-    metadata: BuildMetadata = field(default_factory=BuildMetadata)
-    byproducts: tuple[ResourceDescriptor, ...] = ()
+    internal_parameters: Mapping[str, Any]
+    resolved_dependencies: tuple[ResourceDescriptor, ...]
+    metadata: BuildMetadata
+    byproducts: tuple[ResourceDescriptor, ...]
+
+    def __init__(
+        self,
+        build_type: str,
+        external_parameters: Mapping[str, Any],
+        builder: Builder,
+        internal_parameters: Mapping[str, Any] | None = None,
+        resolved_dependencies: tuple[ResourceDescriptor, ...] = (),
+        metadata: BuildMetadata | None = None,
+        byproducts: tuple[ResourceDescriptor, ...] = (),
+    ) -> None:
+        set_field(self, "build_type", build_type)
+        set_field(self, "external_parameters", external_parameters)
+        set_field(self, "builder", builder)
+        set_field(
+            self, "internal_parameters", {} if internal_parameters is None else internal_parameters
+        )
+        set_field(self, "resolved_dependencies", resolved_dependencies)
+        set_field(self, "metadata", BuildMetadata() if metadata is None else metadata)
+        set_field(self, "byproducts", byproducts)
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> SLSAProvenance:

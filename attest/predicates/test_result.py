@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, cast
 
 from attest._internal import fields as f
+from attest._internal.frozen import Frozen, set_field
 from attest.errors import InvalidStatement
 from attest.statement import ResourceDescriptor
 
@@ -16,17 +16,41 @@ Result = Literal["PASSED", "WARNED", "FAILED"]
 RESULTS: tuple[Result, ...] = ("PASSED", "WARNED", "FAILED")
 
 
-@dataclass(frozen=True)
-class TestResult:
+class TestResult(Frozen):
     PREDICATE_TYPE: ClassVar[str] = "https://in-toto.io/attestation/test-result/v0.1"
     __test__: ClassVar[bool] = False  # not a pytest test class
 
+    _fields = (
+        "result",
+        "configuration",
+        "url",
+        "passed_tests",
+        "warned_tests",
+        "failed_tests",
+    )
     result: Result
-    configuration: tuple[ResourceDescriptor, ...] = ()
-    url: str = ""
-    passed_tests: tuple[str, ...] = ()
-    warned_tests: tuple[str, ...] = ()
-    failed_tests: tuple[str, ...] = ()
+    configuration: tuple[ResourceDescriptor, ...]
+    url: str
+    passed_tests: tuple[str, ...]
+    warned_tests: tuple[str, ...]
+    failed_tests: tuple[str, ...]
+
+    def __init__(
+        self,
+        result: Result,
+        configuration: tuple[ResourceDescriptor, ...] = (),
+        url: str = "",
+        passed_tests: tuple[str, ...] = (),
+        warned_tests: tuple[str, ...] = (),
+        failed_tests: tuple[str, ...] = (),
+    ) -> None:
+        set_field(self, "result", result)
+        set_field(self, "configuration", configuration)
+        set_field(self, "url", url)
+        set_field(self, "passed_tests", passed_tests)
+        set_field(self, "warned_tests", warned_tests)
+        set_field(self, "failed_tests", failed_tests)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         if self.result not in RESULTS:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal, cast
 
 from attest._internal import fields as f
+from attest._internal.frozen import Frozen, set_field
 from attest.errors import InvalidStatement
 from attest.statement import ResourceDescriptor
 
@@ -17,19 +17,52 @@ _CODE = "ErrVSAInvalid"
 Verdict = Literal["PASSED", "FAILED"]
 
 
-@dataclass(frozen=True)
-class VerificationSummary:
+class VerificationSummary(Frozen):
     PREDICATE_TYPE: ClassVar[str] = "https://slsa.dev/verification_summary/v1"
 
+    _fields = (
+        "verifier_id",
+        "time_verified",
+        "resource_uri",
+        "verification_result",
+        "policy",
+        "input_attestations",
+        "verified_levels",
+        "dependency_levels",
+        "slsa_version",
+    )
     verifier_id: str
     time_verified: datetime
     resource_uri: str
     verification_result: Verdict
-    policy: Mapping[str, Any] = field(default_factory=dict)
-    input_attestations: tuple[ResourceDescriptor, ...] = ()
-    verified_levels: tuple[str, ...] = ()
-    dependency_levels: Mapping[str, int] = field(default_factory=dict)
-    slsa_version: str = ""
+    policy: Mapping[str, Any]
+    input_attestations: tuple[ResourceDescriptor, ...]
+    verified_levels: tuple[str, ...]
+    dependency_levels: Mapping[str, int]
+    slsa_version: str
+
+    def __init__(
+        self,
+        verifier_id: str,
+        time_verified: datetime,
+        resource_uri: str,
+        verification_result: Verdict,
+        policy: Mapping[str, Any] | None = None,
+        input_attestations: tuple[ResourceDescriptor, ...] = (),
+        verified_levels: tuple[str, ...] = (),
+        dependency_levels: Mapping[str, int] | None = None,
+        slsa_version: str = "",
+    ) -> None:
+        set_field(self, "verifier_id", verifier_id)
+        set_field(self, "time_verified", time_verified)
+        set_field(self, "resource_uri", resource_uri)
+        set_field(self, "verification_result", verification_result)
+        set_field(self, "policy", {} if policy is None else policy)
+        set_field(self, "input_attestations", input_attestations)
+        set_field(self, "verified_levels", verified_levels)
+        set_field(self, "dependency_levels", {} if dependency_levels is None else dependency_levels)
+        set_field(self, "slsa_version", slsa_version)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         if self.verification_result not in ("PASSED", "FAILED"):

@@ -7,11 +7,11 @@ An empty ``result`` list means the scanner found nothing. Each finding keeps the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
 from attest._internal import fields as f
+from attest._internal.frozen import Frozen, set_field
 from attest.errors import InvalidStatement
 
 __all__ = ["Severity", "VulnScan", "Vulnerability"]
@@ -19,17 +19,31 @@ __all__ = ["Severity", "VulnScan", "Vulnerability"]
 _CODE = "ErrVulnsInvalid"
 
 
-@dataclass(frozen=True)
-class Severity:
+class Severity(Frozen):
+    _fields = ("method", "score")
     method: str
     score: str
 
+    def __init__(self, method: str, score: str) -> None:
+        set_field(self, "method", method)
+        set_field(self, "score", score)
 
-@dataclass(frozen=True)
-class Vulnerability:
+
+class Vulnerability(Frozen):
+    _fields = ("id", "severity", "annotations")
     id: str
-    severity: tuple[Severity, ...] = ()
-    annotations: tuple[Mapping[str, Any], ...] = ()
+    severity: tuple[Severity, ...]
+    annotations: tuple[Mapping[str, Any], ...]
+
+    def __init__(
+        self,
+        id: str,
+        severity: tuple[Severity, ...] = (),
+        annotations: tuple[Mapping[str, Any], ...] = (),
+    ) -> None:
+        set_field(self, "id", id)
+        set_field(self, "severity", severity)
+        set_field(self, "annotations", annotations)
 
     @classmethod
     def from_dict(cls, doc: Any) -> Vulnerability:
@@ -58,16 +72,39 @@ class Vulnerability:
         )
 
 
-@dataclass(frozen=True)
-class VulnScan:
+class VulnScan(Frozen):
     PREDICATE_TYPE: ClassVar[str] = "https://in-toto.io/attestation/vulns/v0.2"
 
+    _fields = (
+        "scanner_uri",
+        "scanner_version",
+        "db",
+        "result",
+        "scan_started_on",
+        "scan_finished_on",
+    )
     scanner_uri: str
-    scanner_version: str = ""
-    db: Mapping[str, str] = field(default_factory=dict)
-    result: tuple[Vulnerability, ...] = ()
-    scan_started_on: datetime | None = None
-    scan_finished_on: datetime | None = None
+    scanner_version: str
+    db: Mapping[str, str]
+    result: tuple[Vulnerability, ...]
+    scan_started_on: datetime | None
+    scan_finished_on: datetime | None
+
+    def __init__(
+        self,
+        scanner_uri: str,
+        scanner_version: str = "",
+        db: Mapping[str, str] | None = None,
+        result: tuple[Vulnerability, ...] = (),
+        scan_started_on: datetime | None = None,
+        scan_finished_on: datetime | None = None,
+    ) -> None:
+        set_field(self, "scanner_uri", scanner_uri)
+        set_field(self, "scanner_version", scanner_version)
+        set_field(self, "db", {} if db is None else db)
+        set_field(self, "result", result)
+        set_field(self, "scan_started_on", scan_started_on)
+        set_field(self, "scan_finished_on", scan_finished_on)
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> VulnScan:

@@ -63,9 +63,9 @@ def test_no_trusted_attestation_fails_whatever_the_rules(demo: DemoLedger, tmp_p
     """Even a policy that got past validation (built in code) fails without trusted evidence."""
     name = fresh()
     good = load_policy(demo.policy(tmp_path / "p.yaml"))
-    policy = good._replace(steps=[], signers={"ci": good.signers["ci"]})
+    policy = good.replace(steps=[], signers={"ci": good.signers["ci"]})
     trust = Trust.load(policy)
-    untrusted = Trust.load(policy._replace(signers={}))
+    untrusted = Trust.load(policy.replace(signers={}))
     body = _envelope(demo, statement(name, TEST_RESULT, result_predicate()), demo.other)
     other = _envelope(demo, statement(fresh(), TEST_RESULT, result_predicate()))
     for t, bodies in ((untrusted, [body]), (trust, [other, body])):

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+
+from attest._internal.frozen import Frozen, set_field
 
 __all__ = [
     "ATTESTATIONS_OPTIONS",
@@ -69,45 +70,132 @@ _PATHS = frozenset(
 _FORMATS = ("text", "json")
 
 
-class CheckArgs(NamedTuple):
+class CheckArgs(Frozen):
     """The default command's arguments (the names of :func:`verify.cli.check`'s parameters)."""
 
+    _fields = (
+        "artifact",
+        "policy",
+        "ledger",
+        "evidence",
+        "db",
+        "fmt",
+        "record",
+        "record_key",
+        "at",
+        "layout",
+        "layout_key",
+        "link_dir",
+    )
     artifact: str
     policy: Path
-    ledger: str | None = None
-    evidence: Path | None = None
-    db: str | None = None
-    fmt: str = "text"
-    record: bool = False
-    record_key: Path | None = None
-    at: str | None = None
-    layout: Path | None = None
-    layout_key: list[Path] = []  # noqa: RUF012 - replaced, never mutated, by parse_check
-    link_dir: Path | None = None
+    ledger: str | None
+    evidence: Path | None
+    db: str | None
+    fmt: str
+    record: bool
+    record_key: Path | None
+    at: str | None
+    layout: Path | None
+    layout_key: list[Path]
+    link_dir: Path | None
+
+    def __init__(
+        self,
+        artifact: str,
+        policy: Path,
+        ledger: str | None = None,
+        evidence: Path | None = None,
+        db: str | None = None,
+        fmt: str = "text",
+        record: bool = False,
+        record_key: Path | None = None,
+        at: str | None = None,
+        layout: Path | None = None,
+        layout_key: list[Path] | None = None,
+        link_dir: Path | None = None,
+    ) -> None:
+        set_field(self, "artifact", artifact)
+        set_field(self, "policy", policy)
+        set_field(self, "ledger", ledger)
+        set_field(self, "evidence", evidence)
+        set_field(self, "db", db)
+        set_field(self, "fmt", fmt)
+        set_field(self, "record", record)
+        set_field(self, "record_key", record_key)
+        set_field(self, "at", at)
+        set_field(self, "layout", layout)
+        set_field(self, "layout_key", [] if layout_key is None else layout_key)
+        set_field(self, "link_dir", link_dir)
 
 
-class BundleArgs(NamedTuple):
+class BundleArgs(Frozen):
     """``verify sigstore-bundle``'s arguments (its typer command's parameter names)."""
 
+    _fields = (
+        "file_or_digest",
+        "bundle",
+        "certificate_identity",
+        "certificate_oidc_issuer",
+        "trusted_root",
+        "key",
+    )
     file_or_digest: str
     bundle: Path
-    certificate_identity: str | None = None
-    certificate_oidc_issuer: str | None = None
-    trusted_root: Path | None = None
-    key: Path | None = None
+    certificate_identity: str | None
+    certificate_oidc_issuer: str | None
+    trusted_root: Path | None
+    key: Path | None
+
+    def __init__(
+        self,
+        file_or_digest: str,
+        bundle: Path,
+        certificate_identity: str | None = None,
+        certificate_oidc_issuer: str | None = None,
+        trusted_root: Path | None = None,
+        key: Path | None = None,
+    ) -> None:
+        set_field(self, "file_or_digest", file_or_digest)
+        set_field(self, "bundle", bundle)
+        set_field(self, "certificate_identity", certificate_identity)
+        set_field(self, "certificate_oidc_issuer", certificate_oidc_issuer)
+        set_field(self, "trusted_root", trusted_root)
+        set_field(self, "key", key)
 
 
-class AttestationsArgs(NamedTuple):
+class AttestationsArgs(Frozen):
     """``verify attestations``'s arguments (its typer command's parameter names)."""
 
+    _fields = ("artifact", "policy", "bundle", "fmt", "at", "layout", "layout_key", "link_dir")
     artifact: str
     policy: Path
     bundle: list[Path]
-    fmt: str = "text"
-    at: str | None = None
-    layout: Path | None = None
-    layout_key: list[Path] = []  # noqa: RUF012 - replaced, never mutated, by the parser
-    link_dir: Path | None = None
+    fmt: str
+    at: str | None
+    layout: Path | None
+    layout_key: list[Path]
+    link_dir: Path | None
+
+    def __init__(
+        self,
+        artifact: str,
+        policy: Path,
+        bundle: list[Path],
+        fmt: str = "text",
+        at: str | None = None,
+        layout: Path | None = None,
+        layout_key: list[Path] | None = None,
+        link_dir: Path | None = None,
+    ) -> None:
+        set_field(self, "artifact", artifact)
+        set_field(self, "policy", policy)
+        set_field(self, "bundle", bundle)
+        set_field(self, "fmt", fmt)
+        set_field(self, "at", at)
+        set_field(self, "layout", layout)
+        set_field(self, "layout_key", [] if layout_key is None else layout_key)
+        set_field(self, "link_dir", link_dir)
 
 
 class _ForTyper(Exception):
