@@ -271,14 +271,15 @@ class AuditClient:
         if trusted is None:
             return
         old, new = (cp, trusted) if cp.size <= trusted.size else (trusted, cp)
-        proof = self._proof(old.size, new.size, budget)
         try:
-            check_prefix(old, new, proof)
-        except ProofError as e:
+            check_prefix(old, new, self._proof(old.size, new.size, budget))
+        except (ProofError, ClientError) as e:
+            if isinstance(e, ClientError) and e.status is None:
+                raise  # not an answer: the network, or a bound
             raise ProofError(
                 f"the asOf answer's checkpoint (size {cp.size}) and the one this client trusts "
                 f"(size {trusted.size}) are not one history: the server answered from another "
-                f"(a fork) ({e})"
+                f"(a fork), or could not prove they are ({e})"
             ) from e
         if new is cp:
             self.trusted = cp

@@ -308,7 +308,10 @@ def check_story(ev: Evidence, digest: str) -> tuple[dict[str, Any], dict[str, An
         "producedBy",
         "vulnerabilities",
     }:
-        raise _refuse(f"the story is not about {digest} as asked")
+        raise _refuse(
+            f"the story is about {artifact.get('digest')!r}, not {digest} asked (an answer to "
+            "another question)"
+        )
     steps: dict[int, dict[str, Any]] = {}
     for st in story:
         i = _check_step(p, _obj(st, "a story step"), digest)
