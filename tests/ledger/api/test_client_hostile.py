@@ -343,10 +343,12 @@ def test_as_of_answers_from_the_trusted_history_are_accepted(fork: Fork) -> None
         every = list(c.search(predicateType=test_type, asOf=fork.fork_size))
         assert len(every) == 3 + 2  # as of that size: the common three, two more
         assert c.trusted == trusted  # an older answer leaves the trust as it was
-    with _trusting_the_real_ledger(fork, fork.fork.url) as c:
-        # the fork holds the same first records, but cannot prove them part of the trusted tree
-        with pytest.raises(ProofError, match="could not prove"):
-            list(c.search(predicateType=test_type, asOf=fork.common))
+    # the fork holds the same first records, but cannot prove them part of the trusted tree
+    with (
+        _trusting_the_real_ledger(fork, fork.fork.url) as c,
+        pytest.raises(ProofError, match="could not prove"),
+    ):
+        list(c.search(predicateType=test_type, asOf=fork.common))
 
 
 # -- finding 9: bounds on size, pages, cursors and time ------------------------------------------
