@@ -11,14 +11,17 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Sequence
 
 from attest._internal.frozen import Frozen, set_field
-from ledger.errors import CheckpointError
+from ledger import merkle
+from ledger.errors import CheckpointError, ProofError
 from ledger.note import NoteSigner, NoteVerifier, Signature, open_note, sign_note
 
 __all__ = [
     "Checkpoint",
     "SignedCheckpoint",
+    "check_prefix",
     "note_from_rfc6962_sth",
     "open_checkpoint",
     "parse_checkpoint",
@@ -70,6 +73,24 @@ class SignedCheckpoint(Frozen):
         set_field(self, "checkpoint", checkpoint)
         set_field(self, "note", note)
         set_field(self, "signatures", signatures)
+
+
+def check_prefix(old: Checkpoint, new: Checkpoint, proof: Sequence[bytes]) -> None:
+    """``old`` is a prefix of ``new`` (same history), by the RFC 9162 consistency ``proof`` from
+    ``old.size`` to ``new.size``; :class:`~ledger.errors.ProofError` otherwise. One size with two
+    roots is a fork (a split view); every tree extends the empty one. Shared by ``verify``'s
+    step 3 and :mod:`ledger.client`, whichever of the two checkpoints is the trusted one."""
+    if old.size > new.size:
+        raise ProofError(f"a tree of size {new.size} cannot extend one of size {old.size}")
+    if old.size == new.size:
+        if old.root_hash != new.root_hash:
+            raise ProofError(
+                f"two checkpoints of size {new.size} with different roots: a fork (split view)"
+            )
+        return
+    if old.size == 0:
+        return
+    merkle.verify_consistency(old.size, new.size, list(proof), old.root_hash, new.root_hash)
 
 
 def parse_checkpoint(body: str) -> Checkpoint:

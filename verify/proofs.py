@@ -18,7 +18,7 @@ from typing import Any
 
 from attest._internal.frozen import Frozen, set_field
 from ledger import merkle
-from ledger.checkpoint import SignedCheckpoint, open_checkpoint
+from ledger.checkpoint import SignedCheckpoint, check_prefix, open_checkpoint
 from ledger.errors import Error as LedgerError
 from ledger.note import parse_verifier
 from ledger.record import Record
@@ -99,29 +99,23 @@ def check_consistency(
     if trusted is None:
         return
     old, new = trusted.checkpoint, cp.checkpoint
-    if old.size == new.size:
-        if old.root_hash != new.root_hash:
-            raise ConsistencyFailure(
-                f"two checkpoints of size {new.size} with different roots: the ledger forked"
-            )
-        return
-    if old.size == 0:
-        return  # every tree extends the empty tree: no proof to check
     if new.size < old.size:
         raise ConsistencyFailure(
             f"the evidence's checkpoint (size {new.size}) is older than the one this verifier "
             f"trusts (size {old.size})"
         )
-    if not isinstance(consistency, Mapping) or consistency.get("fromSize") != old.size:
-        raise ConsistencyFailure(
-            f"the evidence carries no consistency proof from the trusted size {old.size}"
-        )
-    raw = consistency.get("proof")
-    if not isinstance(raw, list):
-        raise ConsistencyFailure("consistency proof: not a list")
-    proof = [_b64(h, "consistency proof", ConsistencyFailure) for h in raw]
+    proof: list[bytes] = []
+    if 0 < old.size < new.size:  # else no proof to check (one size: the roots must match)
+        if not isinstance(consistency, Mapping) or consistency.get("fromSize") != old.size:
+            raise ConsistencyFailure(
+                f"the evidence carries no consistency proof from the trusted size {old.size}"
+            )
+        raw = consistency.get("proof")
+        if not isinstance(raw, list):
+            raise ConsistencyFailure("consistency proof: not a list")
+        proof = [_b64(h, "consistency proof", ConsistencyFailure) for h in raw]
     try:
-        merkle.verify_consistency(old.size, new.size, proof, old.root_hash, new.root_hash)
+        check_prefix(old, new, proof)
     except LedgerError as e:
         raise ConsistencyFailure(
             f"size {new.size} is not consistent with the trusted size {old.size}: the ledger "

@@ -13,14 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ledger.answer_bounds import MAX_ANSWER_BYTES, MAX_ENTRIES, MAX_PAGES, AnswerBudget
 from verify.errors import EvidenceUnavailable, UsageError
 
 __all__ = ["TOKEN_ENV", "from_db", "from_file", "from_ledger"]
 
 TOKEN_ENV = "LEDGER_TOKEN"  # noqa: S105 - a variable name, not a secret
-MAX_EVIDENCE_BYTES = 256 << 20  # a file, or every page of a ledger's answer together
-MAX_PAGES = 2000  # pages of one ledger answer (at most _PAGE_LIMIT entries each)
-MAX_ENTRIES = 1_000_000  # entries of one ledger answer
+MAX_EVIDENCE_BYTES = MAX_ANSWER_BYTES  # a file, or every page of a ledger's answer together
 _PAGE_LIMIT = 1000
 
 
@@ -69,7 +68,7 @@ def from_ledger(
     if registry:
         params["registry"] = "true"
     pages: list[dict[str, Any]] = []
-    budget = _Budget()
+    budget = _budget()
     http = _Ledger(url.rstrip("/"), headers)
     try:
         pages.append(_page(http, params, list(digests), budget))
@@ -80,7 +79,8 @@ def from_ledger(
         nxt = pages[-1].get("next")
         if not isinstance(nxt, str) or not nxt:
             return _merge(pages)
-        budget.follow(nxt, pages[-1])
+        got = pages[-1].get("entries")
+        budget.follow(nxt, len(got) if isinstance(got, list) else 0)
         params = {**params, "cursor": nxt}
         pages.append(_page(http, params, list(digests), budget))
 
@@ -89,33 +89,14 @@ class _Behind(EvidenceUnavailable):
     """The server refused ``since`` as past its latest checkpoint."""
 
 
-class _Budget:
-    """The documented bounds of one ledger answer: a server that keeps returning ``next``
-    pages (or a repeated cursor, or huge pages) is refused, exit 3, before memory runs out."""
-
-    def __init__(self) -> None:
-        self.pages = self.entries = self.bytes = 0
-        self.cursors: set[str] = set()
-
-    def take(self, size: int) -> None:
-        self.bytes += size
-        if self.bytes > MAX_EVIDENCE_BYTES:
-            raise EvidenceUnavailable(
-                f"the ledger's answer is larger than {MAX_EVIDENCE_BYTES} bytes: refused"
-            )
-
-    def follow(self, cursor: str, page: dict[str, Any]) -> None:
-        self.pages += 1
-        got = page.get("entries")
-        self.entries += len(got) if isinstance(got, list) else 0
-        if cursor in self.cursors:
-            raise EvidenceUnavailable("the ledger returned the same next cursor twice: refused")
-        self.cursors.add(cursor)
-        if self.pages >= MAX_PAGES or self.entries > MAX_ENTRIES:
-            raise EvidenceUnavailable(
-                f"the ledger's answer has more than {MAX_PAGES} pages or {MAX_ENTRIES} entries: "
-                "refused (a hostile or broken server keeps returning next pages)"
-            )
+def _budget() -> AnswerBudget:
+    """The bounds of one ledger answer (this module's, so a test can lower them)."""
+    return AnswerBudget(
+        EvidenceUnavailable,
+        max_bytes=MAX_EVIDENCE_BYTES,
+        max_pages=MAX_PAGES,
+        max_entries=MAX_ENTRIES,
+    )
 
 
 class _Ledger:
@@ -128,7 +109,7 @@ class _Ledger:
         self.base_url, self.headers = base_url, headers
 
     def post(
-        self, path: str, params: dict[str, str], body: Any, budget: _Budget
+        self, path: str, params: dict[str, str], body: Any, budget: AnswerBudget
     ) -> tuple[int, bytes]:
         """(HTTP status, body) of a JSON ``POST``, the body read within ``budget``."""
         import json
@@ -179,7 +160,7 @@ def _tls() -> Any:
 
 
 def _page(
-    http: _Ledger, params: dict[str, str], digests: list[str], budget: _Budget
+    http: _Ledger, params: dict[str, str], digests: list[str], budget: AnswerBudget
 ) -> dict[str, Any]:
     status, body = http.post("/api/v1/evidence", params, {"subjects": digests}, budget)
     if status in (401, 403):

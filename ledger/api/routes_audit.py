@@ -280,6 +280,9 @@ def get_signer_entries(
 ) -> Response:
     signer = parse_text("name", name)
     assert signer is not None
+    # an unknown name is a 404, as for any missing resource (a later page: it was known)
+    if cursor is None and signer not in request.app.state.ledger.trust().state.signers:
+        raise NotFound(f"no signer {signer!r} in the trust registry")
     filters = q.Filters(
         terms=(("signer", signer),),
         since=parse_time_param("since", since),

@@ -200,7 +200,9 @@ def test_signer_entries_in_a_time_range(world: World) -> None:
     later = get(world, "/api/v1/signers/samples/entries", since=first)
     assert indices(later) == world.samples
     assert get(world, "/api/v1/signers/ci/entries", until="2000-01-01T00:00:00Z")["entries"] == []
-    assert get(world, "/api/v1/signers/nobody/entries")["entries"] == []
+    r = world.server.get("/api/v1/signers/nobody/entries")  # api.md: no such thing is a 404
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["type"].endswith(":not-found") and "nobody" in r.json()["detail"]
 
 
 def test_story_matches_products_to_materials(world: World) -> None:

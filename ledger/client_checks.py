@@ -1,0 +1,381 @@
+"""What :mod:`ledger.client` checks beyond the proofs: that an answer answers the question asked,
+and that the derived parts of a story or a change are what the proved entries say.
+
+Each check reads only proved bodies and records (the entries of the same answer), with the rules
+the server used to index them (:func:`ledger.index.facts.read_facts`) and to derive the story and
+the changes (:mod:`ledger.index.derived`); any difference is an
+:class:`~ledger.errors.IntegrityError` naming the entry. What the client can check:
+
+- evidence: every entry's statement names the digest asked (one of them, for many) as a subject;
+- search: ``subject``, ``predicateType``, ``builder``, ``repo``, ``ref``, ``commit``, ``step``
+  (the body's own values), ``since``/``until`` (the signed record time), ``purl`` + ``versions``
+  (a dependency of that package whose version is in the range, by ``univers``), ``vuln`` (the body
+  says something about it) with ``status`` (the body gives that status for some product);
+- ``asOf``: the checkpoint is no larger than the size asked, no entry's record time is after the
+  time asked (the prefix check against the trusted checkpoint is :mod:`ledger.client`'s);
+- story and changes: every record they cite is among the proved entries and says what is claimed
+  (kind, predicate type, time, subject, materials, the VSA's decision, each vulnerability's
+  latest status), every proved record about the artifact is in the story, and the dependency and
+  vulnerability changes are recomputed and must be equal.
+
+What no client can check from an answer: that a matching record was not left out (a page shows
+what is in it, not what is missing), that a status is the latest when a later record about the
+product is not in the answer, and — without replaying the trust registry — the ``signer`` filter
+and the signer names of a story (returned apart, as unverified).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ledger.errors import IntegrityError
+from ledger.index.derived import (
+    OPEN,
+    PRODUCERS,
+    decision,
+    dependency_changes,
+    is_open,
+    kind_of,
+    latest_statuses,
+    packages,
+    vuln_changes,
+)
+from ledger.index.facts import Facts, read_facts
+from ledger.index.params import (
+    VersionMatcher,
+    parse_as_of,
+    parse_digest,
+    parse_status,
+    parse_text,
+    parse_time_param,
+    parse_versions,
+)
+
+if TYPE_CHECKING:
+    from ledger.client import Entry, Evidence
+
+__all__ = [
+    "AsOfQuestion",
+    "SearchFilters",
+    "check_changes",
+    "check_story",
+    "check_subjects",
+    "digest_of",
+]
+
+_TERMS = ("subject", "predicateType", "builder", "repo", "ref", "commit", "step")
+_STEP_TERMS = ("step", "builder", "repo", "ref", "commit", "testResult")
+_STEP_KEYS = {"index", "about", "kind", "predicateType", "time", "materials", "decision"}
+_UNVERIFIED_STEP_KEYS = ("signers", "identity")  # the trust registry's attribution
+
+
+def digest_of(name: str, value: str) -> str:
+    """``value`` as the server reads an artifact digest (``alg:hex``, lower case)."""
+    return parse_digest(name, value)
+
+
+def _terms(facts: Facts) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for kind, value in facts.terms:
+        out.setdefault(kind, set()).add(value)
+    return out
+
+
+def _refuse(message: str, index: int | None = None) -> IntegrityError:
+    return IntegrityError(f"the server's answer is not what it claims: {message}", index)
+
+
+def check_subjects(entries: Iterable[Entry], digests: set[str]) -> None:
+    """Every entry's statement names one of ``digests`` as a subject."""
+    for e in entries:
+        subjects = _terms(read_facts(e.body)).get("subject", set())
+        if not subjects & digests:
+            raise _refuse(
+                f"entry {e.index} is about {sorted(subjects)[:3]}, not {sorted(digests)[:3]} "
+                "asked (an answer to another question)",
+                e.index,
+            )
+
+
+@dataclass(frozen=True)
+class AsOfQuestion:
+    """``asOf`` as asked: a size, or a time in the record-time form."""
+
+    size: int | None
+    time: str | None
+
+    @classmethod
+    def parse(cls, value: str | None) -> AsOfQuestion | None:
+        got = parse_as_of(value)
+        return None if got is None else cls(got.size, got.time)
+
+    def check(self, ev: Evidence) -> None:
+        if self.size is not None and ev.checkpoint.size > self.size:
+            raise _refuse(f"asked as of size {self.size}, answered from size {ev.checkpoint.size}")
+        if self.time is not None:
+            for e in ev.entries:
+                if e.record.time > self.time:
+                    raise _refuse(
+                        f"asked as of {self.time}, entry {e.index} was logged at {e.record.time}",
+                        e.index,
+                    )
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """The filters of a search that a proved body can show (see the module docstring)."""
+
+    terms: tuple[tuple[str, str], ...] = ()
+    since: str | None = None
+    until: str | None = None
+    versions: VersionMatcher | None = None
+    vuln: str | None = None
+    status: str | None = None
+
+    @classmethod
+    def parse(cls, filters: Mapping[str, Any]) -> SearchFilters:
+        """The filters as the server parses them (a bad one is the same ``BadQuery``, before
+        anything is asked)."""
+
+        def text(name: str) -> str | None:
+            value = filters.get(name)
+            return None if value is None else str(value)
+
+        terms = []
+        for name in _TERMS:
+            value = text(name)
+            if value is not None:
+                v = parse_digest(name, value) if name == "subject" else parse_text(name, value)
+                assert v is not None
+                terms.append((name, v.lower() if name == "commit" else v))
+        return cls(
+            tuple(terms),
+            parse_time_param("since", text("since")),
+            parse_time_param("until", text("until")),
+            parse_versions(text("purl"), text("versions")),
+            parse_text("vuln", text("vuln")),
+            parse_status(text("status")),
+        )
+
+    def check(self, entries: Sequence[Entry]) -> None:
+        for e in entries:
+            self._check(e)
+
+    def _check(self, e: Entry) -> None:
+        facts = read_facts(e.body)
+        for name, value in self.terms:
+            if (name, value) not in facts.terms:
+                raise _refuse(f"entry {e.index} does not have {name} {value!r}", e.index)
+        t = e.record.time
+        if (self.since is not None and t < self.since) or (
+            self.until is not None and t > self.until
+        ):
+            raise _refuse(f"entry {e.index} was logged at {t}, outside the range asked", e.index)
+        m = self.versions
+        if m is not None and not any(
+            d.package == m.package and m.matches(d.version) for d in facts.deps
+        ):
+            raise _refuse(f"entry {e.index} has no dependency {m.package} as asked", e.index)
+        if self.vuln is not None and not any(
+            f.vuln == self.vuln and (self.status is None or f.status == self.status)
+            for f in facts.vulns
+        ):
+            status = f" as {self.status}" if self.status else ""
+            raise _refuse(f"entry {e.index} does not report {self.vuln}{status}", e.index)
+
+
+class _Proved:
+    """The proved entries of one answer, each body read once."""
+
+    def __init__(self, ev: Evidence) -> None:
+        self.entries = {e.index: e for e in ev.entries}
+        self.facts = {e.index: read_facts(e.body) for e in ev.entries}
+        self.terms = {i: _terms(f) for i, f in self.facts.items()}
+
+    def cited(self, value: Any, what: str) -> int:
+        if type(value) is not int or value not in self.entries:
+            raise _refuse(f"{what} cites record {value!r}, which the answer does not prove")
+        return value
+
+    def about(self, digest: str) -> set[int]:
+        return {i for i, t in self.terms.items() if digest in t.get("subject", ())}
+
+    def kind(self, i: int) -> str:
+        return kind_of(self.ptype(i))
+
+    def ptype(self, i: int) -> str | None:
+        got = sorted(self.terms[i].get("predicateType", ()))
+        return got[0] if got else None
+
+    def statuses(self, product: str) -> dict[str, tuple[int, set[str]]]:
+        return latest_statuses(((i, self.facts[i].vulns) for i in sorted(self.entries)), product)
+
+
+def _obj(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _refuse(f"{what} is not an object")
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise _refuse(f"{what} is not a list")
+    return value
+
+
+def _values(value: Any) -> set[str]:
+    if value is None:
+        return set()
+    return set(value) if isinstance(value, list) else {value}
+
+
+def _check_step(p: _Proved, st: dict[str, Any], digest: str) -> int:
+    i = p.cited(st.get("index"), "a story step")
+    unknown = set(st) - _STEP_KEYS - set(_STEP_TERMS) - set(_UNVERIFIED_STEP_KEYS)
+    if unknown:
+        raise _refuse(f"story step {i} carries {sorted(unknown)}, which no record proves", i)
+    terms, kind = p.terms[i], p.kind(i)
+    about = st.get("about")
+    if not isinstance(about, str) or about not in terms.get("subject", ()):
+        raise _refuse(f"story step {i} is not about {about!r}", i)
+    if about != digest and kind not in PRODUCERS:
+        raise _refuse(f"story step {i} is upstream of the artifact but produced nothing", i)
+    if st.get("predicateType") != p.ptype(i) or st.get("kind") != kind:
+        raise _refuse(f"story step {i} is a {kind} ({p.ptype(i)}), not {st.get('kind')!r}", i)
+    if st.get("time") != p.entries[i].record.time:
+        raise _refuse(f"story step {i} was logged at {p.entries[i].record.time}", i)
+    for key in _STEP_TERMS:
+        if _values(st.get(key)) != terms.get(key, set()):
+            raise _refuse(f"story step {i}: its body says another {key}", i)
+    if "decision" in st and (kind != "vsa" or st["decision"] != decision(p.entries[i].body)):
+        raise _refuse(f"story step {i}: its body records another decision", i)
+    if kind in PRODUCERS:
+        _check_materials(p, i, st.get("materials"))
+    elif "materials" in st:
+        raise _refuse(f"story step {i} is a {kind}, which has no materials", i)
+    return i
+
+
+def _check_materials(p: _Proved, i: int, materials: Any) -> None:
+    claimed = set()
+    for item in _list(materials, f"story step {i} materials"):
+        m = _obj(item, f"story step {i} material")
+        claimed.add((m.get("name"), m.get("version"), m.get("digest")))
+        for cited in _list(m.get("producedBy"), f"story step {i} producedBy"):
+            j = p.cited(cited, f"story step {i} producedBy")
+            if p.kind(j) not in PRODUCERS or m.get("digest") not in p.terms[j].get("subject", ()):
+                raise _refuse(f"record {j} did not produce material {m.get('digest')}", j)
+    if claimed != {(d.package, d.version, d.digest) for d in p.facts[i].deps}:
+        raise _refuse(f"story step {i}: its body names other materials", i)
+
+
+def _check_vulnerabilities(p: _Proved, claimed: Any, digest: str) -> None:
+    claimed = _obj(claimed, "the artifact's vulnerabilities")
+    latest = p.statuses(digest)
+    if set(claimed) != set(latest):
+        raise _refuse(
+            f"the vulnerabilities of {digest} are {sorted(claimed)}, the proved records say "
+            f"{sorted(latest)}"
+        )
+    for v, item in claimed.items():
+        c = _obj(item, f"vulnerability {v}")
+        idx, statuses = latest[v]
+        status = c.get("status")
+        if c.get("index") != idx or not _status_fits(status, statuses):
+            raise _refuse(
+                f"{v}: the latest proved record about {digest} is {idx} ({sorted(statuses)}), "
+                f"not {c.get('index')!r} ({status!r})",
+                idx,
+            )
+
+
+def _status_fits(status: Any, statuses: set[str]) -> bool:
+    """The server keeps one status of the latest record: an open one if any is open."""
+    return status in statuses and (status in OPEN or not is_open(statuses))
+
+
+def check_story(ev: Evidence, digest: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the story and artifact, checked; what the client cannot check: the signer names)."""
+    rest = dict(ev.unverified)
+    story = copy.deepcopy(_list(rest.pop("story", None), "story"))
+    artifact = copy.deepcopy(_obj(rest.pop("artifact", None), "artifact"))
+    p = _Proved(ev)
+    if artifact.get("digest") != digest or set(artifact) != {
+        "digest",
+        "producedBy",
+        "vulnerabilities",
+    }:
+        raise _refuse(
+            f"the story is about {artifact.get('digest')!r}, not {digest} asked (an answer to "
+            "another question)"
+        )
+    steps: dict[int, dict[str, Any]] = {}
+    for st in story:
+        i = _check_step(p, _obj(st, "a story step"), digest)
+        if i in steps:
+            raise _refuse(f"story step {i} is listed twice", i)
+        steps[i] = st
+    missing = p.about(digest) - set(steps)
+    if missing:
+        raise _refuse(f"the story leaves out proved records about {digest}: {sorted(missing)}")
+    producers = {i for i, st in steps.items() if st["about"] == digest and p.kind(i) in PRODUCERS}
+    cited = {p.cited(j, "producedBy") for j in _list(artifact.get("producedBy"), "producedBy")}
+    if cited != producers:
+        raise _refuse(f"{digest} was produced by {sorted(producers)}, not {sorted(cited)}")
+    _check_vulnerabilities(p, artifact["vulnerabilities"], digest)
+    for key in _UNVERIFIED_STEP_KEYS:
+        found = {i: st.pop(key) for i, st in steps.items() if key in st}
+        if found:
+            rest[key] = found
+    return {"story": story, "artifact": artifact}, rest
+
+
+def _build(p: _Proved, side: Any, digest: str, what: str) -> dict[str, str]:
+    side = _obj(side, what)
+    if side.get("digest") != digest:
+        raise _refuse(f"{what} is not {digest} as asked")
+    records = {p.cited(i, what) for i in _list(side.get("records"), f"{what} records")}
+    about = p.about(digest)
+    if records != about:
+        raise _refuse(f"{what}: the proved records about {digest} are {sorted(about)}")
+    deps = [
+        (d.package, d.version, d.digest)
+        for i in sorted(records)
+        if p.kind(i) in PRODUCERS
+        for d in p.facts[i].deps
+    ]
+    return packages(deps)
+
+
+def _pick(latest: Mapping[str, tuple[int, set[str]]]) -> dict[str, tuple[str, int]]:
+    return {v: (min([s for s in st if s in OPEN] or st), idx) for v, (idx, st) in latest.items()}
+
+
+def check_changes(ev: Evidence, old: str, new: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the changes, recomputed and equal to the server's; the members left unchecked)."""
+    rest = dict(ev.unverified)
+    c = copy.deepcopy(_obj(rest.pop("changes", None), "changes"))
+    if set(c) != {"from", "to", "dependencies", "vulnerabilities"}:
+        raise _refuse(f"changes has members {sorted(c)}")
+    p = _Proved(ev)
+    old_deps = _build(p, c["from"], old, "from")
+    new_deps = _build(p, c["to"], new, "to")
+    if c["dependencies"] != dependency_changes(old_deps, new_deps):
+        raise _refuse("the dependency changes are not what the proved builds say")
+    new_latest = p.statuses(new)
+    want = vuln_changes(_pick(p.statuses(old)), _pick(new_latest))
+    got = _obj(c["vulnerabilities"], "vulnerabilities")
+    fixed = _list(got.get("fixed"), "fixed")
+    if got.get("gained") != want["gained"] or set(got) != {"gained", "fixed"}:
+        raise _refuse("the vulnerabilities gained are not what the proved records say")
+    keys = [(_obj(f, "fixed").get("vuln"), f.get("index")) for f in fixed]
+    if keys != [(f["vuln"], f["index"]) for f in want["fixed"]]:
+        raise _refuse("the vulnerabilities fixed are not what the proved records say")
+    for f in fixed:
+        statuses = new_latest.get(f["vuln"], (-1, {"not reported"}))[1]
+        if not _status_fits(f.get("status"), statuses) or set(f) != {"vuln", "status", "index"}:
+            raise _refuse(f"{f['vuln']}: the proved records give another status")
+    return {"changes": c}, rest
