@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import math
 import struct
@@ -17,6 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ledger.bodies import b64_field, envelope_of
+from ledger.index import facts as facts_module
+from ledger.index.facts import Facts, read_facts
 from ledger.index.lenient_json import loads
 from tests.conftest import fixture_path
 
@@ -192,3 +196,102 @@ def test_only_inputs_with_a_run_of_19_digits_bypass_orjson() -> None:
     assert not bypass(b'{"payload":"eyJh","n":123456789012345678,"s":"a1b2"}')
     assert bypass(b'{"n":1234567890123456789}')
     assert bypass(b'{"s":"x1234567890123456789y"}')
+
+
+def _reference_facts(content: bytes) -> Facts:
+    """read_facts as it was before orjson and the payload's first-character test: json.loads
+    of the body and of every payload that decodes."""
+    facts = Facts()
+    try:
+        doc = json.loads(content)
+    except (ValueError, RecursionError):
+        return facts
+    env, facts.bundle = envelope_of(doc)
+    if env is None:
+        return facts
+    facts.envelope = env
+    payload = b64_field(env.get("payload"))
+    if payload is None:
+        return facts
+    try:
+        statement = json.loads(payload)
+    except (ValueError, RecursionError):
+        return facts
+    if not isinstance(statement, dict):
+        return facts
+    facts.statement = statement
+    with contextlib.suppress(TypeError, ValueError, AttributeError, RecursionError):
+        facts_module._statement_facts(statement, facts)
+    return facts
+
+
+def _same_facts(content: bytes) -> Facts:
+    want, got = _reference_facts(content), read_facts(content)
+    assert _same(want.statement, got.statement), content[:120]
+    assert _same(want.envelope, got.envelope), content[:120]
+    assert _same(want.bundle, got.bundle), content[:120]
+    assert (want.terms, want.deps, want.vulns) == (got.terms, got.deps, got.vulns), content[:120]
+    return got
+
+
+_STATEMENT = json.dumps(
+    {"_type": "https://in-toto.io/Statement/v1", "subject": [{"digest": {"sha256": "ab" * 32}}]}
+).encode()
+_PAYLOADS = [
+    b"",
+    _STATEMENT,
+    b" \t" + _STATEMENT,
+    b"\xef\xbb\xbf" + _STATEMENT,
+    _STATEMENT.decode().encode("utf-16"),
+    _STATEMENT.decode().encode("utf-16-le"),
+    _STATEMENT.decode().encode("utf-32-be"),
+    b"[1]",
+    b"\xfb\xff",
+    b"0000000000000001" + b"\x00" * 40,
+]
+
+
+def _encodings(payload: bytes) -> list[str]:
+    std = base64.b64encode(payload).decode()
+    url = base64.urlsafe_b64encode(payload).decode().rstrip("=")
+    return [std, url, "=" + std, "!" + std, " " + std, "-" + std[1:], "_" + std[1:], std[:1]]
+
+
+@pytest.mark.parametrize("payload", _PAYLOADS)
+def test_read_facts_reads_every_payload_as_before(payload: bytes) -> None:
+    for text in _encodings(payload):
+        env = {"payloadType": "application/vnd.in-toto+json", "payload": text, "signatures": []}
+        _same_facts(json.dumps(env).encode())
+        _same_facts(json.dumps({"dsseEnvelope": env}).encode())
+
+
+def test_read_facts_skips_exactly_the_payloads_no_object_starts() -> None:
+    """Every first character (and every first byte behind it) reads as before."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_=.é "
+    for first in alphabet:
+        for rest in ("e30=", "eyJhIjoxfQ==", "AAAA", ""):
+            env = {"payloadType": "x", "payload": first + rest}
+            _same_facts(json.dumps(env).encode())
+    for byte in range(256):
+        for tail in (b"}", b'"a":1}', b"\x00{\x00}\x00", b"\xbb\xbf{}"):
+            env = {"payload": base64.b64encode(bytes([byte]) + tail).decode()}
+            _same_facts(json.dumps(env).encode())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40), st.sampled_from([0, 1, 2]))
+def test_read_facts_of_generated_payloads_as_before(raw: bytes, how: int) -> None:
+    text = [base64.b64encode, base64.urlsafe_b64encode, lambda b: b"%" + b][how](raw).decode(
+        "latin-1"
+    )
+    _same_facts(json.dumps({"payload": text}).encode())
+
+
+def test_read_facts_of_fixture_bodies_as_before() -> None:
+    seen = statements = 0
+    for path in sorted(Path(fixture_path()).rglob("*")):
+        if path.is_file() and path.suffix in {".json", ".sigstore", ".bundle"}:
+            statements += _same_facts(path.read_bytes()).statement is not None
+            seen += 1
+    assert seen > 100
+    assert statements > 5
