@@ -103,6 +103,8 @@ def _empty_tree_checkpoint(reader: RawReader, verifier: NoteVerifier, origin: st
     if len(rows) > 1:
         size = integer(rows[1][0], "a checkpoint size")
         blob(rows[1][1], rows[1][2], f"checkpoint at size {size}: root", max(size - 1, 0))
+        if size == 0:
+            raise IntegrityError("checkpoint at size 0 is stored more than once", 0)
 
 
 def _extent(reader: RawReader) -> tuple[int, object | None]:
@@ -124,6 +126,17 @@ def _extent(reader: RawReader) -> tuple[int, object | None]:
         trailing, top = top, reader.highest_numeric_index()
     # A gap-free log has count(*) rows: ranges past that can only name a gap found earlier.
     return min(math.floor(top) + 1, reader.count_records()), trailing
+
+
+def _plan(reader: RawReader, verifier: NoteVerifier, origin: str) -> tuple[int, object, int | None]:
+    """The checks before the ranges: no metadata key twice, the empty tree's checkpoint; then
+    how far the ranges reach, a trailing non-numeric index, the first record with two bodies."""
+    twice = reader.duplicate_meta()
+    if twice is not None:
+        raise IntegrityError(f"the ledger's metadata holds more than one {twice!r} row")
+    _empty_tree_checkpoint(reader, verifier, origin)
+    end, trailing = _extent(reader)
+    return end, trailing, reader.duplicate_body()
 
 
 class _Tree:
@@ -193,6 +206,8 @@ def _stored_tiles(store: LedgerStore, want_tiles: Mapping[TileKey, bytes]) -> No
                 f"tile {key} entry {entry} disagrees with the recomputed tree",
                 _first_leaf(key, entry),
             )
+        if key in seen:  # no primary key holds: a reader could be served either row
+            raise IntegrityError(f"tile {key} is stored more than once", _first_leaf(key, 0))
         seen.add(key)
     missing = sorted(set(want_tiles) - seen)
     if missing:
@@ -264,9 +279,7 @@ def check_ledger(
     verifier, origin = parse_verifier(vkey), meta["origin"]
     reader = RawReader(store.engine)
     try:
-        _empty_tree_checkpoint(reader, verifier, origin)
-        end, trailing = _extent(reader)
-        dup = reader.duplicate_body()
+        end, trailing, dup = _plan(reader, verifier, origin)
     finally:
         reader.close()
     url = store.engine.url.render_as_string(hide_password=False)

@@ -190,6 +190,9 @@ class _Range:
             self.out.checkpoints += 1
             self.last_cp = size
             self.next_cp += 1
+            if self.next_cp < len(self.cps) and self.cps[self.next_cp][0] == size:
+                err = IntegrityError(f"checkpoint at size {size} is stored more than once", where)
+                raise _Found(key, err)  # no primary key holds: which copy would a reader get?
             self.convert_checkpoint((size - 1, 2, 1))
 
     def convert_checkpoint(self, key: Key) -> None:
@@ -309,6 +312,8 @@ class _Range:
         try:
             if i < 0:
                 raise IntegrityError(f"a record is stored at index {i}, below 0", i)
+            if i < p:  # rows come in index order: record i's row again (no primary key holds)
+                raise IntegrityError(f"record {i} is stored more than once", i)
             if i != p:
                 raise IntegrityError(f"record {p} is missing (next stored index is {i})", p)
             rec = check_record(
