@@ -45,7 +45,7 @@ from ledger._internal.cells import blob, integer
 from ledger.checkpoint import open_checkpoint
 from ledger.errors import Error, IntegrityError
 from ledger.fsck_pool import ranges_in_workers
-from ledger.fsck_range import RangeJob, RangeResult, check_range_with, fold
+from ledger.fsck_range import RangeJob, RangeResult, check_range_with, fold, record_index
 from ledger.fsck_rows import RawReader
 from ledger.merkle import EMPTY_ROOT, HASH_SIZE, hash_children
 from ledger.note import NoteVerifier, parse_verifier
@@ -115,7 +115,7 @@ def _extent(reader: RawReader) -> tuple[int, object | None]:
     if first is None:
         return 0, None
     row = reader.exact_record(first)
-    i = integer(row[0], "a record index")
+    i = record_index(row[0], 0)
     blob(row[1], row[2], f"record {i}: leaf", i)
     blob(row[3], row[4], f"record {i}: leaf hash", i)
     blob(row[5], row[6], f"record {i}: body digest", i)
@@ -124,6 +124,7 @@ def _extent(reader: RawReader) -> tuple[int, object | None]:
     trailing, top = None, reader.edge_index(last=True)
     if type(top) not in (int, float):
         trailing, top = top, reader.highest_numeric_index()
+        top = -1 if top is None else top
     # A gap-free log has count(*) rows: ranges past that can only name a gap found earlier.
     return min(math.floor(top) + 1, reader.count_records()), trailing
 
@@ -294,8 +295,8 @@ def check_ledger(
         raise
     if dup is not None:
         raise _duplicate(dup)
-    if trailing is not None:
-        integer(trailing, "a record index")
+    if trailing is not None:  # the single pass meets it after every numbered row
+        record_index(trailing, end)
     reader = RawReader(store.engine)
     try:
         beyond = reader.checkpoints(end, end)

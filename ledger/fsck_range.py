@@ -46,7 +46,7 @@ from ledger.registry.entries import MARKER
 from ledger.storage import LedgerStore
 from ledger.tiles import TILE_HEIGHT
 
-__all__ = ["Failure", "RangeJob", "RangeResult", "check_range", "fold"]
+__all__ = ["Failure", "RangeJob", "RangeResult", "check_range", "fold", "record_index"]
 
 Key = tuple[int, int, int]
 
@@ -303,7 +303,7 @@ class _Range:
         p = self.expected
         row = self.reader.exact_record(idx)
         try:  # read as stored, as LedgerStore.iter_rows reads it
-            i = integer(row[0], "a record index")
+            i = record_index(row[0], p)
             leaf = blob(row[1], row[2], f"record {i}: leaf", i)
             leaf_hash = blob(row[3], row[4], f"record {i}: leaf hash", i)
             digest = blob(row[5], row[6], f"record {i}: body digest", i)
@@ -389,6 +389,15 @@ def _row_index(row: tuple[Any, ...], lo: int) -> int:
         return int(str(value))
     except ValueError:
         return lo
+
+
+def record_index(value: object, at: int) -> int:
+    """A stored record index, which must be an integer; if it is not (SQLite stores any type),
+    the failure names ``at``, the record the single pass expected where it met this row."""
+    try:
+        return integer(value, "a record index")
+    except IntegrityError as e:
+        raise IntegrityError(f"record {at}: {e}", at) from e
 
 
 def _valid_time(t: str) -> bool:

@@ -176,3 +176,27 @@ def test_a_metadata_row_stored_twice_fails_the_check(audited: Ledger) -> None:
     _sql(audited, "INSERT INTO ledger_meta SELECT * FROM ledger_meta WHERE key = 'vkey'")
     err = _fails(audited)
     assert str(err) == "the ledger's metadata holds more than one 'vkey' row", err
+
+
+@pytest.mark.parametrize(
+    ("at", "value", "message"),
+    [
+        (8, "'eight'", "record 8: a record index is stored as str 'eight', not an integer"),
+        (6, "5.5", "record 6: a record index is stored as float 5.5, not an integer"),
+        (5, "'five'", "record 5 is missing (next stored index is 6)"),
+    ],
+)
+def test_a_record_index_stored_as_text_or_a_fraction_is_named(
+    audited: Ledger, at: int, value: str, message: str
+) -> None:
+    """SQLite keeps text in an integer column: the last record's index as text was reported
+    naming no record. The single pass meets such a row where it expects record ``at``."""
+    if audited.store.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's bigint column cannot hold it")
+    _sql(
+        audited,
+        "DROP TRIGGER records_no_update",
+        f"UPDATE records SET idx = {value} WHERE idx = {at}",
+    )
+    err = _fails(audited)
+    assert (str(err), err.index) == (message, at)
