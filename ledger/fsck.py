@@ -45,7 +45,7 @@ from ledger._internal.cells import blob, integer
 from ledger.checkpoint import open_checkpoint
 from ledger.errors import Error, IntegrityError
 from ledger.fsck_pool import ranges_in_workers
-from ledger.fsck_range import RangeJob, RangeResult, check_range_with, fold
+from ledger.fsck_range import RangeJob, RangeResult, check_range_with, fold, record_index
 from ledger.fsck_rows import RawReader
 from ledger.merkle import EMPTY_ROOT, HASH_SIZE, hash_children
 from ledger.note import NoteVerifier, parse_verifier
@@ -103,6 +103,8 @@ def _empty_tree_checkpoint(reader: RawReader, verifier: NoteVerifier, origin: st
     if len(rows) > 1:
         size = integer(rows[1][0], "a checkpoint size")
         blob(rows[1][1], rows[1][2], f"checkpoint at size {size}: root", max(size - 1, 0))
+        if size == 0:
+            raise IntegrityError("checkpoint at size 0 is stored more than once", 0)
 
 
 def _extent(reader: RawReader) -> tuple[int, object | None]:
@@ -113,7 +115,7 @@ def _extent(reader: RawReader) -> tuple[int, object | None]:
     if first is None:
         return 0, None
     row = reader.exact_record(first)
-    i = integer(row[0], "a record index")
+    i = record_index(row[0], 0)
     blob(row[1], row[2], f"record {i}: leaf", i)
     blob(row[3], row[4], f"record {i}: leaf hash", i)
     blob(row[5], row[6], f"record {i}: body digest", i)
@@ -122,8 +124,20 @@ def _extent(reader: RawReader) -> tuple[int, object | None]:
     trailing, top = None, reader.edge_index(last=True)
     if type(top) not in (int, float):
         trailing, top = top, reader.highest_numeric_index()
+        top = -1 if top is None else top
     # A gap-free log has count(*) rows: ranges past that can only name a gap found earlier.
     return min(math.floor(top) + 1, reader.count_records()), trailing
+
+
+def _plan(reader: RawReader, verifier: NoteVerifier, origin: str) -> tuple[int, object, int | None]:
+    """The checks before the ranges: no metadata key twice, the empty tree's checkpoint; then
+    how far the ranges reach, a trailing non-numeric index, the first record with two bodies."""
+    twice = reader.duplicate_meta()
+    if twice is not None:
+        raise IntegrityError(f"the ledger's metadata holds more than one {twice!r} row")
+    _empty_tree_checkpoint(reader, verifier, origin)
+    end, trailing = _extent(reader)
+    return end, trailing, reader.duplicate_body()
 
 
 class _Tree:
@@ -193,6 +207,8 @@ def _stored_tiles(store: LedgerStore, want_tiles: Mapping[TileKey, bytes]) -> No
                 f"tile {key} entry {entry} disagrees with the recomputed tree",
                 _first_leaf(key, entry),
             )
+        if key in seen:  # no primary key holds: a reader could be served either row
+            raise IntegrityError(f"tile {key} is stored more than once", _first_leaf(key, 0))
         seen.add(key)
     missing = sorted(set(want_tiles) - seen)
     if missing:
@@ -264,9 +280,7 @@ def check_ledger(
     verifier, origin = parse_verifier(vkey), meta["origin"]
     reader = RawReader(store.engine)
     try:
-        _empty_tree_checkpoint(reader, verifier, origin)
-        end, trailing = _extent(reader)
-        dup = reader.duplicate_body()
+        end, trailing, dup = _plan(reader, verifier, origin)
     finally:
         reader.close()
     url = store.engine.url.render_as_string(hide_password=False)
@@ -281,8 +295,8 @@ def check_ledger(
         raise
     if dup is not None:
         raise _duplicate(dup)
-    if trailing is not None:
-        integer(trailing, "a record index")
+    if trailing is not None:  # the single pass meets it after every numbered row
+        record_index(trailing, end)
     reader = RawReader(store.engine)
     try:
         beyond = reader.checkpoints(end, end)

@@ -14,8 +14,9 @@ Only a checkpoint's root needs more than the range: it is the root of ``[0, size
 ``[0, lo)`` with this range's own ``[lo, size)``; the range returns its part and
 :mod:`ledger.fsck` compares.
 
-Each row is first tried on a fast path (a regular expression over the canonical leaf template,
-``hashlib`` on bytes, no objects). Anything the fast path does not accept, it hands to the slow
+Each row is first tried on a fast path (the canonical leaf that the row's own columns and the
+expected ``prev`` make, built from bytes and compared with the stored leaf; ``hashlib`` on
+bytes; no objects). Anything the fast path does not accept, it hands to the slow
 path — the very functions the single pass used — which either names the failure with the message
 it always had, or accepts the row. The fast path only accepts rows the slow path accepts.
 """
@@ -25,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from binascii import hexlify, unhexlify
+from binascii import hexlify
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,7 +46,7 @@ from ledger.registry.entries import MARKER
 from ledger.storage import LedgerStore
 from ledger.tiles import TILE_HEIGHT
 
-__all__ = ["Failure", "RangeJob", "RangeResult", "check_range", "fold"]
+__all__ = ["Failure", "RangeJob", "RangeResult", "check_range", "fold", "record_index"]
 
 Key = tuple[int, int, int]
 
@@ -101,19 +102,30 @@ class _Found(Exception):
         self.failure = Failure(key, str(error), error.index)
 
 
-def _leaf_pattern(origin: str) -> re.Pattern[bytes] | None:
-    """The canonical leaf of a valid record of this log, as :meth:`Record._encode` writes it:
-    every field but ``log`` is plain ASCII and the keys come in RFC 8785 order, so only the
-    origin's own RFC 8785 string literal varies (None: no valid record names this origin)."""
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+_BODY_TYPES = {"dsse": b"dsse", "sigstore-bundle": b"sigstore-bundle"}
+_INDEX_LIMIT = 10**16  # the template's index has at most 16 digits
+
+
+def _leaf_template(origin: str) -> tuple[bytes, ...] | None:
+    """The canonical leaf of a valid record of this log, as :meth:`Record._encode` writes it, in
+    the pieces around its five fields: every field but ``log`` is plain ASCII and the keys come
+    in RFC 8785 order, so only the origin's own RFC 8785 string literal is fixed here. A leaf is
+    ``body hex, bodyType, index, prev hex, time`` joined with these pieces, where the body hex is
+    64 lower-case hex digits, bodyType ``dsse`` or ``sigstore-bundle``, the index a decimal
+    without leading zeros of at most 16 digits, prev 64 lower-case hex digits and the time as
+    :data:`_TIME` (None: no valid record names this origin)."""
     try:
         literal = rfc8785.dumps(origin)
     except (rfc8785.CanonicalizationError, UnicodeError):
         return None
-    return re.compile(
-        rb'\{"body":"sha256:([0-9a-f]{64})","bodyType":"(dsse|sigstore-bundle)",'
-        rb'"index":(0|[1-9][0-9]{0,15}),"log":' + re.escape(literal) + rb","
-        rb'"prev":"([0-9a-f]{64})",'
-        rb'"time":"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z)","v":1\}'
+    return (
+        b'{"body":"sha256:',
+        b'","bodyType":"',
+        b'","index":',
+        b',"log":' + literal + b',"prev":"',
+        b'","time":"',
+        b'","v":1}',
     )
 
 
@@ -121,7 +133,7 @@ class _Range:
     def __init__(self, job: RangeJob, store: LedgerStore, reader: RawReader) -> None:
         self.job, self.store, self.reader = job, store, reader
         self.verifier: NoteVerifier = parse_verifier(job.vkey)
-        self.pattern = _leaf_pattern(job.origin)
+        self.template = _leaf_template(job.origin)
         self.out = RangeResult(job.lo, job.hi)
         self.expected = job.lo
         self.prev, self.last_time = GENESIS_PREV, ""  # prev: hex of record expected - 1's hash
@@ -133,7 +145,7 @@ class _Range:
         self.last_cp = reader.last_checkpoint_at_most(job.lo) or 0
         self.cps = reader.checkpoints(job.lo, job.hi)
         self.next_cp = 0  # position in self.cps of the next checkpoint to reach
-        self.good_time = ""  # the last time string that parsed as a valid date
+        self.good_time: str | None = None  # the last time string that is a valid date
         self.stack: list[bytes] = []  # perfect subtrees covering [lo, expected), left to right
         self.hashes: list[bytes] = []
         self.indexed: list[tuple[int, str, bytes]] = []  # (index, time, body) of checked records
@@ -178,6 +190,9 @@ class _Range:
             self.out.checkpoints += 1
             self.last_cp = size
             self.next_cp += 1
+            if self.next_cp < len(self.cps) and self.cps[self.next_cp][0] == size:
+                err = IntegrityError(f"checkpoint at size {size} is stored more than once", where)
+                raise _Found(key, err)  # no primary key holds: which copy would a reader get?
             self.convert_checkpoint((size - 1, 2, 1))
 
     def convert_checkpoint(self, key: Key) -> None:
@@ -204,53 +219,65 @@ class _Range:
         """Every row of the range: the fast path inline, anything else to :meth:`slow`.
 
         The fast path accepts a row only if each check of the slow path passes: the leaf is the
-        canonical template (so it parses, re-encodes to itself, names this log and its index),
-        its time is a valid date not before the last, the stored hash and columns agree, the
-        batch rule holds, and the body hashes to the digest with the leaf's body type."""
-        fullmatch = self.pattern.fullmatch if self.pattern is not None else None
-        sha256, lo = hashlib.sha256, self.job.lo
+        canonical leaf of a record with the row's own columns (body digest, body type, index,
+        time) and the expected ``prev`` (so it parses, re-encodes to itself, names this log and
+        its index, and the columns agree with it), its time is a valid date not before the last,
+        the stored hash is the leaf's, the batch rule holds, and the body hashes to the digest.
+        Only the leaf's bytes are compared: they are built from the row, not parsed."""
+        if self.template is None:
+            fast = False
+            p0 = p1 = p2 = p3 = p4 = p5 = b""
+        else:
+            fast = True
+            p0, p1, p2, p3, p4, p5 = self.template
+        sha256, lo, join, body_types = hashlib.sha256, self.job.lo, b"".join, _BODY_TYPES
+        time_ok, limit = _TIME.fullmatch, _INDEX_LIMIT
         stack, hashes, tile_roots = self.stack, self.hashes, self.out.tile_roots
         registry, indexed = self.out.registry, self.indexed
         expected, last_time, last_cp = self.expected, self.last_time, self.last_cp
         prev, good_time = self.prev.encode(), self.good_time
+        good_tb = good_time.encode() if good_time is not None else b""
         cp_size = self.next_size()
         for idx, leaf, leaf_hash, digest, time, btype, content in self.reader.records(
             lo, self.job.hi
         ):
-            m = None
+            ok = False
             if (
-                fullmatch is not None
+                fast
                 and type(idx) is int
                 and idx == expected
+                and idx < limit
                 and type(leaf) is bytes
                 and type(leaf_hash) is bytes
                 and type(digest) is bytes
+                and len(digest) == 32
                 and type(content) is bytes
+                and type(time) is str
+                and type(btype) is str
+                and len(prev) == 64
             ):
-                m = fullmatch(leaf)
-            if m is not None:
-                body_hex, body_type, index, prev_hex, t = m.groups()
-                tstr = t.decode()
-                if not (
-                    prev_hex == prev
-                    and tstr >= last_time
-                    and tstr == time
-                    and int(index) == idx
-                    and (tstr == good_time or _valid_time(tstr))
+                bt = body_types.get(btype)
+                if time != good_time and time_ok(time) and _valid_time(time):
+                    good_time, good_tb = time, time.encode()
+                ok = (
+                    bt is not None
+                    and time == good_time
+                    and time >= last_time
+                    and leaf
+                    == join(
+                        (p0, hexlify(digest), p1, bt, p2, b"%d" % idx, p3, prev, p4, good_tb, p5)
+                    )
                     and sha256(b"\x00" + leaf).digest() == leaf_hash
-                    and unhexlify(body_hex) == digest
-                    and (tstr == last_time or last_cp == idx or not idx)
+                    and (time == last_time or last_cp == idx or not idx)
                     and sha256(content).digest() == digest
-                    and btype == body_type.decode()
-                ):
-                    m = None
-            if m is not None:
-                good_time = last_time = tstr
+                )
+            if ok:
+                last_time = time
                 prev = hexlify(leaf_hash)
                 expected = idx + 1
                 if MARKER in content:
                     registry.append((leaf, content))
-                indexed.append((idx, tstr, content))
+                indexed.append((idx, time, content))
                 hashes.append(leaf_hash)
                 node, merges, count = leaf_hash, 0, idx - lo
                 while count & 1:
@@ -276,7 +303,7 @@ class _Range:
         p = self.expected
         row = self.reader.exact_record(idx)
         try:  # read as stored, as LedgerStore.iter_rows reads it
-            i = integer(row[0], "a record index")
+            i = record_index(row[0], p)
             leaf = blob(row[1], row[2], f"record {i}: leaf", i)
             leaf_hash = blob(row[3], row[4], f"record {i}: leaf hash", i)
             digest = blob(row[5], row[6], f"record {i}: body digest", i)
@@ -285,6 +312,8 @@ class _Range:
         try:
             if i < 0:
                 raise IntegrityError(f"a record is stored at index {i}, below 0", i)
+            if i < p:  # rows come in index order: record i's row again (no primary key holds)
+                raise IntegrityError(f"record {i} is stored more than once", i)
             if i != p:
                 raise IntegrityError(f"record {p} is missing (next stored index is {i})", p)
             rec = check_record(
@@ -340,7 +369,8 @@ class _Range:
         first: int | None = None
         wanted: tuple[list[Any], list[Any], list[Any]] = (want.terms, want.deps, want.vulns)
         for w, g in zip(wanted, got, strict=True):
-            if len(w) == len(g) and Counter(w) == Counter(g):
+            # as multisets; dict's == (C) over the counts, not Counter's (a Python loop per row)
+            if len(w) == len(g) and dict.__eq__(Counter(w), Counter(g)):
                 continue
             differ = Counter(w)
             differ.subtract(Counter(tuple(row) for row in g))
@@ -359,6 +389,15 @@ def _row_index(row: tuple[Any, ...], lo: int) -> int:
         return int(str(value))
     except ValueError:
         return lo
+
+
+def record_index(value: object, at: int) -> int:
+    """A stored record index, which must be an integer; if it is not (SQLite stores any type),
+    the failure names ``at``, the record the single pass expected where it met this row."""
+    try:
+        return integer(value, "a record index")
+    except IntegrityError as e:
+        raise IntegrityError(f"record {at}: {e}", at) from e
 
 
 def _valid_time(t: str) -> bool:

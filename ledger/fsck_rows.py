@@ -272,6 +272,13 @@ class RawReader:
         )
         return bytes(rows[0][0]) if rows and rows[0][0] is not None else b""
 
+    def duplicate_meta(self) -> Any:
+        """A metadata key stored in more than one row (its primary key dropped), or ``None``."""
+        rows = self._query(
+            "SELECT key FROM ledger_meta GROUP BY key HAVING count(*) > 1 ORDER BY key LIMIT 1"
+        )
+        return rows[0][0] if rows else None
+
     def duplicate_body(self) -> int | None:
         """The lowest record index whose body digest more than one ``bodies`` row holds (the
         primary key forbids it; a database edited without it could serve another body), or

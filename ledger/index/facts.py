@@ -21,13 +21,13 @@ version, qualifiers and subpath (:func:`split_purl`); materials that are not pur
 
 from __future__ import annotations
 
-import json
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from ledger.bodies import b64_field, envelope_of
+from ledger.index.lenient_json import OBJECT_FIRST_BYTES, loads_object
 
 __all__ = [
     "MAX_VALUE",
@@ -49,15 +49,13 @@ VEX_STATUSES = ("not_affected", "affected", "fixed", "under_investigation")
 _HASH_ALGS = {"sha-256": "sha256", "sha-384": "sha384", "sha-512": "sha512", "sha-1": "sha1"}
 
 
-@dataclass(frozen=True, order=True)
-class Dependency:
+class Dependency(NamedTuple):  # a tuple: built and hashed in C, tens of them per body
     package: str
     version: str
     digest: str  # "alg:hex" or ""
 
 
-@dataclass(frozen=True, order=True)
-class VulnFact:
+class VulnFact(NamedTuple):
     vuln: str
     product: str  # "alg:hex" or a purl
     status: str
@@ -101,6 +99,24 @@ def split_purl(text: str) -> tuple[str, str] | None:
     return f"pkg:{kind}/{name}", unquote(version)
 
 
+# A payload decodes to a JSON object only if its first byte is one json.loads can start an object
+# with (lenient_json.OBJECT_FIRST_BYTES). b64_field maps "-" and "_" to "+" and "/" and decodes
+# strictly, so when the payload's first character is one of the base64 alphabets' (whitespace,
+# which it strips, is not), that byte's top six bits are that character's: a payload starting
+# with any other of those characters is never read.
+_B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
+_OBJECT_STARTS = frozenset(
+    c
+    for c in _B64_CHARS
+    if (
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".find(
+            c.replace("-", "+").replace("_", "/")
+        )
+        in {b >> 2 for b in OBJECT_FIRST_BYTES}
+    )
+)
+
+
 def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -129,22 +145,19 @@ def read_facts(content: bytes, doc: Any = None) -> Facts:
     ``json.loads`` does, and parses it to the same value), so it is not parsed again."""
     facts = Facts()
     if doc is None:
-        try:
-            doc = json.loads(content)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            return facts
+        doc = loads_object(content)
     env, facts.bundle = envelope_of(doc)  # as admission read it: never a smuggled envelope
     if env is None:
         return facts
     facts.envelope = env
-    payload = b64_field(env.get("payload"))
+    text = env.get("payload")
+    if isinstance(text, str) and text[:1] in _B64_CHARS and text[:1] not in _OBJECT_STARTS:
+        return facts  # whatever it decodes to is not a JSON object (see _OBJECT_STARTS)
+    payload = b64_field(text)
     if payload is None:
         return facts
-    try:
-        statement = json.loads(payload)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return facts
-    if not isinstance(statement, dict):
+    statement = loads_object(payload)
+    if statement is None:
         return facts
     facts.statement = statement
     with suppress(TypeError, ValueError, AttributeError, RecursionError):

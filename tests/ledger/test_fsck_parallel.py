@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -223,3 +223,55 @@ def test_parallel_check_on_postgresql_names_a_body_and_a_link_across_ranges(
             _forge(lg, RANGE - 1)  # a lower failure: record RANGE's prev, the next range's first
             message, index = _both(lg)
             assert index == RANGE and "prev does not name" in message
+
+
+def _upper_hex_after(key: bytes) -> Callable[[bytes], bytes]:
+    def change(leaf: bytes) -> bytes:
+        at = leaf.index(key) + len(key)
+        return leaf[:at] + leaf[at : at + 64].upper() + leaf[at + 64 :]
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _upper_hex_after(b'"body":"sha256:'),
+        _upper_hex_after(b'"prev":"'),
+        lambda leaf: leaf.replace(b'"bodyType":"dsse"', b'"bodyType":"sigstore-bundle"'),
+        lambda leaf: leaf.replace(b'"index":150', b'"index":0150'),
+        lambda leaf: leaf.replace(b'"index":150', b'"index":150.0'),
+        lambda leaf: leaf.replace(b'"v":1}', b'"v":1 }'),
+        lambda leaf: leaf.replace(b'"v":1}', b'"v":1,"x":0}'),
+        lambda leaf: leaf.replace(b'Z"', b'+00:00"'),
+    ],
+    ids=["body-hex", "prev-hex", "body-type", "index-zero", "index-float", "space", "extra", "tz"],
+)
+def test_a_leaf_that_is_almost_canonical_is_named(
+    tmp_path: Path, change: Callable[[bytes], bytes]
+) -> None:
+    """The fast path compares the stored leaf with the one the row's columns make: a leaf that
+    differs from it in any byte — with its hash rewritten to match — goes to the slow path,
+    which names it; nothing is accepted that the slow path would refuse."""
+    with Ledger.create(f"sqlite:///{tmp_path / 'l.db'}", "t.example/log", tmp_path / "k") as lg:
+        lg.append_many([body(i) for i in range(300)])
+        leaf = change(lg.store.record(150).leaf)
+        assert leaf != lg.store.record(150).leaf
+        sql = "UPDATE records SET leaf = :l, leaf_hash = :h WHERE idx = 150"
+        _tamper(lg, "records", sql, l=leaf, h=hashlib.sha256(b"\x00" + leaf).digest())
+        message, index = _both(lg)
+        assert index == 150 and message.startswith("record 150: "), message
+
+
+def test_a_time_that_is_no_date_is_named_in_leaf_and_column(tmp_path: Path) -> None:
+    """A time of the right shape that is no date (30 February), in the leaf and the column
+    alike, is refused as the slow path refuses it."""
+    with Ledger.create(f"sqlite:///{tmp_path / 'l.db'}", "t.example/log", tmp_path / "k") as lg:
+        lg.append_many([body(i) for i in range(300)])
+        old = lg.store.record(299)
+        bad = "2999-02-30T00:00:00.000000Z"
+        leaf = old.leaf.replace(old.time.encode(), bad.encode())
+        sql = "UPDATE records SET leaf = :l, leaf_hash = :h, time = :t WHERE idx = 299"
+        _tamper(lg, "records", sql, l=leaf, h=hashlib.sha256(b"\x00" + leaf).digest(), t=bad)
+        message, index = _both(lg)
+        assert index == 299 and message.startswith("record 299: "), message
