@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, exists, select, 
 from sqlalchemy.orm import aliased
 
 from ledger._internal import schema
+from ledger.index.driver_sql import sqlite_driver, sqlite_rows
 from ledger.index.facts import VEX_STATUSES
 from ledger.index.params import VersionMatcher
 
@@ -172,11 +173,12 @@ _SUBJECTS_PG = (
 def _subjects_only(
     conn: Connection, subjects: Sequence[str], size: int, after: int, limit: int
 ) -> list[int]:
-    if conn.dialect.name == "postgresql":
-        rows = conn.exec_driver_sql(_SUBJECTS_PG, (list(subjects), after, size, limit))
+    raw = sqlite_driver(conn)
+    if raw is None:
+        rows = conn.exec_driver_sql(_SUBJECTS_PG, (list(subjects), after, size, limit)).all()
     else:
         sql = _SUBJECTS_SQLITE.format(",".join("?" * len(subjects)))
-        rows = conn.exec_driver_sql(sql, (*subjects, after, size, limit))
+        rows = sqlite_rows(raw, sql, (*subjects, after, size, limit))
     return [int(i) for (i,) in rows]
 
 
