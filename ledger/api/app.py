@@ -7,6 +7,7 @@ one ledger: appends serialise on the database's write lock.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -64,8 +65,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 retry_after=s.retry_after_seconds,
                 max_body_bytes=s.max_body_bytes,
             )
+            # Everything loaded so far (modules, the app, the ledger) lives as long as the
+            # worker: out of the collector's sight, a full collection no longer walks it (it
+            # took ~90 ms of CPU mid-request, a purl page's p99 at 200,000 records).
+            gc.collect()
+            gc.freeze()
             yield
         finally:
+            gc.unfreeze()
             metrics_now = getattr(app.state, "metrics", None)
             if metrics_now is not None:
                 metrics_now.close()
