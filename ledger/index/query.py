@@ -8,6 +8,7 @@ Filters combine with AND, each as ``idx IN (subquery)`` on a primary-key prefix;
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -125,6 +126,9 @@ def _dependency_only(
     so a page reads at most ``limit`` rows per version, however many records use the package."""
     d = schema.ix_deps.c
     versions = _matching_versions(conn, m)
+    raw = sqlite_driver(conn)
+    if raw is not None:
+        return _dependency_merge(raw, m.package, versions, size, after, limit)
     parts = [
         select(d.idx)
         .where(d.package == m.package, d.version == v, d.idx > after, d.idx < size)
@@ -134,6 +138,31 @@ def _dependency_only(
         for v in versions
     ]
     return _merged(conn, parts, limit) if parts else []
+
+
+# SQLite: one arm per version, each a range of the primary key (package, version, idx, …) and so
+# already in index order; a compound SELECT with ORDER BY merges the arms as co-routines
+# ("MERGE (UNION)", duplicates dropped as they meet) and stops at LIMIT, so a page reads about
+# ``limit`` + one row per version instead of ``limit`` rows of every version.
+_DEPS_ARM = "SELECT idx FROM ix_deps WHERE package = ? AND version = ? AND idx > ? AND idx < ?"
+_ARMS = 200  # SQLite allows 500 terms in a compound select
+
+
+def _dependency_merge(
+    raw: sqlite3.Connection,
+    package: str,
+    versions: Sequence[str],
+    size: int,
+    after: int,
+    limit: int,
+) -> list[int]:
+    found: set[int] = set()
+    for i in range(0, len(versions), _ARMS):
+        chunk = versions[i : i + _ARMS]
+        sql = " UNION ".join([_DEPS_ARM] * len(chunk)) + " ORDER BY 1 LIMIT ?"
+        params = [x for v in chunk for x in (package, v, after, size)]
+        found.update(int(idx) for (idx,) in sqlite_rows(raw, sql, [*params, limit]))
+    return sorted(found)[:limit]
 
 
 def _vuln_only(
