@@ -165,16 +165,36 @@ def _dependency_merge(
     return sorted(found)[:limit]
 
 
+_VULN_ARM = (
+    "SELECT v.idx FROM ix_vulns v WHERE v.vuln = ? AND v.status = ? AND v.idx > ? AND v.idx < ?"
+)
+# A status holds for a product until a later statement about it (within the tree) says otherwise.
+_VULN_LAST = (
+    " AND NOT EXISTS (SELECT 1 FROM ix_vulns w WHERE w.vuln = v.vuln"
+    " AND w.product = v.product AND w.idx > v.idx AND w.idx < ?)"
+)
+
+
 def _vuln_only(
     conn: Connection, vuln: str, status: str | None, size: int, after: int, limit: int
 ) -> list[int]:
     """A vulnerability (+ status) search with no other filter, walking ``ix_vulns_by_status``
     (vuln, status, idx) in index order for each status asked: a page reads about ``limit`` rows
     (and, for a status, one primary-key probe each for a later statement about the product)."""
+    statuses = (status,) if status is not None else VEX_STATUSES
+    raw = sqlite_driver(conn)
+    if raw is not None:  # the arms merged by SQLite and stopped at LIMIT, as for a purl
+        # Several arms: UNION drops repeated indices. One status: GROUP BY does (SQLite 3.40's
+        # DISTINCT with the NOT EXISTS probe returned an index twice).
+        arm = _VULN_ARM if status is None else _VULN_ARM + _VULN_LAST + " GROUP BY v.idx"
+        sql = " UNION ".join([arm] * len(statuses)) + " ORDER BY 1 LIMIT ?"
+        probe = (size,) if status is not None else ()
+        params = [x for st in statuses for x in (vuln, st, after, size, *probe)]
+        return [int(i) for (i,) in sqlite_rows(raw, sql, [*params, limit])]
     v = schema.ix_vulns
     w = aliased(v)
     parts = []
-    for st in (status,) if status is not None else VEX_STATUSES:
+    for st in statuses:
         q = select(v.c.idx).where(
             v.c.vuln == vuln, v.c.status == st, v.c.idx > after, v.c.idx < size
         )
