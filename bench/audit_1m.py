@@ -210,9 +210,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port", type=int, default=18610)
     ap.add_argument("--label", default="", help="a name for this run in the results")
     ap.add_argument("--no-storage", action="store_true", help="skip the dbstat scan")
+    ap.add_argument("--root", type=Path, default=Path("/tmp/audit-bench"), help="where builds live")
     args = ap.parse_args(argv)
     wrk = ensure_wrk()
-    directory = cached(args.size)
+    directory = cached(args.size, args.root)
     db = directory / "audit.db"
     files = questions(directory)
     report: dict[str, object] = {
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     report["commit"] = subprocess.run(
         ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, check=False
     ).stdout.strip()
-    with server(f"sqlite:///{db}", key, args.workers, args.port) as url:
+    with server(f"sqlite:///{db}", key, args.workers, args.port) as (url, _pid):
         report["answers"] = check_answers(url, directory, files)
         print(json.dumps(report["answers"]), flush=True)
         for name in args.scenarios:

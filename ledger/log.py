@@ -382,6 +382,11 @@ class Ledger:
         size, note = self.store._latest_checkpoint(conn)
         return self._stored_checkpoint(size, note)
 
+    def stored_checkpoint(self, size: int, note: str) -> SignedCheckpoint:
+        """The checkpoint row ``(size, note)`` a caller read itself, verified like any other
+        (:meth:`_stored_checkpoint`)."""
+        return self._stored_checkpoint(size, note)
+
     def _stored_checkpoint(self, size: int, note: str) -> SignedCheckpoint:
         """A stored note, verified, and of the size its row is filed under. Stored data that
         fails is an integrity failure (exit 1), never bad input."""

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ledger.errors import Unauthenticated, Unauthorized
 from ledger.tokens import TokenInfo, Tokens
 
-__all__ = ["BEARER_AUTH", "OPTIONAL_AUTH", "authorize", "require", "require_read"]
+__all__ = ["BEARER_AUTH", "OPTIONAL_AUTH", "authorize", "check_read", "require", "require_read"]
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `ledger tokens create`.")
 # Read routes: a token is optional in the OpenAPI (public reads need none; LEDGER_PUBLIC_READS=false
@@ -54,9 +54,14 @@ def require(scope: str) -> Callable[[Request, Credentials], Awaitable[TokenInfo]
     return dependency
 
 
-async def require_read(request: Request) -> TokenInfo | None:
-    """Nothing when reads are public (``LEDGER_PUBLIC_READS``), else a token with ``read``.
-    (The route's OpenAPI says the token is optional: ``OPTIONAL_AUTH``.)"""
+def check_read(request: Request) -> TokenInfo | None:
+    """Nothing when reads are public (``LEDGER_PUBLIC_READS``), else a token with ``read``."""
     if request.app.state.settings.public_reads:
         return None
     return authorize(request, "read")
+
+
+async def require_read(request: Request) -> TokenInfo | None:
+    """:func:`check_read` as a dependency. (The route's OpenAPI says the token is optional:
+    ``OPTIONAL_AUTH``.)"""
+    return check_read(request)

@@ -42,7 +42,7 @@ from ledger.index.params import (
 )
 from ledger.tokens import TokenInfo
 
-__all__ = ["router"]
+__all__ = ["SEARCH_PARAMS", "evidence_answer", "router", "search_answer"]
 
 router = APIRouter(tags=["audit"])
 Reader = Annotated[TokenInfo | None, Depends(require_read)]
@@ -143,6 +143,19 @@ async def get_evidence(
     limit: LimitQ = None,
     registry: RegistryQ = None,
 ) -> Response:
+    return await evidence_answer(request, subject, asOf, since, cursor, limit, registry)
+
+
+async def evidence_answer(
+    request: Request,
+    subject: str | None,
+    as_of: str | None,
+    since: str | None,
+    cursor: str | None,
+    limit: str | None,
+    registry: str | None,
+) -> Response:
+    """``GET /api/v1/evidence`` (also served by :mod:`ledger.api.audit_raw`)."""
     if subject is None:
         raise BadQuery("subject: required (an artifact digest such as sha256:<64 hex digits>)")
     digest = parse_digest("subject", subject)
@@ -153,7 +166,7 @@ async def get_evidence(
         {"subject": digest},
         cursor=cursor,
         limit=parse_limit(limit, MAX_LIMIT),
-        as_of=asOf,
+        as_of=as_of,
         since=since,
         registry=registry,
     )
@@ -228,16 +241,40 @@ def get_search(
     cursor: CursorQ = None,
     limit: LimitQ = None,
 ) -> Response:
-    raw = {
-        "subject": subject,
-        "signer": signer,
-        "predicateType": predicateType,
-        "builder": builder,
-        "repo": repo,
-        "ref": ref,
-        "commit": commit,
-        "step": step,
-    }
+    return search_answer(
+        request,
+        {
+            "subject": subject,
+            "signer": signer,
+            "predicateType": predicateType,
+            "builder": builder,
+            "repo": repo,
+            "ref": ref,
+            "commit": commit,
+            "step": step,
+            "since": since,
+            "until": until,
+            "purl": purl,
+            "versions": versions,
+            "vuln": vuln,
+            "status": status,
+            "asOf": asOf,
+            "cursor": cursor,
+            "limit": limit,
+        },
+    )
+
+
+SEARCH_PARAMS = (
+    *_TERMS,
+    *("since", "until", "purl", "versions", "vuln", "status", "asOf", "cursor", "limit"),
+)
+
+
+def search_answer(request: Request, params: dict[str, str | None]) -> Response:
+    """``GET /api/v1/search`` with its query parameters by wire name (every one of
+    :data:`SEARCH_PARAMS`; also served by :mod:`ledger.api.audit_raw`)."""
+    raw = {name: params[name] for name in _TERMS}
     terms = []
     for name in _TERMS:
         value = raw[name]
@@ -245,6 +282,8 @@ def get_search(
             value = parse_digest(name, value) if name == "subject" else parse_text(name, value)
             assert value is not None
             terms.append((name, value.lower() if name == "commit" else value))
+    since, until, purl, versions = (params[k] for k in ("since", "until", "purl", "versions"))
+    vuln, status = params["vuln"], params["status"]
     st = parse_status(status)
     vid = parse_text("vuln", vuln)
     if st is not None and vid is None:
@@ -258,7 +297,14 @@ def get_search(
         status=st,
     )
     raw.update(since=since, until=until, purl=purl, versions=versions, vuln=vuln, status=status)
-    return page(request, filters, raw, cursor=cursor, limit=parse_limit(limit), as_of=asOf)
+    return page(
+        request,
+        filters,
+        raw,
+        cursor=params["cursor"],
+        limit=parse_limit(params["limit"]),
+        as_of=params["asOf"],
+    )
 
 
 @router.get(

@@ -10,7 +10,7 @@ handed out (:func:`ledger.writer_checks.check_inclusion_handed_out`).
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -21,6 +21,7 @@ from ledger._internal import schema
 from ledger._internal.cells import blob
 from ledger.checkpoint import SignedCheckpoint
 from ledger.errors import BadQuery, IntegrityError, NotFound
+from ledger.index.driver_sql import sqlite_driver, sqlite_rows
 from ledger.index.params import AsOf
 from ledger.log import Ledger
 from ledger.record import Record
@@ -38,6 +39,7 @@ _SQLITE_ROWS = (
     "SELECT r.idx, r.leaf, CAST(b.digest AS BLOB), CAST(b.content AS BLOB), typeof(b.content) "
     "FROM records r LEFT JOIN bodies b ON b.digest = r.body_digest WHERE r.idx IN "
 )
+_LATEST_CHECKPOINT = "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1"
 _PG_ROWS = (
     "SELECT r.idx, r.leaf, b.digest, b.content, NULL FROM records r "
     "LEFT JOIN bodies b ON b.digest = r.body_digest WHERE r.idx = ANY(%s::bigint[])"
@@ -65,14 +67,15 @@ def read_records(
     """Leaves by index, and the ``(digest, body)`` each record's stored digest joins to."""
     leaves: dict[int, bytes] = {}
     joined: dict[int, tuple[bytes, bytes]] = {}
-    pg = conn.dialect.name == "postgresql"
+    raw = sqlite_driver(conn)
     for k in range(0, len(indices), _CHUNK):
         chunk = list(indices[k : k + _CHUNK])
-        if pg:
+        rows: Iterable[Any]
+        if raw is None:
             rows = conn.exec_driver_sql(_PG_ROWS, (chunk,))
         else:
             sql = _SQLITE_ROWS + "(" + ",".join("?" * len(chunk)) + ")"
-            rows = conn.exec_driver_sql(sql, tuple(chunk))
+            rows = sqlite_rows(raw, sql, chunk)
         for idx, leaf, digest, content, storage in rows:
             leaves[int(idx)] = bytes(leaf)
             if digest is not None:
@@ -92,9 +95,15 @@ class AuditReader:
         """The newest signed checkpoint within ``as_of`` (default: the latest; read on ``conn``
         when given)."""
         if as_of is None:
-            return (
-                self.ledger.checkpoint() if conn is None else self.ledger.latest_checkpoint_in(conn)
-            )
+            if conn is None:
+                return self.ledger.checkpoint()
+            raw = sqlite_driver(conn)
+            if raw is None:
+                return self.ledger.latest_checkpoint_in(conn)
+            row = sqlite_rows(raw, _LATEST_CHECKPOINT)
+            if not row:
+                raise NotFound("the ledger has no checkpoint: run `ledger init` first")
+            return self.ledger.stored_checkpoint(row[0][0], row[0][1])
         c = schema.checkpoints.c
         q = select(c.size).order_by(c.size.desc()).limit(1)
         if as_of.size is not None:

@@ -39,23 +39,35 @@ def _b64_list(items: list[bytes]) -> bytes:
     return b'"' + b"".join(map(b2a_base64, items))[:-1].replace(b"\n", b'","') + b'"'
 
 
+def _entry_parts(p: Proved, out: list[bytes]) -> None:
+    """Append the pieces of one entry's JSON to ``out`` (joined once, for the whole document)."""
+    out += (
+        b'{"index":',
+        str(p.index).encode(),
+        b',"leaf":"',
+        _b64(p.leaf),
+        b'","body":"',
+        _b64(p.body),
+        b'","inclusionProof":[',
+        _b64_list(p.proof),
+        b'],"record":',
+        p.leaf,
+        b"}",
+    )
+
+
+def _entries(entries: Sequence[Proved], out: list[bytes]) -> None:
+    for k, p in enumerate(entries):
+        if k:
+            out.append(b",")
+        _entry_parts(p, out)
+
+
 def entry_json(p: Proved) -> bytes:
     """``{"index", "leaf", "body", "inclusionProof", "record"}`` of one proved record."""
-    return b"".join(
-        (
-            b'{"index":',
-            str(p.index).encode(),
-            b',"leaf":"',
-            _b64(p.leaf),
-            b'","body":"',
-            _b64(p.body),
-            b'","inclusionProof":[',
-            _b64_list(p.proof),
-            b'],"record":',
-            p.leaf,
-            b"}",
-        )
-    )
+    out: list[bytes] = []
+    _entry_parts(p, out)
+    return b"".join(out)
 
 
 def document_json(
@@ -66,21 +78,21 @@ def document_json(
     registry: Sequence[Proved] | None = None,
 ) -> bytes:
     """The evidence document of ``entries`` proved against ``cp``; ``registry`` adds the
-    trust registry's records (``registry=true``)."""
-    parts = [
+    trust registry's records (``registry=true``). Written as one list of pieces joined once: a
+    page of 100 is ~1.5 MB, copied a single time."""
+    out = [
         _MEDIA,
         b',"checkpoint":',
         _json(cp.note),
         b',"treeSize":',
         str(cp.checkpoint.size).encode(),
         b',"entries":[',
-        b",".join(entry_json(p) for p in entries),
-        b'],"consistency":',
-        _json(consistency),
-        b',"next":',
-        _json(next),
     ]
+    _entries(entries, out)
+    out += (b'],"consistency":', _json(consistency), b',"next":', _json(next))
     if registry is not None:
-        parts += [b',"registry":[', b",".join(entry_json(p) for p in registry), b"]"]
-    parts.append(b"}")
-    return b"".join(parts)
+        out.append(b',"registry":[')
+        _entries(registry, out)
+        out.append(b"]")
+    out.append(b"}")
+    return b"".join(out)

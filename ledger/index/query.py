@@ -8,6 +8,7 @@ Filters combine with AND, each as ``idx IN (subquery)`` on a primary-key prefix;
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, exists, select, 
 from sqlalchemy.orm import aliased
 
 from ledger._internal import schema
+from ledger.index.driver_sql import sqlite_driver, sqlite_rows
 from ledger.index.facts import VEX_STATUSES
 from ledger.index.params import VersionMatcher
 
@@ -124,6 +126,9 @@ def _dependency_only(
     so a page reads at most ``limit`` rows per version, however many records use the package."""
     d = schema.ix_deps.c
     versions = _matching_versions(conn, m)
+    raw = sqlite_driver(conn)
+    if raw is not None:
+        return _dependency_merge(raw, m.package, versions, size, after, limit)
     parts = [
         select(d.idx)
         .where(d.package == m.package, d.version == v, d.idx > after, d.idx < size)
@@ -135,16 +140,61 @@ def _dependency_only(
     return _merged(conn, parts, limit) if parts else []
 
 
+# SQLite: one arm per version, each a range of the primary key (package, version, idx, …) and so
+# already in index order; a compound SELECT with ORDER BY merges the arms as co-routines
+# ("MERGE (UNION)", duplicates dropped as they meet) and stops at LIMIT, so a page reads about
+# ``limit`` + one row per version instead of ``limit`` rows of every version.
+_DEPS_ARM = "SELECT idx FROM ix_deps WHERE package = ? AND version = ? AND idx > ? AND idx < ?"
+_ARMS = 200  # SQLite allows 500 terms in a compound select
+
+
+def _dependency_merge(
+    raw: sqlite3.Connection,
+    package: str,
+    versions: Sequence[str],
+    size: int,
+    after: int,
+    limit: int,
+) -> list[int]:
+    found: set[int] = set()
+    for i in range(0, len(versions), _ARMS):
+        chunk = versions[i : i + _ARMS]
+        sql = " UNION ".join([_DEPS_ARM] * len(chunk)) + " ORDER BY 1 LIMIT ?"
+        params = [x for v in chunk for x in (package, v, after, size)]
+        found.update(int(idx) for (idx,) in sqlite_rows(raw, sql, [*params, limit]))
+    return sorted(found)[:limit]
+
+
+_VULN_ARM = (
+    "SELECT v.idx FROM ix_vulns v WHERE v.vuln = ? AND v.status = ? AND v.idx > ? AND v.idx < ?"
+)
+# A status holds for a product until a later statement about it (within the tree) says otherwise.
+_VULN_LAST = (
+    " AND NOT EXISTS (SELECT 1 FROM ix_vulns w WHERE w.vuln = v.vuln"
+    " AND w.product = v.product AND w.idx > v.idx AND w.idx < ?)"
+)
+
+
 def _vuln_only(
     conn: Connection, vuln: str, status: str | None, size: int, after: int, limit: int
 ) -> list[int]:
     """A vulnerability (+ status) search with no other filter, walking ``ix_vulns_by_status``
     (vuln, status, idx) in index order for each status asked: a page reads about ``limit`` rows
     (and, for a status, one primary-key probe each for a later statement about the product)."""
+    statuses = (status,) if status is not None else VEX_STATUSES
+    raw = sqlite_driver(conn)
+    if raw is not None:  # the arms merged by SQLite and stopped at LIMIT, as for a purl
+        # Several arms: UNION drops repeated indices. One status: GROUP BY does (SQLite 3.40's
+        # DISTINCT with the NOT EXISTS probe returned an index twice).
+        arm = _VULN_ARM if status is None else _VULN_ARM + _VULN_LAST + " GROUP BY v.idx"
+        sql = " UNION ".join([arm] * len(statuses)) + " ORDER BY 1 LIMIT ?"
+        probe = (size,) if status is not None else ()
+        params = [x for st in statuses for x in (vuln, st, after, size, *probe)]
+        return [int(i) for (i,) in sqlite_rows(raw, sql, [*params, limit])]
     v = schema.ix_vulns
     w = aliased(v)
     parts = []
-    for st in (status,) if status is not None else VEX_STATUSES:
+    for st in statuses:
         q = select(v.c.idx).where(
             v.c.vuln == vuln, v.c.status == st, v.c.idx > after, v.c.idx < size
         )
@@ -172,11 +222,12 @@ _SUBJECTS_PG = (
 def _subjects_only(
     conn: Connection, subjects: Sequence[str], size: int, after: int, limit: int
 ) -> list[int]:
-    if conn.dialect.name == "postgresql":
-        rows = conn.exec_driver_sql(_SUBJECTS_PG, (list(subjects), after, size, limit))
+    raw = sqlite_driver(conn)
+    if raw is None:
+        rows = conn.exec_driver_sql(_SUBJECTS_PG, (list(subjects), after, size, limit)).all()
     else:
         sql = _SUBJECTS_SQLITE.format(",".join("?" * len(subjects)))
-        rows = conn.exec_driver_sql(sql, (*subjects, after, size, limit))
+        rows = sqlite_rows(raw, sql, (*subjects, after, size, limit))
     return [int(i) for (i,) in rows]
 
 

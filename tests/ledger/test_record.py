@@ -141,3 +141,26 @@ def test_a_chain_refuses_what_the_constructor_refuses(
             "2026-11-28T01:02:03.000000Z",
             bodies,
         )  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        (b'"index":0', b'"index":00'),
+        (b'"v":1', b'"v":2'),
+        (b'"bodyType":"dsse"', b'"bodyType":"zip"'),
+        (b'"time":"2026-11-28T01:02:03.000000Z"', b'"time":"2026-13-28T01:02:03.000000Z"'),
+        (b'"time":"2026-11-28T01:02:03.000000Z"', b'"time":"2026-11-28T01:02:03.00000:Z"'),
+        (b'"prev":"' + GENESIS_PREV.encode(), b'"prev":"' + b"1" * 64),
+        (b'"log":"l"', b'"log":"l\\u0041"'),
+    ],
+)
+def test_a_leaf_read_by_its_template_is_still_checked_in_full(change: tuple[bytes, bytes]) -> None:
+    """Leaves in the template's shape are read without the JSON parser (the fast path), but a
+    record whose fields are invalid or whose bytes are not canonical is refused as before."""
+    leaf = _ok().leaf
+    assert Record.from_leaf(leaf) == _ok()
+    bad = leaf.replace(*change)
+    assert bad != leaf
+    with pytest.raises(InvalidInput):
+        Record.from_leaf(bad)

@@ -380,3 +380,70 @@ def test_client_refuses_tampered_evidence(world: World, change: Any) -> None:
         "NoteError",
         "CheckpointError",
     )
+
+
+def _apps(world: World, **settings: Any) -> tuple[Any, Any]:
+    """The app as served (the plain audit endpoints first) and the same app without them, so
+    FastAPI's declared routes answer."""
+    from starlette.routing import Route
+
+    from ledger.api import audit_raw
+    from ledger.api.app import create_app
+    from ledger.api.settings import Settings
+
+    s = Settings(database_url=world.server.db, key_file=world.server.key, **settings)
+    served, declared = create_app(s), create_app(s)
+    raw = {endpoint for _, endpoint in audit_raw.ROUTES}
+    # Ahead of every included router, so they match first.
+    routes = served.router.routes
+    first_router = next(i for i, r in enumerate(routes) if not isinstance(r, Route))
+    assert {getattr(r, "endpoint", None) for r in routes[:first_router]} >= raw
+    declared.router.routes[:] = [
+        r for r in declared.router.routes if not (isinstance(r, Route) and r.endpoint in raw)
+    ]
+    return served, declared
+
+
+def _same_answers(world: World, queries: list[tuple[str, Any]], **settings: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    served, declared = _apps(world, **settings)
+    with TestClient(served) as a, TestClient(declared) as b:
+        for path, params in queries:
+            ra, rb = a.get(path, params=params), b.get(path, params=params)
+            assert (ra.status_code, ra.headers["content-type"]) == (
+                rb.status_code,
+                rb.headers["content-type"],
+            ), (path, params, ra.text, rb.text)
+            assert ra.content == rb.content, (path, params)
+            if ra.status_code == 200:
+                verify_evidence(ra.json(), world.verifier, ORIGIN)
+
+
+def test_plain_audit_endpoints_answer_exactly_as_the_declared_routes(world: World) -> None:
+    """GET evidence and search are served by plain Starlette endpoints (ledger.api.audit_raw):
+    the same bytes, statuses and problems as FastAPI's routes, for good and hostile questions,
+    repeated parameters (the last one counts) and unknown ones (ignored)."""
+    app1 = "sha256:" + s.APP1
+    first = world.server.get("/api/v1/search", params={"signer": "ci", "limit": "2"}).json()
+    assert first["next"]
+    queries: list[tuple[str, Any]] = [
+        ("/api/v1/evidence", {"subject": world.app}),
+        ("/api/v1/evidence", {"subject": app1, "limit": "1", "registry": "true"}),
+        ("/api/v1/evidence", {"subject": app1, "since": str(world.before_samples)}),
+        ("/api/v1/evidence", {"subject": app1, "asOf": str(world.before_vex)}),
+        ("/api/v1/evidence", [("subject", "sha256:zz"), ("subject", app1), ("x", "1")]),
+        ("/api/v1/evidence", {"subject": app1, "registry": "maybe"}),
+        ("/api/v1/evidence", {"subject": app1, "limit": ""}),
+        ("/api/v1/search", {"purl": "pkg:pypi/requests", "versions": "vers:pypi/<2.32.0"}),
+        ("/api/v1/search", {"vuln": "CVE-2024-35195", "status": "fixed"}),
+        ("/api/v1/search", {"vuln": "CVE-2024-35195"}),
+        ("/api/v1/search", {"signer": "ci", "predicateType": PROV, "limit": "3"}),
+        ("/api/v1/search", {"signer": "ci", "limit": "2", "cursor": first["next"]}),
+        ("/api/v1/search", [("limit", "0"), ("limit", "5"), ("subject", app1)]),
+        ("/api/v1/search", {}),
+        *HOSTILE,
+    ]
+    _same_answers(world, queries)
+    # Reads that need a token: refused alike without one.
+    _same_answers(world, queries[:1] + queries[7:8], public_reads=False)
