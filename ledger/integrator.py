@@ -254,17 +254,15 @@ class SharedSequencer(Waiting):
 
     def _insert_pending(self, subs: list[Submission]) -> set[bytes]:
         """Insert pending rows (skipping bodies already in the log); return the digests this call
-        made pending, in one transaction that also wakes the integrator."""
+        made pending. One statement in autocommit, which also wakes the integrator: durable, with
+        its notification delivered, when it returns (one round trip)."""
         inserted: set[bytes] = set()
         conn = self._submit_conn
         if conn is None or conn.closed:  # the submitter's own: no pool checkout per append
-            conn = self._submit_conn = psycopg.connect(**self._connect_kw)
+            conn = self._submit_conn = psycopg.connect(**self._connect_kw, autocommit=True)
         try:
             self._insert_rows(conn.cursor(), subs, inserted)
-            conn.commit()
         except BaseException:
-            with suppress(Exception):
-                conn.rollback()
             if conn.broken:
                 self._submit_conn = None
             raise
@@ -330,9 +328,14 @@ class SharedSequencer(Waiting):
             # Woken by a NOTIFY there is work; after a quiet poll, one cheap look first, so
             # an idle ledger does not take the write lock five times a second.
             work = woken or lease.execute(_ANY_PENDING).fetchone() is not None
-            if work and self._integrate_once() > 0:
-                self._notified(lease, 0)  # drain: the next loop integrates what came in
-                continue
+            done = self._integrate_once() if work else 0
+            if done > 0:
+                # Integrate again at once only if rows came in meanwhile (their notifications
+                # are here) or the batch was full; else wait for the next notification instead
+                # of paying a transaction to find nothing.
+                woken = self._notified(lease, 0) or done >= self._max_batch
+                if woken:
+                    continue
             woken = self._notified(lease, IDLE_POLL_SECONDS)  # a dead session raises here
 
     def _integrate_once(self) -> int:
@@ -345,6 +348,7 @@ class SharedSequencer(Waiting):
                 self._signer,
                 self._clock,
                 after=lambda conn, seq: self._finish(conn, read, seq),
+                keep_head=True,  # the lease holder's batches follow one another
             )
         except NothingPending:
             return 0

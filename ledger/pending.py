@@ -153,34 +153,46 @@ def error_from_text(text: str) -> Error:
 # someone squatted on with other bytes).
 # Any other row of the digest is replaced too when the body is not in the log: one that carries
 # an acknowledgement then is not the integrator's (which logs the body in the same transaction).
+# One statement for the whole batch (the rows as arrays), which also notifies: the integrator if
+# any row became pending, else every waiter (the bodies are logged already). The notification is
+# delivered at commit.
 _INSERT_PENDING = (
-    "INSERT INTO pending (digest, body_type, content, mac, submitted) "
-    "SELECT %s, %s, %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM records WHERE body_digest = %s) "
-    "ON CONFLICT (digest) DO UPDATE SET error = NULL, body_type = EXCLUDED.body_type, "
-    "content = EXCLUDED.content, mac = EXCLUDED.mac, submitted = EXCLUDED.submitted, "
-    "idx = NULL, leaf = NULL, proof = NULL, cp_size = NULL, done_at = NULL "
-    "WHERE pending.error IS NOT NULL OR pending.idx IS NOT NULL OR pending.done_at IS NOT NULL "
-    "RETURNING digest"
+    "WITH ins AS ("
+    " INSERT INTO pending (digest, body_type, content, mac, submitted)"
+    " SELECT v.digest, v.body_type, v.content, v.mac, v.submitted"
+    " FROM unnest(%s::bytea[], %s::text[], %s::bytea[], %s::bytea[], %s::bigint[])"
+    " WITH ORDINALITY AS v(digest, body_type, content, mac, submitted, n)"
+    " WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.body_digest = v.digest) ORDER BY v.n"
+    " ON CONFLICT (digest) DO UPDATE SET error = NULL, body_type = EXCLUDED.body_type,"
+    " content = EXCLUDED.content, mac = EXCLUDED.mac, submitted = EXCLUDED.submitted,"
+    " idx = NULL, leaf = NULL, proof = NULL, cp_size = NULL, done_at = NULL"
+    " WHERE pending.error IS NOT NULL OR pending.idx IS NOT NULL OR pending.done_at IS NOT NULL"
+    " RETURNING digest)"
+    " SELECT array(SELECT digest FROM ins),"
+    " pg_notify(CASE WHEN EXISTS (SELECT 1 FROM ins) THEN %s ELSE %s END, current_schema())"
 )
 
 
 def insert_pending(cur: Any, subs: Sequence[Submission], key: bytes, now: int) -> set[bytes]:
-    """Insert ``subs`` as pending rows (skipping bodies already in the log) with the cursor of an
-    open transaction, MAC'd with ``key`` at submission time ``now``, and notify: the integrator
-    if any row became pending, else every waiter (the bodies are logged already). Returns the
-    digests this call made pending."""
-    params = [
-        (s.digest, s.body_type, s.content, row_mac(key, s.digest, s.body_type, now), now, s.digest)
-        for s in subs
-    ]
-    cur.executemany(_INSERT_PENDING, params, returning=True)
-    inserted: set[bytes] = set()
-    while True:
-        row = cur.fetchone()
-        if row is not None:
-            inserted.add(bytes(row[0]))
-        if not cur.nextset():
-            break
-    channel = PENDING_CHANNEL if inserted else INTEGRATED_CHANNEL
-    cur.execute("SELECT pg_notify(%s, current_schema())", (channel,))
-    return inserted
+    """Insert ``subs`` as pending rows (skipping bodies already in the log), MAC'd with ``key`` at
+    submission time ``now``, and notify: the integrator if any row became pending, else every
+    waiter (the bodies are logged already). One statement: on an autocommit connection, one
+    round trip that is also the commit. Returns the digests this call made pending (of equal
+    bodies, the first)."""
+    first: dict[bytes, Submission] = {}
+    for s in subs:
+        first.setdefault(s.digest, s)
+    unique = list(first.values())
+    row = cur.execute(
+        _INSERT_PENDING,
+        (
+            [s.digest for s in unique],
+            [s.body_type for s in unique],
+            [s.content for s in unique],
+            [row_mac(key, s.digest, s.body_type, now) for s in unique],
+            [now] * len(unique),
+            PENDING_CHANNEL,
+            INTEGRATED_CHANNEL,
+        ),
+    ).fetchone()
+    return {bytes(d) for d in row[0]} if row is not None else set()
