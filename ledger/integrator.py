@@ -369,7 +369,6 @@ class SharedSequencer(Waiting):
                 self._signer,
                 self._clock,
                 after=lambda conn, seq: self._finish(conn, read, seq),
-                keep_head=True,  # the lease holder's batches follow one another
             )
         except NothingPending:
             return 0

@@ -96,25 +96,6 @@ class SequencedBatch:
     records: dict[int, bytes] = field(default_factory=dict)  # index -> leaf bytes, new records
 
 
-@dataclass(frozen=True)
-class WriterHead:
-    """What this store's writer committed last: the head, the checkpoint it signed over it and the
-    right-edge tiles of that tree, all derived in memory from a head that passed
-    :func:`check_head_is_signed` and the leaves appended since. While the stored head and latest
-    checkpoint are still exactly these (nobody else wrote), the next batch extends the log from
-    them instead of re-reading and re-verifying the tiles (docs/design.md, "The integrator")."""
-
-    head: LogHead
-    signed: SignedCheckpoint
-    edges: dict[TileKey, bytes]
-
-
-# The stored head and latest checkpoint, as _head and _latest_checkpoint read them, in one query.
-_KEPT_HEAD = (
-    "SELECT c.size, c.note, r.idx, r.leaf_hash, r.time, (SELECT min(idx) FROM records) "
-    "FROM (SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1) c "
-    "LEFT JOIN (SELECT idx, leaf_hash, time FROM records ORDER BY idx DESC LIMIT 1) r ON 1 = 1"
-)
 _INSERT_BODIES = "INSERT INTO bodies (digest, body_type, content) VALUES (?, ?, ?)"
 _INSERT_RECORDS = (
     "INSERT INTO records (idx, leaf, leaf_hash, body_digest, time) VALUES (?, ?, ?, ?, ?)"
@@ -131,18 +112,6 @@ def _driver_sql(conn: Connection, sql: str) -> str:
 
 def _own_verifier(signer: NoteSigner) -> NoteVerifier:
     return parse_verifier(signer.verifier_key())
-
-
-def _overlaid(changed: Mapping[TileKey, bytes], read: TileFetch) -> TileFetch:
-    """Tiles as this transaction left them: the ones it changed, the rest through ``read``."""
-
-    def fetch(keys: Sequence[TileKey]) -> Mapping[TileKey, bytes]:
-        rest = [k for k in keys if k not in changed]
-        out = dict(read(rest)) if rest else {}
-        out.update({k: changed[k] for k in keys if k in changed})
-        return out
-
-    return fetch
 
 
 def derive_rows(
@@ -168,7 +137,6 @@ class LedgerStore(StoreReads):
     def __init__(self, engine: Engine, new_file: Path | None = None) -> None:
         self.engine = engine
         self.cache = TileCache()
-        self._writer_head: WriterHead | None = None  # see sequence(keep_head=True)
         self._new_file = new_file  # a SQLite file this store brings into being, until created
 
     @classmethod
@@ -264,7 +232,6 @@ class LedgerStore(StoreReads):
         *,
         prove: bool = True,
         after: Callable[[Connection, SequencedBatch], None] | None = None,
-        keep_head: bool = False,
     ) -> SequencedBatch:
         """Sequence and integrate ``batch`` in one transaction, and sign a checkpoint over it.
 
@@ -272,23 +239,12 @@ class LedgerStore(StoreReads):
         write lock (the integrator reads pending rows so); ``after`` runs in the same transaction
         before it commits (the integrator deletes those rows and notifies). Without ``prove`` no
         inclusion proofs are computed (their callers read them after the commit).
-
-        With ``keep_head`` (one writer that holds the ledger for a while: PostgreSQL's integrator)
-        the head this batch commits is kept in memory, and the next such batch extends it without
-        re-reading the tiles, as long as the stored head and latest checkpoint are still exactly
-        the ones kept; otherwise (another writer signed since, or anything differs) it is checked
-        in full as every batch is without it.
         """
         scratch = self.cache.scratch()
-        kept = self._writer_head if keep_head else None
-        self._writer_head = None  # set again only once this batch has committed
-        new_head: list[WriterHead] = []
         try:
             with write_transaction(self.engine) as conn:
                 subs = batch(conn) if callable(batch) else batch
-                result = self._sequence(
-                    conn, subs, origin, signer, clock, scratch, prove, kept, new_head
-                )
+                result = self._sequence(conn, subs, origin, signer, clock, scratch, prove)
                 if after is not None:
                     after(conn, result)
         except SQLAlchemyError as e:
@@ -296,8 +252,6 @@ class LedgerStore(StoreReads):
                 f"append failed and was rolled back: {one_line(e)}"
             ) from e
         self.cache.absorb(scratch)  # committed: what the batch computed may now serve reads
-        if keep_head and new_head:
-            self._writer_head = new_head[0]
         return result
 
     def _sequence(
@@ -309,13 +263,9 @@ class LedgerStore(StoreReads):
         clock: Callable[[], datetime],
         cache: TileCache,
         prove: bool = True,
-        kept: WriterHead | None = None,
-        new_head: list[WriterHead] | None = None,
     ) -> SequencedBatch:
         verifier = _own_verifier(signer)
-        head, latest, read = self._kept_head(conn, kept) or self._signed_head(
-            conn, origin, verifier
-        )
+        head, latest, read = self._signed_head(conn, origin, verifier)
         known = self._indices_by_digest(conn, [s.digest for s in batch])
         size, prev = head.size, head.prev
         now = format_time(clock())
@@ -350,12 +300,7 @@ class LedgerStore(StoreReads):
             note, changed = self._commit(
                 conn, head, records, bodies, origin, signer, now, cache, read=read
             )
-        signed = open_checkpoint(note, [verifier], origin)
-        cp = signed.checkpoint
-        if new_head is not None and (
-            kept_next := self._next_head(head, records, now, signed, read, changed)
-        ):
-            new_head.append(kept_next)
+        cp = open_checkpoint(note, [verifier], origin).checkpoint
         for i in indices:  # a duplicate's stored index must lie inside the signed tree
             if not 0 <= i < cp.size:
                 raise IntegrityError(f"record {i} is not covered by the latest checkpoint", i)
@@ -363,7 +308,7 @@ class LedgerStore(StoreReads):
         if not prove:
             return SequencedBatch(indices, new_flags, cp.size, note, [], [], written)
         # Proofs are read inside the same transaction: most tiles they need are still in memory.
-        tree = TileTree(cp.size, _overlaid(changed, read), cache)
+        tree = TileTree(cp.size, self._overlay_fetch(conn, changed), cache)
         leaves, proofs = batch_proofs(tree, indices, [r.leaf_hash for r in records])
         check_inclusions_handed_out(leaves, indices, proofs, cp)  # a failure rolls back
         return SequencedBatch(indices, new_flags, cp.size, note, leaves, proofs, written)
@@ -381,50 +326,6 @@ class LedgerStore(StoreReads):
             head, self._latest_checkpoint(conn)[1], verifier, origin, read
         )
         return head, latest, read
-
-    def _kept_head(
-        self, conn: Connection, kept: WriterHead | None
-    ) -> tuple[LogHead, SignedCheckpoint, TileFetch] | None:
-        """The head this writer kept, if the stored head and latest checkpoint are still exactly
-        it (read under the write lock: nobody else has written since); its tile reader serves
-        the kept right-edge tiles from memory. ``None``: check the stored head in full."""
-        if kept is None:
-            return None
-        row = conn.exec_driver_sql(_KEPT_HEAD).first()  # one round trip for both
-        if row is None:
-            return None
-        size, note, idx, leaf_hash, time, first = row  # as stored
-        head = LogHead(0, None, None) if idx is None else LogHead(idx + 1, leaf_hash, time, first)
-        if head != kept.head or (size, note) != (kept.signed.checkpoint.size, kept.signed.note):
-            return None
-        stored = self._memo_fetch(conn)
-
-        def read(keys: Sequence[TileKey]) -> Mapping[TileKey, bytes]:
-            out = {k: kept.edges[k] for k in keys if k in kept.edges}
-            rest = [k for k in keys if k not in kept.edges]
-            return {**stored(rest), **out} if rest else out
-
-        return kept.head, kept.signed, read
-
-    @staticmethod
-    def _next_head(
-        head: LogHead,
-        records: Sequence[Record],
-        now: str,
-        signed: SignedCheckpoint,
-        read: TileFetch,
-        changed: Mapping[TileKey, bytes],
-    ) -> WriterHead | None:
-        """The head a batch leaves: its last record, its checkpoint and the new tree's edges
-        (each changed in this batch, or else the edge it already was, as ``read`` served it)."""
-        if records:
-            last = records[-1]
-            head = LogHead(last.index + 1, last.leaf_hash, now, head.first_index or 0)
-        keys = list(edge_tile_keys(head.size).values())
-        edges = {**read([k for k in keys if k not in changed]), **changed}
-        if any(k not in edges for k in keys):
-            return None  # not kept: the next batch checks the stored head in full
-        return WriterHead(head, signed, {k: edges[k] for k in keys})
 
     def import_records(
         self,
@@ -565,7 +466,7 @@ class LedgerStore(StoreReads):
         self._write_rows(conn, records, bodies)
         size = head.size + len(records)
         changed = self._write_tiles(conn, head.size, [r.leaf_hash for r in records], read)
-        root = TileTree(size, _overlaid(changed, read), cache).root()
+        root = TileTree(size, self._overlay_fetch(conn, changed), cache).root()
         note = sign_checkpoint(Checkpoint(origin, size, root), signer)
         conn.exec_driver_sql(_driver_sql(conn, _INSERT_CHECKPOINT), (size, root, note, now))
         return note, changed

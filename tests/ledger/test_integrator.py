@@ -201,9 +201,9 @@ def test_an_unsigned_head_stops_the_integrator_and_fails_the_waiters(
 def test_a_checkpoint_signed_by_another_writer_between_batches_is_extended_not_overwritten(
     pg_url: str, key_path: Path
 ) -> None:
-    """The lease holder keeps its head between batches; a batch signed meanwhile by another
-    writer (here the store's own transaction, as `ledger append` elsewhere would) is seen under
-    the write lock, and the next batch extends that checkpoint, not the kept one."""
+    """A batch signed between two of the lease holder's by another writer (here the store's own
+    transaction, as `ledger append` elsewhere would) is seen under the write lock, and the next
+    batch extends that checkpoint: one history."""
     from ledger.bodies import parse_submission
     from ledger.log import utc_now
     from ledger.storage import LedgerStore
@@ -226,9 +226,8 @@ def test_a_checkpoint_signed_by_another_writer_between_batches_is_extended_not_o
 def test_a_tile_rewritten_between_the_lease_holders_batches_is_never_signed_over(
     pg_url: str, key_path: Path
 ) -> None:
-    """A right-edge tile altered behind the ledger's back while the integrator keeps its head:
-    the next batch does not sign a checkpoint over it (the database refuses the rewrite, and the
-    batch after checks the stored head in full and refuses to extend it)."""
+    """A right-edge tile altered behind the ledger's back between two of the lease holder's
+    batches: no later batch signs a checkpoint over it (each checks the stored head in full)."""
     from ledger.errors import Error
 
     with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
