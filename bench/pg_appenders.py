@@ -9,6 +9,7 @@ insert, commit) for the ratio. ``python -m bench.pg_appenders [PROCESSES…]``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -42,6 +43,7 @@ def _appender(
     from ledger.log import Ledger
 
     lat: list[float] = []
+    callers = [0.0]  # CPU seconds of the appending threads
     lock = threading.Lock()
     with Ledger.open(url, key) as lg:
         lg.append(bodies(proc * 100 * 10_000_000 + 9_999_999, 1)[0])  # warm: threads, pools
@@ -55,37 +57,95 @@ def _appender(
             i = 0
             while time.time() < start_at.value:
                 time.sleep(0.001)
+            cpu = time.thread_time()
             while time.time() < stop:
                 body = bodies((proc * 100 + k) * 10_000_000 + i, 1)[0]
                 t = time.perf_counter()
                 lg.append(body)
                 mine.append(time.perf_counter() - t)
                 i += 1
+            cpu = time.thread_time() - cpu
             with lock:
                 lat.extend(mine)
+                callers[0] += cpu
 
         ts = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
         for t in ts:
             t.start()
+        while time.time() < start_at.value:
+            time.sleep(0.001)
+        cpu0 = _thread_cpu()
         for t in ts:
             t.join()
-    out.put(lat)
+        cpu1 = _thread_cpu()
+    used: dict[str, float] = {}
+    for name, secs in cpu1.items():
+        if name.startswith("ledger-"):
+            used[name] = used.get(name, 0.0) + secs - cpu0.get(name, 0.0)
+    used["appending threads"] = callers[0]
+    out.put((lat, used))
+
+
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds (user+sys) of each live thread of this process, by thread name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for t in threading.enumerate():
+        with contextlib.suppress(OSError, TypeError):
+            fields = Path(f"/proc/self/task/{t.native_id}/stat").read_text().rsplit(")", 1)[1]
+            utime, stime = fields.split()[11:13]
+            out[t.name] = out.get(t.name, 0.0) + (int(utime) + int(stime)) / tick
+    return out
+
+
+def _backend_cpu(pids: list[int]) -> float:
+    """CPU seconds (user+sys) of PostgreSQL server processes ``pids`` (those still alive)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            utime, stime = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13]
+            total += (int(utime) + int(stime)) / tick
+    return total
+
+
+def _server_pids() -> tuple[list[int], list[int]]:
+    """The backends serving this run (every client of this database but us), and the server's
+    shared writers (WAL writer, background writer, checkpointer: shared with every database on
+    the server, so other sessions' commits count there too)."""
+    with psycopg.connect(RAW) as c:
+        rows = c.execute(
+            "SELECT pid, backend_type = 'client backend' FROM pg_stat_activity WHERE backend_type"
+            " IN ('walwriter', 'background writer', 'checkpointer') OR (datname ="
+            " current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend')"
+        ).fetchall()
+    return [int(p) for p, client in rows if client], [int(p) for p, client in rows if not client]
 
 
 def raw_serialised(seconds: float = 3.0) -> float:
-    """A raw serialised append: advisory xact lock, insert ~1 KB, commit; appends/s, one client."""
+    """A raw serialised append: advisory xact lock, insert ~1 KB, commit; appends/s, one client.
+
+    Into an ordinary (WAL-logged) table: each commit waits for its flush, as a ledger append's
+    does. (Until 2026-11-30 this used a TEMP table, which PostgreSQL never WAL-logs, so the
+    "raw" rate had no fsync in it and the ratios quoted before then are against that.)"""
+    table = "bench_raw_" + uuid.uuid4().hex[:8]
     with psycopg.connect(RAW) as c:
-        c.execute("CREATE TEMP TABLE bench_raw (i bigint primary key, body bytea)")
+        c.execute(f"CREATE TABLE {table} (i bigint primary key, body bytea)")
         c.commit()
-        body = b"x" * 1024
-        n, stop = 0, time.perf_counter() + seconds
-        t = time.perf_counter()
-        while time.perf_counter() < stop:
-            c.execute("SELECT pg_advisory_xact_lock(42)")
-            c.execute("INSERT INTO bench_raw VALUES (%s, %s)", (n, body))
+        try:
+            body = b"x" * 1024
+            n, stop = 0, time.perf_counter() + seconds
+            t = time.perf_counter()
+            while time.perf_counter() < stop:
+                c.execute("SELECT pg_advisory_xact_lock(42)")
+                c.execute(f"INSERT INTO {table} VALUES (%s, %s)", (n, body))
+                c.commit()
+                n += 1
+            return n / (time.perf_counter() - t)
+        finally:
+            c.rollback()
+            c.execute(f"DROP TABLE {table}")
             c.commit()
-            n += 1
-        return n / (time.perf_counter() - t)
 
 
 def run(processes: int, threads: int = 1, seconds: float = 8.0) -> dict[str, object]:
@@ -116,7 +176,21 @@ def run(processes: int, threads: int = 1, seconds: float = 8.0) -> dict[str, obj
             for _ in ps:  # every process opened and warm before the clock starts
                 ready.acquire()
             start_at.value = time.time() + 0.2
-            lat = [x for _ in ps for x in out.get()]
+            while time.time() < start_at.value:
+                time.sleep(0.001)
+            backends, writers = _server_pids()
+            server_cpu0 = _backend_cpu(backends), _backend_cpu(writers)
+            time.sleep(seconds)
+            server_cpu = (
+                _backend_cpu(backends) - server_cpu0[0],
+                _backend_cpu(writers) - server_cpu0[1],
+            )
+            lat, threads_cpu = [], {}
+            for _ in ps:
+                got, used = out.get()
+                lat.extend(got)
+                for name, secs in used.items():
+                    threads_cpu[name] = threads_cpu.get(name, 0.0) + secs
             for p in ps:
                 p.join()
             with Ledger.open(url) as lg:
@@ -134,6 +208,12 @@ def run(processes: int, threads: int = 1, seconds: float = 8.0) -> dict[str, obj
         "p50_ms": lat[len(lat) // 2] * 1e3 if lat else None,
         "p99_ms": lat[int(len(lat) * 0.99)] * 1e3 if lat else None,
         "mean_batch": records / max(batches, 1),
+        # CPU per acknowledged append, ms: appender processes by thread, PostgreSQL's server
+        "cpu_ms_per_append": {
+            **{k: v / max(len(lat), 1) * 1e3 for k, v in sorted(threads_cpu.items())},
+            "postgres backends": server_cpu[0] / max(len(lat), 1) * 1e3,
+            "postgres shared writers": server_cpu[1] / max(len(lat), 1) * 1e3,
+        },
     }
 
 

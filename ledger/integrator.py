@@ -55,6 +55,8 @@ from ledger.pending import (
     error_text,
     hint,
     insert_pending,
+    notify,
+    notify_connection,
     pending_mac_key,
     submission,
 )
@@ -102,6 +104,8 @@ class SharedSequencer(Waiting):
         self._hints: set[str] | None = set()  # digest prefixes integrated since the last look
         self._connect_kw = self._connect_args()
         self._submit_conn: psycopg.Connection[Any] | None = None
+        self._notify_conn: psycopg.Connection[Any] | None = None
+        self._notify_lock = threading.Lock()
         self._schema = self._current_schema()
         self._threads = [
             threading.Thread(target=self._submitter, name="ledger-submitter", daemon=True),
@@ -139,9 +143,10 @@ class SharedSequencer(Waiting):
         self._stop.set()
         for t in self._threads[1:]:
             t.join()
-        if self._submit_conn is not None:
-            with suppress(Exception):
-                self._submit_conn.close()
+        for conn in (self._submit_conn, self._notify_conn):
+            if conn is not None:
+                with suppress(Exception):
+                    conn.close()
         self._fail_all(StorageError("the ledger was closed before this append was integrated"))
 
     # -- connections ----------------------------------------------------------------------------
@@ -162,6 +167,20 @@ class SharedSequencer(Waiting):
         finally:
             with suppress(Exception):
                 conn.close()
+
+    def _notify(self, channel: str, payload: str) -> None:
+        """Wake listeners, after the write this announces has committed, outside any durable
+        transaction (see :func:`ledger.pending.notify_connection`). A notification that cannot be
+        sent is logged and dropped: the listeners' poll finds the work a moment later."""
+        with self._notify_lock:
+            try:
+                if self._notify_conn is None or self._notify_conn.closed:
+                    self._notify_conn = notify_connection(self._connect_kw)
+                notify(self._notify_conn, channel, payload)
+            except psycopg.Error as e:
+                log.warning("could not notify %s (listeners will poll): %s", channel, e)
+                if self._notify_conn is not None and self._notify_conn.broken:
+                    self._notify_conn = None
 
     def _current_schema(self) -> str:
         with self._session() as conn:
@@ -254,20 +273,20 @@ class SharedSequencer(Waiting):
 
     def _insert_pending(self, subs: list[Submission]) -> set[bytes]:
         """Insert pending rows (skipping bodies already in the log); return the digests this call
-        made pending, in one transaction that also wakes the integrator."""
+        made pending. One statement in autocommit: durable when it returns (one round trip, and
+        PostgreSQL's group commit merges it with other processes'). Then wake the integrator, or
+        the waiters if every body was logged already."""
         inserted: set[bytes] = set()
         conn = self._submit_conn
         if conn is None or conn.closed:  # the submitter's own: no pool checkout per append
-            conn = self._submit_conn = psycopg.connect(**self._connect_kw)
+            conn = self._submit_conn = psycopg.connect(**self._connect_kw, autocommit=True)
         try:
             self._insert_rows(conn.cursor(), subs, inserted)
-            conn.commit()
         except BaseException:
-            with suppress(Exception):
-                conn.rollback()
             if conn.broken:
                 self._submit_conn = None
             raise
+        self._notify(PENDING_CHANNEL if inserted else INTEGRATED_CHANNEL, self._schema)
         return inserted
 
     def _insert_rows(
@@ -330,9 +349,14 @@ class SharedSequencer(Waiting):
             # Woken by a NOTIFY there is work; after a quiet poll, one cheap look first, so
             # an idle ledger does not take the write lock five times a second.
             work = woken or lease.execute(_ANY_PENDING).fetchone() is not None
-            if work and self._integrate_once() > 0:
-                self._notified(lease, 0)  # drain: the next loop integrates what came in
-                continue
+            done = self._integrate_once() if work else 0
+            if done > 0:
+                # Integrate again at once only if rows came in meanwhile (their notifications
+                # are here) or the batch was full; else wait for the next notification instead
+                # of paying a transaction to find nothing.
+                woken = self._notified(lease, 0) or done >= self._max_batch
+                if woken:
+                    continue
             woken = self._notified(lease, IDLE_POLL_SECONDS)  # a dead session raises here
 
     def _integrate_once(self) -> int:
@@ -365,6 +389,7 @@ class SharedSequencer(Waiting):
             self._fail_all(e)
             self._stop.wait(RETRY_SECONDS)
             return 0
+        self._integrated(read)
         return len(seq.indices)
 
     def _read_pending(self, conn: Connection, read: list[bytes]) -> list[Submission]:
@@ -402,11 +427,14 @@ class SharedSequencer(Waiting):
 
     def _finish(self, conn: Connection, read: list[bytes], seq: SequencedBatch) -> None:
         """Leave each integrated row's record and proof on it for its waiter (see
-        :mod:`ledger.pending_acks`) and wake every waiter (delivered at commit). The payload
-        names the rows by digest prefix, so a process none of whose bodies is among them does
-        not query at all (every process's waiter hears every batch)."""
-        params = finish_params(read, seq, INTEGRATED_CHANNEL, hint(read))
-        conn.exec_driver_sql(FINISH_SQL, params)
+        :mod:`ledger.pending_acks`), in the batch's transaction."""
+        conn.exec_driver_sql(FINISH_SQL, finish_params(read, seq))
+
+    def _integrated(self, read: list[bytes]) -> None:
+        """Wake every waiter once the batch has committed. The payload names the rows by digest
+        prefix, so a process none of whose bodies is among them does not query at all (every
+        process's waiter hears every batch)."""
+        self._notify(INTEGRATED_CHANNEL, self._schema + hint(read))
 
     def _quarantine(self, read: list[bytes], batch_error: Error) -> None:
         """A batch failed for a reason that is not transient. Retry its rows one by one: if any
@@ -444,6 +472,7 @@ class SharedSequencer(Waiting):
 
             try:
                 self._store.sequence(one, self._origin, self._signer, self._clock, after=done)
+                self._integrated([digest])
                 integrated += 1
             except NothingPending:
                 continue

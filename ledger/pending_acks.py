@@ -37,25 +37,21 @@ ACK_KEEP_SECONDS = 30  # an acknowledged row stays this long for its waiter, the
 _CACHED_NOTES = 8
 
 
-# The end of a batch, one statement (delivered at its commit): acknowledge the logged rows, delete
-# the rows of bodies that were in the log already and the rows acknowledged long enough ago, and
-# wake every waiter. The three row sets are disjoint (a row acknowledged now had no ``done_at`` in
-# the statement's snapshot).
+# The end of a batch, one statement in its transaction: acknowledge the logged rows, and delete
+# the rows of bodies that were in the log already and the rows acknowledged long enough ago. The
+# row sets are disjoint (a row acknowledged now had no ``done_at`` in the statement's snapshot).
+# The waiters are woken after the commit (ledger.pending.notify: never inside the durable write).
 FINISH_SQL = (
     "WITH acked AS ("
     " UPDATE pending p SET idx = v.idx, leaf = v.leaf, proof = v.proof, cp_size = %s,"
     " done_at = now()"
     " FROM unnest(%s::bytea[], %s::bigint[], %s::bytea[], %s::bytea[])"
-    " AS v(digest, idx, leaf, proof) WHERE p.digest = v.digest),"
-    " dropped AS ("
-    " DELETE FROM pending WHERE digest = ANY(%s) OR done_at < now() - make_interval(secs => %s))"
-    " SELECT pg_notify(%s, current_schema() || %s)"
+    " AS v(digest, idx, leaf, proof) WHERE p.digest = v.digest)"
+    " DELETE FROM pending WHERE digest = ANY(%s) OR done_at < now() - make_interval(secs => %s)"
 )
 
 
-def finish_params(
-    read: Sequence[bytes], seq: SequencedBatch, channel: str, hint: str
-) -> tuple[Any, ...]:
+def finish_params(read: Sequence[bytes], seq: SequencedBatch) -> tuple[Any, ...]:
     """The parameters of :data:`FINISH_SQL` for the rows ``read`` (in batch order) of ``seq``."""
     digests: list[bytes] = []
     indices: list[int] = []
@@ -72,7 +68,7 @@ def finish_params(
         indices.append(index)
         leaves.append(leaf)
         proofs.append(b"".join(seq.proofs[i]))
-    return (seq.tree_size, digests, indices, leaves, proofs, known, ACK_KEEP_SECONDS, channel, hint)
+    return (seq.tree_size, digests, indices, leaves, proofs, known, ACK_KEEP_SECONDS)
 
 
 class AckReader:

@@ -49,8 +49,8 @@ def failing_commits(engine: Engine, fail: Callable[[], None]) -> Iterator[None]:
     insert_rows = SharedSequencer._insert_rows
 
     def failing_insert(self: SharedSequencer, *args: Any) -> None:
+        fail()  # the submitter's one statement in autocommit is its commit: fail before it
         insert_rows(self, *args)
-        fail()  # raised before the submitter's commit: rolled back
 
     event.listen(engine, "commit", on_commit)
     SharedSequencer._insert_rows = failing_insert  # type: ignore[method-assign]

@@ -196,3 +196,50 @@ def test_an_unsigned_head_stops_the_integrator_and_fails_the_waiters(
         # The log failed, not the body: its row stays pending, unmarked, for after the repair.
         assert _pending(pg_url) == 1
         assert lg.store.pending_errors([hashlib.sha256(envelope(2)).digest()]) == {}
+
+
+def test_a_checkpoint_signed_by_another_writer_between_batches_is_extended_not_overwritten(
+    pg_url: str, key_path: Path
+) -> None:
+    """A batch signed between two of the lease holder's by another writer (here the store's own
+    transaction, as `ledger append` elsewhere would) is seen under the write lock, and the next
+    batch extends that checkpoint: one history."""
+    from ledger.bodies import parse_submission
+    from ledger.log import utc_now
+    from ledger.storage import LedgerStore
+
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        assert [lg.append(envelope(i)).index for i in range(3)] == [0, 1, 2]
+        other = LedgerStore.open(pg_url)
+        try:
+            sub = parse_submission(envelope(100))
+            seq = other.sequence([sub], lg.origin, lg.require_signer(), utc_now)
+        finally:
+            other.close()
+        assert seq.indices == [3]
+        results = [lg.append(envelope(i)) for i in range(3, 6)]
+        assert [r.index for r in results] == [4, 5, 6]
+        assert results[-1].tree_size == 7
+        assert check_ledger(lg.store).records == 7
+
+
+def test_a_tile_rewritten_between_the_lease_holders_batches_is_never_signed_over(
+    pg_url: str, key_path: Path
+) -> None:
+    """A right-edge tile altered behind the ledger's back between two of the lease holder's
+    batches: no later batch signs a checkpoint over it (each checks the stored head in full)."""
+    from ledger.errors import Error
+
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        for i in range(3):
+            lg.append(envelope(i))
+        signed = lg.store.latest_checkpoint()
+        with lg.store.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE tiles DISABLE TRIGGER USER"))
+            conn.execute(text("UPDATE tiles SET hashes = decode(repeat('00', 96), 'hex')"))
+            conn.execute(text("ALTER TABLE tiles ENABLE TRIGGER USER"))
+        for i in range(3, 5):
+            with pytest.raises(Error):
+                lg.append(envelope(i))
+        assert lg.store.latest_checkpoint() == signed
+        assert lg.store.size() == 3
