@@ -139,9 +139,7 @@ class _Ed25519Verifier(Frozen):
     key: ed25519.Ed25519PublicKey
     raw: bytes  # the public key's 32 bytes: names it in the remembered checks
 
-    def __init__(
-        self, name: str, key_hash: int, key: ed25519.Ed25519PublicKey, raw: bytes
-    ) -> None:
+    def __init__(self, name: str, key_hash: int, key: ed25519.Ed25519PublicKey, raw: bytes) -> None:
         set_field(self, "name", name)
         set_field(self, "key_hash", key_hash)
         set_field(self, "key", key)
