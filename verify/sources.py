@@ -20,6 +20,7 @@ __all__ = ["TOKEN_ENV", "from_db", "from_file", "from_ledger"]
 
 TOKEN_ENV = "LEDGER_TOKEN"  # noqa: S105 - a variable name, not a secret
 MAX_EVIDENCE_BYTES = MAX_ANSWER_BYTES  # a file, or every page of a ledger's answer together
+ANSWER_DEADLINE = 120.0  # seconds for a ledger's whole answer, every page and byte of it
 _PAGE_LIMIT = 1000
 
 
@@ -96,6 +97,7 @@ def _budget() -> AnswerBudget:
         max_bytes=MAX_EVIDENCE_BYTES,
         max_pages=MAX_PAGES,
         max_entries=MAX_ENTRIES,
+        deadline=ANSWER_DEADLINE,
     )
 
 
@@ -128,7 +130,8 @@ class _Ledger:
         )
         try:
             context = _tls() if url.startswith("https://") else None
-            response = urllib.request.urlopen(request, timeout=30, context=context)  # noqa: S310
+            wait = min(30.0, budget.left() or 30.0)  # each socket operation; the deadline overall
+            response = urllib.request.urlopen(request, timeout=wait, context=context)  # noqa: S310
         except urllib.error.HTTPError as e:
             response = e  # an answer all the same: its status and body are judged by _page
         except (OSError, ValueError) as e:
@@ -136,7 +139,7 @@ class _Ledger:
         with response:
             data = bytearray()
             try:
-                while chunk := response.read(1 << 16):
+                while chunk := response.read1(1 << 16):  # what arrived: a drip meets the deadline
                     data += chunk
                     budget.take(len(chunk))
             except OSError as e:

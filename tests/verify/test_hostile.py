@@ -288,6 +288,46 @@ def test_a_ledger_that_always_returns_next_pages_is_refused(
     assert r.exit_code == 3 and "larger than 1048576 bytes" in r.stderr, r.stderr
 
 
+def test_a_ledger_that_drips_its_answer_is_refused_at_the_deadline(
+    demo: DemoLedger, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A server that sends its answer a byte at a time, each within the socket timeout, would
+    hold a deploy job forever: the whole answer has a deadline (exit 3)."""
+    import socket
+    import threading
+    import time
+
+    import verify.sources as sources
+
+    monkeypatch.setattr(sources, "ANSWER_DEADLINE", 2.0)
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+            conn.sendall(b"Content-Length: 100000\r\n\r\n")
+            while not stop.is_set():
+                try:
+                    conn.sendall(b" ")
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+    threading.Thread(target=drip, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    started = time.monotonic()
+    try:
+        r = verify(sha(fresh()), "--policy", demo.policy(tmp_path / "p.yaml"), "--ledger", url)
+    finally:
+        stop.set()
+        listener.close()
+    assert r.exit_code == 3 and "did not arrive within 2 s" in r.stderr, r.stderr
+    assert time.monotonic() - started < 20
+
+
 def test_a_policy_with_a_duplicate_key_is_refused(demo: DemoLedger, tmp_path: Path) -> None:
     policy = demo.policy(tmp_path / "p.yaml")
     text = policy.read_text()
