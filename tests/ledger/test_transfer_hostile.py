@@ -114,7 +114,9 @@ def test_private_key_passed_as_vkey_is_refused_without_echoing_it(
     ledger: Ledger, db_url: str, key_path: Path, tmp_path: Path
 ) -> None:
     secret = key_path.read_text().strip()
-    blob = secret.rsplit("+", 1)[1]
+    # PRIVATE+KEY+<name>+<hash>+<base64>: the base64 may itself hold a "+", even end with one
+    blob = secret.split("+", 4)[4]
+    assert secret.startswith("PRIVATE+KEY+") and len(blob) >= 16
     export = forge_export(tmp_path / "e.jsonl", generate_key(ORIGIN), [])
     runs = [
         ledger_cli("import", str(export), "--vkey", secret, "--db", db_url, ok=False),
