@@ -238,7 +238,7 @@ def proof(
             )
 
 
-def _progress(label: str, total: int) -> tuple[Callable[[int], None], Callable[[], None]]:
+def _progress(label: str, total: int | None) -> tuple[Callable[[int], None], Callable[[], None]]:
     """A rich progress bar on a terminal; nothing otherwise."""
     if not sys.stderr.isatty():
         return (lambda _n: None), (lambda: None)
@@ -287,7 +287,11 @@ def check(db: DbOpt = DEFAULT_DB, vkey: CheckVkeyOpt = None, key_file: KeyOpt = 
         store = LedgerStore.open(db)
         try:
             store.meta()  # one clear error for a database without a ledger
-            update, stop = _progress("checking", store.size())
+            try:
+                total: int | None = store.size()
+            except IntegrityError:  # e.g. a text index: check_ledger names the record
+                total = None
+            update, stop = _progress("checking", total)
             try:
                 report = check_ledger(store, update, pins)
             finally:

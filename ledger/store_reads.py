@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger._internal import schema
 from ledger._internal.cells import as_stored, blob, integer
 from ledger._internal.db_errors import one_line
-from ledger.errors import NotFound, StorageError
+from ledger.errors import IntegrityError, NotFound, StorageError
 from ledger.record import Record
 from ledger.tiles import TILE_HEIGHT, TILE_WIDTH, TileCache, TileKey, TileTree
 from ledger.writer_checks import LogHead, TileFetch
@@ -48,6 +48,11 @@ class StoreReads:
         if row is None:
             return LogHead(0, None, None)
         idx, leaf_hash, time, first = row  # as stored: a tampered type fails the head check
+        if type(idx) is not int:  # SQLite sorts a text or real index after every integer
+            raise IntegrityError(
+                f"the records table was altered: its last record's index is stored as {idx!r}, "
+                "not an integer (run `ledger check` to find where)"
+            )
         return LogHead(idx + 1, leaf_hash, time, first)
 
     def _indices_by_digest(self, conn: Connection, digests: Sequence[bytes]) -> dict[bytes, int]:

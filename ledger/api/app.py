@@ -94,6 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The hot audit GETs first, as plain endpoints; FastAPI's routes behind them give the schema.
     for path, endpoint in audit_raw.ROUTES:
         app.router.add_route(path, endpoint, methods=["GET"], include_in_schema=False)
+        methods = getattr(app.router.routes[-1], "methods", None)
+        if methods is not None:  # Starlette adds HEAD to a GET route; FastAPI's route answers 405
+            methods.discard("HEAD")
     for module in (
         routes_write,
         routes_read,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, or_, select
 
 from ledger._internal import schema
 from ledger._internal.cells import blob
@@ -104,12 +104,21 @@ class AuditReader:
             if not row:
                 raise NotFound("the ledger has no checkpoint: run `ledger init` first")
             return self.ledger.stored_checkpoint(row[0][0], row[0][1])
-        c = schema.checkpoints.c
+        c, r = schema.checkpoints.c, schema.records.c
         q = select(c.size).order_by(c.size.desc()).limit(1)
         if as_of.size is not None:
             q = q.where(c.size <= as_of.size)
         if as_of.time is not None:
-            q = q.where(c.time <= as_of.time)
+            # By the time of the checkpoint's last record (in its signed leaf, which `ledger
+            # check` ties to the column), not the checkpoint row's own time, which nothing signs:
+            # a row's time moved into the future would hide later records from an as-of answer.
+            last = select(r.time).where(r.idx == c.size - 1).scalar_subquery()
+            q = q.where(
+                or_(
+                    and_(c.size > 0, last <= as_of.time),
+                    and_(c.size == 0, c.time <= as_of.time),
+                )
+            )
         with self.store._conn() as own:
             size = own.execute(q).scalar()
         if size is None:

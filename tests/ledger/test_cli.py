@@ -133,6 +133,26 @@ def test_check_names_the_tampered_index(work: Path) -> None:
     assert "record 3" in p.stderr and "(index 3)" in p.stderr
 
 
+def test_check_names_a_last_record_whose_index_is_text(work: Path) -> None:
+    """Hostile finding (2026-11-30): the command read the log's size for its progress bar first,
+    and a text index there was a TypeError traceback naming nothing; the writer said the same."""
+    import sqlite3
+
+    init_trusted(work)
+    for i in range(3):
+        run(work, "append", f"a{i}.json")
+    con = sqlite3.connect(work / "ledger.db")
+    con.execute("DROP TRIGGER records_no_update")
+    con.execute("UPDATE records SET idx = 'eight' WHERE idx = (SELECT max(idx) FROM records)")
+    con.commit()
+    con.close()
+    p = run(work, "check", ok=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert "record 3" in p.stderr and "(index 3)" in p.stderr, p.stderr
+    p = run(work, "append", "a4.json", ok=False)
+    assert "Traceback" not in p.stderr and "not an integer" in p.stderr, p.stderr
+
+
 def test_export_import_gives_the_same_root(work: Path) -> None:
     vkey = init_trusted(work)
     run(work, "append", *[f"a{i}.json" for i in range(5)])

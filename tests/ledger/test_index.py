@@ -16,7 +16,7 @@ from sqlalchemy import insert
 from attest.keys import public_key_from_crypto
 from ledger._internal import schema
 from ledger.api.audit_models import EvidenceDoc
-from ledger.errors import IntegrityError
+from ledger.errors import IntegrityError, NotFound
 from ledger.fsck import check_ledger
 from ledger.index import query as q
 from ledger.index.evidence import AuditReader
@@ -329,3 +329,30 @@ def test_a_url_safe_envelope_is_credited_to_its_signer(audited: Ledger) -> None:
     assert "-" in doc["payload"] or "_" in doc["payload"]
     idx = audited.append(json.dumps(doc).encode()).index
     assert idx in _terms(audited, "signer")["ci"]
+
+
+def test_as_of_time_goes_by_the_signed_record_times_not_the_checkpoint_column(
+    db_url: str, key_path: Path
+) -> None:
+    """Hostile finding (2026-11-30): the checkpoints table's ``time`` column is signed by nothing
+    and `ledger check` cannot tie it to anything; an as-of-time answer chose its checkpoint by
+    it, so moving the newest one into 2099 hid records logged in 2026 from ``asOf=2030``."""
+    from datetime import UTC, datetime
+
+    from ledger.index.params import AsOf
+    from tests.ledger.test_fsck import _tamper
+
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    with Ledger.create(db_url, "t.example/ledger", key_path, clock=lambda: now[0]) as lg:
+        for day in (2, 3):
+            now[0] = datetime(2026, 1, day, tzinfo=UTC)
+            lg.append(s.sign(s.test_result(s.APP1, f"PASSED-{day}"), KEY))
+        reader = AuditReader(lg)
+        t = "2026-01-02T12:00:00.000000Z"
+        assert reader.checkpoint(AsOf(time=t)).checkpoint.size == 1
+        assert reader.checkpoint(AsOf(time="2030-01-01T00:00:00.000000Z")).checkpoint.size == 2
+        _tamper(lg, "checkpoints", "UPDATE checkpoints SET time = '2099-01-01T00:00:00.000000Z'")
+        assert reader.checkpoint(AsOf(time="2030-01-01T00:00:00.000000Z")).checkpoint.size == 2
+        assert reader.checkpoint(AsOf(time=t)).checkpoint.size == 1
+        with pytest.raises(NotFound):  # before any record, and the size-0 row says 2099 now
+            reader.checkpoint(AsOf(time="2026-01-01T12:00:00.000000Z"))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from ledger._internal.demo import seed
@@ -447,3 +448,8 @@ def test_plain_audit_endpoints_answer_exactly_as_the_declared_routes(world: Worl
     _same_answers(world, queries)
     # Reads that need a token: refused alike without one.
     _same_answers(world, queries[:1] + queries[7:8], public_reads=False)
+    # Other methods: 405, as every declared route (Starlette would add HEAD to a GET route).
+    for path in ("/api/v1/evidence", "/api/v1/search"):
+        for method in ("HEAD", "PUT", "DELETE"):
+            r = httpx.request(method, world.server.url + path, params={"subject": app1})
+            assert r.status_code == 405, (method, path, r.status_code)
