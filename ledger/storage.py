@@ -117,14 +117,6 @@ def _own_verifier(signer: NoteSigner) -> NoteVerifier:
     return parse_verifier(signer.verifier_key())
 
 
-@lru_cache(maxsize=8)
-def _own_key(signer: NoteSigner) -> str:
-    return signer.verifier_key()
-
-
-_OWN_NOTES = 16  # checkpoint notes whose verification with the writer's key is remembered
-
-
 def derive_rows(
     conn: Connection,
     records: Sequence[Record],
@@ -148,7 +140,6 @@ class LedgerStore(StoreReads):
     def __init__(self, engine: Engine, new_file: Path | None = None) -> None:
         self.engine = engine
         self.cache = TileCache()
-        self._own_notes: dict[tuple[str, str, str], SignedCheckpoint] = {}
         self._stored_levels = StoredLevels()  # the head check's, writer only
         self._new_file = new_file  # a SQLite file this store brings into being, until created
 
@@ -278,7 +269,7 @@ class LedgerStore(StoreReads):
         prove: bool = True,
     ) -> SequencedBatch:
         verifier = _own_verifier(signer)
-        head, latest, read = self._signed_head(conn, origin, verifier, signer)
+        head, latest, read = self._signed_head(conn, origin, verifier)
         known = self._indices_by_digest(conn, [s.digest for s in batch])
         size, prev = head.size, head.prev
         now = format_time(clock())
@@ -308,7 +299,9 @@ class LedgerStore(StoreReads):
             note, changed = self._commit(
                 conn, head, records, bodies, origin, signer, now, cache, read=read
             )
-        cp = self._open_own(note, signer, origin).checkpoint
+        # The note just signed (or the head's): ledger.note remembers its verification, so the
+        # next batch's head check reads it back without a second Ed25519 check.
+        cp = open_checkpoint(note, [_own_verifier(signer)], origin).checkpoint
         for i in indices:  # a duplicate's stored index must lie inside the signed tree
             if not 0 <= i < cp.size:
                 raise IntegrityError(f"record {i} is not covered by the latest checkpoint", i)
@@ -326,38 +319,18 @@ class LedgerStore(StoreReads):
         conn: Connection,
         origin: str,
         verifier: NoteVerifier,
-        signer: NoteSigner | None = None,
     ) -> tuple[LogHead, SignedCheckpoint, TileFetch]:
         """The head, read under the write lock and held to :func:`check_head_is_signed`.
 
         Also returns the tile reader the check used, so the writer reuses the edge tiles it read.
-        With the writer's ``signer``, a latest note whose exact text this store has verified
-        with that key before is not verified again (:meth:`_open_own`).
         """
         head = self._head(conn)
         read = self._memo_fetch(conn)
         note = self._latest_checkpoint(conn)[1]
-        opened = None
-        if signer is not None:
-            opened = self._own_notes.get((note, _own_key(signer), origin))
         latest = check_head_is_signed(
-            head, note, verifier, origin, read, opened=opened, stored=self._stored_levels
+            head, note, verifier, origin, read, stored=self._stored_levels
         )
         return head, latest, read
-
-    def _open_own(self, note: str, signer: NoteSigner, origin: str) -> SignedCheckpoint:
-        """:func:`open_checkpoint` of ``note`` with the writer's own key, remembered by the
-        note's full text, the key and the origin: verifying is deterministic, so the same text
-        verifies again (a failure raises and is never remembered). The writer opens the note it
-        has just signed; the next batch's head check reads that same note back."""
-        key = (note, _own_key(signer), origin)
-        hit = self._own_notes.get(key)
-        if hit is None:
-            hit = open_checkpoint(note, [_own_verifier(signer)], origin)
-            if len(self._own_notes) >= _OWN_NOTES:
-                self._own_notes = {}  # replace, never mutate a dict another thread may read
-            self._own_notes[key] = hit
-        return hit
 
     def import_records(
         self,

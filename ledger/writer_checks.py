@@ -50,7 +50,6 @@ def check_head_is_signed(
     origin: str,
     fetch: TileFetch,
     *,
-    opened: SignedCheckpoint | None = None,
     stored: StoredLevels | None = None,
 ) -> SignedCheckpoint:
     """The writer's invariant, checked under the write lock before anything is extended or signed.
@@ -61,18 +60,13 @@ def check_head_is_signed(
     cached level must not stand in for stored bytes), and the last record's leaf hash — the
     ``prev`` of the next record — MUST be the tree's last leaf. Anything else is tampering:
     raise :class:`IntegrityError` (the caller's transaction then writes nothing).
-    Costs one signature check and the right-edge tiles the writer reads anyway. ``opened``:
-    ``latest_note``, byte for byte, as an earlier :func:`open_checkpoint` with ``verifier`` and
-    ``origin`` returned it (the writer remembers the notes it signed and verified), so the
-    signature is not checked twice; the size, root and last leaf are checked all the same.
+    Costs one signature check (remembered by :mod:`ledger.note` for a note it verified before,
+    keyed by key, signature and text) and the right-edge tiles the writer reads anyway.
     ``stored``: the writer's :class:`~ledger.tiles.StoredLevels`, which reads every tile too but
     hashes only what a tile gained since it last hashed its (byte for byte equal) beginning.
     """
     try:
-        if opened is not None and opened.note == latest_note:
-            signed = opened
-        else:
-            signed = open_checkpoint(latest_note, [verifier], origin)
+        signed = open_checkpoint(latest_note, [verifier], origin)
     except Error as e:
         raise IntegrityError(
             f"refusing to extend the log: its latest checkpoint does not verify with this "
