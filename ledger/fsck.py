@@ -129,15 +129,18 @@ def _extent(reader: RawReader) -> tuple[int, object | None]:
     return min(math.floor(top) + 1, reader.count_records()), trailing
 
 
-def _plan(reader: RawReader, verifier: NoteVerifier, origin: str) -> tuple[int, object, int | None]:
+def _plan(
+    reader: RawReader, verifier: NoteVerifier, origin: str
+) -> tuple[int, object, int | None, bool]:
     """The checks before the ranges: no metadata key twice, the empty tree's checkpoint; then
-    how far the ranges reach, a trailing non-numeric index, the first record with two bodies."""
+    how far the ranges reach, a trailing non-numeric index, the first record with two bodies,
+    and whether a row has no index at all."""
     twice = reader.duplicate_meta()
     if twice is not None:
         raise IntegrityError(f"the ledger's metadata holds more than one {twice!r} row")
     _empty_tree_checkpoint(reader, verifier, origin)
     end, trailing = _extent(reader)
-    return end, trailing, reader.duplicate_body()
+    return end, trailing, reader.duplicate_body(), reader.has_null_index()
 
 
 class _Tree:
@@ -280,7 +283,7 @@ def check_ledger(
     verifier, origin = parse_verifier(vkey), meta["origin"]
     reader = RawReader(store.engine)
     try:
-        end, trailing, dup = _plan(reader, verifier, origin)
+        end, trailing, dup, null_index = _plan(reader, verifier, origin)
     finally:
         reader.close()
     url = store.engine.url.render_as_string(hide_password=False)
@@ -297,6 +300,8 @@ def check_ledger(
         raise _duplicate(dup)
     if trailing is not None:  # the single pass meets it after every numbered row
         record_index(trailing, end)
+    if null_index:  # a row beside the gapless numbered ones (a gap it left is named above)
+        raise IntegrityError(f"record {end}: a record is stored with no index (NULL)", end)
     reader = RawReader(store.engine)
     try:
         beyond = reader.checkpoints(end, end)

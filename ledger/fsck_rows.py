@@ -33,10 +33,12 @@ FastRow = tuple[Any, Any, Any, Any, Any, Any, Any]
 _EXACT = {
     "sqlite": """
 SELECT r.idx, CAST(r.leaf AS BLOB), typeof(r.leaf), CAST(r.leaf_hash AS BLOB),
-       typeof(r.leaf_hash), CAST(r.body_digest AS BLOB), typeof(r.body_digest), r.time
+       typeof(r.leaf_hash), CAST(r.body_digest AS BLOB), typeof(r.body_digest),
+       CASE typeof(r.time) WHEN 'text' THEN CAST(r.time AS BLOB) ELSE r.time END,
+       CASE typeof(r.time) WHEN 'text' THEN 'text:blob' END
 FROM records r""",
     "postgresql": """
-SELECT r.idx, r.leaf, 'blob', r.leaf_hash, 'blob', r.body_digest, 'blob', r.time
+SELECT r.idx, r.leaf, 'blob', r.leaf_hash, 'blob', r.body_digest, 'blob', r.time, NULL
 FROM records r""",
 }
 _PG_FAST = """
@@ -95,8 +97,8 @@ def _as_text(row: Sequence[Any], name: str) -> tuple[Any, ...]:
     return tuple(out)
 
 
-_FIRST_INDEX = "SELECT idx FROM records ORDER BY idx ASC LIMIT 1"
-_LAST_INDEX = "SELECT idx FROM records ORDER BY idx DESC LIMIT 1"
+_FIRST_INDEX = "SELECT idx FROM records WHERE idx IS NOT NULL ORDER BY idx ASC LIMIT 1"
+_LAST_INDEX = "SELECT idx FROM records WHERE idx IS NOT NULL ORDER BY idx DESC LIMIT 1"
 _CPS = {
     "sqlite": "SELECT size, CAST(root AS BLOB), typeof(root), note FROM checkpoints",
     "postgresql": "SELECT size, root, 'blob', note FROM checkpoints",
@@ -147,7 +149,7 @@ class RawReader:
 
     def _exact(self, lo: int, hi: int) -> list[Any]:
         sql = _EXACT[self._dialect] + " WHERE r.idx >= ? AND r.idx < ? ORDER BY r.idx"
-        return self._query(sql, (lo, hi))
+        return self._exact_rows(sql, (lo, hi))
 
     @staticmethod
     def _as_fast(row: Sequence[Any]) -> tuple[Any, ...]:
@@ -201,7 +203,16 @@ class RawReader:
     def exact_record(self, idx: Any) -> tuple[Any, ...]:
         """Row ``idx`` as stored: ``(idx, leaf, leaf_t, leaf_hash, hash_t, digest, digest_t,
         time)``, bytes columns as bytes beside their storage class."""
-        return tuple(self._query(_EXACT[self._dialect] + " WHERE r.idx = ?", (idx,))[0])
+        return self._exact_rows(_EXACT[self._dialect] + " WHERE r.idx = ?", (idx,))[0]
+
+    def _exact_rows(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        """Rows of an :data:`_EXACT` query with the time folded back into one column: TEXT that
+        is not UTF-8 keeps its bytes as lone surrogates, so it can only fail the record's checks
+        (which name the record), never the read."""
+        return [
+            (*r[:7], r[7].decode("utf-8", "surrogateescape") if r[8] == "text:blob" else r[7])
+            for r in self._query(sql, params)
+        ]
 
     def next_index(self, at: int) -> Any:
         """The lowest stored index ``>= at`` (SQLite: TEXT and BLOB sort after every number)."""
@@ -209,10 +220,15 @@ class RawReader:
         return rows[0][0] if rows else None
 
     def edge_index(self, last: bool) -> Any:
-        """The index stored first (lowest) or last (highest), whatever its type."""
+        """The index stored first (lowest) or last (highest), whatever its type (NULL aside)."""
         sql = _LAST_INDEX if last else _FIRST_INDEX
         rows = self._query(sql)
         return rows[0][0] if rows else None
+
+    def has_null_index(self) -> bool:
+        """Whether a row is stored with no index at all (possible only with the schema's NOT
+        NULL constraint removed)."""
+        return bool(self._query("SELECT 1 FROM records WHERE idx IS NULL LIMIT 1"))
 
     def highest_numeric_index(self) -> Any:
         """The highest index stored as a number."""
@@ -226,8 +242,8 @@ class RawReader:
 
     def link_before(self, lo: int) -> tuple[Any, Any] | None:
         """Record ``lo - 1``'s stored leaf hash and time: the link a range starting at lo needs."""
-        rows = self._query("SELECT leaf_hash, time FROM records WHERE idx = ?", (lo - 1,))
-        return (rows[0][0], rows[0][1]) if rows else None
+        rows = self._exact_rows(_EXACT[self._dialect] + " WHERE r.idx = ?", (lo - 1,))
+        return (rows[0][3] if rows[0][4] == "blob" else None, rows[0][7]) if rows else None
 
     # -- checkpoints --------------------------------------------------------------------------
 

@@ -144,6 +144,37 @@ def test_deleted_record_is_named(filled: Ledger) -> None:
     assert e.value.index == 5
 
 
+def _allow_null_index(ledger: Ledger) -> None:
+    """Remove what keeps an index from being NULL (the primary key, NOT NULL)."""
+    with ledger.store.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.execute(text("PRAGMA writable_schema = ON"))
+            sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'records'"))
+            loose = sql.scalar_one().replace("idx BIGINT NOT NULL", "idx BIGINT")
+            conn.execute(
+                text("UPDATE sqlite_master SET sql = :s WHERE name = 'records'"), {"s": loose}
+            )
+        else:
+            conn.execute(text("ALTER TABLE records DROP CONSTRAINT records_pkey"))
+            conn.execute(text("ALTER TABLE records ALTER COLUMN idx DROP NOT NULL"))
+    ledger.store.engine.dispose()  # SQLite reads the edited schema on a new connection
+
+
+@pytest.mark.parametrize("where", [5, N - 1])
+def test_a_record_with_no_index_is_named(filled: Ledger, where: int) -> None:
+    """A row whose index is NULL is not an empty ledger: the gap it leaves is named, or, at the
+    end, the row itself."""
+    _allow_null_index(filled)
+    _tamper(filled, "records", f"UPDATE records SET idx = NULL WHERE idx = {where}")
+    with pytest.raises(IntegrityError) as e:
+        check_ledger(filled.store)
+    assert e.value.index == where
+    if where == N - 1:
+        assert f"record {where}: a record is stored with no index (NULL)" in str(e.value)
+    else:
+        assert f"record {where} is missing" in str(e.value)
+
+
 def test_deleted_last_record_is_caught_by_the_checkpoint(filled: Ledger) -> None:
     _tamper(filled, "records", f"DELETE FROM records WHERE idx = {N - 1}")
     with pytest.raises(IntegrityError, match="checkpoint") as e:

@@ -204,6 +204,23 @@ def test_a_clean_log_never_takes_the_slow_path(
         assert _both(lg) == ("record 150: indexed columns disagree with the leaf", 150)
 
 
+def test_a_time_that_is_not_utf8_names_its_record(big: Ledger) -> None:
+    """TEXT bytes that are not UTF-8 in a record's time (SQLite stores what it is given) fail
+    that record's checks — in the middle of a range, and as the link the next range reads —
+    instead of failing the read with no record named."""
+    bad = "UPDATE records SET time = CAST(x'fffe41' AS TEXT) WHERE idx = :i"
+    _tamper(big, "records", bad, i=BOUNDARY - 1)  # the record the fourth range links from
+    assert _both(big) == (
+        f"record {BOUNDARY - 1}: indexed columns disagree with the leaf",
+        BOUNDARY - 1,
+    )
+    _tamper(big, "records", bad, i=RANGE + 11)
+    assert _both(big) == (
+        f"record {RANGE + 11}: indexed columns disagree with the leaf",
+        RANGE + 11,
+    )
+
+
 @pytest.mark.postgres
 def test_parallel_check_on_postgresql_names_a_body_and_a_link_across_ranges(
     tmp_path: Path,
