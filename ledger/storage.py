@@ -475,6 +475,10 @@ class LedgerStore(StoreReads):
         self._write_rows(conn, records, bodies)
         size = head.size + len(records)
         changed = self._write_tiles(conn, head.size, [r.leaf_hash for r in records], read)
+        for key, blob in changed.items():
+            # A changed tile is a stored one grown by the batch's hashes: the levels the head
+            # check just computed of its stored bytes carry over, only the new entries hash.
+            cache.hold(key, self._stored_levels.levels(key, blob))
         root = TileTree(size, self._overlay_fetch(conn, changed), cache).root()
         note = sign_checkpoint(Checkpoint(origin, size, root), signer)
         conn.exec_driver_sql(_driver_sql(conn, _INSERT_CHECKPOINT), (size, root, note, now))
