@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger._internal import schema
 from ledger._internal.db import (
     busy_error,
+    driver_rows,
     make_engine,
     migrate,
     schema_exists,
@@ -437,17 +438,21 @@ class LedgerStore(StoreReads):
     ) -> None:
         # The driver's own executemany: SQLAlchemy's per-row parameter processing cost more than
         # the inserts themselves on the bulk path (docs/benchmarks.md).
-        conn.exec_driver_sql(
+        driver_rows(
+            conn,
             _driver_sql(conn, _INSERT_BODIES),
             [(b["digest"], b["body_type"], b["content"]) for b in bodies],
+            many=True,
         )
         # records[i].body names bodies[i]["digest"] (the writer made it so; import checked it)
-        conn.exec_driver_sql(
+        driver_rows(
+            conn,
             _driver_sql(conn, _INSERT_RECORDS),
             [
                 (r.index, r.leaf, r.leaf_hash, b["digest"], r.time)
                 for r, b in zip(records, bodies, strict=True)
             ],
+            many=True,
         )
         contents = [cast(bytes, b["content"]) for b in bodies]
         derive_rows(conn, records, contents, [b.get("doc") for b in bodies])
@@ -481,7 +486,7 @@ class LedgerStore(StoreReads):
             cache.hold(key, self._stored_levels.levels(key, blob))
         root = TileTree(size, self._overlay_fetch(conn, changed), cache).root()
         note = sign_checkpoint(Checkpoint(origin, size, root), signer)
-        conn.exec_driver_sql(_driver_sql(conn, _INSERT_CHECKPOINT), (size, root, note, now))
+        driver_rows(conn, _driver_sql(conn, _INSERT_CHECKPOINT), (size, root, note, now))
         return note, changed
 
     def _write_tiles(
@@ -502,7 +507,7 @@ class LedgerStore(StoreReads):
         updates = [(v, k[0], k[1]) for k, v in changed.items() if k in stored]
         inserts = [(k[0], k[1], v) for k, v in changed.items() if k not in stored]
         if updates:
-            conn.exec_driver_sql(_driver_sql(conn, _UPDATE_TILE), updates)
+            driver_rows(conn, _driver_sql(conn, _UPDATE_TILE), updates, many=True)
         if inserts:
-            conn.exec_driver_sql(_driver_sql(conn, _INSERT_TILE), inserts)
+            driver_rows(conn, _driver_sql(conn, _INSERT_TILE), inserts, many=True)
         return changed
