@@ -143,7 +143,11 @@ def driver_rows(
     For the writer's statements, run every batch: ``exec_driver_sql`` built a result object per
     statement, three times the cost of the statement itself on SQLite (docs/benchmarks.md). A
     failure takes the path SQLAlchemy's own statements take (the engine's ``handle_error``
-    hook: the ledger's one-line errors, :func:`busy_error`)."""
+    hook: the ledger's one-line errors, :func:`busy_error`). Like any statement SQLAlchemy runs,
+    it begins ``conn``'s transaction if none has begun, so a reader's statements share one
+    snapshot whichever way each is run."""
+    if not conn.in_transaction():
+        conn.begin()  # as SQLAlchemy's autobegin: the engine's "begin" hook issues BEGIN
     cursor = conn.connection.cursor()
     try:
         if many:
