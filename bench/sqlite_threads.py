@@ -2,7 +2,8 @@
 
 Each thread appends one ~1 KB envelope at a time and waits for its acknowledgement (durable,
 integrated, proved, checkpointed). Reported: appends/s and write → acknowledgement latency
-p50/p99, three runs, medians. ``python -m bench.sqlite_threads [THREADS]``.
+p50/p99, CPU per append
+(user + system of the whole process over the run), three runs, medians. ``python -m bench.sqlite_threads [THREADS]``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def run(threads: int = 8, seconds: float = 6.0) -> dict[str, float]:
         Ledger.create(f"sqlite:///{d}/l.db", "bench.example/log", Path(d) / "k") as lg,
     ):
         lg.append(bodies(99_999_999, 1)[0])  # warm: the sequencer thread and the pool
+        cpu0 = time.process_time()
         stop = time.perf_counter() + seconds
 
         def work(k: int) -> None:
@@ -46,11 +48,14 @@ def run(threads: int = 8, seconds: float = 6.0) -> dict[str, float]:
             t.start()
         for t in ts:
             t.join()
+        cpu = time.process_time() - cpu0  # every thread of the process: callers and sequencer
     lat.sort()
     return {
         "appends_per_s": len(lat) / seconds,
         "p50_ms": lat[len(lat) // 2] * 1e3,
         "p99_ms": lat[int(len(lat) * 0.99)] * 1e3,
+        "cpu_us_per_append": cpu / len(lat) * 1e6,
+        "load1": os.getloadavg()[0],
     }
 
 

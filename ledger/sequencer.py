@@ -5,12 +5,18 @@ queue into batches, has the store sequence each batch in a single transaction (w
 checkpoint covering it), computes every caller's inclusion proof against that checkpoint, and only
 then resolves the futures. A full queue raises :class:`~ledger.errors.Overloaded` at once instead of
 queueing without bound.
+
+Group commit: a batch's fixed costs (the transaction, the head check, signing the checkpoint,
+the commit's fsync) dominate single appends, so the worker waits briefly — at most ``linger``
+seconds — for the callers it just answered to come back before it starts the next batch, and
+stops waiting the moment they have (see :meth:`Sequencer._gather`).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -118,9 +124,13 @@ class Sequencer:
         *,
         max_batch: int = 1000,
         max_pending: int = 20_000,
+        linger: float = 0.001,
     ) -> None:
         self._store, self._origin, self._signer, self._clock = store, origin, signer, clock
-        self._max_batch = max_batch
+        self._max_batch, self._linger = max_batch, linger
+        # Jobs answered by the last batch plus those queued when it answered: callers that may be
+        # back soon, and the batch size worth a brief wait (see _gather).
+        self._expected = 0
         # Bounded in jobs; a bulk job holds at most max_batch submissions.
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_pending)
         self._held: Job | None = None  # a job that did not fit the last batch
@@ -160,31 +170,50 @@ class Sequencer:
             self._held = None
             if first is None:
                 return
-            batch, count, stop = [first], len(first.subs), False
-            while count < self._max_batch:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stop = True
-                    break
-                if count + len(job.subs) > self._max_batch:
-                    self._held = job
-                    break
-                batch.append(job)
-                count += len(job.subs)
+            batch, stop = self._gather(first)
             self._integrate(batch)
             if stop:
                 if self._held is not None:
                     self._integrate([self._held])
                 return
 
+    def _gather(self, first: Job) -> tuple[list[Job], bool]:
+        """``first`` and the jobs that join it: every one already queued, then — while fewer
+        jobs have arrived than the last batch answered plus those that were queued when it
+        answered — any that come within ``linger`` of the queue running dry. Returns the batch and whether
+        :meth:`close` was asked for (a job that would overflow ``max_batch`` is held over)."""
+        batch, count, expected = [first], len(first.subs), self._expected
+        deadline: float | None = None
+        while count < self._max_batch:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                if len(batch) >= expected or self._linger <= 0:
+                    break
+                now = time.perf_counter()
+                if deadline is None:
+                    deadline = now + self._linger
+                if now >= deadline:
+                    break
+                try:
+                    job = self._queue.get(timeout=deadline - now)
+                except queue.Empty:
+                    break
+            if job is None:
+                return batch, True
+            if count + len(job.subs) > self._max_batch:
+                self._held = job
+                break
+            batch.append(job)
+            count += len(job.subs)
+        return batch, False
+
     def _integrate(self, batch: list[Job]) -> None:
         subs = [s for job in batch for s in job.subs]
         try:
             seq = self._store.sequence(subs, self._origin, self._signer, self._clock)
         except Exception as e:  # the batch's callers get the error; the worker serves the next
+            self._expected = len(batch) + self._queue.qsize()
             for job in batch:
                 job.done(e)
             return
@@ -194,6 +223,7 @@ class Sequencer:
                 seq.indices, seq.new, seq.proofs, seq.leaf_hashes, strict=True
             )
         ]
+        self._expected = len(batch) + self._queue.qsize()  # before any caller can come back
         at = 0
         for job in batch:
             job.done(results[at : at + len(job.subs)])

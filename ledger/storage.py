@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger._internal import schema
 from ledger._internal.db import (
     busy_error,
+    driver_rows,
     make_engine,
     migrate,
     schema_exists,
@@ -437,17 +438,21 @@ class LedgerStore(StoreReads):
     ) -> None:
         # The driver's own executemany: SQLAlchemy's per-row parameter processing cost more than
         # the inserts themselves on the bulk path (docs/benchmarks.md).
-        conn.exec_driver_sql(
+        driver_rows(
+            conn,
             _driver_sql(conn, _INSERT_BODIES),
             [(b["digest"], b["body_type"], b["content"]) for b in bodies],
+            many=True,
         )
         # records[i].body names bodies[i]["digest"] (the writer made it so; import checked it)
-        conn.exec_driver_sql(
+        driver_rows(
+            conn,
             _driver_sql(conn, _INSERT_RECORDS),
             [
                 (r.index, r.leaf, r.leaf_hash, b["digest"], r.time)
                 for r, b in zip(records, bodies, strict=True)
             ],
+            many=True,
         )
         contents = [cast(bytes, b["content"]) for b in bodies]
         derive_rows(conn, records, contents, [b.get("doc") for b in bodies])
@@ -475,9 +480,13 @@ class LedgerStore(StoreReads):
         self._write_rows(conn, records, bodies)
         size = head.size + len(records)
         changed = self._write_tiles(conn, head.size, [r.leaf_hash for r in records], read)
+        for key, blob in changed.items():
+            # A changed tile is a stored one grown by the batch's hashes: the levels the head
+            # check just computed of its stored bytes carry over, only the new entries hash.
+            cache.hold(key, self._stored_levels.levels(key, blob))
         root = TileTree(size, self._overlay_fetch(conn, changed), cache).root()
         note = sign_checkpoint(Checkpoint(origin, size, root), signer)
-        conn.exec_driver_sql(_driver_sql(conn, _INSERT_CHECKPOINT), (size, root, note, now))
+        driver_rows(conn, _driver_sql(conn, _INSERT_CHECKPOINT), (size, root, note, now))
         return note, changed
 
     def _write_tiles(
@@ -498,7 +507,7 @@ class LedgerStore(StoreReads):
         updates = [(v, k[0], k[1]) for k, v in changed.items() if k in stored]
         inserts = [(k[0], k[1], v) for k, v in changed.items() if k not in stored]
         if updates:
-            conn.exec_driver_sql(_driver_sql(conn, _UPDATE_TILE), updates)
+            driver_rows(conn, _driver_sql(conn, _UPDATE_TILE), updates, many=True)
         if inserts:
-            conn.exec_driver_sql(_driver_sql(conn, _INSERT_TILE), inserts)
+            driver_rows(conn, _driver_sql(conn, _INSERT_TILE), inserts, many=True)
         return changed

@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger._internal import schema
 from ledger._internal.cells import as_stored, blob, integer
+from ledger._internal.db import driver_rows
 from ledger._internal.db_errors import one_line
 from ledger.errors import IntegrityError, NotFound, StorageError
 from ledger.record import Record
@@ -44,10 +45,10 @@ class StoreReads:
 
     def _head(self, conn: Connection) -> LogHead:
         # One round trip for both ends, in the driver's own SQL (the writer asks every batch).
-        row = conn.exec_driver_sql(_HEAD).first()
-        if row is None:
+        rows = driver_rows(conn, _HEAD)
+        if not rows:
             return LogHead(0, None, None)
-        idx, leaf_hash, time, first = row  # as stored: a tampered type fails the head check
+        idx, leaf_hash, time, first = rows[0]  # as stored: a tampered type fails the head check
         if type(idx) is not int:  # SQLite sorts a text or real index after every integer
             raise IntegrityError(
                 f"the records table was altered: its last record's index is stored as {idx!r}, "
@@ -68,7 +69,7 @@ class StoreReads:
                 sql, params = _PG_BY_DIGEST, ([bytes(d) for d in chunk],)
             else:
                 sql, params = _SQLITE_BY_DIGEST.format(", ".join("?" * len(chunk))), tuple(chunk)
-            for digest, idx in conn.exec_driver_sql(sql, params):
+            for digest, idx in driver_rows(conn, sql, params):
                 out[bytes(digest)] = idx
         return out
 
@@ -112,10 +113,10 @@ class StoreReads:
                 continue
             if pg:
                 params: tuple[object, ...] = ([k[0] for k in chunk], [k[1] for k in chunk])
-                rows = conn.exec_driver_sql(_PG_TILES, params)
+                rows = driver_rows(conn, _PG_TILES, params)
             else:  # an OR of primary-key lookups: SQLite scans the table for a row-value IN
                 sql = _SQLITE_TILES + " OR ".join(["(level = ? AND idx = ?)"] * len(chunk))
-                rows = conn.exec_driver_sql(sql, tuple(x for k in chunk for x in k))
+                rows = driver_rows(conn, sql, tuple(x for k in chunk for x in k))
             for level, idx, hashes in rows:
                 out[(level, idx)] = bytes(hashes)
         return out
@@ -143,10 +144,10 @@ class StoreReads:
         return fetch
 
     def _latest_checkpoint(self, conn: Connection) -> tuple[int, str]:
-        row = conn.exec_driver_sql(_LATEST_CHECKPOINT).first()
-        if row is None:
+        rows = driver_rows(conn, _LATEST_CHECKPOINT)
+        if not rows:
             raise NotFound("the ledger has no checkpoint: run `ledger init` first")
-        return row[0], row[1]
+        return rows[0][0], rows[0][1]
 
     def latest_checkpoint(self) -> tuple[int, str]:
         with self._conn() as conn:

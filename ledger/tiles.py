@@ -139,6 +139,11 @@ class TileCache:
         if len(self._levels) > self._capacity:
             self._levels.popitem(last=False)
 
+    def hold(self, key: TileKey, levels: list[list[bytes]]) -> None:
+        """Keep ``levels``, computed elsewhere (:class:`StoredLevels`), as tile ``key``'s at the
+        width of their bottom level."""
+        self._put((key, len(levels[0])), levels)
+
     def cached(self, key: TileKey, width: int) -> list[list[bytes]] | None:
         """The levels of ``key`` at ``width`` if this cache (or its parent) holds them."""
         hit = self._levels.get((key, width))
@@ -183,7 +188,7 @@ class StoredLevels(TileCache):
     def levels(self, key: TileKey, blob: bytes) -> list[list[bytes]]:
         prior = self._last.get(key)
         old = prior[1] if prior is not None and blob.startswith(prior[0]) else [[]]
-        levels = [_split_hashes(blob)]
+        levels = [old[0] + _split_hashes(blob[len(old[0]) * HASH_SIZE :])]
         while len(levels[-1]) > 1:
             below, r = levels[-1], len(levels)
             kept = old[r] if r < len(old) else []  # parents of an unchanged prefix: unchanged

@@ -10,7 +10,7 @@ never wait for each other. Both backends give up after :data:`LOCK_TIMEOUT_SECON
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -132,6 +132,33 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
                 timeout = f"{int(LOCK_TIMEOUT_SECONDS * 1000)}ms"
                 conn.execute(_PG_WRITE_LOCK, {"t": timeout})
             yield conn
+
+
+def driver_rows(
+    conn: Connection, sql: str, params: Sequence[Any] = (), *, many: bool = False
+) -> Sequence[Any]:
+    """Run ``sql`` (in the driver's own placeholders) on ``conn``'s DBAPI cursor; its rows, or
+    ``[]`` for a statement without any. ``many``: ``params`` is a sequence of parameter rows.
+
+    For the writer's statements, run every batch: ``exec_driver_sql`` built a result object per
+    statement, three times the cost of the statement itself on SQLite (docs/benchmarks.md). A
+    failure takes the path SQLAlchemy's own statements take (the engine's ``handle_error``
+    hook: the ledger's one-line errors, :func:`busy_error`). Like any statement SQLAlchemy runs,
+    it begins ``conn``'s transaction if none has begun, so a reader's statements share one
+    snapshot whichever way each is run."""
+    if not conn.in_transaction():
+        conn.begin()  # as SQLAlchemy's autobegin: the engine's "begin" hook issues BEGIN
+    cursor = conn.connection.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description is not None else []
+    except Exception as e:
+        conn._handle_dbapi_exception(e, sql, params, cursor, None)  # raises
+    finally:
+        cursor.close()
 
 
 def busy_error(e: SQLAlchemyError) -> Overloaded | None:

@@ -91,12 +91,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics.refused(reason)
 
     problems.install(app, refused)
-    # The hot audit GETs first, as plain endpoints; FastAPI's routes behind them give the schema.
+    # The hot audit GETs and the single append first, as plain endpoints; FastAPI's routes
+    # behind them give the schema.
     for path, endpoint in audit_raw.ROUTES:
         app.router.add_route(path, endpoint, methods=["GET"], include_in_schema=False)
         methods = getattr(app.router.routes[-1], "methods", None)
         if methods is not None:  # Starlette adds HEAD to a GET route; FastAPI's route answers 405
             methods.discard("HEAD")
+    for path, endpoint in routes_write.PLAIN_ROUTES:
+        app.router.add_route(path, endpoint, methods=["POST"], include_in_schema=False)
     for module in (
         routes_write,
         routes_read,
