@@ -101,6 +101,10 @@ class PublicKey(Frozen):
         set_field(self, "keyid", keyid)
 
     def spki_pem(self) -> bytes:
+        return self._pem
+
+    @cached_property
+    def _pem(self) -> bytes:  # asked for every admitted body (which registered key signed it)
         return self.key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )

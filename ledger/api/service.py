@@ -55,7 +55,9 @@ class WriteService:
 
     async def append_many(self, bodies: Sequence[bytes]) -> list[AppendResult | Error]:
         """Each body's own result or error; bodies refused at admission never reach the queue."""
-        admitted = await run_in_threadpool(self._admit_each, bodies)
+        admitted = await run_in_threadpool(
+            self._ledger.admit_many, bodies, max_bytes=self._max_body_bytes
+        )
         return list(await asyncio.gather(*(self._try_sequence(a) for a in admitted)))
 
     async def _try_sequence(self, admitted: Admitted | Error) -> AppendResult | Error:
@@ -65,15 +67,6 @@ class WriteService:
             return await self._sequence(admitted)
         except Error as e:
             return e
-
-    def _admit_each(self, bodies: Sequence[bytes]) -> list[Admitted | Error]:
-        out: list[Admitted | Error] = []
-        for body in bodies:
-            try:
-                out.append(self._admit(body))
-            except Error as e:
-                out.append(e)
-        return out
 
     def _admit(self, body: bytes) -> Admitted:
         return self._ledger.admit(body, max_bytes=self._max_body_bytes)

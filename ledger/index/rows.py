@@ -105,7 +105,8 @@ def rows_of(
         if book is None:
             book = books[before] = signer_book(tuple(registry[:before]))
         ptype = facts.statement.get("predicateType") if facts.statement is not None else None
-        terms = facts.terms | signer_terms(facts.envelope, facts.bundle, book, time, ptype)
+        signed = signer_terms(facts.envelope, facts.bundle, book, time, ptype, facts.payload)
+        terms = facts.terms | signed
         terms.add(("time", time))
         out.terms.extend((kind, value, idx) for kind, value in terms)
         if facts.deps:
