@@ -40,7 +40,7 @@ from attest.sigstore_bundle import certificate_identities, certificate_issuer, v
 from attest.statement import Statement, parse_statement
 from attest.verification import typed_predicate
 from ledger._internal.jsontext import loads as strict_json
-from ledger.bodies import MAX_BODY_BYTES, Parsed, Submission, classify
+from ledger.bodies import MAX_BODY_BYTES, Parsed, Submission, Verified, classify
 from ledger.errors import Error, InvalidInput, NotTrusted, TooLarge
 from ledger.record import Record
 from ledger.registry.entries import MARKER, apply_records, open_registry_envelope
@@ -158,8 +158,9 @@ def _statement(env: Envelope) -> tuple[dict[str, Any], Statement]:
     return unverified, statement
 
 
-def _key_signers(env: Envelope, state: RegistryState) -> tuple[str, ...]:
-    """Step 5 for a DSSE envelope: the registered keys that signed it (any validity)."""
+def _key_signers(env: Envelope, state: RegistryState) -> tuple[tuple[str, ...], Verified]:
+    """Step 5 for a DSSE envelope: the registered keys that signed it (any validity), and the
+    signatures that verified, by key."""
     registered = state.keys()
     try:
         verified = verify_envelope(env, [s.key for s in registered if s.key is not None])
@@ -173,7 +174,8 @@ def _key_signers(env: Envelope, state: RegistryState) -> tuple[str, ...]:
             + (f" (keyids {', '.join(sorted(hints))})" if hints else "")
         ) from e
     pems = {k.spki_pem().decode() for k in verified.signed_by}
-    return tuple(s.spec.name for s in registered if s.spec.key_pem in pems)
+    names = tuple(s.spec.name for s in registered if s.spec.key_pem in pems)
+    return names, frozenset((k.spki_pem(), sig) for k, sig in verified.signatures)
 
 
 def _identity_signers(content: bytes, trust: Trust) -> tuple[str, ...]:
@@ -245,12 +247,13 @@ def admit_body(
             raise InvalidInput("a registry entry is a bare DSSE envelope")
         return _admit_registry(Submission.of(content, body_type, doc), env, trust)
     unverified, statement = _statement(env)
+    checked: Verified = frozenset()
     if body_type == "dsse":
-        names = _key_signers(env, trust.state)
+        names, checked = _key_signers(env, trust.state)
     else:
         names = _identity_signers(content, trust)
     allowed = trust.state.check(names, statement.predicate_type, at, grace)
-    parsed = Parsed(doc, env.unverified_payload, unverified)
+    parsed = Parsed(doc, env.unverified_payload, unverified, checked)
     return Admitted(Submission.of(content, body_type, parsed), allowed, statement.predicate_type)
 
 
