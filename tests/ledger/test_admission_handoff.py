@@ -144,3 +144,32 @@ def test_the_commit_verifies_no_signature_admission_verified(
     with ci.store._conn() as conn:
         signers = [t for t in stored_rows(conn, 0, 1 << 40).terms if t[0] == "signer"]
     assert len(signers) == len(admitted)
+
+
+def test_a_batch_wait_wakes_once_all_resolve_and_cancels_what_is_queued() -> None:
+    import asyncio
+    import time
+    from concurrent.futures import Future
+
+    from ledger.api.service import _all_done
+
+    async def scenario() -> None:
+        futs: list[Future[object]] = [Future() for _ in range(3)]
+        done_at = [0.0] * 3
+        task = asyncio.ensure_future(_all_done(list(enumerate(futs)), done_at))  # type: ignore[arg-type]
+        futs[0].set_result(1)
+        futs[2].set_result(3)
+        await asyncio.sleep(0.05)
+        assert not task.done()  # one is still queued
+        futs[1].set_result(2)
+        await asyncio.wait_for(task, 5)
+        assert all(0 < t <= time.perf_counter() for t in done_at)
+        gone: list[Future[object]] = [Future() for _ in range(2)]
+        task = asyncio.ensure_future(_all_done(list(enumerate(gone)), [0.0] * 2))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert all(f.cancelled() for f in gone)  # the client went away: nothing left queued
+
+    asyncio.run(scenario())
