@@ -18,10 +18,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
-from functools import partial
 
-import anyio
-import anyio.to_thread
 from starlette.concurrency import run_in_threadpool
 
 from ledger.admission import Admitted
@@ -53,7 +50,7 @@ class WriteService:
         # Batches admitted at once: one per core. Ed25519 checks release the GIL, so two run
         # side by side; forty (the thread pool) only fight over it — measured 2 threads 386 µs
         # of CPU per entry, 32 threads 640 µs (docs/benchmarks.md).
-        self._admitting = anyio.CapacityLimiter(os.cpu_count() or 1)
+        self._admitting = asyncio.Semaphore(os.cpu_count() or 1)
 
     async def append(self, body: bytes) -> AppendResult:
         """Admit one body and wait for its acknowledged proof."""
@@ -65,8 +62,10 @@ class WriteService:
 
     async def append_many(self, bodies: Sequence[bytes]) -> list[AppendResult | Error]:
         """Each body's own result or error; bodies refused at admission never reach the queue."""
-        admit = partial(self._ledger.admit_many, bodies, max_bytes=self._max_body_bytes)
-        admitted = await anyio.to_thread.run_sync(admit, limiter=self._admitting)
+        async with self._admitting:
+            admitted = await run_in_threadpool(
+                self._ledger.admit_many, bodies, max_bytes=self._max_body_bytes
+            )
         out: list[AppendResult | Error | None] = [None] * len(admitted)
         alone: list[Awaitable[None]] = []  # registry entries: each on its own
         queued: list[tuple[int, Future[AppendResult]]] = []
