@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from attest._internal import b64, jsontext
 from attest._internal.frozen import Frozen, set_field
 from attest.errors import InvalidInput, SignatureError
-from attest.keys import PublicKey, verified_signers
+from attest.keys import PublicKey, verified_signatures
 
 __all__ = [
     "INTOTO_PAYLOAD_TYPE",
@@ -134,15 +134,23 @@ def sign_envelope(
 class VerifiedEnvelope(Frozen):
     """The payload of an envelope whose signatures met the threshold, and who signed it."""
 
-    _fields = ("payload_type", "payload", "signed_by")
+    _fields = ("payload_type", "payload", "signed_by", "signatures")
     payload_type: str
     payload: bytes
     signed_by: tuple[PublicKey, ...]
+    signatures: tuple[tuple[PublicKey, bytes], ...]  # each key of signed_by, the sig it verified
 
-    def __init__(self, payload_type: str, payload: bytes, signed_by: tuple[PublicKey, ...]) -> None:
+    def __init__(
+        self,
+        payload_type: str,
+        payload: bytes,
+        signed_by: tuple[PublicKey, ...],
+        signatures: tuple[tuple[PublicKey, bytes], ...] = (),
+    ) -> None:
         set_field(self, "payload_type", payload_type)
         set_field(self, "payload", payload)
         set_field(self, "signed_by", signed_by)
+        set_field(self, "signatures", signatures)
 
 
 def verify_envelope(
@@ -158,11 +166,12 @@ def verify_envelope(
         raise SignatureError(f"payloadType is {envelope.payload_type!r}, expected {payload_type!r}")
     if not envelope.signatures:
         raise SignatureError("envelope carries no signatures")
-    signed_by = verified_signers(
+    pairs = verified_signatures(
         envelope.pae(),
         [(s.sig, s.keyid) for s in envelope.signatures],
         keys,
         threshold=threshold,
         what="envelope",
     )
-    return VerifiedEnvelope(envelope.payload_type, envelope.unverified_payload, signed_by)
+    signed_by = tuple(k for k, _ in pairs)
+    return VerifiedEnvelope(envelope.payload_type, envelope.unverified_payload, signed_by, pairs)

@@ -32,6 +32,7 @@ __all__ = [
     "public_key_from_crypto",
     "read_public_key",
     "scheme_for",
+    "verified_signatures",
     "verified_signers",
 ]
 
@@ -101,6 +102,10 @@ class PublicKey(Frozen):
         set_field(self, "keyid", keyid)
 
     def spki_pem(self) -> bytes:
+        return self._pem
+
+    @cached_property
+    def _pem(self) -> bytes:  # asked for every admitted body (which registered key signed it)
         return self.key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -179,10 +184,23 @@ def verified_signers(
     """The distinct trusted keys whose signature over ``message`` is among ``signatures``
     (``(sig, keyid hint)`` pairs); raise :class:`SignatureError` if fewer than ``threshold``.
     Each signature counts for at most one key; a keyid only decides which key is tried first."""
+    pairs = verified_signatures(message, signatures, keys, threshold=threshold, what=what)
+    return tuple(k for k, _ in pairs)
+
+
+def verified_signatures(
+    message: bytes,
+    signatures: Sequence[tuple[bytes, str | None]],
+    keys: Sequence[PublicKey],
+    *,
+    threshold: int,
+    what: str,
+) -> tuple[tuple[PublicKey, bytes], ...]:
+    """:func:`verified_signers`, each key with the signature that verified with it."""
     if threshold < 1:
         raise InvalidInput("threshold must be at least 1")
     keys = distinct(keys)
-    found: dict[int, PublicKey] = {}
+    found: dict[int, tuple[PublicKey, bytes]] = {}
     for sig, keyid in signatures:
         for i in sorted(range(len(keys)), key=lambda i: keys[i].keyid != keyid):
             if i in found:
@@ -191,7 +209,7 @@ def verified_signers(
                 keys[i].verify(sig, message)
             except SignatureError:
                 continue
-            found[i] = keys[i]
+            found[i] = (keys[i], sig)
             break
     if len(found) < threshold:
         raise SignatureError(

@@ -26,6 +26,7 @@ import base64
 import binascii
 import hashlib
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -39,8 +40,8 @@ from attest.sigstore_bundle import certificate_identities, certificate_issuer, v
 from attest.statement import Statement, parse_statement
 from attest.verification import typed_predicate
 from ledger._internal.jsontext import loads as strict_json
-from ledger.bodies import MAX_BODY_BYTES, Submission, classify
-from ledger.errors import InvalidInput, NotTrusted, TooLarge
+from ledger.bodies import MAX_BODY_BYTES, Parsed, Submission, Verified, classify
+from ledger.errors import Error, InvalidInput, NotTrusted, TooLarge
 from ledger.record import Record
 from ledger.registry.entries import MARKER, apply_records, open_registry_envelope
 from ledger.registry.model import REGISTRY_PAYLOAD_TYPE, RegistryOp, RegistryState, Signer
@@ -53,6 +54,7 @@ __all__ = [
     "AsOfLog",
     "RootFiles",
     "Trust",
+    "admit_bodies",
     "admit_body",
 ]
 
@@ -140,8 +142,9 @@ def _require_standard_base64(raw: dict[str, Any]) -> None:
             ) from e
 
 
-def _statement(env: Envelope) -> Statement:
-    """Steps 3 and 4, on the not-yet-verified payload: nothing from it is trusted before step 5."""
+def _statement(env: Envelope) -> tuple[dict[str, Any], Statement]:
+    """Steps 3 and 4, on the not-yet-verified payload: nothing from it is trusted before step 5.
+    The payload as strict JSON (an object: a Statement is one) and the Statement it holds."""
     if env.payload_type != INTOTO_PAYLOAD_TYPE:
         raise InvalidInput(f"payloadType {env.payload_type!r} is not {INTOTO_PAYLOAD_TYPE}")
     unverified = strict_json(env.unverified_payload, "the envelope payload")
@@ -152,11 +155,12 @@ def _statement(env: Envelope) -> Statement:
         raise InvalidInput(f"not a valid in-toto Statement: {e}") from e
     if not any(s.digest for s in statement.subjects):
         raise InvalidInput("the Statement names no subject digest")
-    return statement
+    return unverified, statement
 
 
-def _key_signers(env: Envelope, state: RegistryState) -> tuple[str, ...]:
-    """Step 5 for a DSSE envelope: the registered keys that signed it (any validity)."""
+def _key_signers(env: Envelope, state: RegistryState) -> tuple[tuple[str, ...], Verified]:
+    """Step 5 for a DSSE envelope: the registered keys that signed it (any validity), and the
+    signatures that verified, by key."""
     registered = state.keys()
     try:
         verified = verify_envelope(env, [s.key for s in registered if s.key is not None])
@@ -170,7 +174,8 @@ def _key_signers(env: Envelope, state: RegistryState) -> tuple[str, ...]:
             + (f" (keyids {', '.join(sorted(hints))})" if hints else "")
         ) from e
     pems = {k.spki_pem().decode() for k in verified.signed_by}
-    return tuple(s.spec.name for s in registered if s.spec.key_pem in pems)
+    names = tuple(s.spec.name for s in registered if s.spec.key_pem in pems)
+    return names, frozenset((k.spki_pem(), sig) for k, sig in verified.signatures)
 
 
 def _identity_signers(content: bytes, trust: Trust) -> tuple[str, ...]:
@@ -237,18 +242,33 @@ def admit_body(
     doc = strict_json(content, "body")
     body_type = classify(doc)
     env = _envelope(doc, body_type)
-    sub = Submission.of(content, body_type)
     if env.payload_type == REGISTRY_PAYLOAD_TYPE:
         if body_type != "dsse":
             raise InvalidInput("a registry entry is a bare DSSE envelope")
-        return _admit_registry(sub, env, trust)
-    statement = _statement(env)
+        return _admit_registry(Submission.of(content, body_type, doc), env, trust)
+    unverified, statement = _statement(env)
+    checked: Verified = frozenset()
     if body_type == "dsse":
-        names = _key_signers(env, trust.state)
+        names, checked = _key_signers(env, trust.state)
     else:
         names = _identity_signers(content, trust)
     allowed = trust.state.check(names, statement.predicate_type, at, grace)
-    return Admitted(sub, allowed, statement.predicate_type)
+    parsed = Parsed(doc, env.unverified_payload, unverified, checked)
+    return Admitted(Submission.of(content, body_type, parsed), allowed, statement.predicate_type)
+
+
+def admit_bodies(
+    contents: Sequence[bytes], trust: Trust, at: str, *, max_bytes: int = MAX_BODY_BYTES
+) -> list[Admitted | Error]:
+    """:func:`admit_body` of each body against the same trust state and instant (a batch is
+    judged as of its arrival): each its :class:`Admitted` or the error that refused it."""
+    out: list[Admitted | Error] = []
+    for content in contents:
+        try:
+            out.append(admit_body(content, trust, at, max_bytes=max_bytes))
+        except Error as e:
+            out.append(e)
+    return out
 
 
 class AsOfLog:

@@ -16,10 +16,37 @@ from ledger._internal.jsontext import loads
 from ledger.errors import InvalidInput
 from ledger.record import BodyType
 
-__all__ = ["MAX_BODY_BYTES", "Submission", "b64_field", "envelope_of", "parse_submission"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "Parsed",
+    "Submission",
+    "Verified",
+    "b64_field",
+    "envelope_of",
+    "parse_submission",
+]
 
 MAX_BODY_BYTES = 1 << 20
 BUNDLE_MEDIA_PREFIX = "application/vnd.dev.sigstore.bundle"
+
+
+Verified = frozenset[tuple[bytes, bytes]]  # (SPKI PEM of a key, a signature) that verified
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A body as admission read it, handed to the commit's index derivation so that nothing is
+    decoded or parsed twice. ``doc``: the body as strict JSON; ``payload``: its envelope's
+    payload, decoded as :func:`b64_field` decodes it; ``statement``: that payload as strict JSON
+    (an object). The strict parser accepts a subset of what the index's lenient reader does and
+    reads it to the same value, so the index rows are those the stored bytes give. ``verified``:
+    the (SPKI PEM of a key, signature) pairs admission verified over this envelope's signed
+    message — the signer attribution trusts them instead of verifying them a second time."""
+
+    doc: dict[str, Any]
+    payload: bytes
+    statement: dict[str, Any]
+    verified: Verified = frozenset()
 
 
 @dataclass(frozen=True)
@@ -29,8 +56,9 @@ class Submission:
     content: bytes
     body_type: BodyType
     digest: bytes
-    # ``content`` as the strict parser read it, when it was (the commit derives index rows from
-    # it instead of parsing the body again); never compared, never stored.
+    # ``content`` as the strict parser read it, when it was — the document, or admission's
+    # :class:`Parsed` — so the commit derives index rows from it instead of parsing the body
+    # again; never compared, never stored.
     doc: Any = field(default=None, compare=False, repr=False)
 
     @classmethod

@@ -268,6 +268,20 @@ class Ledger:
         limit = min(max_bytes, MAX_BODY_BYTES)
         return admit_body(content, self.trust(), format_time(at or self._clock()), max_bytes=limit)
 
+    def admit_many(
+        self, contents: Sequence[bytes], *, max_bytes: int = MAX_BODY_BYTES
+    ) -> list[Admitted | Error]:
+        """:meth:`admit` for each body against one trust state, read once, at one instant (a
+        batch's arrival): each body's :class:`Admitted` or the error that refused it."""
+        from ledger.admission import admit_bodies
+
+        try:
+            trust = self.trust()
+        except Error as e:
+            return [e] * len(contents)
+        at = format_time(self._clock())
+        return admit_bodies(contents, trust, at, max_bytes=min(max_bytes, MAX_BODY_BYTES))
+
     def submit(self, admitted: Admitted) -> Future[AppendResult]:
         """Queue an admitted body; the future resolves once it is durable and checkpointed.
         Raises :class:`~ledger.errors.Overloaded` at once when the queue is full. A registry

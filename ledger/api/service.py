@@ -1,10 +1,11 @@
 """The write path the routes share: admit (verify) off the event loop, then sequence and await.
 
-Admission of a Sigstore bundle (milliseconds) and of a batch runs in a worker thread; a DSSE
+Admission of a Sigstore bundle (milliseconds) and of a batch runs in a worker thread (batches:
+at most one per core at a time, against one trust state read once per batch); a DSSE
 envelope's (tens of microseconds) runs on the loop, where it costs less than the hop. The append is
 the :class:`~concurrent.futures.Future` the sequencer resolves once the entry is durable and
-covered by a signed checkpoint, awaited with :func:`asyncio.wrap_future` so the event loop never
-blocks. At most ``max_pending`` appends wait per process; past that :class:`Overloaded` (503).
+covered by a signed checkpoint, awaited with :func:`asyncio.wrap_future` (a batch's, all with one
+wake-up of the loop) so the event loop never blocks. At most ``max_pending`` appends wait per process; past that :class:`Overloaded` (503).
 A registry entry never rides in a batch (its refusal would fail the others): it is appended on its
 own in a worker thread, re-checked against the registry under the write lock.
 """
@@ -12,8 +13,10 @@ own in a worker thread, re-checked against the registry under the write lock.
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 
 from starlette.concurrency import run_in_threadpool
@@ -44,6 +47,10 @@ class WriteService:
         self._max_body_bytes = max_body_bytes  # every body, single or in a batch
         self._max_pending, self._retry_after = max_pending, retry_after
         self._pending = 0
+        # Batches admitted at once: one per core. Ed25519 checks release the GIL, so two run
+        # side by side; forty (the thread pool) only fight over it — measured 2 threads 386 µs
+        # of CPU per entry, 32 threads 640 µs (docs/benchmarks.md).
+        self._admitting = asyncio.Semaphore(os.cpu_count() or 1)
 
     async def append(self, body: bytes) -> AppendResult:
         """Admit one body and wait for its acknowledged proof."""
@@ -55,25 +62,57 @@ class WriteService:
 
     async def append_many(self, bodies: Sequence[bytes]) -> list[AppendResult | Error]:
         """Each body's own result or error; bodies refused at admission never reach the queue."""
-        admitted = await run_in_threadpool(self._admit_each, bodies)
-        return list(await asyncio.gather(*(self._try_sequence(a) for a in admitted)))
-
-    async def _try_sequence(self, admitted: Admitted | Error) -> AppendResult | Error:
-        if isinstance(admitted, Error):
-            return admitted
+        async with self._admitting:
+            admitted = await run_in_threadpool(
+                self._ledger.admit_many, bodies, max_bytes=self._max_body_bytes
+            )
+        out: list[AppendResult | Error | None] = [None] * len(admitted)
+        alone: list[Awaitable[None]] = []  # registry entries: each on its own
+        queued: list[tuple[int, Future[AppendResult]]] = []
+        start = time.perf_counter()
+        for i, a in enumerate(admitted):  # queued in order, as single appends would be
+            if isinstance(a, Error):
+                out[i] = a
+            elif a.registry_op is not None:
+                alone.append(self._sequence_into(out, i, a))
+            elif self._pending >= self._max_pending:
+                out[i] = self._overloaded()
+            else:
+                try:
+                    queued.append((i, self._ledger.submit(a)))
+                except Error as e:
+                    out[i] = e
+                    continue
+                self._pending += 1
+        done_at = [0.0] * len(admitted)
+        self._metrics.queue_depth.inc(len(queued))
         try:
-            return await self._sequence(admitted)
-        except Error as e:
-            return e
+            await asyncio.gather(_all_done(queued, done_at), *alone)
+        finally:
+            self._pending -= len(queued)
+            self._metrics.queue_depth.dec(len(queued))
+        for i, fut in queued:
+            failure = fut.exception()
+            if failure is not None and not isinstance(failure, Error):
+                raise failure
+            out[i] = failure if isinstance(failure, Error) else fut.result()
+            result = out[i]
+            if isinstance(result, AppendResult):
+                self._metrics.acknowledged(result.tree_size, result.duplicate, done_at[i] - start)
+        answered = [r for r in out if r is not None]
+        assert len(answered) == len(out)  # every entry has its result or error
+        return answered
 
-    def _admit_each(self, bodies: Sequence[bytes]) -> list[Admitted | Error]:
-        out: list[Admitted | Error] = []
-        for body in bodies:
-            try:
-                out.append(self._admit(body))
-            except Error as e:
-                out.append(e)
-        return out
+    async def _sequence_into(
+        self, out: list[AppendResult | Error | None], i: int, admitted: Admitted
+    ) -> None:
+        try:
+            out[i] = await self._sequence(admitted)
+        except Error as e:
+            out[i] = e
+
+    def _overloaded(self) -> Overloaded:
+        return Overloaded(f"{self._pending} appends are waiting; retry shortly", self._retry_after)
 
     def _admit(self, body: bytes) -> Admitted:
         return self._ledger.admit(body, max_bytes=self._max_body_bytes)
@@ -87,9 +126,7 @@ class WriteService:
             )
             return result
         if self._pending >= self._max_pending:
-            raise Overloaded(
-                f"{self._pending} appends are waiting; retry shortly", self._retry_after
-            )
+            raise self._overloaded()
         start = time.perf_counter()
         fut: Future[AppendResult] = self._ledger.submit(admitted)
         self._pending += 1
@@ -101,3 +138,41 @@ class WriteService:
             self._metrics.queue_depth.dec()
         self._metrics.acknowledged(result.tree_size, result.duplicate, time.perf_counter() - start)
         return result
+
+
+async def _all_done(
+    queued: Sequence[tuple[int, Future[AppendResult]]], done_at: list[float]
+) -> None:
+    """Wait for every queued append of a batch with one wake-up of the event loop (the last one
+    to resolve), not one ``asyncio.wrap_future`` and task per entry; ``done_at[i]``: when entry
+    ``i`` resolved. Cancelled (the client went away): the appends still queued are cancelled, as
+    ``wrap_future`` would."""
+    if not queued:
+        return
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+    left, lock = [len(queued)], threading.Lock()
+
+    def wake() -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    def one_done(i: int) -> Callable[[Future[AppendResult]], None]:
+        def done(_: Future[AppendResult]) -> None:
+            done_at[i] = time.perf_counter()
+            with lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                loop.call_soon_threadsafe(wake)
+
+        return done
+
+    for i, fut in queued:
+        fut.add_done_callback(one_done(i))
+    try:
+        await waiter
+    except asyncio.CancelledError:
+        for _, fut in queued:
+            fut.cancel()
+        raise

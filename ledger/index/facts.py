@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import unquote
 
-from ledger.bodies import b64_field, envelope_of
+from ledger.bodies import Parsed, b64_field, envelope_of
 from ledger.index.lenient_json import OBJECT_FIRST_BYTES, loads_object
 
 __all__ = [
@@ -70,6 +70,7 @@ class Facts:
     deps: set[Dependency] = field(default_factory=set)
     vulns: set[VulnFact] = field(default_factory=set)
     statement: dict[str, Any] | None = None  # the parsed (unverified) statement, for signers
+    payload: bytes | None = None  # the envelope's payload, decoded (what its signatures sign)
     envelope: dict[str, Any] | None = None  # the DSSE envelope (bare or from the bundle)
     bundle: dict[str, Any] | None = None  # the Sigstore bundle, when the body is one
 
@@ -142,24 +143,31 @@ def _first_digest(digest: Any) -> str:
 def read_facts(content: bytes, doc: Any = None) -> Facts:
     """The facts of one stored body (see the module docstring); empty facts if unreadable.
     ``doc``: ``content`` already parsed by the strict parser (which accepts a subset of what
-    ``json.loads`` does, and parses it to the same value), so it is not parsed again."""
+    ``json.loads`` does, and parses it to the same value), so it is not parsed again — the
+    document, or admission's :class:`~ledger.bodies.Parsed` with its payload and statement."""
     facts = Facts()
-    if doc is None:
+    parsed = doc if isinstance(doc, Parsed) else None
+    if parsed is not None:
+        doc = parsed.doc
+    elif doc is None:
         doc = loads_object(content)
     env, facts.bundle = envelope_of(doc)  # as admission read it: never a smuggled envelope
     if env is None:
         return facts
     facts.envelope = env
-    text = env.get("payload")
-    if isinstance(text, str) and text[:1] in _B64_CHARS and text[:1] not in _OBJECT_STARTS:
-        return facts  # whatever it decodes to is not a JSON object (see _OBJECT_STARTS)
-    payload = b64_field(text)
-    if payload is None:
-        return facts
-    statement = loads_object(payload)
+    if parsed is not None:  # admission decoded and parsed this envelope's payload
+        facts.payload, facts.statement = parsed.payload, parsed.statement
+    else:
+        text = env.get("payload")
+        if isinstance(text, str) and text[:1] in _B64_CHARS and text[:1] not in _OBJECT_STARTS:
+            return facts  # whatever it decodes to is not a JSON object (see _OBJECT_STARTS)
+        facts.payload = b64_field(text)
+        if facts.payload is None:
+            return facts
+        facts.statement = loads_object(facts.payload)
+    statement = facts.statement
     if statement is None:
         return facts
-    facts.statement = statement
     with suppress(TypeError, ValueError, AttributeError, RecursionError):
         _statement_facts(statement, facts)  # a shape nobody expected: keep what was read so far
     return facts

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from ledger._internal import schema
+from ledger.bodies import Parsed
 from ledger.index.facts import Dependency, VulnFact, read_facts
 from ledger.index.signers import SignerBook, signer_book, signer_terms
 from ledger.record import Record
@@ -99,13 +100,18 @@ def rows_of(
     starts = [r[0] for r in registry]
     books: dict[int, SignerBook] = {}
     for k, (idx, time, content) in enumerate(items):
-        facts = read_facts(content, docs[k] if docs is not None else None)
+        doc = docs[k] if docs is not None else None
+        facts = read_facts(content, doc)
+        checked = doc.verified if isinstance(doc, Parsed) else frozenset()
         before = bisect.bisect_left(starts, idx)
         book = books.get(before)
         if book is None:
             book = books[before] = signer_book(tuple(registry[:before]))
         ptype = facts.statement.get("predicateType") if facts.statement is not None else None
-        terms = facts.terms | signer_terms(facts.envelope, facts.bundle, book, time, ptype)
+        signed = signer_terms(
+            facts.envelope, facts.bundle, book, time, ptype, facts.payload, checked
+        )
+        terms = facts.terms | signed
         terms.add(("time", time))
         out.terms.extend((kind, value, idx) for kind, value in terms)
         if facts.deps:

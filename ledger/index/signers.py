@@ -25,6 +25,7 @@ from attest.dsse import pae
 from attest.errors import Error as AttestError
 from attest.keys import PublicKey, public_key_from_crypto
 from attest.sigstore_bundle import IdentityPolicy, certificate_identities, certificate_issuer
+from ledger.bodies import Verified
 from ledger.bodies import b64_field as _b64
 from ledger.errors import Error
 from ledger.registry.entries import state_from_rows
@@ -61,8 +62,12 @@ def signer_book(rows: tuple[tuple[int, bytes], ...]) -> SignerBook:
     return SignerBook(keys, tuple(identities))
 
 
-def _signed_message(env: dict[str, Any]) -> tuple[bytes, list[tuple[bytes, str]]] | None:
-    ptype, payload = env.get("payloadType"), _b64(env.get("payload"))
+def _signed_message(
+    env: dict[str, Any], payload: bytes | None
+) -> tuple[bytes, list[tuple[bytes, str]]] | None:
+    ptype = env.get("payloadType")
+    if payload is None:
+        payload = _b64(env.get("payload"))
     sigs = env.get("signatures")
     if not isinstance(ptype, str) or payload is None or not isinstance(sigs, list):
         return None
@@ -76,20 +81,28 @@ def _signed_message(env: dict[str, Any]) -> tuple[bytes, list[tuple[bytes, str]]
     return pae(ptype, payload), out
 
 
-def _key_terms(env: dict[str, Any], book: SignerBook, at: str, ptype: Any) -> set[tuple[str, str]]:
+def _key_terms(
+    env: dict[str, Any],
+    payload: bytes | None,
+    verified: Verified,
+    book: SignerBook,
+    at: str,
+    ptype: Any,
+) -> set[tuple[str, str]]:
     if not book.keys:  # nobody to attribute to: skip building the signed message
         return set()
-    signed = _signed_message(env)
+    signed = _signed_message(env, payload)
     if signed is None:
         return set()
     message, sigs = signed
     terms: set[tuple[str, str]] = set()
     for sig, hint in sigs:
         for signer, key in sorted(book.keys, key=lambda sk: sk[1].keyid != hint):
-            try:
-                key.verify(sig, message)
-            except AttestError:
-                continue
+            if (key.spki_pem(), sig) not in verified:  # not already checked by admission
+                try:
+                    key.verify(sig, message)
+                except AttestError:
+                    continue
             terms.add(("keyid", key.keyid))
             if _allowed(signer, at, ptype):
                 terms.add(("signer", signer.spec.name))
@@ -126,10 +139,15 @@ def _allowed(signer: Signer, at: str, ptype: Any) -> bool:
 
 
 def _bundle_terms(
-    bundle: dict[str, Any], env: dict[str, Any], book: SignerBook, at: str, ptype: Any
+    bundle: dict[str, Any],
+    env: dict[str, Any],
+    payload: bytes | None,
+    book: SignerBook,
+    at: str,
+    ptype: Any,
 ) -> set[tuple[str, str]]:
     cert = _certificate(bundle)
-    signed = _signed_message(env)
+    signed = _signed_message(env, payload)
     if cert is None or signed is None or not signed[1]:
         return set()
     try:
@@ -159,14 +177,18 @@ def signer_terms(
     book: SignerBook,
     at: str,
     predicate_type: Any,
+    payload: bytes | None = None,
+    verified: Verified = frozenset(),
 ) -> set[tuple[str, str]]:
     """``signer`` (registry name), ``keyid``, ``identity`` and ``issuer`` terms of one body
-    recorded at ``at`` whose statement names ``predicate_type``."""
+    recorded at ``at`` whose statement names ``predicate_type``. ``payload``: the envelope's
+    payload when the caller already decoded it (:func:`~ledger.bodies.b64_field`); ``verified``:
+    (key, signature) pairs admission verified over it (:class:`~ledger.bodies.Parsed`)."""
     if envelope is None:
         return set()
     if bundle is not None:
-        return _bundle_terms(bundle, envelope, book, at, predicate_type)
-    return _key_terms(envelope, book, at, predicate_type)
+        return _bundle_terms(bundle, envelope, payload, book, at, predicate_type)
+    return _key_terms(envelope, payload, verified, book, at, predicate_type)
 
 
 def rows_before(rows: Sequence[tuple[int, bytes]], index: int) -> tuple[tuple[int, bytes], ...]:
