@@ -46,6 +46,7 @@ from ledger.note import NoteSigner, parse_verifier
 from ledger.pending import (
     IDLE_POLL_SECONDS,
     INTEGRATED_CHANNEL,
+    MAX_PAYLOAD,
     PENDING_CHANNEL,
     RETRY_SECONDS,
     BadRow,
@@ -59,8 +60,16 @@ from ledger.pending import (
     notify_connection,
     pending_mac_key,
     submission,
+    submit_connection,
 )
-from ledger.pending_acks import FINISH_SQL, AckReader, finish_params
+from ledger.pending_acks import (
+    ACK_PREFIX,
+    FINISH_SQL,
+    AckReader,
+    ack_mac_key,
+    encode_acks,
+    finish_params,
+)
 from ledger.sequencer import AppendResult, Job, append_in_chunks, single_done
 from ledger.storage import LedgerStore, SequencedBatch
 from ledger.waiter import Waiting
@@ -92,7 +101,7 @@ class SharedSequencer(Waiting):
     ) -> None:
         self._store, self._origin, self._signer, self._clock = store, origin, signer, clock
         self._checkpoint = checkpoint
-        self._acks = AckReader(parse_verifier(signer.verifier_key()), origin)
+        self._acks = AckReader(parse_verifier(signer.verifier_key()), origin, ack_mac_key(signer))
         self._mac_key = pending_mac_key(signer)
         self._max_batch, self._max_pending = max_batch, max_pending
         self._wait_timeout = wait_timeout
@@ -102,6 +111,8 @@ class SharedSequencer(Waiting):
         self._waiting: dict[bytes, list[tuple[Wait, int]]] = {}
         self._stop = threading.Event()
         self._hints: set[str] | None = set()  # digest prefixes integrated since the last look
+        self._ack_elements: list[tuple[str, list[str]]] = []  # acknowledgements, with hints
+        self._ack_key = ack_mac_key(signer)
         self._connect_kw = self._connect_args()
         self._submit_conn: psycopg.Connection[Any] | None = None
         self._notify_conn: psycopg.Connection[Any] | None = None
@@ -203,10 +214,13 @@ class SharedSequencer(Waiting):
             mine, failure = True, error or failure
             if not collect:
                 continue
+            elements = named.split(",")
+            if elements[-1].startswith(ACK_PREFIX):  # the batch's acknowledgements themselves
+                self._ack_elements.append((elements.pop(), elements))
             if not tab or named == "*" or self._hints is None:
                 self._hints = None
             else:
-                self._hints.update(named.split(","))
+                self._hints.update(elements)
         if failure:
             self._fail_all(error_from_text(failure))
         return mine
@@ -272,27 +286,28 @@ class SharedSequencer(Waiting):
             w.complete()
 
     def _insert_pending(self, subs: list[Submission]) -> set[bytes]:
-        """Insert pending rows (skipping bodies already in the log); return the digests this call
-        made pending. One statement in autocommit: durable when it returns (one round trip, and
-        PostgreSQL's group commit merges it with other processes'). Then wake the integrator, or
-        the waiters if every body was logged already."""
+        """Insert pending rows (skipping bodies already in the log) and wake the integrator (or
+        the waiters, if every body was logged already); return the digests this call made
+        pending. One statement in autocommit, one round trip, committed when it returns without
+        waiting for its WAL flush (:func:`ledger.pending.submit_connection` says why that is
+        enough)."""
         inserted: set[bytes] = set()
         conn = self._submit_conn
         if conn is None or conn.closed:  # the submitter's own: no pool checkout per append
-            conn = self._submit_conn = psycopg.connect(**self._connect_kw, autocommit=True)
+            conn = self._submit_conn = submit_connection(self._connect_kw)
         try:
             self._insert_rows(conn.cursor(), subs, inserted)
         except BaseException:
             if conn.broken:
                 self._submit_conn = None
             raise
-        self._notify(PENDING_CHANNEL if inserted else INTEGRATED_CHANNEL, self._schema)
         return inserted
 
     def _insert_rows(
         self, cur: psycopg.Cursor[Any], subs: list[Submission], inserted: set[bytes]
     ) -> None:
-        inserted.update(insert_pending(cur, subs, self._mac_key, int(time.time())))
+        now = int(time.time())
+        inserted.update(insert_pending(cur, subs, self._mac_key, now, self._schema))
 
     def _forget(self, waits: list[Wait], error: BaseException) -> None:
         with self._lock:
@@ -389,7 +404,7 @@ class SharedSequencer(Waiting):
             self._fail_all(e)
             self._stop.wait(RETRY_SECONDS)
             return 0
-        self._integrated(read)
+        self._integrated(read, seq)
         return len(seq.indices)
 
     def _read_pending(self, conn: Connection, read: list[bytes]) -> list[Submission]:
@@ -430,11 +445,37 @@ class SharedSequencer(Waiting):
         :mod:`ledger.pending_acks`), in the batch's transaction."""
         conn.exec_driver_sql(FINISH_SQL, finish_params(read, seq))
 
-    def _integrated(self, read: list[bytes]) -> None:
-        """Wake every waiter once the batch has committed. The payload names the rows by digest
-        prefix, so a process none of whose bodies is among them does not query at all (every
-        process's waiter hears every batch)."""
-        self._notify(INTEGRATED_CHANNEL, self._schema + hint(read))
+    def _integrated(self, read: list[bytes], seq: SequencedBatch) -> None:
+        """The batch has committed: acknowledge this process's own appends from it, and wake
+        every waiter. The payload names the rows by digest prefix, so a process none of whose
+        bodies is among them does not query at all (every process's waiter hears every batch),
+        and carries the new records' acknowledgements while they fit (``encode_acks``), so a
+        waiter needs no query either."""
+        if seq.proofs:  # verified against the checkpoint this batch signed, in its transaction
+            for i, digest in enumerate(read):
+                self._settle(
+                    digest,
+                    AppendResult(
+                        seq.indices[i],
+                        seq.leaf_hashes[i],
+                        seq.proofs[i],
+                        seq.tree_size,
+                        seq.checkpoint,
+                        False,
+                    ),
+                )
+        payload = self._schema + hint(read)
+        budget = MAX_PAYLOAD - len(payload) - 1
+        if seq.proofs and not payload.endswith("*") and budget > 0:
+            entries = [
+                (digest, seq.records[seq.indices[i]], seq.proofs[i])
+                for i, digest in enumerate(read)
+                if seq.new[i]
+            ]
+            element = encode_acks(self._ack_key, self._schema, seq.checkpoint, entries, budget)
+            if element is not None:
+                payload += "," + element
+        self._notify(INTEGRATED_CHANNEL, payload)
 
     def _quarantine(self, read: list[bytes], batch_error: Error) -> None:
         """A batch failed for a reason that is not transient. Retry its rows one by one: if any
@@ -471,8 +512,8 @@ class SharedSequencer(Waiting):
                 self._finish(conn, [d], seq)
 
             try:
-                self._store.sequence(one, self._origin, self._signer, self._clock, after=done)
-                self._integrated([digest])
+                seq = self._store.sequence(one, self._origin, self._signer, self._clock, after=done)
+                self._integrated([digest], seq)
                 integrated += 1
             except NothingPending:
                 continue
