@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from sqlalchemy import Connection
@@ -82,6 +82,18 @@ LEASE_POLL_SECONDS = 0.25  # how often a process without the lease asks for it
 _LEASE_KEY = "hashtextextended('provenance-ledger-integrator:' || current_schema(), 0)"
 _ANY_PENDING = "SELECT 1 FROM pending WHERE done_at IS NULL AND error IS NULL LIMIT 1"
 _STALLED_SECONDS = 5.0  # a wait this old, with the lease held elsewhere: integrate anyway
+
+
+def _execute(conn: Connection, sql: str, params: Any) -> psycopg.Cursor[Any]:
+    """Run one of the integrator's own statements on the driver's connection under ``conn``
+    (same transaction): SQLAlchemy's work per statement cost as much as the statement here.
+    A driver error becomes the ledger's, as the engine would make it (``db_errors``)."""
+    driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
+    try:
+        return driver.execute(sql, params, prepare=True)
+    except psycopg.Error as e:
+        target = db_errors.Target.of(conn.engine.url, None)
+        raise db_errors.translate(target, e, writing=True) from e
 
 
 class SharedSequencer(Waiting):
@@ -410,11 +422,12 @@ class SharedSequencer(Waiting):
     def _read_pending(self, conn: Connection, read: list[bytes]) -> list[Submission]:
         """The oldest pending rows an appender wrote; any other row is marked failed in this
         transaction (its appender, if any, is told) and never reaches the log."""
-        rows = conn.exec_driver_sql(
+        rows = _execute(
+            conn,
             "SELECT digest, body_type, content, mac, submitted FROM pending "
             "WHERE done_at IS NULL AND error IS NULL ORDER BY seq LIMIT %s",
             (self._max_batch,),
-        ).all()
+        ).fetchall()
         if not rows:
             raise NothingPending
         subs: list[Submission] = []
@@ -443,7 +456,7 @@ class SharedSequencer(Waiting):
     def _finish(self, conn: Connection, read: list[bytes], seq: SequencedBatch) -> None:
         """Leave each integrated row's record and proof on it for its waiter (see
         :mod:`ledger.pending_acks`), in the batch's transaction."""
-        conn.exec_driver_sql(FINISH_SQL, finish_params(read, seq))
+        _execute(conn, FINISH_SQL, finish_params(read, seq))
 
     def _integrated(self, read: list[bytes], seq: SequencedBatch) -> None:
         """The batch has committed: acknowledge this process's own appends from it, and wake
