@@ -152,12 +152,12 @@ def test_the_submitters_commits_do_not_wait_for_their_flush(pg_ledger: Ledger) -
         kw["conninfo"] = args[0]
     conn = submit_connection(dict(kw))
     try:
-        assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "off"
+        assert conn.execute("SHOW synchronous_commit").fetchone() == ("off",)
         assert conn.autocommit
     finally:
         conn.close()
     with _driver(pg_ledger) as other:  # everyone else's commits still wait for the disk
-        assert other.execute("SHOW synchronous_commit").fetchone()[0] == "on"
+        assert other.execute("SHOW synchronous_commit").fetchone() == ("on",)
 
 
 def test_a_postgresql_write_transaction_holds_the_lock_and_rolls_back(pg_ledger: Ledger) -> None:
