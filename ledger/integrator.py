@@ -1,11 +1,12 @@
-"""PostgreSQL's shared write path: appenders make submissions durable, one integrator sequences.
+"""PostgreSQL's shared write path: appenders commit submissions, one integrator sequences.
 
 Several processes (``ledger serve`` workers, on one machine or many) append to one PostgreSQL
 ledger. Each runs one :class:`SharedSequencer` with three threads:
 
 * the **submitter** drains this process's queue and inserts the bodies as ``pending`` rows in one
-  statement and one commit (PostgreSQL's group commit merges the commits of many processes), then
-  ``NOTIFY``\\ s. No global lock is taken.
+  statement and one commit that also ``NOTIFY``\\ s, and does not wait for its WAL flush (the
+  batch's durable commit flushes it first: :func:`ledger.pending.submit_connection`). No global
+  lock is taken.
 * the **integrator** tries for the ledger's *lease*, a session advisory lock. The one process that
   holds it moves pending rows into the log in large batches through :meth:`LedgerStore.sequence`
   (the same transaction, write lock, head check and signed checkpoint as every other write),
@@ -13,13 +14,16 @@ ledger. Each runs one :class:`SharedSequencer` with three threads:
   session, which frees the lock; another process's integrator takes it within
   :data:`LEASE_POLL_SECONDS`. The lease is for efficiency only: the write lock keeps two
   integrators from ever interleaving.
-* the **waiter** ``LISTEN``\\ s for integrations. For the bodies its process waits on, it reads
-  their indices, the latest checkpoint (verified with the ledger's key) and their inclusion proofs
-  (verified against it), and only then resolves the callers' futures.
+* the **waiter** ``LISTEN``\\ s for integrations. For the bodies its process waits on, it takes
+  the acknowledgements the notification carries (HMAC'd by the integrator,
+  :func:`ledger.pending_acks.encode_acks`) or reads their acknowledgement rows, verifies each
+  (record, proof against the checkpoint), and only then resolves the callers' futures. The lease
+  holder's own process is acknowledged by its integrator from the batch in hand.
 
 The contract is the single-process sequencer's: an append is acknowledged only once it is durable,
 integrated, proved and covered by a signed checkpoint. A crash anywhere loses nothing acknowledged:
-a pending row is integrated by whoever holds the lease next, and submitting the same body again
+a committed pending row is integrated by whoever holds the lease next (one a server crash loses
+was never acknowledged), and submitting the same body again
 (idempotent by digest) waits for the same record.
 """
 
@@ -70,6 +74,7 @@ from ledger.pending_acks import (
     encode_acks,
     finish_params,
 )
+from ledger.quarantine import Quarantine
 from ledger.sequencer import AppendResult, Job, append_in_chunks, single_done
 from ledger.storage import LedgerStore, SequencedBatch
 from ledger.waiter import Waiting
@@ -96,7 +101,7 @@ def _execute(conn: Connection, sql: str, params: Any) -> psycopg.Cursor[Any]:
         raise db_errors.translate(target, e, writing=True) from e
 
 
-class SharedSequencer(Waiting):
+class SharedSequencer(Waiting, Quarantine):
     """This process's part of the shared PostgreSQL write path (see the module docstring)."""
 
     def __init__(
@@ -489,68 +494,3 @@ class SharedSequencer(Waiting):
             if element is not None:
                 payload += "," + element
         self._notify(INTEGRATED_CHANNEL, payload)
-
-    def _quarantine(self, read: list[bytes], batch_error: Error) -> None:
-        """A batch failed for a reason that is not transient. Retry its rows one by one: if any
-        goes in, the failure was the others' own, and each is marked with its error (only its
-        appender is told). If none does, the log itself is failing (a head that is not signed,
-        say): nothing is marked — the rows stay durable for when it is repaired — and every
-        waiting appender, in every process, is told why."""
-        log.warning("integration batch failed (%s); retrying its rows one by one", batch_error)
-        failed: list[tuple[bytes, Error]] = []
-        integrated = 0
-        for digest in read:
-
-            def one(conn: Connection, d: bytes = digest) -> list[Submission]:
-                row = conn.exec_driver_sql(
-                    "SELECT body_type, content, mac, submitted FROM pending WHERE digest = %s "
-                    "AND done_at IS NULL AND error IS NULL",
-                    (d,),
-                ).first()
-                if row is None:
-                    raise NothingPending
-                return [
-                    submission(
-                        d,
-                        row[0],
-                        bytes(row[1]),
-                        row[2],
-                        self._mac_key,
-                        submitted=row[3],
-                        now=time.time(),
-                    )
-                ]
-
-            def done(conn: Connection, seq: SequencedBatch, d: bytes = digest) -> None:
-                self._finish(conn, [d], seq)
-
-            try:
-                seq = self._store.sequence(one, self._origin, self._signer, self._clock, after=done)
-                self._integrated([digest], seq)
-                integrated += 1
-            except NothingPending:
-                continue
-            except (StorageError, Overloaded):
-                break  # transient: leave the rest pending
-            except Error as e:
-                failed.append((digest, e))
-        if integrated:
-            for digest, why in failed:
-                self._mark_failed(digest, why)
-        elif failed:
-            self._broadcast_failure(failed[0][1])
-            self._stop.wait(RETRY_SECONDS)
-
-    def _broadcast_failure(self, e: Error) -> None:
-        with suppress(Error), self._store.engine.begin() as conn:
-            conn.exec_driver_sql(
-                "SELECT pg_notify(%s, current_schema() || chr(10) || %s)",
-                (INTEGRATED_CHANNEL, error_text(e)[:4000]),
-            )
-
-    def _mark_failed(self, digest: bytes, e: Error) -> None:
-        with suppress(Error), self._store.engine.begin() as conn:
-            conn.exec_driver_sql(
-                "UPDATE pending SET error = %s WHERE digest = %s", (error_text(e), digest)
-            )
-            conn.exec_driver_sql("SELECT pg_notify(%s, current_schema())", (INTEGRATED_CHANNEL,))
