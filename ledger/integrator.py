@@ -451,8 +451,13 @@ class SharedSequencer(Waiting, Quarantine):
                     )
                 )
             except BadRow as e:
-                conn.exec_driver_sql(
-                    "UPDATE pending SET error = %s WHERE digest = %s", (error_text(e), digest)
+                # Only the row as read: an appender's submission may have replaced it since
+                # (the pending rows are not under the write lock), and must not be marked.
+                _execute(
+                    conn,
+                    "UPDATE pending SET error = %s WHERE digest = %s "
+                    "AND mac IS NOT DISTINCT FROM %s AND submitted IS NOT DISTINCT FROM %s",
+                    (error_text(e), digest, mac, submitted),
                 )
                 continue
             read.append(bytes(digest))
