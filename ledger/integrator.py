@@ -1,11 +1,12 @@
-"""PostgreSQL's shared write path: appenders make submissions durable, one integrator sequences.
+"""PostgreSQL's shared write path: appenders commit submissions, one integrator sequences.
 
 Several processes (``ledger serve`` workers, on one machine or many) append to one PostgreSQL
 ledger. Each runs one :class:`SharedSequencer` with three threads:
 
 * the **submitter** drains this process's queue and inserts the bodies as ``pending`` rows in one
-  statement and one commit (PostgreSQL's group commit merges the commits of many processes), then
-  ``NOTIFY``\\ s. No global lock is taken.
+  statement and one commit that also ``NOTIFY``\\ s, and does not wait for its WAL flush (the
+  batch's durable commit flushes it first: :func:`ledger.pending.submit_connection`). No global
+  lock is taken.
 * the **integrator** tries for the ledger's *lease*, a session advisory lock. The one process that
   holds it moves pending rows into the log in large batches through :meth:`LedgerStore.sequence`
   (the same transaction, write lock, head check and signed checkpoint as every other write),
@@ -13,13 +14,16 @@ ledger. Each runs one :class:`SharedSequencer` with three threads:
   session, which frees the lock; another process's integrator takes it within
   :data:`LEASE_POLL_SECONDS`. The lease is for efficiency only: the write lock keeps two
   integrators from ever interleaving.
-* the **waiter** ``LISTEN``\\ s for integrations. For the bodies its process waits on, it reads
-  their indices, the latest checkpoint (verified with the ledger's key) and their inclusion proofs
-  (verified against it), and only then resolves the callers' futures.
+* the **waiter** ``LISTEN``\\ s for integrations. For the bodies its process waits on, it takes
+  the acknowledgements the notification carries (HMAC'd by the integrator,
+  :func:`ledger.pending_acks.encode_acks`) or reads their acknowledgement rows, verifies each
+  (record, proof against the checkpoint), and only then resolves the callers' futures. The lease
+  holder's own process is acknowledged by its integrator from the batch in hand.
 
 The contract is the single-process sequencer's: an append is acknowledged only once it is durable,
 integrated, proved and covered by a signed checkpoint. A crash anywhere loses nothing acknowledged:
-a pending row is integrated by whoever holds the lease next, and submitting the same body again
+a committed pending row is integrated by whoever holds the lease next (one a server crash loses
+was never acknowledged), and submitting the same body again
 (idempotent by digest) waits for the same record.
 """
 
@@ -33,7 +37,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from sqlalchemy import Connection
@@ -46,6 +50,7 @@ from ledger.note import NoteSigner, parse_verifier
 from ledger.pending import (
     IDLE_POLL_SECONDS,
     INTEGRATED_CHANNEL,
+    MAX_PAYLOAD,
     PENDING_CHANNEL,
     RETRY_SECONDS,
     BadRow,
@@ -59,8 +64,17 @@ from ledger.pending import (
     notify_connection,
     pending_mac_key,
     submission,
+    submit_connection,
 )
-from ledger.pending_acks import FINISH_SQL, AckReader, finish_params
+from ledger.pending_acks import (
+    ACK_PREFIX,
+    FINISH_SQL,
+    AckReader,
+    ack_mac_key,
+    encode_acks,
+    finish_params,
+)
+from ledger.quarantine import Quarantine
 from ledger.sequencer import AppendResult, Job, append_in_chunks, single_done
 from ledger.storage import LedgerStore, SequencedBatch
 from ledger.waiter import Waiting
@@ -75,7 +89,19 @@ _ANY_PENDING = "SELECT 1 FROM pending WHERE done_at IS NULL AND error IS NULL LI
 _STALLED_SECONDS = 5.0  # a wait this old, with the lease held elsewhere: integrate anyway
 
 
-class SharedSequencer(Waiting):
+def _execute(conn: Connection, sql: str, params: Any) -> psycopg.Cursor[Any]:
+    """Run one of the integrator's own statements on the driver's connection under ``conn``
+    (same transaction): SQLAlchemy's work per statement cost as much as the statement here.
+    A driver error becomes the ledger's, as the engine would make it (``db_errors``)."""
+    driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
+    try:
+        return driver.execute(sql, params, prepare=True)
+    except psycopg.Error as e:
+        target = db_errors.Target.of(conn.engine.url, None)
+        raise db_errors.translate(target, e, writing=True) from e
+
+
+class SharedSequencer(Waiting, Quarantine):
     """This process's part of the shared PostgreSQL write path (see the module docstring)."""
 
     def __init__(
@@ -92,7 +118,7 @@ class SharedSequencer(Waiting):
     ) -> None:
         self._store, self._origin, self._signer, self._clock = store, origin, signer, clock
         self._checkpoint = checkpoint
-        self._acks = AckReader(parse_verifier(signer.verifier_key()), origin)
+        self._acks = AckReader(parse_verifier(signer.verifier_key()), origin, ack_mac_key(signer))
         self._mac_key = pending_mac_key(signer)
         self._max_batch, self._max_pending = max_batch, max_pending
         self._wait_timeout = wait_timeout
@@ -102,6 +128,8 @@ class SharedSequencer(Waiting):
         self._waiting: dict[bytes, list[tuple[Wait, int]]] = {}
         self._stop = threading.Event()
         self._hints: set[str] | None = set()  # digest prefixes integrated since the last look
+        self._ack_elements: list[tuple[str, list[str]]] = []  # acknowledgements, with hints
+        self._ack_key = ack_mac_key(signer)
         self._connect_kw = self._connect_args()
         self._submit_conn: psycopg.Connection[Any] | None = None
         self._notify_conn: psycopg.Connection[Any] | None = None
@@ -203,10 +231,13 @@ class SharedSequencer(Waiting):
             mine, failure = True, error or failure
             if not collect:
                 continue
+            elements = named.split(",")
+            if elements[-1].startswith(ACK_PREFIX):  # the batch's acknowledgements themselves
+                self._ack_elements.append((elements.pop(), elements))
             if not tab or named == "*" or self._hints is None:
                 self._hints = None
             else:
-                self._hints.update(named.split(","))
+                self._hints.update(elements)
         if failure:
             self._fail_all(error_from_text(failure))
         return mine
@@ -272,27 +303,28 @@ class SharedSequencer(Waiting):
             w.complete()
 
     def _insert_pending(self, subs: list[Submission]) -> set[bytes]:
-        """Insert pending rows (skipping bodies already in the log); return the digests this call
-        made pending. One statement in autocommit: durable when it returns (one round trip, and
-        PostgreSQL's group commit merges it with other processes'). Then wake the integrator, or
-        the waiters if every body was logged already."""
+        """Insert pending rows (skipping bodies already in the log) and wake the integrator (or
+        the waiters, if every body was logged already); return the digests this call made
+        pending. One statement in autocommit, one round trip, committed when it returns without
+        waiting for its WAL flush (:func:`ledger.pending.submit_connection` says why that is
+        enough)."""
         inserted: set[bytes] = set()
         conn = self._submit_conn
         if conn is None or conn.closed:  # the submitter's own: no pool checkout per append
-            conn = self._submit_conn = psycopg.connect(**self._connect_kw, autocommit=True)
+            conn = self._submit_conn = submit_connection(self._connect_kw)
         try:
             self._insert_rows(conn.cursor(), subs, inserted)
         except BaseException:
             if conn.broken:
                 self._submit_conn = None
             raise
-        self._notify(PENDING_CHANNEL if inserted else INTEGRATED_CHANNEL, self._schema)
         return inserted
 
     def _insert_rows(
         self, cur: psycopg.Cursor[Any], subs: list[Submission], inserted: set[bytes]
     ) -> None:
-        inserted.update(insert_pending(cur, subs, self._mac_key, int(time.time())))
+        now = int(time.time())
+        inserted.update(insert_pending(cur, subs, self._mac_key, now, self._schema))
 
     def _forget(self, waits: list[Wait], error: BaseException) -> None:
         with self._lock:
@@ -389,17 +421,18 @@ class SharedSequencer(Waiting):
             self._fail_all(e)
             self._stop.wait(RETRY_SECONDS)
             return 0
-        self._integrated(read)
+        self._integrated(read, seq)
         return len(seq.indices)
 
     def _read_pending(self, conn: Connection, read: list[bytes]) -> list[Submission]:
         """The oldest pending rows an appender wrote; any other row is marked failed in this
         transaction (its appender, if any, is told) and never reaches the log."""
-        rows = conn.exec_driver_sql(
+        rows = _execute(
+            conn,
             "SELECT digest, body_type, content, mac, submitted FROM pending "
             "WHERE done_at IS NULL AND error IS NULL ORDER BY seq LIMIT %s",
             (self._max_batch,),
-        ).all()
+        ).fetchall()
         if not rows:
             raise NothingPending
         subs: list[Submission] = []
@@ -418,8 +451,13 @@ class SharedSequencer(Waiting):
                     )
                 )
             except BadRow as e:
-                conn.exec_driver_sql(
-                    "UPDATE pending SET error = %s WHERE digest = %s", (error_text(e), digest)
+                # Only the row as read: an appender's submission may have replaced it since
+                # (the pending rows are not under the write lock), and must not be marked.
+                _execute(
+                    conn,
+                    "UPDATE pending SET error = %s WHERE digest = %s "
+                    "AND mac IS NOT DISTINCT FROM %s AND submitted IS NOT DISTINCT FROM %s",
+                    (error_text(e), digest, mac, submitted),
                 )
                 continue
             read.append(bytes(digest))
@@ -428,75 +466,36 @@ class SharedSequencer(Waiting):
     def _finish(self, conn: Connection, read: list[bytes], seq: SequencedBatch) -> None:
         """Leave each integrated row's record and proof on it for its waiter (see
         :mod:`ledger.pending_acks`), in the batch's transaction."""
-        conn.exec_driver_sql(FINISH_SQL, finish_params(read, seq))
+        _execute(conn, FINISH_SQL, finish_params(read, seq))
 
-    def _integrated(self, read: list[bytes]) -> None:
-        """Wake every waiter once the batch has committed. The payload names the rows by digest
-        prefix, so a process none of whose bodies is among them does not query at all (every
-        process's waiter hears every batch)."""
-        self._notify(INTEGRATED_CHANNEL, self._schema + hint(read))
-
-    def _quarantine(self, read: list[bytes], batch_error: Error) -> None:
-        """A batch failed for a reason that is not transient. Retry its rows one by one: if any
-        goes in, the failure was the others' own, and each is marked with its error (only its
-        appender is told). If none does, the log itself is failing (a head that is not signed,
-        say): nothing is marked — the rows stay durable for when it is repaired — and every
-        waiting appender, in every process, is told why."""
-        log.warning("integration batch failed (%s); retrying its rows one by one", batch_error)
-        failed: list[tuple[bytes, Error]] = []
-        integrated = 0
-        for digest in read:
-
-            def one(conn: Connection, d: bytes = digest) -> list[Submission]:
-                row = conn.exec_driver_sql(
-                    "SELECT body_type, content, mac, submitted FROM pending WHERE digest = %s "
-                    "AND done_at IS NULL AND error IS NULL",
-                    (d,),
-                ).first()
-                if row is None:
-                    raise NothingPending
-                return [
-                    submission(
-                        d,
-                        row[0],
-                        bytes(row[1]),
-                        row[2],
-                        self._mac_key,
-                        submitted=row[3],
-                        now=time.time(),
-                    )
-                ]
-
-            def done(conn: Connection, seq: SequencedBatch, d: bytes = digest) -> None:
-                self._finish(conn, [d], seq)
-
-            try:
-                self._store.sequence(one, self._origin, self._signer, self._clock, after=done)
-                self._integrated([digest])
-                integrated += 1
-            except NothingPending:
-                continue
-            except (StorageError, Overloaded):
-                break  # transient: leave the rest pending
-            except Error as e:
-                failed.append((digest, e))
-        if integrated:
-            for digest, why in failed:
-                self._mark_failed(digest, why)
-        elif failed:
-            self._broadcast_failure(failed[0][1])
-            self._stop.wait(RETRY_SECONDS)
-
-    def _broadcast_failure(self, e: Error) -> None:
-        with suppress(Error), self._store.engine.begin() as conn:
-            conn.exec_driver_sql(
-                "SELECT pg_notify(%s, current_schema() || chr(10) || %s)",
-                (INTEGRATED_CHANNEL, error_text(e)[:4000]),
-            )
-
-    def _mark_failed(self, digest: bytes, e: Error) -> None:
-        with suppress(Error), self._store.engine.begin() as conn:
-            conn.exec_driver_sql(
-                "UPDATE pending SET error = %s WHERE digest = %s", (error_text(e), digest)
-            )
-            conn.exec_driver_sql("SELECT pg_notify(%s, current_schema())", (INTEGRATED_CHANNEL,))
+    def _integrated(self, read: list[bytes], seq: SequencedBatch) -> None:
+        """The batch has committed: acknowledge this process's own appends from it, and wake
+        every waiter. The payload names the rows by digest prefix, so a process none of whose
+        bodies is among them does not query at all (every process's waiter hears every batch),
+        and carries the new records' acknowledgements while they fit (``encode_acks``), so a
+        waiter needs no query either."""
+        if seq.proofs:  # verified against the checkpoint this batch signed, in its transaction
+            for i, digest in enumerate(read):
+                self._settle(
+                    digest,
+                    AppendResult(
+                        seq.indices[i],
+                        seq.leaf_hashes[i],
+                        seq.proofs[i],
+                        seq.tree_size,
+                        seq.checkpoint,
+                        False,
+                    ),
+                )
+        payload = self._schema + hint(read)
+        budget = MAX_PAYLOAD - len(payload) - 1
+        if seq.proofs and not payload.endswith("*") and budget > 0:
+            entries = [
+                (digest, seq.records[seq.indices[i]], seq.proofs[i])
+                for i, digest in enumerate(read)
+                if seq.new[i]
+            ]
+            element = encode_acks(self._ack_key, self._schema, seq.checkpoint, entries, budget)
+            if element is not None:
+                payload += "," + element
+        self._notify(INTEGRATED_CHANNEL, payload)

@@ -115,7 +115,8 @@ PENDING_CHANNEL = "ledger_pending"  # NOTIFY when rows became pending (wakes the
 INTEGRATED_CHANNEL = "ledger_integrated"  # NOTIFY after each batch (and to fail every waiter)
 IDLE_POLL_SECONDS = 0.2  # the integrator's and waiter's fallback poll when no NOTIFY arrives
 RETRY_SECONDS = 0.5  # pause after a database error before a thread tries again
-MAX_HINT = 7000  # bytes of payload (PostgreSQL allows 8000)
+MAX_HINT = 7000  # bytes of payload naming digests
+MAX_PAYLOAD = 7900  # bytes of a whole notification's payload (PostgreSQL allows under 8000)
 
 
 def hint(digests: Sequence[bytes]) -> str:
@@ -126,11 +127,16 @@ def hint(digests: Sequence[bytes]) -> str:
 
 def names_body(leaf: bytes, index: int, digest: bytes) -> bool:
     """Whether the stored leaf is record ``index`` of the body with ``digest``."""
+    return body_record_index(leaf, digest) == index
+
+
+def body_record_index(leaf: bytes, digest: bytes) -> int | None:
+    """The index of the record ``leaf`` if it is a record of the body with ``digest``."""
     try:
         rec = Record.from_leaf(leaf)
     except Error:
-        return False
-    return rec.index == index and rec.body == "sha256:" + digest.hex()
+        return None
+    return rec.index if rec.body == "sha256:" + digest.hex() else None
 
 
 def error_text(e: BaseException) -> str:
@@ -153,47 +159,87 @@ def error_from_text(text: str) -> Error:
 # someone squatted on with other bytes).
 # Any other row of the digest is replaced too when the body is not in the log: one that carries
 # an acknowledgement then is not the integrator's (which logs the body in the same transaction).
-# One statement for the whole batch (the rows as arrays). It notifies nobody: see notify().
+# One statement for the whole batch (the rows as arrays), and its own wake-up: on a
+# submit_connection() (whose commits do not wait for their WAL flush, see there) the NOTIFY may
+# ride in the same transaction — the integrator if any row became pending, else every waiter
+# (the bodies are logged already).
 _INSERT_PENDING = (
+    "WITH ins AS ("
     "INSERT INTO pending (digest, body_type, content, mac, submitted)"
-    " SELECT v.digest, v.body_type, v.content, v.mac, v.submitted"
-    " FROM unnest(%s::bytea[], %s::text[], %s::bytea[], %s::bytea[], %s::bigint[])"
-    " WITH ORDINALITY AS v(digest, body_type, content, mac, submitted, n)"
+    " SELECT v.digest, v.body_type, v.content, v.mac, v.submitted FROM {rows}"
     # The logged digests among these, found by one index scan (an InitPlan, whatever the plan
     # cache guesses of the arrays' length: never a scan of records).
-    " WHERE v.digest <> ALL (ARRAY(SELECT body_digest FROM records WHERE body_digest = ANY(%s)))"
+    " WHERE v.digest <> ALL (ARRAY(SELECT body_digest FROM records WHERE body_digest {logged}))"
     " ORDER BY v.n"
     " ON CONFLICT (digest) DO UPDATE SET error = NULL, body_type = EXCLUDED.body_type,"
     " content = EXCLUDED.content, mac = EXCLUDED.mac, submitted = EXCLUDED.submitted,"
     " idx = NULL, leaf = NULL, proof = NULL, cp_size = NULL, done_at = NULL"
     " WHERE pending.error IS NOT NULL OR pending.idx IS NOT NULL OR pending.done_at IS NOT NULL"
-    " RETURNING digest"
+    " RETURNING digest)"
+    " SELECT digest FROM ins UNION ALL SELECT NULL FROM (SELECT pg_notify(CASE WHEN EXISTS"
+    " (SELECT FROM ins) THEN %(pending)s ELSE %(integrated)s END, %(payload)s)) AS woken"
+)
+_COLUMNS = "v(digest, body_type, content, mac, submitted, n)"
+# Many rows as arrays; one row (a single append, the common case) as plain parameters, which the
+# driver adapts in a third of the client CPU of five one-element arrays.
+_INSERT_MANY = _INSERT_PENDING.format(
+    rows="unnest(%(d)s::bytea[], %(t)s::text[], %(c)s::bytea[], %(m)s::bytea[], %(s)s::bigint[])"
+    f" WITH ORDINALITY AS {_COLUMNS}",
+    logged="= ANY(%(d)s)",
+)
+_INSERT_ONE = _INSERT_PENDING.format(
+    rows=f"(VALUES (%(d)s::bytea, %(t)s::text, %(c)s::bytea, %(m)s::bytea, %(s)s::bigint, 1))"
+    f" AS {_COLUMNS}",
+    logged="= %(d)s",
 )
 
 
-def insert_pending(cur: Any, subs: Sequence[Submission], key: bytes, now: int) -> set[bytes]:
+def insert_pending(
+    cur: Any, subs: Sequence[Submission], key: bytes, now: int, payload: str
+) -> set[bytes]:
     """Insert ``subs`` as pending rows (skipping bodies already in the log), MAC'd with ``key`` at
-    submission time ``now``: one statement, on an autocommit connection one round trip that is
-    also the commit. Returns the digests this call made pending (of equal bodies, the first).
-    Whom to wake then — the integrator if any row became pending, else every waiter (the bodies
-    are logged already) — is the caller's, with :func:`notify`."""
+    submission time ``now``, and wake whom it concerns with ``payload`` (the integrator if any
+    row became pending, else every waiter: the bodies are logged already). One statement: on a
+    :func:`submit_connection` one round trip that is also the commit. Returns the digests this
+    call made pending (of equal bodies, the first)."""
     first: dict[bytes, Submission] = {}
     for s in subs:
         first.setdefault(s.digest, s)
     unique = list(first.values())
-    digests = [s.digest for s in unique]
-    rows = cur.execute(
-        _INSERT_PENDING,
-        (
-            digests,
-            [s.body_type for s in unique],
-            [s.content for s in unique],
-            [row_mac(key, s.digest, s.body_type, now) for s in unique],
-            [now] * len(unique),
-            digests,
-        ),
-    ).fetchall()
-    return {bytes(r[0]) for r in rows}
+    params: dict[str, object] = {
+        "d": [s.digest for s in unique],
+        "t": [s.body_type for s in unique],
+        "c": [s.content for s in unique],
+        "m": [row_mac(key, s.digest, s.body_type, now) for s in unique],
+        "s": [now] * len(unique),
+    }
+    if len(unique) == 1:
+        params = {k: cast(list[object], v)[0] for k, v in params.items()}
+    params.update(pending=PENDING_CHANNEL, integrated=INTEGRATED_CHANNEL, payload=payload)
+    sql = _INSERT_ONE if len(unique) == 1 else _INSERT_MANY
+    rows = cur.execute(sql, params, prepare=True).fetchall()
+    return {bytes(r[0]) for r in rows if r[0] is not None}
+
+
+def submit_connection(connect_kw: dict[str, Any]) -> Any:
+    """The submitter's connection: autocommit, and commits that do not wait for their WAL flush.
+
+    A pending row need not be on disk before its appender waits: nothing is acknowledged from
+    it. The acknowledgement comes only after the integrator's batch that logged the body has
+    committed *durably*, and that batch read the row, so its commit record follows the row's
+    in the WAL; PostgreSQL flushes the WAL in order, so the flush that makes the batch durable
+    makes the row durable too (and the batch holds the body's own record and bytes besides).
+    What a server crash can lose is only a row not yet integrated, whose appender was not
+    acknowledged: it times out, and submitting the same body again is safe. A crash of the
+    appender's process loses nothing: the commit is the server's. Not waiting for the flush
+    takes one disk flush off every append's path and lets the wake-up ride in the same
+    transaction (a NOTIFYing commit holds a database-wide lock until it is done: cheap when the
+    commit does not wait for the disk; see :func:`notify_connection`)."""
+    import psycopg
+
+    conn = psycopg.connect(**connect_kw, autocommit=True)
+    conn.execute("SET synchronous_commit = off")
+    return conn
 
 
 def notify_connection(connect_kw: dict[str, Any]) -> Any:

@@ -15,26 +15,80 @@ someone without the key can cost a lookup but never produce a wrong acknowledgem
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import logging
-from collections.abc import Sequence
+import struct
+import zlib
+from collections.abc import Container, Sequence
 from typing import Any
 
 import psycopg
 
-from ledger.checkpoint import SignedCheckpoint, open_checkpoint
+from ledger.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, parse_checkpoint
 from ledger.errors import Error
 from ledger.merkle import HASH_SIZE, hash_leaf, verify_inclusion
-from ledger.note import NoteVerifier
-from ledger.pending import names_body
+from ledger.note import NoteSigner, NoteVerifier, unverified_signatures
+from ledger.pending import body_record_index
 from ledger.sequencer import AppendResult
 from ledger.storage import SequencedBatch
 
-__all__ = ["ACK_KEEP_SECONDS", "FINISH_SQL", "AckReader", "finish_params"]
+__all__ = [
+    "ACK_KEEP_SECONDS",
+    "ACK_PREFIX",
+    "FINISH_SQL",
+    "AckReader",
+    "ack_mac_key",
+    "encode_acks",
+    "finish_params",
+]
 
 log = logging.getLogger(__name__)
 
 ACK_KEEP_SECONDS = 30  # an acknowledged row stays this long for its waiter, then a batch drops it
 _CACHED_NOTES = 8
+ACK_PREFIX = "ack:"  # an integration notification's element that carries acknowledgements
+_HEAD = struct.Struct(">H")  # lengths of the note and of each leaf
+_ENTRY = struct.Struct(">32sHB")  # digest, leaf length, number of proof hashes
+
+
+def ack_mac_key(signer: NoteSigner) -> bytes:
+    """The key acknowledgements in notifications are authenticated with: derived from the
+    checkpoint key as :func:`ledger.pending.pending_mac_key` is (Ed25519 signatures are
+    deterministic), under another message, so only a process holding the key file has it."""
+    return hashlib.sha256(signer.sign(b"provenance-ledger acknowledgement MAC key v1")).digest()
+
+
+def _mac(key: bytes, schema: str, packed: bytes) -> bytes:
+    return hmac.new(key, schema.encode() + b"\n" + packed, hashlib.sha256).digest()
+
+
+def encode_acks(
+    key: bytes,
+    schema: str,
+    note: str,
+    entries: Sequence[tuple[bytes, bytes, Sequence[bytes]]],
+    budget: int,
+) -> str | None:
+    """``entries`` (digest, record bytes, inclusion proof) of a committed batch and the note it
+    signed, as one notification element of at most ``budget`` characters: ``ack:`` and the
+    base64 of an HMAC (:func:`ack_mac_key`, over the schema and the rest) and the compressed
+    entries. As many leading entries as fit (None: not even one); the waiter of a body left
+    out reads its acknowledgement row."""
+    head = _HEAD.pack(len(note.encode())) + note.encode()
+    parts = [
+        _ENTRY.pack(d, len(leaf), len(proof)) + leaf + b"".join(proof) for d, leaf, proof in entries
+    ]
+    n = len(parts)
+    while n:
+        packed = zlib.compress(head + b"".join(parts[:n]), 1)
+        text = ACK_PREFIX + base64.b64encode(_mac(key, schema, packed) + packed).decode()
+        if len(text) <= budget:
+            return text
+        n //= 2
+    return None
 
 
 # The end of a batch, one statement in its transaction: acknowledge the logged rows, and delete
@@ -74,9 +128,55 @@ def finish_params(read: Sequence[bytes], seq: SequencedBatch) -> tuple[Any, ...]
 class AckReader:
     """Reads and verifies acknowledgement rows for one process's waiter."""
 
-    def __init__(self, verifier: NoteVerifier, origin: str) -> None:
-        self._verifier, self._origin = verifier, origin
+    def __init__(self, verifier: NoteVerifier, origin: str, mac_key: bytes | None = None) -> None:
+        self._verifier, self._origin, self._mac_key = verifier, origin, mac_key
         self._notes: dict[str, SignedCheckpoint] = {}
+
+    def from_notification(
+        self, element: str, schema: str, waiting: Container[bytes]
+    ) -> dict[bytes, AppendResult]:
+        """The acknowledgements an :func:`encode_acks` element carries for bodies in
+        ``waiting``, each verified as a row's is (the record names this body at its index, and
+        its proof verifies against the note's checkpoint) — except the note's signature: the
+        element's HMAC stands for it. Only a process holding the key file can make that HMAC,
+        and the integrator makes it over a note it signed and verified itself, after the batch
+        committed. An element that fails is ignored (and logged): its bodies' rows remain."""
+        if self._mac_key is None:
+            return {}
+        try:
+            raw = base64.b64decode(element[len(ACK_PREFIX) :], validate=True)
+            mac, packed = raw[:32], raw[32:]
+            if not hmac.compare_digest(mac, _mac(self._mac_key, schema, packed)):
+                raise Error("its HMAC does not verify")
+            data = zlib.decompress(packed)
+            (size,) = _HEAD.unpack_from(data)
+            at = _HEAD.size + size
+            note = data[_HEAD.size : at].decode()
+            text, _ = unverified_signatures(note)
+            cp = parse_checkpoint(text)
+            if cp.origin != self._origin:
+                raise Error(f"its checkpoint is of {cp.origin!r}")
+        except (Error, ValueError, binascii.Error, zlib.error, struct.error) as e:
+            log.warning("ignoring an acknowledgement notification: %s", e)
+            return {}
+        out: dict[bytes, AppendResult] = {}
+        while at < len(data):
+            try:
+                digest, leaf_len, hashes = _ENTRY.unpack_from(data, at)
+            except struct.error:
+                log.warning("ignoring the rest of an acknowledgement notification: cut short")
+                break
+            at += _ENTRY.size
+            leaf, proof = (
+                data[at : at + leaf_len],
+                data[at + leaf_len : at + leaf_len + hashes * 32],
+            )
+            at += leaf_len + hashes * HASH_SIZE
+            if digest in waiting:
+                result = self._verified(digest, None, leaf, proof, note, cp)
+                if result is not None:
+                    out[digest] = result
+        return out
 
     def read(
         self, conn: psycopg.Connection[Any], digests: Sequence[bytes]
@@ -105,12 +205,23 @@ class AckReader:
         return signed
 
     def _verified(
-        self, digest: bytes, index: int, leaf: bytes, proof: bytes, note: str
+        self,
+        digest: bytes,
+        index: int | None,
+        leaf: bytes,
+        proof: bytes,
+        note: str,
+        cp: Checkpoint | None = None,
     ) -> AppendResult | None:
+        """The acknowledgement of ``digest`` if the record ``leaf`` names it at ``index`` (None:
+        the record's own), inside ``cp`` (None: ``note`` verified with the ledger's key), and its
+        ``proof`` verifies against that checkpoint; else None (and a warning)."""
         try:
-            signed = self._checkpoint(note)
-            cp = signed.checkpoint
-            if not 0 <= index < cp.size or not names_body(leaf, index, digest):
+            if cp is None:
+                cp = self._checkpoint(note).checkpoint
+            named = body_record_index(leaf, digest)
+            index = named if index is None else index
+            if index is None or named != index or not 0 <= index < cp.size:
                 raise Error(f"the row does not name record {index} of this body")
             if len(proof) % HASH_SIZE:
                 raise Error("the proof is not a whole number of hashes")
@@ -120,4 +231,4 @@ class AckReader:
         except Error as e:  # never trusted: the waiter looks the body up in the log instead
             log.warning("ignoring the acknowledgement row of %s: %s", digest.hex()[:16], e)
             return None
-        return AppendResult(index, leaf_hash, hashes, cp.size, signed.note, False)
+        return AppendResult(index, leaf_hash, hashes, cp.size, note, False)

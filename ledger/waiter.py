@@ -50,6 +50,8 @@ class Waiting:
     _waiting: dict[bytes, list[tuple[Wait, int]]]
     _stop: threading.Event
     _hints: set[str] | None
+    _ack_elements: list[tuple[str, list[str]]]
+    _schema: str
     _acks: AckReader
     _wait_timeout: float
     _checkpoint: Callable[[], SignedCheckpoint]
@@ -74,9 +76,11 @@ class Waiting:
                     while not self._stop.is_set():
                         self._notified(conn, IDLE_POLL_SECONDS, collect=True)
                         if not self._waiting:
-                            self._hints = set()
+                            self._hints, self._ack_elements = set(), []
                             continue
                         hints, self._hints = self._hints, set()
+                        notified, self._ack_elements = self._ack_elements, []
+                        self._settle_notified(notified)
                         full = hints is None or time.monotonic() - last_full > _FULL_LOOK_SECONDS
                         if full:
                             last_full = time.monotonic()
@@ -88,16 +92,36 @@ class Waiting:
                 log.exception("resolving appends failed")
                 self._fail_all(e)
 
+    def _settle_notified(self, elements: list[tuple[str, list[str]]]) -> None:
+        """Acknowledge what notifications carried acknowledgements for (verified, see
+        :meth:`AckReader.from_notification`); the rest is looked up by :meth:`_resolve`. An
+        element is opened only if its notification names a body this process waits for."""
+        if not elements:
+            return
+        with self._lock:
+            mine = {d.hex()[:PREFIX] for d in self._waiting}
+        for element, named in elements:
+            if mine.isdisjoint(named):
+                continue
+            found = self._acks.from_notification(element, self._schema, self._waiting)
+            for digest, result in found.items():
+                self._settle(digest, result)
+
     def _resolve(self, conn: psycopg.Connection[Any], hints: set[str] | None, full: bool) -> None:
         """Acknowledge what was integrated. Only bodies a notification named are looked up,
-        unless ``full`` (a notification named everything or marked rows failed, or a second
-        passed without a full look: a lost notification costs latency, never an answer).
-        A body's acknowledgement row, once verified, answers at once; the rest are looked up
-        in the log."""
+        unless a notification named everything or marked rows failed (``hints`` is None), and
+        on a ``full`` look (once a second) those that have waited over a second too: a lost
+        notification costs latency, never an answer. A body's acknowledgement row, once
+        verified, answers at once; the rest are looked up in the log."""
+        old = time.monotonic() + self._wait_timeout - _FULL_LOOK_SECONDS  # deadlines before: old
         with self._lock:
-            digests = list(self._waiting)
-        if not full and hints is not None:
-            digests = [d for d in digests if d.hex()[:PREFIX] in hints]
+            digests = [
+                d
+                for d, entries in self._waiting.items()
+                if hints is None
+                or d.hex()[:PREFIX] in hints
+                or (full and any(w.deadline < old for w, _ in entries))
+            ]
         for digest, result in (self._acks.read(conn, digests) if digests else {}).items():
             self._settle(digest, result)
         with self._lock:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
@@ -26,9 +26,12 @@ from ledger.errors import InvalidInput, NotFound, Overloaded
 
 LOCK_TIMEOUT_SECONDS = 60  # how long a writer waits for the write lock, on both backends
 # One advisory lock per ledger: the 64-bit key hashes the schema name (one ledger per schema).
-# One round trip: this transaction's lock timeout, then the lock.
-_PG_WRITE_LOCK = text(
-    "SELECT set_config('lock_timeout', :t, true), "
+# One round trip that opens the transaction, sets its lock timeout and takes the lock: sent as one
+# simple-protocol query on a connection the driver leaves in autocommit, so the driver sends no
+# BEGIN of its own first (a round trip per write transaction saved); it still sends COMMIT or
+# ROLLBACK, as it does for any transaction the server reports open.
+_PG_BEGIN_AND_LOCK = (
+    "BEGIN; SELECT set_config('lock_timeout', '{timeout}ms', true), "
     "pg_advisory_xact_lock(hashtextextended('provenance-ledger:' || current_schema(), 0))"
 )
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -126,11 +129,16 @@ def _sqlite_begin(conn: Connection) -> None:
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that holds the log's single write lock until it commits or rolls back."""
     with engine.connect() as raw:
-        conn = raw.execution_options(ledger_write=True)
+        if engine.dialect.name != "postgresql":
+            conn = raw.execution_options(ledger_write=True)
+            with conn.begin():
+                yield conn
+            return
+        conn = raw.execution_options(ledger_write=True, isolation_level="AUTOCOMMIT")
         with conn.begin():
-            if engine.dialect.name == "postgresql":
-                timeout = f"{int(LOCK_TIMEOUT_SECONDS * 1000)}ms"
-                conn.execute(_PG_WRITE_LOCK, {"t": timeout})
+            conn.exec_driver_sql(
+                _PG_BEGIN_AND_LOCK.format(timeout=int(LOCK_TIMEOUT_SECONDS * 1000))
+            )
             yield conn
 
 

@@ -1,0 +1,115 @@
+"""A failed integration batch of PostgreSQL's shared write path, retried row by row.
+
+:class:`Quarantine` is the part of :class:`ledger.integrator.SharedSequencer` that handles a batch
+that failed for a reason that is not transient: it finds out whether the rows or the log itself
+are at fault, marks the rows that are, or tells every waiting appender why the log is failing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from ledger.bodies import Submission
+from ledger.errors import Error, Overloaded, StorageError
+from ledger.note import NoteSigner
+from ledger.pending import (
+    INTEGRATED_CHANNEL,
+    RETRY_SECONDS,
+    NothingPending,
+    error_text,
+    submission,
+)
+from ledger.storage import LedgerStore, SequencedBatch
+
+__all__ = ["Quarantine"]
+
+log = logging.getLogger(__name__)
+
+
+class Quarantine:
+    """The integrator's handling of a failed batch (state is the shared sequencer's)."""
+
+    _store: LedgerStore
+    _origin: str
+    _signer: NoteSigner
+    _clock: Callable[[], datetime]
+    _mac_key: bytes
+    _stop: threading.Event
+
+    def _finish(self, conn: Connection, read: list[bytes], seq: SequencedBatch) -> None:
+        raise NotImplementedError
+
+    def _integrated(self, read: list[bytes], seq: SequencedBatch) -> None:
+        raise NotImplementedError
+
+    def _quarantine(self, read: list[bytes], batch_error: Error) -> None:
+        """A batch failed for a reason that is not transient. Retry its rows one by one: if any
+        goes in, the failure was the others' own, and each is marked with its error (only its
+        appender is told). If none does, the log itself is failing (a head that is not signed,
+        say): nothing is marked — the rows stay durable for when it is repaired — and every
+        waiting appender, in every process, is told why."""
+        log.warning("integration batch failed (%s); retrying its rows one by one", batch_error)
+        failed: list[tuple[bytes, Error]] = []
+        integrated = 0
+        for digest in read:
+
+            def one(conn: Connection, d: bytes = digest) -> list[Submission]:
+                row = conn.exec_driver_sql(
+                    "SELECT body_type, content, mac, submitted FROM pending WHERE digest = %s "
+                    "AND done_at IS NULL AND error IS NULL",
+                    (d,),
+                ).first()
+                if row is None:
+                    raise NothingPending
+                return [
+                    submission(
+                        d,
+                        row[0],
+                        bytes(row[1]),
+                        row[2],
+                        self._mac_key,
+                        submitted=row[3],
+                        now=time.time(),
+                    )
+                ]
+
+            def done(conn: Connection, seq: SequencedBatch, d: bytes = digest) -> None:
+                self._finish(conn, [d], seq)
+
+            try:
+                seq = self._store.sequence(one, self._origin, self._signer, self._clock, after=done)
+                self._integrated([digest], seq)
+                integrated += 1
+            except NothingPending:
+                continue
+            except (StorageError, Overloaded):
+                break  # transient: leave the rest pending
+            except Error as e:
+                failed.append((digest, e))
+        if integrated:
+            for digest, why in failed:
+                self._mark_failed(digest, why)
+        elif failed:
+            self._broadcast_failure(failed[0][1])
+            self._stop.wait(RETRY_SECONDS)
+
+    def _broadcast_failure(self, e: Error) -> None:
+        with suppress(Error), self._store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "SELECT pg_notify(%s, current_schema() || chr(10) || %s)",
+                (INTEGRATED_CHANNEL, error_text(e)[:4000]),
+            )
+
+    def _mark_failed(self, digest: bytes, e: Error) -> None:
+        with suppress(Error), self._store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "UPDATE pending SET error = %s WHERE digest = %s", (error_text(e), digest)
+            )
+            conn.exec_driver_sql("SELECT pg_notify(%s, current_schema())", (INTEGRATED_CHANNEL,))
