@@ -475,18 +475,21 @@ class SharedSequencer(Waiting, Quarantine):
         and carries the new records' acknowledgements while they fit (``encode_acks``), so a
         waiter needs no query either."""
         if seq.proofs:  # verified against the checkpoint this batch signed, in its transaction
-            for i, digest in enumerate(read):
-                self._settle(
-                    digest,
-                    AppendResult(
-                        seq.indices[i],
-                        seq.leaf_hashes[i],
-                        seq.proofs[i],
-                        seq.tree_size,
-                        seq.checkpoint,
-                        False,
-                    ),
-                )
+            try:
+                for i, digest in enumerate(read):
+                    self._settle(
+                        digest,
+                        AppendResult(
+                            seq.indices[i],
+                            seq.leaf_hashes[i],
+                            seq.proofs[i],
+                            seq.tree_size,
+                            seq.checkpoint,
+                            False,
+                        ),
+                    )
+            except Exception:  # never the integrator's end: the waiter acknowledges the rest
+                log.exception("acknowledging this process's appends failed")
         payload = self._schema + hint(read)
         budget = MAX_PAYLOAD - len(payload) - 1
         if seq.proofs and not payload.endswith("*") and budget > 0:

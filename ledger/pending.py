@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from ledger import errors
 from ledger.bodies import Submission
 from ledger.errors import Error, IntegrityError, StorageError
 from ledger.note import NoteSigner
-from ledger.record import BodyType, Record
+from ledger.record import BodyType
 from ledger.sequencer import AppendResult, Job
 
 
@@ -35,29 +36,37 @@ class Wait:
     remaining: int = 0
     ready: bool = False
     finished: bool = False
+    # the waiter thread, the integrator thread (the lease holder's own appends) and the
+    # submitter all settle waits: each step is atomic
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def resolve(self, position: int, result: AppendResult) -> None:
-        if self.finished or self.results[position] is not None:
-            return
-        self.results[position] = result
-        self.remaining -= 1
-        self.complete()
+        with self.lock:
+            if self.finished or self.results[position] is not None:
+                return
+            self.results[position] = result
+            self.remaining -= 1
+            self.complete()
 
     def complete(self) -> None:
-        if self.finished or self.remaining or not self.ready:
-            return
-        self.finished = True
+        with self.lock:
+            if self.finished or self.remaining or not self.ready:
+                return
+            self.finished = True
+            results = cast(list[AppendResult], self.results)
         self.job.done(
             [
                 AppendResult(r.index, r.leaf_hash, r.inclusion_proof, r.tree_size, r.checkpoint, d)
-                for r, d in zip(cast(list[AppendResult], self.results), self.duplicate, strict=True)
+                for r, d in zip(results, self.duplicate, strict=True)
             ]
         )
 
     def fail(self, error: BaseException) -> None:
-        if not self.finished:
+        with self.lock:
+            if self.finished:
+                return
             self.finished = True
-            self.job.done(error)
+        self.job.done(error)
 
 
 class BadRow(IntegrityError):
@@ -123,20 +132,6 @@ def hint(digests: Sequence[bytes]) -> str:
     """The notification suffix naming ``digests`` ("\t*": every waiter looks)."""
     hint = "\t" + ",".join(d.hex()[:PREFIX] for d in digests)
     return hint if len(hint) <= MAX_HINT else "\t*"
-
-
-def names_body(leaf: bytes, index: int, digest: bytes) -> bool:
-    """Whether the stored leaf is record ``index`` of the body with ``digest``."""
-    return body_record_index(leaf, digest) == index
-
-
-def body_record_index(leaf: bytes, digest: bytes) -> int | None:
-    """The index of the record ``leaf`` if it is a record of the body with ``digest``."""
-    try:
-        rec = Record.from_leaf(leaf)
-    except Error:
-        return None
-    return rec.index if rec.body == "sha256:" + digest.hex() else None
 
 
 def error_text(e: BaseException) -> str:
@@ -205,7 +200,8 @@ def insert_pending(
     first: dict[bytes, Submission] = {}
     for s in subs:
         first.setdefault(s.digest, s)
-    unique = list(first.values())
+    # digest order: two appenders of the same bodies take the rows' locks in the same order
+    unique = sorted(first.values(), key=lambda s: s.digest)
     params: dict[str, object] = {
         "d": [s.digest for s in unique],
         "t": [s.body_type for s in unique],

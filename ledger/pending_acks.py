@@ -31,7 +31,7 @@ from ledger.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, par
 from ledger.errors import Error
 from ledger.merkle import HASH_SIZE, hash_leaf, verify_inclusion
 from ledger.note import NoteSigner, NoteVerifier, unverified_signatures
-from ledger.pending import body_record_index
+from ledger.record import body_record_index
 from ledger.sequencer import AppendResult
 from ledger.storage import SequencedBatch
 

@@ -23,7 +23,7 @@ import rfc8785
 
 from attest._internal.frozen import Frozen, set_field
 from ledger._internal.jsontext import loads
-from ledger.errors import IntegrityError, InvalidInput
+from ledger.errors import Error, IntegrityError, InvalidInput
 from ledger.merkle import hash_leaf
 
 __all__ = [
@@ -32,8 +32,10 @@ __all__ = [
     "MAX_ORIGIN_BYTES",
     "BodyType",
     "Record",
+    "body_record_index",
     "check_link",
     "format_time",
+    "names_body",
     "parse_time",
 ]
 
@@ -295,3 +297,17 @@ def check_link(rec: Record, *, index: int, origin: str, prev: str, last_time: st
         raise IntegrityError(
             f"record {index}: time {rec.time} is earlier than the record before", index
         )
+
+
+def body_record_index(leaf: bytes, digest: bytes) -> int | None:
+    """The index of the record ``leaf`` if it is a record of the body with ``digest``."""
+    try:
+        rec = Record.from_leaf(leaf)
+    except Error:
+        return None
+    return rec.index if rec.body == "sha256:" + digest.hex() else None
+
+
+def names_body(leaf: bytes, index: object, digest: bytes) -> bool:
+    """Whether the stored leaf is record ``index`` of the body with ``digest``."""
+    return body_record_index(leaf, digest) == index

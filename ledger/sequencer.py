@@ -18,9 +18,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from ledger.bodies import Submission
 from ledger.errors import AppendsFailed, Overloaded
@@ -58,12 +59,21 @@ class Job:
     done: Callable[[list[AppendResult] | BaseException], None]
 
 
-def single_done(fut: Future[AppendResult]) -> Callable[[list[AppendResult] | BaseException], None]:
-    def done(outcome: list[AppendResult] | BaseException) -> None:
+def _deliver(fut: Future[Any], outcome: object) -> None:
+    """Hand ``outcome`` to ``fut`` unless its caller cancelled it (an HTTP request that timed
+    out, say): that is the caller's business, never the writer's error."""
+    try:
         if isinstance(outcome, BaseException):
             fut.set_exception(outcome)
         else:
-            fut.set_result(outcome[0])
+            fut.set_result(outcome)
+    except InvalidStateError:
+        pass
+
+
+def single_done(fut: Future[AppendResult]) -> Callable[[list[AppendResult] | BaseException], None]:
+    def done(outcome: list[AppendResult] | BaseException) -> None:
+        _deliver(fut, outcome if isinstance(outcome, BaseException) else outcome[0])
 
     return done
 
@@ -72,10 +82,7 @@ def chunk_done(
     fut: Future[list[AppendResult]],
 ) -> Callable[[list[AppendResult] | BaseException], None]:
     def done(outcome: list[AppendResult] | BaseException) -> None:
-        if isinstance(outcome, BaseException):
-            fut.set_exception(outcome)
-        else:
-            fut.set_result(outcome)
+        _deliver(fut, outcome)
 
     return done
 

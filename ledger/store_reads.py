@@ -16,15 +16,15 @@ from ledger._internal.cells import as_stored, blob, integer
 from ledger._internal.db import driver_rows
 from ledger._internal.db_errors import one_line
 from ledger.errors import IntegrityError, NotFound, StorageError
-from ledger.record import Record
+from ledger.record import Record, names_body
 from ledger.tiles import TILE_HEIGHT, TILE_WIDTH, TileCache, TileKey, TileTree
 from ledger.writer_checks import LogHead, TileFetch
 
 __all__ = ["StoreReads"]
 
 _CHUNK = 500  # bound parameters per IN (...) query
-_SQLITE_BY_DIGEST = "SELECT body_digest, idx FROM records WHERE body_digest IN ({})"
-_PG_BY_DIGEST = "SELECT body_digest, idx FROM records WHERE body_digest = ANY(%s)"
+_SQLITE_BY_DIGEST = "SELECT body_digest, idx, leaf FROM records WHERE body_digest IN ({})"
+_PG_BY_DIGEST = "SELECT body_digest, idx, leaf FROM records WHERE body_digest = ANY(%s)"
 _PG_TILES = (
     "SELECT level, idx, hashes FROM tiles WHERE (level, idx) IN "
     "(SELECT * FROM unnest(%s::int[], %s::bigint[]))"
@@ -69,7 +69,15 @@ class StoreReads:
                 sql, params = _PG_BY_DIGEST, ([bytes(d) for d in chunk],)
             else:
                 sql, params = _SQLITE_BY_DIGEST.format(", ".join("?" * len(chunk))), tuple(chunk)
-            for digest, idx in driver_rows(conn, sql, params):
+            for digest, idx, leaf in driver_rows(conn, sql, params):
+                if type(leaf) is not bytes or not names_body(leaf, idx, bytes(digest)):
+                    # the indexed digest column was rewritten: answering with this record (a
+                    # duplicate's acknowledgement) would prove another body
+                    raise IntegrityError(
+                        f"record {idx} is indexed under body sha256:{bytes(digest).hex()} but "
+                        "does not hold it (the log has been tampered with; run `ledger check`)",
+                        idx if type(idx) is int else None,
+                    )
                 out[bytes(digest)] = idx
         return out
 

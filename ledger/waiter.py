@@ -28,9 +28,9 @@ from ledger.pending import (
     RETRY_SECONDS,
     Wait,
     error_from_text,
-    names_body,
 )
 from ledger.pending_acks import AckReader
+from ledger.record import names_body
 from ledger.sequencer import AppendResult
 from ledger.storage import LedgerStore
 from ledger.writer_checks import check_inclusions_handed_out
@@ -134,20 +134,23 @@ class Waiting:
             for digest, text in self._store.pending_errors(missing).items():
                 self._settle(digest, error=error_from_text(text))
         now = time.monotonic()
-        with self._lock:
-            expired = [
-                d
-                for d, entries in self._waiting.items()
-                if any(w.deadline < now for w, _ in entries)
-            ]
-        for d in expired:
-            self._settle(
-                d,
-                error=StorageError(
+        expired: list[Wait] = []
+        with self._lock:  # only the waits past their own deadline: a later caller of the
+            for d in list(self._waiting):  # same body keeps waiting for its own
+                entries = self._waiting[d]
+                expired += [w for w, _ in entries if w.deadline < now]
+                kept = [(w, p) for w, p in entries if w.deadline >= now]
+                if kept:
+                    self._waiting[d] = kept
+                else:
+                    del self._waiting[d]
+        for w in expired:
+            w.fail(
+                StorageError(
                     f"not acknowledged within {self._wait_timeout:g} s (is a ledger process with "
                     "its key running and its database healthy?); submitting the same body again "
                     "is safe: it is logged at most once"
-                ),
+                )
             )
 
     def _acknowledge(self, found: dict[bytes, tuple[int, bytes]]) -> None:
