@@ -200,8 +200,10 @@ def insert_pending(
     first: dict[bytes, Submission] = {}
     for s in subs:
         first.setdefault(s.digest, s)
-    # digest order: two appenders of the same bodies take the rows' locks in the same order
-    unique = sorted(first.values(), key=lambda s: s.digest)
+    # In the order given, which is the order they are logged in (pending.seq). So two appenders
+    # of the same bodies in different orders can deadlock: PostgreSQL ends one with an error and
+    # nothing is acknowledged wrongly (retrying is safe); sorting here would reorder the log.
+    unique = list(first.values())
     params: dict[str, object] = {
         "d": [s.digest for s in unique],
         "t": [s.body_type for s in unique],

@@ -49,7 +49,7 @@ from ledger.errors import (
     StorageError,
 )
 from ledger.index.rows import derive_index_rows
-from ledger.merkle import EMPTY_ROOT
+from ledger.merkle import EMPTY_ROOT, hash_leaf
 from ledger.note import NoteSigner, NoteVerifier, parse_verifier
 from ledger.record import GENESIS_PREV, Record, format_time
 from ledger.registry.entries import derive_registry_rows
@@ -271,7 +271,8 @@ class LedgerStore(StoreReads):
     ) -> SequencedBatch:
         verifier = _own_verifier(signer)
         head, latest, read = self._signed_head(conn, origin, verifier)
-        known = self._indices_by_digest(conn, [s.digest for s in batch])
+        logged = self._records_by_digest(conn, [s.digest for s in batch])
+        known = {d: at for d, (at, _) in logged.items()}
         size, prev = head.size, head.prev
         now = format_time(clock())
         if head.last_time is not None and now < head.last_time:
@@ -307,11 +308,19 @@ class LedgerStore(StoreReads):
             if not 0 <= i < cp.size:
                 raise IntegrityError(f"record {i} is not covered by the latest checkpoint", i)
         written = {r.index: r.leaf for r in records}
-        if not prove:
+        if not prove and not logged:
             return SequencedBatch(indices, new_flags, cp.size, note, [], [], written)
         # Proofs are read inside the same transaction: most tiles they need are still in memory.
         tree = TileTree(cp.size, self._overlay_fetch(conn, changed), cache)
+        if not prove:  # no proofs wanted, but a duplicate's record is still checked
+            dup_at = sorted({i for i, _ in logged.values()})
+            _check_logged(logged, dict(zip(dup_at, tree.leaves_and_proofs(dup_at)[0], strict=True)))
+            return SequencedBatch(indices, new_flags, cp.size, note, [], [], written)
         leaves, proofs = batch_proofs(tree, indices, [r.leaf_hash for r in records])
+        _check_logged(
+            logged,
+            {i: h for i, h, new in zip(indices, leaves, new_flags, strict=True) if not new},
+        )
         check_inclusions_handed_out(leaves, indices, proofs, cp)  # a failure rolls back
         return SequencedBatch(indices, new_flags, cp.size, note, leaves, proofs, written)
 
@@ -325,7 +334,7 @@ class LedgerStore(StoreReads):
 
         Also returns the tile reader the check used, so the writer reuses the edge tiles it read.
         """
-        head = self._head(conn)
+        head = self._head(conn, writing=True)
         read = self._memo_fetch(conn)
         note = self._latest_checkpoint(conn)[1]
         latest = check_head_is_signed(
@@ -511,3 +520,16 @@ class LedgerStore(StoreReads):
         if inserts:
             driver_rows(conn, _driver_sql(conn, _INSERT_TILE), inserts, many=True)
         return changed
+
+
+def _check_logged(logged: dict[bytes, tuple[int, bytes]], tree_leaf: dict[int, bytes]) -> None:
+    """Every body of the batch found in the log by its (rewritable) indexed digest: its stored
+    leaf, which names it, must also be the tree's leaf at that index (``tree_leaf``, read from
+    the tiles), or the writer would acknowledge the body with another record's proof."""
+    for digest, (at, leaf) in logged.items():
+        if hash_leaf(leaf) != tree_leaf.get(at):
+            raise IntegrityError(
+                f"record {at} holds body sha256:{digest.hex()} but its leaf is not the tree's "
+                "(the log has been tampered with; run `ledger check`)",
+                at,
+            )

@@ -15,7 +15,8 @@ from ledger._internal import schema
 from ledger._internal.cells import as_stored, blob, integer
 from ledger._internal.db import driver_rows
 from ledger._internal.db_errors import one_line
-from ledger.errors import IntegrityError, NotFound, StorageError
+from ledger.errors import Error, IntegrityError, NotFound, StorageError
+from ledger.merkle import hash_leaf
 from ledger.record import Record, names_body
 from ledger.tiles import TILE_HEIGHT, TILE_WIDTH, TileCache, TileKey, TileTree
 from ledger.writer_checks import LogHead, TileFetch
@@ -31,7 +32,7 @@ _PG_TILES = (
 )
 _SQLITE_TILES = "SELECT level, idx, hashes FROM tiles WHERE "
 _HEAD = (
-    "SELECT idx, leaf_hash, time, (SELECT min(idx) FROM records) FROM records "
+    "SELECT idx, leaf_hash, time, (SELECT min(idx) FROM records), leaf FROM records "
     "ORDER BY idx DESC LIMIT 1"
 )
 _LATEST_CHECKPOINT = "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1"
@@ -43,23 +44,47 @@ class StoreReads:
     engine: Engine
     cache: TileCache
 
-    def _head(self, conn: Connection) -> LogHead:
+    def _head(self, conn: Connection, writing: bool = False) -> LogHead:
         # One round trip for both ends, in the driver's own SQL (the writer asks every batch).
         rows = driver_rows(conn, _HEAD)
         if not rows:
             return LogHead(0, None, None)
-        idx, leaf_hash, time, first = rows[0]  # as stored: a tampered type fails the head check
-        if type(idx) is not int:  # SQLite sorts a text or real index after every integer
+        idx, leaf_hash, time, first, leaf = rows[0]  # as stored: a tampered type fails the
+        if type(idx) is not int:  # head check; SQLite sorts a text or real index last
             raise IntegrityError(
                 f"the records table was altered: its last record's index is stored as {idx!r}, "
                 "not an integer (run `ledger check` to find where)"
             )
+        if not writing:  # a reader needs the size only
+            return LogHead(idx + 1, leaf_hash, time, first)
+        if type(leaf) is bytes and type(leaf_hash) is bytes and hash_leaf(leaf) == leaf_hash:
+            # the next record's time starts from this one's: the signed leaf's, not the column's
+            try:
+                signed_time: str | None = Record.from_leaf(leaf).time
+            except Error:
+                signed_time = None
+            if time != signed_time:
+                raise IntegrityError(
+                    f"record {idx}'s stored time {time!r} is not the time its leaf records "
+                    f"({signed_time}); refusing to extend the log (run `ledger check`)",
+                    idx,
+                )
+        elif type(leaf_hash) is bytes:  # a leaf hash of the wrong type fails the head check
+            raise IntegrityError(
+                f"record {idx}'s stored leaf does not hash to its leaf hash; refusing to extend "
+                "the log (run `ledger check`)",
+                idx,
+            )
         return LogHead(idx + 1, leaf_hash, time, first)
 
-    def _indices_by_digest(self, conn: Connection, digests: Sequence[bytes]) -> dict[bytes, int]:
+    def _records_by_digest(
+        self, conn: Connection, digests: Sequence[bytes]
+    ) -> dict[bytes, tuple[int, bytes]]:
+        """``(index, leaf)`` of every body among ``digests`` in the log, each leaf checked to
+        name its body at its index (the caller checks the leaf against the tree)."""
         # The driver's own SQL: the writer asks for every digest of every batch, and SQLAlchemy's
         # expanding IN (...) cost more per digest than the lookup (docs/benchmarks.md).
-        out: dict[bytes, int] = {}
+        out: dict[bytes, tuple[int, bytes]] = {}
         unique = list(dict.fromkeys(digests))
         pg = conn.dialect.name == "postgresql"
         for i in range(0, len(unique), _CHUNK):
@@ -78,13 +103,13 @@ class StoreReads:
                         "does not hold it (the log has been tampered with; run `ledger check`)",
                         idx if type(idx) is int else None,
                     )
-                out[bytes(digest)] = idx
+                out[bytes(digest)] = (idx, leaf)
         return out
 
     def indices_by_digest(self, digests: Sequence[bytes]) -> dict[bytes, int]:
         """The index of every body among ``digests`` that is in the log."""
         with self._conn() as conn:
-            return self._indices_by_digest(conn, digests)
+            return {d: at for d, (at, _) in self._records_by_digest(conn, digests).items()}
 
     def leaves_by_digest(self, digests: Sequence[bytes]) -> dict[bytes, tuple[int, bytes]]:
         """``(index, leaf)`` of every body among ``digests`` that is in the log."""

@@ -97,15 +97,17 @@ def _key_terms(
     message, sigs = signed
     terms: set[tuple[str, str]] = set()
     for sig, hint in sigs:
-        for signer, key in sorted(book.keys, key=lambda sk: sk[1].keyid != hint):
+        for _, key in sorted(book.keys, key=lambda sk: sk[1].keyid != hint):
             if (key.spki_pem(), sig) not in verified:  # not already checked by admission
                 try:
                     key.verify(sig, message)
                 except AttestError:
                     continue
             terms.add(("keyid", key.keyid))
-            if _allowed(signer, at, ptype):
-                terms.add(("signer", signer.spec.name))
+            pem = key.spki_pem()  # one key may be registered under several names (one revoked,
+            for other, same in book.keys:  # its successor not): credit each that is allowed
+                if same.spki_pem() == pem and _allowed(other, at, ptype):
+                    terms.add(("signer", other.spec.name))
             break
     return terms
 
