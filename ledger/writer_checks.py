@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ledger.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint
 from ledger.errors import Error, IntegrityError, ProofError
-from ledger.merkle import verify_consistency, verify_inclusion, verify_inclusions
+from ledger.merkle import hash_leaf, verify_consistency, verify_inclusion, verify_inclusions
 from ledger.note import NoteVerifier
 from ledger.record import GENESIS_PREV
 from ledger.tiles import StoredLevels, TileCache, TileKey, TileTree
@@ -24,6 +24,7 @@ __all__ = [
     "check_consistency_handed_out",
     "check_head_is_signed",
     "check_inclusion_handed_out",
+    "check_logged",
 ]
 
 
@@ -142,3 +143,16 @@ def check_consistency_handed_out(proof: list[bytes], old: Checkpoint, new: Check
             f"does not verify against their checkpoints: {e}",
             old.size,
         ) from e
+
+
+def check_logged(logged: dict[bytes, tuple[int, bytes]], tree_leaf: dict[int, bytes]) -> None:
+    """Every body of the batch found in the log by its (rewritable) indexed digest: its stored
+    leaf, which names it, must also be the tree's leaf at that index (``tree_leaf``, read from
+    the tiles), or the writer would acknowledge the body with another record's proof."""
+    for digest, (at, leaf) in logged.items():
+        if hash_leaf(leaf) != tree_leaf.get(at):
+            raise IntegrityError(
+                f"record {at} holds body sha256:{digest.hex()} but its leaf is not the tree's "
+                "(the log has been tampered with; run `ledger check`)",
+                at,
+            )

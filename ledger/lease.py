@@ -1,0 +1,237 @@
+"""The integrator thread of PostgreSQL's shared write path: the lease, and the batches under it.
+
+:class:`LeaseHolder` is the part of :class:`ledger.integrator.SharedSequencer` that tries for the
+ledger's lease (a session advisory lock), and while it holds it moves pending rows into the log
+in large batches, acknowledges its own process's appends and notifies every other process's
+waiter (see :mod:`ledger.integrator` for the whole path).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import AbstractContextManager
+from typing import Any, cast
+
+import psycopg
+from sqlalchemy import Connection
+
+from ledger._internal import db_errors
+from ledger.bodies import Submission
+from ledger.errors import Error, Overloaded, StorageError
+from ledger.pending import (
+    IDLE_POLL_SECONDS,
+    INTEGRATED_CHANNEL,
+    MAX_PAYLOAD,
+    PENDING_CHANNEL,
+    RETRY_SECONDS,
+    BadRow,
+    NothingPending,
+    error_text,
+    hint,
+    submission,
+)
+from ledger.pending_acks import FINISH_SQL, encode_acks, finish_params
+from ledger.quarantine import Quarantine
+from ledger.sequencer import AppendResult
+from ledger.storage import SequencedBatch
+
+__all__ = ["LEASE_POLL_SECONDS", "LeaseHolder"]
+
+log = logging.getLogger(__name__)
+
+LEASE_POLL_SECONDS = 0.25  # how often a process without the lease asks for it
+_LEASE_KEY = "hashtextextended('provenance-ledger-integrator:' || current_schema(), 0)"
+_ANY_PENDING = "SELECT 1 FROM pending WHERE done_at IS NULL AND error IS NULL LIMIT 1"
+_STALLED_SECONDS = 5.0  # a wait this old, with the lease held elsewhere: integrate anyway
+
+
+def _execute(conn: Connection, sql: str, params: Any) -> psycopg.Cursor[Any]:
+    """Run one of the integrator's own statements on the driver's connection under ``conn``
+    (same transaction): SQLAlchemy's work per statement cost as much as the statement here.
+    A driver error becomes the ledger's, as the engine would make it (``db_errors``)."""
+    driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
+    try:
+        return driver.execute(sql, params, prepare=True)
+    except psycopg.Error as e:
+        target = db_errors.Target.of(conn.engine.url, None)
+        raise db_errors.translate(target, e, writing=True) from e
+
+
+class LeaseHolder(Quarantine):
+    """The integrator thread's half of the shared sequencer (state is the sequencer's)."""
+
+    _max_batch: int
+    _schema: str
+    _ack_key: bytes
+
+    def _session(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        raise NotImplementedError
+
+    def _notified(
+        self, conn: psycopg.Connection[Any], timeout: float, *, collect: bool = False
+    ) -> bool:
+        raise NotImplementedError
+
+    def _notify(self, channel: str, payload: str) -> None:
+        raise NotImplementedError
+
+    def _oldest_wait(self) -> float:
+        raise NotImplementedError
+
+    def _fail_all(self, error: BaseException) -> None:
+        raise NotImplementedError
+
+    def _settle(
+        self, digest: bytes, result: AppendResult | None = None, error: BaseException | None = None
+    ) -> None:
+        raise NotImplementedError
+
+    def _integrator(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self._session() as lease:
+                    self._hold_lease(lease)
+            except psycopg.Error as e:  # the lease connection broke: the lock went with it
+                log.warning("integrator lease connection lost: %s", e)
+                self._stop.wait(RETRY_SECONDS)
+
+    def _hold_lease(self, lease: psycopg.Connection[Any]) -> None:
+        while not self._stop.is_set():
+            row = lease.execute(f"SELECT pg_try_advisory_lock({_LEASE_KEY})").fetchone()
+            if row and row[0]:
+                break
+            if self._oldest_wait() > _STALLED_SECONDS:
+                # The holder is alive but not integrating (stopped, stalled): the lease only
+                # saves work, the write lock keeps this safe, so integrate without it.
+                self._integrate_once()
+            self._stop.wait(LEASE_POLL_SECONDS)
+        else:
+            return
+        lease.execute(f"LISTEN {PENDING_CHANNEL}")
+        woken = True  # rows may have been left pending by a process that died holding it
+        while not self._stop.is_set():
+            # Woken by a NOTIFY there is work; after a quiet poll, one cheap look first, so
+            # an idle ledger does not take the write lock five times a second.
+            work = woken or lease.execute(_ANY_PENDING).fetchone() is not None
+            done = self._integrate_once() if work else 0
+            if done > 0:
+                # Integrate again at once only if rows came in meanwhile (their notifications
+                # are here) or the batch was full; else wait for the next notification instead
+                # of paying a transaction to find nothing.
+                woken = self._notified(lease, 0) or done >= self._max_batch
+                if woken:
+                    continue
+            woken = self._notified(lease, IDLE_POLL_SECONDS)  # a dead session raises here
+
+    def _integrate_once(self) -> int:
+        """Integrate one batch of pending rows; the number integrated (0: none, or it failed)."""
+        read: list[bytes] = []
+        try:
+            seq = self._store.sequence(
+                lambda conn: self._read_pending(conn, read),
+                self._origin,
+                self._signer,
+                self._clock,
+                after=lambda conn, seq: self._finish(conn, read, seq),
+            )
+        except NothingPending:
+            return 0
+        except (StorageError, Overloaded) as e:  # transient: the rows stay pending
+            # This process's waiting appenders are told, as a failed batch's callers always were
+            # (a busy lock is one line, "retry"); the rows go in with a later batch, and
+            # submitting the same body again is safe. Other processes' appenders keep waiting:
+            # a notification would reach them late, failing appends made after the retry began.
+            log.warning("integration failed, retrying: %s", e)
+            self._fail_all(e)
+            self._stop.wait(RETRY_SECONDS)
+            return 0
+        except Error as e:
+            self._quarantine(read, e)
+            return 0
+        except Exception as e:  # a defect, not the rows': keep the thread, tell this process
+            log.exception("integration failed unexpectedly, retrying")
+            self._fail_all(e)
+            self._stop.wait(RETRY_SECONDS)
+            return 0
+        self._integrated(read, seq)
+        return len(seq.indices)
+
+    def _read_pending(self, conn: Connection, read: list[bytes]) -> list[Submission]:
+        """The oldest pending rows an appender wrote; any other row is marked failed in this
+        transaction (its appender, if any, is told) and never reaches the log."""
+        rows = _execute(
+            conn,
+            "SELECT digest, body_type, content, mac, submitted FROM pending "
+            "WHERE done_at IS NULL AND error IS NULL ORDER BY seq LIMIT %s",
+            (self._max_batch,),
+        ).fetchall()
+        if not rows:
+            raise NothingPending
+        subs: list[Submission] = []
+        now = time.time()
+        for digest, body_type, content, mac, submitted in rows:
+            try:
+                subs.append(
+                    submission(
+                        bytes(digest),
+                        body_type,
+                        bytes(content),
+                        mac,
+                        self._mac_key,
+                        submitted=submitted,
+                        now=now,
+                    )
+                )
+            except BadRow as e:
+                # Only the row as read: an appender's submission may have replaced it since
+                # (the pending rows are not under the write lock), and must not be marked.
+                _execute(
+                    conn,
+                    "UPDATE pending SET error = %s WHERE digest = %s "
+                    "AND mac IS NOT DISTINCT FROM %s AND submitted IS NOT DISTINCT FROM %s",
+                    (error_text(e), digest, mac, submitted),
+                )
+                continue
+            read.append(bytes(digest))
+        return subs
+
+    def _finish(self, conn: Connection, read: list[bytes], seq: SequencedBatch) -> None:
+        """Leave each integrated row's record and proof on it for its waiter (see
+        :mod:`ledger.pending_acks`), in the batch's transaction."""
+        _execute(conn, FINISH_SQL, finish_params(read, seq))
+
+    def _integrated(self, read: list[bytes], seq: SequencedBatch) -> None:
+        """The batch has committed: acknowledge this process's own appends from it, and wake
+        every waiter. The payload names the rows by digest prefix, so a process none of whose
+        bodies is among them does not query at all (every process's waiter hears every batch),
+        and carries the new records' acknowledgements while they fit (``encode_acks``), so a
+        waiter needs no query either."""
+        if seq.proofs:  # verified against the checkpoint this batch signed, in its transaction
+            try:
+                for i, digest in enumerate(read):
+                    self._settle(
+                        digest,
+                        AppendResult(
+                            seq.indices[i],
+                            seq.leaf_hashes[i],
+                            seq.proofs[i],
+                            seq.tree_size,
+                            seq.checkpoint,
+                            False,
+                        ),
+                    )
+            except Exception:  # never the integrator's end: the waiter acknowledges the rest
+                log.exception("acknowledging this process's appends failed")
+        payload = self._schema + hint(read)
+        budget = MAX_PAYLOAD - len(payload) - 1
+        if seq.proofs and not payload.endswith("*") and budget > 0:
+            entries = [
+                (digest, seq.records[seq.indices[i]], seq.proofs[i])
+                for i, digest in enumerate(read)
+                if seq.new[i]
+            ]
+            element = encode_acks(self._ack_key, self._schema, seq.checkpoint, entries, budget)
+            if element is not None:
+                payload += "," + element
+        self._notify(INTEGRATED_CHANNEL, payload)
