@@ -53,8 +53,10 @@ SCENARIOS = {
     s.name: s
     for s in (
         Scenario("single_sqlite", "sqlite", 1, 1),
+        Scenario("single_sqlite_2proc", "sqlite", 2, 1),
         Scenario("single_pg_2proc", "postgresql", 2, 1),
         Scenario("batch100_sqlite", "sqlite", 1, 100),
+        Scenario("batch100_sqlite_2proc", "sqlite", 2, 100),
         Scenario("batch100_pg_2proc", "postgresql", 2, 100),
         Scenario("refused_sqlite", "sqlite", 1, 1, refused=True),
     )

@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger._internal import schema
 from ledger._internal.db import (
+    WRITER_LOCK_SUFFIX,
     busy_error,
     make_engine,
     migrate,
@@ -118,7 +119,7 @@ class LedgerStore(StoreImport):
     def close(self) -> None:
         self.engine.dispose()
         if self._new_file is not None:
-            for suffix in ("", "-wal", "-shm", "-journal"):
+            for suffix in ("", "-wal", "-shm", "-journal", WRITER_LOCK_SUFFIX):
                 with suppress(OSError):  # missing, or a read-only file system: nothing to undo
                     Path(f"{self._new_file}{suffix}").unlink()
 

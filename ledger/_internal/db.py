@@ -10,6 +10,10 @@ never wait for each other. Both backends give up after :data:`LOCK_TIMEOUT_SECON
 
 from __future__ import annotations
 
+import fcntl
+import os
+import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -35,6 +39,10 @@ _PG_BEGIN_AND_LOCK = (
     "pg_advisory_xact_lock(hashtextextended('provenance-ledger:' || current_schema(), 0))"
 )
 _MIGRATIONS = Path(__file__).with_name("migrations")
+# SQLite: the writers' lock file beside each ledger file (see write_transaction), by engine
+WRITER_LOCK_SUFFIX = "-writer.lock"
+_writer_locks: weakref.WeakKeyDictionary[Engine, Path] = weakref.WeakKeyDictionary()
+_LOCK_POLL_FIRST, _LOCK_POLL_MAX = 0.0001, 0.001  # seconds between tries for a held lock file
 
 
 def parse_url(url: str) -> URL:
@@ -106,6 +114,7 @@ def _sqlite_engine(url: URL, path: Path, create: bool) -> Engine:
     engine = create_engine(url, pool_size=8, max_overflow=8)
     event.listen(engine, "connect", partial(_sqlite_connect, create))
     event.listen(engine, "begin", _sqlite_begin)
+    _writer_locks[engine] = Path(f"{path}{WRITER_LOCK_SUFFIX}")
     return engine
 
 
@@ -128,12 +137,13 @@ def _sqlite_begin(conn: Connection) -> None:
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that holds the log's single write lock until it commits or rolls back."""
-    with engine.connect() as raw:
-        if engine.dialect.name != "postgresql":
+    if engine.dialect.name != "postgresql":
+        with _writers_queue(_writer_locks.get(engine)), engine.connect() as raw:
             conn = raw.execution_options(ledger_write=True)
             with conn.begin():
                 yield conn
-            return
+        return
+    with engine.connect() as raw:
         conn = raw.execution_options(ledger_write=True, isolation_level="AUTOCOMMIT")
         with conn.begin():
             conn.exec_driver_sql(
@@ -169,6 +179,41 @@ def driver_rows(
         cursor.close()
 
 
+@contextmanager
+def _writers_queue(lock_file: Path | None) -> Iterator[None]:
+    """SQLite writers take turns on an exclusive ``flock`` of a file beside the ledger before
+    ``BEGIN IMMEDIATE``. SQLite's own lock makes a writer that finds it held sleep and retry
+    (1, 2, 5 … 100 ms): two server processes appending at once waited up to a second for each
+    other. The file lock is only the queue: a held one is tried again every 0.1 to 1 ms, and
+    the database's lock still decides. A writer that cannot open the file (a read-only
+    directory) goes straight to SQLite's lock; one that has waited :data:`LOCK_TIMEOUT_SECONDS`
+    for the file is told the ledger is busy, as by SQLite's own timeout."""
+    fd = -1
+    if lock_file is not None:
+        try:
+            fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            fd = -1
+    try:
+        if fd >= 0:
+            deadline, pause = time.monotonic() + LOCK_TIMEOUT_SECONDS, _LOCK_POLL_FIRST
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise _busy() from None
+                    time.sleep(pause)
+                    pause = min(pause * 2, _LOCK_POLL_MAX)
+                except OSError:  # a file system without flock: SQLite's lock alone
+                    break
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)  # releases the flock
+
+
 def busy_error(e: SQLAlchemyError) -> Overloaded | None:
     """The one-line error for a writer that waited :data:`LOCK_TIMEOUT_SECONDS` for the lock
     (SQLite "database is locked", PostgreSQL lock_not_available), else ``None``."""
@@ -176,8 +221,10 @@ def busy_error(e: SQLAlchemyError) -> Overloaded | None:
     locked = getattr(orig, "sqlstate", None) == "55P03" or (
         isinstance(e, OperationalError) and "database is locked" in str(orig)
     )
-    if not locked:
-        return None
+    return _busy() if locked else None
+
+
+def _busy() -> Overloaded:
     return Overloaded(
         f"the ledger is busy (another writer has held the lock for over "
         f"{LOCK_TIMEOUT_SECONDS:g} s): retry"
