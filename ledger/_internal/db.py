@@ -191,7 +191,9 @@ def _writers_queue(lock_file: Path | None) -> Iterator[None]:
     fd = -1
     if lock_file is not None:
         try:
-            fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(
+                lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, _mode(lock_file)
+            )
         except OSError:
             fd = -1
     try:
@@ -212,6 +214,17 @@ def _writers_queue(lock_file: Path | None) -> Iterator[None]:
     finally:
         if fd >= 0:
             os.close(fd)  # releases the flock
+
+
+def _mode(lock_file: Path) -> int:
+    """Readable only by whoever may write the ledger: ``flock`` needs no more than a descriptor
+    opened for reading, so a lock file everyone can read would let anyone stall the writers."""
+    try:
+        db = Path(str(lock_file)[: -len(WRITER_LOCK_SUFFIX)])
+        writable = db.stat().st_mode & 0o222
+    except OSError:
+        writable = 0o200
+    return writable | (writable << 1)
 
 
 def busy_error(e: SQLAlchemyError) -> Overloaded | None:

@@ -119,6 +119,10 @@ def test_sqlite_writers_queue_on_a_file_lock_held_for_exactly_their_transaction(
 
     with Ledger.create(f"sqlite:///{db}", "example.org/q", key_path) as lg:
         assert lock_file.exists() and not held()
+        db_mode = db.stat().st_mode & 0o777
+        assert lock_file.stat().st_mode & 0o444 == (db_mode & 0o222) << 1, (
+            "the lock file is readable by someone who may not write the ledger"
+        )
         got: list[int] = []
         with write_transaction(lg.store.engine):
             assert held()
