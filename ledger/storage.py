@@ -30,8 +30,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger._internal import schema
 from ledger._internal.db import (
-    WRITER_LOCK_SUFFIX,
+    LOCK_TIMEOUT_SECONDS,
     busy_error,
+    lock_busy,
     make_engine,
     migrate,
     schema_exists,
@@ -40,12 +41,14 @@ from ledger._internal.db import (
     write_transaction,
 )
 from ledger._internal.db_errors import one_line
+from ledger._internal.sqlite_queue import WRITER_LOCK_SUFFIX, lock_path, writers_queue
 from ledger.bodies import Submission
 from ledger.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, sign_checkpoint
 from ledger.errors import (
     ConflictError,
     IntegrityError,
     NotFound,
+    Overloaded,
     StorageError,
 )
 from ledger.merkle import EMPTY_ROOT
@@ -117,11 +120,24 @@ class LedgerStore(StoreImport):
         return cls(make_engine(url, create=create), new_file)
 
     def close(self) -> None:
-        self.engine.dispose()
-        if self._new_file is not None:
-            for suffix in ("", "-wal", "-shm", "-journal", WRITER_LOCK_SUFFIX):
-                with suppress(OSError):  # missing, or a read-only file system: nothing to undo
-                    Path(f"{self._new_file}{suffix}").unlink()
+        if self._new_file is None:
+            self.engine.dispose()
+            return
+        # A file this store brought into being and created no ledger in. Another `init` of the
+        # same new path may have won the race to create one in it: in the writers' queue (so
+        # that one is not mid-transaction), the file is removed only if it holds no ledger.
+        try:
+            with writers_queue(lock_path(self._new_file), LOCK_TIMEOUT_SECONDS, lock_busy):
+                keep = False
+                with suppress(Exception):  # unreadable: it holds no ledger of anyone's
+                    keep = schema_exists(self.engine)
+                self.engine.dispose()
+                if not keep:
+                    for suffix in ("", "-wal", "-shm", "-journal", WRITER_LOCK_SUFFIX):
+                        with suppress(OSError):  # missing, or a read-only file system
+                            Path(f"{self._new_file}{suffix}").unlink()
+        except Overloaded:  # a writer holds the file all that time: it is not ours to remove
+            self.engine.dispose()
 
     # -- schema and metadata ------------------------------------------------------------------
 

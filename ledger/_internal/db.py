@@ -10,12 +10,9 @@ never wait for each other. Both backends give up after :data:`LOCK_TIMEOUT_SECON
 
 from __future__ import annotations
 
-import fcntl
-import os
-import time
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from ledger._internal import db_errors
+from ledger._internal.sqlite_queue import lock_path, writers_queue
 from ledger.errors import InvalidInput, NotFound, Overloaded
 
 LOCK_TIMEOUT_SECONDS = 60  # how long a writer waits for the write lock, on both backends
@@ -39,10 +37,8 @@ _PG_BEGIN_AND_LOCK = (
     "pg_advisory_xact_lock(hashtextextended('provenance-ledger:' || current_schema(), 0))"
 )
 _MIGRATIONS = Path(__file__).with_name("migrations")
-# SQLite: the writers' lock file beside each ledger file (see write_transaction), by engine
-WRITER_LOCK_SUFFIX = "-writer.lock"
+# SQLite: the writers' queue file beside each ledger file (see write_transaction), by engine
 _writer_locks: weakref.WeakKeyDictionary[Engine, Path] = weakref.WeakKeyDictionary()
-_LOCK_POLL_FIRST, _LOCK_POLL_MAX = 0.0001, 0.001  # seconds between tries for a held lock file
 
 
 def parse_url(url: str) -> URL:
@@ -114,7 +110,7 @@ def _sqlite_engine(url: URL, path: Path, create: bool) -> Engine:
     engine = create_engine(url, pool_size=8, max_overflow=8)
     event.listen(engine, "connect", partial(_sqlite_connect, create))
     event.listen(engine, "begin", _sqlite_begin)
-    _writer_locks[engine] = Path(f"{path}{WRITER_LOCK_SUFFIX}")
+    _writer_locks[engine] = lock_path(path)
     return engine
 
 
@@ -138,10 +134,8 @@ def _sqlite_begin(conn: Connection) -> None:
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that holds the log's single write lock until it commits or rolls back."""
     if engine.dialect.name != "postgresql":
-        with _writers_queue(_writer_locks.get(engine)), engine.connect() as raw:
-            conn = raw.execution_options(ledger_write=True)
-            with conn.begin():
-                yield conn
+        with _sqlite_write(engine) as conn:
+            yield conn
         return
     with engine.connect() as raw:
         conn = raw.execution_options(ledger_write=True, isolation_level="AUTOCOMMIT")
@@ -150,6 +144,33 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
                 _PG_BEGIN_AND_LOCK.format(timeout=int(LOCK_TIMEOUT_SECONDS * 1000))
             )
             yield conn
+
+
+@contextmanager
+def _sqlite_write(engine: Engine) -> Iterator[Connection]:
+    """SQLite's write transaction, after the writers' queue (:mod:`.sqlite_queue`). The lock
+    timeout covers both waits: a writer that queued for a while waits that much less for
+    ``BEGIN IMMEDIATE``."""
+    with (
+        writers_queue(_writer_locks.get(engine), LOCK_TIMEOUT_SECONDS, lock_busy) as left,
+        engine.connect() as raw,
+    ):
+        shorter = left < LOCK_TIMEOUT_SECONDS - 0.05  # it queued: rarely, never when alone
+        if shorter:
+            _busy_timeout(raw, left)
+        try:
+            conn = raw.execution_options(ledger_write=True)
+            with conn.begin():
+                yield conn
+        finally:
+            if shorter:
+                with suppress(Exception):  # a broken connection is discarded anyway
+                    _busy_timeout(raw, LOCK_TIMEOUT_SECONDS)
+
+
+def _busy_timeout(raw: Connection, seconds: float) -> None:
+    driver: Any = raw.connection.driver_connection
+    driver.execute(f"PRAGMA busy_timeout={max(1, int(seconds * 1000))}")
 
 
 def driver_rows(
@@ -179,54 +200,6 @@ def driver_rows(
         cursor.close()
 
 
-@contextmanager
-def _writers_queue(lock_file: Path | None) -> Iterator[None]:
-    """SQLite writers take turns on an exclusive ``flock`` of a file beside the ledger before
-    ``BEGIN IMMEDIATE``. SQLite's own lock makes a writer that finds it held sleep and retry
-    (1, 2, 5 … 100 ms): two server processes appending at once waited up to a second for each
-    other. The file lock is only the queue: a held one is tried again every 0.1 to 1 ms, and
-    the database's lock still decides. A writer that cannot open the file (a read-only
-    directory) goes straight to SQLite's lock; one that has waited :data:`LOCK_TIMEOUT_SECONDS`
-    for the file is told the ledger is busy, as by SQLite's own timeout."""
-    fd = -1
-    if lock_file is not None:
-        try:
-            fd = os.open(
-                lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, _mode(lock_file)
-            )
-        except OSError:
-            fd = -1
-    try:
-        if fd >= 0:
-            deadline, pause = time.monotonic() + LOCK_TIMEOUT_SECONDS, _LOCK_POLL_FIRST
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise _busy() from None
-                    time.sleep(pause)
-                    pause = min(pause * 2, _LOCK_POLL_MAX)
-                except OSError:  # a file system without flock: SQLite's lock alone
-                    break
-        yield
-    finally:
-        if fd >= 0:
-            os.close(fd)  # releases the flock
-
-
-def _mode(lock_file: Path) -> int:
-    """Readable only by whoever may write the ledger: ``flock`` needs no more than a descriptor
-    opened for reading, so a lock file everyone can read would let anyone stall the writers."""
-    try:
-        db = Path(str(lock_file)[: -len(WRITER_LOCK_SUFFIX)])
-        writable = db.stat().st_mode & 0o222
-    except OSError:
-        writable = 0o200
-    return writable | (writable << 1)
-
-
 def busy_error(e: SQLAlchemyError) -> Overloaded | None:
     """The one-line error for a writer that waited :data:`LOCK_TIMEOUT_SECONDS` for the lock
     (SQLite "database is locked", PostgreSQL lock_not_available), else ``None``."""
@@ -234,10 +207,10 @@ def busy_error(e: SQLAlchemyError) -> Overloaded | None:
     locked = getattr(orig, "sqlstate", None) == "55P03" or (
         isinstance(e, OperationalError) and "database is locked" in str(orig)
     )
-    return _busy() if locked else None
+    return lock_busy() if locked else None
 
 
-def _busy() -> Overloaded:
+def lock_busy() -> Overloaded:
     return Overloaded(
         f"the ledger is busy (another writer has held the lock for over "
         f"{LOCK_TIMEOUT_SECONDS:g} s): retry"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import subprocess
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from ledger._internal.db import WRITER_LOCK_SUFFIX, write_transaction
 from ledger.fsck import check_ledger
 from ledger.log import Ledger
 from tests.conftest import envelope
@@ -96,44 +94,6 @@ def test_two_engines_as_two_replicas(db_url: str, key_path: Path, ledger: Ledger
     finally:
         other.close()
     _assert_one_history(ledger, 120)
-
-
-def test_sqlite_writers_queue_on_a_file_lock_held_for_exactly_their_transaction(
-    tmp_path: Path, key_path: Path
-) -> None:
-    """Writers on one SQLite file, in any process, take turns on ``<file>-writer.lock`` (their
-    queue, woken within a millisecond) before SQLite's own lock (which sleeps up to 100 ms a
-    try): held for the whole write transaction, free the moment it ends."""
-    db = tmp_path / "q.db"
-    lock_file = Path(f"{db}{WRITER_LOCK_SUFFIX}")
-
-    def held() -> bool:
-        fd = os.open(lock_file, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
-
-    with Ledger.create(f"sqlite:///{db}", "example.org/q", key_path) as lg:
-        assert lock_file.exists() and not held()
-        db_mode = db.stat().st_mode & 0o777
-        assert lock_file.stat().st_mode & 0o444 == (db_mode & 0o222) << 1, (
-            "the lock file is readable by someone who may not write the ledger"
-        )
-        got: list[int] = []
-        with write_transaction(lg.store.engine):
-            assert held()
-            t = threading.Thread(target=lambda: got.append(lg.append(envelope(1)).index))
-            t.start()
-            t.join(0.5)
-            assert got == [], "an append went ahead while another writer held the lock"
-        t.join(30)
-        assert got == [0] and not held()
-        lg.append(envelope(2))
-        assert not held()
 
 
 @pytest.mark.slow
