@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import Any, cast
 
@@ -44,6 +45,7 @@ LEASE_POLL_SECONDS = 0.25  # how often a process without the lease asks for it
 _LEASE_KEY = "hashtextextended('provenance-ledger-integrator:' || current_schema(), 0)"
 _ANY_PENDING = "SELECT 1 FROM pending WHERE done_at IS NULL AND error IS NULL LIMIT 1"
 _STALLED_SECONDS = 5.0  # a wait this old, with the lease held elsewhere: integrate anyway
+GATHER_SECONDS = 0.001  # how long a batch waits for the appenders the last one answered
 
 
 def _execute(conn: Connection, sql: str, params: Any) -> psycopg.Cursor[Any]:
@@ -110,6 +112,7 @@ class LeaseHolder(Quarantine):
             return
         lease.execute(f"LISTEN {PENDING_CHANNEL}")
         woken = True  # rows may have been left pending by a process that died holding it
+        commits = 1  # the submitters' commits (notifications) the next batch gathers
         while not self._stop.is_set():
             # Woken by a NOTIFY there is work; after a quiet poll, one cheap look first, so
             # an idle ledger does not take the write lock five times a second.
@@ -119,10 +122,33 @@ class LeaseHolder(Quarantine):
                 # Integrate again at once only if rows came in meanwhile (their notifications
                 # are here) or the batch was full; else wait for the next notification instead
                 # of paying a transaction to find nothing.
-                woken = self._notified(lease, 0) or done >= self._max_batch
+                if done >= self._max_batch:
+                    woken, commits = True, 1
+                    continue
+                commits = self._gathered(lease, min(done, commits))
+                woken = commits > 0
                 if woken:
                     continue
-            woken = self._notified(lease, IDLE_POLL_SECONDS)  # a dead session raises here
+            woken, commits = self._notified(lease, IDLE_POLL_SECONDS), 1  # a dead session raises
+
+    def _gathered(self, lease: psycopg.Connection[Any], answered: int) -> int:
+        """Group commit: after a batch gathered from ``answered`` submitter commits (one
+        notification each; at most one per row it logged), wait up to :data:`GATHER_SECONDS` for
+        as many new commits as that plus those that came meanwhile, so the next batch holds the
+        appenders the last one answered, not only those that came back first. It starts the
+        moment they are here. One process's many appenders are one commit (its submitter joins
+        them), so it never waits for them. Returns the commits gathered (0: none came)."""
+        mine = self._count(lease.notifies(timeout=0))
+        want, deadline = mine + answered, time.monotonic() + GATHER_SECONDS
+        while mine < want:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            mine += self._count(lease.notifies(timeout=left, stop_after=want - mine))
+        return mine
+
+    def _count(self, notes: Iterable[psycopg.Notify]) -> int:
+        return sum(n.payload.partition("\t")[0].partition("\n")[0] == self._schema for n in notes)
 
     def _integrate_once(self) -> int:
         """Integrate one batch of pending rows; the number integrated (0: none, or it failed)."""
