@@ -67,6 +67,8 @@ from ledger.waiter import Waiting
 
 __all__ = ["LEASE_POLL_SECONDS", "SharedSequencer"]
 
+_DEADLOCK_RETRIES = 3  # a submission PostgreSQL ended to break a deadlock is sent again this often
+
 log = logging.getLogger(__name__)
 
 
@@ -281,13 +283,21 @@ class SharedSequencer(Waiting, LeaseHolder):
         conn = self._submit_conn
         if conn is None or conn.closed:  # the submitter's own: no pool checkout per append
             conn = self._submit_conn = submit_connection(self._connect_kw)
-        try:
-            self._insert_rows(conn.cursor(), subs, inserted)
-        except BaseException:
-            if conn.broken:
-                self._submit_conn = None
-            raise
-        return inserted
+        for attempt in range(_DEADLOCK_RETRIES + 1):
+            try:
+                self._insert_rows(conn.cursor(), subs, inserted)
+                return inserted
+            except psycopg.errors.DeadlockDetected:
+                # Another submitter inserted some of the same bodies in another order (pending
+                # rows keep the order given: it is the log's). PostgreSQL rolled this statement
+                # back; the statement is idempotent by digest, so it is simply sent again.
+                if attempt == _DEADLOCK_RETRIES:
+                    raise
+            except BaseException:
+                if conn.broken:
+                    self._submit_conn = None
+                raise
+        return inserted  # not reached: the last attempt returns or raises
 
     def _insert_rows(
         self, cur: psycopg.Cursor[Any], subs: list[Submission], inserted: set[bytes]

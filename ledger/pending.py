@@ -201,8 +201,9 @@ def insert_pending(
     for s in subs:
         first.setdefault(s.digest, s)
     # In the order given, which is the order they are logged in (pending.seq). So two appenders
-    # of the same bodies in different orders can deadlock: PostgreSQL ends one with an error and
-    # nothing is acknowledged wrongly (retrying is safe); sorting here would reorder the log.
+    # of the same bodies in different orders can deadlock: PostgreSQL ends one statement, which
+    # the submitter sends again (SharedSequencer._insert_pending); sorting here would reorder the
+    # log.
     unique = list(first.values())
     params: dict[str, object] = {
         "d": [s.digest for s in unique],
