@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
 from typing import Any, cast
 
 import psycopg
@@ -64,30 +63,7 @@ class LeaseHolder(Quarantine):
     """The integrator thread's half of the shared sequencer (state is the sequencer's)."""
 
     _max_batch: int
-    _schema: str
     _ack_key: bytes
-
-    def _session(self) -> AbstractContextManager[psycopg.Connection[Any]]:
-        raise NotImplementedError
-
-    def _notified(
-        self, conn: psycopg.Connection[Any], timeout: float, *, collect: bool = False
-    ) -> bool:
-        raise NotImplementedError
-
-    def _notify(self, channel: str, payload: str) -> None:
-        raise NotImplementedError
-
-    def _oldest_wait(self) -> float:
-        raise NotImplementedError
-
-    def _fail_all(self, error: BaseException) -> None:
-        raise NotImplementedError
-
-    def _settle(
-        self, digest: bytes, result: AppendResult | None = None, error: BaseException | None = None
-    ) -> None:
-        raise NotImplementedError
 
     def _integrator(self) -> None:
         while not self._stop.is_set():

@@ -8,7 +8,6 @@ are at fault, marks the rows that are, or tells every waiting appender why the l
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -26,22 +25,21 @@ from ledger.pending import (
     error_text,
     submission,
 )
-from ledger.storage import LedgerStore, SequencedBatch
+from ledger.shared_parts import SharedParts
+from ledger.storage import SequencedBatch
 
 __all__ = ["Quarantine"]
 
 log = logging.getLogger(__name__)
 
 
-class Quarantine:
+class Quarantine(SharedParts):
     """The integrator's handling of a failed batch (state is the shared sequencer's)."""
 
-    _store: LedgerStore
     _origin: str
     _signer: NoteSigner
     _clock: Callable[[], datetime]
     _mac_key: bytes
-    _stop: threading.Event
 
     def _finish(self, conn: Connection, read: list[bytes], seq: SequencedBatch) -> None:
         raise NotImplementedError

@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import Any
 
 import psycopg
@@ -32,7 +31,7 @@ from ledger.pending import (
 from ledger.pending_acks import AckReader
 from ledger.record import names_body
 from ledger.sequencer import AppendResult
-from ledger.storage import LedgerStore
+from ledger.shared_parts import SharedParts
 from ledger.writer_checks import check_inclusions_handed_out
 
 __all__ = ["Waiting"]
@@ -42,30 +41,16 @@ log = logging.getLogger(__name__)
 _FULL_LOOK_SECONDS = 1.0  # while bodies wait, look for all of them at least this often
 
 
-class Waiting:
+class Waiting(SharedParts):
     """The waiter thread's half of the shared sequencer (state and connections are its own)."""
 
-    _store: LedgerStore
     _lock: threading.Lock
     _waiting: dict[bytes, list[tuple[Wait, int]]]
-    _stop: threading.Event
     _hints: set[str] | None
     _ack_elements: list[tuple[str, list[str]]]
-    _schema: str
     _acks: AckReader
     _wait_timeout: float
     _checkpoint: Callable[[], SignedCheckpoint]
-
-    def _session(self) -> AbstractContextManager[psycopg.Connection[Any]]:
-        raise NotImplementedError
-
-    def _notified(
-        self, conn: psycopg.Connection[Any], timeout: float, *, collect: bool = False
-    ) -> bool:
-        raise NotImplementedError
-
-    def _fail_all(self, error: BaseException) -> None:
-        raise NotImplementedError
 
     def _waiter(self) -> None:
         while not self._stop.is_set():
