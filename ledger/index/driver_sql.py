@@ -11,7 +11,7 @@ statement on the ``sqlite3`` connection underneath, inside that transaction. Pos
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -39,7 +39,9 @@ def sqlite_driver(conn: Connection) -> sqlite3.Connection | None:
     return raw
 
 
-def sqlite_rows(raw: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+def sqlite_rows(
+    raw: sqlite3.Connection, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+) -> list[Any]:
     """Every row of one statement on the driver (which caches the prepared statement); a
     database error surfaces as :class:`StorageError`, as through the engine."""
     try:

@@ -89,7 +89,11 @@ _VERSIONS = text(
 def _matching_versions(conn: Connection, m: VersionMatcher) -> list[str]:
     if m.exact is not None:
         return [m.exact]
-    found = conn.execute(_VERSIONS, {"p": m.package}).scalars()
+    raw = sqlite_driver(conn)
+    if raw is not None:  # SQLAlchemy's row-by-row fetch cost more than the statement (a page's 9 %)
+        found = [r[0] for r in sqlite_rows(raw, _VERSIONS.text, {"p": m.package})]
+    else:
+        found = list(conn.execute(_VERSIONS, {"p": m.package}).scalars())
     return sorted(v for v in found if m.matches(v))
 
 
