@@ -59,6 +59,18 @@ def _execute(conn: Connection, sql: str, params: Any) -> psycopg.Cursor[Any]:
         raise db_errors.translate(target, e, writing=True) from e
 
 
+def _deadlocked(e: BaseException) -> bool:
+    """Whether ``e`` was caused by PostgreSQL ending a statement to break a deadlock."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, psycopg.errors.DeadlockDetected) or isinstance(
+            getattr(seen, "orig", None), psycopg.errors.DeadlockDetected
+        ):
+            return True
+        seen = seen.__cause__
+    return False
+
+
 class LeaseHolder(Quarantine):
     """The integrator thread's half of the shared sequencer (state is the sequencer's)."""
 
@@ -94,6 +106,9 @@ class LeaseHolder(Quarantine):
             # an idle ledger does not take the write lock five times a second.
             work = woken or lease.execute(_ANY_PENDING).fetchone() is not None
             done = self._integrate_once() if work else 0
+            if done < 0:  # ended by a deadlock: the same rows again, at once
+                woken = True
+                continue
             if done > 0:
                 # Integrate again at once only if rows came in meanwhile (their notifications
                 # are here) or the batch was full; else wait for the next notification instead
@@ -127,7 +142,8 @@ class LeaseHolder(Quarantine):
         return sum(n.payload.partition("\t")[0].partition("\n")[0] == self._schema for n in notes)
 
     def _integrate_once(self) -> int:
-        """Integrate one batch of pending rows; the number integrated (0: none, or it failed)."""
+        """Integrate one batch of pending rows; the number integrated (0: none, or it failed;
+        -1: PostgreSQL ended it to break a deadlock, try again)."""
         read: list[bytes] = []
         try:
             seq = self._store.sequence(
@@ -140,6 +156,12 @@ class LeaseHolder(Quarantine):
         except NothingPending:
             return 0
         except (StorageError, Overloaded) as e:  # transient: the rows stay pending
+            if _deadlocked(e):
+                # PostgreSQL ended this batch to break a deadlock with a submitter replacing one
+                # of its rows: nothing was written, the rows are still pending, and the next
+                # batch (at once) takes them again. No appender is told: none has failed.
+                log.info("integration batch ended by a deadlock; integrating again")
+                return -1
             # This process's waiting appenders are told, as a failed batch's callers always were
             # (a busy lock is one line, "retry"); the rows go in with a later batch, and
             # submitting the same body again is safe. Other processes' appenders keep waiting:

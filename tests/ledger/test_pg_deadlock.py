@@ -9,10 +9,13 @@ import threading
 import time
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import psycopg
+import pytest
 from sqlalchemy.engine import make_url
 
+from ledger.errors import StorageError
 from ledger.log import Ledger
 from ledger.sequencer import AppendResult
 from tests.conftest import envelope
@@ -55,3 +58,32 @@ def test_a_submission_ended_by_a_deadlock_is_sent_again(pg_url: str, key_path: P
         assert not errors, f"the deadlock failed the appends: {errors[0]!r}"
         assert [r.index for r in results[0]] == [1, 2]
         assert lg.store.record(1).leaf and lg.store.bodies([hashlib.sha256(a).digest()])
+
+
+def test_an_integration_batch_ended_by_a_deadlock_fails_no_append(
+    pg_url: str, key_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The integrator's batch can be the statement PostgreSQL ends (a submitter replacing one of
+    its rows holds another): nothing was written, so the batch is simply run again, and no
+    appender waiting in this process is failed with it."""
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        lg.append(envelope(0))
+        sequence = lg.store.sequence
+        ended: list[int] = []
+
+        def deadlocked_once(*args: Any, **kw: Any) -> Any:
+            if not ended:
+                ended.append(1)
+                try:  # as the engine reports it: the driver's error under the ledger's
+                    raise psycopg.errors.DeadlockDetected("deadlock detected")
+                except psycopg.Error as e:
+                    raise StorageError(
+                        "append failed and was rolled back: deadlock detected"
+                    ) from e
+            return sequence(*args, **kw)
+
+        monkeypatch.setattr(lg.store, "sequence", deadlocked_once)
+        results = lg.append_many([envelope(1), envelope(2)])
+        assert ended == [1]
+        assert [r.index for r in results] == [1, 2]
+        assert not any(r.duplicate for r in results)
