@@ -283,7 +283,8 @@ class SharedSequencer(Waiting, LeaseHolder):
         conn = self._submit_conn
         if conn is None or conn.closed:  # the submitter's own: no pool checkout per append
             conn = self._submit_conn = submit_connection(self._connect_kw)
-        for attempt in range(_DEADLOCK_RETRIES + 1):
+        retries = _DEADLOCK_RETRIES
+        while True:
             try:
                 self._insert_rows(conn.cursor(), subs, inserted)
                 return inserted
@@ -291,13 +292,13 @@ class SharedSequencer(Waiting, LeaseHolder):
                 # Another submitter inserted some of the same bodies in another order (pending
                 # rows keep the order given: it is the log's). PostgreSQL rolled this statement
                 # back; the statement is idempotent by digest, so it is simply sent again.
-                if attempt == _DEADLOCK_RETRIES:
+                if not retries:
                     raise
+                retries -= 1
             except BaseException:
                 if conn.broken:
                     self._submit_conn = None
                 raise
-        return inserted  # not reached: the last attempt returns or raises
 
     def _insert_rows(
         self, cur: psycopg.Cursor[Any], subs: list[Submission], inserted: set[bytes]

@@ -14,7 +14,7 @@ from typing import cast
 from sqlalchemy import Connection
 
 from ledger._internal import schema
-from ledger._internal.db import driver_rows
+from ledger._internal.db import driver_rows, driver_sql
 from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.errors import IntegrityError
 from ledger.index.rows import derive_index_rows
@@ -25,7 +25,7 @@ from ledger.store_reads import StoreReads
 from ledger.tiles import TileKey, edge_tile_keys, integrate
 from ledger.writer_checks import TileFetch
 
-__all__ = ["StoreRows", "derive_rows", "driver_sql"]
+__all__ = ["StoreRows", "derive_rows"]
 
 _INSERT_BODIES = "INSERT INTO bodies (digest, body_type, content) VALUES (?, ?, ?)"
 _INSERT_RECORDS = (
@@ -34,11 +34,6 @@ _INSERT_RECORDS = (
 _UPDATE_TILE = "UPDATE tiles SET hashes = ? WHERE level = ? AND idx = ?"
 _INSERT_TILE = "INSERT INTO tiles (level, idx, hashes) VALUES (?, ?, ?)"
 _INSERT_CHECKPOINT = "INSERT INTO checkpoints (size, root, note, time) VALUES (?, ?, ?, ?)"
-
-
-def driver_sql(conn: Connection, sql: str) -> str:
-    """``sql`` written with ``?`` placeholders, in the driver's own placeholder style."""
-    return sql if conn.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
 
 
 def derive_rows(

@@ -173,6 +173,11 @@ def _busy_timeout(raw: Connection, seconds: float) -> None:
     driver.execute(f"PRAGMA busy_timeout={max(1, int(seconds * 1000))}")
 
 
+def driver_sql(conn: Connection, sql: str) -> str:
+    """``sql`` written with ``?`` placeholders, in the driver's own placeholder style."""
+    return sql if conn.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
+
+
 def driver_rows(
     conn: Connection, sql: str, params: Sequence[Any] = (), *, many: bool = False
 ) -> Sequence[Any]:

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from ledger._internal import schema
+from ledger._internal.db import driver_sql
 from ledger.bodies import Parsed
 from ledger.index.facts import Dependency, VulnFact, read_facts
 from ledger.index.signers import SignerBook, signer_book, signer_terms
@@ -132,14 +133,13 @@ def insert_rows(conn: Connection, rows: IndexRows) -> None:
     """Bulk inserts, one driver ``executemany`` per table: SQLAlchemy's per-row parameter
     processing cost ~8 µs a row, three times the insert (26 rows a record on a realistic log;
     docs/benchmarks.md, "Issue 10")."""
-    qmark = conn.dialect.paramstyle == "qmark"
     for sql, values in (
         (_INSERT_TERMS, rows.terms),
         (_INSERT_DEPS, rows.deps),
         (_INSERT_VULNS, rows.vulns),
     ):
         if values:
-            conn.exec_driver_sql(sql if qmark else sql.replace("?", "%s"), list(values))
+            conn.exec_driver_sql(driver_sql(conn, sql), list(values))
 
 
 def derive_index_rows(

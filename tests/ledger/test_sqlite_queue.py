@@ -79,13 +79,21 @@ def test_a_lock_file_left_readable_by_everyone_is_narrowed_to_the_ledgers_writer
         assert lock_file.stat().st_gid == db.stat().st_gid
 
 
-def test_a_lock_file_that_is_not_a_regular_file_is_not_used(tmp_path: Path, key_path: Path) -> None:
+def test_a_lock_file_that_is_not_a_regular_file_is_not_used(
+    tmp_path: Path, key_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dbmod, "LOCK_TIMEOUT_SECONDS", 1.0)
     db = tmp_path / "d.db"
     with Ledger.create(f"sqlite:///{db}", ORIGIN, key_path) as lg:
         lock_file = Path(f"{db}{WRITER_LOCK_SUFFIX}")
         lock_file.unlink()
-        os.mkfifo(lock_file)  # opening it for writing would not block, but it is no queue
-        assert lg.append(envelope(1)).index == 0  # SQLite's lock alone
+        os.mkfifo(lock_file)  # it opens and takes a flock like a file, but it is no queue
+        fd = os.open(lock_file, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # so someone holding it must not stop the writers
+            assert lg.append(envelope(1)).index == 0  # SQLite's lock alone
+        finally:
+            os.close(fd)
         assert lock_file.is_fifo()
 
 
