@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -296,6 +297,18 @@ class Ledger:
             return fut
         return self._seq().submit(admitted.submission)
 
+    def submit_many(
+        self, subs: Sequence[Submission]
+    ) -> list[tuple[int, Future[list[AppendResult]]]]:
+        """Queue admitted attestations' submissions in order (never a registry entry: those go
+        through :meth:`submit`); ``(size, future)`` per chunk, each future resolving to its
+        chunk's results once they are durable and checkpointed, or failing with the chunk's error
+        (an :class:`~ledger.errors.Error` such as :class:`~ledger.errors.Overloaded`)."""
+        seq = self._seq()
+        if isinstance(seq, Sequencer):
+            return seq.submit_many(subs)
+        return [(1, _one_as_chunk(seq, sub)) for sub in subs]  # the shared sequencer: one each
+
     def append_admitted(self, admitted: Sequence[Admitted]) -> list[AppendResult]:
         """Append admitted bodies in order and wait for all (blocking for queue space). Runs of
         attestations are batched; each registry entry is appended on its own. If any fails,
@@ -453,3 +466,26 @@ class Ledger:
         proof = self.store.tree(size2).consistency_proof(size1)
         check_consistency_handed_out(proof, old, new)
         return proof
+
+
+def _one_as_chunk(seq: SharedSequencer, sub: Submission) -> Future[list[AppendResult]]:
+    """``seq.submit(sub)`` as a chunk of one: its result in a list, its refusal on the future."""
+    chunk: Future[list[AppendResult]] = Future()
+    try:
+        one = seq.submit(sub)
+    except Error as e:
+        chunk.set_exception(e)
+        return chunk
+
+    def done(f: Future[AppendResult]) -> None:
+        with suppress(InvalidStateError):  # the chunk was cancelled (its client went away)
+            if f.cancelled():
+                chunk.cancel()
+            elif f.exception() is not None:
+                chunk.set_exception(f.exception())
+            else:
+                chunk.set_result([f.result()])
+
+    one.add_done_callback(done)
+    chunk.add_done_callback(lambda c: one.cancel() if c.cancelled() else None)
+    return chunk

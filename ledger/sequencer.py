@@ -8,8 +8,9 @@ queueing without bound.
 
 Group commit: a batch's fixed costs (the transaction, the head check, signing the checkpoint,
 the commit's fsync) dominate single appends, so the worker waits briefly — at most ``linger``
-seconds — for the callers it just answered to come back before it starts the next batch, and
-stops waiting the moment they have (see :meth:`Sequencer._gather`).
+seconds (10 ms: an HTTP server's event loop brings its callers back over milliseconds) — for the
+callers it just answered to come back before it starts the next batch, and stops waiting the
+moment they have (see :meth:`Sequencer._gather`).
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ class Sequencer:
         *,
         max_batch: int = 1000,
         max_pending: int = 20_000,
-        linger: float = 0.001,
+        linger: float = 0.01,
     ) -> None:
         self._store, self._origin, self._signer, self._clock = store, origin, signer, clock
         self._max_batch, self._linger = max_batch, linger
@@ -153,6 +154,26 @@ class Sequencer:
                 "the sequencer queue is full; retry shortly", retry_after=1.0
             ) from None
         return fut
+
+    def submit_many(
+        self, subs: Sequence[Submission]
+    ) -> list[tuple[int, Future[list[AppendResult]]]]:
+        """Queue ``subs`` in order as jobs of at most ``max_batch`` and return each job's
+        ``(size, future)`` at once: one job, future and wake-up per chunk instead of per body
+        (an HTTP batch's entries). A chunk that does not fit the queue fails with
+        :class:`~ledger.errors.Overloaded` on its future, as :meth:`submit` raises it."""
+        chunks: list[tuple[int, Future[list[AppendResult]]]] = []
+        for lo in range(0, len(subs), self._max_batch):
+            fut: Future[list[AppendResult]] = Future()
+            part = list(subs[lo : lo + self._max_batch])
+            try:
+                self._queue.put_nowait(Job(part, chunk_done(fut)))
+            except queue.Full:
+                fut.set_exception(
+                    Overloaded("the sequencer queue is full; retry shortly", retry_after=1.0)
+                )
+            chunks.append((len(part), fut))
+        return chunks
 
     def append_many(self, subs: Sequence[Submission]) -> list[AppendResult]:
         """Submit many and wait for all (blocking for queue space rather than refusing).

@@ -18,12 +18,13 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from ledger.admission import Admitted
 from ledger.api.metrics import Metrics
-from ledger.bodies import MAX_BODY_BYTES
+from ledger.bodies import MAX_BODY_BYTES, Submission
 from ledger.errors import Error, Overloaded
 from ledger.log import Ledger
 from ledger.sequencer import AppendResult
@@ -68,8 +69,8 @@ class WriteService:
             )
         out: list[AppendResult | Error | None] = [None] * len(admitted)
         alone: list[Awaitable[None]] = []  # registry entries: each on its own
-        queued: list[tuple[int, Future[AppendResult]]] = []
-        start = time.perf_counter()
+        at: list[int] = []  # where each queued submission's result goes
+        subs: list[Submission] = []
         for i, a in enumerate(admitted):  # queued in order, as single appends would be
             if isinstance(a, Error):
                 out[i] = a
@@ -78,27 +79,34 @@ class WriteService:
             elif self._pending >= self._max_pending:
                 out[i] = self._overloaded()
             else:
-                try:
-                    queued.append((i, self._ledger.submit(a)))
-                except Error as e:
-                    out[i] = e
-                    continue
+                at.append(i)
+                subs.append(a.submission)
                 self._pending += 1
-        done_at = [0.0] * len(admitted)
-        self._metrics.queue_depth.inc(len(queued))
+        # one job per chunk of the batch (not per entry): one future, one queue slot, one wake-up
+        chunks = self._ledger.submit_many(subs) if subs else []
+        start = time.perf_counter()
+        done_at = [0.0] * len(chunks)
+        self._metrics.queue_depth.inc(len(subs))
         try:
-            await asyncio.gather(_all_done(queued, done_at), *alone)
+            await asyncio.gather(_all_done(list(enumerate(f for _, f in chunks)), done_at), *alone)
         finally:
-            self._pending -= len(queued)
-            self._metrics.queue_depth.dec(len(queued))
-        for i, fut in queued:
+            self._pending -= len(subs)
+            self._metrics.queue_depth.dec(len(subs))
+        lo = 0
+        for c, (size, fut) in enumerate(chunks):
             failure = fut.exception()
             if failure is not None and not isinstance(failure, Error):
                 raise failure
-            out[i] = failure if isinstance(failure, Error) else fut.result()
-            result = out[i]
-            if isinstance(result, AppendResult):
-                self._metrics.acknowledged(result.tree_size, result.duplicate, done_at[i] - start)
+            results: list[AppendResult | Error] = (
+                [failure] * size if isinstance(failure, Error) else list(fut.result())
+            )
+            for i, result in zip(at[lo : lo + size], results, strict=True):
+                out[i] = result
+                if isinstance(result, AppendResult):
+                    self._metrics.acknowledged(
+                        result.tree_size, result.duplicate, done_at[c] - start
+                    )
+            lo += size
         answered = [r for r in out if r is not None]
         assert len(answered) == len(out)  # every entry has its result or error
         return answered
@@ -140,11 +148,9 @@ class WriteService:
         return result
 
 
-async def _all_done(
-    queued: Sequence[tuple[int, Future[AppendResult]]], done_at: list[float]
-) -> None:
-    """Wait for every queued append of a batch with one wake-up of the event loop (the last one
-    to resolve), not one ``asyncio.wrap_future`` and task per entry; ``done_at[i]``: when entry
+async def _all_done(queued: Sequence[tuple[int, Future[Any]]], done_at: list[float]) -> None:
+    """Wait for every queued chunk of a batch with one wake-up of the event loop (the last one
+    to resolve), not one ``asyncio.wrap_future`` and task per chunk; ``done_at[i]``: when chunk
     ``i`` resolved. Cancelled (the client went away): the appends still queued are cancelled, as
     ``wrap_future`` would."""
     if not queued:
@@ -157,8 +163,8 @@ async def _all_done(
         if not waiter.done():
             waiter.set_result(None)
 
-    def one_done(i: int) -> Callable[[Future[AppendResult]], None]:
-        def done(_: Future[AppendResult]) -> None:
+    def one_done(i: int) -> Callable[[Future[Any]], None]:
+        def done(_: Future[Any]) -> None:
             done_at[i] = time.perf_counter()
             with lock:
                 left[0] -= 1

@@ -96,3 +96,69 @@ def test_a_caller_that_does_not_come_back_costs_at_most_the_linger_and_close_end
     finally:
         if seq.alive():
             seq.close()
+
+
+def test_a_batch_of_bodies_is_one_job_per_chunk_answered_in_order() -> None:
+    """``submit_many``: the bodies of an HTTP batch enter the queue as jobs of at most
+    ``max_batch`` (one future each), in order, each answered with its bodies' results in order."""
+    store = RecordingStore(cost=0.0)
+    seq = Sequencer(store, "o", None, utc_now, max_batch=3, linger=0.0)  # type: ignore[arg-type]
+    try:
+        chunks = seq.submit_many([parse_submission(envelope(i)) for i in range(7)])
+        assert [size for size, _ in chunks] == [3, 3, 1]
+        results = [r for _, fut in chunks for r in fut.result(timeout=10)]
+    finally:
+        seq.close()
+    assert [r.index for r in results] == list(range(7))
+    assert sum(store.sizes) == 7 and max(store.sizes) <= 3
+
+
+def test_a_chunk_that_does_not_fit_the_queue_fails_alone_with_overloaded() -> None:
+    from ledger.errors import Overloaded
+
+    gate = threading.Event()
+
+    class Held(RecordingStore):
+        def sequence(self, subs: Sequence[Submission], *rest: Any) -> SequencedBatch:
+            gate.wait(10)
+            return super().sequence(subs, *rest)
+
+    store = Held(cost=0.0)
+    seq = Sequencer(store, "o", None, utc_now, max_batch=2, max_pending=1, linger=0.0)  # type: ignore[arg-type]
+    try:
+        first = seq.submit(parse_submission(envelope(0)))  # the worker takes it and waits
+        deadline = time.monotonic() + 5
+        while seq._queue.qsize() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        chunks = seq.submit_many([parse_submission(envelope(i)) for i in range(1, 5)])
+        assert isinstance(chunks[1][1].exception(timeout=1), Overloaded)  # the queue holds one
+        gate.set()
+        assert [r.index for r in chunks[0][1].result(timeout=10)] == [1, 2]
+        first.result(timeout=10)
+    finally:
+        gate.set()
+        seq.close()
+
+
+def test_the_default_linger_waits_for_callers_a_few_milliseconds_away() -> None:
+    """The default linger (10 ms) covers callers that come back a few milliseconds after their
+    answer, as an HTTP server's clients do (the event loop reads and admits each request in turn):
+    they are batched together again. A 1 ms linger split them."""
+    store = RecordingStore(cost=0.002)
+    seq = Sequencer(store, "o", None, utc_now)  # type: ignore[arg-type]
+
+    def work(k: int) -> None:
+        for i in range(15):
+            seq.submit(parse_submission(envelope(k * 1000 + i))).result(timeout=30)
+            time.sleep(0.0005 * k)  # the last of 8 callers comes back 3.5 ms after its answer
+
+    try:
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        seq.close()
+    later = store.sizes[3:-3]
+    assert later and sum(later) / len(later) >= 6.5, store.sizes
