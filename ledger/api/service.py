@@ -1,7 +1,7 @@
 """The write path the routes share: admit (verify) off the event loop, then sequence and await.
 
 Admission of a Sigstore bundle (milliseconds) and of a batch runs in a worker thread (batches:
-at most one per core at a time, against one trust state read once per batch); a DSSE
+at most one per core but one at a time, against one trust state read once per batch); a DSSE
 envelope's (tens of microseconds) runs on the loop, where it costs less than the hop. The append is
 the :class:`~concurrent.futures.Future` the sequencer resolves once the entry is durable and
 covered by a signed checkpoint, awaited with :func:`asyncio.wrap_future` (a batch's, all with one
@@ -29,7 +29,7 @@ from ledger.errors import Error, Overloaded
 from ledger.log import Ledger
 from ledger.sequencer import AppendResult
 
-__all__ = ["WriteService"]
+__all__ = ["WriteService", "admission_threads"]
 
 BUNDLE_MARK = b"application/vnd.dev.sigstore.bundle"
 
@@ -48,10 +48,7 @@ class WriteService:
         self._max_body_bytes = max_body_bytes  # every body, single or in a batch
         self._max_pending, self._retry_after = max_pending, retry_after
         self._pending = 0
-        # Batches admitted at once: one per core. Ed25519 checks release the GIL, so two run
-        # side by side; forty (the thread pool) only fight over it — measured 2 threads 386 µs
-        # of CPU per entry, 32 threads 640 µs (docs/benchmarks.md).
-        self._admitting = asyncio.Semaphore(os.cpu_count() or 1)
+        self._admitting = asyncio.Semaphore(admission_threads(os.cpu_count()))
 
     async def append(self, body: bytes) -> AppendResult:
         """Admit one body and wait for its acknowledged proof."""
@@ -146,6 +143,16 @@ class WriteService:
             self._metrics.queue_depth.dec()
         self._metrics.acknowledged(result.tree_size, result.duplicate, time.perf_counter() - start)
         return result
+
+
+def admission_threads(cores: int | None) -> int:
+    """Batches admitted at once: one per core but the one the event loop and the sequencer
+    share, and at least one. Forty (the thread pool) only fight over the GIL — in-process 32
+    threads cost 640 µs of CPU per entry against 2 threads' 386 µs — and on 2 cores a second
+    admitting thread, preempted by the loop and the writer, cost more than it verified:
+    ``serve_bench batch100_sqlite`` with 1 against 2, alternately, 0.81-0.96x server CPU per
+    entry and 1.01-1.83x entries/s (docs/benchmarks.md, 2026-11-30 12:28)."""
+    return max(1, (cores or 1) - 1)
 
 
 async def _all_done(queued: Sequence[tuple[int, Future[Any]]], done_at: list[float]) -> None:
