@@ -32,8 +32,9 @@ LOCK_TIMEOUT_SECONDS = 60  # how long a writer waits for the write lock, on both
 # simple-protocol query on a connection the driver leaves in autocommit, so the driver sends no
 # BEGIN of its own first (a round trip per write transaction saved); it still sends COMMIT or
 # ROLLBACK, as it does for any transaction the server reports open.
+# (The timeout is filled in at each write, from LOCK_TIMEOUT_SECONDS then: tests shorten it.)
 _PG_LOCK = (
-    f"SELECT set_config('lock_timeout', '{int(LOCK_TIMEOUT_SECONDS * 1000)}ms', true), "
+    "SELECT set_config('lock_timeout', '{timeout}ms', true), "
     "pg_advisory_xact_lock(hashtextextended('provenance-ledger:' || current_schema(), 0))"
 )
 _PG_BEGIN_AND_LOCK = "BEGIN; " + _PG_LOCK
@@ -146,7 +147,7 @@ def write_transaction(engine: Engine, *, pipeline: bool = False) -> Iterator[Con
         conn = raw.execution_options(ledger_write=True, isolation_level="AUTOCOMMIT")
         with conn.begin():
             if not pipeline:
-                conn.exec_driver_sql(_PG_BEGIN_AND_LOCK)
+                conn.exec_driver_sql(_PG_BEGIN_AND_LOCK.format(timeout=_lock_timeout_ms()))
                 yield conn
                 return
             with _pipelined(conn):
@@ -171,7 +172,7 @@ def _pipelined(conn: Connection) -> Iterator[None]:
     try:
         with driver.pipeline():
             driver.execute("BEGIN")
-            driver.execute(_PG_LOCK)
+            driver.execute(_PG_LOCK.format(timeout=_lock_timeout_ms()))
             yield
             driver.execute("COMMIT")  # sent with the writes still queued, at the pipeline's end
         if driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
@@ -181,6 +182,10 @@ def _pipelined(conn: Connection) -> Iterator[None]:
             raise lock_busy() from e
         target = db_errors.Target.of(conn.engine.url, None)
         raise db_errors.translate(target, e, writing=True) from e
+
+
+def _lock_timeout_ms() -> int:
+    return int(LOCK_TIMEOUT_SECONDS * 1000)
 
 
 def in_pipeline(conn: Connection) -> bool:

@@ -67,7 +67,7 @@ def test_a_busy_write_lock_is_overloaded_in_a_pipelined_batch(
     with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
         lg.append(envelope(0))
         size = lg.store.size()
-        monkeypatch.setattr(db, "_PG_LOCK", db._PG_LOCK.replace("'60000ms'", "'200ms'"))
+        monkeypatch.setattr(db, "LOCK_TIMEOUT_SECONDS", 0.2)
         holder = psycopg.connect(_conninfo(pg_url), autocommit=True)
         try:
             holder.execute(
