@@ -256,7 +256,10 @@ def driver_rows(
 
 
 def _reads(sql: str) -> bool:
-    return sql.lstrip()[:6].upper() == "SELECT"
+    """Whether a pipelined statement's rows are waited for: a ``SELECT``, or a ``WITH`` (whose
+    rows, if it has none, fail loudly at the fetch rather than being dropped unseen)."""
+    word = sql.lstrip()[:6].upper()
+    return word == "SELECT" or (word[:4] == "WITH" and not word[4:5].isalnum())
 
 
 def driver_send(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Any:

@@ -103,3 +103,18 @@ def test_a_pipelined_batch_logs_what_an_unpipelined_one_does(pg_url: str, key_pa
         assert lg.store.size() == 4
         assert lg.store.bodies([fresh.digest])[fresh.digest][1] == envelope(3)
         assert hashlib.sha256(envelope(3)).digest() == fresh.digest
+
+
+@pytest.mark.parametrize(
+    ("sql", "read"),
+    [
+        ("SELECT 1", True),
+        ("  with x AS (SELECT 1) SELECT * FROM x", True),
+        ("WITH\nx AS (SELECT 1) SELECT * FROM x", True),
+        ("INSERT INTO t VALUES (1)", False),
+        ("UPDATE t SET a = 1", False),
+    ],
+)
+def test_a_pipelined_statement_s_rows_are_waited_for_when_it_reads(sql: str, read: bool) -> None:
+    # a read taken for a write would silently return no rows in a pipelined transaction
+    assert db._reads(sql) is read
