@@ -152,6 +152,7 @@ class LeaseHolder(Quarantine):
                 self._signer,
                 self._clock,
                 after=lambda conn, seq: self._finish(conn, read, seq),
+                pipeline=True,
             )
         except NothingPending:
             return 0

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     Connection,
@@ -32,6 +33,9 @@ from ledger._internal import schema
 from ledger._internal.db import (
     LOCK_TIMEOUT_SECONDS,
     busy_error,
+    driver_reads,
+    driver_send,
+    in_pipeline,
     lock_busy,
     make_engine,
     migrate,
@@ -54,7 +58,9 @@ from ledger.errors import (
 from ledger.merkle import EMPTY_ROOT
 from ledger.note import NoteSigner, NoteVerifier, parse_verifier
 from ledger.record import Record, format_time
+from ledger.registry.entries import REGISTRY_ROWS, registry_rows_of
 from ledger.store_import import StoreImport
+from ledger.store_reads import _HEAD, _LATEST_CHECKPOINT
 from ledger.store_rows import derive_rows
 from ledger.tiles import (
     StoredLevels,
@@ -62,6 +68,7 @@ from ledger.tiles import (
     TileKey,
     TileTree,
     batch_proofs,
+    edge_tile_keys,
 )
 from ledger.writer_checks import (
     LogHead,
@@ -95,6 +102,16 @@ class SequencedBatch:
     leaf_hashes: list[bytes]
     proofs: list[list[bytes]]
     records: dict[int, bytes] = field(default_factory=dict)  # index -> leaf bytes, new records
+
+
+@dataclass(frozen=True)
+class _EarlyReads:
+    """Reads a pipelined write transaction queued before its batch's own (:func:`driver_send`
+    cursors): the head, the latest checkpoint, the registry's rows."""
+
+    head: Any
+    checkpoint: Any
+    registry: Any
 
 
 @lru_cache(maxsize=8)
@@ -217,19 +234,25 @@ class LedgerStore(StoreImport):
         *,
         prove: bool = True,
         after: Callable[[Connection, SequencedBatch], None] | None = None,
+        pipeline: bool = False,
     ) -> SequencedBatch:
         """Sequence and integrate ``batch`` in one transaction, and sign a checkpoint over it.
 
         ``batch`` may be a function that reads the submissions inside the transaction, under the
         write lock (the integrator reads pending rows so); ``after`` runs in the same transaction
         before it commits (the integrator deletes those rows and notifies). Without ``prove`` no
-        inclusion proofs are computed (their callers read them after the commit).
+        inclusion proofs are computed (their callers read them after the commit). ``pipeline``:
+        on PostgreSQL, send the transaction's writes without waiting for each
+        (:func:`~ledger._internal.db.write_transaction`; the integrator's batches).
         """
         scratch = self.cache.scratch()
         try:
-            with write_transaction(self.engine) as conn:
+            with write_transaction(self.engine, pipeline=pipeline) as conn:
+                # Pipelined: the head, the latest checkpoint and the registry go with the lock
+                # and the batch's own read, one round trip.
+                early = self._early_reads(conn) if in_pipeline(conn) else None
                 subs = batch(conn) if callable(batch) else batch
-                result = self._sequence(conn, subs, origin, signer, clock, scratch, prove)
+                result = self._sequence(conn, subs, origin, signer, clock, scratch, prove, early)
                 if after is not None:
                     after(conn, result)
         except SQLAlchemyError as e:
@@ -248,10 +271,12 @@ class LedgerStore(StoreImport):
         clock: Callable[[], datetime],
         cache: TileCache,
         prove: bool = True,
+        early: _EarlyReads | None = None,
     ) -> SequencedBatch:
         verifier = _own_verifier(signer)
-        head, latest, read = self._signed_head(conn, origin, verifier)
-        logged = self._records_by_digest(conn, [s.digest for s in batch])
+        head, latest, read, logged = self._signed_head(
+            conn, origin, verifier, [s.digest for s in batch], early
+        )
         known = {d: at for d, (at, _) in logged.items()}
         size, prev = head.size, head.prev
         now = format_time(clock())
@@ -279,7 +304,16 @@ class LedgerStore(StoreImport):
         note = latest.note
         if records:
             note, changed = self._commit(
-                conn, head, records, bodies, origin, signer, now, cache, read=read
+                conn,
+                head,
+                records,
+                bodies,
+                origin,
+                signer,
+                now,
+                cache,
+                read=read,
+                registry=None if early is None else registry_rows_of(early.registry.fetchall()),
             )
         # The note just signed (or the head's): ledger.note remembers its verification, so the
         # next batch's head check reads it back without a second Ed25519 check.
@@ -304,23 +338,49 @@ class LedgerStore(StoreImport):
         check_inclusions_handed_out(leaves, indices, proofs, cp)  # a failure rolls back
         return SequencedBatch(indices, new_flags, cp.size, note, leaves, proofs, written)
 
+    def _early_reads(self, conn: Connection) -> _EarlyReads:
+        return _EarlyReads(
+            driver_send(conn, _HEAD),
+            driver_send(conn, _LATEST_CHECKPOINT),
+            driver_send(conn, REGISTRY_ROWS),
+        )
+
     def _signed_head(
         self,
         conn: Connection,
         origin: str,
         verifier: NoteVerifier,
-    ) -> tuple[LogHead, SignedCheckpoint, TileFetch]:
+        digests: Sequence[bytes] = (),
+        early: _EarlyReads | None = None,
+    ) -> tuple[LogHead, SignedCheckpoint, TileFetch, dict[bytes, tuple[int, bytes]]]:
         """The head, read under the write lock and held to :func:`check_head_is_signed`.
 
-        Also returns the tile reader the check used, so the writer reuses the edge tiles it read.
+        Also returns the tile reader the check used, so the writer reuses the edge tiles it read,
+        and the records of the bodies among ``digests`` already logged
+        (:meth:`_records_by_digest`): read with the head and the latest checkpoint, which in
+        pipeline mode is one round trip.
         """
-        head = self._head(conn, writing=True)
-        read = self._memo_fetch(conn)
-        note = self._latest_checkpoint(conn)[1]
+        if early is None:
+            head_rows, cp_rows, *found = driver_reads(
+                conn,
+                [(_HEAD, ()), (_LATEST_CHECKPOINT, ()), *self._by_digest_reads(conn, digests)],
+            )
+            head = self._head_of(head_rows, writing=True)
+            read = self._memo_fetch(conn)
+        else:  # pipelined: the logged digests and the right-edge tiles in one round trip
+            head = self._head_of(early.head.fetchall(), writing=True)
+            cp_rows = early.checkpoint.fetchall()
+            keys = list(edge_tile_keys(head.size).values())
+            tiles = driver_send(conn, *self._tile_read(keys)) if keys else None
+            sent = [driver_send(conn, sql, p) for sql, p in self._by_digest_reads(conn, digests)]
+            edges = {(lv, i): bytes(h) for lv, i, h in (tiles.fetchall() if tiles else [])}
+            found = [c.fetchall() for c in sent]
+            read = self._memo_fetch(conn, edges)
+        note = self._checkpoint_of(cp_rows)[1]
         latest = check_head_is_signed(
             head, note, verifier, origin, read, stored=self._stored_levels
         )
-        return head, latest, read
+        return head, latest, read, self._by_digest_of(found)
 
     def _commit(
         self,
@@ -334,6 +394,7 @@ class LedgerStore(StoreImport):
         cache: TileCache,
         *,
         read: TileFetch | None = None,
+        registry: list[tuple[int, bytes]] | None = None,
     ) -> tuple[str, dict[TileKey, bytes]]:
         """Write bodies, records and tiles; sign and store the checkpoint that covers them.
 
@@ -342,7 +403,7 @@ class LedgerStore(StoreImport):
         """
         if read is None:
             read = self._signed_head(conn, origin, _own_verifier(signer))[2]
-        self._write_rows(conn, records, bodies)
+        self._write_rows(conn, records, bodies, registry)
         size = head.size + len(records)
         changed = self._write_tiles(conn, head.size, [r.leaf_hash for r in records], read)
         for key, blob in changed.items():

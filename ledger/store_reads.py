@@ -7,6 +7,7 @@ its in-transaction helpers (``_head``, ``_latest_checkpoint``, the tile fetchers
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, or_, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -46,7 +47,11 @@ class StoreReads:
 
     def _head(self, conn: Connection, writing: bool = False) -> LogHead:
         # One round trip for both ends, in the driver's own SQL (the writer asks every batch).
-        rows = driver_rows(conn, _HEAD)
+        return self._head_of(driver_rows(conn, _HEAD), writing)
+
+    def _head_of(self, rows: Sequence[Any], writing: bool) -> LogHead:
+        """The head from the rows of :data:`_HEAD` (``writing``: held to the checks a writer
+        needs)."""
         if not rows:
             return LogHead(0, None, None)
         idx, leaf_hash, time, first, leaf = rows[0]  # as stored: a tampered type fails the
@@ -82,19 +87,29 @@ class StoreReads:
     ) -> dict[bytes, tuple[int, bytes]]:
         """``(index, leaf)`` of every body among ``digests`` in the log, each leaf checked to
         name its body at its index (the caller checks the leaf against the tree)."""
+        return self._by_digest_of(
+            [driver_rows(conn, sql, params) for sql, params in self._by_digest_reads(conn, digests)]
+        )
+
+    def _by_digest_reads(
+        self, conn: Connection, digests: Sequence[bytes]
+    ) -> list[tuple[str, tuple[object, ...]]]:
+        """The reads (driver SQL, parameters) of :meth:`_records_by_digest`."""
         # The driver's own SQL: the writer asks for every digest of every batch, and SQLAlchemy's
         # expanding IN (...) cost more per digest than the lookup (docs/benchmarks.md).
-        out: dict[bytes, tuple[int, bytes]] = {}
         unique = list(dict.fromkeys(digests))
-        pg = conn.dialect.name == "postgresql"
-        for i in range(0, len(unique), _CHUNK):
-            chunk = unique[i : i + _CHUNK]
-            params: tuple[object, ...]
-            if pg:
-                sql, params = _PG_BY_DIGEST, ([bytes(d) for d in chunk],)
-            else:
-                sql, params = _SQLITE_BY_DIGEST.format(", ".join("?" * len(chunk))), tuple(chunk)
-            for digest, idx, leaf in driver_rows(conn, sql, params):
+        if conn.dialect.name == "postgresql":  # one array parameter, however many
+            return [(_PG_BY_DIGEST, ([bytes(d) for d in unique],))] if unique else []
+        return [
+            (_SQLITE_BY_DIGEST.format(", ".join("?" * len(chunk))), tuple(chunk))
+            for chunk in (unique[i : i + _CHUNK] for i in range(0, len(unique), _CHUNK))
+        ]
+
+    def _by_digest_of(self, results: Sequence[Sequence[Any]]) -> dict[bytes, tuple[int, bytes]]:
+        """:meth:`_records_by_digest` from the rows of its reads."""
+        out: dict[bytes, tuple[int, bytes]] = {}
+        for rows in results:
+            for digest, idx, leaf in rows:
                 if type(leaf) is not bytes or not names_body(leaf, idx, bytes(digest)):
                     # the indexed digest column was rewritten: answering with this record (a
                     # duplicate's acknowledgement) would prove another body
@@ -145,8 +160,7 @@ class StoreReads:
             if not chunk:
                 continue
             if pg:
-                params: tuple[object, ...] = ([k[0] for k in chunk], [k[1] for k in chunk])
-                rows = driver_rows(conn, _PG_TILES, params)
+                rows = driver_rows(conn, *self._tile_read(chunk))
             else:  # an OR of primary-key lookups: SQLite scans the table for a row-value IN
                 sql = _SQLITE_TILES + " OR ".join(["(level = ? AND idx = ?)"] * len(chunk))
                 rows = driver_rows(conn, sql, tuple(x for k in chunk for x in k))
@@ -154,9 +168,16 @@ class StoreReads:
                 out[(level, idx)] = bytes(hashes)
         return out
 
-    def _memo_fetch(self, conn: Connection) -> TileFetch:
-        """A tile reader for one transaction that reads each tile from the database once."""
-        memo: dict[TileKey, bytes] = {}
+    def _tile_read(self, keys: Sequence[TileKey]) -> tuple[str, tuple[object, ...]]:
+        """PostgreSQL's read of the tiles ``keys`` (driver SQL, parameters)."""
+        return _PG_TILES, ([k[0] for k in keys], [k[1] for k in keys])
+
+    def _memo_fetch(
+        self, conn: Connection, read: Mapping[TileKey, bytes] | None = None
+    ) -> TileFetch:
+        """A tile reader for one transaction that reads each tile from the database once
+        (``read``: tiles already read in this transaction)."""
+        memo: dict[TileKey, bytes] = dict(read or {})
 
         def fetch(keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
             missing = [k for k in keys if k not in memo]
@@ -177,7 +198,9 @@ class StoreReads:
         return fetch
 
     def _latest_checkpoint(self, conn: Connection) -> tuple[int, str]:
-        rows = driver_rows(conn, _LATEST_CHECKPOINT)
+        return self._checkpoint_of(driver_rows(conn, _LATEST_CHECKPOINT))
+
+    def _checkpoint_of(self, rows: Sequence[Any]) -> tuple[int, str]:
         if not rows:
             raise NotFound("the ledger has no checkpoint: run `ledger init` first")
         return rows[0][0], rows[0][1]

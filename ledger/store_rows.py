@@ -41,6 +41,7 @@ def derive_rows(
     records: Sequence[Record],
     contents: Sequence[bytes],
     docs: Sequence[object] | None = None,
+    registry: list[tuple[int, bytes]] | None = None,
 ) -> None:
     """Rows derived from a batch's bodies, written in the batch's own transaction (so they exist
     iff their records do). Every path that commits records MUST call this once per batch, with
@@ -48,9 +49,11 @@ def derive_rows(
     rows, then the audit indexes (after the registry's, whose rows they read). Each deriver is a
     pure function of the records and bodies (and the rows before them), which ``ledger check``
     replays and compares. ``docs[i]``, when given, is ``contents[i]`` as the strict parser read
-    it (so the index derivation does not parse it again)."""
-    derive_registry_rows(conn, records, contents)
-    derive_index_rows(conn, records, contents, docs)
+    it (so the index derivation does not parse it again). ``registry``: the registry's rows
+    before the batch, read in its transaction (:func:`~ledger.registry.entries.read_rows`)."""
+    if derive_registry_rows(conn, records, contents):
+        registry = None  # read again: the index derivation needs the rows just written
+    derive_index_rows(conn, records, contents, docs, registry)
 
 
 class StoreRows(StoreReads):
@@ -71,7 +74,11 @@ class StoreRows(StoreReads):
         driver_rows(conn, driver_sql(conn, _INSERT_CHECKPOINT), (size, root, note, time))
 
     def _write_rows(
-        self, conn: Connection, records: list[Record], bodies: list[dict[str, object]]
+        self,
+        conn: Connection,
+        records: list[Record],
+        bodies: list[dict[str, object]],
+        registry: list[tuple[int, bytes]] | None = None,
     ) -> None:
         # The driver's own executemany: SQLAlchemy's per-row parameter processing cost more than
         # the inserts themselves on the bulk path (docs/benchmarks.md).
@@ -92,7 +99,7 @@ class StoreRows(StoreReads):
             many=True,
         )
         contents = [cast(bytes, b["content"]) for b in bodies]
-        derive_rows(conn, records, contents, [b.get("doc") for b in bodies])
+        derive_rows(conn, records, contents, [b.get("doc") for b in bodies], registry)
 
     def _write_tiles(
         self,

@@ -24,7 +24,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from ledger._internal import db_errors
 from ledger._internal.sqlite_queue import lock_path, writers_queue
-from ledger.errors import InvalidInput, NotFound, Overloaded
+from ledger.errors import InvalidInput, NotFound, Overloaded, StorageError
 
 LOCK_TIMEOUT_SECONDS = 60  # how long a writer waits for the write lock, on both backends
 # One advisory lock per ledger: the 64-bit key hashes the schema name (one ledger per schema).
@@ -32,10 +32,13 @@ LOCK_TIMEOUT_SECONDS = 60  # how long a writer waits for the write lock, on both
 # simple-protocol query on a connection the driver leaves in autocommit, so the driver sends no
 # BEGIN of its own first (a round trip per write transaction saved); it still sends COMMIT or
 # ROLLBACK, as it does for any transaction the server reports open.
-_PG_BEGIN_AND_LOCK = (
-    "BEGIN; SELECT set_config('lock_timeout', '{timeout}ms', true), "
+# (The timeout is filled in at each write, from LOCK_TIMEOUT_SECONDS then: tests shorten it.)
+_PG_LOCK = (
+    "SELECT set_config('lock_timeout', '{timeout}ms', true), "
     "pg_advisory_xact_lock(hashtextextended('provenance-ledger:' || current_schema(), 0))"
 )
+_PG_BEGIN_AND_LOCK = "BEGIN; " + _PG_LOCK
+_PG_LOCK_NOT_AVAILABLE = "55P03"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # SQLite: the writers' queue file beside each ledger file (see write_transaction), by engine
 _writer_locks: weakref.WeakKeyDictionary[Engine, Path] = weakref.WeakKeyDictionary()
@@ -131,8 +134,11 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that holds the log's single write lock until it commits or rolls back."""
+def write_transaction(engine: Engine, *, pipeline: bool = False) -> Iterator[Connection]:
+    """A transaction that holds the log's single write lock until it commits or rolls back.
+
+    ``pipeline`` (PostgreSQL; SQLite ignores it): after the lock, the transaction runs in
+    psycopg's pipeline mode (:func:`_pipelined`), so its writes cost no round trip each."""
     if engine.dialect.name != "postgresql":
         with _sqlite_write(engine) as conn:
             yield conn
@@ -140,10 +146,52 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as raw:
         conn = raw.execution_options(ledger_write=True, isolation_level="AUTOCOMMIT")
         with conn.begin():
-            conn.exec_driver_sql(
-                _PG_BEGIN_AND_LOCK.format(timeout=int(LOCK_TIMEOUT_SECONDS * 1000))
-            )
-            yield conn
+            if not pipeline:
+                conn.exec_driver_sql(_PG_BEGIN_AND_LOCK.format(timeout=_lock_timeout_ms()))
+                yield conn
+                return
+            with _pipelined(conn):
+                yield conn
+
+
+@contextmanager
+def _pipelined(conn: Connection) -> Iterator[None]:
+    """Run ``conn``'s write transaction in psycopg's pipeline mode: begin, take the write lock,
+    run the caller's statements, commit.
+
+    Statements are queued, not waited for: a read (:func:`driver_rows`, :func:`driver_reads`,
+    or a cursor of :func:`driver_send` fetched) sends everything queued before it (the first
+    read: the ``BEGIN`` and the lock too) and waits for its rows, one round trip; the writes after
+    the last read go with the ``COMMIT`` in one round trip at the end. A statement's error
+    therefore surfaces at the next read or at that commit; PostgreSQL skips every statement after
+    it, the COMMIT included, so nothing is committed, and the error is raised as the ledger's own
+    (:func:`ledger._internal.db_errors.translate`); the transaction is then rolled back."""
+    import psycopg
+
+    driver: Any = conn.connection.driver_connection
+    try:
+        with driver.pipeline():
+            driver.execute("BEGIN")
+            driver.execute(_PG_LOCK.format(timeout=_lock_timeout_ms()))
+            yield
+            driver.execute("COMMIT")  # sent with the writes still queued, at the pipeline's end
+        if driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            raise StorageError("the write transaction did not commit; it was rolled back")
+    except psycopg.Error as e:
+        if e.sqlstate == _PG_LOCK_NOT_AVAILABLE:
+            raise lock_busy() from e
+        target = db_errors.Target.of(conn.engine.url, None)
+        raise db_errors.translate(target, e, writing=True) from e
+
+
+def _lock_timeout_ms() -> int:
+    return int(LOCK_TIMEOUT_SECONDS * 1000)
+
+
+def in_pipeline(conn: Connection) -> bool:
+    """Whether ``conn`` runs in psycopg's pipeline mode (:func:`_pipelined`)."""
+    pgconn = getattr(conn.connection.driver_connection, "pgconn", None)
+    return pgconn is not None and bool(pgconn.pipeline_status)
 
 
 @contextmanager
@@ -198,11 +246,49 @@ def driver_rows(
             cursor.executemany(sql, params)
         else:
             cursor.execute(sql, params)
+        if in_pipeline(conn):  # no result yet: a read waits for its rows, a write is queued
+            return cursor.fetchall() if _reads(sql) else []
         return cursor.fetchall() if cursor.description is not None else []
     except Exception as e:
         conn._handle_dbapi_exception(e, sql, params, cursor, None)  # raises
     finally:
         cursor.close()
+
+
+def _reads(sql: str) -> bool:
+    """Whether a pipelined statement's rows are waited for: a ``SELECT``, or a ``WITH`` (whose
+    rows, if it has none, fail loudly at the fetch rather than being dropped unseen)."""
+    word = sql.lstrip()[:6].upper()
+    return word == "SELECT" or (word[:4] == "WITH" and not word[4:5].isalnum())
+
+
+def driver_send(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Any:
+    """Queue one read on ``conn`` in pipeline mode (:func:`_pipelined`) and return its cursor:
+    its ``fetchall()`` waits for the rows (a driver error there is translated by
+    :func:`_pipelined`), so reads queued together cost one round trip."""
+    cursor = conn.connection.cursor()
+    cursor.execute(sql, params)
+    return cursor
+
+
+def driver_reads(
+    conn: Connection, queries: Sequence[tuple[str, Sequence[Any]]]
+) -> list[Sequence[Any]]:
+    """The rows of each of several reads (driver placeholders) on ``conn``. In pipeline mode
+    (:func:`_pipelined`) they are all sent before any is waited for: one round trip."""
+    if not in_pipeline(conn):
+        return [driver_rows(conn, sql, params) for sql, params in queries]
+    cursors: list[Any] = []
+    try:
+        for sql, params in queries:
+            cursors.append(conn.connection.cursor())
+            cursors[-1].execute(sql, params)
+        return [c.fetchall() for c in cursors]
+    except Exception as e:
+        conn._handle_dbapi_exception(e, queries[0][0], (), None, None)  # raises
+    finally:
+        for c in cursors:
+            c.close()
 
 
 def busy_error(e: SQLAlchemyError) -> Overloaded | None:

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from ledger._internal import schema
-from ledger._internal.db import driver_sql
+from ledger._internal.db import driver_rows, driver_sql
 from ledger.bodies import Parsed
 from ledger.index.facts import Dependency, VulnFact, read_facts
 from ledger.index.signers import SignerBook, signer_book, signer_terms
@@ -139,7 +139,7 @@ def insert_rows(conn: Connection, rows: IndexRows) -> None:
         (_INSERT_VULNS, rows.vulns),
     ):
         if values:
-            conn.exec_driver_sql(driver_sql(conn, sql), list(values))
+            driver_rows(conn, driver_sql(conn, sql), values, many=True)
 
 
 def derive_index_rows(
@@ -147,11 +147,14 @@ def derive_index_rows(
     records: Sequence[Record],
     contents: Sequence[bytes],
     docs: Sequence[Any] | None = None,
+    registry: list[tuple[int, bytes]] | None = None,
 ) -> None:
     """Write the index rows of one committed batch, inside its transaction (``docs``: the bodies
-    already parsed, as :func:`index_rows` takes them)."""
+    already parsed, as :func:`index_rows` takes them; ``registry``: the registry's rows, already
+    read in this transaction, else read here)."""
     if records:
-        insert_rows(conn, index_rows(records, contents, read_rows(conn), docs))
+        rows = read_rows(conn) if registry is None else registry
+        insert_rows(conn, index_rows(records, contents, rows, docs))
 
 
 def stored_rows(conn: Connection, start: int, end: int) -> IndexRows:

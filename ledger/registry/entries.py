@@ -28,6 +28,7 @@ from attest.keys import PublicKey, load_public_key
 from attest.signers import KeySigner
 from ledger._internal import schema
 from ledger._internal.cells import as_stored, blob
+from ledger._internal.db import driver_rows, driver_sql
 from ledger._internal.jsontext import loads as strict_json
 from ledger.errors import Error, IntegrityError, NotTrusted
 from ledger.record import Record
@@ -47,6 +48,8 @@ __all__ = [
 ]
 
 ADMIN_META_KEY = "admin_key"
+REGISTRY_ROWS = "SELECT idx, entry FROM registry_entries ORDER BY idx"
+_INSERT_ENTRY = "INSERT INTO registry_entries (idx, time, name, op, entry) VALUES (?, ?, ?, ?, ?)"
 MARKER = REGISTRY_PAYLOAD_TYPE.encode()  # a registry body spells its payloadType verbatim
 
 
@@ -198,7 +201,11 @@ def read_rows(conn: Connection) -> list[tuple[int, bytes]]:
     """Every registry row, ``(idx, entry)`` in index order. The driver's own SQL: every batch's
     index derivation reads them, and building the SQLAlchemy statement cost more than running
     it (docs/benchmarks.md)."""
-    rows = conn.exec_driver_sql("SELECT idx, entry FROM registry_entries ORDER BY idx")
+    return registry_rows_of(driver_rows(conn, REGISTRY_ROWS))
+
+
+def registry_rows_of(rows: Iterable[Any]) -> list[tuple[int, bytes]]:
+    """:func:`read_rows` from the rows of :data:`REGISTRY_ROWS`."""
     return [(int(idx), bytes(entry)) for idx, entry in rows]
 
 
@@ -223,29 +230,32 @@ def registry_version(conn: Connection) -> int:
 
 
 def admin_pem(conn: Connection) -> str | None:
-    m = schema.meta.c
-    value = conn.execute(select(m.value).where(m.key == ADMIN_META_KEY)).scalar()
-    return None if value is None else str(value)
+    # The driver's own SQL: it runs in the write transaction, which may be pipelined
+    # (ledger._internal.db.write_transaction), where only the driver's reads get their rows.
+    rows = driver_rows(
+        conn, driver_sql(conn, "SELECT value FROM ledger_meta WHERE key = ?"), (ADMIN_META_KEY,)
+    )
+    return None if not rows or rows[0][0] is None else str(rows[0][0])
 
 
 def derive_registry_rows(
     conn: Connection, records: Sequence[Record], contents: Sequence[bytes]
-) -> None:
+) -> bool:
     """Write the ``registry_entries`` rows of this batch's registry records (usually none: one
-    substring test per body), inside the batch's transaction."""
+    substring test per body), inside the batch's transaction; whether it wrote any."""
     candidates = [(r, c) for r, c in zip(records, contents, strict=True) if MARKER in c]
     if not candidates:
-        return
+        return False
     state = state_from_rows(read_rows(conn))
     _, rows = apply_records(state, candidates, admin_keys_from_pem(admin_pem(conn)))
     if rows:
-        conn.execute(
-            schema.registry_entries.insert(),
-            [
-                {"idx": r.idx, "time": r.time, "name": r.name, "op": r.op, "entry": r.entry}
-                for r in rows
-            ],
+        driver_rows(
+            conn,
+            driver_sql(conn, _INSERT_ENTRY),
+            [(r.idx, r.time, r.name, r.op, r.entry) for r in rows],
+            many=True,
         )
+    return bool(rows)
 
 
 def replay(
