@@ -104,6 +104,18 @@ class AppendsFailed(Error):
         super().__init__(message)
         self.outcomes = list(outcomes)
 
+    @classmethod
+    def check(cls, outcomes: Sequence[object]) -> None:
+        """Raise one naming how many of ``outcomes`` failed (each an acknowledgement or the
+        exception its append failed with), the first failure as its cause, if any did."""
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        if failed:
+            raise cls(
+                f"{len(failed)} of {len(outcomes)} appends failed "
+                f"({len(outcomes) - len(failed)} committed): {failed[0]}",
+                outcomes,
+            ) from failed[0]
+
 
 class Overloaded(Error):
     """The ledger cannot take more work now; retry after ``retry_after`` seconds."""

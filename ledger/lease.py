@@ -71,6 +71,20 @@ def _deadlocked(e: BaseException) -> bool:
     return False
 
 
+def _still_pending(e: StorageError | Overloaded) -> Error:
+    """What an appender waiting on a failed integration batch is told: the batch's error (same
+    class, so the same status and exit code), and that its submission was not lost — the row is
+    durable and stays pending, a later batch logs it, and the same body again returns its record
+    (the batch's own message says only that it was rolled back)."""
+    text = (
+        f"{e}; not acknowledged, but the submission stays pending: a later batch logs it, and "
+        "appending the same body again returns its record"
+    )
+    told = Overloaded(text, e.retry_after) if isinstance(e, Overloaded) else StorageError(text)
+    told.__cause__ = e
+    return told
+
+
 class LeaseHolder(Quarantine):
     """The integrator thread's half of the shared sequencer (state is the sequencer's)."""
 
@@ -168,7 +182,7 @@ class LeaseHolder(Quarantine):
             # submitting the same body again is safe. Other processes' appenders keep waiting:
             # a notification would reach them late, failing appends made after the retry began.
             log.warning("integration failed, retrying: %s", e)
-            self._fail_all(e)
+            self._fail_all(_still_pending(e))
             self._stop.wait(RETRY_SECONDS)
             return 0
         except Error as e:

@@ -335,13 +335,7 @@ class Ledger:
             except Error as e:
                 outcomes.append(e)
         flush()
-        failed = [o for o in outcomes if isinstance(o, BaseException)]
-        if failed:
-            raise AppendsFailed(
-                f"{len(failed)} of {len(outcomes)} appends failed "
-                f"({len(outcomes) - len(failed)} committed): {failed[0]}",
-                outcomes,
-            ) from failed[0]
+        AppendsFailed.check(outcomes)
         return [o for o in outcomes if isinstance(o, AppendResult)]
 
     def append_registry(self, admitted: Admitted) -> AppendResult:

@@ -96,13 +96,7 @@ def gather(chunks: Sequence[tuple[int, Future[list[AppendResult]]]]) -> list[App
     for size, f in chunks:
         err = f.exception()  # waits; a failed batch never stops us waiting for the rest
         outcomes.extend(f.result() if err is None else [err] * size)
-    failed = [o for o in outcomes if isinstance(o, BaseException)]
-    if failed:
-        raise AppendsFailed(
-            f"{len(failed)} of {len(outcomes)} appends failed "
-            f"({len(outcomes) - len(failed)} committed): {failed[0]}",
-            outcomes,
-        ) from failed[0]
+    AppendsFailed.check(outcomes)
     return [o for o in outcomes if isinstance(o, AppendResult)]
 
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from ledger.errors import StorageError
+from ledger.errors import AppendsFailed, StorageError
 from ledger.log import Ledger
 from ledger.sequencer import AppendResult
 from tests.conftest import envelope
@@ -87,3 +87,34 @@ def test_an_integration_batch_ended_by_a_deadlock_fails_no_append(
         assert ended == [1]
         assert [r.index for r in results] == [1, 2]
         assert not any(r.duplicate for r in results)
+
+
+def test_a_failed_integration_batch_tells_its_waiters_their_submission_stays_pending(
+    pg_url: str, key_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unlike a deadlock, any other failure of the integrator's batch is told to this process's
+    waiters — as not acknowledged, not as lost: the rows stay pending, a later batch logs them,
+    and the same bodies again return their records."""
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        lg.append(envelope(0))
+        sequence = lg.store.sequence
+        failed: list[int] = []
+
+        def fails_once(*args: Any, **kw: Any) -> Any:
+            if not failed:
+                failed.append(1)
+                raise StorageError("append failed and was rolled back: disk full")
+            return sequence(*args, **kw)
+
+        monkeypatch.setattr(lg.store, "sequence", fails_once)
+        with pytest.raises(AppendsFailed) as caught:
+            lg.append_many([envelope(1), envelope(2)])
+        told = caught.value.__cause__
+        assert isinstance(told, StorageError)
+        assert str(told).startswith("append failed and was rolled back: disk full; ")
+        assert "not acknowledged, but the submission stays pending" in str(told)
+        assert isinstance(told.__cause__, StorageError)  # the batch's own error
+        results = lg.append_many([envelope(1), envelope(2)])
+        assert [r.index for r in results] == [1, 2]
+        assert all(r.duplicate for r in results)  # made pending by the first, failed call
+        assert lg.store.size() == 3
