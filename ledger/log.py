@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ledger._internal.db_errors import one_line
 from ledger.bodies import MAX_BODY_BYTES, Submission, parse_submission
 from ledger.checkpoint import SignedCheckpoint, open_checkpoint
 from ledger.errors import (
@@ -185,17 +186,22 @@ class Ledger:
         integrator across every process: :mod:`ledger.integrator`)."""
         if self._sequencer is None:
             if self.store.engine.dialect.name == "postgresql":
+                import psycopg
+
                 from ledger.integrator import SharedSequencer
 
                 self.store.ensure_pending_table()
-                self._sequencer = SharedSequencer(
-                    self.store,
-                    self.origin,
-                    self.require_signer(),
-                    self._clock,
-                    self.checkpoint,
-                    max_batch=self._max_batch,
-                )
+                try:
+                    self._sequencer = SharedSequencer(
+                        self.store,
+                        self.origin,
+                        self.require_signer(),
+                        self._clock,
+                        self.checkpoint,
+                        max_batch=self._max_batch,
+                    )
+                except psycopg.Error as e:  # its connections: the ledger's error, not a defect
+                    raise StorageError(f"cannot start the writer: {one_line(e)}") from e
             else:
                 self._sequencer = Sequencer(
                     self.store,

@@ -16,7 +16,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -65,7 +65,7 @@ class WriteService:
                 self._ledger.admit_many, bodies, max_bytes=self._max_body_bytes
             )
         out: list[AppendResult | Error | None] = [None] * len(admitted)
-        alone: list[Awaitable[None]] = []  # registry entries: each on its own
+        alone: list[Coroutine[Any, Any, None]] = []  # registry entries: each on its own
         at: list[int] = []  # where each queued submission's result goes
         subs: list[Submission] = []
         for i, a in enumerate(admitted):  # queued in order, as single appends would be
@@ -79,16 +79,16 @@ class WriteService:
                 at.append(i)
                 subs.append(a.submission)
                 self._pending += 1
-        # one job per chunk of the batch (not per entry): one future, one queue slot, one wake-up
-        chunks = self._ledger.submit_many(subs) if subs else []
+        chunks = self._queue(subs, at, out, alone)
+        queued = sum(size for size, _ in chunks)
         start = time.perf_counter()
         done_at = [0.0] * len(chunks)
-        self._metrics.queue_depth.inc(len(subs))
+        self._metrics.queue_depth.inc(queued)
         try:
             await asyncio.gather(_all_done(list(enumerate(f for _, f in chunks)), done_at), *alone)
         finally:
-            self._pending -= len(subs)
-            self._metrics.queue_depth.dec(len(subs))
+            self._pending -= queued
+            self._metrics.queue_depth.dec(queued)
         lo = 0
         for c, (size, fut) in enumerate(chunks):
             failure = fut.exception()
@@ -107,6 +107,31 @@ class WriteService:
         answered = [r for r in out if r is not None]
         assert len(answered) == len(out)  # every entry has its result or error
         return answered
+
+    def _queue(
+        self,
+        subs: list[Submission],
+        at: list[int],
+        out: list[AppendResult | Error | None],
+        alone: list[Coroutine[Any, Any, None]],
+    ) -> list[tuple[int, Future[list[AppendResult]]]]:
+        """Queue a batch's admitted attestations as one job per chunk (not per entry: one future,
+        one queue slot, one wake-up each), counted in ``_pending`` already. If the writer does
+        not start, nothing was queued: the count goes back and each entry ``at`` gets the error,
+        as refused entries get theirs (a defect is raised, the registry entries not run)."""
+        if not subs:
+            return []
+        try:
+            return self._ledger.submit_many(subs)
+        except BaseException as e:
+            self._pending -= len(subs)
+            if not isinstance(e, Error):
+                for c in alone:
+                    c.close()  # never awaited
+                raise
+            for i in at:
+                out[i] = e
+            return []
 
     async def _sequence_into(
         self, out: list[AppendResult | Error | None], i: int, admitted: Admitted

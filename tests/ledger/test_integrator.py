@@ -41,18 +41,20 @@ def _read_acks(proc: subprocess.Popen[str], at_least: int, acked: dict[int, str]
     return got
 
 
-def _pending(url: str) -> int:
-    """Rows not yet in the log (an integrated row stays a while, acknowledging its body)."""
+def _pending(url: str, submitted_by: float | None = None) -> int:
+    """Rows not yet in the log (an integrated row stays a while, acknowledging its body); with
+    ``submitted_by``, only those submitted by then (the column holds whole seconds)."""
     with Ledger.open(url) as lg, lg.store.engine.connect() as conn:
-        q = "SELECT count(*) FROM pending WHERE idx IS NULL"
-        return int(conn.execute(text(q)).scalar_one())
+        q = "SELECT count(*) FROM pending WHERE idx IS NULL AND submitted <= :t"
+        t = int(time.time() + 1) if submitted_by is None else int(submitted_by)
+        return int(conn.execute(text(q), {"t": t}).scalar_one())
 
 
-def _wait_drained(url: str, seconds: float = 60) -> None:
+def _wait_drained(url: str, seconds: float = 60, submitted_by: float | None = None) -> None:
     deadline = time.monotonic() + seconds
-    while _pending(url) and time.monotonic() < deadline:
+    while _pending(url, submitted_by) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _pending(url) == 0, "pending rows were never integrated"
+    assert _pending(url, submitted_by) == 0, "pending rows were never integrated"
 
 
 @pytest.mark.slow
@@ -65,11 +67,16 @@ def test_kill_9_of_the_lease_holder_mid_batch(pg_url: str, key_path: Path) -> No
     _read_acks(other, 30, acked)
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
+    killed_at = time.time()  # every row the dead holder made durable was submitted by then
     _read_acks(other, 200, acked)  # the lease moved: the survivor's appends still complete
-    other.terminate()
+    # What the dead process made durable is integrated by the survivor, while it lives (it keeps
+    # submitting: only the rows submitted by the kill are waited for).
+    _wait_drained(pg_url, submitted_by=killed_at)
+    other.terminate()  # dies as abruptly (no handler): its last submissions may stay pending
     other.wait()
-    _wait_drained(pg_url)  # what the dead process made durable is integrated by the survivor
     with Ledger.open(pg_url, key_path) as lg:
+        lg.append(envelope(9_999_999))  # this process takes the lease and integrates them too
+        _wait_drained(pg_url)
         size = check_ledger(lg.store).records
         records = lg.store.records(0, size)
         assert [r.index for r in records] == list(range(size))

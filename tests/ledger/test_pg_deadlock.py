@@ -118,3 +118,21 @@ def test_a_failed_integration_batch_tells_its_waiters_their_submission_stays_pen
         assert [r.index for r in results] == [1, 2]
         assert all(r.duplicate for r in results)  # made pending by the first, failed call
         assert lg.store.size() == 3
+
+
+def test_a_writer_that_cannot_connect_is_the_ledgers_error(
+    pg_url: str, key_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared writer opens its connections on the first write: a refused one is the
+    ledger's StorageError (problem+json 503 over HTTP), not the driver's exception (a 500)."""
+    from ledger import integrator
+
+    def refused(*args: Any, **kw: Any) -> None:
+        raise psycopg.OperationalError("connection refused")
+
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        monkeypatch.setattr(integrator.SharedSequencer, "__init__", refused)
+        with pytest.raises(StorageError, match=r"^cannot start the writer: connection refused"):
+            lg.append(envelope(1))
+        monkeypatch.undo()
+        assert lg.append(envelope(1)).index == 0
