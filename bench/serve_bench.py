@@ -54,6 +54,7 @@ SCENARIOS = {
     for s in (
         Scenario("single_sqlite", "sqlite", 1, 1),
         Scenario("single_sqlite_2proc", "sqlite", 2, 1),
+        Scenario("single_sqlite_3proc", "sqlite", 3, 1),
         Scenario("single_pg_2proc", "postgresql", 2, 1),
         Scenario("batch100_sqlite", "sqlite", 1, 100),
         Scenario("batch100_sqlite_2proc", "sqlite", 2, 100),

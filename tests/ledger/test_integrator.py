@@ -69,8 +69,10 @@ def test_kill_9_of_the_lease_holder_mid_batch(pg_url: str, key_path: Path) -> No
     holder.wait()
     killed_at = time.time()  # every row the dead holder made durable was submitted by then
     _read_acks(other, 200, acked)  # the lease moved: the survivor's appends still complete
-    # What the dead process made durable is integrated by the survivor, while it lives (it keeps
-    # submitting: only the rows submitted by the kill are waited for).
+    # What the dead process made durable is integrated by the survivor, while it lives. It keeps
+    # submitting, so only the rows submitted by the kill are waited for; the column holds whole
+    # seconds, so once the kill's second is over no new row joins them.
+    time.sleep(max(0.0, int(killed_at) + 1 - time.time()))
     _wait_drained(pg_url, submitted_by=killed_at)
     other.terminate()  # dies as abruptly (no handler): its last submissions may stay pending
     other.wait()
