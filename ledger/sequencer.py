@@ -88,6 +88,10 @@ def chunk_done(
     return done
 
 
+def _queue_full() -> Overloaded:
+    return Overloaded("the sequencer queue is full; retry shortly", retry_after=1.0)
+
+
 def gather(chunks: Sequence[tuple[int, Future[list[AppendResult]]]]) -> list[AppendResult]:
     """Wait for every chunk ``(size, future)``; raise :class:`AppendsFailed` with every outcome in
     order if any failed (an :class:`AppendResult` per committed submission, the exception for
@@ -144,9 +148,7 @@ class Sequencer:
         try:
             self._queue.put_nowait(Job([sub], single_done(fut)))
         except queue.Full:
-            raise Overloaded(
-                "the sequencer queue is full; retry shortly", retry_after=1.0
-            ) from None
+            raise _queue_full() from None
         return fut
 
     def submit_many(
@@ -163,9 +165,7 @@ class Sequencer:
             try:
                 self._queue.put_nowait(Job(part, chunk_done(fut)))
             except queue.Full:
-                fut.set_exception(
-                    Overloaded("the sequencer queue is full; retry shortly", retry_after=1.0)
-                )
+                fut.set_exception(_queue_full())
             chunks.append((len(part), fut))
         return chunks
 

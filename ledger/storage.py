@@ -33,7 +33,7 @@ from ledger._internal import schema
 from ledger._internal.db import (
     LOCK_TIMEOUT_SECONDS,
     busy_error,
-    driver_reads,
+    driver_rows,
     driver_send,
     in_pipeline,
     lock_busy,
@@ -361,10 +361,8 @@ class LedgerStore(StoreImport):
         pipeline mode is one round trip.
         """
         if early is None:
-            head_rows, cp_rows, *found = driver_reads(
-                conn,
-                [(_HEAD, ()), (_LATEST_CHECKPOINT, ()), *self._by_digest_reads(conn, digests)],
-            )
+            reads = [(_HEAD, ()), (_LATEST_CHECKPOINT, ()), *self._by_digest_reads(conn, digests)]
+            head_rows, cp_rows, *found = [driver_rows(conn, sql, p) for sql, p in reads]
             head = self._head_of(head_rows, writing=True)
             read = self._memo_fetch(conn)
         else:  # pipelined: the logged digests and the right-edge tiles in one round trip

@@ -159,8 +159,8 @@ def _pipelined(conn: Connection) -> Iterator[None]:
     """Run ``conn``'s write transaction in psycopg's pipeline mode: begin, take the write lock,
     run the caller's statements, commit.
 
-    Statements are queued, not waited for: a read (:func:`driver_rows`, :func:`driver_reads`,
-    or a cursor of :func:`driver_send` fetched) sends everything queued before it (the first
+    Statements are queued, not waited for: a read (:func:`driver_rows`, or a cursor of
+    :func:`driver_send` fetched) sends everything queued before it (the first
     read: the ``BEGIN`` and the lock too) and waits for its rows, one round trip; the writes after
     the last read go with the ``COMMIT`` in one round trip at the end. A statement's error
     therefore surfaces at the next read or at that commit; PostgreSQL skips every statement after
@@ -269,26 +269,6 @@ def driver_send(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Any:
     cursor = conn.connection.cursor()
     cursor.execute(sql, params)
     return cursor
-
-
-def driver_reads(
-    conn: Connection, queries: Sequence[tuple[str, Sequence[Any]]]
-) -> list[Sequence[Any]]:
-    """The rows of each of several reads (driver placeholders) on ``conn``. In pipeline mode
-    (:func:`_pipelined`) they are all sent before any is waited for: one round trip."""
-    if not in_pipeline(conn):
-        return [driver_rows(conn, sql, params) for sql, params in queries]
-    cursors: list[Any] = []
-    try:
-        for sql, params in queries:
-            cursors.append(conn.connection.cursor())
-            cursors[-1].execute(sql, params)
-        return [c.fetchall() for c in cursors]
-    except Exception as e:
-        conn._handle_dbapi_exception(e, queries[0][0], (), None, None)  # raises
-    finally:
-        for c in cursors:
-            c.close()
 
 
 def busy_error(e: SQLAlchemyError) -> Overloaded | None:
