@@ -172,17 +172,19 @@ def server(db: str, key: str, workers: int, port: int) -> Iterator[tuple[str, in
         proc.wait(timeout=60)
 
 
-_LAT = re.compile(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+_LAT = re.compile(r"^\s+(50|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 _UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
 def parse_wrk(out: str) -> dict[str, float]:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    lat = _LAT.search(out)
+    lat = {m.group(1): float(m.group(2)) * _UNIT[m.group(3)] for m in _LAT.finditer(out)}
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
         "requests_per_s": rps,
-        "p99_ms": float(lat.group(1)) * _UNIT[lat.group(2)] if lat else float("nan"),
+        "p99_ms": lat.get("99", float("nan")),
+        "p50_ms": lat.get("50", float("nan")),
+        "p90_ms": lat.get("90", float("nan")),
         "non_2xx": float(non2xx.group(1)) if non2xx else 0.0,
     }
 

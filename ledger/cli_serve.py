@@ -51,6 +51,7 @@ def serve(
     import uvicorn
 
     from ledger._internal.db import upgrade_schema
+    from ledger.api.http_protocol import PROTOCOL as HTTP_PROTOCOL
     from ledger.log import Ledger
 
     with _errors():
@@ -77,6 +78,7 @@ def serve(
             workers=workers,
             access_log=access_log,
             log_level="info",
+            http=HTTP_PROTOCOL,
         )
 
 

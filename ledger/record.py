@@ -70,7 +70,9 @@ def format_time(t: datetime) -> str:
         raise InvalidInput(
             f"time {t.isoformat()} is outside the years 1 to 9999 once converted to UTC"
         ) from None
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: half the time, and years before 1000 keep four digits (glibc's
+    # %Y wrote "999-…", which parse_time refuses)
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(text: str) -> datetime:

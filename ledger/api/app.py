@@ -1,8 +1,8 @@
 """The app factory: ``uvicorn ledger.api.app:create_app --factory`` or ``ledger serve``.
 
-Settings are read and the :class:`~ledger.log.Ledger` is opened in the lifespan, once per worker
-process — never at import time. Several processes (or machines) on one PostgreSQL database are
-one ledger: appends serialise on the database's write lock.
+Settings are read when the app is made (once per worker process, never at import time) and the
+:class:`~ledger.log.Ledger` is opened in the lifespan. Several processes (or machines) on one
+PostgreSQL database are one ledger: appends serialise on the database's write lock.
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ Writes need a bearer token with the `append` scope; reads are public unless the 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A new app; its ledger opens when the app starts and closes when it stops."""
+    s = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        s = settings or Settings()
         key = s.key_file or default_key_path(s.database_url)
         ledger = Ledger.open(s.database_url, key, max_batch=s.max_sequencer_batch)
         try:
@@ -83,6 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry bridge asks on every request whether a provider is set up
+        # (about 4 % of a single append's event-loop time); the ledger's metrics are /metrics
+        telemetry=None if s.otel else {"tracing": False, "metrics": False, "logs": False},
     )
 
     def refused(reason: str) -> None:

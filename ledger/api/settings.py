@@ -53,3 +53,6 @@ class Settings(BaseSettings):
         float, Field(gt=0, le=3600, description="A request body not complete by then is 408.")
     ] = 30.0
     retry_after_seconds: Annotated[int, Field(ge=1, le=3600)] = 1
+    otel: Annotated[
+        bool, Field(description="FastAPI's OpenTelemetry spans, metrics and logs per request.")
+    ] = False

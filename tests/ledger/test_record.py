@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import rfc8785
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.errors import InvalidInput
-from ledger.record import GENESIS_PREV, MAX_INDEX, Record
+from ledger.record import GENESIS_PREV, MAX_INDEX, Record, format_time, parse_time
 
 HEX = st.text("0123456789abcdef", min_size=64, max_size=64)
 
@@ -164,3 +165,27 @@ def test_a_leaf_read_by_its_template_is_still_checked_in_full(change: tuple[byte
     assert bad != leaf
     with pytest.raises(InvalidInput):
         Record.from_leaf(bad)
+
+
+@pytest.mark.parametrize(
+    ("when", "text"),
+    [
+        (datetime(2026, 11, 28, 1, 2, 3, tzinfo=UTC), "2026-11-28T01:02:03.000000Z"),
+        (  # converted to UTC first
+            datetime(2026, 1, 1, 0, 30, 0, 7, tzinfo=timezone(timedelta(hours=2))),
+            "2025-12-31T22:30:00.000007Z",
+        ),
+        (datetime(999, 5, 6, 7, 8, 9, 10, tzinfo=UTC), "0999-05-06T07:08:09.000010Z"),
+        (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01T00:00:00.000000Z"),
+    ],
+)
+def test_format_time_writes_the_one_record_format_and_parse_time_reads_it_back(
+    when: datetime, text: str
+) -> None:
+    assert format_time(when) == text
+    assert parse_time(text) == when
+
+
+def test_format_time_refuses_a_naive_time() -> None:
+    with pytest.raises(InvalidInput, match="timezone-aware"):
+        format_time(datetime(2026, 11, 28))
