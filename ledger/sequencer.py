@@ -105,15 +105,19 @@ def gather(chunks: Sequence[tuple[int, Future[list[AppendResult]]]]) -> list[App
 
 
 def append_in_chunks(
-    jobs: queue.Queue[Job | None], subs: Sequence[Submission], max_batch: int
+    jobs: queue.Queue[Job | None],
+    subs: Sequence[Submission],
+    max_batch: int,
+    queued: Callable[[], None] = lambda: None,
 ) -> list[AppendResult]:
-    """Queue ``subs`` as jobs of at most ``max_batch`` (blocking for queue space) and
-    :func:`gather` them: the shared body of both writers' ``append_many``."""
+    """Queue ``subs`` as jobs of at most ``max_batch`` (blocking for queue space; ``queued``
+    after each) and :func:`gather` them: the shared body of both writers' ``append_many``."""
     chunks: list[tuple[int, Future[list[AppendResult]]]] = []
     for lo in range(0, len(subs), max_batch):
         fut: Future[list[AppendResult]] = Future()
         part = list(subs[lo : lo + max_batch])
         jobs.put(Job(part, chunk_done(fut)))
+        queued()
         chunks.append((len(part), fut))
     return gather(chunks)
 
@@ -140,6 +144,10 @@ class Sequencer:
         # Bounded in jobs; a bulk job holds at most max_batch submissions.
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_pending)
         self._held: Job | None = None  # a job that did not fit the last batch
+        # While the worker lingers it sleeps until ``_wanted`` jobs are queued (``_arrived``),
+        # not until each next one: a wake-up per job cost each append a thread switch
+        self._wanted = 0
+        self._arrived = threading.Event()
         self._worker = threading.Thread(target=self._run, name="ledger-sequencer", daemon=True)
         self._worker.start()
 
@@ -149,6 +157,7 @@ class Sequencer:
             self._queue.put_nowait(Job([sub], single_done(fut)))
         except queue.Full:
             raise _queue_full() from None
+        self._wake_if_enough()
         return fut
 
     def submit_many(
@@ -167,7 +176,13 @@ class Sequencer:
             except queue.Full:
                 fut.set_exception(_queue_full())
             chunks.append((len(part), fut))
+        self._wake_if_enough()
         return chunks
+
+    def _wake_if_enough(self) -> None:
+        wanted = self._wanted
+        if wanted and self._queue.qsize() >= wanted:
+            self._arrived.set()
 
     def append_many(self, subs: Sequence[Submission]) -> list[AppendResult]:
         """Submit many and wait for all (blocking for queue space rather than refusing).
@@ -177,13 +192,14 @@ class Sequencer:
         :class:`AppendResult` for each committed one, the exception for each failed one), with
         the first failure as its cause: the caller learns exactly which were committed.
         """
-        return append_in_chunks(self._queue, subs, self._max_batch)
+        return append_in_chunks(self._queue, subs, self._max_batch, self._wake_if_enough)
 
     def alive(self) -> bool:
         return self._worker.is_alive()
 
     def close(self) -> None:
         self._queue.put(None)
+        self._arrived.set()  # a lingering worker takes the stop at once
         self._worker.join()
 
     def _run(self) -> None:
@@ -217,10 +233,8 @@ class Sequencer:
                     deadline = now + self._linger
                 if now >= deadline:
                     break
-                try:
-                    job = self._queue.get(timeout=deadline - now)
-                except queue.Empty:
-                    break
+                self._wait_for(expected - len(batch), deadline - now)
+                continue  # take what came, then wait again or stop
             if job is None:
                 return batch, True
             if count + len(job.subs) > self._max_batch:
@@ -229,6 +243,15 @@ class Sequencer:
             batch.append(job)
             count += len(job.subs)
         return batch, False
+
+    def _wait_for(self, jobs: int, timeout: float) -> None:
+        """Sleep until ``jobs`` jobs are queued or ``timeout`` passes (submitters wake us only
+        then: :meth:`_wake_if_enough`). Checked after announcing, so no arrival is missed."""
+        self._arrived.clear()
+        self._wanted = jobs
+        if self._queue.qsize() < jobs:
+            self._arrived.wait(timeout)
+        self._wanted = 0
 
     def _integrate(self, batch: list[Job]) -> None:
         subs = [s for job in batch for s in job.subs]

@@ -162,3 +162,41 @@ def test_the_default_linger_waits_for_callers_a_few_milliseconds_away() -> None:
         seq.close()
     later = store.sizes[3:-3]
     assert later and sum(later) / len(later) >= 6.5, store.sizes
+
+
+def _answered_together(seq: Sequencer, n: int) -> None:
+    """``n`` callers answered by one batch: the worker will linger for ``n`` jobs next."""
+    futures = [seq.submit(parse_submission(envelope(900_000 + i))) for i in range(n)]
+    for f in futures:
+        f.result(timeout=10)
+
+
+def test_the_lingering_worker_starts_as_soon_as_the_last_expected_job_arrives() -> None:
+    """The lingering worker sleeps until as many jobs as it expects are queued, woken by the
+    submission that completes them — by ``submit``, ``submit_many`` and ``append_many`` alike;
+    it never sleeps out its linger once they are there, and takes those that came earlier."""
+    store = RecordingStore(cost=0.0)
+    seq = _sequencer(store, linger=3.0)
+    try:
+        for k, via in enumerate(("submit", "submit_many", "append_many")):
+            _answered_together(seq, 4)
+            store.sizes.clear()
+            start = time.perf_counter()
+            futures = []
+            for i in range(3):  # three come back one by one, 20 ms apart
+                futures.append(seq.submit(parse_submission(envelope(960_000 + 10 * k + i))))
+                time.sleep(0.02)
+            last = parse_submission(envelope(960_000 + 10 * k + 9))
+            if via == "submit":
+                seq.submit(last).result(timeout=10)
+            elif via == "submit_many":
+                [(_, f)] = seq.submit_many([last])
+                f.result(timeout=10)
+            else:
+                seq.append_many([last])
+            took = time.perf_counter() - start
+            assert all(f.done() for f in futures)
+            assert store.sizes == [4], (via, store.sizes)  # all four in one batch
+            assert took < 1.5, (via, took)  # a missed wake-up would sleep out the 3 s linger
+    finally:
+        seq.close()
