@@ -10,7 +10,9 @@ Group commit: a batch's fixed costs (the transaction, the head check, signing th
 the commit's fsync) dominate single appends, so the worker waits briefly — at most ``linger``
 seconds (10 ms: an HTTP server's event loop brings its callers back over milliseconds) — for the
 callers it just answered to come back before it starts the next batch, and stops waiting the
-moment they have (see :meth:`Sequencer._gather`).
+moment they have (see :meth:`Sequencer._gather`). Once the write lock is held (after another
+process's batch, on a shared SQLite file), the jobs queued meanwhile join the batch
+(:meth:`Sequencer._top_up`).
 """
 
 from __future__ import annotations
@@ -209,7 +211,7 @@ class Sequencer:
             if first is None:
                 return
             batch, stop = self._gather(first)
-            self._integrate(batch)
+            stop = self._integrate(batch) or stop
             if stop:
                 if self._held is not None:
                     self._integrate([self._held])
@@ -253,15 +255,45 @@ class Sequencer:
             self._arrived.wait(timeout)
         self._wanted = 0
 
-    def _integrate(self, batch: list[Job]) -> None:
-        subs = [s for job in batch for s in job.subs]
+    def _top_up(self, batch: list[Job]) -> bool:
+        """Add to ``batch`` the jobs queued since it was gathered, in order, while they fit in
+        ``max_batch`` (one that does not is held over, as in :meth:`_gather`). Called once the
+        write lock is held: those that came while another process held it ride along instead of
+        waiting a whole batch more. Returns whether :meth:`close` was asked for."""
+        if self._held is not None:
+            return False  # an older job waits: nothing may pass it
+        count = sum(len(job.subs) for job in batch)
+        while count < self._max_batch:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if job is None:
+                return True
+            if count + len(job.subs) > self._max_batch:
+                self._held = job
+                return False
+            batch.append(job)
+            count += len(job.subs)
+        return False
+
+    def _integrate(self, batch: list[Job]) -> bool:
+        """Sequence ``batch`` (topped up under the write lock) and answer its jobs. Returns
+        whether :meth:`close` was asked for meanwhile."""
+        stop = False
+
+        def under_lock(_conn: object) -> list[Submission]:
+            nonlocal stop
+            stop = self._top_up(batch)
+            return [s for job in batch for s in job.subs]
+
         try:
-            seq = self._store.sequence(subs, self._origin, self._signer, self._clock)
+            seq = self._store.sequence(under_lock, self._origin, self._signer, self._clock)
         except Exception as e:  # the batch's callers get the error; the worker serves the next
             self._expected = len(batch) + self._queue.qsize()
             for job in batch:
                 job.done(e)
-            return
+            return stop
         results = [
             AppendResult(index, leaf, proof, seq.tree_size, seq.checkpoint, not new)
             for index, new, proof, leaf in zip(
@@ -273,3 +305,4 @@ class Sequencer:
         for job in batch:
             job.done(results[at : at + len(job.subs)])
             at += len(job.subs)
+        return stop

@@ -21,7 +21,12 @@ class RecordingStore:
     def __init__(self, cost: float) -> None:
         self.cost, self.sizes, self.size = cost, list[int](), 0
 
-    def sequence(self, subs: Sequence[Submission], *_: Any) -> SequencedBatch:
+    def lock_wait(self) -> None:
+        """Where the real store waits for the write lock (another process's batch)."""
+
+    def sequence(self, batch: Any, *_: Any) -> SequencedBatch:
+        self.lock_wait()
+        subs: Sequence[Submission] = batch(None) if callable(batch) else batch  # under the lock
         time.sleep(self.cost)
         self.sizes.append(len(subs))
         first, self.size = self.size, self.size + len(subs)
@@ -119,9 +124,8 @@ def test_a_chunk_that_does_not_fit_the_queue_fails_alone_with_overloaded() -> No
     gate = threading.Event()
 
     class Held(RecordingStore):
-        def sequence(self, subs: Sequence[Submission], *rest: Any) -> SequencedBatch:
+        def lock_wait(self) -> None:
             gate.wait(10)
-            return super().sequence(subs, *rest)
 
     store = Held(cost=0.0)
     seq = Sequencer(store, "o", None, utc_now, max_batch=2, max_pending=1, linger=0.0)  # type: ignore[arg-type]
@@ -200,3 +204,106 @@ def test_the_lingering_worker_starts_as_soon_as_the_last_expected_job_arrives() 
             assert took < 1.5, (via, took)  # a missed wake-up would sleep out the 3 s linger
     finally:
         seq.close()
+
+
+class LockedOut(RecordingStore):
+    """The write lock is held elsewhere until ``release`` is set; ``waiting`` says we wait."""
+
+    def __init__(self) -> None:
+        super().__init__(cost=0.0)
+        self.waiting, self.release = threading.Event(), threading.Event()
+
+    def lock_wait(self) -> None:
+        if not self.release.is_set():
+            self.waiting.set()
+            self.release.wait(10)
+
+
+def test_jobs_queued_while_the_write_lock_is_held_elsewhere_join_the_batch() -> None:
+    """A batch gathered, then kept waiting for the write lock: what is queued meanwhile rides
+    along once the lock is held, instead of waiting a whole batch more."""
+    store = LockedOut()
+    seq = Sequencer(store, "o", None, utc_now, linger=0.0)  # type: ignore[arg-type]
+    try:
+        first = seq.submit(parse_submission(envelope(0)))
+        assert store.waiting.wait(10)
+        later = [seq.submit(parse_submission(envelope(i))) for i in range(1, 4)]
+        store.release.set()
+        results = [f.result(timeout=10) for f in [first, *later]]
+    finally:
+        seq.close()
+    assert store.sizes == [4]
+    assert [r.index for r in results] == [0, 1, 2, 3]
+    assert len({r.checkpoint for r in results}) == 1
+
+
+def test_a_held_over_job_is_never_passed_by_a_later_one() -> None:
+    """A chunk that does not fit the batch under the lock is held over, and nothing queued
+    after it joins that batch: an ``append_many``'s chunks keep their order in the log."""
+    store = LockedOut()
+    seq = Sequencer(store, "o", None, utc_now, max_batch=2, linger=0.0)  # type: ignore[arg-type]
+    try:
+        first = seq.submit(parse_submission(envelope(0)))
+        assert store.waiting.wait(10)
+        [(_, chunk)] = seq.submit_many([parse_submission(envelope(i)) for i in (1, 2)])
+        last = seq.submit(parse_submission(envelope(3)))  # would fit beside the first
+        store.release.set()
+        got = (first.result(timeout=10), chunk.result(timeout=10), last.result(timeout=10))
+    finally:
+        seq.close()
+    assert store.sizes == [1, 2, 1]
+    assert [got[0].index, *(r.index for r in got[1]), got[2].index] == [0, 1, 2, 3]
+
+
+def test_close_while_a_batch_waits_for_the_lock_answers_everything_queued() -> None:
+    store = LockedOut()
+    seq = Sequencer(store, "o", None, utc_now, linger=0.0)  # type: ignore[arg-type]
+    first = seq.submit(parse_submission(envelope(0)))
+    assert store.waiting.wait(10)
+    second = seq.submit(parse_submission(envelope(1)))
+    closing = threading.Thread(target=seq.close)
+    closing.start()
+    time.sleep(0.05)  # close() has queued its stop behind the second job
+    store.release.set()
+    closing.join(10)
+    assert not closing.is_alive() and not seq.alive()
+    assert [first.result(timeout=1).index, second.result(timeout=1).index] == [0, 1]
+
+
+def test_a_job_held_over_while_gathering_is_not_passed_under_the_lock() -> None:
+    """The gathered batch held a job over (it did not fit); a job queued later that would fit is
+    not added under the lock ahead of it."""
+
+    class Staged(RecordingStore):
+        def __init__(self) -> None:
+            super().__init__(cost=0.0)
+            self.calls, self.busy, self.release = 0, threading.Event(), threading.Event()
+
+        def lock_wait(self) -> None:
+            self.calls += 1
+            if self.calls == 2:
+                self.release.wait(10)
+
+        def sequence(self, batch: Any, *rest: Any) -> SequencedBatch:
+            out = super().sequence(batch, *rest)
+            if self.calls == 1:  # the first batch takes a while: the next jobs queue meanwhile
+                self.busy.set()
+                self.release.wait(10)
+            return out
+
+    store = Staged()
+    seq = Sequencer(store, "o", None, utc_now, max_batch=3, linger=0.0)  # type: ignore[arg-type]
+    try:
+        first = seq.submit(parse_submission(envelope(0)))
+        assert store.busy.wait(10)
+        [(_, c)] = seq.submit_many([parse_submission(envelope(i)) for i in (1, 2)])
+        [(_, d)] = seq.submit_many([parse_submission(envelope(i)) for i in (3, 4)])
+        e = seq.submit(parse_submission(envelope(5)))  # would fit beside c, not beside c and d
+        store.release.set()
+        got = [first.result(timeout=10), *c.result(timeout=10), *d.result(timeout=10)]
+        got.append(e.result(timeout=10))
+    finally:
+        store.release.set()
+        seq.close()
+    assert store.sizes == [1, 2, 3]  # c alone (d held over, e behind it), then d and e
+    assert [r.index for r in got] == [0, 1, 2, 3, 4, 5]
