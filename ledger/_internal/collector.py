@@ -8,7 +8,9 @@ bulk path (docs/benchmarks.md, "Bulk, issue 8"). Reference counting still frees 
 that is not in a cycle; cycles made meanwhile wait for the next collection after the pause.
 
 The collector is the process's, so the pause is too: nested or concurrent pauses are counted,
-the collector resumes when the last ends, and only if it was enabled when the first began.
+the collector resumes when the last ends, and only if it was enabled when the first began. So it
+suits calls that end (the CLI's bulk append, a benchmark), not a server's requests:
+pauses that kept overlapping would keep cycles uncollected. ``ledger serve`` takes no pause.
 """
 
 from __future__ import annotations
