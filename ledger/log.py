@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ledger._internal.collector import collector_paused
 from ledger._internal.db_errors import one_line
 from ledger.bodies import MAX_BODY_BYTES, Submission, parse_submission
 from ledger.checkpoint import SignedCheckpoint, open_checkpoint
@@ -326,7 +327,7 @@ class Ledger:
         def flush() -> None:
             if run:
                 try:
-                    outcomes.extend(self._seq().append_many(run))
+                    outcomes.extend(self.append_submissions(run))
                 except AppendsFailed as e:
                     outcomes.extend(e.outcomes)  # type: ignore[arg-type]
                 run.clear()
@@ -385,13 +386,16 @@ class Ledger:
         return self._seq().submit(parse_submission(content)).result()
 
     def append_many(self, contents: Sequence[bytes]) -> list[AppendResult]:
-        """Raw: shape-check every body first (all or none are submitted), then append them."""
-        subs = [parse_submission(c) for c in contents]
-        return self.append_submissions(subs)
+        """Raw: shape-check every body first (all or none are submitted), then append them.
+        The cyclic garbage collector is paused meanwhile (:mod:`ledger._internal.collector`)."""
+        with collector_paused():
+            subs = [parse_submission(c) for c in contents]
+            return self.append_submissions(subs)
 
     def append_submissions(self, subs: Sequence[Submission]) -> list[AppendResult]:
         """Raw: sequence already shape-checked bodies."""
-        return self._seq().append_many(subs)
+        with collector_paused():
+            return self._seq().append_many(subs)
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 SQLite: WAL, ``synchronous=FULL`` (an acknowledged append survives power loss), 8 KiB pages,
 a busy timeout, and ``BEGIN IMMEDIATE`` for writers so two processes never interleave a batch.
+Each connection may cache :data:`SQLITE_CACHE_KIB` of pages and checkpoints the WAL every
+:data:`SQLITE_CHECKPOINT_PAGES` pages (see ``_sqlite_connect``).
 PostgreSQL: a transaction-scoped advisory lock serialises writers across every replica. Its key
 is derived from the schema the ledger lives in, so ledgers in different schemas of one database
 never wait for each other. Both backends give up after :data:`LOCK_TIMEOUT_SECONDS`;
@@ -40,6 +42,13 @@ _PG_LOCK = (
 _PG_BEGIN_AND_LOCK = "BEGIN; " + _PG_LOCK
 _PG_LOCK_NOT_AVAILABLE = "55P03"
 _MIGRATIONS = Path(__file__).with_name("migrations")
+# SQLite's page cache per connection (an upper bound: pages are allocated as they are read) and
+# the WAL's automatic checkpoint interval. A batch's 1,000 bodies land on random pages of the two
+# digest indexes (bodies, records.body_digest): with SQLite's 2 MiB default those pages were read
+# back from the file every batch, and a checkpoint every 1,000 pages (about one per batch) copied
+# and fsynced them into the database file again and again (docs/benchmarks.md, "Bulk, issue 8").
+SQLITE_CACHE_KIB = 64 * 1024
+SQLITE_CHECKPOINT_PAGES = 4000  # 31 MiB of 8 KiB pages; one wal-index hash block holds 4,096
 # SQLite: the writers' queue file beside each ledger file (see write_transaction), by engine
 _writer_locks: weakref.WeakKeyDictionary[Engine, Path] = weakref.WeakKeyDictionary()
 
@@ -125,6 +134,8 @@ def _sqlite_connect(create: bool, dbapi_connection: Any, _record: Any) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_SECONDS * 1000)}")
+    cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+    cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
     cur.close()
 
 
