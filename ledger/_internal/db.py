@@ -2,8 +2,8 @@
 
 SQLite: WAL, ``synchronous=FULL`` (an acknowledged append survives power loss), 8 KiB pages,
 a busy timeout, and ``BEGIN IMMEDIATE`` for writers so two processes never interleave a batch.
-Each connection may cache :data:`SQLITE_CACHE_KIB` of pages and checkpoints the WAL every
-:data:`SQLITE_CHECKPOINT_PAGES` pages (see ``_sqlite_connect``).
+A connection that writes may cache :data:`SQLITE_CACHE_KIB` of pages (readers keep SQLite's
+default), and the WAL is checkpointed every :data:`SQLITE_CHECKPOINT_PAGES` pages.
 PostgreSQL: a transaction-scoped advisory lock serialises writers across every replica. Its key
 is derived from the schema the ledger lives in, so ledgers in different schemas of one database
 never wait for each other. Both backends give up after :data:`LOCK_TIMEOUT_SECONDS`;
@@ -134,7 +134,6 @@ def _sqlite_connect(create: bool, dbapi_connection: Any, _record: Any) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_SECONDS * 1000)}")
-    cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
     cur.close()
 
@@ -217,6 +216,11 @@ def _sqlite_write(engine: Engine) -> Iterator[Connection]:
         shorter = left < LOCK_TIMEOUT_SECONDS - 0.05  # it queued: rarely, never when alone
         if shorter:
             _busy_timeout(raw, left)
+        if not raw.connection.info.get("writer_cache"):
+            # A writer's cache only: every pooled connection (the audit readers') at 64 MiB
+            # would be a worker's gigabyte on a large ledger
+            raw.connection.driver_connection.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")  # type: ignore[union-attr]
+            raw.connection.info["writer_cache"] = True
         try:
             conn = raw.execution_options(ledger_write=True)
             with conn.begin():

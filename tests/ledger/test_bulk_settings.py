@@ -80,10 +80,20 @@ def test_append_many_resumes_the_collector_after_success_and_failure(
     assert gc.isenabled()
 
 
-def test_sqlite_connections_cache_more_and_checkpoint_less_often(
+def test_sqlite_writers_cache_more_and_checkpoint_less_often(
     tmp_path: Path, key_path: Path
 ) -> None:
+    """The writer's connection caches 64 MiB; a reader's keeps SQLite's default (2 MiB, -2000)."""
+    from ledger._internal.db import write_transaction
+
     url = f"sqlite:///{tmp_path / 'l.db'}"
-    with Ledger.create(url, "test.example/log", key_path) as lg, lg.store.engine.connect() as conn:
-        assert conn.execute(text("PRAGMA cache_size")).scalar() == -SQLITE_CACHE_KIB
-        assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == SQLITE_CHECKPOINT_PAGES
+    with Ledger.create(url, "test.example/log", key_path) as lg:
+        engine = lg.store.engine
+        with write_transaction(engine) as w:
+            assert w.execute(text("PRAGMA cache_size")).scalar() == -SQLITE_CACHE_KIB
+            with engine.connect() as reader:  # another pooled connection, never a writer
+                assert reader.execute(text("PRAGMA cache_size")).scalar() == -2000
+                assert (
+                    reader.execute(text("PRAGMA wal_autocheckpoint")).scalar()
+                    == SQLITE_CHECKPOINT_PAGES
+                )
