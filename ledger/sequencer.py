@@ -110,16 +110,17 @@ def append_in_chunks(
     jobs: queue.Queue[Job | None],
     subs: Sequence[Submission],
     max_batch: int,
-    queued: Callable[[], None] = lambda: None,
+    queued: Callable[[int], None] = lambda _: None,
 ) -> list[AppendResult]:
     """Queue ``subs`` as jobs of at most ``max_batch`` (blocking for queue space; ``queued``
-    after each) and :func:`gather` them: the shared body of both writers' ``append_many``."""
+    with each job's size after it) and :func:`gather` them: the shared body of both writers'
+    ``append_many``."""
     chunks: list[tuple[int, Future[list[AppendResult]]]] = []
     for lo in range(0, len(subs), max_batch):
         fut: Future[list[AppendResult]] = Future()
         part = list(subs[lo : lo + max_batch])
         jobs.put(Job(part, chunk_done(fut)))
-        queued()
+        queued(len(part))
         chunks.append((len(part), fut))
     return gather(chunks)
 
@@ -150,6 +151,7 @@ class Sequencer:
         # not until each next one: a wake-up per job cost each append a thread switch
         self._wanted = 0
         self._arrived = threading.Event()
+        self._closing = False
         self._worker = threading.Thread(target=self._run, name="ledger-sequencer", daemon=True)
         self._worker.start()
 
@@ -178,12 +180,16 @@ class Sequencer:
             except queue.Full:
                 fut.set_exception(_queue_full())
             chunks.append((len(part), fut))
-        self._wake_if_enough()
+        self._wake_if_enough(len(subs))
         return chunks
 
-    def _wake_if_enough(self) -> None:
+    def _wake_if_enough(self, entries: int = 1) -> None:
+        """Wake the lingering worker if the jobs it waits for are queued, or if this job holds
+        more than one entry: the worker then counts entries, which may fill or overflow its
+        batch before the jobs are all there (queued singles are never more entries than jobs,
+        and the worker asks for no more jobs than its batch has room for)."""
         wanted = self._wanted
-        if wanted and self._queue.qsize() >= wanted:
+        if wanted and (entries > 1 or self._queue.qsize() >= wanted):
             self._arrived.set()
 
     def append_many(self, subs: Sequence[Submission]) -> list[AppendResult]:
@@ -200,6 +206,7 @@ class Sequencer:
         return self._worker.is_alive()
 
     def close(self) -> None:
+        self._closing = True  # a worker about to linger does not
         self._queue.put(None)
         self._arrived.set()  # a lingering worker takes the stop at once
         self._worker.join()
@@ -235,7 +242,8 @@ class Sequencer:
                     deadline = now + self._linger
                 if now >= deadline:
                     break
-                self._wait_for(expected - len(batch), deadline - now)
+                room = self._max_batch - count  # singles: one entry a job
+                self._wait_for(min(expected - len(batch), room), deadline - now)
                 continue  # take what came, then wait again or stop
             if job is None:
                 return batch, True
@@ -251,7 +259,9 @@ class Sequencer:
         then: :meth:`_wake_if_enough`). Checked after announcing, so no arrival is missed."""
         self._arrived.clear()
         self._wanted = jobs
-        if self._queue.qsize() < jobs:
+        # the queue was empty when the worker chose to wait: anything there now came before the
+        # announcement, maybe unseen by its submitter, so take it first
+        if self._queue.empty() and not self._closing:
             self._arrived.wait(timeout)
         self._wanted = 0
 

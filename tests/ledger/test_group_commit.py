@@ -7,6 +7,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
 from ledger.bodies import Submission, parse_submission
 from ledger.log import utc_now
 from ledger.sequencer import Sequencer
@@ -307,3 +309,60 @@ def test_a_job_held_over_while_gathering_is_not_passed_under_the_lock() -> None:
         seq.close()
     assert store.sizes == [1, 2, 3]  # c alone (d held over, e behind it), then d and e
     assert [r.index for r in got] == [0, 1, 2, 3, 4, 5]
+
+
+def _primed(max_batch: int, linger: float) -> tuple[RecordingStore, Sequencer]:
+    """A sequencer whose last batch answered 8 singles: it will linger for 8 jobs."""
+    store = RecordingStore(cost=0.2)
+    seq = Sequencer(store, "o", None, utc_now, max_batch=max_batch, linger=linger)  # type: ignore[arg-type]
+    first = seq.submit(parse_submission(envelope(800_000)))
+    time.sleep(0.05)  # the worker is busy with it: the next 8 queue and form one batch
+    rest = [seq.submit(parse_submission(envelope(800_001 + i))) for i in range(8)]
+    for f in [first, *rest]:
+        f.result(timeout=10)
+    store.cost = 0.0
+    return store, seq
+
+
+@pytest.mark.parametrize(("chunk", "sizes"), [(3, [4]), (4, [1, 4]), (1000, [1, 1000])])
+def test_a_chunk_that_fills_or_overflows_the_batch_ends_the_linger(
+    chunk: int, sizes: list[int]
+) -> None:
+    """Lingering for 8 callers, the worker counts entries too: a chunk that fills the batch's
+    room, or would overflow it, starts the batch at once (found by a hostile test: the batch
+    slept out the linger, 0.5 s here, for jobs that could no longer join it)."""
+    max_batch = 4 if chunk < 1000 else 1000
+    store, seq = _primed(max_batch, linger=2.0)
+    try:
+        store.sizes.clear()
+        start = time.perf_counter()
+        single = seq.submit(parse_submission(envelope(810_000)))
+        time.sleep(0.01)  # the worker is lingering for the rest
+        chunks = seq.submit_many([parse_submission(envelope(820_000 + i)) for i in range(chunk)])
+        single.result(timeout=10)
+        for _, f in chunks:
+            f.result(timeout=10)
+        took = time.perf_counter() - start
+    finally:
+        seq.close()
+    assert store.sizes == sizes
+    assert took < 1.0, took  # one linger is 2 s
+
+
+def test_singles_that_fill_the_batch_end_the_linger() -> None:
+    """Singles: the worker never waits for more jobs than its batch has room for."""
+    store, seq = _primed(max_batch=4, linger=2.0)
+    try:
+        store.sizes.clear()
+        start = time.perf_counter()
+        futures = []
+        for i in range(4):
+            futures.append(seq.submit(parse_submission(envelope(830_000 + i))))
+            time.sleep(0.01)
+        for f in futures:
+            f.result(timeout=10)
+        took = time.perf_counter() - start
+    finally:
+        seq.close()
+    assert store.sizes == [4]
+    assert took < 1.0, took
