@@ -37,6 +37,7 @@ __all__ = [
     "format_time",
     "names_body",
     "parse_time",
+    "parse_when",
 ]
 
 BodyType = Literal["dsse", "sigstore-bundle"]
@@ -73,6 +74,23 @@ def format_time(t: datetime) -> str:
     # isoformat, not strftime: half the time, and years before 1000 keep four digits (glibc's
     # %Y wrote "999-…", which parse_time refuses)
     return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def parse_when(text: str | None, what: str) -> datetime | None:
+    """An RFC 3339 / ISO 8601 time that names its zone, in UTC (what a person or a client gives:
+    the CLI's ``--valid-from``, the admin API's ``validFrom``); ``None`` for ``None``."""
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise InvalidInput(f"{what} {text!r} is not an RFC 3339 time") from e
+    if when.tzinfo is None:
+        raise InvalidInput(f"{what} {text!r} has no time zone (add Z or +hh:mm)")
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{what} {text!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def parse_time(text: str) -> datetime:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from ledger.api.auth import require
@@ -22,6 +22,7 @@ from ledger.api.models import Receipt, problem_responses, receipt_json
 from ledger.api.request_body import json_body, read_model, read_optional_model
 from ledger.errors import InvalidInput
 from ledger.log import Ledger
+from ledger.record import parse_when
 
 if TYPE_CHECKING:
     from attest.signers import KeySigner
@@ -32,6 +33,20 @@ router = APIRouter(
     prefix="/api/v1/admin/signers", tags=["admin"], dependencies=[Depends(require("admin"))]
 )
 _ERRORS = problem_responses(401, 403, 404, 408, 409, 413, 422)
+
+
+def _rfc3339(value: object) -> object:
+    """A time on the wire is an RFC 3339 string naming its zone, read as the CLI reads one — not
+    a number of seconds or any other form pydantic's datetime would also take."""
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 time string with a zone, e.g. 2027-01-01T00:00:00Z")
+    try:
+        return parse_when(value, "time")
+    except InvalidInput as e:
+        raise ValueError(str(e)) from None
+
+
+Time = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 
 class SignerAdd(BaseModel):
@@ -56,15 +71,15 @@ class SignerAdd(BaseModel):
     sigstoreIdentity: str | None = None  # noqa: N815
     regex: bool = False
     trustedRoot: dict[str, Any] | None = None  # noqa: N815
-    validFrom: datetime | None = None  # noqa: N815
-    validUntil: datetime | None = None  # noqa: N815
+    validFrom: Time | None = None  # noqa: N815
+    validUntil: Time | None = None  # noqa: N815
     predicateTypes: list[str] = Field(default_factory=list)  # noqa: N815
 
 
 class SignerRevoke(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"at": "2026-12-01T00:00:00Z"}]})
 
-    at: datetime | None = Field(None, description="Effective time (default: now).")
+    at: Time | None = Field(None, description="Effective time (default: now).")
 
 
 def _admin_key(request: Request) -> KeySigner:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 
 from ledger.cli import DEFAULT_DB, DbOpt, KeyOpt, _emit, _errors, _key, _open
 from ledger.errors import InvalidInput
+from ledger.record import parse_when
 
 signers_app: typer.Typer = typer.Typer(
     no_args_is_help=True, help="The trust registry: who may sign what, when (logged)."
@@ -26,22 +26,6 @@ AdminOpt = Annotated[
 TimeOpt = Annotated[
     str | None, typer.Option(help="RFC 3339 time with a zone, e.g. 2026-01-01T00:00:00Z.")
 ]
-
-
-def parse_when(text: str | None, what: str) -> datetime | None:
-    """An RFC 3339 / ISO 8601 time that names its zone."""
-    if text is None:
-        return None
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as e:
-        raise InvalidInput(f"{what} {text!r} is not an RFC 3339 time") from e
-    if when.tzinfo is None:
-        raise InvalidInput(f"{what} {text!r} has no time zone (add Z or +hh:mm)")
-    try:
-        return when.astimezone(UTC)
-    except OverflowError:
-        raise InvalidInput(f"{what} {text!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def _read(path: Path, what: str) -> bytes:

@@ -227,3 +227,26 @@ def test_a_revocation_acknowledged_by_one_server_holds_at_once_in_another(
         late = other.post("/api/v1/entries", tokens["append"], content=signed(1, key)[0])
         assert late.status_code == 403, late.text
         assert "signer 'leaked' was revoked at" in late.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("valid_from", "reason"),
+    [
+        (12345, "RFC 3339 time string"),  # pydantic alone would read seconds since 1970
+        ("2026-01-01T00:00:00", "no time zone"),
+        ("next tuesday", "not an RFC 3339 time"),
+        (True, "RFC 3339 time string"),
+    ],
+)
+def test_admin_times_are_rfc3339_strings_with_a_zone(
+    server: Server, tokens: dict[str, str], valid_from: object, reason: str
+) -> None:
+    before = size(server)
+    body = {"name": "timed", "key": sample_pub_pem().decode(), "validFrom": valid_from}
+    r = admin(server, tokens, "", body)
+    assert r.status_code == 422, r.text
+    assert r.json()["type"].endswith(("invalid-input", "invalid-request"))
+    assert "validFrom" in r.json()["detail"] and reason in r.json()["detail"]
+    r = admin(server, tokens, "/ci:revoke", {"at": valid_from})
+    assert r.status_code == 422 and reason in r.json()["detail"], r.text
+    assert size(server) == before
