@@ -227,32 +227,41 @@ class Sequencer:
     def _gather(self, first: Job) -> tuple[list[Job], bool]:
         """``first`` and the jobs that join it: every one already queued, then — while fewer
         jobs have arrived than the last batch answered plus those that were queued when it
-        answered — any that come within ``linger`` of the queue running dry. Returns the batch and whether
-        :meth:`close` was asked for (a job that would overflow ``max_batch`` is held over)."""
-        batch, count, expected = [first], len(first.subs), self._expected
+        answered — any that come within ``linger`` of the queue running dry. Returns the batch
+        and whether :meth:`close` was asked for (a job that would overflow ``max_batch`` is held
+        over)."""
+        batch, expected = [first], self._expected
         deadline: float | None = None
+        while True:
+            room, stop = self._take(batch)
+            if stop or not room or len(batch) >= expected or self._linger <= 0:
+                return batch, stop
+            now = time.perf_counter()
+            if deadline is None:
+                deadline = now + self._linger
+            if now >= deadline:
+                return batch, False
+            # singles are one entry a job: never wait for more than the batch has room for
+            self._wait_for(min(expected - len(batch), room), deadline - now)
+
+    def _take(self, batch: list[Job]) -> tuple[int, bool]:
+        """Move the jobs queued now into ``batch``, in order, while they fit in ``max_batch``;
+        one that does not is held over, and closes the batch. Never waits. Returns the room left
+        (0: the batch is full or closed) and whether :meth:`close` was asked for."""
+        count = sum(len(job.subs) for job in batch)
         while count < self._max_batch:
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
-                if len(batch) >= expected or self._linger <= 0:
-                    break
-                now = time.perf_counter()
-                if deadline is None:
-                    deadline = now + self._linger
-                if now >= deadline:
-                    break
-                room = self._max_batch - count  # singles: one entry a job
-                self._wait_for(min(expected - len(batch), room), deadline - now)
-                continue  # take what came, then wait again or stop
+                return self._max_batch - count, False
             if job is None:
-                return batch, True
+                return 0, True
             if count + len(job.subs) > self._max_batch:
                 self._held = job
-                break
+                return 0, False
             batch.append(job)
             count += len(job.subs)
-        return batch, False
+        return 0, False
 
     def _wait_for(self, jobs: int, timeout: float) -> None:
         """Sleep until ``jobs`` jobs are queued or ``timeout`` passes (submitters wake us only
@@ -266,26 +275,12 @@ class Sequencer:
         self._wanted = 0
 
     def _top_up(self, batch: list[Job]) -> bool:
-        """Add to ``batch`` the jobs queued since it was gathered, in order, while they fit in
-        ``max_batch`` (one that does not is held over, as in :meth:`_gather`). Called once the
-        write lock is held: those that came while another process held it ride along instead of
-        waiting a whole batch more. Returns whether :meth:`close` was asked for."""
+        """Add to ``batch`` the jobs queued since it was gathered (:meth:`_take`). Called once
+        the write lock is held: those that came while another process held it ride along
+        instead of waiting a whole batch more. Returns whether :meth:`close` was asked for."""
         if self._held is not None:
             return False  # an older job waits: nothing may pass it
-        count = sum(len(job.subs) for job in batch)
-        while count < self._max_batch:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                return False
-            if job is None:
-                return True
-            if count + len(job.subs) > self._max_batch:
-                self._held = job
-                return False
-            batch.append(job)
-            count += len(job.subs)
-        return False
+        return self._take(batch)[1]
 
     def _integrate(self, batch: list[Job]) -> bool:
         """Sequence ``batch`` (topped up under the write lock) and answer its jobs. Returns

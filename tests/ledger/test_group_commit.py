@@ -312,7 +312,8 @@ def test_a_job_held_over_while_gathering_is_not_passed_under_the_lock() -> None:
 
 
 def _primed(max_batch: int, linger: float) -> tuple[RecordingStore, Sequencer]:
-    """A sequencer whose last batch answered 8 singles: it will linger for 8 jobs."""
+    """A sequencer whose last batches answered 8 singles, at most ``max_batch`` a batch: it
+    will linger for as many jobs as its last batch answered (8, or ``max_batch`` if smaller)."""
     store = RecordingStore(cost=0.2)
     seq = Sequencer(store, "o", None, utc_now, max_batch=max_batch, linger=linger)  # type: ignore[arg-type]
     first = seq.submit(parse_submission(envelope(800_000)))
@@ -350,19 +351,22 @@ def test_a_chunk_that_fills_or_overflows_the_batch_ends_the_linger(
 
 
 def test_singles_that_fill_the_batch_end_the_linger() -> None:
-    """Singles: the worker never waits for more jobs than its batch has room for."""
+    """The worker never waits for more jobs than its batch has room for: lingering for 4 jobs
+    behind a first job of 2 entries (max_batch 4), two singles fill the batch and start it."""
     store, seq = _primed(max_batch=4, linger=2.0)
     try:
         store.sizes.clear()
         start = time.perf_counter()
+        [(_, pair)] = seq.submit_many([parse_submission(envelope(830_000 + i)) for i in (0, 1)])
         futures = []
-        for i in range(4):
+        for i in (2, 3):
+            time.sleep(0.01)  # the worker is lingering
             futures.append(seq.submit(parse_submission(envelope(830_000 + i))))
-            time.sleep(0.01)
+        pair.result(timeout=10)
         for f in futures:
             f.result(timeout=10)
         took = time.perf_counter() - start
     finally:
         seq.close()
     assert store.sizes == [4]
-    assert took < 1.0, took
+    assert took < 1.0, took  # one linger is 2 s
