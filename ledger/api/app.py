@@ -25,6 +25,7 @@ from ledger.api import (
     routes_tiles,
     routes_write,
 )
+from ledger.api.fast_path import LedgerAPI
 from ledger.api.metrics import Metrics
 from ledger.api.service import WriteService
 from ledger.api.settings import Settings
@@ -43,7 +44,7 @@ Writes need a bearer token with the `append` scope; reads are public unless the 
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> LedgerAPI:
     """A new app; its ledger opens when the app starts and closes when it stops."""
     s = settings or Settings()
 
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 metrics_now.close()
             ledger.close()
 
-    app = FastAPI(
+    app = LedgerAPI(
         title="Provenance Ledger",
         version="1",
         description=DESCRIPTION,
@@ -94,15 +95,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics.refused(reason)
 
     problems.install(app, refused)
-    # The hot audit GETs and the single append first, as plain endpoints; FastAPI's routes
-    # behind them give the schema.
+    # The hot audit GETs and the single append first, as plain endpoints served ahead of the
+    # middleware stack (ledger.api.fast_path); FastAPI's routes behind them give the schema.
     for path, endpoint in audit_raw.ROUTES:
-        app.router.add_route(path, endpoint, methods=["GET"], include_in_schema=False)
-        methods = getattr(app.router.routes[-1], "methods", None)
-        if methods is not None:  # Starlette adds HEAD to a GET route; FastAPI's route answers 405
-            methods.discard("HEAD")
+        route = app.add_plain_route(path, endpoint, ["GET"])
+        if route.methods is not None:  # Starlette adds HEAD to a GET; FastAPI's route answers 405
+            route.methods.discard("HEAD")
     for path, endpoint in routes_write.PLAIN_ROUTES:
-        app.router.add_route(path, endpoint, methods=["POST"], include_in_schema=False)
+        app.add_plain_route(path, endpoint, ["POST"])
     for module in (
         routes_write,
         routes_read,
