@@ -154,6 +154,15 @@ def error_from_text(text: str) -> Error:
 # someone squatted on with other bytes).
 # Any other row of the digest is replaced too when the body is not in the log: one that carries
 # an acknowledgement then is not the integrator's (which logs the body in the same transaction).
+# "Not in the log" is read in the statement's snapshot, but ON CONFLICT judges the row's latest
+# committed version (READ COMMITTED): a batch that logged the body and acknowledged its row after
+# the snapshot was taken would look like a squatter's acknowledgement, and the row would be made
+# pending again — its submitter told "new" beside the one whose row was logged. So a row is
+# replaced only if it is the very version the snapshot sees (same ctid: a tuple does not move
+# without an update): no batch, quarantine or other submitter has touched it since the body was
+# found not logged, and the row's state and the log's agree. Whoever finds a row changed since
+# is a duplicate of the submission that changed it. This decides "new" in the database, in the
+# same one statement, for every process at once.
 # One statement for the whole batch (the rows as arrays), and its own wake-up: on a
 # submit_connection() (whose commits do not wait for their WAL flush, see there) the NOTIFY may
 # ride in the same transaction — the integrator if any row became pending, else every waiter
@@ -169,7 +178,8 @@ _INSERT_PENDING = (
     " ON CONFLICT (digest) DO UPDATE SET error = NULL, body_type = EXCLUDED.body_type,"
     " content = EXCLUDED.content, mac = EXCLUDED.mac, submitted = EXCLUDED.submitted,"
     " idx = NULL, leaf = NULL, proof = NULL, cp_size = NULL, done_at = NULL"
-    " WHERE pending.error IS NOT NULL OR pending.idx IS NOT NULL OR pending.done_at IS NOT NULL"
+    " WHERE (pending.error IS NOT NULL OR pending.idx IS NOT NULL OR pending.done_at IS NOT NULL)"
+    " AND pending.ctid = (SELECT s.ctid FROM pending s WHERE s.digest = pending.digest)"
     " RETURNING digest)"
     " SELECT digest FROM ins UNION ALL SELECT NULL FROM (SELECT pg_notify(CASE WHEN EXISTS"
     " (SELECT FROM ins) THEN %(pending)s ELSE %(integrated)s END, %(payload)s)) AS woken"
@@ -196,7 +206,8 @@ def insert_pending(
     submission time ``now``, and wake whom it concerns with ``payload`` (the integrator if any
     row became pending, else every waiter: the bodies are logged already). One statement: on a
     :func:`submit_connection` one round trip that is also the commit. Returns the digests this
-    call made pending (of equal bodies, the first)."""
+    call made pending (of equal bodies, the first): across every process, exactly one submission
+    makes a body pending for the record it gets (see :data:`_INSERT_PENDING`)."""
     first: dict[bytes, Submission] = {}
     for s in subs:
         first.setdefault(s.digest, s)

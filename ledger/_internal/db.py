@@ -7,11 +7,13 @@ default), and the WAL is checkpointed every :data:`SQLITE_CHECKPOINT_PAGES` page
 PostgreSQL: a transaction-scoped advisory lock serialises writers across every replica. Its key
 is derived from the schema the ledger lives in, so ledgers in different schemas of one database
 never wait for each other. Both backends give up after :data:`LOCK_TIMEOUT_SECONDS`;
-:func:`busy_error` turns that into one line, :class:`~ledger.errors.Overloaded`.
+:func:`busy_error` turns that into one line, :class:`~ledger.errors.Overloaded`, naming the lock
+that was waited for (the write lock, or a row or table lock someone else holds).
 """
 
 from __future__ import annotations
 
+import re
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -179,17 +181,20 @@ def _pipelined(conn: Connection) -> Iterator[None]:
     import psycopg
 
     driver: Any = conn.connection.driver_connection
+    lock: Any = None
     try:
         with driver.pipeline():
             driver.execute("BEGIN")
-            driver.execute(_PG_LOCK.format(timeout=_lock_timeout_ms()))
+            lock = driver.execute(_PG_LOCK.format(timeout=_lock_timeout_ms()))
             yield
             driver.execute("COMMIT")  # sent with the writes still queued, at the pipeline's end
         if driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             raise StorageError("the write transaction did not commit; it was rolled back")
     except psycopg.Error as e:
         if e.sqlstate == _PG_LOCK_NOT_AVAILABLE:
-            raise lock_busy() from e
+            # The error is raised at whichever read came next; the lock's own cursor has its
+            # result only if the lock was taken, so a later statement is what timed out.
+            raise pg_lock_busy(e, write_lock=lock is None or lock.pgresult is None) from e
         target = db_errors.Target.of(conn.engine.url, None)
         raise db_errors.translate(target, e, writing=True) from e
 
@@ -287,19 +292,45 @@ def driver_send(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Any:
 
 
 def busy_error(e: SQLAlchemyError) -> Overloaded | None:
-    """The one-line error for a writer that waited :data:`LOCK_TIMEOUT_SECONDS` for the lock
-    (SQLite "database is locked", PostgreSQL lock_not_available), else ``None``."""
+    """The one-line error for a statement that waited :data:`LOCK_TIMEOUT_SECONDS` for a lock
+    (SQLite "database is locked", PostgreSQL lock_not_available), naming the lock it waited for
+    (the statement says whether it was the write lock's); else ``None``."""
     orig = getattr(e, "orig", None)
-    locked = getattr(orig, "sqlstate", None) == "55P03" or (
-        isinstance(e, OperationalError) and "database is locked" in str(orig)
-    )
-    return lock_busy() if locked else None
+    statement = str(getattr(e, "statement", None) or "")
+    if getattr(orig, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE:
+        return pg_lock_busy(orig, write_lock="pg_advisory_xact_lock(" in statement)
+    if isinstance(e, OperationalError) and "database is locked" in str(orig):
+        if statement.startswith("BEGIN IMMEDIATE"):
+            # Past the writers' queue (or without one): a connection that does not queue —
+            # another program, say — holds the file's write lock.
+            return lock_busy("another connection has held the SQLite file's write lock")
+        return lock_busy("another connection has held the SQLite file locked")
+    return None
 
 
-def lock_busy() -> Overloaded:
-    return Overloaded(
-        f"the ledger is busy (another writer has held the lock for over "
-        f"{LOCK_TIMEOUT_SECONDS:g} s): retry"
+def lock_busy(holder: str = "another writer has held the ledger's write lock") -> Overloaded:
+    """The ledger's one line for a lock waited for past :data:`LOCK_TIMEOUT_SECONDS`: what held
+    which lock, and "retry" (``Overloaded``: HTTP 503, exit 4)."""
+    return Overloaded(f"the ledger is busy ({holder} for over {LOCK_TIMEOUT_SECONDS:g} s): retry")
+
+
+# PostgreSQL names the relation of a row lock waited for (the CONTEXT of lock_not_available:
+# 'while updating tuple (0,1) in relation "pending"'); a table lock's wait it names not at all.
+_PG_ROW_LOCK = re.compile(r'tuple \([^)]*\) in relation "([^"]+)"')
+
+
+def pg_lock_busy(orig: Any, *, write_lock: bool) -> Overloaded:
+    """:func:`lock_busy` for PostgreSQL's lock_not_available: the write lock (``write_lock``: the
+    statement that timed out was the one taking it), a row lock (PostgreSQL names its relation),
+    or else a lock on a table or other object — held by a migration or other DDL, say."""
+    if write_lock:
+        return lock_busy()
+    row = _PG_ROW_LOCK.search(str(getattr(getattr(orig, "diag", None), "context", None) or ""))
+    if row:
+        return lock_busy(f'another transaction has held a row lock in relation "{row[1]}"')
+    return lock_busy(
+        "another session has held a lock on a table or other object the write needs "
+        "(not the write lock: DDL such as a migration, say)"
     )
 
 

@@ -1,0 +1,95 @@
+"""A write that waited past the lock timeout is ``Overloaded`` ("retry"), and its message names
+the lock it waited for: the ledger's write lock only when that is what was held — not a table
+lock taken by DDL, a row lock, or SQLite's file lock held by a connection outside the writers'
+queue."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from ledger._internal import db
+from ledger._internal.sqlite_queue import WRITER_LOCK_SUFFIX
+from ledger.bodies import parse_submission
+from ledger.errors import Overloaded
+from ledger.log import Ledger
+from tests.conftest import envelope
+
+_WRITE_LOCK = "another writer has held the ledger's write lock"
+_HOLD = {
+    "write lock": "SELECT pg_advisory_xact_lock(hashtextextended('provenance-ledger:' || "
+    "current_schema(), 0))",
+    "table lock": "LOCK TABLE records IN ACCESS EXCLUSIVE MODE",  # as a migration's DDL does
+    "row lock": "SELECT FROM tiles WHERE level = 0 AND idx = 0 FOR UPDATE",  # the right edge's
+}
+_TOLD = {
+    "write lock": f"the ledger is busy ({_WRITE_LOCK} for over 0.2 s): retry",
+    "table lock": "the ledger is busy (another session has held a lock on a table or other "
+    "object the write needs (not the write lock: DDL such as a migration, say) for over "
+    "0.2 s): retry",
+    "row lock": 'the ledger is busy (another transaction has held a row lock in relation "tiles" '
+    "for over 0.2 s): retry",
+}
+
+
+@pytest.mark.parametrize("pipeline", [False, True], ids=["unpipelined", "pipelined"])
+@pytest.mark.parametrize("held", list(_HOLD))
+def test_a_postgresql_write_names_the_lock_it_waited_for(
+    pg_url: str, key_path: Path, monkeypatch: pytest.MonkeyPatch, held: str, pipeline: bool
+) -> None:
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        lg.append(envelope(0))
+        size = lg.store.size()
+        monkeypatch.setattr(db, "LOCK_TIMEOUT_SECONDS", 0.2)
+        conninfo = make_url(pg_url).set(drivername="postgresql").render_as_string(False)
+        with psycopg.connect(conninfo) as holder:  # one transaction, held until the end
+            holder.execute(_HOLD[held])
+            with pytest.raises(Overloaded) as told:
+                lg.store.sequence(
+                    [parse_submission(envelope(1))],
+                    lg.origin,
+                    lg.require_signer(),
+                    lambda: datetime.now(UTC),
+                    pipeline=pipeline,
+                )
+            holder.rollback()
+        assert str(told.value) == _TOLD[held]
+        assert told.value.retry_after  # still HTTP 503 with Retry-After, exit 4
+        assert lg.store.size() == size
+
+
+def test_sqlite_names_a_file_lock_held_outside_the_writers_queue(
+    tmp_path: Path, key_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "LOCK_TIMEOUT_SECONDS", 0.3)
+    file = tmp_path / "l.db"
+    Ledger.create(f"sqlite:///{file}", "example.org/l", key_path).close()
+    with Ledger.open(f"sqlite:///{file}", key_path) as lg:
+        blocker = sqlite3.connect(file, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another program's write transaction: no queue
+        try:
+            with pytest.raises(Overloaded) as told:
+                lg.append(envelope(1))
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert str(told.value) == (
+            "the ledger is busy (another connection has held the SQLite file's write lock for "
+            "over 0.3 s): retry"
+        )
+        fd = os.open(f"{file}{WRITER_LOCK_SUFFIX}", os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a ledger writer of another process, in the queue
+        try:
+            with pytest.raises(Overloaded) as told:
+                lg.append(envelope(1))
+        finally:
+            os.close(fd)
+        assert str(told.value) == f"the ledger is busy ({_WRITE_LOCK} for over 0.3 s): retry"
+        assert lg.append(envelope(1)).index == 0  # and a retry goes in
