@@ -47,6 +47,7 @@ class Scenario:
     workers: int
     batch: int  # entries per request (1: POST /api/v1/entries)
     refused: bool = False  # bodies with a broken signature
+    pinned: bool = False  # `ledger serve --pin-workers`
 
 
 SCENARIOS = {
@@ -55,9 +56,12 @@ SCENARIOS = {
         Scenario("single_sqlite", "sqlite", 1, 1),
         Scenario("single_sqlite_2proc", "sqlite", 2, 1),
         Scenario("single_sqlite_3proc", "sqlite", 3, 1),
+        Scenario("single_sqlite_2proc_pinned", "sqlite", 2, 1, pinned=True),
         Scenario("single_pg_2proc", "postgresql", 2, 1),
+        Scenario("single_pg_2proc_pinned", "postgresql", 2, 1, pinned=True),
         Scenario("batch100_sqlite", "sqlite", 1, 100),
         Scenario("batch100_sqlite_2proc", "sqlite", 2, 100),
+        Scenario("batch100_sqlite_2proc_pinned", "sqlite", 2, 100, pinned=True),
         Scenario("batch100_pg_2proc", "postgresql", 2, 100),
         Scenario("refused_sqlite", "sqlite", 1, 1, refused=True),
     )
@@ -132,7 +136,9 @@ def server_cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def server(db: str, key: str, workers: int, port: int) -> Iterator[tuple[str, int]]:
+def server(
+    db: str, key: str, workers: int, port: int, pinned: bool = False
+) -> Iterator[tuple[str, int]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     env["LEDGER_MAX_PENDING"] = "100000"
     proc = subprocess.Popen(
@@ -148,6 +154,7 @@ def server(db: str, key: str, workers: int, port: int) -> Iterator[tuple[str, in
             "--workers",
             str(workers),
             "--no-access-log",
+            *(["--pin-workers"] if pinned else []),
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -223,7 +230,7 @@ def one_run(s: Scenario, seconds: int, wrk: str, port: int) -> dict[str, float]:
             bodies = work / "bodies.txt"
             write_bodies(bodies, signer, budget, s.batch, s.refused)
             path = "/api/v1/entries" if s.batch == 1 else "/api/v1/entries:batch"
-            with server(db, key, s.workers, port) as (url, pid):
+            with server(db, key, s.workers, port, s.pinned) as (url, pid):
                 stored0 = _stored(url)
                 cpu0 = server_cpu_seconds(pid)
                 p = subprocess.run(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -46,11 +46,20 @@ def serve(
     access_log: Annotated[
         bool, typer.Option(envvar="LEDGER_ACCESS_LOG", help="Log every request.")
     ] = True,
+    pin_workers: Annotated[
+        bool,
+        typer.Option(
+            envvar="LEDGER_PIN_WORKERS",
+            help="Pin each worker process to one CPU, round robin (a host serving the ledger "
+            "alone, --workers up to its cores).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the ledger over HTTP (FastAPI on uvicorn) until interrupted."""
     import uvicorn
 
     from ledger._internal.db import upgrade_schema
+    from ledger.api.cpu_slots import slots_dir
     from ledger.api.http_protocol import PROTOCOL as HTTP_PROTOCOL
     from ledger.log import Ledger
 
@@ -69,7 +78,7 @@ def serve(
             LEDGER_WORKERS=str(workers),
         )
         _check_settings()
-    with _shared_metrics(workers):
+    with _shared_metrics(workers), slots_dir() if pin_workers else nullcontext():
         uvicorn.run(
             "ledger.api.app:create_app",
             factory=True,

@@ -25,6 +25,7 @@ from ledger.api import (
     routes_tiles,
     routes_write,
 )
+from ledger.api.cpu_slots import pin_this_worker
 from ledger.api.fast_path import LedgerAPI
 from ledger.api.metrics import Metrics
 from ledger.api.service import WriteService
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> LedgerAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pinned = pin_this_worker()  # `ledger serve --pin-workers`: before any thread starts
         key = s.key_file or default_key_path(s.database_url)
         ledger = Ledger.open(s.database_url, key, max_batch=s.max_sequencer_batch)
         try:
@@ -78,6 +80,8 @@ def create_app(settings: Settings | None = None) -> LedgerAPI:
             if metrics_now is not None:
                 metrics_now.close()
             ledger.close()
+            if pinned is not None:
+                pinned.release()
 
     app = LedgerAPI(
         title="Provenance Ledger",

@@ -1,0 +1,84 @@
+"""``ledger serve --pin-workers``: each worker process on a CPU of its own, round robin.
+
+Two workers on two cores left free to move share both with their writer threads and the rest
+of the host; each batch then crossed cores and caches, and the writer of one worker waited on
+a core the other worker's event loop was using. Pinned, a worker's event loop and writer stay
+on one core (measured in docs/benchmarks.md).
+
+The serving process makes a private directory (:func:`slots_dir`) and names it in
+:data:`SLOTS_ENV`; each worker takes the first free slot file there with an exclusive ``flock``
+and pins itself to ``cpus[slot % len(cpus)]`` (``cpus``: the CPUs it may run on, in order). The
+lock lives as long as the worker, so a worker that dies frees its slot and its replacement
+takes that CPU. Off by default: on a host that runs other busy programs a pinned worker cannot
+move away from a loaded core.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+__all__ = ["SLOTS_ENV", "Pinned", "pin_this_worker", "slots_dir"]
+
+SLOTS_ENV = "LEDGER_INTERNAL_CPU_SLOTS"
+_MAX_SLOTS = 1024
+
+
+@contextmanager
+def slots_dir() -> Iterator[None]:
+    """For the serving process: a private slot directory named in :data:`SLOTS_ENV` while the
+    workers run (they inherit the environment)."""
+    with tempfile.TemporaryDirectory(prefix="ledger-cpu-slots-") as d:
+        os.environ[SLOTS_ENV] = d
+        try:
+            yield
+        finally:
+            del os.environ[SLOTS_ENV]
+
+
+class Pinned:
+    """A worker's slot: its CPU, held until :meth:`release` (or the process's end)."""
+
+    def __init__(self, fd: int, cpu: int) -> None:
+        self._fd, self.cpu = fd, cpu
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def pin_this_worker(directory: str | None = None) -> Pinned | None:
+    """Take a slot in ``directory`` (default: :data:`SLOTS_ENV`) and pin every thread of this
+    process to its CPU; ``None`` (nothing changed) without a directory or a free slot."""
+    directory = directory or os.environ.get(SLOTS_ENV)
+    if not directory:
+        return None
+    try:
+        return _pin(Path(directory), sorted(os.sched_getaffinity(0)))
+    except OSError:  # no slot directory any more, no /proc, not allowed: run unpinned
+        return None
+
+
+def _pin(directory: Path, cpus: list[int]) -> Pinned | None:
+    for slot in range(_MAX_SLOTS):
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        fd = os.open(directory / f"slot-{slot}", flags, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            cpu = cpus[slot % len(cpus)]
+            for task in os.listdir("/proc/self/task"):  # threads started before this one too
+                with suppress(ProcessLookupError):  # a thread that ended meanwhile
+                    os.sched_setaffinity(int(task), {cpu})
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        except BaseException:
+            os.close(fd)
+            raise
+        return Pinned(fd, cpu)
+    return None
