@@ -64,8 +64,14 @@ _HOMES: dict[str, str] = {  # every exported model class -> its module
 }
 
 
+_LOADED: dict[tuple[str, str], Any] = {}  # each class once: import_module per call was ~3 µs
+
+
 def _load(module: str, name: str) -> Any:
-    return getattr(import_module(f"attest.predicates.{module}"), name)
+    found = _LOADED.get((module, name))
+    if found is None:
+        found = _LOADED[module, name] = getattr(import_module(f"attest.predicates.{module}"), name)
+    return found
 
 
 def __getattr__(name: str) -> Any:
