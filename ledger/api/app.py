@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> LedgerAPI:
                 pinned.release()
 
     app = LedgerAPI(
+        fast_path=not s.otel,  # FastAPI's telemetry middleware must then see every request
         title="Provenance Ledger",
         version="1",
         description=DESCRIPTION,

@@ -10,7 +10,9 @@ routes and that the route matches fully (its method) goes through the two layers
 what it gets back — Starlette's :class:`ServerErrorMiddleware` (a 500 for an unexpected error)
 and :class:`ExceptionMiddleware` (the app's problem+json handlers), built from the same handlers
 as FastAPI's own — and then the endpoint. Anything else (another method, a ``root_path``, a
-lifespan or websocket scope) takes the full stack, so it gets what it always got.
+lifespan or websocket scope) takes the full stack, so it gets what it always got. With
+middleware added to the app, or with ``LEDGER_OTEL`` on (FastAPI's telemetry middleware records
+every request's exceptions), every request takes the full stack.
 """
 
 from __future__ import annotations
@@ -49,9 +51,10 @@ class FastPath:
 class LedgerAPI(FastAPI):
     """FastAPI whose plain routes (:meth:`add_plain_route`) skip its middleware stack."""
 
-    def __init__(self, **kw: Any) -> None:
+    def __init__(self, *, fast_path: bool = True, **kw: Any) -> None:
         super().__init__(**kw)
         self._plain: list[Route] = []
+        self._fast_path = fast_path  # off: every request through the full stack
 
     def add_plain_route(
         self, path: str, endpoint: Callable[..., Any], methods: Sequence[str]
@@ -66,7 +69,7 @@ class LedgerAPI(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         full = super().build_middleware_stack()
-        if self.user_middleware:  # middleware added later must see every request
+        if self.user_middleware or not self._fast_path:  # it must see every request
             return full
         error_handler = None
         handlers: dict[Any, Any] = {}

@@ -53,6 +53,7 @@ class Problem:
         return PROBLEM_TYPE + self.slug
 
 
+INTERNAL = Problem(500, "internal", "Internal error")  # also any exception not the ledger's
 # Most specific first is not needed: problem_of walks the error's MRO.
 PROBLEMS: dict[type[Error], Problem] = {
     TooLarge: Problem(413, "too-large", "Body too large"),
@@ -71,7 +72,7 @@ PROBLEMS: dict[type[Error], Problem] = {
     ProofError: Problem(500, "integrity", "Stored data failed an integrity check"),
     NoteError: Problem(500, "integrity", "Stored data failed an integrity check"),
     CheckpointError: Problem(500, "integrity", "Stored data failed an integrity check"),
-    Error: Problem(500, "internal", "Internal error"),
+    Error: INTERNAL,
 }
 # Errors the framework raises before a handler runs.
 REQUEST_INVALID = Problem(422, "invalid-request", "Invalid request parameters")
@@ -134,6 +135,13 @@ def install(app: FastAPI, on_refusal: Callable[[str], None]) -> None:
         )
         return problem_response(problem, _body(problem, str(exc.detail)), dict(exc.headers or {}))
 
+    async def unexpected(_req: Request, exc: Exception) -> Response:
+        # Starlette's ServerErrorMiddleware answers with this, then re-raises: the server logs
+        # the traceback; the client gets the documented problem, never the exception's text.
+        on_refusal(INTERNAL.slug)
+        return problem_response(INTERNAL, _body(INTERNAL, "an unexpected error; it is logged"))
+
+    app.add_exception_handler(Exception, unexpected)
     app.add_exception_handler(Error, ledger_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)

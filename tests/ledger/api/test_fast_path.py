@@ -88,6 +88,27 @@ def test_an_unexpected_error_is_the_full_stacks_500(
         slow.headers["content-type"],
         slow.content,
     )
+    # the documented problem, not Starlette's text/plain, and nothing of the exception's text
+    assert fast.headers["content-type"] == "application/problem+json"
+    problem = fast.json()
+    assert problem["type"] == "urn:provenance-ledger:problem:internal"
+    assert problem["status"] == 500
+    assert "a defect" not in fast.text
+
+
+def test_with_otel_every_request_takes_the_full_stack(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from ledger.api.app import create_app
+    from ledger.api.fast_path import FastPath
+    from ledger.api.settings import Settings
+
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    key = init_ledger(db, tmp_path)
+    on = create_app(Settings(database_url=db, key_file=key, otel=True))
+    with TestClient(on) as c:
+        assert c.get("/healthz").status_code == 200
+        assert not isinstance(on.middleware_stack, FastPath)
 
 
 def test_middleware_added_to_the_app_sees_every_request(
