@@ -126,11 +126,16 @@ class StoreReads:
         with self._conn() as conn:
             return {d: at for d, (at, _) in self._records_by_digest(conn, digests).items()}
 
-    def leaves_by_digest(self, digests: Sequence[bytes]) -> dict[bytes, tuple[int, bytes]]:
-        """``(index, leaf)`` of every body among ``digests`` that is in the log."""
+    def leaves_by_digest(
+        self, digests: Sequence[bytes], *, lock_timeout: float | None = None
+    ) -> dict[bytes, tuple[int, bytes]]:
+        """``(index, leaf)`` of every body among ``digests`` that is in the log. With
+        ``lock_timeout`` (seconds, PostgreSQL), a lock held on the table longer (DDL's) makes it
+        raise :class:`~ledger.errors.Overloaded` instead of waiting."""
         r = schema.records.c
         out: dict[bytes, tuple[int, bytes]] = {}
         with self._conn() as conn:
+            _bound_lock_wait(conn, lock_timeout)
             for i in range(0, len(digests), _CHUNK):
                 q = select(r.body_digest, r.idx, r.leaf).where(
                     r.body_digest.in_(digests[i : i + _CHUNK])
@@ -138,11 +143,15 @@ class StoreReads:
                 out.update((bytes(d), (int(x), bytes(leaf))) for d, x, leaf in conn.execute(q))
         return out
 
-    def pending_errors(self, digests: Sequence[bytes]) -> dict[bytes, str]:
-        """Why each of ``digests`` that failed integration failed (PostgreSQL's pending rows)."""
+    def pending_errors(
+        self, digests: Sequence[bytes], *, lock_timeout: float | None = None
+    ) -> dict[bytes, str]:
+        """Why each of ``digests`` that failed integration failed (PostgreSQL's pending rows);
+        ``lock_timeout`` as for :meth:`leaves_by_digest`."""
         p = schema.pending.c
         out: dict[bytes, str] = {}
         with self._conn() as conn:
+            _bound_lock_wait(conn, lock_timeout)
             for i in range(0, len(digests), _CHUNK):
                 q = select(p.digest, p.error).where(
                     p.digest.in_(digests[i : i + _CHUNK]), p.error.is_not(None)
@@ -326,6 +335,13 @@ class StoreReads:
 
     def _conn(self) -> _ReadConnection:
         return _ReadConnection(self.engine)
+
+
+def _bound_lock_wait(conn: Connection, seconds: float | None) -> None:
+    """Wait at most ``seconds`` for any lock in this read transaction (PostgreSQL; a plain read
+    waits only for a lock that DDL holds)."""
+    if seconds is not None and conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(seconds * 1000))}")
 
 
 class _ReadConnection:

@@ -17,8 +17,9 @@ from typing import Any
 
 import psycopg
 
+from ledger._internal.db_errors import one_line
 from ledger.checkpoint import SignedCheckpoint
-from ledger.errors import IntegrityError, StorageError
+from ledger.errors import IntegrityError, Overloaded, StorageError
 from ledger.merkle import hash_leaf
 from ledger.pending import (
     IDLE_POLL_SECONDS,
@@ -39,6 +40,9 @@ __all__ = ["Waiting"]
 log = logging.getLogger(__name__)
 
 _FULL_LOOK_SECONDS = 1.0  # while bodies wait, look for all of them at least this often
+# A read that waits longer for a lock (DDL holding the records or pending table) gives up for
+# this round: the waiter must stay free to fail waits at their deadline.
+_READ_LOCK_SECONDS = 1.0
 
 
 class Waiting(SharedParts):
@@ -57,6 +61,7 @@ class Waiting(SharedParts):
             try:
                 with self._session() as conn:
                     conn.execute(f"LISTEN {INTEGRATED_CHANNEL}")
+                    conn.execute(f"SET lock_timeout = {int(_READ_LOCK_SECONDS * 1000)}")
                     last_full = time.monotonic()
                     while not self._stop.is_set():
                         self._notified(conn, IDLE_POLL_SECONDS, collect=True)
@@ -107,17 +112,14 @@ class Waiting(SharedParts):
                 or d.hex()[:PREFIX] in hints
                 or (full and any(w.deadline < old for w, _ in entries))
             ]
-        for digest, result in (self._acks.read(conn, digests) if digests else {}).items():
-            self._settle(digest, result)
-        with self._lock:
-            digests = [d for d in digests if d in self._waiting]
-        found = self._store.leaves_by_digest(digests) if digests else {}
-        if found:
-            self._acknowledge(found)
-        missing = [d for d in digests if d not in found]
-        if missing and full:
-            for digest, text in self._store.pending_errors(missing).items():
-                self._settle(digest, error=error_from_text(text))
+        blocked = ""
+        try:
+            self._look(conn, digests, full)
+        except (Overloaded, psycopg.errors.LockNotAvailable) as e:
+            # A lock held on the pending rows or the records (by DDL, say) past a second: look
+            # again next round; meanwhile the waits below still expire on time.
+            blocked = f"; reading the log waited for a lock: {one_line(e)}"
+            log.warning("acknowledgements not read this round: %s", one_line(e))
         now = time.monotonic()
         expired: list[Wait] = []
         with self._lock:  # only the waits past their own deadline: a later caller of the
@@ -134,9 +136,25 @@ class Waiting(SharedParts):
                 StorageError(
                     f"not acknowledged within {self._wait_timeout:g} s (is a ledger process with "
                     "its key running and its database healthy?); submitting the same body again "
-                    "is safe: it is logged at most once"
+                    f"is safe: it is logged at most once{blocked}"
                 )
             )
+
+    def _look(self, conn: psycopg.Connection[Any], digests: list[bytes], full: bool) -> None:
+        """Settle what the acknowledgement rows, the log or failed pending rows say about
+        ``digests``; no read waits more than :data:`_READ_LOCK_SECONDS` for a lock."""
+        for digest, result in (self._acks.read(conn, digests) if digests else {}).items():
+            self._settle(digest, result)
+        with self._lock:
+            digests = [d for d in digests if d in self._waiting]
+        wait = _READ_LOCK_SECONDS
+        found = self._store.leaves_by_digest(digests, lock_timeout=wait) if digests else {}
+        if found:
+            self._acknowledge(found)
+        missing = [d for d in digests if d not in found]
+        if missing and full:
+            for digest, text in self._store.pending_errors(missing, lock_timeout=wait).items():
+                self._settle(digest, error=error_from_text(text))
 
     def _acknowledge(self, found: dict[bytes, tuple[int, bytes]]) -> None:
         signed = self._checkpoint()  # verified with the ledger's key (cached by note text)

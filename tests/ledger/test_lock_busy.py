@@ -93,3 +93,38 @@ def test_sqlite_names_a_file_lock_held_outside_the_writers_queue(
             os.close(fd)
         assert str(told.value) == f"the ledger is busy ({_WRITE_LOCK} for over 0.3 s): retry"
         assert lg.append(envelope(1)).index == 0  # and a retry goes in
+
+
+def test_a_table_lock_held_by_ddl_fails_waiting_appends_at_their_deadline(
+    pg_url: str, key_path: Path
+) -> None:
+    """The waiter reads the log with a bounded lock wait: DDL holding ``records`` (which blocks
+    even plain reads) must not keep an append waiting past its deadline. Found by the hostile
+    test: the append answered only when the lock went, 150 s later."""
+    import threading
+    import time
+
+    from ledger.errors import StorageError
+
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        lg.append(envelope(0))
+        seq = lg._seq()
+        seq._wait_timeout = 2.0  # type: ignore[union-attr]
+        conninfo = make_url(pg_url).set(drivername="postgresql").render_as_string(False)
+        with psycopg.connect(conninfo) as holder:
+            holder.execute("LOCK TABLE records IN ACCESS EXCLUSIVE MODE")
+            released = threading.Timer(15.0, holder.rollback)  # a waiter that ignores its
+            released.start()  # deadline returns only now: the test fails, it does not hang
+            start = time.monotonic()
+            try:
+                with pytest.raises(StorageError) as told:
+                    lg.append(envelope(1))
+                waited = time.monotonic() - start
+            finally:
+                released.cancel()
+                holder.rollback()
+        assert waited < 6.0, waited
+        assert "not acknowledged within 2 s" in str(told.value)
+        assert "waited for a lock" in str(told.value)
+        assert "submitting the same body again is safe" in str(told.value)
+        assert lg.append(envelope(1)).index == 1  # the lock gone, the same body is logged once
