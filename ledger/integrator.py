@@ -41,7 +41,7 @@ from typing import Any
 
 import psycopg
 
-from ledger._internal import db_errors
+from ledger._internal import db, db_errors
 from ledger.bodies import Submission
 from ledger.checkpoint import SignedCheckpoint
 from ledger.errors import Overloaded, StorageError
@@ -257,6 +257,10 @@ class SharedSequencer(Waiting, LeaseHolder):
         subs = [s for job in jobs for s in job.subs]
         try:
             inserted = self._insert_pending(subs)
+        except psycopg.errors.LockNotAvailable as e:  # DDL's lock, say: named, "retry"
+            busy = db.pg_lock_busy(e, write_lock=False, seconds=self._submit_lock_wait())
+            self._forget(waits, busy)
+            return
         except psycopg.Error as e:  # called on the driver directly: name it as the engine would
             target = db_errors.Target.of(self._store.engine.url, None)
             self._forget(waits, db_errors.translate(target, e, writing=True))
@@ -282,7 +286,7 @@ class SharedSequencer(Waiting, LeaseHolder):
         inserted: set[bytes] = set()
         conn = self._submit_conn
         if conn is None or conn.closed:  # the submitter's own: no pool checkout per append
-            conn = self._submit_conn = submit_connection(self._connect_kw)
+            conn = self._submit_conn = submit_connection(self._connect_kw, self._submit_lock_wait())
         retries = _DEADLOCK_RETRIES
         while True:
             try:
@@ -299,6 +303,12 @@ class SharedSequencer(Waiting, LeaseHolder):
                 if conn.broken:
                     self._submit_conn = None
                 raise
+
+    def _submit_lock_wait(self) -> float:
+        """How long a submission waits for a lock: a second less than its appenders wait for
+        their answer, so that they get the submission's error (naming the lock, "retry") and
+        the row never goes in after they were told it failed."""
+        return min(db.LOCK_TIMEOUT_SECONDS, max(0.1, self._wait_timeout - 1.0))
 
     def _insert_rows(
         self, cur: psycopg.Cursor[Any], subs: list[Submission], inserted: set[bytes]

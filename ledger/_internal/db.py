@@ -308,10 +308,14 @@ def busy_error(e: SQLAlchemyError) -> Overloaded | None:
     return None
 
 
-def lock_busy(holder: str = "another writer has held the ledger's write lock") -> Overloaded:
-    """The ledger's one line for a lock waited for past :data:`LOCK_TIMEOUT_SECONDS`: what held
-    which lock, and "retry" (``Overloaded``: HTTP 503, exit 4)."""
-    return Overloaded(f"the ledger is busy ({holder} for over {LOCK_TIMEOUT_SECONDS:g} s): retry")
+def lock_busy(
+    holder: str = "another writer has held the ledger's write lock", seconds: float | None = None
+) -> Overloaded:
+    """The ledger's one line for a lock waited for past ``seconds`` (default
+    :data:`LOCK_TIMEOUT_SECONDS`): what held which lock, and "retry" (``Overloaded``: HTTP 503,
+    exit 4)."""
+    waited = LOCK_TIMEOUT_SECONDS if seconds is None else seconds
+    return Overloaded(f"the ledger is busy ({holder} for over {waited:g} s): retry")
 
 
 # PostgreSQL names the relation of a row lock waited for (the CONTEXT of lock_not_available:
@@ -319,18 +323,19 @@ def lock_busy(holder: str = "another writer has held the ledger's write lock") -
 _PG_ROW_LOCK = re.compile(r'tuple \([^)]*\) in relation "([^"]+)"')
 
 
-def pg_lock_busy(orig: Any, *, write_lock: bool) -> Overloaded:
+def pg_lock_busy(orig: Any, *, write_lock: bool, seconds: float | None = None) -> Overloaded:
     """:func:`lock_busy` for PostgreSQL's lock_not_available: the write lock (``write_lock``: the
     statement that timed out was the one taking it), a row lock (PostgreSQL names its relation),
     or else a lock on a table or other object — held by a migration or other DDL, say."""
     if write_lock:
-        return lock_busy()
+        return lock_busy(seconds=seconds)
     row = _PG_ROW_LOCK.search(str(getattr(getattr(orig, "diag", None), "context", None) or ""))
     if row:
-        return lock_busy(f'another transaction has held a row lock in relation "{row[1]}"')
+        return lock_busy(f'another transaction has held a row lock in relation "{row[1]}"', seconds)
     return lock_busy(
         "another session has held a lock on a table or other object the write needs "
-        "(not the write lock: DDL such as a migration, say)"
+        "(not the write lock: DDL such as a migration, say)",
+        seconds,
     )
 
 

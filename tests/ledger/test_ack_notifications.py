@@ -150,7 +150,7 @@ def test_the_submitters_commits_do_not_wait_for_their_flush(pg_ledger: Ledger) -
     args, kw = engine.dialect.create_connect_args(engine.url)
     if args:
         kw["conninfo"] = args[0]
-    conn = submit_connection(dict(kw))
+    conn = submit_connection(dict(kw), 60.0)
     try:
         assert conn.execute("SHOW synchronous_commit").fetchone() == ("off",)
         assert conn.autocommit

@@ -128,3 +128,37 @@ def test_a_table_lock_held_by_ddl_fails_waiting_appends_at_their_deadline(
         assert "waited for a lock" in str(told.value)
         assert "submitting the same body again is safe" in str(told.value)
         assert lg.append(envelope(1)).index == 1  # the lock gone, the same body is logged once
+
+
+def test_a_submission_blocked_by_ddl_fails_before_its_appender_gives_up_and_never_goes_in(
+    pg_url: str, key_path: Path
+) -> None:
+    """The submitter waits for a lock a second less than its appenders wait: they get its
+    error (the lock named, "retry"), and the row is not inserted after they were told it failed.
+    Found by the hostile test: the appender got the waiter's generic timeout, and the blocked
+    insert went in later, so the body was logged though its only submitter was told it failed."""
+    import time
+
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        seq = lg._seq()
+        seq._wait_timeout = 3.0  # type: ignore[union-attr]  # before the submitter connects
+        lg.append(envelope(0))
+        size = lg.store.size()
+        conninfo = make_url(pg_url).set(drivername="postgresql").render_as_string(False)
+        with psycopg.connect(conninfo) as holder:
+            holder.execute("LOCK TABLE pending IN EXCLUSIVE MODE")  # reads pass, inserts wait
+            start = time.monotonic()
+            try:
+                with pytest.raises(Overloaded) as told:
+                    lg.append(envelope(1))
+                waited = time.monotonic() - start
+            finally:
+                holder.rollback()
+        assert waited < 3.0, waited
+        assert "a lock on a table or other object" in str(told.value)
+        assert "for over 2 s): retry" in str(told.value)
+        assert told.value.retry_after
+        time.sleep(1.0)
+        assert lg.store.size() == size  # the refused submission did not go in later
+        again = lg.append(envelope(1))
+        assert (again.index, again.duplicate) == (size, False)
