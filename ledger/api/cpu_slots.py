@@ -3,7 +3,8 @@
 Two workers on two cores left free to move share both with their writer threads and the rest
 of the host; each batch then crossed cores and caches, and the writer of one worker waited on
 a core the other worker's event loop was using. Pinned, a worker's event loop and writer stay
-on one core (measured in docs/benchmarks.md).
+on one core: 1.08x the single appends per second on the 2-core benchmark VM, 1.11x on
+PostgreSQL (docs/benchmarks.md).
 
 The serving process makes a private directory (:func:`slots_dir`) and names it in
 :data:`SLOTS_ENV`; each worker takes the first free slot file there with an exclusive ``flock``
