@@ -22,40 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bench.run import machine
-from bench.serve_bench import ledger
+from bench.serve_bench import prepare
 from ledger._internal.sample import sample_envelopes
 
 RESULTS = Path(__file__).with_name("results") / "asgi_append.json"
 IN_FLIGHT = 64
-
-
-def _setup(work: Path, key: ed25519.Ed25519PrivateKey) -> tuple[str, Path, str]:
-    db, key_file = f"sqlite:///{work / 'ledger.db'}", work / "checkpoint.key"
-    ledger("init", "--origin", "bench.example/ledger", "--db", db, "--key-file", str(key_file))
-    token = ledger("tokens", "create", "--name", "bench", "--scope", "append", "--db", db)
-    pub = work / "bench.pub"
-    pub.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    ledger(
-        "signers",
-        "add",
-        "--name",
-        "bench",
-        "--key",
-        str(pub),
-        "--db",
-        db,
-        "--key-file",
-        str(key_file),
-    )
-    return db, key_file, token
 
 
 async def _post(app: Any, body: bytes, headers: list[tuple[bytes, bytes]]) -> int:
@@ -148,8 +122,9 @@ def main(argv: list[str] | None = None) -> None:
 
     key = ed25519.Ed25519PrivateKey.generate()
     with tempfile.TemporaryDirectory() as tmp:
-        db, key_file, token = _setup(Path(tmp), key)
-        app = create_app(Settings(database_url=db, key_file=key_file))
+        db = f"sqlite:///{Path(tmp) / 'ledger.db'}"
+        key_file, token = prepare(db, Path(tmp), key)
+        app = create_app(Settings(database_url=db, key_file=Path(key_file)))
         bodies = iter(sample_envelopes(2 * args.rounds * args.per_round + 1, key))
         cpu = uvloop.run(_rounds(app, bodies, token, args.rounds, args.per_round))
     pairs = [f / s for f, s in zip(cpu["fast_path"], cpu["full_stack"], strict=True)]

@@ -98,6 +98,22 @@ def database(backend: str, work: Path) -> Iterator[str]:
         admin.dispose()
 
 
+def prepare(db: str, work: Path, signer: ed25519.Ed25519PrivateKey) -> tuple[str, str]:
+    """A new ledger at ``db`` with ``signer``'s key in its trust registry: its checkpoint key
+    file (in ``work``) and an append token."""
+    key = str(work / "checkpoint.key")
+    ledger("init", "--origin", "bench.example/ledger", "--db", db, "--key-file", key)
+    token = ledger("tokens", "create", "--name", "bench", "--scope", "append", "--db", db)
+    pub = work / "bench.pub"
+    pub.write_bytes(
+        signer.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    ledger("signers", "add", "--name", "bench", "--key", str(pub), "--db", db, "--key-file", key)
+    return key, token
+
+
 def write_bodies(
     path: Path, key: ed25519.Ed25519PrivateKey, count: int, batch: int, refused: bool
 ) -> None:
@@ -204,28 +220,8 @@ def one_run(s: Scenario, seconds: int, wrk: str, port: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with database(s.backend, work) as db:
-            key = str(work / "checkpoint.key")
-            ledger("init", "--origin", "bench.example/ledger", "--db", db, "--key-file", key)
-            token = ledger("tokens", "create", "--name", "bench", "--scope", "append", "--db", db)
             signer = ed25519.Ed25519PrivateKey.generate()
-            pub = work / "bench.pub"
-            pub.write_bytes(
-                signer.public_key().public_bytes(
-                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-                )
-            )
-            ledger(
-                "signers",
-                "add",
-                "--name",
-                "bench",
-                "--key",
-                str(pub),
-                "--db",
-                db,
-                "--key-file",
-                key,
-            )
+            key, token = prepare(db, work, signer)
             budget = (3000 if s.batch == 1 else 120) * seconds  # more than the server can take
             bodies = work / "bodies.txt"
             write_bodies(bodies, signer, budget, s.batch, s.refused)

@@ -59,7 +59,7 @@ def serve(
     import uvicorn
 
     from ledger._internal.db import upgrade_schema
-    from ledger.api.cpu_slots import slots_dir
+    from ledger.api.cpu_slots import SLOTS_ENV
     from ledger.api.http_protocol import PROTOCOL as HTTP_PROTOCOL
     from ledger.log import Ledger
 
@@ -78,7 +78,8 @@ def serve(
             LEDGER_WORKERS=str(workers),
         )
         _check_settings()
-    with _shared_metrics(workers), slots_dir() if pin_workers else nullcontext():
+    slots = private_dir(SLOTS_ENV, "ledger-cpu-slots-") if pin_workers else nullcontext()
+    with _shared_metrics(workers), slots:
         uvicorn.run(
             "ledger.api.app:create_app",
             factory=True,
@@ -101,12 +102,20 @@ def _shared_metrics(workers: int) -> Iterator[None]:
     if workers < 2 or os.environ.get(MULTIPROCESS_ENV):
         yield
         return
-    with tempfile.TemporaryDirectory(prefix="ledger-metrics-") as d:
-        os.environ[MULTIPROCESS_ENV] = d
+    with private_dir(MULTIPROCESS_ENV, "ledger-metrics-"):
+        yield
+
+
+@contextmanager
+def private_dir(variable: str, prefix: str) -> Iterator[None]:
+    """A new private directory named in the environment ``variable`` while the workers run
+    (they inherit the environment), removed after."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as d:
+        os.environ[variable] = d
         try:
             yield
         finally:
-            del os.environ[MULTIPROCESS_ENV]
+            del os.environ[variable]
 
 
 def _check_settings() -> None:

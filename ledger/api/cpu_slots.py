@@ -6,7 +6,7 @@ a core the other worker's event loop was using. Pinned, a worker's event loop an
 on one core: 1.08x the single appends per second on the 2-core benchmark VM, 1.11x on
 PostgreSQL (docs/benchmarks.md).
 
-The serving process makes a private directory (:func:`slots_dir`) and names it in
+``ledger serve`` makes a private directory and names it in
 :data:`SLOTS_ENV`; each worker takes the first free slot file there with an exclusive ``flock``
 and pins itself to ``cpus[slot % len(cpus)]`` (``cpus``: the CPUs it may run on, in order). The
 lock lives as long as the worker, so a worker that dies frees its slot and its replacement
@@ -18,27 +18,13 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 
-__all__ = ["SLOTS_ENV", "Pinned", "pin_this_worker", "slots_dir"]
+__all__ = ["SLOTS_ENV", "Pinned", "pin_this_worker"]
 
 SLOTS_ENV = "LEDGER_INTERNAL_CPU_SLOTS"
 _MAX_SLOTS = 1024
-
-
-@contextmanager
-def slots_dir() -> Iterator[None]:
-    """For the serving process: a private slot directory named in :data:`SLOTS_ENV` while the
-    workers run (they inherit the environment)."""
-    with tempfile.TemporaryDirectory(prefix="ledger-cpu-slots-") as d:
-        os.environ[SLOTS_ENV] = d
-        try:
-            yield
-        finally:
-            del os.environ[SLOTS_ENV]
 
 
 class Pinned:
