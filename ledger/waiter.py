@@ -152,6 +152,10 @@ class Waiting(SharedParts):
         if found:
             self._acknowledge(found)
         missing = [d for d in digests if d not in found]
+        with self._lock:  # a failed row says nothing to a wait whose own insert has not
+            missing = [  # committed yet: that insert replaces it (an earlier submission's)
+                d for d in missing if all(w.ready for w, _ in self._waiting.get(d, ()))
+            ]
         if missing and full:
             for digest, text in self._store.pending_errors(missing, lock_timeout=wait).items():
                 self._settle(digest, error=error_from_text(text))

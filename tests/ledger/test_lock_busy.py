@@ -162,3 +162,35 @@ def test_a_submission_blocked_by_ddl_fails_before_its_appender_gives_up_and_neve
         assert lg.store.size() == size  # the refused submission did not go in later
         again = lg.append(envelope(1))
         assert (again.index, again.duplicate) == (size, False)
+
+
+def test_a_failed_row_of_an_earlier_submission_is_not_the_answer_to_a_new_one(
+    pg_url: str, key_path: Path
+) -> None:
+    """A pending row that failed before (another submission's) is replaced by the next
+    submission of that body; while that insert waits (a row lock held here for 3 s), the
+    waiter must not answer it with the old row's error. Found by the hostile test: the new
+    append got "planted" after 1.7 s, and its body was logged a moment later anyway."""
+    import threading
+
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        lg.append(envelope(0))
+        size = lg.store.size()
+        sub = parse_submission(envelope(1))
+        conninfo = make_url(pg_url).set(drivername="postgresql").render_as_string(False)
+        with psycopg.connect(conninfo) as holder:
+            holder.execute(
+                "INSERT INTO pending (digest, body_type, content, mac, submitted, error)"
+                " VALUES (%s, 'dsse', 'x', 'x', 0, 'StorageError: planted')",
+                (sub.digest,),
+            )
+            holder.commit()
+            holder.execute("SELECT 1 FROM pending WHERE digest = %s FOR UPDATE", (sub.digest,))
+            released = threading.Timer(3.0, holder.rollback)
+            released.start()
+            try:
+                got = lg.append(envelope(1))
+            finally:
+                released.join()
+        assert (got.index, got.duplicate) == (size, False)
+        assert lg.store.size() == size + 1
