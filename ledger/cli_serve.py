@@ -51,7 +51,7 @@ def serve(
         typer.Option(
             envvar="LEDGER_PIN_WORKERS",
             help="Pin each worker process to one CPU, round robin (a host serving the ledger "
-            "alone, --workers up to its cores).",
+            "alone, --workers 2 up to its cores; one worker is never pinned).",
         ),
     ] = False,
 ) -> None:
@@ -78,7 +78,9 @@ def serve(
             LEDGER_WORKERS=str(workers),
         )
         _check_settings()
-    slots = private_dir(SLOTS_ENV, "ledger-cpu-slots-") if pin_workers else nullcontext()
+    # One worker is not pinned: its writer thread should have the other cores.
+    pin = pin_workers and workers > 1
+    slots = private_dir(SLOTS_ENV, "ledger-cpu-slots-") if pin else nullcontext()
     with _shared_metrics(workers), slots:
         uvicorn.run(
             "ledger.api.app:create_app",

@@ -103,6 +103,7 @@ class SharedSequencer(Waiting, LeaseHolder):
         self._ack_key = ack_mac_key(signer)
         self._connect_kw = self._connect_args()
         self._submit_conn: psycopg.Connection[Any] | None = None
+        self._submit_bound_set: float | None = None  # the lock and statement timeout it has
         self._notify_conn: psycopg.Connection[Any] | None = None
         self._notify_lock = threading.Lock()
         self._schema = self._current_schema()
@@ -246,8 +247,9 @@ class SharedSequencer(Waiting, LeaseHolder):
                 return
 
     def _make_durable(self, jobs: list[Job]) -> None:
-        deadline = time.monotonic() + self._wait_timeout
-        waits = [Wait(job, deadline) for job in jobs]
+        # Each append's deadline runs from its submission: a job queued behind a blocked insert
+        # has waited already (it was given a fresh 60 s here, and answered after ~2x that).
+        waits = [Wait(job, job.queued + self._wait_timeout) for job in jobs]
         with self._lock:  # registered before the commit, so no integration can be missed
             for w in waits:
                 n = len(w.job.subs)
@@ -255,11 +257,14 @@ class SharedSequencer(Waiting, LeaseHolder):
                 for i, sub in enumerate(w.job.subs):
                     self._waiting.setdefault(sub.digest, []).append((w, i))
         subs = [s for job in jobs for s in job.subs]
+        bound = self._submit_bound(min(w.deadline for w in waits))
         try:
-            inserted = self._insert_pending(subs)
+            inserted = self._insert_pending(subs, bound)
         except psycopg.errors.LockNotAvailable as e:  # DDL's lock, say: named, "retry"
-            busy = db.pg_lock_busy(e, write_lock=False, seconds=self._submit_lock_wait())
-            self._forget(waits, busy)
+            self._forget(waits, db.pg_lock_busy(e, write_lock=False, seconds=bound))
+            return
+        except psycopg.errors.QueryCanceled:  # several lock waits, each under the bound
+            self._forget(waits, db.lock_busy("the submission's insert was held up (locks?)", bound))
             return
         except psycopg.Error as e:  # called on the driver directly: name it as the engine would
             target = db_errors.Target.of(self._store.engine.url, None)
@@ -277,7 +282,7 @@ class SharedSequencer(Waiting, LeaseHolder):
         for w in waits:
             w.complete()
 
-    def _insert_pending(self, subs: list[Submission]) -> set[bytes]:
+    def _insert_pending(self, subs: list[Submission], bound: float) -> set[bytes]:
         """Insert pending rows (skipping bodies already in the log) and wake the integrator (or
         the waiters, if every body was logged already); return the digests this call made
         pending. One statement in autocommit, one round trip, committed when it returns without
@@ -286,7 +291,14 @@ class SharedSequencer(Waiting, LeaseHolder):
         inserted: set[bytes] = set()
         conn = self._submit_conn
         if conn is None or conn.closed:  # the submitter's own: no pool checkout per append
-            conn = self._submit_conn = submit_connection(self._connect_kw, self._submit_lock_wait())
+            conn = self._submit_conn = submit_connection(self._connect_kw)
+            self._submit_bound_set = None
+        if self._submit_bound_set is None or abs(bound - self._submit_bound_set) > 1.0:
+            ms = max(1, int(bound * 1000))  # one round trip, only when the bound moves
+            # a lock wait past the bound names its lock; the statement's is a backstop for
+            # several waits in a row, each under it (both end before the appenders' deadline)
+            conn.execute(f"SET lock_timeout = {ms}; SET statement_timeout = {ms + 500}")
+            self._submit_bound_set = bound
         retries = _DEADLOCK_RETRIES
         while True:
             try:
@@ -304,11 +316,13 @@ class SharedSequencer(Waiting, LeaseHolder):
                     self._submit_conn = None
                 raise
 
-    def _submit_lock_wait(self) -> float:
-        """How long a submission waits for a lock: a second less than its appenders wait for
-        their answer, so that they get the submission's error (naming the lock, "retry") and
-        the row never goes in after they were told it failed."""
-        return min(db.LOCK_TIMEOUT_SECONDS, max(0.1, self._wait_timeout - 1.0))
+    def _submit_bound(self, deadline: float) -> float:
+        """How long a submission may wait for locks (each, and its statement in all): until a
+        second before the earliest of its appenders' deadlines, so that they get the
+        submission's error (naming the lock, "retry") and the row never goes in after they were
+        told it failed."""
+        left = deadline - time.monotonic() - 1.0
+        return min(db.LOCK_TIMEOUT_SECONDS, max(0.1, left))
 
     def _insert_rows(
         self, cur: psycopg.Cursor[Any], subs: list[Submission], inserted: set[bytes]
@@ -335,9 +349,22 @@ class SharedSequencer(Waiting, LeaseHolder):
             return 0.0
         return time.monotonic() - (min(deadlines) - self._wait_timeout)
 
-    def _fail_all(self, error: BaseException) -> None:
+    def _fail_all(self, error: BaseException, *, pending_only: bool = False) -> None:
+        """Fail this process's waits with ``error``; with ``pending_only`` only those whose rows
+        are pending (the submitter's insert committed): ``error`` then says the row stays
+        pending, which is not yet true of the others (they go on waiting)."""
         with self._lock:
-            waits = {id(w): w for entries in self._waiting.values() for w, _ in entries}
-            self._waiting.clear()
+            waits = {
+                id(w): w
+                for entries in self._waiting.values()
+                for w, _ in entries
+                if w.ready or not pending_only
+            }
+            for d in list(self._waiting):
+                kept = [(w, i) for w, i in self._waiting[d] if id(w) not in waits]
+                if kept:
+                    self._waiting[d] = kept
+                else:
+                    del self._waiting[d]
         for w in waits.values():
             w.fail(error)

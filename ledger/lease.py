@@ -182,7 +182,7 @@ class LeaseHolder(Quarantine):
             # submitting the same body again is safe. Other processes' appenders keep waiting:
             # a notification would reach them late, failing appends made after the retry began.
             log.warning("integration failed, retrying: %s", e)
-            self._fail_all(_still_pending(e))
+            self._fail_all(_still_pending(e), pending_only=True)
             self._stop.wait(RETRY_SECONDS)
             return 0
         except Error as e:

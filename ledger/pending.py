@@ -231,10 +231,9 @@ def insert_pending(
     return {bytes(r[0]) for r in rows if r[0] is not None}
 
 
-def submit_connection(connect_kw: dict[str, Any], lock_timeout: float) -> Any:
-    """The submitter's connection: autocommit, commits that do not wait for their WAL flush, and
-    no statement waits over ``lock_timeout`` seconds for a lock (so a submission blocked by DDL
-    fails while its appender still waits, instead of going in after it was refused).
+def submit_connection(connect_kw: dict[str, Any]) -> Any:
+    """The submitter's connection: autocommit, and commits that do not wait for their WAL flush
+    (the submitter bounds each insert's lock and statement time itself).
 
     A pending row need not be on disk before its appender waits: nothing is acknowledged from
     it. The acknowledgement comes only after the integrator's batch that logged the body has
@@ -251,7 +250,6 @@ def submit_connection(connect_kw: dict[str, Any], lock_timeout: float) -> Any:
 
     conn = psycopg.connect(**connect_kw, autocommit=True)
     conn.execute("SET synchronous_commit = off")
-    conn.execute(f"SET lock_timeout = {max(1, int(lock_timeout * 1000))}")
     return conn
 
 

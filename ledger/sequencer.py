@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -60,6 +60,7 @@ class Job:
 
     subs: list[Submission]
     done: Callable[[list[AppendResult] | BaseException], None]
+    queued: float = field(default_factory=time.monotonic)  # when it was submitted
 
 
 def _deliver(fut: Future[Any], outcome: object) -> None:

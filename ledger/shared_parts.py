@@ -41,7 +41,7 @@ class SharedParts:
     def _oldest_wait(self) -> float:
         raise NotImplementedError
 
-    def _fail_all(self, error: BaseException) -> None:
+    def _fail_all(self, error: BaseException, *, pending_only: bool = False) -> None:
         raise NotImplementedError
 
     def _settle(

@@ -7,6 +7,8 @@ its in-transaction helpers (``_head``, ``_latest_checkpoint``, the tile fetchers
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, or_, select
@@ -126,16 +128,11 @@ class StoreReads:
         with self._conn() as conn:
             return {d: at for d, (at, _) in self._records_by_digest(conn, digests).items()}
 
-    def leaves_by_digest(
-        self, digests: Sequence[bytes], *, lock_timeout: float | None = None
-    ) -> dict[bytes, tuple[int, bytes]]:
-        """``(index, leaf)`` of every body among ``digests`` that is in the log. With
-        ``lock_timeout`` (seconds, PostgreSQL), a lock held on the table longer (DDL's) makes it
-        raise :class:`~ledger.errors.Overloaded` instead of waiting."""
+    def leaves_by_digest(self, digests: Sequence[bytes]) -> dict[bytes, tuple[int, bytes]]:
+        """``(index, leaf)`` of every body among ``digests`` that is in the log."""
         r = schema.records.c
         out: dict[bytes, tuple[int, bytes]] = {}
         with self._conn() as conn:
-            _bound_lock_wait(conn, lock_timeout)
             for i in range(0, len(digests), _CHUNK):
                 q = select(r.body_digest, r.idx, r.leaf).where(
                     r.body_digest.in_(digests[i : i + _CHUNK])
@@ -143,15 +140,11 @@ class StoreReads:
                 out.update((bytes(d), (int(x), bytes(leaf))) for d, x, leaf in conn.execute(q))
         return out
 
-    def pending_errors(
-        self, digests: Sequence[bytes], *, lock_timeout: float | None = None
-    ) -> dict[bytes, str]:
-        """Why each of ``digests`` that failed integration failed (PostgreSQL's pending rows);
-        ``lock_timeout`` as for :meth:`leaves_by_digest`."""
+    def pending_errors(self, digests: Sequence[bytes]) -> dict[bytes, str]:
+        """Why each of ``digests`` that failed integration failed (PostgreSQL's pending rows)."""
         p = schema.pending.c
         out: dict[bytes, str] = {}
         with self._conn() as conn:
-            _bound_lock_wait(conn, lock_timeout)
             for i in range(0, len(digests), _CHUNK):
                 q = select(p.digest, p.error).where(
                     p.digest.in_(digests[i : i + _CHUNK]), p.error.is_not(None)
@@ -337,9 +330,23 @@ class StoreReads:
         return _ReadConnection(self.engine)
 
 
-def _bound_lock_wait(conn: Connection, seconds: float | None) -> None:
-    """Wait at most ``seconds`` for any lock in this read transaction (PostgreSQL; a plain read
-    waits only for a lock that DDL holds)."""
+_LOCK_WAIT: ContextVar[float | None] = ContextVar("ledger_read_lock_wait", default=None)
+
+
+@contextmanager
+def bounded_lock_waits(seconds: float) -> Iterator[None]:
+    """Within this block (this thread), every read of the store waits at most ``seconds`` for a
+    lock (PostgreSQL; a plain read waits only for DDL's) and then raises
+    :class:`~ledger.errors.Overloaded`: for a thread that must stay free to do other work."""
+    token = _LOCK_WAIT.set(seconds)
+    try:
+        yield
+    finally:
+        _LOCK_WAIT.reset(token)
+
+
+def _bound_lock_wait(conn: Connection) -> None:
+    seconds = _LOCK_WAIT.get()
     if seconds is not None and conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(seconds * 1000))}")
 
@@ -359,6 +366,11 @@ class _ReadConnection:
             self._conn = self._engine.connect()
         except SQLAlchemyError as e:
             raise StorageError(f"cannot reach the database: {one_line(e)}") from e
+        try:
+            _bound_lock_wait(self._conn)
+        except BaseException:
+            self._conn.close()
+            raise
         return self._conn
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:

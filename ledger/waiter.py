@@ -33,6 +33,7 @@ from ledger.pending_acks import AckReader
 from ledger.record import names_body
 from ledger.sequencer import AppendResult
 from ledger.shared_parts import SharedParts
+from ledger.store_reads import bounded_lock_waits
 from ledger.writer_checks import check_inclusions_handed_out
 
 __all__ = ["Waiting"]
@@ -114,12 +115,14 @@ class Waiting(SharedParts):
             ]
         blocked = ""
         try:
-            self._look(conn, digests, full)
+            with bounded_lock_waits(_READ_LOCK_SECONDS):
+                self._look(conn, digests, full)
         except (Overloaded, psycopg.errors.LockNotAvailable) as e:
-            # A lock held on the pending rows or the records (by DDL, say) past a second: look
-            # again next round; meanwhile the waits below still expire on time.
-            blocked = f"; reading the log waited for a lock: {one_line(e)}"
-            log.warning("acknowledgements not read this round: %s", one_line(e))
+            # A lock held on the pending rows, the records, tiles or checkpoints (by DDL, say)
+            # past a second: look again next round; the waits below still expire on time.
+            why = f"reading the log waited over {_READ_LOCK_SECONDS:g} s for a lock (DDL's?)"
+            blocked = f"; {why}"
+            log.warning("acknowledgements not read this round: %s (%s)", why, one_line(e))
         now = time.monotonic()
         expired: list[Wait] = []
         with self._lock:  # only the waits past their own deadline: a later caller of the
@@ -142,13 +145,12 @@ class Waiting(SharedParts):
 
     def _look(self, conn: psycopg.Connection[Any], digests: list[bytes], full: bool) -> None:
         """Settle what the acknowledgement rows, the log or failed pending rows say about
-        ``digests``; no read waits more than :data:`_READ_LOCK_SECONDS` for a lock."""
+        ``digests`` (the caller bounds its reads' lock waits)."""
         for digest, result in (self._acks.read(conn, digests) if digests else {}).items():
             self._settle(digest, result)
         with self._lock:
             digests = [d for d in digests if d in self._waiting]
-        wait = _READ_LOCK_SECONDS
-        found = self._store.leaves_by_digest(digests, lock_timeout=wait) if digests else {}
+        found = self._store.leaves_by_digest(digests) if digests else {}
         if found:
             self._acknowledge(found)
         missing = [d for d in digests if d not in found]
@@ -157,7 +159,7 @@ class Waiting(SharedParts):
                 d for d in missing if all(w.ready for w, _ in self._waiting.get(d, ()))
             ]
         if missing and full:
-            for digest, text in self._store.pending_errors(missing, lock_timeout=wait).items():
+            for digest, text in self._store.pending_errors(missing).items():
                 self._settle(digest, error=error_from_text(text))
 
     def _acknowledge(self, found: dict[bytes, tuple[int, bytes]]) -> None:

@@ -91,6 +91,15 @@ def make_engine(url: str, *, create: bool = False) -> Engine:
     elif backend == "postgresql":
         path = None
         connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
+        # Every statement waits at most LOCK_TIMEOUT_SECONDS for a lock, reads too (a read waits
+        # only for DDL's lock, but without a bound an append's admission or an audit query
+        # waited as long as the DDL held it); write transactions set their own, the same.
+        # In the URL's options, so the writer's own driver connections (made from the engine's
+        # URL) and `ledger check`'s workers get it too.
+        own = str(parsed.query.get("options", ""))
+        if "lock_timeout" not in own:
+            bound = f"{own} -c lock_timeout={_lock_timeout_ms()}".strip()
+            parsed = parsed.update_query_dict({"options": bound})
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         engine = create_engine(
@@ -314,7 +323,7 @@ def lock_busy(
     """The ledger's one line for a lock waited for past ``seconds`` (default
     :data:`LOCK_TIMEOUT_SECONDS`): what held which lock, and "retry" (``Overloaded``: HTTP 503,
     exit 4)."""
-    waited = LOCK_TIMEOUT_SECONDS if seconds is None else seconds
+    waited = LOCK_TIMEOUT_SECONDS if seconds is None else round(seconds, 1)
     return Overloaded(f"the ledger is busy ({holder} for over {waited:g} s): retry")
 
 

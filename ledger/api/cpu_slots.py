@@ -17,6 +17,7 @@ move away from a loaded core.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from contextlib import suppress
 from pathlib import Path
@@ -25,6 +26,8 @@ __all__ = ["SLOTS_ENV", "Pinned", "pin_this_worker"]
 
 SLOTS_ENV = "LEDGER_INTERNAL_CPU_SLOTS"
 _MAX_SLOTS = 1024
+
+log = logging.getLogger("uvicorn.error")  # the server log, in its format
 
 
 class Pinned:
@@ -46,9 +49,13 @@ def pin_this_worker(directory: str | None = None) -> Pinned | None:
     if not directory:
         return None
     try:
-        return _pin(Path(directory), sorted(os.sched_getaffinity(0)))
-    except OSError:  # no slot directory any more, no /proc, not allowed: run unpinned
+        pinned = _pin(Path(directory), sorted(os.sched_getaffinity(0)))
+    except OSError as e:  # no slot directory any more, no /proc, not allowed: run unpinned
+        log.warning("worker not pinned to a CPU: %s", e)
         return None
+    if pinned is None:
+        log.warning("worker not pinned to a CPU: no free slot in %s", directory)
+    return pinned
 
 
 def _pin(directory: Path, cpus: list[int]) -> Pinned | None:
