@@ -49,6 +49,7 @@ def _stop(p: subprocess.Popen[str]) -> None:
 
 
 PINNED = ("--workers", "2", "--pin-workers", "--no-access-log")
+ONE = ("--workers", "1", "--pin-workers", "--no-access-log")
 
 needs_two_cpus = pytest.mark.skipif(
     len(os.sched_getaffinity(0)) < 2, reason="pinning round robin needs two CPUs to tell apart"
@@ -133,9 +134,60 @@ def test_serve_pins_its_workers_to_different_cpus(tmp_path: Path) -> None:
         server.wait(timeout=60)
 
 
-def test_a_missing_slot_directory_leaves_the_worker_unpinned(tmp_path: Path) -> None:
-    p = _child(tmp_path / "gone")
+def test_a_missing_slot_directory_leaves_the_worker_unpinned_and_says_so(tmp_path: Path) -> None:
+    p = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(tmp_path / "gone")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     report = _report(p)
-    _stop(p)
+    assert p.stdin is not None and p.stderr is not None
+    p.stdin.close()
+    p.wait(timeout=30)
     assert report["cpu"] is None
     assert report["masks"] == [sorted(os.sched_getaffinity(0))]
+    assert "worker not pinned to a CPU" in p.stderr.read()  # logged, not silent
+
+
+def test_serve_never_pins_a_single_worker(tmp_path: Path) -> None:
+    """One worker's writer thread should have the other cores; and no slot directory is made
+    (a single worker's SIGTERM would have left it behind)."""
+    from tests.ledger.api.server import free_port, init_ledger
+
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    key = init_ledger(db, tmp_path)
+    port = free_port()
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env["TMPDIR"] = str(scratch)
+    ledger_bin = str(Path(sys.executable).with_name("ledger"))
+    server = subprocess.Popen(
+        [ledger_bin, "serve", "--db", db, "--key-file", str(key), "--port", str(port), *ONE],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail("ledger serve did not become healthy")
+        tasks = os.listdir(f"/proc/{server.pid}/task")
+        masks = {tuple(sorted(os.sched_getaffinity(int(t)))) for t in tasks}
+        assert masks == {tuple(sorted(os.sched_getaffinity(0)))}
+        assert not list(scratch.glob("ledger-cpu-slots-*"))
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    assert not list(scratch.glob("ledger-cpu-slots-*"))
