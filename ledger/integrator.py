@@ -294,7 +294,7 @@ class SharedSequencer(Waiting, LeaseHolder):
             conn = self._submit_conn = submit_connection(self._connect_kw)
             self._submit_bound_set = None
         if self._submit_bound_set is None or abs(bound - self._submit_bound_set) > 1.0:
-            ms = max(1, int(bound * 1000))  # one round trip, only when the bound moves
+            ms = db.milliseconds(bound)  # one round trip, only when the bound moves
             # a lock wait past the bound names its lock; the statement's is a backstop for
             # several waits in a row, each under it (both end before the appenders' deadline)
             conn.execute(f"SET lock_timeout = {ms}; SET statement_timeout = {ms + 500}")

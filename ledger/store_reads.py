@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger._internal import schema
 from ledger._internal.cells import as_stored, blob, integer
-from ledger._internal.db import driver_rows
+from ledger._internal.db import driver_rows, milliseconds
 from ledger._internal.db_errors import one_line
 from ledger.errors import Error, IntegrityError, NotFound, StorageError
 from ledger.merkle import hash_leaf
@@ -348,7 +348,7 @@ def bounded_lock_waits(seconds: float) -> Iterator[None]:
 def _bound_lock_wait(conn: Connection) -> None:
     seconds = _LOCK_WAIT.get()
     if seconds is not None and conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(seconds * 1000))}")
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds(seconds)}")
 
 
 class _ReadConnection:

@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 
+from ledger._internal.db import milliseconds
 from ledger._internal.db_errors import one_line
 from ledger.checkpoint import SignedCheckpoint
 from ledger.errors import IntegrityError, Overloaded, StorageError
@@ -62,7 +63,7 @@ class Waiting(SharedParts):
             try:
                 with self._session() as conn:
                     conn.execute(f"LISTEN {INTEGRATED_CHANNEL}")
-                    conn.execute(f"SET lock_timeout = {int(_READ_LOCK_SECONDS * 1000)}")
+                    conn.execute(f"SET lock_timeout = {milliseconds(_READ_LOCK_SECONDS)}")
                     last_full = time.monotonic()
                     while not self._stop.is_set():
                         self._notified(conn, IDLE_POLL_SECONDS, collect=True)

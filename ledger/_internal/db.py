@@ -144,7 +144,7 @@ def _sqlite_connect(create: bool, dbapi_connection: Any, _record: Any) -> None:
         cur.execute("PRAGMA page_size=8192")
         cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
-    cur.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_SECONDS * 1000)}")
+    cur.execute(f"PRAGMA busy_timeout={_lock_timeout_ms()}")
     cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
     cur.close()
 
@@ -209,7 +209,12 @@ def _pipelined(conn: Connection) -> Iterator[None]:
 
 
 def _lock_timeout_ms() -> int:
-    return int(LOCK_TIMEOUT_SECONDS * 1000)
+    return milliseconds(LOCK_TIMEOUT_SECONDS)
+
+
+def milliseconds(seconds: float) -> int:
+    """A timeout setting in whole milliseconds, at least 1 (0 would mean "no timeout")."""
+    return max(1, int(seconds * 1000))
 
 
 def in_pipeline(conn: Connection) -> bool:
@@ -247,7 +252,7 @@ def _sqlite_write(engine: Engine) -> Iterator[Connection]:
 
 def _busy_timeout(raw: Connection, seconds: float) -> None:
     driver: Any = raw.connection.driver_connection
-    driver.execute(f"PRAGMA busy_timeout={max(1, int(seconds * 1000))}")
+    driver.execute(f"PRAGMA busy_timeout={milliseconds(seconds)}")
 
 
 def driver_sql(conn: Connection, sql: str) -> str:

@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,41 @@ def _stop(p: subprocess.Popen[str]) -> None:
 PINNED = ("--workers", "2", "--pin-workers", "--no-access-log")
 ONE = ("--workers", "1", "--pin-workers", "--no-access-log")
 
+
+@contextmanager
+def _serving(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str]
+) -> Iterator[tuple[int, int]]:
+    """A real ``ledger serve`` with ``args`` on a new SQLite ledger: (its pid, its port)."""
+    from tests.ledger.api.server import free_port, init_ledger
+
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    key = init_ledger(db, tmp_path)
+    port = free_port()
+    ledger_bin = str(Path(sys.executable).with_name("ledger"))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    server = subprocess.Popen(
+        [ledger_bin, "serve", "--db", db, "--key-file", str(key), "--port", str(port), *args],
+        env={**clean, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield server.pid, port
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def _healthy(port: int) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 needs_two_cpus = pytest.mark.skipif(
     len(os.sched_getaffinity(0)) < 2, reason="pinning round robin needs two CPUs to tell apart"
 )
@@ -89,32 +126,14 @@ def test_workers_take_cpus_round_robin_and_a_dead_ones_cpu_is_taken_again(tmp_pa
 
 
 def test_serve_pins_its_workers_to_different_cpus(tmp_path: Path) -> None:
-    from tests.ledger.api.server import free_port, init_ledger
-
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("pinning round robin needs two CPUs to tell apart")
-    db = f"sqlite:///{tmp_path / 'ledger.db'}"
-    key = init_ledger(db, tmp_path)
-    port = free_port()
-    ledger_bin = str(Path(sys.executable).with_name("ledger"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    server = subprocess.Popen(
-        [ledger_bin, "serve", "--db", db, "--key-file", str(key), "--port", str(port), *PINNED],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        import httpx
-
+    with _serving(tmp_path, PINNED, {}) as (pid, port):
         deadline = time.monotonic() + 60
         masks: dict[int, set[tuple[int, ...]]] = {}
         while time.monotonic() < deadline:
-            try:
-                ok = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+            ok = _healthy(port)
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
             masks = {}
             for child in map(int, children):
                 cmd = Path(f"/proc/{child}/cmdline").read_bytes()
@@ -129,9 +148,6 @@ def test_serve_pins_its_workers_to_different_cpus(tmp_path: Path) -> None:
         pinned = sorted(next(iter(m)) for m in masks.values() if len(m) == 1)
         assert len(masks) == 2 and [len(c) for c in pinned] == [1, 1], masks
         assert pinned[0] != pinned[1]
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
 
 
 def test_a_missing_slot_directory_leaves_the_worker_unpinned_and_says_so(tmp_path: Path) -> None:
@@ -154,40 +170,16 @@ def test_a_missing_slot_directory_leaves_the_worker_unpinned_and_says_so(tmp_pat
 def test_serve_never_pins_a_single_worker(tmp_path: Path) -> None:
     """One worker's writer thread should have the other cores; and no slot directory is made
     (a single worker's SIGTERM would have left it behind)."""
-    from tests.ledger.api.server import free_port, init_ledger
-
-    db = f"sqlite:///{tmp_path / 'ledger.db'}"
-    key = init_ledger(db, tmp_path)
-    port = free_port()
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    env["TMPDIR"] = str(scratch)
-    ledger_bin = str(Path(sys.executable).with_name("ledger"))
-    server = subprocess.Popen(
-        [ledger_bin, "serve", "--db", db, "--key-file", str(key), "--port", str(port), *ONE],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        import httpx
-
+    with _serving(tmp_path, ONE, {"TMPDIR": str(scratch)}) as (pid, port):
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+        while not _healthy(port):
+            if time.monotonic() > deadline:
+                pytest.fail("ledger serve did not become healthy")
             time.sleep(0.3)
-        else:
-            pytest.fail("ledger serve did not become healthy")
-        tasks = os.listdir(f"/proc/{server.pid}/task")
+        tasks = os.listdir(f"/proc/{pid}/task")
         masks = {tuple(sorted(os.sched_getaffinity(int(t)))) for t in tasks}
         assert masks == {tuple(sorted(os.sched_getaffinity(0)))}
         assert not list(scratch.glob("ledger-cpu-slots-*"))
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
     assert not list(scratch.glob("ledger-cpu-slots-*"))
