@@ -1,10 +1,15 @@
 """HTTP benchmark of `ledger serve` with Debian's `wrk` (installed here when missing).
 
-``python -m bench.serve_bench [--runs 3] [--seconds 8] [SCENARIO…]``. Each run: a fresh ledger,
-a real `ledger serve` (access log off), distinct Ed25519-signed bodies written one per line, and
-`wrk -t2 -c64 --latency` POSTing them through ``bench/wrk_post.lua``. Reports the median over runs
-of requests/s, entries/s and the p99 write→ack latency, and how many records reached the database.
-Results go to ``bench/results/serve.json``; docs/benchmarks.md quotes them.
+``python -m bench.serve_bench [--runs 3] [--seconds 8] [--rate R] [SCENARIO…]``. Each run: a fresh
+ledger, a real `ledger serve` (access log off), distinct Ed25519-signed bodies written one per
+line, and `wrk -t2 -c64 --latency` POSTing them through ``bench/wrk_post.lua``. Reports the median
+over runs of requests/s, entries/s and the p99 write→ack latency, and how many records reached the
+database. Results go to ``bench/results/serve.json``; docs/benchmarks.md quotes them.
+
+By default the 64 clients send as fast as they are answered (a closed loop: the server is
+saturated, and its latency is 64 / its rate). ``--rate R`` sends R requests/s instead, on a fixed
+schedule (``bench/wrk_post_rate.lua``), from the same 64 connections: the latency *at* that load.
+Such results are stored as ``SCENARIO@R``.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from ledger._internal.sample import sample_envelopes
 
 BIN = Path(sys.executable).parent
 LUA = Path(__file__).with_name("wrk_post.lua")
+RATE_LUA = Path(__file__).with_name("wrk_post_rate.lua")
 RESULTS = Path(__file__).with_name("results") / "serve.json"
 CONNECTIONS, THREADS = 64, 2
 
@@ -216,7 +222,9 @@ def _stored(url: str) -> int:
     return int(httpx.get(url + "/api/v1/checkpoint").text.split("\n")[1])
 
 
-def one_run(s: Scenario, seconds: int, wrk: str, port: int) -> dict[str, float]:
+def one_run(
+    s: Scenario, seconds: int, wrk: str, port: int, rate: int | None = None
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with database(s.backend, work) as db:
@@ -237,13 +245,14 @@ def one_run(s: Scenario, seconds: int, wrk: str, port: int) -> dict[str, float]:
                         f"-d{seconds}s",
                         "--latency",
                         "-s",
-                        str(LUA),
+                        str(RATE_LUA if rate else LUA),
                         url,
                         "--",
                         path,
                         token,
                         str(bodies),
                         str(THREADS),
+                        *([str(rate)] if rate else []),
                     ],
                     capture_output=True,
                     text=True,
@@ -270,16 +279,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--port", type=int, default=18555)
+    ap.add_argument("--rate", type=int, help="requests/s on a fixed schedule (default: flat out)")
     args = ap.parse_args(argv)
     wrk = ensure_wrk()
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     report: dict[str, object] = {**old, "machine": machine(), "load_before": os.getloadavg()}
     for name in args.scenarios:
         s = SCENARIOS[name]
-        runs = [one_run(s, args.seconds, wrk, args.port) for _ in range(args.runs)]
+        runs = [one_run(s, args.seconds, wrk, args.port, args.rate) for _ in range(args.runs)]
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        report[name] = {"median": med, "runs": runs}
-        print(name, json.dumps(med), flush=True)
+        key = f"{name}@{args.rate}" if args.rate else name
+        report[key] = {"median": med, "runs": runs}
+        print(key, json.dumps(med), flush=True)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
 
