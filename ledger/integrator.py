@@ -258,15 +258,23 @@ class SharedSequencer(Waiting, LeaseHolder):
                     self._waiting.setdefault(sub.digest, []).append((w, i))
         subs = [s for job in jobs for s in job.subs]
         bound = self._submit_bound(min(w.deadline for w in waits))
+        started = time.monotonic()
         try:
             inserted = self._insert_pending(subs, bound)
         except psycopg.errors.LockNotAvailable as e:  # DDL's lock, say: named, "retry"
             self._forget(waits, db.pg_lock_busy(e, write_lock=False, seconds=bound))
             return
-        except psycopg.errors.QueryCanceled:  # several lock waits, each under the bound
-            self._forget(waits, db.lock_busy("the submission's insert was held up (locks?)", bound))
-            return
         except psycopg.Error as e:  # called on the driver directly: name it as the engine would
+            timeout = self._submit_bound_set  # the statement's ends 0.5 s after it
+            if (
+                isinstance(e, psycopg.errors.QueryCanceled)
+                and timeout is not None
+                and time.monotonic() - started >= timeout
+            ):  # our statement_timeout: several lock waits in a row, each under the bound
+                self._forget(waits, db.lock_busy("the submission's insert was held up", bound))
+                return
+            # anything else, a cancel by an administrator (pg_cancel_backend) included: the
+            # server's own reason, not "busy" (SQLSTATE 57014 is both; only the time tells)
             target = db_errors.Target.of(self._store.engine.url, None)
             self._forget(waits, db_errors.translate(target, e, writing=True))
             return

@@ -298,3 +298,53 @@ def test_a_failed_batch_tells_only_pending_rows_that_they_stay_pending(
         assert subs[1].digest not in seq._waiting  # type: ignore[union-attr]
         with seq._lock:  # type: ignore[union-attr]
             seq._waiting.clear()  # type: ignore[union-attr]
+
+
+def test_a_submission_cancelled_by_an_administrator_is_not_called_busy(
+    pg_url: str, key_path: Path
+) -> None:
+    """``pg_cancel_backend`` on the submitter's blocked insert fails the append with the
+    server's reason, not "busy … retry" (PostgreSQL gives a cancel and a statement timeout the
+    same SQLSTATE). Found by the hostile test: it was reported as "held up (locks?)". Nothing
+    goes in, and the body can be appended afterwards."""
+    import threading
+    import time
+
+    from ledger.errors import StorageError
+
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        lg.append(envelope(0))
+        size = lg.store.size()
+        conninfo = make_url(pg_url).set(drivername="postgresql").render_as_string(False)
+        told: list[BaseException] = []
+
+        def append() -> None:
+            try:
+                lg.append(envelope(1))
+            except Exception as e:
+                told.append(e)
+
+        with psycopg.connect(conninfo) as holder, psycopg.connect(conninfo) as admin:
+            admin.autocommit = True
+            holder.execute("LOCK TABLE pending IN EXCLUSIVE MODE")  # the insert waits
+            worker = threading.Thread(target=append)
+            worker.start()
+            cancelled = False
+            for _ in range(100):  # until the insert is seen waiting, then cancel it
+                row = admin.execute(
+                    "SELECT pg_cancel_backend(pid) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO pending%'"
+                ).fetchone()
+                if row is not None:
+                    cancelled = bool(row[0])
+                    break
+                time.sleep(0.05)
+            worker.join(30)
+            holder.rollback()
+        assert cancelled
+        assert len(told) == 1
+        assert isinstance(told[0], StorageError) and not isinstance(told[0], Overloaded)
+        assert "canceling statement due to user request" in str(told[0])
+        assert lg.store.size() == size
+        again = lg.append(envelope(1))
+        assert (again.index, again.duplicate) == (size, False)
