@@ -29,7 +29,7 @@ from ledger.keys import load_signer, write_signer
 from ledger.note import NoteSigner, NoteVerifier, generate_key, parse_verifier
 from ledger.record import MAX_ORIGIN_BYTES, format_time
 from ledger.registry.probe import RegistryVersionProbe
-from ledger.sequencer import AppendResult, Sequencer
+from ledger.sequencer import DEFAULT_LINGER, AppendResult, Sequencer
 from ledger.storage import LedgerStore
 from ledger.writer_checks import check_consistency_handed_out, check_inclusion_handed_out
 
@@ -84,6 +84,7 @@ class Ledger:
         clock: Callable[[], datetime] = utc_now,
         *,
         max_batch: int = 1000,
+        linger: float = DEFAULT_LINGER,
     ) -> None:
         meta = store.meta()
         missing = sorted({"origin", "vkey"} - meta.keys())
@@ -96,7 +97,7 @@ class Ledger:
             raise InvalidInput("the key file does not hold this ledger's checkpoint key")
         self._signer = signer
         self._clock = clock
-        self._max_batch = max_batch
+        self._max_batch, self._linger = max_batch, linger
         self._sequencer: Sequencer | SharedSequencer | None = None
         self._trust: tuple[int, Trust] | None = None  # (registry version, state)
         self._probe = RegistryVersionProbe(store.engine)
@@ -210,6 +211,7 @@ class Ledger:
                     self.require_signer(),
                     self._clock,
                     max_batch=self._max_batch,
+                    linger=self._linger,
                 )
         return self._sequencer
 

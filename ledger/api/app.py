@@ -53,7 +53,9 @@ def create_app(settings: Settings | None = None) -> LedgerAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pinned = pin_this_worker()  # `ledger serve --pin-workers`: before any thread starts
         key = s.key_file or default_key_path(s.database_url)
-        ledger = Ledger.open(s.database_url, key, max_batch=s.max_sequencer_batch)
+        ledger = Ledger.open(
+            s.database_url, key, max_batch=s.max_sequencer_batch, linger=s.linger_ms / 1000
+        )
         try:
             upgrade_schema(ledger.store.engine)
             metrics = Metrics(lambda: float(ledger.store.latest_checkpoint()[0]))

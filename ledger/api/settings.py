@@ -12,6 +12,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.bodies import MAX_BODY_BYTES
+from ledger.sequencer import DEFAULT_LINGER
 
 __all__ = ["Settings"]
 
@@ -48,6 +49,15 @@ class Settings(BaseSettings):
         int, Field(ge=1, description="Appends waiting per process, then 503.")
     ] = 10_000
     max_sequencer_batch: Annotated[int, Field(ge=1, le=10_000)] = 1000
+    linger_ms: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1000,
+            description="SQLite: how long the writer waits for the callers it just answered to "
+            "come back and join the next batch (0: never waits).",
+        ),
+    ] = DEFAULT_LINGER * 1000
     token_cache_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
     body_timeout_seconds: Annotated[
         float, Field(gt=0, le=3600, description="A request body not complete by then is 408.")

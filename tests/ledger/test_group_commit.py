@@ -147,7 +147,7 @@ def test_a_chunk_that_does_not_fit_the_queue_fails_alone_with_overloaded() -> No
 
 
 def test_the_default_linger_waits_for_callers_a_few_milliseconds_away() -> None:
-    """The default linger (10 ms) covers callers that come back a few milliseconds after their
+    """The default linger (20 ms) covers callers that come back a few milliseconds after their
     answer, as an HTTP server's clients do (the event loop reads and admits each request in turn):
     they are batched together again. A 1 ms linger split them."""
     store = RecordingStore(cost=0.002)
