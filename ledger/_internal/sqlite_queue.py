@@ -9,6 +9,13 @@ the file orders the writers, it protects nothing. A writer that cannot use the f
 be opened, is not a regular file, or could be locked by someone who may not write the ledger)
 goes straight to SQLite's lock.
 
+The file's first byte says what the writer at the head of the queue is doing: ``Q`` from the
+moment it has its turn, ``H`` once it holds SQLite's lock (:meth:`Turn.holding`), ``-`` when the
+turn ends (a writer killed mid-turn leaves its mark, until the next takes its turn). A writer that
+gives up waiting for its turn while the head still says ``Q`` was not held up by another ledger
+writer's transaction but by whatever holds SQLite's lock outside the queue (another program's
+``BEGIN IMMEDIATE``), which the head is waiting for too — and its message says so.
+
 ``flock`` needs only a descriptor opened for reading, so the file is made readable only by the
 classes (owner, group, others) that may write the ledger file, in the ledger file's group. A
 process forked (without exec) inside a write transaction keeps the lock until it exits: the
@@ -25,10 +32,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-__all__ = ["WRITER_LOCK_SUFFIX", "lock_path", "writers_queue"]
+__all__ = ["WRITER_LOCK_SUFFIX", "Turn", "lock_path", "writers_queue"]
 
 WRITER_LOCK_SUFFIX = "-writer.lock"
 _POLL_FIRST, _POLL_MAX = 0.0001, 0.0005  # seconds between tries of a held lock file
+_QUEUED, _HOLDING, _DONE = b"Q", b"H", b"-"  # the head's state: the file's first byte
 
 
 def lock_path(db: Path) -> Path:
@@ -36,21 +44,54 @@ def lock_path(db: Path) -> Path:
     return Path(f"{db.absolute()}{WRITER_LOCK_SUFFIX}")
 
 
+class Turn:
+    """A writer's turn at the head of the queue: ``left``, the seconds of the timeout left for
+    the database's own lock; :meth:`holding` once that lock is taken."""
+
+    def __init__(self, fd: int, left: float) -> None:
+        self._fd, self.left = fd, left
+
+    def holding(self) -> None:
+        _mark(self._fd, _HOLDING)
+
+
 @contextmanager
 def writers_queue(
-    lock_file: Path | None, timeout: float, busy: Callable[[], Exception]
-) -> Iterator[float]:
-    """Hold the queue (when the file can be used) for the body; yield the seconds of ``timeout``
-    left for the database's own lock. Raises ``busy()`` after ``timeout`` seconds of waiting."""
+    lock_file: Path | None, timeout: float, busy: Callable[[str | None], Exception]
+) -> Iterator[Turn]:
+    """Hold the queue (when the file can be used) for the body; yield the :class:`Turn`.
+    Raises ``busy(holder)`` after ``timeout`` seconds of waiting: ``holder`` names what held the
+    turn up when that was SQLite's lock taken outside the queue, else it is ``None``."""
     started = time.monotonic()
     fd = _open(lock_file) if lock_file is not None else -1
     try:
         if fd >= 0 and not _take(fd, started + timeout):
-            raise busy()
-        yield max(0.0, timeout - (time.monotonic() - started))
+            raise busy(_FOREIGN if _state(fd) == _QUEUED else None)
+        _mark(fd, _QUEUED)
+        yield Turn(fd, max(0.0, timeout - (time.monotonic() - started)))
     finally:
         if fd >= 0:
+            _mark(fd, _DONE)  # a turn that failed says so too: no later waiter reads its "Q"
             os.close(fd)  # releases the flock
+
+
+_FOREIGN = (
+    "another connection has held the SQLite file's write lock, outside the ledger's writers' "
+    "queue (the writer ahead of this one waits for it too)"
+)
+
+
+def _mark(fd: int, state: bytes) -> None:
+    if fd >= 0:
+        with suppress(OSError):  # a read-only queue file still orders; it only cannot tell
+            os.pwrite(fd, state, 0)
+
+
+def _state(fd: int) -> bytes:
+    try:
+        return os.pread(fd, 1, 0)
+    except OSError:
+        return b""
 
 
 def _take(fd: int, deadline: float) -> bool:

@@ -95,6 +95,68 @@ def test_sqlite_names_a_file_lock_held_outside_the_writers_queue(
         assert lg.append(envelope(1)).index == 0  # and a retry goes in
 
 
+def test_a_writer_queued_behind_one_that_waits_for_a_foreign_lock_names_the_foreign_lock(
+    tmp_path: Path, key_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program holds SQLite's write lock (no queue); one ledger writer has its turn and
+    waits for that lock, a second waits behind it in the queue. Both are told it was SQLite's
+    lock held outside the queue, not "another writer has held the ledger's write lock" (which
+    the second was told before). A turn that ended normally leaves no such mark: a writer held
+    up by a live ledger transaction is still told the write lock."""
+    import threading
+    import time
+
+    monkeypatch.setattr(db, "LOCK_TIMEOUT_SECONDS", 2.0)  # the first writer's, both waits
+    file = tmp_path / "l.db"
+    Ledger.create(f"sqlite:///{file}", "example.org/l", key_path).close()
+    with (
+        Ledger.open(f"sqlite:///{file}", key_path) as first,
+        Ledger.open(f"sqlite:///{file}", key_path) as second,
+    ):
+        first.append(envelope(0))  # a normal turn: the file now says its holder held the lock
+        blocker = sqlite3.connect(file, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another program's write transaction: no queue
+        told: dict[str, BaseException] = {}
+
+        def append(name: str, lg: Ledger, i: int) -> None:
+            try:
+                lg.append(envelope(i))
+            except Exception as e:
+                told[name] = e
+
+        try:
+            ahead = threading.Thread(target=append, args=("ahead", first, 1))
+            ahead.start()
+            time.sleep(0.3)  # the first has its turn and waits in SQLite's busy handler
+            monkeypatch.setattr(db, "LOCK_TIMEOUT_SECONDS", 0.5)  # the second gives up first
+            behind = threading.Thread(target=append, args=("behind", second, 2))
+            behind.start()
+            ahead.join(10)
+            behind.join(10)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert set(told) == {"ahead", "behind"}
+        assert all(isinstance(e, Overloaded) for e in told.values()), told
+        assert "another connection has held the SQLite file's write lock" in str(told["ahead"])
+        assert str(told["behind"]) == (
+            "the ledger is busy (another connection has held the SQLite file's write lock, "
+            "outside the ledger's writers' queue (the writer ahead of this one waits for it "
+            "too) for over 0.5 s): retry"
+        )
+        assert first.store.size() == 1  # neither went in
+        fd = os.open(f"{file}{WRITER_LOCK_SUFFIX}", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # a ledger writer mid-transaction: it marks H
+            os.pwrite(fd, b"H", 0)
+            with pytest.raises(Overloaded) as held:
+                second.append(envelope(2))
+        finally:
+            os.close(fd)
+        assert str(held.value) == f"the ledger is busy ({_WRITE_LOCK} for over 0.5 s): retry"
+        assert second.append(envelope(2)).index == 1  # and a retry goes in
+
+
 def test_a_table_lock_held_by_ddl_fails_waiting_appends_at_their_deadline(
     pg_url: str, key_path: Path
 ) -> None:
