@@ -84,15 +84,26 @@ def test_sqlite_names_a_file_lock_held_outside_the_writers_queue(
             "the ledger is busy (another connection has held the SQLite file's write lock for "
             "over 0.3 s): retry"
         )
-        fd = os.open(f"{file}{WRITER_LOCK_SUFFIX}", os.O_RDWR)
-        fcntl.flock(fd, fcntl.LOCK_EX)  # a ledger writer of another process, in the queue
-        try:
-            with pytest.raises(Overloaded) as told:
-                lg.append(envelope(1))
-        finally:
-            os.close(fd)
-        assert str(told.value) == f"the ledger is busy ({_WRITE_LOCK} for over 0.3 s): retry"
+        told_queued = _refused_behind_a_ledger_writer(file, lg, 1, mark=None)
+        assert str(told_queued) == f"the ledger is busy ({_WRITE_LOCK} for over 0.3 s): retry"
         assert lg.append(envelope(1)).index == 0  # and a retry goes in
+
+
+def _refused_behind_a_ledger_writer(
+    file: Path, lg: Ledger, i: int, mark: bytes | None
+) -> Overloaded:
+    """Append envelope ``i`` while the writers' queue is held here, as by a ledger writer of
+    another process (its state byte ``mark`` written, if given); return the refusal."""
+    fd = os.open(f"{file}{WRITER_LOCK_SUFFIX}", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if mark is not None:
+            os.pwrite(fd, mark, 0)
+        with pytest.raises(Overloaded) as told:
+            lg.append(envelope(i))
+    finally:
+        os.close(fd)
+    return told.value
 
 
 def test_a_writer_queued_behind_one_that_waits_for_a_foreign_lock_names_the_foreign_lock(
@@ -145,15 +156,8 @@ def test_a_writer_queued_behind_one_that_waits_for_a_foreign_lock_names_the_fore
             "too) for over 0.5 s): retry"
         )
         assert first.store.size() == 1  # neither went in
-        fd = os.open(f"{file}{WRITER_LOCK_SUFFIX}", os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # a ledger writer mid-transaction: it marks H
-            os.pwrite(fd, b"H", 0)
-            with pytest.raises(Overloaded) as held:
-                second.append(envelope(2))
-        finally:
-            os.close(fd)
-        assert str(held.value) == f"the ledger is busy ({_WRITE_LOCK} for over 0.5 s): retry"
+        held = _refused_behind_a_ledger_writer(file, second, 2, mark=b"H")  # mid-transaction
+        assert str(held) == f"the ledger is busy ({_WRITE_LOCK} for over 0.5 s): retry"
         assert second.append(envelope(2)).index == 1  # and a retry goes in
 
 
