@@ -64,14 +64,17 @@ def writers_queue(
     turn up when that was SQLite's lock taken outside the queue, else it is ``None``."""
     started = time.monotonic()
     fd = _open(lock_file) if lock_file is not None else -1
+    mine = False
     try:
         if fd >= 0 and not _take(fd, started + timeout):
-            raise busy(_FOREIGN if _state(fd) == _QUEUED else None)
+            raise busy(_FOREIGN if _state(fd) == _QUEUED else None)  # the head's mark, kept
+        mine = True
         _mark(fd, _QUEUED)
         yield Turn(fd, max(0.0, timeout - (time.monotonic() - started)))
     finally:
-        if fd >= 0:
+        if mine:
             _mark(fd, _DONE)  # a turn that failed says so too: no later waiter reads its "Q"
+        if fd >= 0:
             os.close(fd)  # releases the flock
 
 

@@ -110,10 +110,11 @@ def test_a_writer_queued_behind_one_that_waits_for_a_foreign_lock_names_the_fore
     tmp_path: Path, key_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another program holds SQLite's write lock (no queue); one ledger writer has its turn and
-    waits for that lock, a second waits behind it in the queue. Both are told it was SQLite's
+    waits for that lock, two more wait behind it in the queue. All are told it was SQLite's
     lock held outside the queue, not "another writer has held the ledger's write lock" (which
-    the second was told before). A turn that ended normally leaves no such mark: a writer held
-    up by a live ledger transaction is still told the write lock."""
+    those behind were told before) — the last too, after the one before it gave up (a waiter
+    that never had its turn does not touch the head's mark). A turn that ended normally leaves
+    no such mark: a writer held up by a live ledger transaction is still told the write lock."""
     import threading
     import time
 
@@ -123,6 +124,7 @@ def test_a_writer_queued_behind_one_that_waits_for_a_foreign_lock_names_the_fore
     with (
         Ledger.open(f"sqlite:///{file}", key_path) as first,
         Ledger.open(f"sqlite:///{file}", key_path) as second,
+        Ledger.open(f"sqlite:///{file}", key_path) as third,
     ):
         first.append(envelope(0))  # a normal turn: the file now says its holder held the lock
         blocker = sqlite3.connect(file, isolation_level=None)
@@ -142,22 +144,28 @@ def test_a_writer_queued_behind_one_that_waits_for_a_foreign_lock_names_the_fore
             monkeypatch.setattr(db, "LOCK_TIMEOUT_SECONDS", 0.5)  # the second gives up first
             behind = threading.Thread(target=append, args=("behind", second, 2))
             behind.start()
-            ahead.join(10)
-            behind.join(10)
+            time.sleep(0.1)  # the second is queued (its 0.5 s read); the third waits longer
+            monkeypatch.setattr(db, "LOCK_TIMEOUT_SECONDS", 0.9)
+            last = threading.Thread(target=append, args=("last", third, 3))
+            last.start()
+            for t in (ahead, behind, last):
+                t.join(10)
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
-        assert set(told) == {"ahead", "behind"}
+        assert set(told) == {"ahead", "behind", "last"}
         assert all(isinstance(e, Overloaded) for e in told.values()), told
         assert "another connection has held the SQLite file's write lock" in str(told["ahead"])
-        assert str(told["behind"]) == (
+        foreign = (
             "the ledger is busy (another connection has held the SQLite file's write lock, "
             "outside the ledger's writers' queue (the writer ahead of this one waits for it "
-            "too) for over 0.5 s): retry"
+            "too) for over "
         )
+        assert str(told["behind"]).startswith(foreign), told["behind"]
+        assert str(told["last"]).startswith(foreign), told["last"]
         assert first.store.size() == 1  # neither went in
         held = _refused_behind_a_ledger_writer(file, second, 2, mark=b"H")  # mid-transaction
-        assert str(held) == f"the ledger is busy ({_WRITE_LOCK} for over 0.5 s): retry"
+        assert str(held).startswith(f"the ledger is busy ({_WRITE_LOCK} for over "), held
         assert second.append(envelope(2)).index == 1  # and a retry goes in
 
 
