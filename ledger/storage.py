@@ -36,9 +36,9 @@ from ledger._internal.db import (
     driver_rows,
     driver_send,
     in_pipeline,
+    lock_busy,
     make_engine,
     migrate,
-    queue_busy,
     schema_exists,
     sqlite_file,
     upgrade_schema,
@@ -144,7 +144,7 @@ class LedgerStore(StoreImport):
         # same new path may have won the race to create one in it: in the writers' queue (so
         # that one is not mid-transaction), the file is removed only if it holds no ledger.
         try:
-            with writers_queue(lock_path(self._new_file), LOCK_TIMEOUT_SECONDS, queue_busy):
+            with writers_queue(lock_path(self._new_file), LOCK_TIMEOUT_SECONDS, lock_busy):
                 keep = False
                 with suppress(Exception):  # unreadable: it holds no ledger of anyone's
                     keep = schema_exists(self.engine)

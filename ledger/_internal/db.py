@@ -229,7 +229,7 @@ def _sqlite_write(engine: Engine) -> Iterator[Connection]:
     timeout covers both waits: a writer that queued for a while waits that much less for
     ``BEGIN IMMEDIATE``."""
     with (
-        writers_queue(_writer_locks.get(engine), LOCK_TIMEOUT_SECONDS, queue_busy) as turn,
+        writers_queue(_writer_locks.get(engine), LOCK_TIMEOUT_SECONDS, lock_busy) as turn,
         engine.connect() as raw,
     ):
         left = turn.left
@@ -250,11 +250,6 @@ def _sqlite_write(engine: Engine) -> Iterator[Connection]:
             if shorter:
                 with suppress(Exception):  # a broken connection is discarded anyway
                     _busy_timeout(raw, LOCK_TIMEOUT_SECONDS)
-
-
-def queue_busy(holder: str | None) -> Overloaded:
-    """:func:`lock_busy` for a writer that waited for its turn in the writers' queue."""
-    return lock_busy() if holder is None else lock_busy(holder)
 
 
 def _busy_timeout(raw: Connection, seconds: float) -> None:

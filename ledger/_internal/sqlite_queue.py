@@ -57,17 +57,17 @@ class Turn:
 
 @contextmanager
 def writers_queue(
-    lock_file: Path | None, timeout: float, busy: Callable[[str | None], Exception]
+    lock_file: Path | None, timeout: float, busy: Callable[..., Exception]
 ) -> Iterator[Turn]:
     """Hold the queue (when the file can be used) for the body; yield the :class:`Turn`.
-    Raises ``busy(holder)`` after ``timeout`` seconds of waiting: ``holder`` names what held the
-    turn up when that was SQLite's lock taken outside the queue, else it is ``None``."""
+    Raises ``busy()`` after ``timeout`` seconds of waiting, or ``busy(holder)`` naming SQLite's
+    lock taken outside the queue when that is what held the head up."""
     started = time.monotonic()
     fd = _open(lock_file) if lock_file is not None else -1
     mine = False
     try:
         if fd >= 0 and not _take(fd, started + timeout):
-            raise busy(_FOREIGN if _state(fd) == _QUEUED else None)  # the head's mark, kept
+            raise busy(_FOREIGN) if _state(fd) == _QUEUED else busy()  # the head's mark, kept
         mine = True
         _mark(fd, _QUEUED)
         yield Turn(fd, max(0.0, timeout - (time.monotonic() - started)))
