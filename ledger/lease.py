@@ -16,7 +16,9 @@ from typing import Any, cast
 import psycopg
 from sqlalchemy import Connection
 
+from ledger import pending_acks
 from ledger._internal import db_errors
+from ledger._internal.db import prepare_for
 from ledger.bodies import Submission
 from ledger.errors import Error, Overloaded, StorageError
 from ledger.pending import (
@@ -31,7 +33,7 @@ from ledger.pending import (
     hint,
     submission,
 )
-from ledger.pending_acks import FINISH_SQL, encode_acks, finish_params
+from ledger.pending_acks import encode_acks, finish_params
 from ledger.quarantine import Quarantine
 from ledger.sequencer import AppendResult
 from ledger.storage import SequencedBatch
@@ -53,7 +55,7 @@ def _execute(conn: Connection, sql: str, params: Any) -> psycopg.Cursor[Any]:
     A driver error becomes the ledger's, as the engine would make it (``db_errors``)."""
     driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
     try:
-        return driver.execute(sql, params, prepare=True)
+        return driver.execute(sql, params, prepare=prepare_for(sql) is not False)
     except psycopg.Error as e:
         target = db_errors.Target.of(conn.engine.url, None)
         raise db_errors.translate(target, e, writing=True) from e
@@ -90,6 +92,7 @@ class LeaseHolder(Quarantine):
 
     _max_batch: int
     _ack_key: bytes
+    _purged_at = float("-inf")  # when this process's batch last dropped old acknowledged rows
 
     def _integrator(self) -> None:
         while not self._stop.is_set():
@@ -237,8 +240,14 @@ class LeaseHolder(Quarantine):
 
     def _finish(self, conn: Connection, read: list[bytes], seq: SequencedBatch) -> None:
         """Leave each integrated row's record and proof on it for its waiter (see
-        :mod:`ledger.pending_acks`), in the batch's transaction."""
-        _execute(conn, FINISH_SQL, finish_params(read, seq))
+        :mod:`ledger.pending_acks`), in the batch's transaction; every
+        :data:`~ledger.pending_acks.PURGE_SECONDS` also drop the rows acknowledged long ago."""
+        now = time.monotonic()
+        purge = now - self._purged_at >= pending_acks.PURGE_SECONDS
+        if purge:
+            self._purged_at = now
+        sql = pending_acks.FINISH_AND_PURGE_SQL if purge else pending_acks.FINISH_SQL
+        _execute(conn, sql, finish_params(read, seq, purge))
 
     def _integrated(self, read: list[bytes], seq: SequencedBatch) -> None:
         """The batch has committed: acknowledge this process's own appends from it, and wake

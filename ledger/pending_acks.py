@@ -27,6 +27,7 @@ from typing import Any
 
 import psycopg
 
+from ledger._internal.db import PlannedEachTime
 from ledger.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, parse_checkpoint
 from ledger.errors import Error
 from ledger.merkle import HASH_SIZE, hash_leaf, verify_inclusion
@@ -38,7 +39,9 @@ from ledger.storage import SequencedBatch
 __all__ = [
     "ACK_KEEP_SECONDS",
     "ACK_PREFIX",
+    "FINISH_AND_PURGE_SQL",
     "FINISH_SQL",
+    "PURGE_SECONDS",
     "AckReader",
     "ack_mac_key",
     "encode_acks",
@@ -48,6 +51,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ACK_KEEP_SECONDS = 30  # an acknowledged row stays this long for its waiter, then a batch drops it
+PURGE_SECONDS = 5.0  # how often an integrator's batch drops the rows kept past ACK_KEEP_SECONDS
 _CACHED_NOTES = 8
 ACK_PREFIX = "ack:"  # an integration notification's element that carries acknowledgements
 _HEAD = struct.Struct(">H")  # lengths of the note and of each leaf
@@ -92,21 +96,30 @@ def encode_acks(
 
 
 # The end of a batch, one statement in its transaction: acknowledge the logged rows, and delete
-# the rows of bodies that were in the log already and the rows acknowledged long enough ago. The
-# row sets are disjoint (a row acknowledged now had no ``done_at`` in the statement's snapshot).
+# the rows of bodies that were in the log already (by key). The row sets are disjoint (a row
+# acknowledged now had no ``done_at`` in the statement's snapshot). Every PURGE_SECONDS the same
+# statement also drops the rows acknowledged over ACK_KEEP_SECONDS ago: that takes a scan of the
+# table (30 s of appends), which every batch paid until 2026-12-01 (1.4-1.5 ms of a batch of six,
+# most of the integrator's database time; docs/benchmarks.md).
 # The waiters are woken after the commit (ledger.pending.notify: never inside the durable write).
-FINISH_SQL = (
+FINISH_SQL = PlannedEachTime(
     "WITH acked AS ("
     " UPDATE pending p SET idx = v.idx, leaf = v.leaf, proof = v.proof, cp_size = %s,"
     " done_at = now()"
     " FROM unnest(%s::bytea[], %s::bigint[], %s::bytea[], %s::bytea[])"
     " AS v(digest, idx, leaf, proof) WHERE p.digest = v.digest)"
-    " DELETE FROM pending WHERE digest = ANY(%s) OR done_at < now() - make_interval(secs => %s)"
+    " DELETE FROM pending WHERE digest = ANY(%s)"
+)
+FINISH_AND_PURGE_SQL = PlannedEachTime(
+    FINISH_SQL + " OR done_at < now() - make_interval(secs => %s)"
 )
 
 
-def finish_params(read: Sequence[bytes], seq: SequencedBatch) -> tuple[Any, ...]:
-    """The parameters of :data:`FINISH_SQL` for the rows ``read`` (in batch order) of ``seq``."""
+def finish_params(
+    read: Sequence[bytes], seq: SequencedBatch, purge: bool = False
+) -> tuple[Any, ...]:
+    """The parameters of :data:`FINISH_SQL` (``purge``: of :data:`FINISH_AND_PURGE_SQL`) for the
+    rows ``read`` (in batch order) of ``seq``."""
     digests: list[bytes] = []
     indices: list[int] = []
     leaves: list[bytes] = []
@@ -122,7 +135,8 @@ def finish_params(read: Sequence[bytes], seq: SequencedBatch) -> tuple[Any, ...]
         indices.append(index)
         leaves.append(leaf)
         proofs.append(b"".join(seq.proofs[i]))
-    return (seq.tree_size, digests, indices, leaves, proofs, known, ACK_KEEP_SECONDS)
+    params = (seq.tree_size, digests, indices, leaves, proofs, known)
+    return (*params, ACK_KEEP_SECONDS) if purge else params
 
 
 class AckReader:
@@ -187,6 +201,7 @@ class AckReader:
             "JOIN checkpoints c ON c.size = p.cp_size "
             "WHERE p.digest = ANY(%s) AND p.idx IS NOT NULL AND p.error IS NULL",
             (list(digests),),
+            prepare=False,  # planned for the array it is given (ledger._internal.db.PlannedEachTime)
         ).fetchall()
         out: dict[bytes, AppendResult] = {}
         for digest, index, leaf, proof, note in rows:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger._internal import schema
 from ledger._internal.cells import as_stored, blob, integer
-from ledger._internal.db import driver_rows, milliseconds
+from ledger._internal.db import PlannedEachTime, driver_rows, milliseconds
 from ledger._internal.db_errors import one_line
 from ledger.errors import Error, IntegrityError, NotFound, StorageError
 from ledger.merkle import hash_leaf
@@ -28,7 +28,9 @@ __all__ = ["StoreReads"]
 
 _CHUNK = 500  # bound parameters per IN (...) query
 _SQLITE_BY_DIGEST = "SELECT body_digest, idx, leaf FROM records WHERE body_digest IN ({})"
-_PG_BY_DIGEST = "SELECT body_digest, idx, leaf FROM records WHERE body_digest = ANY(%s)"
+_PG_BY_DIGEST = PlannedEachTime(
+    "SELECT body_digest, idx, leaf FROM records WHERE body_digest = ANY(%s)"
+)
 _PG_TILES = (
     "SELECT level, idx, hashes FROM tiles WHERE (level, idx) IN "
     "(SELECT * FROM unnest(%s::int[], %s::bigint[]))"

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlsplit
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect
@@ -257,6 +257,25 @@ def _busy_timeout(raw: Connection, seconds: float) -> None:
     driver.execute(f"PRAGMA busy_timeout={milliseconds(seconds)}")
 
 
+class PlannedEachTime(str):
+    """Driver SQL that PostgreSQL must plan for each execution's parameters, never from a prepared
+    statement's generic plan (psycopg prepares a statement from its fifth use).
+
+    For a statement whose rows come from an array parameter (``= ANY(%s)``, ``unnest(%s)``),
+    PostgreSQL's generic plan cannot know the array's length; when it is first chosen while a
+    table is small (a new ledger; ``pending``, which holds seconds of rows) it is a sequential
+    scan, and it stays that for the connection's life: 0.4-0.8 ms a batch where the plan for the
+    values (an index scan) takes 0.06 (docs/benchmarks.md). Planning each time costs less."""
+
+    __slots__ = ()
+
+
+def prepare_for(sql: str) -> bool | None:
+    """psycopg's ``prepare`` argument for ``sql``: ``False`` for :class:`PlannedEachTime`, else
+    ``None`` (the connection's default)."""
+    return False if isinstance(sql, PlannedEachTime) else None
+
+
 def driver_sql(conn: Connection, sql: str) -> str:
     """``sql`` written with ``?`` placeholders, in the driver's own placeholder style."""
     return sql if conn.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
@@ -280,6 +299,8 @@ def driver_rows(
     try:
         if many:
             cursor.executemany(sql, params)
+        elif isinstance(sql, PlannedEachTime):
+            cast(Any, cursor).execute(sql, params, prepare=False)  # psycopg's
         else:
             cursor.execute(sql, params)
         if in_pipeline(conn):  # no result yet: a read waits for its rows, a write is queued
@@ -302,8 +323,8 @@ def driver_send(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Any:
     """Queue one read on ``conn`` in pipeline mode (:func:`_pipelined`) and return its cursor:
     its ``fetchall()`` waits for the rows (a driver error there is translated by
     :func:`_pipelined`), so reads queued together cost one round trip."""
-    cursor = conn.connection.cursor()
-    cursor.execute(sql, params)
+    cursor: Any = conn.connection.cursor()  # psycopg's (pipeline mode is PostgreSQL's)
+    cursor.execute(sql, params, prepare=prepare_for(sql))
     return cursor
 
 

@@ -107,10 +107,15 @@ def test_acknowledged_rows_are_dropped_by_a_later_batch(
     with pg_ledger.store.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM pending")).scalar_one() == 1
     monkeypatch.setattr(pending_acks, "ACK_KEEP_SECONDS", 0)
-    pg_ledger.append(envelope(2))
+    monkeypatch.setattr(pending_acks, "PURGE_SECONDS", 3600)
+    pg_ledger.append(envelope(2))  # within PURGE_SECONDS of the first batch's purge: kept
+    with pg_ledger.store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM pending")).scalar_one() == 2
+    monkeypatch.setattr(pending_acks, "PURGE_SECONDS", 0)
+    pg_ledger.append(envelope(3))
     with pg_ledger.store.engine.connect() as conn:
         rows = conn.execute(text("SELECT idx FROM pending")).scalars().all()
-    assert rows == [1]  # the first row went with the second batch; the second stays a while
+    assert rows == [2]  # the first two went with the third batch; the third stays a while
 
 
 def _plant_row(lg: Ledger, body: bytes, **columns: object) -> bytes:
