@@ -188,9 +188,9 @@ _COLUMNS = "v(digest, body_type, content, mac, submitted, n)"
 # Many rows as arrays; one row (a single append, the common case) as plain parameters, which the
 # driver adapts in a third of the client CPU of five one-element arrays.
 _INSERT_MANY = _INSERT_PENDING.format(
-    rows="unnest(%(d)s::bytea[], %(t)s::text[], %(c)s::bytea[], %(m)s::bytea[], %(s)s::bigint[])"
+    rows="unnest(%(d)b::bytea[], %(t)s::text[], %(c)b::bytea[], %(m)b::bytea[], %(s)s::bigint[])"
     f" WITH ORDINALITY AS {_COLUMNS}",
-    logged="= ANY(%(d)s)",
+    logged="= ANY(%(d)b::bytea[])",
 )
 _INSERT_ONE = _INSERT_PENDING.format(
     rows=f"(VALUES (%(d)s::bytea, %(t)s::text, %(c)s::bytea, %(m)s::bytea, %(s)s::bigint, 1))"

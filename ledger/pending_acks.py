@@ -106,9 +106,9 @@ FINISH_SQL = PlannedEachTime(
     "WITH acked AS ("
     " UPDATE pending p SET idx = v.idx, leaf = v.leaf, proof = v.proof, cp_size = %s,"
     " done_at = now()"
-    " FROM unnest(%s::bytea[], %s::bigint[], %s::bytea[], %s::bytea[])"
+    " FROM unnest(%b::bytea[], %s::bigint[], %b::bytea[], %b::bytea[])"  # bytea arrays in binary
     " AS v(digest, idx, leaf, proof) WHERE p.digest = v.digest)"
-    " DELETE FROM pending WHERE digest = ANY(%s)"
+    " DELETE FROM pending WHERE digest = ANY(%b::bytea[])"
 )
 FINISH_AND_PURGE_SQL = PlannedEachTime(
     FINISH_SQL + " OR done_at < now() - make_interval(secs => %s)"

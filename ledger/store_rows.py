@@ -14,7 +14,7 @@ from typing import cast
 from sqlalchemy import Connection
 
 from ledger._internal import schema
-from ledger._internal.db import driver_rows, driver_sql
+from ledger._internal.db import BulkInsert, driver_rows, driver_sql
 from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.errors import IntegrityError
 from ledger.index.rows import derive_index_rows
@@ -27,9 +27,18 @@ from ledger.writer_checks import TileFetch
 
 __all__ = ["StoreRows", "derive_rows"]
 
-_INSERT_BODIES = "INSERT INTO bodies (digest, body_type, content) VALUES (?, ?, ?)"
-_INSERT_RECORDS = (
-    "INSERT INTO records (idx, leaf, leaf_hash, body_digest, time) VALUES (?, ?, ?, ?, ?)"
+_INSERT_BODIES = BulkInsert(
+    "bodies", (("digest", "bytea"), ("body_type", "text"), ("content", "bytea"))
+)
+_INSERT_RECORDS = BulkInsert(
+    "records",
+    (
+        ("idx", "bigint"),
+        ("leaf", "bytea"),
+        ("leaf_hash", "bytea"),
+        ("body_digest", "bytea"),
+        ("time", "text"),
+    ),
 )
 _UPDATE_TILE = "UPDATE tiles SET hashes = ? WHERE level = ? AND idx = ?"
 _INSERT_TILE = "INSERT INTO tiles (level, idx, hashes) VALUES (?, ?, ?)"
@@ -82,21 +91,14 @@ class StoreRows(StoreReads):
     ) -> None:
         # The driver's own executemany: SQLAlchemy's per-row parameter processing cost more than
         # the inserts themselves on the bulk path (docs/benchmarks.md).
-        driver_rows(
-            conn,
-            driver_sql(conn, _INSERT_BODIES),
-            [(b["digest"], b["body_type"], b["content"]) for b in bodies],
-            many=True,
-        )
+        _INSERT_BODIES.run(conn, [(b["digest"], b["body_type"], b["content"]) for b in bodies])
         # records[i].body names bodies[i]["digest"] (the writer made it so; import checked it)
-        driver_rows(
+        _INSERT_RECORDS.run(
             conn,
-            driver_sql(conn, _INSERT_RECORDS),
             [
                 (r.index, r.leaf, r.leaf_hash, b["digest"], r.time)
                 for r, b in zip(records, bodies, strict=True)
             ],
-            many=True,
         )
         contents = [cast(bytes, b["content"]) for b in bodies]
         derive_rows(conn, records, contents, [b.get("doc") for b in bodies], registry)
