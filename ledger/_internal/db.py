@@ -276,11 +276,11 @@ def prepare_for(sql: str) -> bool | None:
     return False if isinstance(sql, PlannedEachTime) else None
 
 
-# From this many rows a PostgreSQL insert goes as one statement of column arrays in binary: here
-# psycopg's pipelined executemany took ~20 µs of client CPU a row (a command each, and bytea
-# hex-escaped), the binary arrays ~4 µs a row plus ~0.11 ms; even at 8 rows (docs/benchmarks.md,
-# 2026-12-01). The same arrays as text took 25 µs a row.
-ARRAY_INSERT_ROWS = 8
+# From this many rows a PostgreSQL insert goes as one statement of column arrays in binary. In a
+# pipeline here psycopg's executemany took 16 µs of client CPU for one row of 1 KB and ~25 µs for
+# each more (a command per row, each bytea hex-escaped); the binary arrays 29 µs for one row and
+# ~5 µs for each more (docs/benchmarks.md, 2026-12-01). The same arrays as text took 25 µs a row.
+ARRAY_INSERT_ROWS = 2
 
 
 class BulkInsert:

@@ -53,13 +53,16 @@ def test_the_rows_stored_are_the_rows_given(probe: Ledger, n: int) -> None:
     assert _stored(probe) == sorted(rows, key=lambda r: r[0])
 
 
-@pytest.mark.parametrize("n", [ARRAY_INSERT_ROWS - 1, 40])
+@pytest.mark.parametrize("n", [1, ARRAY_INSERT_ROWS, 40])
 def test_a_failing_insert_stores_none_of_its_rows(probe: Ledger, n: int) -> None:
+    kept = (-1, b"kept", "kept", None)
+    with probe.store.engine.begin() as conn:
+        _PROBE.run(conn, [kept])
     rows = _rows(n)
-    rows[-1] = (rows[0][0], *rows[-1][1:])  # the last row's key is the first's
+    rows[-1] = (-1, *rows[-1][1:])  # the last row's key is the stored row's
     with (
         pytest.raises(Error, match=r"bulk_probe|UNIQUE|unique|duplicate"),
         probe.store.engine.begin() as conn,
     ):
         _PROBE.run(conn, rows)
-    assert _stored(probe) == []
+    assert _stored(probe) == [kept]
