@@ -22,6 +22,7 @@ __all__ = [
     "NoteError",
     "Overloaded",
     "ProofError",
+    "RefusedValue",
     "SlowBody",
     "StorageError",
     "TooLarge",
@@ -79,6 +80,11 @@ class CheckpointError(Error):
 
 class StorageError(Error):
     """The database refused or failed an operation."""
+
+
+class RefusedValue(StorageError):
+    """The database refused a value the write held (PostgreSQL's data exceptions, SQLSTATE class
+    22: a NUL in text, a value too long for its column): the same write fails the same way."""
 
 
 class ConflictError(StorageError):

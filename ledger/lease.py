@@ -20,7 +20,7 @@ from ledger import pending_acks
 from ledger._internal import db_errors
 from ledger._internal.db import prepare_for
 from ledger.bodies import Submission
-from ledger.errors import Error, Overloaded, StorageError
+from ledger.errors import Error, Overloaded, RefusedValue, StorageError
 from ledger.pending import (
     IDLE_POLL_SECONDS,
     INTEGRATED_CHANNEL,
@@ -173,7 +173,20 @@ class LeaseHolder(Quarantine):
             )
         except NothingPending:
             return 0
-        except (StorageError, Overloaded) as e:  # transient: the rows stay pending
+        except Error as e:
+            return self._batch_failed(read, e)
+        except Exception as e:  # a defect, not the rows': keep the thread, tell this process
+            log.exception("integration failed unexpectedly, retrying")
+            self._fail_all(e)
+            self._stop.wait(RETRY_SECONDS)
+            return 0
+        self._integrated(read, seq)
+        return len(seq.indices)
+
+    def _batch_failed(self, read: list[bytes], e: Error) -> int:
+        """What :meth:`_integrate_once` returns for a batch that failed with ``e``."""
+        if isinstance(e, StorageError | Overloaded) and not isinstance(e, RefusedValue):
+            # transient: the rows stay pending
             if _deadlocked(e):
                 # PostgreSQL ended this batch to break a deadlock with a submitter replacing one
                 # of its rows: nothing was written, the rows are still pending, and the next
@@ -188,16 +201,10 @@ class LeaseHolder(Quarantine):
             self._fail_all(_still_pending(e), pending_only=True)
             self._stop.wait(RETRY_SECONDS)
             return 0
-        except Error as e:
-            self._quarantine(read, e)
-            return 0
-        except Exception as e:  # a defect, not the rows': keep the thread, tell this process
-            log.exception("integration failed unexpectedly, retrying")
-            self._fail_all(e)
-            self._stop.wait(RETRY_SECONDS)
-            return 0
-        self._integrated(read, seq)
-        return len(seq.indices)
+        # Not the moment's (a value the database refuses fails every time): a row's fault or
+        # the log's, found out row by row.
+        self._quarantine(read, e)
+        return 0
 
     def _read_pending(self, conn: Connection, read: list[bytes]) -> list[Submission]:
         """The oldest pending rows an appender wrote; any other row is marked failed in this

@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from ledger.bodies import Submission
-from ledger.errors import Error, Overloaded, StorageError
+from ledger.errors import Error, Overloaded, RefusedValue, StorageError
 from ledger.note import NoteSigner
 from ledger.pending import (
     INTEGRATED_CHANNEL,
@@ -55,6 +55,7 @@ class Quarantine(SharedParts):
         waiting appender, in every process, is told why."""
         log.warning("integration batch failed (%s); retrying its rows one by one", batch_error)
         failed: list[tuple[bytes, Error]] = []
+        refused: list[tuple[bytes, Error]] = []
         integrated = 0
         for digest in read:
 
@@ -87,10 +88,14 @@ class Quarantine(SharedParts):
                 integrated += 1
             except NothingPending:
                 continue
+            except RefusedValue as e:  # the database refuses a value of this row's, every time
+                refused.append((digest, e))
             except (StorageError, Overloaded):
                 break  # transient: leave the rest pending
             except Error as e:
                 failed.append((digest, e))
+        for digest, why in refused:  # its own fault whether or not another row went in
+            self._mark_failed(digest, why)
         if integrated:
             for digest, why in failed:
                 self._mark_failed(digest, why)

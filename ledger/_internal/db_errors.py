@@ -21,7 +21,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.engine import URL, ExceptionContext
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.errors import Error, NotFound, StorageError
+from ledger.errors import Error, NotFound, RefusedValue, StorageError
 
 __all__ = ["Target", "install", "one_line"]
 
@@ -30,6 +30,7 @@ _MISSING_TABLE = re.compile(r'^(?:no such table: (\w+)|relation "(\w+)" does not
 _MISSING_DB = re.compile(r'^database "[^"]*" does not exist')
 _PG_READ_ONLY = "25006"  # read_only_sql_transaction
 _PG_UNDEFINED_TABLE = "42P01"
+_PG_DATA_EXCEPTION = "22"  # SQLSTATE class: a value the statement held was refused
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,17 @@ def translate(target: Target, orig: BaseException, *, writing: bool) -> Error:
     if getattr(orig, "sqlite_errorname", "") == "SQLITE_NOTADB":
         return NotFound(f"no ledger at {target.path}: it is not an SQLite database")
     what = "the write failed and was rolled back" if writing else "database error"
+    if _refused_value(orig, sqlstate):
+        return RefusedValue(f"{what}: {reason}")
     return StorageError(f"{what}: {reason}")
+
+
+def _refused_value(orig: BaseException, sqlstate: object) -> bool:
+    """Whether ``orig`` refused a value the statement held: PostgreSQL's data exceptions, or the
+    driver's own refusal before sending (DB-API's ``DataError``: psycopg's for a NUL in text)."""
+    if isinstance(sqlstate, str) and sqlstate.startswith(_PG_DATA_EXCEPTION):
+        return True
+    return any(c.__name__ == "DataError" for c in type(orig).__mro__)
 
 
 def _reason(orig: BaseException) -> str:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, select
 from ledger._internal import schema
 from ledger._internal.db import BulkInsert
 from ledger.bodies import Parsed
-from ledger.index.facts import Dependency, VulnFact, read_facts
+from ledger.index.facts import MAX_VALUE, Dependency, VulnFact, read_facts
 from ledger.index.signers import SignerBook, signer_book, signer_terms
 from ledger.record import Record
 from ledger.registry.entries import read_rows
@@ -62,9 +62,30 @@ class IndexRows:
         return len(self.terms) + len(self.deps) + len(self.vulns)
 
 
+_DIGEST_COLUMN = 200  # ix_deps.digest
+
+
+def storable(value: str, limit: int = MAX_VALUE) -> bool:
+    """Whether ``value`` is indexed: every backend stores it as given. At most ``limit``
+    characters (the column's), no NUL (PostgreSQL's text refuses it) and valid UTF-8 (no lone
+    surrogate). Decided from the value alone, so both backends derive the same rows; until
+    2026-12-01 a body with such a value stopped every PostgreSQL batch it was in."""
+    if len(value) > limit or "\x00" in value:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _vuln_rows(idx: int, facts: Iterable[VulnFact]) -> list[VulnRow]:
     best: dict[tuple[str, str, str], str] = {}
     for f in facts:
+        if not (storable(f.vuln) and storable(f.product) and storable(f.component)):
+            continue
         key = (f.vuln, f.product, f.component)
         old = best.get(key)
         if old is None or _STATUS_RANK[f.status] > _STATUS_RANK[old]:
@@ -73,7 +94,11 @@ def _vuln_rows(idx: int, facts: Iterable[VulnFact]) -> list[VulnRow]:
 
 
 def _dep_rows(idx: int, deps: Iterable[Dependency]) -> list[DepRow]:
-    return [(d.package, d.version, idx, d.digest) for d in deps]
+    return [
+        (d.package, d.version, idx, d.digest)
+        for d in deps
+        if storable(d.package) and storable(d.version) and storable(d.digest, _DIGEST_COLUMN)
+    ]
 
 
 def index_rows(
@@ -114,7 +139,7 @@ def rows_of(
         )
         terms = facts.terms | signed
         terms.add(("time", time))
-        out.terms.extend((kind, value, idx) for kind, value in terms)
+        out.terms.extend((kind, value, idx) for kind, value in terms if storable(value))
         if facts.deps:
             out.deps.extend(_dep_rows(idx, facts.deps))
         if facts.vulns:
