@@ -128,8 +128,11 @@ class SharedSequencer(Waiting, LeaseHolder):
         return fut
 
     def append_many(self, subs: Sequence[Submission]) -> list[AppendResult]:
-        """Submit many and wait for all; outcomes as :meth:`Sequencer.append_many`'s."""
-        return append_in_chunks(self._queue, subs, self._max_batch)
+        """Submit many and wait for all; outcomes as :meth:`Sequencer.append_many`'s, each
+        submission's its own: each is a job of one (the submitter still inserts queued jobs
+        together), so a row failed alone (a value the database refuses, say) fails its own
+        outcome, not those of the bodies logged beside it."""
+        return append_in_chunks(self._queue, subs, 1)
 
     def alive(self) -> bool:
         return all(t.is_alive() for t in self._threads)
