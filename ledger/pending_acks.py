@@ -27,7 +27,7 @@ from typing import Any
 
 import psycopg
 
-from ledger._internal.db import PlannedEachTime
+from ledger._internal.db import PlannedEachTime, prepare_for
 from ledger.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, parse_checkpoint
 from ledger.errors import Error
 from ledger.merkle import HASH_SIZE, hash_leaf, verify_inclusion
@@ -139,6 +139,13 @@ def finish_params(
     return (*params, ACK_KEEP_SECONDS) if purge else params
 
 
+_ACK_ROWS = PlannedEachTime(
+    "SELECT p.digest, p.idx, p.leaf, p.proof, c.note FROM pending p "
+    "JOIN checkpoints c ON c.size = p.cp_size "
+    "WHERE p.digest = ANY(%s) AND p.idx IS NOT NULL AND p.error IS NULL"
+)
+
+
 class AckReader:
     """Reads and verifies acknowledgement rows for one process's waiter."""
 
@@ -196,13 +203,7 @@ class AckReader:
         self, conn: psycopg.Connection[Any], digests: Sequence[bytes]
     ) -> dict[bytes, AppendResult]:
         """Every digest among ``digests`` whose row acknowledges it and verifies (as above)."""
-        rows = conn.execute(
-            "SELECT p.digest, p.idx, p.leaf, p.proof, c.note FROM pending p "
-            "JOIN checkpoints c ON c.size = p.cp_size "
-            "WHERE p.digest = ANY(%s) AND p.idx IS NOT NULL AND p.error IS NULL",
-            (list(digests),),
-            prepare=False,  # planned for the array it is given (ledger._internal.db.PlannedEachTime)
-        ).fetchall()
+        rows = conn.execute(_ACK_ROWS, (list(digests),), prepare=prepare_for(_ACK_ROWS)).fetchall()
         out: dict[bytes, AppendResult] = {}
         for digest, index, leaf, proof, note in rows:
             result = self._verified(bytes(digest), int(index), bytes(leaf), bytes(proof), note)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, String, select
 
 from ledger._internal import schema
 from ledger._internal.db import BulkInsert
@@ -62,7 +62,7 @@ class IndexRows:
         return len(self.terms) + len(self.deps) + len(self.vulns)
 
 
-_DIGEST_COLUMN = 200  # ix_deps.digest
+_DIGEST_COLUMN = cast(String, schema.ix_deps.c.digest.type).length or MAX_VALUE  # 200
 
 
 def storable(value: str, limit: int = MAX_VALUE) -> bool:
