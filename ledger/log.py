@@ -267,16 +267,23 @@ class Ledger:
             return (version, verified_state(conn, admin, self.origin)), admin
 
     def admit(
-        self, content: bytes, *, at: datetime | None = None, max_bytes: int = MAX_BODY_BYTES
+        self,
+        content: bytes,
+        *,
+        at: datetime | None = None,
+        max_bytes: int = MAX_BODY_BYTES,
+        trust: Trust | None = None,
     ) -> Admitted:
         """Run every admission check (see :mod:`ledger.admission`) at ``at`` (default: now, by
-        this ledger's clock) against the current trust state; raise the first failure. A body
-        over ``max_bytes`` (the server's ``LEDGER_MAX_BODY_BYTES``; at most
-        :data:`~ledger.bodies.MAX_BODY_BYTES`, the most any ledger holds) is :class:`TooLarge`."""
+        this ledger's clock) against the current trust state (or ``trust``, a :meth:`trust` read
+        after the body arrived); raise the first failure. A body over ``max_bytes`` (the server's
+        ``LEDGER_MAX_BODY_BYTES``; at most :data:`~ledger.bodies.MAX_BODY_BYTES`, the most any
+        ledger holds) is :class:`TooLarge`."""
         from ledger.admission import admit_body
 
         limit = min(max_bytes, MAX_BODY_BYTES)
-        return admit_body(content, self.trust(), format_time(at or self._clock()), max_bytes=limit)
+        trusted = self.trust() if trust is None else trust
+        return admit_body(content, trusted, format_time(at or self._clock()), max_bytes=limit)
 
     def admit_many(
         self, contents: Sequence[bytes], *, max_bytes: int = MAX_BODY_BYTES

@@ -2,7 +2,9 @@
 
 Admission of a Sigstore bundle (milliseconds) and of a batch runs in a worker thread (batches:
 at most one per core but one at a time, against one trust state read once per batch); a DSSE
-envelope's (tens of microseconds) runs on the loop, where it costs less than the hop. The append is
+envelope's (tens of microseconds) runs on the loop, where it costs less than the hop; on
+PostgreSQL against a trust state read off the loop in rounds shared by the requests that arrive
+together (:mod:`ledger.api.trust_rounds`). The append is
 the :class:`~concurrent.futures.Future` the sequencer resolves once the entry is durable and
 covered by a signed checkpoint, awaited with :func:`asyncio.wrap_future` (a batch's, all with one
 wake-up of the loop) so the event loop never blocks. At most ``max_pending`` appends wait per process; past that :class:`Overloaded` (503).
@@ -22,8 +24,9 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from ledger.admission import Admitted
+from ledger.admission import Admitted, Trust
 from ledger.api.metrics import Metrics
+from ledger.api.trust_rounds import TrustRounds
 from ledger.bodies import MAX_BODY_BYTES, Submission
 from ledger.errors import Error, Overloaded
 from ledger.log import Ledger
@@ -49,13 +52,16 @@ class WriteService:
         self._max_pending, self._retry_after = max_pending, retry_after
         self._pending = 0
         self._admitting = asyncio.Semaphore(admission_threads(os.cpu_count()))
+        remote = ledger.store.engine.dialect.name == "postgresql"  # the probe is a round trip
+        self._rounds = TrustRounds(ledger) if remote else None
 
     async def append(self, body: bytes) -> AppendResult:
         """Admit one body and wait for its acknowledged proof."""
         if BUNDLE_MARK in body:  # a Sigstore bundle check takes milliseconds: off the loop
             admitted = await run_in_threadpool(self._admit, body)
         else:  # a DSSE envelope's key check takes tens of microseconds: a thread hop costs more
-            admitted = self._admit(body)
+            trust = None if self._rounds is None else await self._rounds.trust()
+            admitted = self._admit(body, trust)
         return await self._sequence(admitted)
 
     async def append_many(self, bodies: Sequence[bytes]) -> list[AppendResult | Error]:
@@ -144,8 +150,8 @@ class WriteService:
     def _overloaded(self) -> Overloaded:
         return Overloaded(f"{self._pending} appends are waiting; retry shortly", self._retry_after)
 
-    def _admit(self, body: bytes) -> Admitted:
-        return self._ledger.admit(body, max_bytes=self._max_body_bytes)
+    def _admit(self, body: bytes, trust: Trust | None = None) -> Admitted:
+        return self._ledger.admit(body, max_bytes=self._max_body_bytes, trust=trust)
 
     async def _sequence(self, admitted: Admitted) -> AppendResult:
         if admitted.registry_op is not None:  # rare: on its own, re-checked under the write lock

@@ -1,0 +1,131 @@
+"""Admissions on the event loop read the trust state in shared rounds, off the loop: requests
+that arrive together share one read, and none is answered by a read that began before it arrived
+(a registry change committed by then is always seen). SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from ledger.admission import Trust
+from ledger.api.trust_rounds import TrustRounds
+from ledger.errors import StorageError
+from ledger.log import Ledger
+from ledger.registry import add_signer, make_spec
+from ledger.registry.admin import admin_key_path, load_admin_key
+
+
+class Held:
+    """A ledger whose first trust read, once done, waits for ``release``; counts the reads; the
+    read ``fail_at`` (1-based) raises."""
+
+    def __init__(self, ledger: Ledger, fail_at: int = 0) -> None:
+        self.ledger, self.fail_at = ledger, fail_at
+        self.reads = 0
+        self.reading = threading.Event()
+        self.release = threading.Event()
+
+    def trust(self) -> Trust:
+        self.reads += 1
+        if self.reads == self.fail_at:
+            raise StorageError("cannot read the trust registry's version: gone")
+        found = self.ledger.trust()
+        if self.reads == 1:
+            self.reading.set()
+            assert self.release.wait(30)
+        return found
+
+
+async def _until(event: threading.Event) -> None:
+    while not event.is_set():
+        await asyncio.sleep(0.005)
+
+
+def test_requests_arriving_during_a_round_share_the_next_one(ledger: Ledger) -> None:
+    held = Held(ledger)
+
+    async def main() -> list[Trust]:
+        rounds = TrustRounds(cast(Ledger, held))
+        first = asyncio.ensure_future(rounds.trust())
+        await _until(held.reading)
+        rest = [asyncio.ensure_future(rounds.trust()) for _ in range(12)]
+        await asyncio.sleep(0.05)
+        assert held.reads == 1  # the twelve wait: the running round began before them
+        held.release.set()
+        return await asyncio.gather(first, *rest)
+
+    got = asyncio.run(main())
+    assert held.reads == 2  # the held round, then one round for all twelve
+    assert all(isinstance(t, Trust) for t in got)
+    assert len({id(t) for t in got[1:]}) == 1  # the twelve share one answer
+
+
+def test_a_change_committed_during_a_round_is_seen_by_requests_arriving_after_it(
+    ledger: Ledger, key_path: Path, sample_pub_pem: bytes
+) -> None:
+    held = Held(ledger)
+    admin = load_admin_key(admin_key_path(key_path))
+
+    async def main() -> tuple[Trust, Trust]:
+        rounds = TrustRounds(cast(Ledger, held))
+        before = asyncio.ensure_future(rounds.trust())
+        await _until(held.reading)  # the round has read the registry already
+        await asyncio.to_thread(
+            add_signer, ledger, make_spec("ci", now=ledger.now(), key=sample_pub_pem), admin
+        )
+        after = asyncio.ensure_future(rounds.trust())
+        await asyncio.sleep(0.02)
+        held.release.set()
+        return await before, await after
+
+    before, after = asyncio.run(main())
+    assert "ci" not in before.state.signers
+    assert "ci" in after.state.signers  # not the round that was running when it arrived
+
+
+def test_a_failed_round_fails_its_requests_and_the_next_round_reads_again(ledger: Ledger) -> None:
+    held = Held(ledger, fail_at=2)
+
+    async def main() -> tuple[list[Trust | BaseException], Trust]:
+        rounds = TrustRounds(cast(Ledger, held))
+        first = asyncio.ensure_future(rounds.trust())
+        await _until(held.reading)
+        rest = [asyncio.ensure_future(rounds.trust()) for _ in range(3)]
+        await asyncio.sleep(0.02)
+        held.release.set()
+        await first
+        failed = await asyncio.gather(*rest, return_exceptions=True)
+        return failed, await rounds.trust()
+
+    failed, again = asyncio.run(main())
+    assert len(failed) == 3
+    for e in failed:
+        assert isinstance(e, StorageError) and "trust registry" in str(e)
+    assert isinstance(again, Trust) and held.reads == 3
+
+
+def test_a_request_that_goes_away_does_not_cancel_the_round_of_the_others(
+    ledger: Ledger,
+) -> None:
+    held = Held(ledger)
+
+    async def main() -> Trust:
+        rounds = TrustRounds(cast(Ledger, held))
+        first = asyncio.ensure_future(rounds.trust())
+        await _until(held.reading)
+        gone = asyncio.ensure_future(rounds.trust())
+        stays = asyncio.ensure_future(rounds.trust())
+        await asyncio.sleep(0.02)
+        gone.cancel()
+        held.release.set()
+        await first
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        return await stays
+
+    assert isinstance(asyncio.run(main()), Trust)
+    assert held.reads == 2
