@@ -101,7 +101,7 @@ class SharedSequencer(Waiting, LeaseHolder):
         self._hints: set[str] | None = set()  # digest prefixes integrated since the last look
         self._ack_elements: list[tuple[str, list[str]]] = []  # acknowledgements, with hints
         self._ack_key = ack_mac_key(signer)
-        self._connect_kw = self._connect_args()
+        self._connect_kw = db.driver_connect_args(store.engine)
         self._submit_conn: psycopg.Connection[Any] | None = None
         self._submit_bound_set: float | None = None  # the lock and statement timeout it has
         self._notify_conn: psycopg.Connection[Any] | None = None
@@ -153,13 +153,6 @@ class SharedSequencer(Waiting, LeaseHolder):
         self._fail_all(StorageError("the ledger was closed before this append was integrated"))
 
     # -- connections ----------------------------------------------------------------------------
-
-    def _connect_args(self) -> dict[str, Any]:
-        engine = self._store.engine
-        args, kw = engine.dialect.create_connect_args(engine.url)
-        if args:
-            kw["conninfo"] = args[0]
-        return dict(kw)
 
     @contextmanager
     def _session(self) -> Iterator[psycopg.Connection[Any]]:

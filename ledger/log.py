@@ -247,6 +247,14 @@ class Ledger:
         self._trust = (version, trust)
         return trust
 
+    def trust_at(self, version: int) -> Trust | None:
+        """The trust state this process holds if it is that of registry version ``version``
+        (read by the caller, after its request arrived), else None: then ask :meth:`trust`."""
+        cached = self._trust
+        if cached is not None and cached[1].admin_keys and cached[0] == version:
+            return cached[1]
+        return None
+
     def _read_trust(
         self, cached: tuple[int, Trust] | None
     ) -> tuple[tuple[int, RegistryState] | None, tuple[PublicKey, ...]]:

@@ -116,6 +116,15 @@ def make_engine(url: str, *, create: bool = False) -> Engine:
     return engine
 
 
+def driver_connect_args(engine: Engine) -> dict[str, Any]:
+    """The keyword arguments that connect the engine's DB-API driver as the engine would (for a
+    connection of one's own: a session lock, LISTEN, an async connection on the event loop)."""
+    args, kw = engine.dialect.create_connect_args(engine.url)
+    if args:
+        kw["conninfo"] = args[0]
+    return dict(kw)
+
+
 def _is_uri(url: URL) -> bool:
     return str(url.query.get("uri", "")).lower() in ("true", "1")
 

@@ -78,6 +78,9 @@ def create_app(settings: Settings | None = None) -> LedgerAPI:
             yield
         finally:
             gc.unfreeze()
+            writer = getattr(app.state, "writer", None)
+            if writer is not None:
+                await writer.close()
             metrics_now = getattr(app.state, "metrics", None)
             if metrics_now is not None:
                 metrics_now.close()

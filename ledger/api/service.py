@@ -3,8 +3,8 @@
 Admission of a Sigstore bundle (milliseconds) and of a batch runs in a worker thread (batches:
 at most one per core but one at a time, against one trust state read once per batch); a DSSE
 envelope's (tens of microseconds) runs on the loop, where it costs less than the hop; on
-PostgreSQL against a trust state read off the loop in rounds shared by the requests that arrive
-together (:mod:`ledger.api.trust_rounds`). The append is
+PostgreSQL against a trust state read without blocking the loop, in rounds shared by the
+requests that arrive together (:mod:`ledger.api.trust_rounds`). The append is
 the :class:`~concurrent.futures.Future` the sequencer resolves once the entry is durable and
 covered by a signed checkpoint, awaited with :func:`asyncio.wrap_future` (a batch's, all with one
 wake-up of the loop) so the event loop never blocks. At most ``max_pending`` appends wait per process; past that :class:`Overloaded` (503).
@@ -30,6 +30,7 @@ from ledger.api.trust_rounds import TrustRounds
 from ledger.bodies import MAX_BODY_BYTES, Submission
 from ledger.errors import Error, Overloaded
 from ledger.log import Ledger
+from ledger.registry.probe import AsyncRegistryVersionProbe
 from ledger.sequencer import AppendResult
 
 __all__ = ["WriteService", "admission_threads"]
@@ -53,7 +54,13 @@ class WriteService:
         self._pending = 0
         self._admitting = asyncio.Semaphore(admission_threads(os.cpu_count()))
         remote = ledger.store.engine.dialect.name == "postgresql"  # the probe is a round trip
-        self._rounds = TrustRounds(ledger) if remote else None
+        self._rounds = (
+            TrustRounds(ledger, AsyncRegistryVersionProbe(ledger.store.engine)) if remote else None
+        )
+
+    async def close(self) -> None:
+        if self._rounds is not None:
+            await self._rounds.close()
 
     async def append(self, body: bytes) -> AppendResult:
         """Admit one body and wait for its acknowledged proof."""

@@ -1,18 +1,18 @@
-"""The trust state for admissions on the event loop, read in shared rounds off the loop.
+"""The trust state for admissions on the event loop, read in shared rounds without blocking it.
 
 Every admission is judged against the trust registry as committed when its request arrived
 (:meth:`ledger.log.Ledger.trust`: one query for the registry's version, the state re-read only when
 it moved). A DSSE envelope is admitted on the event loop, where that query blocked the loop: on
-PostgreSQL a round trip per request, and the thread then waits for the interpreter lock again
-behind the sequencer's threads. Measured on ``serve_bench single_pg_2proc``, dropping the query
-altogether (unsafe) saved 0.2-0.3 ms of server CPU per append; sharing it between admissions in
-the thread that runs it saved nothing, as on the loop they never overlap (docs/benchmarks.md).
+PostgreSQL a round trip per request, after which the loop waited for the interpreter lock again
+behind the sequencer's threads.
 
-So on PostgreSQL the loop awaits a *round*: ``Ledger.trust()`` run in a worker thread, shared by
-every request that arrived while the round before it ran. A request is answered only by a round
-that started after it arrived, so it sees every registry change committed before it, exactly as
-before. On SQLite the query is a local read of about 10 µs, cheaper than the thread hop: it stays
-on the loop.
+So on PostgreSQL the loop awaits a *round*, shared by every request that arrived while the round
+before it ran: the version query on an async connection of its own
+(:class:`~ledger.registry.probe.AsyncRegistryVersionProbe`), and the state this process holds if
+it is that version's; only when the registry moved (or the query failed) is the state read again,
+by :meth:`Ledger.trust` in a worker thread. A request is answered only by a round that started
+after it arrived, so it sees every registry change committed before it, exactly as before. On
+SQLite the query is a local read of about 10 µs: it stays on the loop.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import asyncio
 from starlette.concurrency import run_in_threadpool
 
 from ledger.admission import Trust
+from ledger.errors import StorageError
 from ledger.log import Ledger
+from ledger.registry.probe import AsyncRegistryVersionProbe
 
 __all__ = ["TrustRounds"]
 
@@ -30,8 +32,8 @@ __all__ = ["TrustRounds"]
 class TrustRounds:
     """``await trust()``: the trust state as committed at some moment after the call."""
 
-    def __init__(self, ledger: Ledger) -> None:
-        self._ledger = ledger
+    def __init__(self, ledger: Ledger, probe: AsyncRegistryVersionProbe | None = None) -> None:
+        self._ledger, self._probe = ledger, probe
         self._running: asyncio.Future[Trust] | None = None
         self._next: asyncio.Future[Trust] | None = None  # for callers that came during it
 
@@ -43,8 +45,19 @@ class TrustRounds:
             self._next = asyncio.get_running_loop().create_future()
         return await asyncio.shield(self._next)
 
+    async def close(self) -> None:
+        if self._probe is not None:
+            await self._probe.close()
+
     async def _round(self) -> Trust:
         try:
+            if self._probe is not None:
+                try:
+                    held = self._ledger.trust_at(await self._probe.version())
+                except StorageError:  # Ledger.trust says why (or reads it after all)
+                    held = None
+                if held is not None:
+                    return held
             return await run_in_threadpool(self._ledger.trust)
         finally:
             self._running = None

@@ -15,14 +15,21 @@ import threading
 from contextlib import suppress
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from ledger._internal.db import driver_connect_args
 from ledger.errors import StorageError
 
-__all__ = ["RegistryVersionProbe"]
+__all__ = ["AsyncRegistryVersionProbe", "RegistryVersionProbe"]
 
 _VERSION = "SELECT max(idx) FROM registry_entries"
+
+
+def _failed(e: BaseException) -> StorageError:
+    first = str(getattr(e, "orig", None) or e).splitlines()[0]
+    return StorageError(f"cannot read the trust registry's version: {first}")
 
 
 class RegistryVersionProbe:
@@ -67,3 +74,32 @@ class RegistryVersionProbe:
     def close(self) -> None:
         with self._lock:
             self._drop()
+
+
+class AsyncRegistryVersionProbe:
+    """The same query for an event loop, on a PostgreSQL connection of its own that the loop
+    awaits (no thread, no blocking): ``await version()``. One caller at a time (see
+    :class:`ledger.api.trust_rounds.TrustRounds`, which shares its rounds)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._connect_kw = driver_connect_args(engine)
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def version(self) -> int:
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = await psycopg.AsyncConnection.connect(
+                    **self._connect_kw, autocommit=True
+                )
+            cur = await self._conn.execute(_VERSION)
+            row = await cur.fetchone()
+        except psycopg.Error as e:
+            await self.close()
+            raise _failed(e) from e
+        return -1 if row is None or row[0] is None else int(row[0])
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with suppress(Exception):  # a broken connection may fail to close too
+                await conn.close()

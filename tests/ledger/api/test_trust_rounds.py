@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
 import pytest
+from sqlalchemy import text
 
+from attest.signers import KeySigner
 from ledger.admission import Trust
 from ledger.api.trust_rounds import TrustRounds
 from ledger.errors import StorageError
 from ledger.log import Ledger
 from ledger.registry import add_signer, make_spec
 from ledger.registry.admin import admin_key_path, load_admin_key
+from ledger.registry.probe import AsyncRegistryVersionProbe
 
 
 class Held:
@@ -129,3 +133,127 @@ def test_a_request_that_goes_away_does_not_cancel_the_round_of_the_others(
 
     assert isinstance(asyncio.run(main()), Trust)
     assert held.reads == 2
+
+
+# -- on PostgreSQL: the version query awaited on the loop's own connection ---------------------
+
+
+class HeldProbe(AsyncRegistryVersionProbe):
+    """Counts its queries; the first, once it has read the version, waits for ``release``."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        super().__init__(ledger.store.engine)
+        self.queries = 0
+        self.reading = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def version(self) -> int:
+        self.queries += 1
+        found = await super().version()
+        if self.queries == 1:
+            self.reading.set()
+            await self.release.wait()
+        return found
+
+
+class Counted:
+    """A ledger that counts its (thread) trust reads."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger, self.reads = ledger, 0
+
+    def trust(self) -> Trust:
+        self.reads += 1
+        return self.ledger.trust()
+
+    def trust_at(self, version: int) -> Trust | None:
+        return self.ledger.trust_at(version)
+
+
+def _add_elsewhere(url: str, key_path: Path, admin: KeySigner, pem: bytes) -> None:
+    with Ledger.open(url, key_path) as other:
+        add_signer(other, make_spec("ci", now=other.now(), key=pem), admin)
+
+
+@pytest.fixture
+def pg_ledger(pg_url: str, key_path: Path) -> Iterator[Ledger]:
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        lg.trust()  # what a server holds after its first admission
+        yield lg
+
+
+def test_on_postgresql_a_round_is_one_query_on_the_loop_when_nothing_moved(
+    pg_ledger: Ledger,
+) -> None:
+    counted = Counted(pg_ledger)
+
+    async def main() -> list[Trust]:
+        probe = HeldProbe(pg_ledger)
+        rounds = TrustRounds(cast(Ledger, counted), probe)
+        try:
+            first = asyncio.ensure_future(rounds.trust())
+            await probe.reading.wait()
+            rest = [asyncio.ensure_future(rounds.trust()) for _ in range(12)]
+            await asyncio.sleep(0.02)
+            assert probe.queries == 1
+            probe.release.set()
+            got = await asyncio.gather(first, *rest)
+            assert probe.queries == 2
+            return got
+        finally:
+            await rounds.close()
+
+    got = asyncio.run(main())
+    assert counted.reads == 0  # the registry never moved: no thread, no re-read
+    assert {id(t) for t in got} == {id(pg_ledger.trust())}
+
+
+def test_on_postgresql_a_change_committed_during_a_round_is_seen_by_later_requests(
+    pg_ledger: Ledger, pg_url: str, key_path: Path, sample_pub_pem: bytes
+) -> None:
+    counted = Counted(pg_ledger)
+    admin = load_admin_key(admin_key_path(key_path))
+
+    async def main() -> tuple[Trust, Trust]:
+        probe = HeldProbe(pg_ledger)
+        rounds = TrustRounds(cast(Ledger, counted), probe)
+        try:
+            before = asyncio.ensure_future(rounds.trust())
+            await probe.reading.wait()  # the round has read the version already
+            # committed by another process's ledger: this one's held state stays the old one
+            await asyncio.to_thread(_add_elsewhere, pg_url, key_path, admin, sample_pub_pem)
+            after = asyncio.ensure_future(rounds.trust())
+            await asyncio.sleep(0.02)
+            probe.release.set()
+            return await before, await after
+        finally:
+            await rounds.close()
+
+    before, after = asyncio.run(main())
+    assert "ci" not in before.state.signers
+    assert "ci" in after.state.signers
+    assert counted.reads == 1  # the second round saw the version move and read the state
+
+
+def test_on_postgresql_a_lost_connection_falls_back_and_reconnects(pg_ledger: Ledger) -> None:
+    counted = Counted(pg_ledger)
+
+    async def main() -> None:
+        probe = AsyncRegistryVersionProbe(pg_ledger.store.engine)
+        rounds = TrustRounds(cast(Ledger, counted), probe)
+        try:
+            await rounds.trust()
+            conn = probe._conn
+            assert conn is not None
+            with pg_ledger.store.engine.connect() as other:
+                other.execute(
+                    text("SELECT pg_terminate_backend(:pid)"), {"pid": conn.info.backend_pid}
+                )
+            assert isinstance(await rounds.trust(), Trust)  # answered by Ledger.trust()
+            assert counted.reads == 1
+            assert isinstance(await rounds.trust(), Trust)  # a new connection, one query
+            assert counted.reads == 1 and probe._conn is not conn
+        finally:
+            await rounds.close()
+
+    asyncio.run(main())
