@@ -9,8 +9,10 @@ waiter (see :mod:`ledger.integrator` for the whole path).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any, cast
 
 import psycopg
@@ -29,6 +31,7 @@ from ledger.pending import (
     RETRY_SECONDS,
     BadRow,
     NothingPending,
+    Wait,
     error_text,
     hint,
     submission,
@@ -92,6 +95,8 @@ class LeaseHolder(Quarantine):
 
     _max_batch: int
     _ack_key: bytes
+    _lock: threading.Lock  # guards _waiting: this process's appends waiting, by body digest
+    _waiting: dict[bytes, list[tuple[Wait, int]]]
     _purged_at = float("-inf")  # when this process's batch last dropped old acknowledged rows
 
     def _integrator(self) -> None:
@@ -243,7 +248,23 @@ class LeaseHolder(Quarantine):
                 )
                 continue
             read.append(bytes(digest))
-        return subs
+        return self._with_local_docs(subs)
+
+    def _with_local_docs(self, subs: list[Submission]) -> list[Submission]:
+        """``subs``, each this process submitted with admission's parse of its body: the same
+        bytes (the digest is checked against the row's content), so the commit derives its index
+        rows from that parse and the signatures admission verified, instead of parsing the body
+        and verifying its signatures again (:func:`ledger.index.rows.derive_index_rows`)."""
+        with self._lock:
+            docs = {
+                s.digest: doc
+                for s in subs
+                for w, i in self._waiting.get(s.digest, ())
+                if (doc := w.job.subs[i].doc) is not None
+            }
+        if not docs:
+            return subs
+        return [replace(s, doc=docs[s.digest]) if s.digest in docs else s for s in subs]
 
     def _finish(self, conn: Connection, read: list[bytes], seq: SequencedBatch) -> None:
         """Leave each integrated row's record and proof on it for its waiter (see
