@@ -20,6 +20,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
 
 from attest._internal import jsontext
 from attest._internal.frozen import Frozen, set_field
@@ -128,10 +130,22 @@ class PublicKey(Frozen):
         self._verify(signature, data)
         _VERIFIED.add(seen)
 
+    @cached_property
+    def _sodium(self) -> VerifyKey:
+        """An Ed25519 key as libsodium's: it verifies in about half OpenSSL's time (74 against
+        140 µs here, docs/design.md), and refuses what RFC 8032 signers never make — a
+        small-order key or ``R``, a non-canonical encoding — where OpenSSL verifies any message
+        for a small-order key with the signature ``R`` = identity, ``S`` = 0."""
+        raw = self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return VerifyKey(raw)
+
     def _verify(self, signature: bytes, data: bytes) -> None:
         try:
             if isinstance(self.key, ed25519.Ed25519PublicKey):
-                self.key.verify(signature, data)
+                try:
+                    self._sodium.verify(data, signature)
+                except (BadSignatureError, ValueError, TypeError) as e:  # wrong length: ValueError
+                    raise InvalidSignature from e
             elif isinstance(self.key, ec.EllipticCurvePublicKey):
                 self._verify_ecdsa(self.key, signature, data)
             else:
