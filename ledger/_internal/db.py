@@ -73,6 +73,9 @@ def sqlite_file(url: str) -> Path | None:
     return Path(urlsplit(db).path if _is_uri(parsed) else db)
 
 
+PG_CONNECT_TIMEOUT = 10  # seconds a PostgreSQL connection attempt may take, unless the URL says
+
+
 def make_engine(url: str, *, create: bool = False) -> Engine:
     """An engine for ``sqlite:///PATH`` or ``postgresql+psycopg://…`` with the ledger's settings.
 
@@ -90,7 +93,9 @@ def make_engine(url: str, *, create: bool = False) -> Engine:
         engine = _sqlite_engine(parsed, path, create)
     elif backend == "postgresql":
         path = None
-        connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
+        connect_args = (
+            {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT}
+        )
         # Every statement waits at most LOCK_TIMEOUT_SECONDS for a lock, reads too (a read waits
         # only for DDL's lock, but without a bound an append's admission or an audit query
         # waited as long as the DDL held it); write transactions set their own, the same.
@@ -122,6 +127,8 @@ def driver_connect_args(engine: Engine) -> dict[str, Any]:
     args, kw = engine.dialect.create_connect_args(engine.url)
     if args:
         kw["conninfo"] = args[0]
+    if engine.dialect.name == "postgresql" and "connect_timeout" not in engine.url.query:
+        kw["connect_timeout"] = PG_CONNECT_TIMEOUT  # as the engine's own (make_engine)
     return dict(kw)
 
 
