@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from nacl.bindings import crypto_core_ed25519_is_valid_point
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
@@ -138,6 +139,15 @@ class PublicKey(Frozen):
         for a small-order key with the signature ``R`` = identity, ``S`` = 0."""
         raw = self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return VerifyKey(raw)
+
+    def usable(self) -> bool:
+        """False for an Ed25519 key no signature can verify with: a point of small order or off
+        the curve's prime-order group, which libsodium refuses (and under which OpenSSL would
+        verify a forgery). Other kinds of keys: True (their loading already checks them)."""
+        if not isinstance(self.key, ed25519.Ed25519PublicKey):
+            return True
+        raw = self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return bool(crypto_core_ed25519_is_valid_point(raw))
 
     def _verify(self, signature: bytes, data: bytes) -> None:
         try:

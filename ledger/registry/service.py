@@ -64,7 +64,7 @@ def make_spec(
         sigstore.policy()
     elif key is None:
         raise InvalidInput("a signer needs a key or a Sigstore identity")
-    return SignerSpec(
+    spec = SignerSpec(
         name=name,
         key_pem=key.decode("utf-8", "replace") if key is not None else None,
         sigstore=sigstore,
@@ -72,6 +72,14 @@ def make_spec(
         valid_until=format_time(valid_until) if valid_until is not None else None,
         predicate_types=tuple(predicate_types),
     )
+    # Refused when added, not when replayed: a registry that already logged such a key still
+    # derives (the key simply verifies nothing)
+    if spec.key_pem is not None and not spec.public_key().usable():
+        raise InvalidInput(
+            f"signer {name!r}: the key is not a usable Ed25519 public key (a small-order point: "
+            "no signature can verify with it)"
+        )
+    return spec
 
 
 def _append_op(ledger: Ledger, op: RegistryOp, admin_key: KeySigner) -> AppendResult:

@@ -53,3 +53,9 @@ def test_a_signature_of_the_wrong_length_is_a_signature_error(size: int) -> None
     key = public_key_from_crypto(ed25519.Ed25519PrivateKey.generate().public_key())
     with pytest.raises(SignatureError):
         key.verify(b"\x01" * size, b"message")
+
+
+def test_usable_tells_a_small_order_key_from_a_real_one() -> None:
+    assert public_key_from_crypto(ed25519.Ed25519PrivateKey.generate().public_key()).usable()
+    weak = ed25519.Ed25519PublicKey.from_public_bytes(IDENTITY)
+    assert not public_key_from_crypto(weak).usable()

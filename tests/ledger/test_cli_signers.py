@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.conftest import envelope, fixture_path
 from tests.ledger.test_cli import run
@@ -24,6 +26,10 @@ def work(tmp_path: Path, signed_samples: list[bytes], sample_pub_pem: bytes) -> 
     (tmp_path / "junk.json").write_text(json.dumps(junk))
     (tmp_path / "shape.json").write_bytes(envelope(1))  # not even a Statement
     (tmp_path / "sample.pub").write_bytes(sample_pub_pem)
+    small_order = Ed25519PublicKey.from_public_bytes(b"\x01" + b"\x00" * 31)  # the identity
+    (tmp_path / "small-order.pub").write_bytes(
+        small_order.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
     run(tmp_path, "init", "--origin", "cli.example/log")
     return tmp_path
 
@@ -108,6 +114,7 @@ def test_signers_add_refuses_bad_input_and_writes_nothing(work: Path) -> None:
         (["--name", "x", "--key", "sample.pub", "--valid-from", "yesterday"], 2),
         (["--name", "x", "--key", "sample.pub", "--valid-until", "9999-12-31T23:59:59-23:00"], 2),
         (["--name", "bad name", "--key", "sample.pub"], 2),
+        (["--name", "x", "--key", "small-order.pub"], 2),  # OpenSSL would verify forgeries
     ]:
         p = run(work, "signers", "add", *args, ok=False)
         assert p.returncode == code, (args, p.stderr)
