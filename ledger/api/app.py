@@ -30,6 +30,7 @@ from ledger.api.fast_path import LedgerAPI
 from ledger.api.metrics import Metrics
 from ledger.api.service import WriteService
 from ledger.api.settings import Settings
+from ledger.api.trust_rounds import trust_rounds
 from ledger.keys import default_key_path
 from ledger.log import Ledger, utc_now
 from ledger.tokens import Tokens
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> LedgerAPI:
                 max_pending=s.max_pending,
                 retry_after=s.retry_after_seconds,
                 max_body_bytes=s.max_body_bytes,
+                rounds=trust_rounds(ledger),
             )
             # Everything loaded so far (modules, the app, the ledger) lives as long as the
             # worker: out of the collector's sight, a full collection no longer walks it (it

@@ -30,7 +30,6 @@ from ledger.api.trust_rounds import TrustRounds
 from ledger.bodies import MAX_BODY_BYTES, Submission
 from ledger.errors import Error, Overloaded
 from ledger.log import Ledger
-from ledger.registry.probe import AsyncRegistryVersionProbe
 from ledger.sequencer import AppendResult
 
 __all__ = ["WriteService", "admission_threads"]
@@ -47,16 +46,14 @@ class WriteService:
         max_pending: int,
         retry_after: float,
         max_body_bytes: int = MAX_BODY_BYTES,
+        rounds: TrustRounds | None = None,
     ) -> None:
         self._ledger, self._metrics = ledger, metrics
         self._max_body_bytes = max_body_bytes  # every body, single or in a batch
         self._max_pending, self._retry_after = max_pending, retry_after
         self._pending = 0
         self._admitting = asyncio.Semaphore(admission_threads(os.cpu_count()))
-        remote = ledger.store.engine.dialect.name == "postgresql"  # the probe is a round trip
-        self._rounds = (
-            TrustRounds(ledger, AsyncRegistryVersionProbe(ledger.store.engine)) if remote else None
-        )
+        self._rounds = rounds  # None: DSSE admissions read the trust state on the loop
 
     async def close(self) -> None:
         if self._rounds is not None:

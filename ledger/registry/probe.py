@@ -43,18 +43,27 @@ class RegistryVersionProbe:
     def version(self) -> int:
         with self._lock:
             try:
-                if self._raw is None:
-                    self._raw = self._connect()
-                cur = self._raw.cursor()
-                try:
-                    cur.execute(_VERSION)
-                    newest = cur.fetchone()[0]
-                finally:
-                    cur.close()
+                return self._query()
+            except (SQLAlchemyError, self._engine.dialect.loaded_dbapi.Error) as e:
+                reused = self._raw is not None
+                self._drop()
+                if not reused:
+                    raise _failed(e) from e
+            try:  # the kept connection had died (a server restart, an idle timeout): once more
+                return self._query()
             except (SQLAlchemyError, self._engine.dialect.loaded_dbapi.Error) as e:
                 self._drop()
-                first = str(getattr(e, "orig", None) or e).splitlines()[0]
-                raise StorageError(f"cannot read the trust registry's version: {first}") from e
+                raise _failed(e) from e
+
+    def _query(self) -> int:
+        if self._raw is None:
+            self._raw = self._connect()
+        cur = self._raw.cursor()
+        try:
+            cur.execute(_VERSION)
+            newest = cur.fetchone()[0]
+        finally:
+            cur.close()
         return -1 if newest is None else int(newest)
 
     def _connect(self) -> Any:
@@ -86,16 +95,24 @@ class AsyncRegistryVersionProbe:
         self._conn: psycopg.AsyncConnection[Any] | None = None
 
     async def version(self) -> int:
+        reused = self._conn is not None and not self._conn.closed
         try:
-            if self._conn is None or self._conn.closed:
-                self._conn = await psycopg.AsyncConnection.connect(
-                    **self._connect_kw, autocommit=True
-                )
-            cur = await self._conn.execute(_VERSION)
-            row = await cur.fetchone()
+            return await self._query()
+        except psycopg.Error as e:
+            await self.close()
+            if not reused:
+                raise _failed(e) from e
+        try:  # the kept connection had died (a server restart, an idle timeout): once more
+            return await self._query()
         except psycopg.Error as e:
             await self.close()
             raise _failed(e) from e
+
+    async def _query(self) -> int:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(**self._connect_kw, autocommit=True)
+        cur = await self._conn.execute(_VERSION)
+        row = await cur.fetchone()
         return -1 if row is None or row[0] is None else int(row[0])
 
     async def close(self) -> None:

@@ -20,7 +20,7 @@ from ledger.errors import StorageError
 from ledger.log import Ledger
 from ledger.registry import add_signer, make_spec
 from ledger.registry.admin import admin_key_path, load_admin_key
-from ledger.registry.probe import AsyncRegistryVersionProbe
+from ledger.registry.probe import AsyncRegistryVersionProbe, RegistryVersionProbe
 
 
 class Held:
@@ -235,7 +235,9 @@ def test_on_postgresql_a_change_committed_during_a_round_is_seen_by_later_reques
     assert counted.reads == 1  # the second round saw the version move and read the state
 
 
-def test_on_postgresql_a_lost_connection_falls_back_and_reconnects(pg_ledger: Ledger) -> None:
+def test_on_postgresql_a_lost_connection_is_replaced_at_once(pg_ledger: Ledger) -> None:
+    """A server restart or an idle timeout ends the kept connection: the next round connects
+    again and asks once more, instead of answering 503 (as CI saw when connections were killed)."""
     counted = Counted(pg_ledger)
 
     async def main() -> None:
@@ -245,15 +247,49 @@ def test_on_postgresql_a_lost_connection_falls_back_and_reconnects(pg_ledger: Le
             await rounds.trust()
             conn = probe._conn
             assert conn is not None
-            with pg_ledger.store.engine.connect() as other:
-                other.execute(
-                    text("SELECT pg_terminate_backend(:pid)"), {"pid": conn.info.backend_pid}
-                )
-            assert isinstance(await rounds.trust(), Trust)  # answered by Ledger.trust()
-            assert counted.reads == 1
-            assert isinstance(await rounds.trust(), Trust)  # a new connection, one query
-            assert counted.reads == 1 and probe._conn is not conn
+            _terminate(pg_ledger, conn.info.backend_pid)
+            assert isinstance(await rounds.trust(), Trust)
+            assert counted.reads == 0  # no fallback: the probe reconnected
+            assert probe._conn is not conn
         finally:
             await rounds.close()
 
     asyncio.run(main())
+
+
+def test_the_threads_probe_replaces_a_lost_connection_too(ledger: Ledger) -> None:
+    probe = RegistryVersionProbe(ledger.store.engine)
+    try:
+        version = probe.version()
+        raw = probe._raw
+        if ledger.store.engine.dialect.name == "postgresql":
+            _terminate(ledger, raw.driver_connection.info.backend_pid)
+        else:
+            raw.driver_connection.close()
+        assert probe.version() == version
+        assert probe._raw is not raw
+    finally:
+        probe.close()
+
+
+def test_a_probe_that_cannot_connect_says_why(pg_ledger: Ledger) -> None:
+    from ledger._internal.db import make_engine
+
+    url = pg_ledger.store.engine.url.set(port=1).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    try:
+        with pytest.raises(StorageError, match="cannot read the trust registry's version"):
+            RegistryVersionProbe(engine).version()
+
+        async def main() -> None:
+            with pytest.raises(StorageError, match="cannot read the trust registry's version"):
+                await AsyncRegistryVersionProbe(engine).version()
+
+        asyncio.run(main())
+    finally:
+        engine.dispose()
+
+
+def _terminate(ledger: Ledger, pid: int) -> None:
+    with ledger.store.engine.connect() as other:
+        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
