@@ -134,9 +134,13 @@ def _certificate(bundle: dict[str, Any]) -> Any:
 
 
 def _allowed(signer: Signer, at: str, ptype: Any) -> bool:
-    """At the record's time exactly: a revoked signer is never credited after its revocation (a
-    signer revoked or expired in the moment between admission and the record's time gets no
-    name; the ``keyid`` term still records that its key signed)."""
+    """At the record's time exactly, by the registry as logged before the record: a signer is
+    never credited after a revocation logged before it (a signer revoked or expired in the
+    moment between admission and the record's time gets no name; the ``keyid`` term still
+    records that its key signed). A revocation logged *after* the record does not reach back,
+    even when its time is earlier than the record's (the revocation's own time is taken before it
+    commits, or set back with ``revoke --at``): such a record was admitted before anyone could
+    know, and the index, derived record by record, credits it as admission did."""
     return not signer.refusal(at, ptype if isinstance(ptype, str) else None)
 
 
