@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from contextlib import suppress
@@ -28,7 +27,7 @@ from ledger.errors import (
 from ledger.keys import load_signer, write_signer
 from ledger.note import NoteSigner, NoteVerifier, generate_key, parse_verifier
 from ledger.record import MAX_ORIGIN_BYTES, format_time
-from ledger.registry.probe import RegistryVersionProbe
+from ledger.registry.trust_state import TrustState
 from ledger.sequencer import DEFAULT_LINGER, AppendResult, Sequencer
 from ledger.storage import LedgerStore
 from ledger.writer_checks import check_consistency_handed_out, check_inclusion_handed_out
@@ -36,11 +35,9 @@ from ledger.writer_checks import check_consistency_handed_out, check_inclusion_h
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-    from attest.keys import PublicKey
     from attest.signers import KeySigner
-    from ledger.admission import Admitted, RootFiles, Trust
+    from ledger.admission import Admitted, Trust
     from ledger.integrator import SharedSequencer
-    from ledger.registry.model import RegistryState
 
 __all__ = ["InclusionProof", "Ledger", "utc_now"]
 
@@ -99,10 +96,7 @@ class Ledger:
         self._clock = clock
         self._max_batch, self._linger = max_batch, linger
         self._sequencer: Sequencer | SharedSequencer | None = None
-        self._trust: tuple[int, Trust] | None = None  # (registry version, state)
-        self._probe = RegistryVersionProbe(store.engine)
-        self._trust_lock = threading.Lock()
-        self._roots: RootFiles | None = None
+        self._trust = TrustState(store, self.origin)
         self._verified_notes: dict[str, SignedCheckpoint] = {}  # note text -> verified
 
     @classmethod
@@ -161,9 +155,7 @@ class Ledger:
         if self._sequencer is not None:
             self._sequencer.close()
             self._sequencer = None
-        if self._roots is not None:
-            self._roots.close()
-        self._probe.close()
+        self._trust.close()
         self.store.close()
 
     def __enter__(self) -> Ledger:
@@ -225,54 +217,12 @@ class Ledger:
         indexed query (``max(idx)`` of ``registry_entries``), whether the registry changed —
         in this process or any other — and only then re-reads it. So a submission admitted
         after a revocation was acknowledged, by any process, is judged with it."""
-        cached = self._trust
-        from ledger.admission import RootFiles, Trust
-
-        try:
-            rows, admin = self._read_trust(cached)
-        except StorageError as e:
-            if "registry_entries" not in str(e):
-                raise
-            raise StorageError(
-                "this ledger predates the trust registry: run `ledger signers init-admin`"
-            ) from e
-        if rows is None:
-            assert cached is not None
-            return cached[1]
-        with self._trust_lock:
-            if self._roots is None:
-                self._roots = RootFiles()
-        version, state = rows
-        trust = Trust(state, admin, self._roots, self.origin)
-        self._trust = (version, trust)
-        return trust
+        return self._trust.current()
 
     def trust_at(self, version: int) -> Trust | None:
         """The trust state this process holds if it is that of registry version ``version``
         (read by the caller, after its request arrived), else None: then ask :meth:`trust`."""
-        cached = self._trust
-        if cached is not None and cached[1].admin_keys and cached[0] == version:
-            return cached[1]
-        return None
-
-    def _read_trust(
-        self, cached: tuple[int, Trust] | None
-    ) -> tuple[tuple[int, RegistryState] | None, tuple[PublicKey, ...]]:
-        """((registry version, state), admin keys); ``None`` when ``cached`` is still current.
-        A (re)load re-derives every registry row from the log (:func:`verified_state`)."""
-        from ledger.registry.entries import (
-            admin_keys_from_pem,
-            admin_pem,
-            registry_version,
-            verified_state,
-        )
-
-        if cached is not None and cached[1].admin_keys and self._probe.version() == cached[0]:
-            return None, cached[1].admin_keys  # unchanged: one indexed query (registry/probe.py)
-        with self.store._conn() as conn:
-            version = registry_version(conn)
-            admin = admin_keys_from_pem(admin_pem(conn))
-            return (version, verified_state(conn, admin, self.origin)), admin
+        return self._trust.held(version)
 
     def admit(
         self,
@@ -381,7 +331,7 @@ class Ledger:
         try:
             seq = self.store.sequence(recheck, self.origin, self.require_signer(), self._clock)
         finally:
-            self._forget_trust()
+            self._trust.forget()
         return AppendResult(
             seq.indices[0],
             seq.leaf_hashes[0],
@@ -390,9 +340,6 @@ class Ledger:
             seq.checkpoint,
             not seq.new[0],
         )
-
-    def _forget_trust(self) -> None:
-        self._trust = None
 
     def writer_alive(self) -> bool:
         """False once this process's sequencer thread has died (no appends can complete)."""
