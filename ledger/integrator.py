@@ -50,6 +50,7 @@ from ledger.note import NoteSigner, parse_verifier
 from ledger.pending import (
     Wait,
     error_from_text,
+    hinted,
     insert_pending,
     notify,
     notify_connection,
@@ -98,8 +99,8 @@ class SharedSequencer(Waiting, LeaseHolder):
         self._lock = threading.Lock()
         self._waiting: dict[bytes, list[tuple[Wait, int]]] = {}
         self._stop = threading.Event()
-        self._hints: set[str] | None = set()  # digest prefixes integrated since the last look
-        self._ack_elements: list[tuple[str, list[str]]] = []  # acknowledgements, with hints
+        self._hints: set[bytes] | None = set()  # digest prefixes integrated since the last look
+        self._ack_elements: list[tuple[str, set[bytes]]] = []  # acknowledgements, with hints
         self._ack_key = ack_mac_key(signer)
         self._connect_kw = db.driver_connect_args(store.engine)
         self._submit_conn: psycopg.Connection[Any] | None = None
@@ -200,12 +201,16 @@ class SharedSequencer(Waiting, LeaseHolder):
             if not collect:
                 continue
             elements = named.split(",")
-            if elements[-1].startswith(ACK_PREFIX):  # the batch's acknowledgements themselves
-                self._ack_elements.append((elements.pop(), elements))
-            if not tab or named == "*" or self._hints is None:
+            ack = elements.pop() if elements[-1].startswith(ACK_PREFIX) else None
+            if not tab or elements == ["*"] or self._hints is None:
                 self._hints = None
-            else:
-                self._hints.update(elements)
+                if ack is not None:
+                    self._ack_elements.append((ack, hinted(elements)))
+                continue
+            prefixes = hinted(elements)
+            self._hints.update(prefixes)
+            if ack is not None:  # the batch's acknowledgements themselves
+                self._ack_elements.append((ack, prefixes))
         if failure:
             self._fail_all(error_from_text(failure))
         return mine

@@ -4,6 +4,8 @@ between processes as text, and one job's wait for its acknowledgements."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import threading
@@ -119,7 +121,7 @@ def pending_mac_key(signer: NoteSigner) -> bytes:
     return hashlib.sha256(signer.sign(b"provenance-ledger pending-row MAC key v1")).digest()
 
 
-PREFIX = 8  # hex digits of a digest named in an integration notification
+PREFIX = 4  # bytes of a digest named in an integration notification
 PENDING_CHANNEL = "ledger_pending"  # NOTIFY when rows became pending (wakes the integrator)
 INTEGRATED_CHANNEL = "ledger_integrated"  # NOTIFY after each batch (and to fail every waiter)
 IDLE_POLL_SECONDS = 0.2  # the integrator's and waiter's fallback poll when no NOTIFY arrives
@@ -128,10 +130,35 @@ MAX_HINT = 7000  # bytes of payload naming digests
 MAX_PAYLOAD = 7900  # bytes of a whole notification's payload (PostgreSQL allows under 8000)
 
 
+HINT_MARK = "~"  # a notification's element naming digests: this and base64 of their prefixes
+
+
 def hint(digests: Sequence[bytes]) -> str:
-    """The notification suffix naming ``digests`` ("\t*": every waiter looks)."""
-    hint = "\t" + ",".join(d.hex()[:PREFIX] for d in digests)
-    return hint if len(hint) <= MAX_HINT else "\t*"
+    """The notification suffix naming ``digests`` by their first :data:`PREFIX` bytes, packed
+    as base64 (5.3 characters a digest: a batch of up to 1,312 is named; "\t*", every waiter
+    looks, past that). Until 2026-12-01 each was 8 hex digits and a comma (9 characters): a
+    batch of over 777 named everything, and with ``:batch`` appends every batch was one that
+    had each process's waiter look up every body it waited for."""
+    if not digests:
+        return "\t"
+    packed = HINT_MARK + base64.b64encode(b"".join(d[:PREFIX] for d in digests)).decode()
+    return "\t" + packed if len(packed) < MAX_HINT else "\t*"
+
+
+def hinted(elements: Sequence[str]) -> set[bytes]:
+    """The digest prefixes a notification's ``elements`` name (:func:`hint`'s; an element in
+    the earlier form, 8 hex digits, is read too, so a waiter still understands an integrator of
+    the release before while both run). What is neither names nothing."""
+    out: set[bytes] = set()
+    for e in elements:
+        if e.startswith(HINT_MARK):
+            with suppress(binascii.Error, ValueError):
+                packed = base64.b64decode(e[len(HINT_MARK) :], validate=True)
+                out.update(packed[i : i + PREFIX] for i in range(0, len(packed), PREFIX))
+        elif len(e) == 2 * PREFIX:
+            with suppress(ValueError):
+                out.add(bytes.fromhex(e))
+    return out
 
 
 def error_text(e: BaseException) -> str:

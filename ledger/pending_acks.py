@@ -23,6 +23,7 @@ import logging
 import struct
 import zlib
 from collections.abc import Container, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -43,6 +44,7 @@ __all__ = [
     "FINISH_SQL",
     "PURGE_SECONDS",
     "AckReader",
+    "RowStates",
     "ack_mac_key",
     "encode_acks",
     "finish_params",
@@ -139,11 +141,31 @@ def finish_params(
     return (*params, ACK_KEEP_SECONDS) if purge else params
 
 
-_ACK_ROWS = PlannedEachTime(
-    "SELECT p.digest, p.idx, p.leaf, p.proof, c.note FROM pending p "
-    "JOIN checkpoints c ON c.size = p.cp_size "
-    "WHERE p.digest = ANY(%s) AND p.idx IS NOT NULL AND p.error IS NULL"
+# Every pending row of the digests, whatever its state: its acknowledgement (record, proof and
+# the note of its checkpoint), or its error, or neither (still to be integrated).
+_ROWS = PlannedEachTime(
+    "SELECT p.digest, p.idx, p.leaf, p.proof, c.note, p.error, p.done_at IS NULL FROM pending p "
+    "LEFT JOIN checkpoints c ON c.size = p.cp_size WHERE p.digest = ANY(%b::bytea[])"
 )
+
+
+@dataclass
+class RowStates:
+    """What the pending rows say of some digests (:meth:`AckReader.states`)."""
+
+    acks: dict[bytes, AppendResult] = field(default_factory=dict)  # verified acknowledgements
+    queued: set[bytes] = field(default_factory=set)  # rows still to be integrated
+    failed: dict[bytes, str] = field(default_factory=dict)  # rows marked failed: the error
+
+    def unsettled(self, digests: Sequence[bytes]) -> list[bytes]:
+        """Of ``digests``, those the rows leave open: no row (logged already, or acknowledged
+        long ago), or an acknowledgement that did not verify. Only these are looked up in the
+        log."""
+        return [
+            d
+            for d in digests
+            if d not in self.acks and d not in self.queued and d not in self.failed
+        ]
 
 
 class AckReader:
@@ -203,12 +225,23 @@ class AckReader:
         self, conn: psycopg.Connection[Any], digests: Sequence[bytes]
     ) -> dict[bytes, AppendResult]:
         """Every digest among ``digests`` whose row acknowledges it and verifies (as above)."""
-        rows = conn.execute(_ACK_ROWS, (list(digests),), prepare=prepare_for(_ACK_ROWS)).fetchall()
-        out: dict[bytes, AppendResult] = {}
-        for digest, index, leaf, proof, note in rows:
-            result = self._verified(bytes(digest), int(index), bytes(leaf), bytes(proof), note)
-            if result is not None:
-                out[bytes(digest)] = result
+        return self.states(conn, digests).acks
+
+    def states(self, conn: psycopg.Connection[Any], digests: Sequence[bytes]) -> RowStates:
+        """In one query, what the rows of ``digests`` say: each verified acknowledgement (as
+        :meth:`read`), each row still to be integrated, each failed row's error."""
+        out = RowStates()
+        rows = conn.execute(_ROWS, (list(digests),), prepare=prepare_for(_ROWS)).fetchall()
+        for raw, index, leaf, proof, note, error, undone in rows:
+            digest = bytes(raw)
+            if error is not None:
+                out.failed[digest] = str(error)
+            elif index is None and undone:
+                out.queued.add(digest)
+            elif note is not None and leaf is not None and proof is not None:
+                result = self._verified(digest, int(index), bytes(leaf), bytes(proof), note)
+                if result is not None:
+                    out.acks[digest] = result
         return out
 
     def _checkpoint(self, note: str) -> SignedCheckpoint:

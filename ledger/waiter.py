@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from ledger._internal.db import milliseconds
+from ledger._internal.db import PlannedEachTime, milliseconds, prepare_for
 from ledger._internal.db_errors import one_line
 from ledger.checkpoint import SignedCheckpoint
 from ledger.errors import IntegrityError, Overloaded, StorageError
@@ -52,8 +52,8 @@ class Waiting(SharedParts):
 
     _lock: threading.Lock
     _waiting: dict[bytes, list[tuple[Wait, int]]]
-    _hints: set[str] | None
-    _ack_elements: list[tuple[str, list[str]]]
+    _hints: set[bytes] | None
+    _ack_elements: list[tuple[str, set[bytes]]]
     _acks: AckReader
     _wait_timeout: float
     _checkpoint: Callable[[], SignedCheckpoint]
@@ -84,14 +84,14 @@ class Waiting(SharedParts):
                 log.exception("resolving appends failed")
                 self._fail_all(e)
 
-    def _settle_notified(self, elements: list[tuple[str, list[str]]]) -> None:
+    def _settle_notified(self, elements: list[tuple[str, set[bytes]]]) -> None:
         """Acknowledge what notifications carried acknowledgements for (verified, see
         :meth:`AckReader.from_notification`); the rest is looked up by :meth:`_resolve`. An
         element is opened only if its notification names a body this process waits for."""
         if not elements:
             return
         with self._lock:
-            mine = {d.hex()[:PREFIX] for d in self._waiting}
+            mine = {d[:PREFIX] for d in self._waiting}
         for element, named in elements:
             if mine.isdisjoint(named):
                 continue
@@ -99,25 +99,26 @@ class Waiting(SharedParts):
             for digest, result in found.items():
                 self._settle(digest, result)
 
-    def _resolve(self, conn: psycopg.Connection[Any], hints: set[str] | None, full: bool) -> None:
+    def _resolve(self, conn: psycopg.Connection[Any], hints: set[bytes] | None, full: bool) -> None:
         """Acknowledge what was integrated. Only bodies a notification named are looked up,
         unless a notification named everything or marked rows failed (``hints`` is None), and
         on a ``full`` look (once a second) those that have waited over a second too: a lost
         notification costs latency, never an answer. A body's acknowledgement row, once
-        verified, answers at once; the rest are looked up in the log."""
+        verified, answers at once; one still queued waits for its own integration; the rest
+        are looked up in the log (:meth:`_look`)."""
         old = time.monotonic() + self._wait_timeout - _FULL_LOOK_SECONDS  # deadlines before: old
         with self._lock:
             digests = [
                 d
                 for d, entries in self._waiting.items()
                 if hints is None
-                or d.hex()[:PREFIX] in hints
+                or d[:PREFIX] in hints
                 or (full and any(w.deadline < old for w, _ in entries))
             ]
         blocked = ""
         try:
             with bounded_lock_waits(_READ_LOCK_SECONDS):
-                self._look(conn, digests, full)
+                self._look(conn, digests)
         except (Overloaded, psycopg.errors.LockNotAvailable) as e:
             # A lock held on the pending rows, the records, tiles or checkpoints (by DDL, say)
             # past a second: look again next round; the waits below still expire on time.
@@ -144,24 +145,37 @@ class Waiting(SharedParts):
                 )
             )
 
-    def _look(self, conn: psycopg.Connection[Any], digests: list[bytes], full: bool) -> None:
-        """Settle what the acknowledgement rows, the log or failed pending rows say about
-        ``digests`` (the caller bounds its reads' lock waits)."""
-        for digest, result in (self._acks.read(conn, digests) if digests else {}).items():
+    def _look(self, conn: psycopg.Connection[Any], digests: list[bytes]) -> None:
+        """Settle what the pending rows, or else the log, say about ``digests`` (the caller
+        bounds its reads' lock waits). One query reads every row of them: a verified
+        acknowledgement answers; a row still to be integrated says there is nothing to look up
+        yet (its integration names it again); a failed row's error answers a wait whose own
+        insert has committed. Only bodies left open — no row (logged before, or acknowledged
+        long ago), an acknowledgement that did not verify, a failed row — are looked up in the
+        log. Until 2026-12-01 every body of a look was looked up in the log and its failed row
+        read by a query of its own, though most were still queued (``:batch`` appends: a look
+        at thousands of bodies, each once a second; docs/benchmarks.md)."""
+        if not digests:
+            return
+        states = self._acks.states(conn, digests)
+        for digest, result in states.acks.items():
             self._settle(digest, result)
         with self._lock:
             digests = [d for d in digests if d in self._waiting]
-        found = self._store.leaves_by_digest(digests) if digests else {}
+        open_ = [d for d in digests if d not in states.acks and d not in states.queued]
+        found = _logged(conn, open_) if open_ else {}
         if found:
             self._acknowledge(found)
-        missing = [d for d in digests if d not in found]
         with self._lock:  # a failed row says nothing to a wait whose own insert has not
-            missing = [  # committed yet: that insert replaces it (an earlier submission's)
-                d for d in missing if all(w.ready for w, _ in self._waiting.get(d, ()))
+            failed = [  # committed yet: that insert replaces it (an earlier submission's)
+                d
+                for d in digests
+                if d in states.failed
+                and d not in found
+                and all(w.ready for w, _ in self._waiting.get(d, ()))
             ]
-        if missing and full:
-            for digest, text in self._store.pending_errors(missing).items():
-                self._settle(digest, error=error_from_text(text))
+        for digest in failed:
+            self._settle(digest, error=error_from_text(states.failed[digest]))
 
     def _acknowledge(self, found: dict[bytes, tuple[int, bytes]]) -> None:
         signed = self._checkpoint()  # verified with the ledger's key (cached by note text)
@@ -209,3 +223,16 @@ class Waiting(SharedParts):
                 w.resolve(position, result)
             else:
                 w.fail(error or StorageError("append failed"))
+
+
+# The log's record of each body, on the waiter's own connection: binary digests, planned for
+# their number each time (see :class:`ledger._internal.db.PlannedEachTime`).
+_LOGGED = PlannedEachTime(
+    "SELECT body_digest, idx, leaf FROM records WHERE body_digest = ANY(%b::bytea[])"
+)
+
+
+def _logged(conn: psycopg.Connection[Any], digests: list[bytes]) -> dict[bytes, tuple[int, bytes]]:
+    """``(index, record bytes)`` of each of ``digests`` that is in the log."""
+    rows = conn.execute(_LOGGED, (digests,), prepare=prepare_for(_LOGGED)).fetchall()
+    return {bytes(d): (int(i), bytes(leaf)) for d, i, leaf in rows}

@@ -134,7 +134,7 @@ def test_another_process_is_acknowledged_from_the_notification_without_a_query(
         def no_query(*_args: object) -> object:
             raise AssertionError("the waiter queried")
 
-        monkeypatch.setattr(AckReader, "read", no_query)
+        monkeypatch.setattr(AckReader, "states", no_query)
         with Ledger.open(pg_url, key_path) as other:
             for i in range(5):
                 ack = other.append(envelope(10 + i))
