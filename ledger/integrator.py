@@ -62,7 +62,7 @@ from ledger.pending_acks import (
     AckReader,
     ack_mac_key,
 )
-from ledger.sequencer import AppendResult, Job, append_in_chunks, single_done
+from ledger.sequencer import AppendResult, Chunk, Job, append_in_chunks, chunk_done, single_done
 from ledger.storage import LedgerStore
 from ledger.waiter import Waiting
 
@@ -121,19 +121,37 @@ class SharedSequencer(Waiting, LeaseHolder):
     def submit(self, sub: Submission) -> Future[AppendResult]:
         fut: Future[AppendResult] = Future()
         if len(self._waiting) >= self._max_pending:
-            raise Overloaded("too many appends are waiting for integration; retry shortly", 1.0)
+            raise _overloaded()
         try:
             self._queue.put_nowait(Job([sub], single_done(fut)))
         except queue.Full:
-            raise Overloaded("the append queue is full; retry shortly", retry_after=1.0) from None
+            raise _queue_full() from None
         return fut
+
+    def submit_many(self, subs: Sequence[Submission]) -> list[tuple[int, Chunk]]:
+        """Queue ``subs`` in order as jobs of at most ``max_batch`` and return each job's
+        ``(size, future)`` at once: one job, wait and future per chunk, not per body (an HTTP
+        batch's entries). A row failed alone (a value the database refuses, say) fails its own
+        outcome in its chunk's list, not those of the bodies beside it. A chunk that does not
+        fit fails with :class:`~ledger.errors.Overloaded` on its future."""
+        chunks: list[tuple[int, Chunk]] = []
+        for lo in range(0, len(subs), self._max_batch):
+            fut: Chunk = Future()
+            part = list(subs[lo : lo + self._max_batch])
+            if len(self._waiting) >= self._max_pending:
+                fut.set_exception(_overloaded())
+            else:
+                try:
+                    self._queue.put_nowait(Job(part, chunk_done(fut)))
+                except queue.Full:
+                    fut.set_exception(_queue_full())
+            chunks.append((len(part), fut))
+        return chunks
 
     def append_many(self, subs: Sequence[Submission]) -> list[AppendResult]:
         """Submit many and wait for all; outcomes as :meth:`Sequencer.append_many`'s, each
-        submission's its own: each is a job of one (the submitter still inserts queued jobs
-        together), so a row failed alone (a value the database refuses, say) fails its own
-        outcome, not those of the bodies logged beside it."""
-        return append_in_chunks(self._queue, subs, 1)
+        submission's its own (see :meth:`submit_many`)."""
+        return append_in_chunks(self._queue, subs, self._max_batch)
 
     def alive(self) -> bool:
         return all(t.is_alive() for t in self._threads)
@@ -377,3 +395,11 @@ class SharedSequencer(Waiting, LeaseHolder):
                     del self._waiting[d]
         for w in waits.values():
             w.fail(error)
+
+
+def _overloaded() -> Overloaded:
+    return Overloaded("too many appends are waiting for integration; retry shortly", 1.0)
+
+
+def _queue_full() -> Overloaded:
+    return Overloaded("the append queue is full; retry shortly", retry_after=1.0)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, InvalidStateError
-from contextlib import suppress
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +27,7 @@ from ledger.keys import load_signer, write_signer
 from ledger.note import NoteSigner, NoteVerifier, generate_key, parse_verifier
 from ledger.record import MAX_ORIGIN_BYTES, format_time
 from ledger.registry.trust_state import TrustState
-from ledger.sequencer import DEFAULT_LINGER, AppendResult, Sequencer
+from ledger.sequencer import DEFAULT_LINGER, AppendResult, Chunk, Sequencer
 from ledger.storage import LedgerStore
 from ledger.writer_checks import check_consistency_handed_out, check_inclusion_handed_out
 
@@ -271,17 +270,14 @@ class Ledger:
             return fut
         return self._seq().submit(admitted.submission)
 
-    def submit_many(
-        self, subs: Sequence[Submission]
-    ) -> list[tuple[int, Future[list[AppendResult]]]]:
+    def submit_many(self, subs: Sequence[Submission]) -> list[tuple[int, Chunk]]:
         """Queue admitted attestations' submissions in order (never a registry entry: those go
         through :meth:`submit`); ``(size, future)`` per chunk, each future resolving to its
-        chunk's results once they are durable and checkpointed, or failing with the chunk's error
-        (an :class:`~ledger.errors.Error` such as :class:`~ledger.errors.Overloaded`)."""
-        seq = self._seq()
-        if isinstance(seq, Sequencer):
-            return seq.submit_many(subs)
-        return [(1, _one_as_chunk(seq, sub)) for sub in subs]  # the shared sequencer: one each
+        chunk's outcomes once they are durable and checkpointed (each an
+        :class:`~ledger.sequencer.AppendResult`, or the error that failed that body alone), or
+        failing with the chunk's error (an :class:`~ledger.errors.Error` such as
+        :class:`~ledger.errors.Overloaded`)."""
+        return self._seq().submit_many(subs)
 
     def append_admitted(self, admitted: Sequence[Admitted]) -> list[AppendResult]:
         """Append admitted bodies in order and wait for all (blocking for queue space). Runs of
@@ -434,26 +430,3 @@ class Ledger:
         proof = self.store.tree(size2).consistency_proof(size1)
         check_consistency_handed_out(proof, old, new)
         return proof
-
-
-def _one_as_chunk(seq: SharedSequencer, sub: Submission) -> Future[list[AppendResult]]:
-    """``seq.submit(sub)`` as a chunk of one: its result in a list, its refusal on the future."""
-    chunk: Future[list[AppendResult]] = Future()
-    try:
-        one = seq.submit(sub)
-    except Error as e:
-        chunk.set_exception(e)
-        return chunk
-
-    def done(f: Future[AppendResult]) -> None:
-        with suppress(InvalidStateError):  # the chunk was cancelled (its client went away)
-            if f.cancelled():
-                chunk.cancel()
-            elif f.exception() is not None:
-                chunk.set_exception(f.exception())
-            else:
-                chunk.set_result([f.result()])
-
-    one.add_done_callback(done)
-    chunk.add_done_callback(lambda c: one.cancel() if c.cancelled() else None)
-    return chunk

@@ -33,7 +33,7 @@ class Wait:
 
     job: Job
     deadline: float
-    results: list[AppendResult | None] = field(default_factory=list)
+    results: list[AppendResult | Error | None] = field(default_factory=list)
     duplicate: list[bool] = field(default_factory=list)
     remaining: int = 0
     ready: bool = False
@@ -42,7 +42,9 @@ class Wait:
     # submitter all settle waits: each step is atomic
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
-    def resolve(self, position: int, result: AppendResult) -> None:
+    def resolve(self, position: int, result: AppendResult | Error) -> None:
+        """Settle one submission: its acknowledgement, or the error that failed it alone (the
+        others of the job are settled on their own)."""
         with self.lock:
             if self.finished or self.results[position] is not None:
                 return
@@ -55,15 +57,36 @@ class Wait:
             if self.finished or self.remaining or not self.ready:
                 return
             self.finished = True
-            results = cast(list[AppendResult], self.results)
+            results = cast(list[AppendResult | Error], self.results)
         self.job.done(
             [
-                AppendResult(r.index, r.leaf_hash, r.inclusion_proof, r.tree_size, r.checkpoint, d)
+                r
+                if isinstance(r, Error)
+                else AppendResult(
+                    r.index, r.leaf_hash, r.inclusion_proof, r.tree_size, r.checkpoint, d
+                )
                 for r, d in zip(results, self.duplicate, strict=True)
             ]
         )
 
+    def expire(self, error: Error) -> None:
+        """Its deadline passed: ``error`` for each submission not settled yet; those settled
+        keep their outcomes. (Before its insert committed: the whole job fails.)"""
+        with self.lock:
+            if self.finished:
+                return
+            if self.ready:
+                for i, r in enumerate(self.results):
+                    if r is None:
+                        self.results[i] = error
+                self.remaining = 0
+        if self.ready:
+            self.complete()
+        else:
+            self.fail(error)
+
     def fail(self, error: BaseException) -> None:
+        """Fail the whole job (its insert failed, the log failed)."""
         with self.lock:
             if self.finished:
                 return

@@ -31,14 +31,16 @@ from datetime import datetime
 from typing import Any
 
 from ledger.bodies import Submission
-from ledger.errors import AppendsFailed, Overloaded
+from ledger.errors import AppendsFailed, Error, Overloaded
 from ledger.note import NoteSigner
 from ledger.storage import LedgerStore
 
 __all__ = [
     "DEFAULT_LINGER",
     "AppendResult",
+    "Chunk",
     "Job",
+    "Outcome",
     "Sequencer",
     "append_in_chunks",
     "chunk_done",
@@ -62,12 +64,18 @@ class AppendResult:
     duplicate: bool
 
 
+# One submission's outcome in its chunk: acknowledged, or the error that failed it alone (on
+# PostgreSQL the integrator may refuse one row of a batch; see ledger.waiter).
+Outcome = AppendResult | Error
+Chunk = Future[list[Outcome]]  # a chunk's outcomes in order; its exception: all of it failed
+
+
 @dataclass
 class Job:
     """Submissions that enter one batch together, and how their outcome is delivered."""
 
     subs: list[Submission]
-    done: Callable[[list[AppendResult] | BaseException], None]
+    done: Callable[[list[Outcome] | BaseException], None]
     queued: float = field(default_factory=time.monotonic)  # when it was submitted
 
 
@@ -83,17 +91,15 @@ def _deliver(fut: Future[Any], outcome: object) -> None:
         pass
 
 
-def single_done(fut: Future[AppendResult]) -> Callable[[list[AppendResult] | BaseException], None]:
-    def done(outcome: list[AppendResult] | BaseException) -> None:
+def single_done(fut: Future[AppendResult]) -> Callable[[list[Outcome] | BaseException], None]:
+    def done(outcome: list[Outcome] | BaseException) -> None:
         _deliver(fut, outcome if isinstance(outcome, BaseException) else outcome[0])
 
     return done
 
 
-def chunk_done(
-    fut: Future[list[AppendResult]],
-) -> Callable[[list[AppendResult] | BaseException], None]:
-    def done(outcome: list[AppendResult] | BaseException) -> None:
+def chunk_done(fut: Chunk) -> Callable[[list[Outcome] | BaseException], None]:
+    def done(outcome: list[Outcome] | BaseException) -> None:
         _deliver(fut, outcome)
 
     return done
@@ -103,10 +109,10 @@ def _queue_full() -> Overloaded:
     return Overloaded("the sequencer queue is full; retry shortly", retry_after=1.0)
 
 
-def gather(chunks: Sequence[tuple[int, Future[list[AppendResult]]]]) -> list[AppendResult]:
+def gather(chunks: Sequence[tuple[int, Chunk]]) -> list[AppendResult]:
     """Wait for every chunk ``(size, future)``; raise :class:`AppendsFailed` with every outcome in
     order if any failed (an :class:`AppendResult` per committed submission, the exception for
-    each failed one), the first failure as its cause."""
+    each failed one, alone or with its chunk), the first failure as its cause."""
     outcomes: list[AppendResult | BaseException] = []
     for size, f in chunks:
         err = f.exception()  # waits; a failed batch never stops us waiting for the rest
@@ -124,9 +130,9 @@ def append_in_chunks(
     """Queue ``subs`` as jobs of at most ``max_batch`` (blocking for queue space; ``queued``
     with each job's size after it) and :func:`gather` them: the shared body of both writers'
     ``append_many``."""
-    chunks: list[tuple[int, Future[list[AppendResult]]]] = []
+    chunks: list[tuple[int, Chunk]] = []
     for lo in range(0, len(subs), max_batch):
-        fut: Future[list[AppendResult]] = Future()
+        fut: Chunk = Future()
         part = list(subs[lo : lo + max_batch])
         jobs.put(Job(part, chunk_done(fut)))
         queued(len(part))
@@ -173,16 +179,14 @@ class Sequencer:
         self._wake_if_enough()
         return fut
 
-    def submit_many(
-        self, subs: Sequence[Submission]
-    ) -> list[tuple[int, Future[list[AppendResult]]]]:
+    def submit_many(self, subs: Sequence[Submission]) -> list[tuple[int, Chunk]]:
         """Queue ``subs`` in order as jobs of at most ``max_batch`` and return each job's
         ``(size, future)`` at once: one job, future and wake-up per chunk instead of per body
         (an HTTP batch's entries). A chunk that does not fit the queue fails with
         :class:`~ledger.errors.Overloaded` on its future, as :meth:`submit` raises it."""
-        chunks: list[tuple[int, Future[list[AppendResult]]]] = []
+        chunks: list[tuple[int, Chunk]] = []
         for lo in range(0, len(subs), self._max_batch):
-            fut: Future[list[AppendResult]] = Future()
+            fut: Chunk = Future()
             part = list(subs[lo : lo + self._max_batch])
             try:
                 self._queue.put_nowait(Job(part, chunk_done(fut)))
@@ -308,7 +312,7 @@ class Sequencer:
             for job in batch:
                 job.done(e)
             return stop
-        results = [
+        results: list[Outcome] = [
             AppendResult(index, leaf, proof, seq.tree_size, seq.checkpoint, not new)
             for index, new, proof, leaf in zip(
                 seq.indices, seq.new, seq.proofs, seq.leaf_hashes, strict=True

@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 
+from ledger.errors import Error
 from ledger.sequencer import AppendResult
 from ledger.storage import LedgerStore
 
@@ -45,6 +46,6 @@ class SharedParts:
         raise NotImplementedError
 
     def _settle(
-        self, digest: bytes, result: AppendResult | None = None, error: BaseException | None = None
+        self, digest: bytes, result: AppendResult | None = None, error: Error | None = None
     ) -> None:
         raise NotImplementedError

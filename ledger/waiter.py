@@ -20,7 +20,7 @@ import psycopg
 from ledger._internal.db import PlannedEachTime, milliseconds, prepare_for
 from ledger._internal.db_errors import one_line
 from ledger.checkpoint import SignedCheckpoint
-from ledger.errors import IntegrityError, Overloaded, StorageError
+from ledger.errors import Error, IntegrityError, Overloaded, StorageError
 from ledger.merkle import hash_leaf
 from ledger.pending import (
     IDLE_POLL_SECONDS,
@@ -137,7 +137,7 @@ class Waiting(SharedParts):
                 else:
                     del self._waiting[d]
         for w in expired:
-            w.fail(
+            w.expire(
                 StorageError(
                     f"not acknowledged within {self._wait_timeout:g} s (is a ledger process with "
                     "its key running and its database healthy?); submitting the same body again "
@@ -214,15 +214,15 @@ class Waiting(SharedParts):
             self._settle(digest, AppendResult(index, leaf, proof, cp.size, signed.note, False))
 
     def _settle(
-        self, digest: bytes, result: AppendResult | None = None, error: BaseException | None = None
+        self, digest: bytes, result: AppendResult | None = None, error: Error | None = None
     ) -> None:
+        """Settle every wait for ``digest``: its acknowledgement, or ``error`` for that body
+        alone (the other bodies of its job are settled on their own)."""
         with self._lock:
             entries = self._waiting.pop(digest, [])
+        outcome = result or error or StorageError("append failed")
         for w, position in entries:
-            if result is not None:
-                w.resolve(position, result)
-            else:
-                w.fail(error or StorageError("append failed"))
+            w.resolve(position, outcome)
 
 
 # The log's record of each body, on the waiter's own connection: binary digests, planned for

@@ -30,7 +30,7 @@ from ledger.api.trust_rounds import TrustRounds
 from ledger.bodies import MAX_BODY_BYTES, Submission
 from ledger.errors import Error, Overloaded
 from ledger.log import Ledger
-from ledger.sequencer import AppendResult
+from ledger.sequencer import AppendResult, Chunk
 
 __all__ = ["WriteService", "admission_threads"]
 
@@ -124,7 +124,7 @@ class WriteService:
         at: list[int],
         out: list[AppendResult | Error | None],
         alone: list[Coroutine[Any, Any, None]],
-    ) -> list[tuple[int, Future[list[AppendResult]]]]:
+    ) -> list[tuple[int, Chunk]]:
         """Queue a batch's admitted attestations as one job per chunk (not per entry: one future,
         one queue slot, one wake-up each), counted in ``_pending`` already. If the writer does
         not start, nothing was queued: the count goes back and each entry ``at`` gets the error,
