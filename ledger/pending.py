@@ -69,29 +69,34 @@ class Wait:
             ]
         )
 
-    def expire(self, error: Error) -> None:
-        """Its deadline passed: ``error`` for each submission not settled yet; those settled
-        keep their outcomes. (Before its insert committed: the whole job fails.)"""
+    def fail(self, error: BaseException) -> None:
+        """Fail what is left of the job (its insert failed, its deadline passed, the log
+        failed, the process is closing). Once its insert has committed and some of its bodies
+        are settled, those keep their outcomes and only the open ones get ``error`` (as a ledger
+        :class:`~ledger.errors.Error`, so each body has one); otherwise the whole job fails with
+        ``error`` (a chunk's future raises it)."""
         with self.lock:
             if self.finished:
                 return
-            if self.ready:
+            partial = self.ready and any(r is not None for r in self.results)
+            if partial:
+                told = error if isinstance(error, Error) else _as_error(error)
                 for i, r in enumerate(self.results):
                     if r is None:
-                        self.results[i] = error
+                        self.results[i] = told
                 self.remaining = 0
-        if self.ready:
+            else:
+                self.finished = True
+        if partial:
             self.complete()
         else:
-            self.fail(error)
+            self.job.done(error)
 
-    def fail(self, error: BaseException) -> None:
-        """Fail the whole job (its insert failed, the log failed)."""
-        with self.lock:
-            if self.finished:
-                return
-            self.finished = True
-        self.job.done(error)
+
+def _as_error(e: BaseException) -> Error:
+    told = StorageError(f"append failed: {type(e).__name__}: {e}")
+    told.__cause__ = e
+    return told
 
 
 class BadRow(IntegrityError):

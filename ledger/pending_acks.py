@@ -236,8 +236,9 @@ class AckReader:
             digest = bytes(raw)
             if error is not None:
                 out.failed[digest] = str(error)
-            elif index is None and undone:
-                out.queued.add(digest)
+            elif index is None:  # queued; or, done yet with no record, a tampered row: open
+                if undone:
+                    out.queued.add(digest)
             elif note is not None and leaf is not None and proof is not None:
                 result = self._verified(digest, int(index), bytes(leaf), bytes(proof), note)
                 if result is not None:

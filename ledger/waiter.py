@@ -137,7 +137,7 @@ class Waiting(SharedParts):
                 else:
                     del self._waiting[d]
         for w in expired:
-            w.expire(
+            w.fail(
                 StorageError(
                     f"not acknowledged within {self._wait_timeout:g} s (is a ledger process with "
                     "its key running and its database healthy?); submitting the same body again "
@@ -157,6 +157,8 @@ class Waiting(SharedParts):
         at thousands of bodies, each once a second; docs/benchmarks.md)."""
         if not digests:
             return
+        with self._lock:  # the waits whose insert committed before the rows are read
+            ready = {d: self._ready_waits(d) for d in digests}
         states = self._acks.states(conn, digests)
         for digest, result in states.acks.items():
             self._settle(digest, result)
@@ -166,16 +168,25 @@ class Waiting(SharedParts):
         found = _logged(conn, open_) if open_ else {}
         if found:
             self._acknowledge(found)
-        with self._lock:  # a failed row says nothing to a wait whose own insert has not
-            failed = [  # committed yet: that insert replaces it (an earlier submission's)
-                d
+        with self._lock:  # a failed row says nothing to a wait whose own insert had not
+            failed = [  # committed when the rows were read: that insert replaces the row (an
+                d  # earlier submission's); nor to a wait that came since
                 for d in digests
                 if d in states.failed
                 and d not in found
-                and all(w.ready for w, _ in self._waiting.get(d, ()))
+                and (now := self._ready_waits(d))
+                and {id(w) for w in now} <= {id(w) for w in ready[d]}
             ]
         for digest in failed:
             self._settle(digest, error=error_from_text(states.failed[digest]))
+
+    def _ready_waits(self, digest: bytes) -> list[Wait]:
+        """The waits for ``digest`` if every one's insert has committed, else none (the caller
+        holds ``_lock``; the list keeps them alive, so their identities stay theirs)."""
+        entries = self._waiting.get(digest, ())
+        if not all(w.ready for w, _ in entries):
+            return []
+        return [w for w, _ in entries]
 
     def _acknowledge(self, found: dict[bytes, tuple[int, bytes]]) -> None:
         signed = self._checkpoint()  # verified with the ledger's key (cached by note text)

@@ -53,7 +53,7 @@ def test_past_its_deadline_only_the_open_bodies_get_the_error() -> None:
     w = _wait(2, told)
     w.ready = True
     w.resolve(1, _ack(4))
-    w.expire(StorageError("not acknowledged within 60 s"))
+    w.fail(StorageError("not acknowledged within 60 s"))
     w.resolve(0, _ack(5))  # too late: the job was answered
     ((open_, acked),) = told
     assert isinstance(open_, StorageError) and acked == _ack(4)
@@ -63,5 +63,30 @@ def test_past_its_deadline_before_its_insert_committed_the_whole_job_fails() -> 
     told: list[list[Outcome] | BaseException] = []
     w = _wait(2, told)
     w.resolve(1, _ack(4))
-    w.expire(StorageError("not acknowledged within 60 s"))
+    w.fail(StorageError("not acknowledged within 60 s"))
     assert len(told) == 1 and isinstance(told[0], StorageError)
+
+
+def test_a_failure_of_a_partly_answered_chunk_keeps_what_was_answered() -> None:
+    """Closing the ledger, a failed batch or a defect in the waiter fails what is left of a
+    chunk, not the bodies already acknowledged (found by the hostile test of 2026-12-01: a
+    300-body chunk with 100 acknowledged was told "300 of 300 failed" on close)."""
+    told: list[list[Outcome] | BaseException] = []
+    w = _wait(3, told)
+    w.ready = True
+    w.resolve(0, _ack(1))
+    defect = TypeError("int() argument must be a string")
+    w.fail(defect)
+    ((acked, second, third),) = told
+    assert acked == _ack(1)
+    assert isinstance(second, StorageError) and second is third
+    assert "TypeError" in str(second) and second.__cause__ is defect
+
+
+def test_a_failure_before_any_body_is_answered_fails_the_job_with_it() -> None:
+    told: list[list[Outcome] | BaseException] = []
+    w = _wait(2, told)
+    w.ready = True
+    defect = TypeError("a defect")
+    w.fail(defect)
+    assert told == [defect]  # raised to the caller as it was: a defect is not a storage error

@@ -1,0 +1,97 @@
+"""What the hostile test of 2026-12-01 found in the waiter's one-query look (ledger.waiter), each
+made to happen here with PostgreSQL's own locks and rows, no patching.
+
+1. An acknowledged row whose index was erased (done, but no record) crashed the look: every
+   append the process waited for failed with a ``TypeError``. Such a row is now a claim that
+   answers nothing, and the body is looked up in the log.
+2. A failed row (a squatter's) read by a look just before the wait's own insert replaced it
+   answered that wait with the old row's error, and the body was then logged. A failed row now
+   answers only the waits whose insert had committed before the rows were read."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+from sqlalchemy import make_url, text
+
+from ledger.bodies import parse_submission
+from ledger.log import Ledger
+from tests.conftest import envelope
+
+
+def _conninfo(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(False)
+
+
+def test_a_row_whose_index_was_erased_is_looked_up_in_the_log(pg_url: str, key_path: Path) -> None:
+    body = envelope(1)
+    digest = hashlib.sha256(body).digest()
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as holder:
+        first = holder.append(body)
+        with Ledger.open(pg_url, key_path) as other:
+            other.append(envelope(2))
+            with other.store.engine.begin() as conn:  # done, with leaf and proof, but no index
+                conn.execute(text("UPDATE pending SET idx = NULL WHERE digest = :d"), {"d": digest})
+            with ThreadPoolExecutor(1) as pool:
+                beside = pool.submit(other.append_many, [envelope(100 + i) for i in range(50)])
+                again = other.append(body)  # logged already: its look reads the erased row
+                assert (again.index, again.leaf_hash, again.duplicate) == (
+                    first.index,
+                    first.leaf_hash,
+                    True,
+                )
+                assert len(beside.result(timeout=60)) == 50  # the others are not failed
+
+
+def test_a_failed_row_replaced_by_the_waits_own_insert_does_not_answer_it(
+    pg_url: str, key_path: Path
+) -> None:
+    real = envelope(7)
+    digest = hashlib.sha256(real).digest()
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as holder:
+        holder.append(envelope(0))
+        with Ledger.open(pg_url, key_path) as other:
+            other.append(envelope(1))
+            with other.store.engine.begin() as conn:  # a squatter without the key file
+                conn.execute(
+                    text(
+                        "INSERT INTO pending (digest, body_type, content, mac) "
+                        "VALUES (:d, 'dsse', :c, :m)"
+                    ),
+                    {"d": digest, "c": envelope(99), "m": b"\0" * 32},
+                )
+            deadline = time.monotonic() + 30
+            while other.store.pending_errors([digest]).get(digest) is None:
+                assert time.monotonic() < deadline, "the squatted row was never marked failed"
+                time.sleep(0.05)
+            with (
+                psycopg.connect(_conninfo(pg_url)) as row_lock,
+                psycopg.connect(_conninfo(pg_url)) as table_lock,
+                ThreadPoolExecutor(2) as pool,
+            ):
+                row_lock.execute("SELECT 1 FROM pending WHERE digest = %s FOR UPDATE", (digest,))
+                appended = pool.submit(
+                    lambda: other._seq().submit(parse_submission(real)).result(timeout=90)
+                )
+                time.sleep(0.3)  # the insert that replaces the failed row waits for the row lock
+                locked = threading.Event()
+
+                def lock_records() -> None:  # queued behind that insert: the look's log lookup
+                    table_lock.execute("LOCK TABLE records IN ACCESS EXCLUSIVE MODE")  # waits
+                    locked.set()
+                    table_lock.commit()
+
+                pool.submit(lock_records)
+                time.sleep(0.2)
+                with psycopg.connect(_conninfo(pg_url), autocommit=True) as c:  # look at all
+                    c.execute("SELECT pg_notify('ledger_integrated', current_schema())")
+                time.sleep(0.3)  # the look has read the failed row and waits on records
+                row_lock.commit()  # the insert replaces the row and commits
+                result = appended.result(timeout=90)
+            assert not result.duplicate
+            assert holder.store.record(result.index).body == "sha256:" + digest.hex()
