@@ -61,6 +61,7 @@ from ledger.pending_acks import (
     ACK_PREFIX,
     AckReader,
     ack_mac_key,
+    open_failure,
 )
 from ledger.sequencer import AppendResult, Chunk, Job, append_in_chunks, chunk_done, single_done
 from ledger.storage import LedgerStore
@@ -211,11 +212,16 @@ class SharedSequencer(Waiting, LeaseHolder):
         look at everything)."""
         mine, failure = False, None
         for n in [*conn.notifies(timeout=timeout, stop_after=1), *conn.notifies(timeout=0)]:
-            head, _, error = n.payload.partition("\n")
+            head, _, body = n.payload.partition("\n")
             schema, tab, named = head.partition("\t")
             if schema != self._schema:
                 continue
-            mine, failure = True, error or failure
+            mine = True
+            if body:  # a failure of the whole log: only one the key's holder announced counts
+                error = open_failure(self._ack_key, schema, body)
+                if error is None:
+                    log.warning("ignoring a failure notification without a valid HMAC")
+                failure = error or failure
             if not collect:
                 continue
             elements = named.split(",")

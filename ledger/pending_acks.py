@@ -48,6 +48,8 @@ __all__ = [
     "ack_mac_key",
     "encode_acks",
     "finish_params",
+    "open_failure",
+    "sign_failure",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,32 @@ def ack_mac_key(signer: NoteSigner) -> bytes:
 
 def _mac(key: bytes, schema: str, packed: bytes) -> bytes:
     return hmac.new(key, schema.encode() + b"\n" + packed, hashlib.sha256).digest()
+
+
+_FAILURE_MARK = "mac:"  # the last line of a failure notification: its HMAC
+
+
+def sign_failure(key: bytes, schema: str, text: str) -> str:
+    """The body of a notification that integration failed for the whole log (after the
+    schema's line): ``text``, then a line with its HMAC under :func:`ack_mac_key`'s key, so a
+    waiter fails its appends only on a failure a process holding the key file announced
+    (anyone who can connect may NOTIFY)."""
+    mac = _mac(key, schema, b"failure\n" + text.encode())
+    return f"{text}\n{_FAILURE_MARK}{base64.b64encode(mac).decode()}"
+
+
+def open_failure(key: bytes | None, schema: str, body: str) -> str | None:
+    """The failure text of a notification's ``body`` (:func:`sign_failure`'s), or None if it
+    does not carry a valid HMAC (such a notification is only a wake-up)."""
+    text, _, last = body.rpartition("\n")
+    if key is None or not last.startswith(_FAILURE_MARK):
+        return None
+    try:
+        mac = base64.b64decode(last[len(_FAILURE_MARK) :], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    expected = _mac(key, schema, b"failure\n" + text.encode())
+    return text if hmac.compare_digest(mac, expected) else None
 
 
 def encode_acks(

@@ -25,6 +25,7 @@ from ledger.pending import (
     error_text,
     submission,
 )
+from ledger.pending_acks import sign_failure
 from ledger.shared_parts import SharedParts
 from ledger.storage import SequencedBatch
 
@@ -40,6 +41,7 @@ class Quarantine(SharedParts):
     _signer: NoteSigner
     _clock: Callable[[], datetime]
     _mac_key: bytes
+    _ack_key: bytes
 
     def _finish(self, conn: Connection, read: list[bytes], seq: SequencedBatch) -> None:
         raise NotImplementedError
@@ -104,11 +106,10 @@ class Quarantine(SharedParts):
             self._stop.wait(RETRY_SECONDS)
 
     def _broadcast_failure(self, e: Error) -> None:
-        with suppress(Error), self._store.engine.begin() as conn:
-            conn.exec_driver_sql(
-                "SELECT pg_notify(%s, current_schema() || chr(10) || %s)",
-                (INTEGRATED_CHANNEL, error_text(e)[:4000]),
-            )
+        """Tell every process's waiter that integration fails for the whole log (authenticated:
+        :func:`~ledger.pending_acks.sign_failure`)."""
+        body = sign_failure(self._ack_key, self._schema, error_text(e)[:4000])
+        self._notify(INTEGRATED_CHANNEL, f"{self._schema}\n{body}")
 
     def _mark_failed(self, digest: bytes, e: Error) -> None:
         with suppress(Error), self._store.engine.begin() as conn:

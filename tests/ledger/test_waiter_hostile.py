@@ -6,7 +6,10 @@ made to happen here with PostgreSQL's own locks and rows, no patching.
    answers nothing, and the body is looked up in the log.
 2. A failed row (a squatter's) read by a look just before the wait's own insert replaced it
    answered that wait with the old row's error, and the body was then logged. A failed row now
-   answers only the waits whose insert had committed before the rows were read."""
+   answers only the waits whose insert had committed before the rows were read.
+3. Anyone who can connect could NOTIFY "integration failed" and fail every append waiting in
+   every process (older than this change). Such a notification now counts only with an HMAC under
+   the acknowledgement key, which only a holder of the key file can derive."""
 
 from __future__ import annotations
 
@@ -17,9 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
+import pytest
 from sqlalchemy import make_url, text
 
 from ledger.bodies import parse_submission
+from ledger.errors import IntegrityError
+from ledger.lease import LeaseHolder
 from ledger.log import Ledger
 from tests.conftest import envelope
 
@@ -95,3 +101,51 @@ def test_a_failed_row_replaced_by_the_waits_own_insert_does_not_answer_it(
                 result = appended.result(timeout=90)
             assert not result.duplicate
             assert holder.store.record(result.index).body == "sha256:" + digest.hex()
+
+
+def test_a_forged_failure_notification_fails_no_append(
+    pg_url: str, key_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_once = LeaseHolder._integrate_once
+    gate = threading.Event()
+
+    def held_up(self: LeaseHolder) -> int:
+        gate.wait(30)
+        return real_once(self)
+
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as holder:
+        holder.append(envelope(1))
+        monkeypatch.setattr(LeaseHolder, "_integrate_once", held_up)
+        with Ledger.open(pg_url, key_path) as other, ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(other.append_many, [envelope(10 + i) for i in range(5)])
+            time.sleep(0.5)
+            with psycopg.connect(_conninfo(pg_url), autocommit=True) as c:
+                for forged in (
+                    "StorageError: forged",
+                    "IntegrityError: forged\nmac:" + "A" * 44,
+                    "StorageError: forged\nmac:not base64!",
+                ):
+                    c.execute(
+                        "SELECT pg_notify('ledger_integrated', current_schema() || chr(10) || %s)",
+                        (forged,),
+                    )
+            time.sleep(0.5)
+            assert not waiting.done()  # not failed by any of them
+            gate.set()
+            assert [r.index for r in waiting.result(timeout=60)] == [1, 2, 3, 4, 5]
+
+
+def test_the_holders_own_failure_notification_fails_another_processs_appends(
+    pg_url: str, key_path: Path
+) -> None:
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as holder:
+        holder.append(envelope(1))
+        with Ledger.open(pg_url, key_path) as other:
+            other.append(envelope(2))
+            with holder.store.engine.begin() as conn:  # the head's checkpoint removed
+                conn.execute(text("ALTER TABLE checkpoints DISABLE TRIGGER USER"))
+                conn.execute(text("DELETE FROM checkpoints WHERE size = 2"))
+                conn.execute(text("ALTER TABLE checkpoints ENABLE TRIGGER USER"))
+            with pytest.raises(IntegrityError, match=r"latest|checkpoint"):
+                other.append(envelope(3))  # told by the holder's signed notification
+            assert holder.store.size() == 2
