@@ -9,9 +9,8 @@ database at scrape time.
 
 from __future__ import annotations
 
-import bisect
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -70,25 +69,6 @@ class Metrics:
     def acknowledged(self, tree_size: int, duplicate: bool, seconds: float) -> None:
         self.appends.labels("duplicate" if duplicate else "new").inc()
         self.latency.observe(seconds)
-        self._checkpointed(tree_size)
-
-    def acknowledged_many(self, results: Sequence[tuple[int, bool]], seconds: float) -> None:
-        """:meth:`acknowledged` of each ``(tree_size, duplicate)``, all answered ``seconds``
-        after admission (a chunk of a ``:batch``), with one write per counter and bucket: in
-        multiprocess mode every write locks and writes a memory-mapped file, and per entry
-        they were 2.4 % of a ``:batch`` worker's samples."""
-        if not results:
-            return
-        dup = sum(1 for _, d in results if d)
-        if dup:
-            self.appends.labels("duplicate").inc(dup)
-        if dup < len(results):
-            self.appends.labels("new").inc(len(results) - dup)
-        _observe_many(self.latency, seconds, len(results))
-        for size, _ in results:
-            self._checkpointed(size)
-
-    def _checkpointed(self, tree_size: int) -> None:
         size, count = self._last_checkpoint
         if tree_size == size:
             self._last_checkpoint = (size, count + 1)
@@ -113,22 +93,6 @@ class Metrics:
             from prometheus_client import multiprocess
 
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
-
-
-def _observe_many(histogram: Histogram, amount: float, n: int) -> None:
-    """What ``n`` calls of ``histogram.observe(amount)`` record (the sum, and ``amount``'s
-    bucket ``n`` times), in one write each. prometheus-client has no weighted observation, so
-    this writes its bucket and sum values itself; should their names change, it falls back to
-    ``n`` observations (``tests/ledger/api/test_metrics_many.py`` holds the two equal)."""
-    buckets = getattr(histogram, "_buckets", None)
-    total = getattr(histogram, "_sum", None)
-    bounds = getattr(histogram, "_upper_bounds", None)
-    if buckets is None or total is None or bounds is None or len(buckets) != len(bounds):
-        for _ in range(n):
-            histogram.observe(amount)
-        return
-    total.inc(amount * n)
-    buckets[bisect.bisect_left(bounds, amount)].inc(n)  # the first bound >= amount, as observe
 
 
 class _TreeSize(Collector):

@@ -109,10 +109,10 @@ class WriteService:
             )
             for i, result in zip(at[lo : lo + size], results, strict=True):
                 out[i] = result
-            self._metrics.acknowledged_many(
-                [(r.tree_size, r.duplicate) for r in results if isinstance(r, AppendResult)],
-                done_at[c] - start,
-            )
+                if isinstance(result, AppendResult):
+                    self._metrics.acknowledged(
+                        result.tree_size, result.duplicate, done_at[c] - start
+                    )
             lo += size
         answered = [r for r in out if r is not None]
         assert len(answered) == len(out)  # every entry has its result or error
