@@ -80,7 +80,7 @@ class Wait:
                 return
             partial = self.ready and any(r is not None for r in self.results)
             if partial:
-                told = error if isinstance(error, Error) else _as_error(error)
+                told = error if isinstance(error, Error) else as_error(error)
                 for i, r in enumerate(self.results):
                     if r is None:
                         self.results[i] = told
@@ -93,14 +93,24 @@ class Wait:
             self.job.done(error)
 
 
-def _as_error(e: BaseException) -> Error:
+def as_error(e: BaseException) -> Error:
     told = StorageError(f"append failed: {type(e).__name__}: {e}")
     told.__cause__ = e
     return told
 
 
+_BAD_ROW = "pending row sha256:"  # how every BadRow's message begins
+
+
 class BadRow(IntegrityError):
     """A pending row that is not what an appender with the ledger's key wrote."""
+
+
+def names_bad_row(error: str) -> bool:
+    """Whether a failed row's error text (:func:`error_text`) is a :class:`BadRow`'s: the row
+    was not an appender's (planted, stale, another body), so an appender whose own insert did
+    not write it is not the one that failed."""
+    return error.partition(": ")[2].startswith(_BAD_ROW)
 
 
 MAX_PENDING_AGE_SECONDS = 300  # a row older than this (by its MAC'd submission time) is stale
@@ -125,16 +135,16 @@ def submission(
     if submitted is None or not hmac.compare_digest(
         row_mac(key, digest, body_type, submitted), bytes(mac or b"")
     ):
-        raise BadRow(f"pending row sha256:{digest.hex()} was not written by a ledger appender")
+        raise BadRow(f"{_BAD_ROW}{digest.hex()} was not written by a ledger appender")
     if abs(now - submitted) > MAX_PENDING_AGE_SECONDS:
         raise BadRow(
-            f"pending row sha256:{digest.hex()} is stale (submitted {int(now - submitted)} s "
+            f"{_BAD_ROW}{digest.hex()} is stale (submitted {int(now - submitted)} s "
             f"ago; the limit is {MAX_PENDING_AGE_SECONDS} s): submit the body again"
         )
     if hashlib.sha256(content).digest() != digest:
-        raise BadRow(f"pending row sha256:{digest.hex()} holds another body")
+        raise BadRow(f"{_BAD_ROW}{digest.hex()} holds another body")
     if body_type not in get_args(BodyType):
-        raise BadRow(f"pending row sha256:{digest.hex()} has an unknown body type")
+        raise BadRow(f"{_BAD_ROW}{digest.hex()} has an unknown body type")
     return Submission(content, cast(BodyType, body_type), digest)
 
 

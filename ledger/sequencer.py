@@ -77,6 +77,7 @@ class Job:
     subs: list[Submission]
     done: Callable[[list[Outcome] | BaseException], None]
     queued: float = field(default_factory=time.monotonic)  # when it was submitted
+    resubmitted: int = 0  # times a body was queued again (a forged row stood in its place)
 
 
 def _deliver(fut: Future[Any], outcome: object) -> None:

@@ -10,6 +10,7 @@ the tiles verified against it). Only then are the callers' futures resolved.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -28,11 +29,13 @@ from ledger.pending import (
     PREFIX,
     RETRY_SECONDS,
     Wait,
+    as_error,
     error_from_text,
+    names_bad_row,
 )
 from ledger.pending_acks import AckReader
 from ledger.record import names_body
-from ledger.sequencer import AppendResult
+from ledger.sequencer import AppendResult, Job, Outcome
 from ledger.shared_parts import SharedParts
 from ledger.store_reads import bounded_lock_waits
 from ledger.writer_checks import check_inclusions_handed_out
@@ -57,6 +60,7 @@ class Waiting(SharedParts):
     _acks: AckReader
     _wait_timeout: float
     _checkpoint: Callable[[], SignedCheckpoint]
+    _queue: queue.Queue[Job | None]
 
     def _waiter(self) -> None:
         while not self._stop.is_set():
@@ -178,7 +182,44 @@ class Waiting(SharedParts):
                 and {id(w) for w in now} <= {id(w) for w in ready[d]}
             ]
         for digest in failed:
-            self._settle(digest, error=error_from_text(states.failed[digest]))
+            text = states.failed[digest]
+            if names_bad_row(text):
+                self._replace_forged(digest, error_from_text(text))
+            else:
+                self._settle(digest, error=error_from_text(text))
+
+    def _replace_forged(self, digest: bytes, error: Error) -> None:
+        """The row of ``digest`` was marked failed as not an appender's (planted, stale,
+        another body). A wait whose own insert did not write it (it found that row pending and
+        became its duplicate: a squatter planted the digest just before) queues its body again,
+        which replaces the failed row as any next submission does; at most twice per body, then
+        it gets ``error``. Found by the hostile test of 2026-12-01: the real body's append
+        failed once with the squatter's error."""
+        with self._lock:
+            entries = self._waiting.pop(digest, [])
+        for w, position in entries:
+            if not (w.duplicate[position] and w.job.resubmitted < 2 and self._requeue(w, position)):
+                w.resolve(position, error)
+
+    def _requeue(self, w: Wait, position: int) -> bool:
+        """Queue ``w``'s body at ``position`` again as a job of one whose outcome settles it
+        there (its duplicate flag the new submission's); False if the queue is full."""
+
+        def done(outcome: list[Outcome] | BaseException) -> None:
+            result = outcome[0] if isinstance(outcome, list) else outcome
+            if isinstance(result, AppendResult):
+                with w.lock:
+                    w.duplicate[position] = result.duplicate
+                w.resolve(position, result)
+            else:
+                w.resolve(position, result if isinstance(result, Error) else as_error(result))
+
+        job = Job([w.job.subs[position]], done, resubmitted=w.job.resubmitted + 1)
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            return False
+        return True
 
     def _ready_waits(self, digest: bytes) -> list[Wait]:
         """The waits for ``digest`` if every one's insert has committed, else none (the caller

@@ -7,7 +7,10 @@ made to happen here with PostgreSQL's own locks and rows, no patching.
 2. A failed row (a squatter's) read by a look just before the wait's own insert replaced it
    answered that wait with the old row's error, and the body was then logged. A failed row now
    answers only the waits whose insert had committed before the rows were read.
-3. Anyone who can connect could NOTIFY "integration failed" and fail every append waiting in
+3. A squatter's row planted just before the real body's append made that append fail once: the
+   append found the row pending, became its duplicate, and got the squatter's error when the
+   integrator refused the row. It now queues the body again, which replaces the failed row.
+4. Anyone who can connect could NOTIFY "integration failed" and fail every append waiting in
    every process (older than this change). Such a notification now counts only with an HMAC under
    the acknowledgement key, which only a holder of the key file can derive."""
 
@@ -149,3 +152,33 @@ def test_the_holders_own_failure_notification_fails_another_processs_appends(
             with pytest.raises(IntegrityError, match=r"latest|checkpoint"):
                 other.append(envelope(3))  # told by the holder's signed notification
             assert holder.store.size() == 2
+
+
+def _squat(lg: Ledger, digest: bytes) -> None:
+    """A row for ``digest`` with other bytes and no MAC, by someone without the key file (no
+    NOTIFY: the integrator finds it only with the next real submission)."""
+    with lg.store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO pending (digest, body_type, content, mac) VALUES (:d, 'dsse', :c, :m)"
+            ),
+            {"d": digest, "c": envelope(99), "m": b"\0" * 32},
+        )
+
+
+def test_a_digest_squatted_just_before_the_real_append_does_not_fail_it(
+    pg_url: str, key_path: Path
+) -> None:
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as holder:
+        holder.append(envelope(0))
+        with Ledger.open(pg_url, key_path) as other:
+            other.append(envelope(1))
+            for n, lg in ((7, holder), (8, other)):  # the lease holder's process, and another
+                real = envelope(n)
+                digest = hashlib.sha256(real).digest()
+                _squat(lg, digest)
+                result = lg.append(real)
+                assert not result.duplicate
+                assert holder.store.record(result.index).body == "sha256:" + digest.hex()
+                again = lg.append(real)
+                assert (again.index, again.duplicate) == (result.index, True)
