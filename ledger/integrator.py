@@ -60,8 +60,8 @@ from ledger.pending import (
 from ledger.pending_acks import (
     ACK_PREFIX,
     AckReader,
+    FailureNotices,
     ack_mac_key,
-    open_failure,
 )
 from ledger.sequencer import AppendResult, Chunk, Job, append_in_chunks, chunk_done, single_done
 from ledger.storage import LedgerStore
@@ -103,6 +103,7 @@ class SharedSequencer(Waiting, LeaseHolder):
         self._hints: set[bytes] | None = set()  # digest prefixes integrated since the last look
         self._ack_elements: list[tuple[str, set[bytes]]] = []  # acknowledgements, with hints
         self._ack_key = ack_mac_key(signer)
+        self._failures = FailureNotices(self._ack_key)  # the waiter's: each failure counts once
         self._connect_kw = db.driver_connect_args(store.engine)
         self._submit_conn: psycopg.Connection[Any] | None = None
         self._submit_bound_set: float | None = None  # the lock and statement timeout it has
@@ -218,9 +219,9 @@ class SharedSequencer(Waiting, LeaseHolder):
                 continue
             mine = True
             if body:  # a failure of the whole log: only one the key's holder announced counts
-                error = open_failure(self._ack_key, schema, body)
+                error = self._failures.open(schema, body, time.time())
                 if error is None:
-                    log.warning("ignoring a failure notification without a valid HMAC")
+                    log.warning("ignoring a failure notification: no valid HMAC, stale or seen")
                 failure = error or failure
             if not collect:
                 continue

@@ -40,15 +40,16 @@ from ledger.storage import SequencedBatch
 __all__ = [
     "ACK_KEEP_SECONDS",
     "ACK_PREFIX",
+    "FAILURE_WINDOW_SECONDS",
     "FINISH_AND_PURGE_SQL",
     "FINISH_SQL",
     "PURGE_SECONDS",
     "AckReader",
+    "FailureNotices",
     "RowStates",
     "ack_mac_key",
     "encode_acks",
     "finish_params",
-    "open_failure",
     "sign_failure",
 ]
 
@@ -73,30 +74,69 @@ def _mac(key: bytes, schema: str, packed: bytes) -> bytes:
     return hmac.new(key, schema.encode() + b"\n" + packed, hashlib.sha256).digest()
 
 
-_FAILURE_MARK = "mac:"  # the last line of a failure notification: its HMAC
+_FAILURE_MARK = "mac:"  # the last line of a failure notification: its time and HMAC
+FAILURE_WINDOW_SECONDS = 30  # a failure announced longer ago (or ahead, by the clocks) is stale
 
 
-def sign_failure(key: bytes, schema: str, text: str) -> str:
+def sign_failure(key: bytes, schema: str, text: str, now: float, size: int) -> str:
     """The body of a notification that integration failed for the whole log (after the
-    schema's line): ``text``, then a line with its HMAC under :func:`ack_mac_key`'s key, so a
-    waiter fails its appends only on a failure a process holding the key file announced
-    (anyone who can connect may NOTIFY)."""
-    mac = _mac(key, schema, b"failure\n" + text.encode())
-    return f"{text}\n{_FAILURE_MARK}{base64.b64encode(mac).decode()}"
+    schema's line): ``text``, then a line with the time ``now`` (ms), the log's size ``size``
+    when it failed, and an HMAC under :func:`ack_mac_key`'s key over schema, time, size and
+    text, so a waiter fails its appends only on a failure a process holding the key file
+    announced just now, of a log no larger than it has seen (anyone who can connect may
+    NOTIFY; see :class:`FailureNotices`)."""
+    at = str(int(now * 1000))  # milliseconds: two announcements of one failure differ
+    mac = _mac(key, schema, _failure_message(at, str(size), text))
+    return f"{text}\n{_FAILURE_MARK}{at}:{size}:{base64.b64encode(mac).decode()}"
 
 
-def open_failure(key: bytes | None, schema: str, body: str) -> str | None:
-    """The failure text of a notification's ``body`` (:func:`sign_failure`'s), or None if it
-    does not carry a valid HMAC (such a notification is only a wake-up)."""
-    text, _, last = body.rpartition("\n")
-    if key is None or not last.startswith(_FAILURE_MARK):
-        return None
-    try:
-        mac = base64.b64decode(last[len(_FAILURE_MARK) :], validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    expected = _mac(key, schema, b"failure\n" + text.encode())
-    return text if hmac.compare_digest(mac, expected) else None
+def _failure_message(at: str, size: str, text: str) -> bytes:
+    return f"failure\n{at}\n{size}\n{text}".encode()
+
+
+class FailureNotices:
+    """A waiter's check of failure notifications. A :func:`sign_failure` body counts once,
+    within :data:`FAILURE_WINDOW_SECONDS` of its time, and only while this process has seen no
+    checkpoint larger than the log it says failed: the log grew since, so it was repaired. A
+    notification is delivered to every listener once, so a second delivery of the same body is
+    a replay by someone who captured it with LISTEN (found by the hostile test of 2026-12-01: a
+    genuine failure captured once failed every waiting append whenever it was sent again, long
+    after the log was repaired)."""
+
+    def __init__(self, key: bytes | None) -> None:
+        self._key = key
+        self._seen: dict[bytes, float] = {}  # MACs accepted, by their time
+        self._largest = 0  # the largest checkpoint this process was acknowledged under
+
+    def saw(self, tree_size: int) -> None:
+        """An acknowledgement under a checkpoint of ``tree_size`` reached this process."""
+        self._largest = max(self._largest, tree_size)
+
+    def open(self, schema: str, body: str, now: float) -> str | None:
+        """The failure text of ``body``, or None (it is then only a wake-up): no valid HMAC,
+        outside the window, of a log smaller than one seen since, or seen before."""
+        text, _, last = body.rpartition("\n")
+        if self._key is None or not last.startswith(_FAILURE_MARK):
+            return None
+        at, _, rest = last[len(_FAILURE_MARK) :].partition(":")
+        size, _, encoded = rest.partition(":")
+        try:
+            mac = base64.b64decode(encoded, validate=True)
+            when, failed_at = int(at) / 1000, int(size)
+        except (binascii.Error, ValueError):
+            return None
+        expected = _mac(self._key, schema, _failure_message(at, size, text))
+        if (
+            not hmac.compare_digest(mac, expected)
+            or abs(now - when) > FAILURE_WINDOW_SECONDS
+            or failed_at < self._largest
+        ):
+            return None
+        self._seen = {m: t for m, t in self._seen.items() if now - t <= FAILURE_WINDOW_SECONDS}
+        if mac in self._seen:
+            return None
+        self._seen[mac] = when
+        return text
 
 
 def encode_acks(

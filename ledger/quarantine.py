@@ -34,6 +34,13 @@ __all__ = ["Quarantine"]
 log = logging.getLogger(__name__)
 
 
+# The size the log has reached as far as its rows show (a failure may be a missing checkpoint).
+_REACHED = (
+    "SELECT greatest((SELECT coalesce(max(idx) + 1, 0) FROM records),"
+    " (SELECT coalesce(max(size), 0) FROM checkpoints))"
+)
+
+
 class Quarantine(SharedParts):
     """The integrator's handling of a failed batch (state is the shared sequencer's)."""
 
@@ -108,7 +115,10 @@ class Quarantine(SharedParts):
     def _broadcast_failure(self, e: Error) -> None:
         """Tell every process's waiter that integration fails for the whole log (authenticated:
         :func:`~ledger.pending_acks.sign_failure`)."""
-        body = sign_failure(self._ack_key, self._schema, error_text(e)[:4000])
+        size = 0  # unknown: the window and the single use still bound it
+        with suppress(Exception), self._store.engine.connect() as conn:
+            size = int(conn.exec_driver_sql(_REACHED).scalar_one())
+        body = sign_failure(self._ack_key, self._schema, error_text(e)[:4000], time.time(), size)
         self._notify(INTEGRATED_CHANNEL, f"{self._schema}\n{body}")
 
     def _mark_failed(self, digest: bytes, e: Error) -> None:

@@ -33,7 +33,7 @@ from ledger.pending import (
     error_from_text,
     names_bad_row,
 )
-from ledger.pending_acks import AckReader
+from ledger.pending_acks import AckReader, FailureNotices
 from ledger.record import names_body
 from ledger.sequencer import AppendResult, Job, Outcome
 from ledger.shared_parts import SharedParts
@@ -61,6 +61,7 @@ class Waiting(SharedParts):
     _wait_timeout: float
     _checkpoint: Callable[[], SignedCheckpoint]
     _queue: queue.Queue[Job | None]
+    _failures: FailureNotices
 
     def _waiter(self) -> None:
         while not self._stop.is_set():
@@ -272,6 +273,8 @@ class Waiting(SharedParts):
         alone (the other bodies of its job are settled on their own)."""
         with self._lock:
             entries = self._waiting.pop(digest, [])
+        if result is not None:
+            self._failures.saw(result.tree_size)
         outcome = result or error or StorageError("append failed")
         for w, position in entries:
             w.resolve(position, outcome)
