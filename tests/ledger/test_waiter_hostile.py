@@ -37,6 +37,18 @@ def _conninfo(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(False)
 
 
+def _squat(lg: Ledger, digest: bytes) -> None:
+    """A row for ``digest`` with other bytes and no MAC, by someone without the key file (no
+    NOTIFY: the integrator finds it only with the next real submission)."""
+    with lg.store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO pending (digest, body_type, content, mac) VALUES (:d, 'dsse', :c, :m)"
+            ),
+            {"d": digest, "c": envelope(99), "m": b"\0" * 32},
+        )
+
+
 def test_a_row_whose_index_was_erased_is_looked_up_in_the_log(pg_url: str, key_path: Path) -> None:
     body = envelope(1)
     digest = hashlib.sha256(body).digest()
@@ -66,14 +78,7 @@ def test_a_failed_row_replaced_by_the_waits_own_insert_does_not_answer_it(
         holder.append(envelope(0))
         with Ledger.open(pg_url, key_path) as other:
             other.append(envelope(1))
-            with other.store.engine.begin() as conn:  # a squatter without the key file
-                conn.execute(
-                    text(
-                        "INSERT INTO pending (digest, body_type, content, mac) "
-                        "VALUES (:d, 'dsse', :c, :m)"
-                    ),
-                    {"d": digest, "c": envelope(99), "m": b"\0" * 32},
-                )
+            _squat(other, digest)
             deadline = time.monotonic() + 30
             while other.store.pending_errors([digest]).get(digest) is None:
                 assert time.monotonic() < deadline, "the squatted row was never marked failed"
@@ -152,18 +157,6 @@ def test_the_holders_own_failure_notification_fails_another_processs_appends(
             with pytest.raises(IntegrityError, match=r"latest|checkpoint"):
                 other.append(envelope(3))  # told by the holder's signed notification
             assert holder.store.size() == 2
-
-
-def _squat(lg: Ledger, digest: bytes) -> None:
-    """A row for ``digest`` with other bytes and no MAC, by someone without the key file (no
-    NOTIFY: the integrator finds it only with the next real submission)."""
-    with lg.store.engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO pending (digest, body_type, content, mac) VALUES (:d, 'dsse', :c, :m)"
-            ),
-            {"d": digest, "c": envelope(99), "m": b"\0" * 32},
-        )
 
 
 def test_a_digest_squatted_just_before_the_real_append_does_not_fail_it(
