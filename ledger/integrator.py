@@ -162,7 +162,11 @@ class SharedSequencer(Waiting, LeaseHolder):
         self._queue.put(None)
         self._threads[0].join()  # the submitter finishes what was queued first
         deadline = time.monotonic() + 5.0
-        while self._waiting and time.monotonic() < deadline and self.alive():
+        while (
+            self._waiting
+            and time.monotonic() < deadline
+            and all(t.is_alive() for t in self._threads[1:])  # (the submitter has ended)
+        ):
             time.sleep(0.01)  # give queued appends a moment to be acknowledged
         self._stop.set()
         for t in self._threads[1:]:
@@ -171,7 +175,15 @@ class SharedSequencer(Waiting, LeaseHolder):
             if conn is not None:
                 with suppress(Exception):
                     conn.close()
-        self._fail_all(StorageError("the ledger was closed before this append was integrated"))
+        closed = StorageError("the ledger was closed before this append was integrated")
+        while True:  # a job queued after the submitter ended (a waiter's resubmission): failed
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job.done(closed)
+        self._fail_all(closed)
 
     # -- connections ----------------------------------------------------------------------------
 

@@ -96,8 +96,9 @@ def _failure_message(at: str, size: str, text: str) -> bytes:
 
 class FailureNotices:
     """A waiter's check of failure notifications. A :func:`sign_failure` body counts once,
-    within :data:`FAILURE_WINDOW_SECONDS` of its time, and only while this process has seen no
-    checkpoint larger than the log it says failed: the log grew since, so it was repaired. A
+    within :data:`FAILURE_WINDOW_SECONDS` of its time, and not if this process was acknowledged
+    under a checkpoint larger than the log it says failed after it was announced: the log grew
+    since, so it was repaired. A
     notification is delivered to every listener once, so a second delivery of the same body is
     a replay by someone who captured it with LISTEN (found by the hostile test of 2026-12-01: a
     genuine failure captured once failed every waiting append whenever it was sent again, long
@@ -106,11 +107,14 @@ class FailureNotices:
     def __init__(self, key: bytes | None) -> None:
         self._key = key
         self._seen: dict[bytes, float] = {}  # MACs accepted, by their time
-        self._largest = 0  # the largest checkpoint this process was acknowledged under
+        # the largest checkpoint this process was acknowledged under, and when it last was
+        self._largest, self._largest_at = 0, float("-inf")
 
-    def saw(self, tree_size: int) -> None:
-        """An acknowledgement under a checkpoint of ``tree_size`` reached this process."""
-        self._largest = max(self._largest, tree_size)
+    def saw(self, tree_size: int, now: float) -> None:
+        """An acknowledgement under a checkpoint of ``tree_size`` reached this process at
+        ``now``."""
+        if tree_size >= self._largest:
+            self._largest, self._largest_at = tree_size, now
 
     def open(self, schema: str, body: str, now: float) -> str | None:
         """The failure text of ``body``, or None (it is then only a wake-up): no valid HMAC,
@@ -129,7 +133,9 @@ class FailureNotices:
         if (
             not hmac.compare_digest(mac, expected)
             or abs(now - when) > FAILURE_WINDOW_SECONDS
-            or failed_at < self._largest
+            # acknowledged under a larger checkpoint after the failure was announced: repaired
+            # since (a log found smaller than before, announced after, is a failure in itself)
+            or (failed_at < self._largest and self._largest_at > when)
         ):
             return None
         self._seen = {m: t for m, t in self._seen.items() if now - t <= FAILURE_WINDOW_SECONDS}

@@ -274,7 +274,7 @@ class Waiting(SharedParts):
         with self._lock:
             entries = self._waiting.pop(digest, [])
         if result is not None:
-            self._failures.saw(result.tree_size)
+            self._failures.saw(result.tree_size, time.time())
         outcome = result or error or StorageError("append failed")
         for w, position in entries:
             w.resolve(position, outcome)

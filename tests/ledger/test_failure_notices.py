@@ -35,11 +35,20 @@ def test_a_failure_outside_the_window_is_stale(late: float) -> None:
     assert FailureNotices(KEY).open(SCHEMA, body, NOW + late) is None
 
 
-def test_a_failure_of_a_log_smaller_than_one_seen_since_is_stale() -> None:
+def test_a_failure_of_a_log_that_grew_past_it_since_is_stale() -> None:
     notices = FailureNotices(KEY)
-    notices.saw(41)  # an acknowledgement under a checkpoint of 41: the log grew past 40
-    assert notices.open(SCHEMA, sign_failure(KEY, SCHEMA, TEXT, NOW, 40), NOW) is None
-    assert notices.open(SCHEMA, sign_failure(KEY, SCHEMA, TEXT, NOW, 41), NOW) == TEXT
+    notices.saw(41, NOW + 2)  # acknowledged under 41 after the failure at 40: repaired
+    assert notices.open(SCHEMA, sign_failure(KEY, SCHEMA, TEXT, NOW, 40), NOW + 3) is None
+    assert notices.open(SCHEMA, sign_failure(KEY, SCHEMA, TEXT, NOW, 41), NOW + 3) == TEXT
+
+
+def test_a_log_found_smaller_than_before_is_a_failure_still() -> None:
+    """Rows cut back behind the ledger's back: the failure is announced (fresh) for a log
+    smaller than this process saw before it, and must count (found by the third hostile test
+    of 2026-12-01: every such failure was refused, so appends waited their 60 s)."""
+    notices = FailureNotices(KEY)
+    notices.saw(9, NOW - 5)
+    assert notices.open(SCHEMA, sign_failure(KEY, SCHEMA, TEXT, NOW, 7), NOW + 0.1) == TEXT
 
 
 @pytest.mark.parametrize(

@@ -27,9 +27,10 @@ import pytest
 from sqlalchemy import make_url, text
 
 from ledger.bodies import parse_submission
-from ledger.errors import IntegrityError
+from ledger.errors import IntegrityError, StorageError
 from ledger.lease import LeaseHolder
 from ledger.log import Ledger
+from ledger.sequencer import Job
 from tests.conftest import envelope
 
 
@@ -175,3 +176,23 @@ def test_a_digest_squatted_just_before_the_real_append_does_not_fail_it(
                 assert holder.store.record(result.index).body == "sha256:" + digest.hex()
                 again = lg.append(real)
                 assert (again.index, again.duplicate) == (result.index, True)
+
+
+def test_a_body_queued_again_after_the_submitter_ended_is_failed_on_close(
+    pg_url: str, key_path: Path
+) -> None:
+    """A waiter's resubmission (a squatted digest) queued while the ledger closes, after the
+    submitter took its last job: close() fails it instead of leaving its caller waiting
+    forever (the third hostile test of 2026-12-01 held an append 70 s and counting)."""
+    told: list[object] = []
+    lg = Ledger.create(pg_url, "test.example/ledger", key_path)
+    try:
+        lg.append(envelope(0))
+        seq = lg._seq()
+        seq._queue.put(None)  # type: ignore[union-attr]  # the submitter takes its last job
+        seq._threads[0].join(10)  # type: ignore[union-attr]
+        seq._queue.put(Job([parse_submission(envelope(1))], told.append))  # type: ignore[union-attr]
+    finally:
+        lg.close()
+    assert len(told) == 1 and isinstance(told[0], StorageError)
+    assert "closed" in str(told[0])
