@@ -63,7 +63,7 @@ from ledger.pending_acks import (
     FailureNotices,
     ack_mac_key,
 )
-from ledger.sequencer import AppendResult, Chunk, Job, append_in_chunks, chunk_done, single_done
+from ledger.sequencer import AppendResult, Chunk, Job, append_in_chunks, queue_chunks, single_done
 from ledger.storage import LedgerStore
 from ledger.waiter import Waiting
 
@@ -136,19 +136,11 @@ class SharedSequencer(Waiting, LeaseHolder):
         batch's entries). A row failed alone (a value the database refuses, say) fails its own
         outcome in its chunk's list, not those of the bodies beside it. A chunk that does not
         fit fails with :class:`~ledger.errors.Overloaded` on its future."""
-        chunks: list[tuple[int, Chunk]] = []
-        for lo in range(0, len(subs), self._max_batch):
-            fut: Chunk = Future()
-            part = list(subs[lo : lo + self._max_batch])
-            if len(self._waiting) >= self._max_pending:
-                fut.set_exception(_overloaded())
-            else:
-                try:
-                    self._queue.put_nowait(Job(part, chunk_done(fut)))
-                except queue.Full:
-                    fut.set_exception(_queue_full())
-            chunks.append((len(part), fut))
-        return chunks
+
+        def refused() -> Overloaded | None:
+            return _overloaded() if len(self._waiting) >= self._max_pending else None
+
+        return queue_chunks(self._queue, subs, self._max_batch, _queue_full, refused)
 
     def append_many(self, subs: Sequence[Submission]) -> list[AppendResult]:
         """Submit many and wait for all; outcomes as :meth:`Sequencer.append_many`'s, each

@@ -83,7 +83,7 @@ def sign_failure(key: bytes, schema: str, text: str, now: float, size: int) -> s
     schema's line): ``text``, then a line with the time ``now`` (ms), the log's size ``size``
     when it failed, and an HMAC under :func:`ack_mac_key`'s key over schema, time, size and
     text, so a waiter fails its appends only on a failure a process holding the key file
-    announced just now, of a log no larger than it has seen (anyone who can connect may
+    announced just now, and not once the log has grown past it (anyone who can connect may
     NOTIFY; see :class:`FailureNotices`)."""
     at = str(int(now * 1000))  # milliseconds: two announcements of one failure differ
     mac = _mac(key, schema, _failure_message(at, str(size), text))
@@ -98,11 +98,10 @@ class FailureNotices:
     """A waiter's check of failure notifications. A :func:`sign_failure` body counts once,
     within :data:`FAILURE_WINDOW_SECONDS` of its time, and not if this process was acknowledged
     under a checkpoint larger than the log it says failed after it was announced: the log grew
-    since, so it was repaired. A
-    notification is delivered to every listener once, so a second delivery of the same body is
-    a replay by someone who captured it with LISTEN (found by the hostile test of 2026-12-01: a
-    genuine failure captured once failed every waiting append whenever it was sent again, long
-    after the log was repaired)."""
+    since, so it was repaired. A notification is delivered to every listener once, so a second
+    delivery of the same body is a replay by someone who captured it with LISTEN (found by the
+    hostile test of 2026-12-01: a genuine failure captured once failed every waiting append
+    whenever it was sent again, long after the log was repaired)."""
 
     def __init__(self, key: bytes | None) -> None:
         self._key = key
@@ -118,7 +117,7 @@ class FailureNotices:
 
     def open(self, schema: str, body: str, now: float) -> str | None:
         """The failure text of ``body``, or None (it is then only a wake-up): no valid HMAC,
-        outside the window, of a log smaller than one seen since, or seen before."""
+        outside the window, of a log that grew past it since, or seen before."""
         text, _, last = body.rpartition("\n")
         if self._key is None or not last.startswith(_FAILURE_MARK):
             return None
@@ -232,14 +231,10 @@ class RowStates:
     failed: dict[bytes, str] = field(default_factory=dict)  # rows marked failed: the error
 
     def unsettled(self, digests: Sequence[bytes]) -> list[bytes]:
-        """Of ``digests``, those the rows leave open: no row (logged already, or acknowledged
-        long ago), or an acknowledgement that did not verify. Only these are looked up in the
-        log."""
-        return [
-            d
-            for d in digests
-            if d not in self.acks and d not in self.queued and d not in self.failed
-        ]
+        """Of ``digests``, those the rows leave open, to be looked up in the log: no row
+        (logged already, or acknowledged long ago), an acknowledgement that did not verify, or a
+        failed row (in case the body was logged another way)."""
+        return [d for d in digests if d not in self.acks and d not in self.queued]
 
 
 class AckReader:
@@ -295,15 +290,9 @@ class AckReader:
                     out[digest] = result
         return out
 
-    def read(
-        self, conn: psycopg.Connection[Any], digests: Sequence[bytes]
-    ) -> dict[bytes, AppendResult]:
-        """Every digest among ``digests`` whose row acknowledges it and verifies (as above)."""
-        return self.states(conn, digests).acks
-
     def states(self, conn: psycopg.Connection[Any], digests: Sequence[bytes]) -> RowStates:
-        """In one query, what the rows of ``digests`` say: each verified acknowledgement (as
-        :meth:`read`), each row still to be integrated, each failed row's error."""
+        """In one query, what the rows of ``digests`` say: each acknowledgement that verifies
+        (as above), each row still to be integrated, each failed row's error."""
         out = RowStates()
         rows = conn.execute(_ROWS, (list(digests),), prepare=prepare_for(_ROWS)).fetchall()
         for raw, index, leaf, proof, note, error, undone in rows:

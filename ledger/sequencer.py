@@ -45,6 +45,7 @@ __all__ = [
     "append_in_chunks",
     "chunk_done",
     "gather",
+    "queue_chunks",
     "single_done",
 ]
 
@@ -122,6 +123,32 @@ def gather(chunks: Sequence[tuple[int, Chunk]]) -> list[AppendResult]:
     return [o for o in outcomes if isinstance(o, AppendResult)]
 
 
+def queue_chunks(
+    jobs: queue.Queue[Job | None],
+    subs: Sequence[Submission],
+    max_batch: int,
+    full: Callable[[], Overloaded],
+    refused: Callable[[], Overloaded | None] = lambda: None,
+) -> list[tuple[int, Chunk]]:
+    """Queue ``subs`` in order as jobs of at most ``max_batch`` without blocking, each job's
+    ``(size, future)``: the shared body of both writers' ``submit_many``. A chunk the writer
+    ``refused`` (its error), or that does not fit the queue (``full()``), fails on its future."""
+    chunks: list[tuple[int, Chunk]] = []
+    for lo in range(0, len(subs), max_batch):
+        fut: Chunk = Future()
+        part = list(subs[lo : lo + max_batch])
+        error = refused()
+        if error is None:
+            try:
+                jobs.put_nowait(Job(part, chunk_done(fut)))
+            except queue.Full:
+                error = full()
+        if error is not None:
+            fut.set_exception(error)
+        chunks.append((len(part), fut))
+    return chunks
+
+
 def append_in_chunks(
     jobs: queue.Queue[Job | None],
     subs: Sequence[Submission],
@@ -185,15 +212,7 @@ class Sequencer:
         ``(size, future)`` at once: one job, future and wake-up per chunk instead of per body
         (an HTTP batch's entries). A chunk that does not fit the queue fails with
         :class:`~ledger.errors.Overloaded` on its future, as :meth:`submit` raises it."""
-        chunks: list[tuple[int, Chunk]] = []
-        for lo in range(0, len(subs), self._max_batch):
-            fut: Chunk = Future()
-            part = list(subs[lo : lo + self._max_batch])
-            try:
-                self._queue.put_nowait(Job(part, chunk_done(fut)))
-            except queue.Full:
-                fut.set_exception(_queue_full())
-            chunks.append((len(part), fut))
+        chunks = queue_chunks(self._queue, subs, self._max_batch, _queue_full)
         self._wake_if_enough(len(subs))
         return chunks
 

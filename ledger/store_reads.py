@@ -132,27 +132,8 @@ class StoreReads:
 
     def leaves_by_digest(self, digests: Sequence[bytes]) -> dict[bytes, tuple[int, bytes]]:
         """``(index, leaf)`` of every body among ``digests`` that is in the log."""
-        r = schema.records.c
-        out: dict[bytes, tuple[int, bytes]] = {}
         with self._conn() as conn:
-            for i in range(0, len(digests), _CHUNK):
-                q = select(r.body_digest, r.idx, r.leaf).where(
-                    r.body_digest.in_(digests[i : i + _CHUNK])
-                )
-                out.update((bytes(d), (int(x), bytes(leaf))) for d, x, leaf in conn.execute(q))
-        return out
-
-    def pending_errors(self, digests: Sequence[bytes]) -> dict[bytes, str]:
-        """Why each of ``digests`` that failed integration failed (PostgreSQL's pending rows)."""
-        p = schema.pending.c
-        out: dict[bytes, str] = {}
-        with self._conn() as conn:
-            for i in range(0, len(digests), _CHUNK):
-                q = select(p.digest, p.error).where(
-                    p.digest.in_(digests[i : i + _CHUNK]), p.error.is_not(None)
-                )
-                out.update((bytes(d), str(e)) for d, e in conn.execute(q))
-        return out
+            return self._records_by_digest(conn, digests)
 
     def _fetch_tiles(self, conn: Connection, keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
         # The driver's own SQL: building a new SQLAlchemy expression per call cost more than the

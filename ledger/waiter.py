@@ -169,7 +169,7 @@ class Waiting(SharedParts):
             self._settle(digest, result)
         with self._lock:
             digests = [d for d in digests if d in self._waiting]
-        open_ = [d for d in digests if d not in states.acks and d not in states.queued]
+        open_ = states.unsettled(digests)
         found = _logged(conn, open_) if open_ else {}
         if found:
             self._acknowledge(found)

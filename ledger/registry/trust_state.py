@@ -40,20 +40,20 @@ class TrustState:
 
         cached = self._held
         try:
-            rows, admin = self._read(cached)
+            read = self._read(cached)
         except StorageError as e:
             if "registry_entries" not in str(e):
                 raise
             raise StorageError(
                 "this ledger predates the trust registry: run `ledger signers init-admin`"
             ) from e
-        if rows is None:
+        if read is None:
             assert cached is not None
             return cached[1]
         with self._lock:
             if self._roots is None:
                 self._roots = RootFiles()
-        version, state = rows
+        version, state, admin = read
         trust = Trust(state, admin, self._roots, self._origin)
         self._held = (version, trust)
         return trust
@@ -69,8 +69,8 @@ class TrustState:
 
     def _read(
         self, cached: tuple[int, Trust] | None
-    ) -> tuple[tuple[int, RegistryState] | None, tuple[PublicKey, ...]]:
-        """((registry version, state), admin keys); ``None`` when ``cached`` is still current.
+    ) -> tuple[int, RegistryState, tuple[PublicKey, ...]] | None:
+        """(registry version, state, admin keys), or ``None`` when ``cached`` is still current.
         A (re)load re-derives every registry row from the log (:func:`verified_state`)."""
         from ledger.registry.entries import (
             admin_keys_from_pem,
@@ -80,11 +80,11 @@ class TrustState:
         )
 
         if cached is not None and _fits(cached, self._probe.version()):
-            return None, cached[1].admin_keys  # unchanged: one indexed query (registry/probe.py)
+            return None  # unchanged: one indexed query (registry/probe.py)
         with self._store._conn() as conn:
             version = registry_version(conn)
             admin = admin_keys_from_pem(admin_pem(conn))
-            return (version, verified_state(conn, admin, self._origin)), admin
+            return version, verified_state(conn, admin, self._origin), admin
 
     def close(self) -> None:
         if self._roots is not None:

@@ -23,6 +23,7 @@ from ledger.errors import IntegrityError
 from ledger.fsck import check_ledger
 from ledger.log import Ledger
 from tests.conftest import envelope
+from tests.ledger.pending_rows import pending_error
 from tests.ledger.test_concurrency import _appender
 
 
@@ -131,7 +132,7 @@ def _plant(url: str, digest: bytes, content: bytes, mac: bytes = b"\0" * 32) -> 
 def _error_of(lg: Ledger, digest: bytes) -> str | None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        error = lg.store.pending_errors([digest]).get(digest)
+        error = pending_error(lg, digest)
         if error is not None:
             return error
         time.sleep(0.05)
@@ -204,7 +205,7 @@ def test_an_unsigned_head_stops_the_integrator_and_fails_the_waiters(
         assert lg.store.size() == 1
         # The log failed, not the body: its row stays pending, unmarked, for after the repair.
         assert _pending(pg_url) == 1
-        assert lg.store.pending_errors([hashlib.sha256(envelope(2)).digest()]) == {}
+        assert pending_error(lg, hashlib.sha256(envelope(2)).digest()) is None
 
 
 def test_a_checkpoint_signed_by_another_writer_between_batches_is_extended_not_overwritten(

@@ -21,6 +21,7 @@ from ledger.note import parse_verifier
 from ledger.pending import MAX_PENDING_AGE_SECONDS, pending_mac_key, row_mac
 from ledger.pending_acks import AckReader
 from tests.conftest import envelope
+from tests.ledger.pending_rows import pending_error
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ def test_a_logged_row_acknowledges_its_body_with_a_proof_that_verifies(pg_ledger
     digest = hashlib.sha256(body).digest()
     first = pg_ledger.append(body)
     with _driver(pg_ledger) as conn:
-        got = _reader(pg_ledger).read(conn, [digest, hashlib.sha256(b"never sent").digest()])
+        got = _reader(pg_ledger).states(conn, [digest, hashlib.sha256(b"never sent").digest()]).acks
     assert list(got) == [digest]
     ack = got[digest]
     assert (ack.index, ack.leaf_hash) == (first.index, first.leaf_hash)
@@ -78,7 +79,7 @@ def test_a_tampered_row_is_ignored_and_the_body_still_acknowledged_from_the_log(
     first = pg_ledger.append(body)
     _tamper(pg_ledger, digest, sql, **params)
     with _driver(pg_ledger) as conn:
-        assert _reader(pg_ledger).read(conn, [digest]) == {}, what
+        assert _reader(pg_ledger).states(conn, [digest]).acks == {}, what
     again = pg_ledger.append(body)  # the waiter falls back to the log itself
     assert (again.index, again.leaf_hash, again.duplicate) == (first.index, first.leaf_hash, True)
 
@@ -97,7 +98,7 @@ def test_a_row_naming_another_body_is_not_an_acknowledgement(pg_ledger: Ledger) 
             {"a": da, "b": db},
         )
     with _driver(pg_ledger) as conn:
-        assert list(_reader(pg_ledger).read(conn, [da, db])) == [da]
+        assert list(_reader(pg_ledger).states(conn, [da, db]).acks) == [da]
 
 
 def test_acknowledged_rows_are_dropped_by_a_later_batch(
@@ -162,7 +163,7 @@ def test_a_row_signed_by_an_appender_but_held_back_is_never_signed_into_the_log(
     _plant_row(pg_ledger, body, mac=row_mac(key, digest, "dsse", old), submitted=old)
     pg_ledger.append(envelope(8))  # a batch runs; the stale row is not in it
     deadline = time.monotonic() + 10
-    while (error := pg_ledger.store.pending_errors([digest]).get(digest)) is None:
+    while (error := pending_error(pg_ledger, digest)) is None:
         assert time.monotonic() < deadline, "the stale row was neither logged nor refused"
         time.sleep(0.05)
     assert "stale" in error
@@ -177,7 +178,7 @@ def test_a_fresh_submission_time_put_on_an_old_row_breaks_its_mac(pg_ledger: Led
     _plant_row(pg_ledger, body, mac=row_mac(key, digest, "dsse", old), submitted=int(time.time()))
     pg_ledger.append(envelope(10))
     deadline = time.monotonic() + 10
-    while (error := pg_ledger.store.pending_errors([digest]).get(digest)) is None:
+    while (error := pending_error(pg_ledger, digest)) is None:
         assert time.monotonic() < deadline, "the altered row was neither logged nor refused"
         time.sleep(0.05)
     assert "not written by a ledger appender" in error
