@@ -32,6 +32,7 @@ from ledger.lease import LeaseHolder
 from ledger.log import Ledger
 from ledger.sequencer import Job
 from tests.conftest import envelope
+from tests.ledger.pending_rows import pending_error
 
 
 def _conninfo(url: str) -> str:
@@ -81,7 +82,7 @@ def test_a_failed_row_replaced_by_the_waits_own_insert_does_not_answer_it(
             other.append(envelope(1))
             _squat(other, digest)
             deadline = time.monotonic() + 30
-            while other.store.pending_errors([digest]).get(digest) is None:
+            while pending_error(other, digest) is None:
                 assert time.monotonic() < deadline, "the squatted row was never marked failed"
                 time.sleep(0.05)
             with (
@@ -196,3 +197,27 @@ def test_a_body_queued_again_after_the_submitter_ended_is_failed_on_close(
         lg.close()
     assert len(told) == 1 and isinstance(told[0], StorageError)
     assert "closed" in str(told[0])
+
+
+def test_close_waits_a_moment_for_appends_about_to_be_acknowledged(
+    pg_url: str, key_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close() gives waiting appends up to 5 s to be acknowledged before it fails them (its
+    check had counted the submitter, which had ended by then, so it failed them at once)."""
+    real_once = LeaseHolder._integrate_once
+    gate = threading.Event()
+
+    def held_up(self: LeaseHolder) -> int:
+        gate.wait(30)
+        return real_once(self)
+
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as holder:
+        holder.append(envelope(0))
+        monkeypatch.setattr(LeaseHolder, "_integrate_once", held_up)
+        other = Ledger.open(pg_url, key_path)
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(other.append, envelope(1))
+            time.sleep(0.5)  # its row is pending; the holder's integration is held up
+            threading.Timer(1.0, gate.set).start()  # released while other is closing
+            other.close()
+            assert waiting.result(timeout=10).index == 1
