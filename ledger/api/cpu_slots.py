@@ -33,8 +33,8 @@ log = logging.getLogger("uvicorn.error")  # the server log, in its format
 class Pinned:
     """A worker's slot: its CPU, held until :meth:`release` (or the process's end)."""
 
-    def __init__(self, fd: int, cpu: int) -> None:
-        self._fd, self.cpu = fd, cpu
+    def __init__(self, fd: int, slot: int, cpu: int) -> None:
+        self._fd, self.slot, self.cpu = fd, slot, cpu
 
     def release(self) -> None:
         if self._fd >= 0:
@@ -55,6 +55,8 @@ def pin_this_worker(directory: str | None = None) -> Pinned | None:
         return None
     if pinned is None:
         log.warning("worker not pinned to a CPU: no free slot in %s", directory)
+    else:
+        log.info("worker [%d] pinned to CPU %d (slot %d)", os.getpid(), pinned.cpu, pinned.slot)
     return pinned
 
 
@@ -74,5 +76,5 @@ def _pin(directory: Path, cpus: list[int]) -> Pinned | None:
         except BaseException:
             os.close(fd)
             raise
-        return Pinned(fd, cpu)
+        return Pinned(fd, slot, cpu)
     return None

@@ -4,8 +4,10 @@ here: pinning the test process would confine the rest of the suite."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -57,8 +59,9 @@ ONE = ("--workers", "1", "--pin-workers", "--no-access-log")
 @contextmanager
 def _serving(
     tmp_path: Path, args: tuple[str, ...], env: dict[str, str]
-) -> Iterator[tuple[int, int]]:
-    """A real ``ledger serve`` with ``args`` on a new SQLite ledger: (its pid, its port)."""
+) -> Iterator[tuple[int, int, Path]]:
+    """A real ``ledger serve`` with ``args`` on a new SQLite ledger: (its pid, its port, the file
+    its log goes to)."""
     from tests.ledger.api.server import free_port, init_ledger
 
     db = f"sqlite:///{tmp_path / 'ledger.db'}"
@@ -66,14 +69,16 @@ def _serving(
     port = free_port()
     ledger_bin = str(Path(sys.executable).with_name("ledger"))
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    server = subprocess.Popen(
-        [ledger_bin, "serve", "--db", db, "--key-file", str(key), "--port", str(port), *args],
-        env={**clean, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [ledger_bin, "serve", "--db", db, "--key-file", str(key), "--port", str(port), *args],
+            env={**clean, **env},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        yield server.pid, port
+        yield server.pid, port, log
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -125,29 +130,54 @@ def test_workers_take_cpus_round_robin_and_a_dead_ones_cpu_is_taken_again(tmp_pa
         _stop(p)
 
 
+_PINNED_LOG = re.compile(rb"worker \[(\d+)\] pinned to CPU (\d+) \(slot (\d+)\)")
+
+
+def _workers(pid: int) -> list[int]:
+    """The worker processes of the ``ledger serve`` ``pid`` (not multiprocessing's tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [c for c in map(int, children) if b"resource_tracker" not in _cmdline(c)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def _masks(pid: int) -> set[tuple[int, ...]]:
+    """The CPU masks of every thread of ``pid`` (empty once it has gone)."""
+    masks = set()
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return set()
+    for t in tasks:
+        with contextlib.suppress(ProcessLookupError):
+            masks.add(tuple(sorted(os.sched_getaffinity(int(t)))))
+    return masks
+
+
 def test_serve_pins_its_workers_to_different_cpus(tmp_path: Path) -> None:
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("pinning round robin needs two CPUs to tell apart")
-    with _serving(tmp_path, PINNED, {}) as (pid, port):
-        deadline = time.monotonic() + 60
-        masks: dict[int, set[tuple[int, ...]]] = {}
+    with _serving(tmp_path, PINNED, {}) as (pid, port, log):
+        deadline = time.monotonic() + 90
+        said: dict[int, int] = {}  # worker -> the CPU its log line names
+        seen: dict[int, set[tuple[int, ...]]] = {}  # worker -> its threads' masks, last look
         while time.monotonic() < deadline:
             ok = _healthy(port)
-            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            masks = {}
-            for child in map(int, children):
-                cmd = Path(f"/proc/{child}/cmdline").read_bytes()
-                if b"resource_tracker" in cmd:
-                    continue
-                tasks = os.listdir(f"/proc/{child}/task")
-                masks[child] = {tuple(sorted(os.sched_getaffinity(int(t)))) for t in tasks}
-            singles = [next(iter(m)) for m in masks.values() if len(m) == 1]
-            if ok and len(masks) == 2 and len(set(singles)) == 2:
+            said = {int(w): int(c) for w, c, _ in _PINNED_LOG.findall(log.read_bytes())}
+            seen = {w: _masks(w) for w in _workers(pid)}
+            if ok and len(said) == 2 and all(seen.get(w) == {(c,)} for w, c in said.items()):
                 break
             time.sleep(0.3)
-        pinned = sorted(next(iter(m)) for m in masks.values() if len(m) == 1)
-        assert len(masks) == 2 and [len(c) for c in pinned] == [1, 1], masks
-        assert pinned[0] != pinned[1]
+        report = f"log says {said}, threads' masks {seen}; server log:\n{log.read_text()}"
+        # both workers took a slot, on different CPUs, and every thread of each runs on its CPU
+        assert len(said) == 2 and len(set(said.values())) == 2, report
+        assert all(seen.get(w) == {(c,)} for w, c in said.items()), report
+        assert sorted(seen) == sorted(said), report
 
 
 def test_a_missing_slot_directory_leaves_the_worker_unpinned_and_says_so(tmp_path: Path) -> None:
@@ -172,7 +202,7 @@ def test_serve_never_pins_a_single_worker(tmp_path: Path) -> None:
     (a single worker's SIGTERM would have left it behind)."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    with _serving(tmp_path, ONE, {"TMPDIR": str(scratch)}) as (pid, port):
+    with _serving(tmp_path, ONE, {"TMPDIR": str(scratch)}) as (pid, port, log):
         deadline = time.monotonic() + 60
         while not _healthy(port):
             if time.monotonic() > deadline:
@@ -182,4 +212,5 @@ def test_serve_never_pins_a_single_worker(tmp_path: Path) -> None:
         masks = {tuple(sorted(os.sched_getaffinity(int(t)))) for t in tasks}
         assert masks == {tuple(sorted(os.sched_getaffinity(0)))}
         assert not list(scratch.glob("ledger-cpu-slots-*"))
+        assert b"pinned to CPU" not in log.read_bytes()
     assert not list(scratch.glob("ledger-cpu-slots-*"))
