@@ -69,6 +69,9 @@ from ledger.waiter import Waiting
 
 __all__ = ["LEASE_POLL_SECONDS", "SharedSequencer"]
 
+# close(): how long the submitter may take to finish what was queued, and the other threads to
+# end, before close() cancels or leaves them; and how long waiting appends get to be acknowledged
+_CLOSE_SECONDS = 5.0
 _DEADLOCK_RETRIES = 3  # a submission PostgreSQL ended to break a deadlock is sent again this often
 
 log = logging.getLogger(__name__)
@@ -109,6 +112,7 @@ class SharedSequencer(Waiting, LeaseHolder):
         self._submit_bound_set: float | None = None  # the lock and statement timeout it has
         self._notify_conn: psycopg.Connection[Any] | None = None
         self._notify_lock = threading.Lock()
+        self._closing = False  # close() cancelled a submission held up in the database
         self._schema = self._current_schema()
         self._threads = [
             threading.Thread(target=self._submitter, name="ledger-submitter", daemon=True),
@@ -151,9 +155,15 @@ class SharedSequencer(Waiting, LeaseHolder):
         return all(t.is_alive() for t in self._threads)
 
     def close(self) -> None:
+        """Finish what was queued, give waiting appends a moment, then fail what is left.
+
+        Bounded even when the database holds this process up (a foreign ``LOCK TABLE``, say):
+        a submission still running after :data:`_CLOSE_SECONDS` is cancelled (nothing of it
+        was committed; its appenders are told the ledger closed), and a thread still inside the
+        database after as long again is left to end on its own statement timeout."""
         self._queue.put(None)
-        self._threads[0].join()  # the submitter finishes what was queued first
-        deadline = time.monotonic() + 5.0
+        self._end_submitter()
+        deadline = time.monotonic() + _CLOSE_SECONDS
         while (
             self._waiting
             and time.monotonic() < deadline
@@ -161,21 +171,40 @@ class SharedSequencer(Waiting, LeaseHolder):
         ):
             time.sleep(0.01)  # give queued appends a moment to be acknowledged
         self._stop.set()
+        deadline = time.monotonic() + _CLOSE_SECONDS
         for t in self._threads[1:]:
-            t.join()
+            t.join(max(0.0, deadline - time.monotonic()))
+            if t.is_alive():  # held in the database: its lock or statement timeout ends it
+                log.warning("closing without %s: it is still waiting on the database", t.name)
         for conn in (self._submit_conn, self._notify_conn):
             if conn is not None:
                 with suppress(Exception):
                     conn.close()
-        closed = StorageError("the ledger was closed before this append was integrated")
         while True:  # a job queued after the submitter ended (a waiter's resubmission): failed
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 break
             if job is not None:
-                job.done(closed)
-        self._fail_all(closed)
+                job.done(_closed())
+        self._fail_all(_closed())
+
+    def _end_submitter(self) -> None:
+        """Let the submitter make durable what was queued before :meth:`close`; if the database
+        holds it up longer than :data:`_CLOSE_SECONDS`, cancel its statement (and fail, without
+        sending, whatever it still has queued)."""
+        submitter = self._threads[0]
+        submitter.join(_CLOSE_SECONDS)
+        deadline = time.monotonic() + _CLOSE_SECONDS
+        self._closing = submitter.is_alive()
+        while submitter.is_alive() and time.monotonic() < deadline:
+            conn = self._submit_conn
+            if conn is not None and not conn.closed:
+                with suppress(Exception):  # ends the INSERT only; a COMMIT is not interrupted
+                    conn.cancel_safe(timeout=1.0)
+            submitter.join(0.2)
+        if submitter.is_alive():
+            log.warning("closing without the submitter: it is still waiting on the database")
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -286,6 +315,9 @@ class SharedSequencer(Waiting, LeaseHolder):
                 w.results, w.duplicate, w.remaining = [None] * n, [False] * n, n
                 for i, sub in enumerate(w.job.subs):
                     self._waiting.setdefault(sub.digest, []).append((w, i))
+        if self._closing:  # close() cancelled a held-up submission: send nothing more
+            self._forget(waits, _closed())
+            return
         subs = [s for job in jobs for s in job.subs]
         bound = self._submit_bound(min(w.deadline for w in waits))
         started = time.monotonic()
@@ -302,6 +334,9 @@ class SharedSequencer(Waiting, LeaseHolder):
                 and time.monotonic() - started >= timeout
             ):  # our statement_timeout: several lock waits in a row, each under the bound
                 self._forget(waits, db.lock_busy("the submission's insert was held up", bound))
+                return
+            if isinstance(e, psycopg.errors.QueryCanceled) and self._closing:
+                self._forget(waits, _closed())  # close() cancelled it: rolled back, not stored
                 return
             # anything else, a cancel by an administrator (pg_cancel_backend) included: the
             # server's own reason, not "busy" (SQLSTATE 57014 is both; only the time tells)
@@ -406,6 +441,10 @@ class SharedSequencer(Waiting, LeaseHolder):
                     del self._waiting[d]
         for w in waits.values():
             w.fail(error)
+
+
+def _closed() -> StorageError:
+    return StorageError("the ledger was closed before this append was integrated")
 
 
 def _overloaded() -> Overloaded:

@@ -221,3 +221,37 @@ def test_close_waits_a_moment_for_appends_about_to_be_acknowledged(
             threading.Timer(1.0, gate.set).start()  # released while other is closing
             other.close()
             assert waiting.result(timeout=10).index == 1
+
+
+def test_close_is_bounded_while_the_database_holds_the_submission(
+    pg_url: str, key_path: Path
+) -> None:
+    """A foreign ``LOCK TABLE records`` holds the submitter's insert: close() cancels it after
+    5 s instead of waiting out its 59 s lock bound (the hostile test of 2026-12-01 measured
+    close() at the lock's whole 25 s). The append is told the ledger closed, and nothing of it
+    was stored."""
+    body = envelope(7)
+    digest = hashlib.sha256(body).digest()
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        lg.append(envelope(0))
+    lg = Ledger.open(pg_url, key_path)
+    lg.append(envelope(1))  # the threads and their connections are up
+    with psycopg.connect(_conninfo(pg_url)) as locker, ThreadPoolExecutor(1) as pool:
+        locker.execute("LOCK TABLE records IN ACCESS EXCLUSIVE MODE")
+        held = pool.submit(lg.append, body)
+        time.sleep(1.0)  # the submitter is inside its INSERT, waiting for the lock
+        assert not held.done()
+        started = time.monotonic()
+        lg.close()
+        took = time.monotonic() - started
+        with pytest.raises(StorageError, match="closed before this append was integrated"):
+            held.result(timeout=5)
+        locker.rollback()
+    assert took < 15, took  # 5 s for the submitter, then the cancel; was the lock's whole bound
+    with Ledger.open(pg_url, key_path) as after:
+        assert after.store.latest_checkpoint()[0] == 2
+        with after.store.engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT count(*) FROM pending WHERE digest = :d"), {"d": digest}
+            )
+            assert rows.scalar() == 0
