@@ -131,6 +131,8 @@ class Tokens:
 
     def revoke(self, name: str) -> None:
         t = schema.api_tokens
+        if not _NAME.fullmatch(name):  # no token has such a name (nor may PostgreSQL hold NUL)
+            raise NotFound(f"no token named {name!r}")
         try:
             with self._engine.begin() as conn:
                 gone = conn.execute(delete(t).where(t.c.name == name)).rowcount

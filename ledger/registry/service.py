@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -54,6 +55,11 @@ def make_spec(
 ) -> SignerSpec:
     """A validated signer: ``key`` (PEM or securesystemslib JSON) or ``issuer`` + ``identity`` +
     ``trusted_root`` (the file's bytes). ``valid_from`` defaults to ``now``."""
+    for field, value in [("issuer", issuer), ("identity", identity)]:
+        if value is not None:
+            _check_text(field, value)
+    for uri in predicate_types:
+        _check_type_uri(uri)
     sigstore = None
     if issuer is not None or identity is not None or trusted_root is not None:
         if key is not None or not (issuer and identity and trusted_root):
@@ -80,6 +86,30 @@ def make_spec(
             "no signature can verify with it)"
         )
     return spec
+
+
+_TYPE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s\x00-\x1f\x7f]+")
+
+
+def _check_text(field: str, value: str) -> None:
+    """Strict in what the registry writes: no control characters in an identity's text."""
+    if not value or _CONTROL.search(value):
+        raise InvalidInput(
+            f"the Sigstore {field} must be non-empty text without control characters"
+        )
+
+
+def _check_type_uri(uri: str) -> None:
+    """An allowed predicate type is an in-toto TypeURI: a scheme, then no space or control."""
+    if len(uri) > _MAX_TYPE_URI or not _TYPE_URI.fullmatch(uri):
+        raise InvalidInput(
+            f"predicate type {uri[:80]!r}: expected a URI such as https://slsa.dev/provenance/v1 "
+            f"(a scheme, no spaces or control characters, at most {_MAX_TYPE_URI} characters)"
+        )
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MAX_TYPE_URI = 2048
 
 
 def _append_op(ledger: Ledger, op: RegistryOp, admin_key: KeySigner) -> AppendResult:

@@ -1,0 +1,85 @@
+"""Strict in what the registry and the token table write: text that names a predicate type, a
+Sigstore identity or a token is refused with a reason when it cannot be what it claims (a NUL, a
+space, no URI scheme), and a name no token can have is "no such token" on both backends (on
+PostgreSQL it reached the database, which refused the NUL: a 422 naming a database error)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from sqlalchemy import func, select
+
+from ledger._internal import schema
+from ledger.errors import InvalidInput, NotFound
+from ledger.log import Ledger, utc_now
+from ledger.registry import add_signer, make_spec
+from ledger.registry.admin import admin_key_path, load_admin_key
+from ledger.tokens import Tokens
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+PEM = (
+    ed25519.Ed25519PrivateKey.generate()
+    .public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://slsa.dev/provenance/v1\x00",
+        "https://example.com/a type",
+        "https://example.com/\ttab",
+        "slsa-provenance",  # no scheme
+        "",
+        "https://example.com/" + "a" * 2048,
+    ],
+)
+def test_a_predicate_type_that_is_not_a_uri_is_refused(uri: str) -> None:
+    with pytest.raises(InvalidInput, match="expected a URI"):
+        make_spec("ci", now=NOW, key=PEM, predicate_types=["https://slsa.dev/provenance/v1", uri])
+
+
+def test_predicate_type_uris_of_any_scheme_are_accepted() -> None:
+    types = ["https://slsa.dev/provenance/v1", "urn:example:attestation:v1", "http://x.test/a?b=c"]
+    assert make_spec("ci", now=NOW, key=PEM, predicate_types=types).predicate_types == tuple(types)
+
+
+@pytest.mark.parametrize(
+    ("issuer", "identity"),
+    [
+        ("https://token.actions.githubusercontent.com\x00", "https://github.com/o/r/.github/w.yml"),
+        ("https://token.actions.githubusercontent.com", "ci@example.com\n"),
+        ("https://token.actions.githubusercontent.com", "ci@example\x7f.com"),
+    ],
+)
+def test_a_sigstore_identity_with_control_characters_is_refused(issuer: str, identity: str) -> None:
+    with pytest.raises(InvalidInput, match="without control characters"):
+        make_spec("ci", now=NOW, issuer=issuer, identity=identity, trusted_root=b"{}")
+
+
+def test_the_refused_signer_is_not_logged(ledger: Ledger, key_path: Path) -> None:
+    admin = load_admin_key(admin_key_path(key_path))
+    size = ledger.store.size()
+    with pytest.raises(InvalidInput):
+        add_signer(
+            ledger,
+            make_spec("ci", now=ledger.now(), key=PEM, predicate_types=["https://x.test/\x00"]),
+            admin,
+        )
+    assert ledger.store.size() == size
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "\x00", "a b", "x" * 129])
+def test_revoking_a_name_no_token_can_have_is_not_found(ledger: Ledger, name: str) -> None:
+    tokens = Tokens(ledger.store.engine, utc_now, 0)
+    tokens.create("ci", ["read"])
+    with pytest.raises(NotFound, match="no token named"):
+        tokens.revoke(name)
+    with ledger.store.engine.connect() as conn:  # nothing else was touched
+        count = conn.execute(select(func.count()).select_from(schema.api_tokens)).scalar_one()
+    assert count == 1
