@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -95,6 +96,8 @@ class Ledger:
         self._clock = clock
         self._max_batch, self._linger = max_batch, linger
         self._sequencer: Sequencer | SharedSequencer | None = None
+        self._writer_lock = threading.Lock()  # one writer per Ledger, none once closed
+        self._closed = False
         self._trust = TrustState(store, self.origin)
         self._verified_notes: dict[str, SignedCheckpoint] = {}  # note text -> verified
 
@@ -151,9 +154,12 @@ class Ledger:
             raise
 
     def close(self) -> None:
-        if self._sequencer is not None:
-            self._sequencer.close()
-            self._sequencer = None
+        """Stop the writer (appends from now on are refused) and release the database."""
+        with self._writer_lock:
+            self._closed = True
+            writer, self._sequencer = self._sequencer, None
+        if writer is not None:
+            writer.close()
         self._trust.close()
         self.store.close()
 
@@ -176,35 +182,44 @@ class Ledger:
 
     def _seq(self) -> Sequencer | SharedSequencer:
         """The writer: in-process on SQLite; on PostgreSQL the shared path (pending rows, one
-        integrator across every process: :mod:`ledger.integrator`)."""
-        if self._sequencer is None:
-            if self.store.engine.dialect.name == "postgresql":
-                import psycopg
+        integrator across every process: :mod:`ledger.integrator`). Started by the first
+        append, once (concurrent first appends share it); refused after :meth:`close`."""
+        writer = self._sequencer
+        if writer is not None:
+            return writer
+        with self._writer_lock:
+            if self._closed:
+                raise _closed_error()
+            if self._sequencer is None:
+                self._sequencer = self._start_writer()
+            return self._sequencer
 
-                from ledger.integrator import SharedSequencer
+    def _start_writer(self) -> Sequencer | SharedSequencer:
+        if self.store.engine.dialect.name != "postgresql":
+            return Sequencer(
+                self.store,
+                self.origin,
+                self.require_signer(),
+                self._clock,
+                max_batch=self._max_batch,
+                linger=self._linger,
+            )
+        import psycopg
 
-                self.store.ensure_pending_table()
-                try:
-                    self._sequencer = SharedSequencer(
-                        self.store,
-                        self.origin,
-                        self.require_signer(),
-                        self._clock,
-                        self.checkpoint,
-                        max_batch=self._max_batch,
-                    )
-                except psycopg.Error as e:  # its connections: the ledger's error, not a defect
-                    raise StorageError(f"cannot start the writer: {one_line(e)}") from e
-            else:
-                self._sequencer = Sequencer(
-                    self.store,
-                    self.origin,
-                    self.require_signer(),
-                    self._clock,
-                    max_batch=self._max_batch,
-                    linger=self._linger,
-                )
-        return self._sequencer
+        from ledger.integrator import SharedSequencer
+
+        self.store.ensure_pending_table()
+        try:
+            return SharedSequencer(
+                self.store,
+                self.origin,
+                self.require_signer(),
+                self._clock,
+                self.checkpoint,
+                max_batch=self._max_batch,
+            )
+        except psycopg.Error as e:  # its connections: the ledger's error, not a defect
+            raise StorageError(f"cannot start the writer: {one_line(e)}") from e
 
     # Every entry point (``ledger append``, ``ledger import``, the HTTP API) admits first:
     # ``admit`` then ``submit`` / ``append_admitted``. ``append``, ``append_many`` and
@@ -319,6 +334,8 @@ class Ledger:
         op, sub = admitted.registry_op, admitted.submission
         if op is None:
             raise InvalidInput("not a registry entry")
+        if self._closed:
+            raise _closed_error()
 
         def recheck(conn: Connection) -> list[Submission]:
             require_applies(conn, sub.digest, op)
@@ -430,3 +447,7 @@ class Ledger:
         proof = self.store.tree(size2).consistency_proof(size1)
         check_consistency_handed_out(proof, old, new)
         return proof
+
+
+def _closed_error() -> StorageError:
+    return StorageError("this ledger has been closed; it takes no more appends")

@@ -35,6 +35,7 @@ __all__ = [
     "body_record_index",
     "check_link",
     "format_time",
+    "from_iso",
     "names_body",
     "parse_time",
     "parse_when",
@@ -76,13 +77,21 @@ def format_time(t: datetime) -> str:
     return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+def from_iso(text: str) -> datetime:
+    """``datetime.fromisoformat``, which also reads text no time has (a NUL before the zone, say):
+    printable ASCII only, else ``ValueError``."""
+    if not (text.isascii() and text.isprintable()):
+        raise ValueError("a time is printable ASCII")
+    return datetime.fromisoformat(text)
+
+
 def parse_when(text: str | None, what: str) -> datetime | None:
     """An RFC 3339 / ISO 8601 time that names its zone, in UTC (what a person or a client gives:
     the CLI's ``--valid-from``, the admin API's ``validFrom``); ``None`` for ``None``."""
     if text is None:
         return None
     try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = from_iso(text.replace("Z", "+00:00"))
     except ValueError as e:
         raise InvalidInput(f"{what} {text!r} is not an RFC 3339 time") from e
     if when.tzinfo is None:

@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger._internal import schema
 from ledger.errors import InvalidInput, NotFound, StorageError, Unauthenticated
-from ledger.record import format_time
+from ledger.record import format_time, from_iso
 
 __all__ = ["SCOPES", "TokenInfo", "Tokens", "hash_token", "parse_expiry"]
 
@@ -50,7 +50,7 @@ def parse_expiry(text: str, now: datetime) -> datetime:
         except OverflowError:
             raise too_far from None
     try:
-        t = datetime.fromisoformat(text)
+        t = from_iso(text)
     except ValueError as e:
         raise InvalidInput(f"expiry {text!r} is neither RFC 3339 nor a duration like 90d") from e
     if t.tzinfo is None:

@@ -14,13 +14,13 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from ledger.errors import BadQuery
 from ledger.index.facts import MAX_VALUE, VEX_STATUSES, split_purl
 from ledger.index.ranges import parse_range
-from ledger.record import format_time
+from ledger.record import format_time, from_iso
 
 __all__ = [
     "MAX_LIMIT",
@@ -88,7 +88,7 @@ def parse_time_param(name: str, value: str | None) -> str | None:
     if len(value) > 64:
         raise BadQuery(f"{name}: expected an RFC 3339 time such as 2026-11-01T10:00:00Z")
     try:
-        when = datetime.fromisoformat(value)
+        when = from_iso(value)
         if when.tzinfo is None:
             raise ValueError("give a time zone, e.g. Z")
         return format_time(when.astimezone(UTC))

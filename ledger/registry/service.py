@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -58,6 +59,10 @@ def make_spec(
     for field, value in [("issuer", issuer), ("identity", identity)]:
         if value is not None:
             _check_text(field, value)
+    if len(predicate_types) > _MAX_TYPES:
+        raise InvalidInput(f"at most {_MAX_TYPES} predicate types per signer")
+    if len(set(predicate_types)) != len(predicate_types):
+        raise InvalidInput("a predicate type is listed twice")
     for uri in predicate_types:
         _check_type_uri(uri)
     sigstore = None
@@ -88,28 +93,41 @@ def make_spec(
     return spec
 
 
-_TYPE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s\x00-\x1f\x7f]+")
+def _hidden(value: str) -> str | None:
+    """The first character of ``value`` a reader cannot see for what it is: a control (C0 or
+    C1), a format character (bidi overrides, zero-width space, BOM), a surrogate, an unassigned
+    code point or noncharacter, a private-use one, or a separator (space, U+2028)."""
+    for ch in value:
+        if unicodedata.category(ch)[0] in "CZ":
+            return ch
+    return None
 
 
 def _check_text(field: str, value: str) -> None:
-    """Strict in what the registry writes: no control characters in an identity's text."""
-    if not value or _CONTROL.search(value):
+    """Strict in what the registry writes: an identity's text is what a reader sees."""
+    ch = _hidden(value)
+    if not value or ch is not None:
+        where = "" if ch is None else f" (U+{ord(ch):04X})"
         raise InvalidInput(
-            f"the Sigstore {field} must be non-empty text without control characters"
+            f"the Sigstore {field} must be non-empty text without control, format or "
+            f"separator characters{where}"
         )
 
 
 def _check_type_uri(uri: str) -> None:
-    """An allowed predicate type is an in-toto TypeURI: a scheme, then no space or control."""
-    if len(uri) > _MAX_TYPE_URI or not _TYPE_URI.fullmatch(uri):
+    """An allowed predicate type is an in-toto TypeURI: a scheme, then nothing a reader cannot
+    see (:func:`_hidden`)."""
+    if len(uri) > _MAX_TYPE_URI or not _SCHEME.match(uri) or _hidden(uri) is not None:
         raise InvalidInput(
             f"predicate type {uri[:80]!r}: expected a URI such as https://slsa.dev/provenance/v1 "
-            f"(a scheme, no spaces or control characters, at most {_MAX_TYPE_URI} characters)"
+            f"(a scheme, no spaces, control or format characters, at most {_MAX_TYPE_URI} "
+            "characters)"
         )
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:.")
 _MAX_TYPE_URI = 2048
+_MAX_TYPES = 256
 
 
 def _append_op(ledger: Ledger, op: RegistryOp, admin_key: KeySigner) -> AppendResult:

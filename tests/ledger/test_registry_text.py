@@ -37,6 +37,12 @@ PEM = (
         "slsa-provenance",  # no scheme
         "",
         "https://example.com/" + "a" * 2048,
+        "https://x\u009b31m",  # C1 control (CSI)
+        "https://x/\u202egnp.exe",  # right-to-left override
+        "https://x/\u200bv1",  # zero-width space
+        "https://x/\ufeffv1",  # byte order mark
+        "https://x/\uffff",  # noncharacter
+        "https://x/\u2028v1",  # line separator
     ],
 )
 def test_a_predicate_type_that_is_not_a_uri_is_refused(uri: str) -> None:
@@ -44,8 +50,22 @@ def test_a_predicate_type_that_is_not_a_uri_is_refused(uri: str) -> None:
         make_spec("ci", now=NOW, key=PEM, predicate_types=["https://slsa.dev/provenance/v1", uri])
 
 
+def test_repeated_or_too_many_predicate_types_are_refused() -> None:
+    with pytest.raises(InvalidInput, match="listed twice"):
+        make_spec("ci", now=NOW, key=PEM, predicate_types=["https://a.test/v1"] * 2)
+    many = [f"https://a.test/v{i}" for i in range(257)]
+    with pytest.raises(InvalidInput, match="at most 256 predicate types"):
+        make_spec("ci", now=NOW, key=PEM, predicate_types=many)
+    assert len(make_spec("ci", now=NOW, key=PEM, predicate_types=many[:256]).predicate_types) == 256
+
+
 def test_predicate_type_uris_of_any_scheme_are_accepted() -> None:
-    types = ["https://slsa.dev/provenance/v1", "urn:example:attestation:v1", "http://x.test/a?b=c"]
+    types = [
+        "https://slsa.dev/provenance/v1",
+        "urn:example:attestation:v1",
+        "http://x.test/a?b=c",
+        "https://example.com/attestation/\u00e9t\u00e9/v1",  # letters beyond ASCII are fine
+    ]
     assert make_spec("ci", now=NOW, key=PEM, predicate_types=types).predicate_types == tuple(types)
 
 
@@ -55,10 +75,13 @@ def test_predicate_type_uris_of_any_scheme_are_accepted() -> None:
         ("https://token.actions.githubusercontent.com\x00", "https://github.com/o/r/.github/w.yml"),
         ("https://token.actions.githubusercontent.com", "ci@example.com\n"),
         ("https://token.actions.githubusercontent.com", "ci@example\x7f.com"),
+        ("https://token.actions.githubusercontent.com", "ci@example\u009b.com"),
+        ("https://token.actions.githubusercontent.com\u202e", "ci@example.com"),
+        ("https://token.actions.githubusercontent.com", "ci@exa\u200bmple.com"),
     ],
 )
 def test_a_sigstore_identity_with_control_characters_is_refused(issuer: str, identity: str) -> None:
-    with pytest.raises(InvalidInput, match="without control characters"):
+    with pytest.raises(InvalidInput, match="without control, format or separator characters"):
         make_spec("ci", now=NOW, issuer=issuer, identity=identity, trusted_root=b"{}")
 
 
@@ -83,3 +106,21 @@ def test_revoking_a_name_no_token_can_have_is_not_found(ledger: Ledger, name: st
     with ledger.store.engine.connect() as conn:  # nothing else was touched
         count = conn.execute(select(func.count()).select_from(schema.api_tokens)).scalar_one()
     assert count == 1
+
+
+@pytest.mark.parametrize(
+    "text", ["2099-01-01T00:00:00\x00Z", "2099-01-01T00:00:00\u202eZ", "2099-01-01\u00a0T00:00Z"]
+)
+def test_a_time_with_a_character_no_time_has_is_refused_everywhere(text: str) -> None:
+    from ledger.errors import BadQuery
+    from ledger.index.params import parse_time_param
+    from ledger.record import parse_when
+    from ledger.tokens import parse_expiry
+
+    with pytest.raises(InvalidInput, match="not an RFC 3339 time"):
+        parse_when(text, "validUntil")
+    with pytest.raises(InvalidInput, match="neither RFC 3339"):
+        parse_expiry(text, NOW)
+    with pytest.raises(BadQuery, match="since"):
+        parse_time_param("since", text)
+    assert parse_when("2099-01-01T00:00:00Z", "validUntil") == datetime(2099, 1, 1, tzinfo=UTC)
