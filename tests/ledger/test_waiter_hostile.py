@@ -51,6 +51,19 @@ def _squat(lg: Ledger, digest: bytes) -> None:
         )
 
 
+def _hold_up_integration(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """From now on every integration batch waits (up to 30 s) until the returned event is set."""
+    real_once = LeaseHolder._integrate_once
+    gate = threading.Event()
+
+    def held_up(self: LeaseHolder) -> int:
+        gate.wait(30)
+        return real_once(self)
+
+    monkeypatch.setattr(LeaseHolder, "_integrate_once", held_up)
+    return gate
+
+
 def test_a_row_whose_index_was_erased_is_looked_up_in_the_log(pg_url: str, key_path: Path) -> None:
     body = envelope(1)
     digest = hashlib.sha256(body).digest()
@@ -116,16 +129,9 @@ def test_a_failed_row_replaced_by_the_waits_own_insert_does_not_answer_it(
 def test_a_forged_failure_notification_fails_no_append(
     pg_url: str, key_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_once = LeaseHolder._integrate_once
-    gate = threading.Event()
-
-    def held_up(self: LeaseHolder) -> int:
-        gate.wait(30)
-        return real_once(self)
-
     with Ledger.create(pg_url, "test.example/ledger", key_path) as holder:
         holder.append(envelope(1))
-        monkeypatch.setattr(LeaseHolder, "_integrate_once", held_up)
+        gate = _hold_up_integration(monkeypatch)
         with Ledger.open(pg_url, key_path) as other, ThreadPoolExecutor(1) as pool:
             waiting = pool.submit(other.append_many, [envelope(10 + i) for i in range(5)])
             time.sleep(0.5)
@@ -204,16 +210,9 @@ def test_close_waits_a_moment_for_appends_about_to_be_acknowledged(
 ) -> None:
     """close() gives waiting appends up to 5 s to be acknowledged before it fails them (its
     check had counted the submitter, which had ended by then, so it failed them at once)."""
-    real_once = LeaseHolder._integrate_once
-    gate = threading.Event()
-
-    def held_up(self: LeaseHolder) -> int:
-        gate.wait(30)
-        return real_once(self)
-
     with Ledger.create(pg_url, "test.example/ledger", key_path) as holder:
         holder.append(envelope(0))
-        monkeypatch.setattr(LeaseHolder, "_integrate_once", held_up)
+        gate = _hold_up_integration(monkeypatch)
         other = Ledger.open(pg_url, key_path)
         with ThreadPoolExecutor(1) as pool:
             waiting = pool.submit(other.append, envelope(1))
