@@ -187,6 +187,7 @@ class SharedSequencer(Waiting, LeaseHolder):
                 break
             if job is not None:
                 job.done(_closed())
+        self._fail_all(_closed(submitted=True), pending_only=True)
         self._fail_all(_closed())
 
     def _end_submitter(self) -> None:
@@ -443,7 +444,17 @@ class SharedSequencer(Waiting, LeaseHolder):
             w.fail(error)
 
 
-def _closed() -> StorageError:
+def _closed(submitted: bool = False) -> StorageError:
+    """The error of an append this process stops waiting for on close. One whose submission
+    committed (``submitted``) is still pending: another process's integrator (or this one's,
+    held in the database past the close) may log it later, so its caller must not take the
+    error for a refusal."""
+    if submitted:
+        return StorageError(
+            "the ledger was closed before this append was integrated; its submission was stored "
+            "and may still be logged by another ledger process: submitting the same body again "
+            "is safe (it is logged at most once) and tells which record it got"
+        )
     return StorageError("the ledger was closed before this append was integrated")
 
 

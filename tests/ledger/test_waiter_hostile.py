@@ -243,8 +243,9 @@ def test_close_is_bounded_while_the_database_holds_the_submission(
         started = time.monotonic()
         lg.close()
         took = time.monotonic() - started
-        with pytest.raises(StorageError, match="closed before this append was integrated"):
+        with pytest.raises(StorageError, match="closed before this append was integrated") as e:
             held.result(timeout=5)
+        assert "stored" not in str(e.value)  # its insert was cancelled: nothing to look for
         locker.rollback()
     assert took < 15, took  # 5 s for the submitter, then the cancel; was the lock's whole bound
     with Ledger.open(pg_url, key_path) as after:
@@ -254,3 +255,25 @@ def test_close_is_bounded_while_the_database_holds_the_submission(
                 text("SELECT count(*) FROM pending WHERE digest = :d"), {"d": digest}
             )
             assert rows.scalar() == 0
+
+
+def test_an_append_failed_on_close_after_its_row_was_stored_says_it_may_still_be_logged(
+    pg_url: str, key_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close() fails an append whose pending row has committed but is not integrated yet; the
+    lease holder (another process) logs it later. The error says so, instead of reading like a
+    refusal, and appending the body again finds its record."""
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as holder:
+        holder.append(envelope(0))
+        gate = _hold_up_integration(monkeypatch)
+        other = Ledger.open(pg_url, key_path)
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(other.append, envelope(1))
+            time.sleep(0.5)  # its row is pending; the holder's integration is held up
+            other.close()
+            with pytest.raises(StorageError, match="may still be logged") as e:
+                waiting.result(timeout=10)
+        assert "submitting the same body again is safe" in str(e.value)
+        gate.set()
+        again = holder.append(envelope(1))
+        assert (again.index, again.duplicate) == (1, True)
