@@ -94,6 +94,11 @@ def _failure_message(at: str, size: str, text: str) -> bytes:
     return f"failure\n{at}\n{size}\n{text}".encode()
 
 
+LISTEN_SKEW_SECONDS = 2.0
+"""How far another host's clock may lag this one's when :meth:`FailureNotices.listening` drops
+notices announced before the waiter listened."""
+
+
 class FailureNotices:
     """A waiter's check of failure notifications. A :func:`sign_failure` body counts once,
     within :data:`FAILURE_WINDOW_SECONDS` of its time, and not if this process was acknowledged
@@ -108,6 +113,16 @@ class FailureNotices:
         self._seen: dict[bytes, float] = {}  # MACs accepted, by their time
         # the largest checkpoint this process was acknowledged under, and when it last was
         self._largest, self._largest_at = 0, float("-inf")
+        self._since = float("-inf")  # when the waiter last began to LISTEN
+
+    def listening(self, now: float) -> None:
+        """The waiter began to ``LISTEN`` at ``now`` (first or after a reconnection). A notice
+        announced before then was never delivered to this listener, so one that arrives is a
+        replay: :meth:`open` refuses notices older than ``now`` less
+        :data:`LISTEN_SKEW_SECONDS` (the clocks of two hosts differ). Without it, a new process
+        or a reconnected waiter could be failed by a genuine notice captured and sent again
+        within the window (its ``_seen`` is empty)."""
+        self._since = now
 
     def saw(self, tree_size: int, now: float) -> None:
         """An acknowledgement under a checkpoint of ``tree_size`` reached this process at
@@ -132,6 +147,7 @@ class FailureNotices:
         if (
             not hmac.compare_digest(mac, expected)
             or abs(now - when) > FAILURE_WINDOW_SECONDS
+            or when < self._since - LISTEN_SKEW_SECONDS  # announced before we listened
             # acknowledged under a larger checkpoint after the failure was announced: repaired
             # since (a log found smaller than before, announced after, is a failure in itself)
             or (failed_at < self._largest and self._largest_at > when)

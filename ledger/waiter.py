@@ -68,6 +68,7 @@ class Waiting(SharedParts):
             try:
                 with self._session() as conn:
                     conn.execute(f"LISTEN {INTEGRATED_CHANNEL}")
+                    self._failures.listening(time.time())
                     conn.execute(f"SET lock_timeout = {milliseconds(_READ_LOCK_SECONDS)}")
                     last_full = time.monotonic()
                     while not self._stop.is_set():

@@ -75,3 +75,17 @@ def test_another_schemas_failure_or_another_key_counts_for_nothing() -> None:
     assert FailureNotices(KEY).open("ledger_b", body, NOW) is None
     assert FailureNotices(b"x" * 32).open(SCHEMA, body, NOW) is None
     assert FailureNotices(None).open(SCHEMA, body, NOW) is None
+
+
+def test_a_failure_announced_before_the_waiter_listened_is_a_replay() -> None:
+    """A notification reaches only those listening when it is sent; one announced before this
+    waiter began to LISTEN (a new process, a reconnection) and arriving now was captured and
+    sent again. Its ``_seen`` is empty, so without the listening time it failed every append
+    the new waiter held (the replay gap left open on 2026-12-01)."""
+    body = sign_failure(KEY, SCHEMA, TEXT, NOW, 40)
+    late_listener = FailureNotices(KEY)
+    late_listener.listening(NOW + 5)
+    assert late_listener.open(SCHEMA, body, NOW + 6) is None
+    skewed = FailureNotices(KEY)  # listened a second "after" by its clock: another host's skew
+    skewed.listening(NOW + 1)
+    assert skewed.open(SCHEMA, body, NOW + 1.1) == TEXT
