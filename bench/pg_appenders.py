@@ -148,6 +148,18 @@ def raw_serialised(seconds: float = 3.0) -> float:
             c.commit()
 
 
+def rates(processes: int, threads: int, lat: list[float], seconds: float) -> dict[str, Any]:
+    """The appenders, the acknowledged appends per second and the p50/p99 latency (ms) of a run
+    whose sorted per-append latencies (s) are ``lat``."""
+    return {
+        "appenders": processes * threads,
+        "processes": processes,
+        "appends_per_s": len(lat) / seconds,
+        "p50_ms": lat[len(lat) // 2] * 1e3 if lat else None,
+        "p99_ms": lat[int(len(lat) * 0.99)] * 1e3 if lat else None,
+    }
+
+
 def run(processes: int, threads: int = 1, seconds: float = 8.0) -> dict[str, object]:
     admin = create_engine(PG)
     schema = "bench_" + uuid.uuid4().hex[:8]
@@ -202,11 +214,7 @@ def run(processes: int, threads: int = 1, seconds: float = 8.0) -> dict[str, obj
         admin.dispose()
     lat.sort()
     return {
-        "appenders": processes * threads,
-        "processes": processes,
-        "appends_per_s": len(lat) / seconds,
-        "p50_ms": lat[len(lat) // 2] * 1e3 if lat else None,
-        "p99_ms": lat[int(len(lat) * 0.99)] * 1e3 if lat else None,
+        **rates(processes, threads, lat, seconds),
         "mean_batch": records / max(batches, 1),
         # CPU per acknowledged append, ms: appender processes by thread, PostgreSQL's server
         "cpu_ms_per_append": {

@@ -35,7 +35,7 @@ from typing import Any
 
 import psycopg
 
-from bench.pg_appenders import RAW, _backend_cpu, _server_pids
+from bench.pg_appenders import RAW, _backend_cpu, _server_pids, rates
 from bench.pg_appenders import run as ledger_run
 from bench.run import RESULTS, machine
 
@@ -184,11 +184,7 @@ def floor(
     n = max(len(lat), 1)
     return {
         "mode": "poll" if poll else "notify",
-        "appenders": processes * threads,
-        "processes": processes,
-        "appends_per_s": len(lat) / seconds,
-        "p50_ms": lat[len(lat) // 2] * 1e3 if lat else None,
-        "p99_ms": lat[int(len(lat) * 0.99)] * 1e3 if lat else None,
+        **rates(processes, threads, lat, seconds),
         "mean_batch": size / max(batches, 1),
         "cpu_ms_per_append": {
             "appender processes": appenders_cpu / n * 1e3,

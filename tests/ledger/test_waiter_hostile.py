@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -30,7 +32,7 @@ from ledger.bodies import parse_submission
 from ledger.errors import IntegrityError, StorageError
 from ledger.lease import LeaseHolder
 from ledger.log import Ledger
-from ledger.sequencer import Job
+from ledger.sequencer import AppendResult, Job
 from tests.conftest import envelope
 from tests.ledger.pending_rows import pending_error
 
@@ -62,6 +64,22 @@ def _hold_up_integration(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
 
     monkeypatch.setattr(LeaseHolder, "_integrate_once", held_up)
     return gate
+
+
+@contextmanager
+def _waiting_behind_held_integration(
+    pg_url: str, key_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Ledger, Ledger, threading.Event, Future[AppendResult]]]:
+    """A lease holder whose integration is held up (until the event is set) and a second
+    Ledger whose append of ``envelope(1)`` has its pending row stored and waits."""
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as holder:
+        holder.append(envelope(0))
+        gate = _hold_up_integration(monkeypatch)
+        other = Ledger.open(pg_url, key_path)
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(other.append, envelope(1))
+            time.sleep(0.5)  # its row is pending; the holder's integration is held up
+            yield holder, other, gate, waiting
 
 
 def test_a_row_whose_index_was_erased_is_looked_up_in_the_log(pg_url: str, key_path: Path) -> None:
@@ -210,16 +228,15 @@ def test_close_waits_a_moment_for_appends_about_to_be_acknowledged(
 ) -> None:
     """close() gives waiting appends up to 5 s to be acknowledged before it fails them (its
     check had counted the submitter, which had ended by then, so it failed them at once)."""
-    with Ledger.create(pg_url, "test.example/ledger", key_path) as holder:
-        holder.append(envelope(0))
-        gate = _hold_up_integration(monkeypatch)
-        other = Ledger.open(pg_url, key_path)
-        with ThreadPoolExecutor(1) as pool:
-            waiting = pool.submit(other.append, envelope(1))
-            time.sleep(0.5)  # its row is pending; the holder's integration is held up
-            threading.Timer(1.0, gate.set).start()  # released while other is closing
-            other.close()
-            assert waiting.result(timeout=10).index == 1
+    with _waiting_behind_held_integration(pg_url, key_path, monkeypatch) as (
+        _,
+        other,
+        gate,
+        waiting,
+    ):
+        threading.Timer(1.0, gate.set).start()  # released while other is closing
+        other.close()
+        assert waiting.result(timeout=10).index == 1
 
 
 def test_close_is_bounded_while_the_database_holds_the_submission(
@@ -263,16 +280,15 @@ def test_an_append_failed_on_close_after_its_row_was_stored_says_it_may_still_be
     """close() fails an append whose pending row has committed but is not integrated yet; the
     lease holder (another process) logs it later. The error says so, instead of reading like a
     refusal, and appending the body again finds its record."""
-    with Ledger.create(pg_url, "test.example/ledger", key_path) as holder:
-        holder.append(envelope(0))
-        gate = _hold_up_integration(monkeypatch)
-        other = Ledger.open(pg_url, key_path)
-        with ThreadPoolExecutor(1) as pool:
-            waiting = pool.submit(other.append, envelope(1))
-            time.sleep(0.5)  # its row is pending; the holder's integration is held up
-            other.close()
-            with pytest.raises(StorageError, match="may still be logged") as e:
-                waiting.result(timeout=10)
+    with _waiting_behind_held_integration(pg_url, key_path, monkeypatch) as (
+        holder,
+        other,
+        gate,
+        waiting,
+    ):
+        other.close()
+        with pytest.raises(StorageError, match="may still be logged") as e:
+            waiting.result(timeout=10)
         assert "submitting the same body again is safe" in str(e.value)
         gate.set()
         again = holder.append(envelope(1))
