@@ -36,7 +36,7 @@ from ledger.pending import (
     hint,
     submission,
 )
-from ledger.pending_acks import encode_acks, finish_params
+from ledger.pending_acks import encode_acks, finish_params, sign_row_error
 from ledger.quarantine import Quarantine
 from ledger.sequencer import AppendResult
 from ledger.storage import SequencedBatch
@@ -240,11 +240,14 @@ class LeaseHolder(Quarantine):
             except BadRow as e:
                 # Only the row as read: an appender's submission may have replaced it since
                 # (the pending rows are not under the write lock), and must not be marked.
+                error = sign_row_error(
+                    self._ack_key, self._schema, bytes(digest), submitted, error_text(e)
+                )
                 _execute(
                     conn,
                     "UPDATE pending SET error = %s WHERE digest = %s "
                     "AND mac IS NOT DISTINCT FROM %s AND submitted IS NOT DISTINCT FROM %s",
-                    (error_text(e), digest, mac, submitted),
+                    (error, digest, mac, submitted),
                 )
                 continue
             read.append(bytes(digest))

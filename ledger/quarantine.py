@@ -25,7 +25,7 @@ from ledger.pending import (
     error_text,
     submission,
 )
-from ledger.pending_acks import sign_failure
+from ledger.pending_acks import sign_failure, sign_row_error
 from ledger.shared_parts import SharedParts
 from ledger.storage import SequencedBatch
 
@@ -65,6 +65,7 @@ class Quarantine(SharedParts):
         log.warning("integration batch failed (%s); retrying its rows one by one", batch_error)
         failed: list[tuple[bytes, Error]] = []
         refused: list[tuple[bytes, Error]] = []
+        submitted: dict[bytes, object] = {}  # each row's submission time, as read
         integrated = 0
         for digest in read:
 
@@ -76,6 +77,7 @@ class Quarantine(SharedParts):
                 ).first()
                 if row is None:
                     raise NothingPending
+                submitted[d] = row[3]
                 return [
                     submission(
                         d,
@@ -104,10 +106,10 @@ class Quarantine(SharedParts):
             except Error as e:
                 failed.append((digest, e))
         for digest, why in refused:  # its own fault whether or not another row went in
-            self._mark_failed(digest, why)
+            self._mark_failed(digest, submitted[digest], why)
         if integrated:
             for digest, why in failed:
-                self._mark_failed(digest, why)
+                self._mark_failed(digest, submitted[digest], why)
         elif failed:
             self._broadcast_failure(failed[0][1])
             self._stop.wait(RETRY_SECONDS)
@@ -121,9 +123,14 @@ class Quarantine(SharedParts):
         body = sign_failure(self._ack_key, self._schema, error_text(e)[:4000], time.time(), size)
         self._notify(INTEGRATED_CHANNEL, f"{self._schema}\n{body}")
 
-    def _mark_failed(self, digest: bytes, e: Error) -> None:
+    def _mark_failed(self, digest: bytes, submitted: object, e: Error) -> None:
+        """Mark the row of ``digest`` as read (the same submission: a body submitted again
+        since is not this failure's) failed with ``e``, authenticated (:func:`sign_row_error`)."""
+        error = sign_row_error(self._ack_key, self._schema, digest, submitted, error_text(e))
         with suppress(Error), self._store.engine.begin() as conn:
             conn.exec_driver_sql(
-                "UPDATE pending SET error = %s WHERE digest = %s", (error_text(e), digest)
+                "UPDATE pending SET error = %s WHERE digest = %s "
+                "AND submitted IS NOT DISTINCT FROM %s",
+                (error, digest, submitted),
             )
             conn.exec_driver_sql("SELECT pg_notify(%s, current_schema())", (INTEGRATED_CHANNEL,))

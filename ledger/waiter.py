@@ -165,7 +165,7 @@ class Waiting(SharedParts):
             return
         with self._lock:  # the waits whose insert committed before the rows are read
             ready = {d: self._ready_waits(d) for d in digests}
-        states = self._acks.states(conn, digests)
+        states = self._acks.states(conn, self._schema, digests)
         for digest, result in states.acks.items():
             self._settle(digest, result)
         with self._lock:
@@ -189,6 +189,29 @@ class Waiting(SharedParts):
                 self._replace_forged(digest, error_from_text(text))
             else:
                 self._settle(digest, error=error_from_text(text))
+        for digest in states.forged:
+            if digest not in found:
+                self._resubmit_forged(digest)
+
+    def _resubmit_forged(self, digest: bytes) -> None:
+        """The row of ``digest`` carries an error no process holding the key file wrote
+        (:func:`~ledger.pending_acks.open_row_error`): a database writer's, in words and status
+        of its choosing, and it keeps the integrator off the row. Every wait for it queues its
+        body again (the submission replaces a failed row and clears the error) and keeps its
+        first submission's "new" or "duplicate" (the row was genuine: exactly one submission
+        made it, whichever of them now replaces it); at most twice per body, then it fails with an
+        :class:`IntegrityError` that names the tampering — never with the forged text."""
+        error = IntegrityError(
+            "refusing the failure written on this body's pending row: no process holding the "
+            "ledger's key wrote it (the database is being tampered with; run `ledger check`). "
+            "The body was submitted again and the row was marked again; submitting it once "
+            "more is safe"
+        )
+        with self._lock:
+            entries = self._waiting.pop(digest, [])
+        for w, position in entries:
+            if not (w.job.resubmitted < 2 and self._requeue(w, position, keep_duplicate=True)):
+                w.resolve(position, error)
 
     def _replace_forged(self, digest: bytes, error: Error) -> None:
         """The row of ``digest`` was marked failed as not an appender's (planted, stale,
@@ -203,15 +226,17 @@ class Waiting(SharedParts):
             if not (w.duplicate[position] and w.job.resubmitted < 2 and self._requeue(w, position)):
                 w.resolve(position, error)
 
-    def _requeue(self, w: Wait, position: int) -> bool:
+    def _requeue(self, w: Wait, position: int, *, keep_duplicate: bool = False) -> bool:
         """Queue ``w``'s body at ``position`` again as a job of one whose outcome settles it
-        there (its duplicate flag the new submission's); False if the queue is full."""
+        there (its duplicate flag the new submission's, unless ``keep_duplicate``: the first
+        submission's row was the body's own); False if the queue is full."""
 
         def done(outcome: list[Outcome] | BaseException) -> None:
             result = outcome[0] if isinstance(outcome, list) else outcome
             if isinstance(result, AppendResult):
-                with w.lock:
-                    w.duplicate[position] = result.duplicate
+                if not keep_duplicate:
+                    with w.lock:
+                        w.duplicate[position] = result.duplicate
                 w.resolve(position, result)
             else:
                 w.resolve(position, result if isinstance(result, Error) else as_error(result))

@@ -14,7 +14,7 @@ from typing import Any, NoReturn, TypeVar
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 
 from ledger._internal.sample import sample_envelopes
@@ -113,6 +113,11 @@ def fresh_pg_schema() -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+def pg_conninfo(url: str) -> str:
+    """A psycopg connection string for a SQLAlchemy URL of ``pg_url``'s (its schema kept)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -23,7 +25,11 @@ __all__ = ["add_signer", "list_signers", "make_spec", "revoke_signer"]
 
 
 def _check_trusted_root(content: bytes) -> dict[str, Any]:
-    """Parse a ``trusted_root.json`` and have sigstore load it, so a bad one is refused now."""
+    """Parse a ``trusted_root.json`` and have sigstore load it and every key and certificate
+    in it (which it reads only when a bundle is verified), so a bad one is refused now and not
+    logged for good: a root whose CA certificate was junk was taken (the hostile test of
+    2026-12-02), and every bundle of its signer refused later with an ASN.1 error."""
+    from sigstore._internal.trust import KeyringPurpose
     from sigstore.errors import Error as SigstoreError
     from sigstore.models import TrustedRoot
 
@@ -32,13 +38,34 @@ def _check_trusted_root(content: bytes) -> dict[str, Any]:
         raise InvalidInput("the trusted root must be a JSON object")
     roots = RootFiles()
     try:
-        TrustedRoot.from_file(str(roots.path(content)))
-    except (ValueError, SigstoreError) as e:
+        root = TrustedRoot.from_file(str(roots.path(content)))
+        root.get_fulcio_certs()
+        root.rekor_keyring(KeyringPurpose.VERIFY)
+        root.ct_keyring(KeyringPurpose.VERIFY)
+        for authority in root.get_timestamp_authorities():
+            authority.certificates(allow_expired=True)
+        # sigstore skips a log key it cannot load (a type it does not know, say): a root is
+        # refused only if none of its Rekor or none of its CT log keys is a public key
+        for logs, what in [("tlogs", "Rekor"), ("ctlogs", "certificate transparency")]:
+            if not any(_is_public_key(log) for log in doc.get(logs) or []):
+                raise ValueError(f"none of its {what} log keys is a public key")
+    except (ValueError, TypeError, SigstoreError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise InvalidInput(f"not a Sigstore trusted root: {first}") from e
     finally:
         roots.close()
     return doc
+
+
+def _is_public_key(log: Any) -> bool:
+    """Whether a trusted root's transparency log entry holds a DER public key."""
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    try:
+        load_der_public_key(base64.b64decode(log["publicKey"]["rawBytes"], validate=True))
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        return False
+    return True
 
 
 def make_spec(

@@ -10,21 +10,17 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from ledger import lease
 from ledger.lease import LeaseHolder
 from ledger.pending import PENDING_CHANNEL
-
-
-def _conninfo(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+from tests.conftest import pg_conninfo
 
 
 @pytest.fixture
 def conns(pg_url: str) -> Iterator[tuple[psycopg.Connection[object], psycopg.Connection[object]]]:
-    listener = psycopg.connect(_conninfo(pg_url), autocommit=True)
-    sender = psycopg.connect(_conninfo(pg_url), autocommit=True)
+    listener = psycopg.connect(pg_conninfo(pg_url), autocommit=True)
+    sender = psycopg.connect(pg_conninfo(pg_url), autocommit=True)
     listener.execute(f"LISTEN {PENDING_CHANNEL}")
     try:
         yield listener, sender

@@ -12,7 +12,6 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import Connection
-from sqlalchemy.engine import make_url
 
 from ledger._internal import db
 from ledger._internal.db import driver_rows
@@ -20,15 +19,11 @@ from ledger.bodies import parse_submission
 from ledger.errors import Overloaded, StorageError
 from ledger.log import Ledger
 from ledger.storage import SequencedBatch
-from tests.conftest import envelope
+from tests.conftest import envelope, pg_conninfo
 
 
 def _clock() -> datetime:
     return datetime.now(UTC)
-
-
-def _conninfo(pg_url: str) -> str:
-    return make_url(pg_url).set(drivername="postgresql").render_as_string(False)
 
 
 def test_a_queued_write_that_fails_is_the_ledgers_error_and_writes_nothing(
@@ -68,7 +63,7 @@ def test_a_busy_write_lock_is_overloaded_in_a_pipelined_batch(
         lg.append(envelope(0))
         size = lg.store.size()
         monkeypatch.setattr(db, "LOCK_TIMEOUT_SECONDS", 0.2)
-        holder = psycopg.connect(_conninfo(pg_url), autocommit=True)
+        holder = psycopg.connect(pg_conninfo(pg_url), autocommit=True)
         try:
             holder.execute(
                 "SELECT pg_advisory_lock(hashtextextended('provenance-ledger:' || "

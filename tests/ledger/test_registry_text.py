@@ -5,6 +5,7 @@ PostgreSQL it reached the database, which refused the NUL: a 422 naming a databa
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from ledger.log import Ledger, utc_now
 from ledger.registry import add_signer, make_spec
 from ledger.registry.admin import admin_key_path, load_admin_key
 from ledger.tokens import Tokens
+from tests.conftest import fixture_path
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 PEM = (
@@ -124,3 +126,38 @@ def test_a_time_with_a_character_no_time_has_is_refused_everywhere(text: str) ->
     with pytest.raises(BadQuery, match="since"):
         parse_time_param("since", text)
     assert parse_when("2099-01-01T00:00:00Z", "validUntil") == datetime(2099, 1, 1, tzinfo=UTC)
+
+
+def _production_root(*junk: str) -> bytes:
+    """The production trusted root, with the base64 of its first CA certificate ("ca") or of
+    every Rekor ("rekor") or CT log key ("ct") replaced by junk."""
+    path = fixture_path("sigstore-bundles/trust-roots/production/trusted_root.json")
+    root = json.loads(path.read_bytes())
+    where = {
+        "ca": [root["certificateAuthorities"][0]["certChain"]["certificates"][0]],
+        "rekor": [log["publicKey"] for log in root["tlogs"]],
+        "ct": [log["publicKey"] for log in root["ctlogs"]],
+    }
+    for part in junk:
+        for value in where[part]:
+            value["rawBytes"] = "AAAA"
+    return json.dumps(root).encode()
+
+
+@pytest.mark.parametrize("part", ["ca", "rekor", "ct"])
+def test_a_trusted_root_with_a_key_or_certificate_that_is_not_one_is_refused(part: str) -> None:
+    """sigstore reads a root's keys and certificates only when it verifies a bundle: a CA
+    certificate of junk was taken and logged for good, and every bundle of its signer refused
+    later with an ASN.1 error (the hostile test of 2026-12-02)."""
+    issuer, identity = "https://token.actions.githubusercontent.com", "https://github.com/o/r"
+    assert make_spec(
+        "ci", now=NOW, issuer=issuer, identity=identity, trusted_root=_production_root()
+    )
+    with pytest.raises(InvalidInput, match="not a Sigstore trusted root"):
+        make_spec(
+            "ci",
+            now=NOW,
+            issuer=issuer,
+            identity=identity,
+            trusted_root=_production_root(part),
+        )

@@ -26,19 +26,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 
 from ledger.bodies import parse_submission
 from ledger.errors import IntegrityError, StorageError
-from ledger.lease import LeaseHolder
 from ledger.log import Ledger
 from ledger.sequencer import AppendResult, Job
-from tests.conftest import envelope
-from tests.ledger.pending_rows import pending_error
-
-
-def _conninfo(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(False)
+from tests.conftest import envelope, pg_conninfo
+from tests.ledger.pending_rows import hold_up_integration, pending_error
 
 
 def _squat(lg: Ledger, digest: bytes) -> None:
@@ -53,19 +48,6 @@ def _squat(lg: Ledger, digest: bytes) -> None:
         )
 
 
-def _hold_up_integration(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
-    """From now on every integration batch waits (up to 30 s) until the returned event is set."""
-    real_once = LeaseHolder._integrate_once
-    gate = threading.Event()
-
-    def held_up(self: LeaseHolder) -> int:
-        gate.wait(30)
-        return real_once(self)
-
-    monkeypatch.setattr(LeaseHolder, "_integrate_once", held_up)
-    return gate
-
-
 @contextmanager
 def _waiting_behind_held_integration(
     pg_url: str, key_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -74,7 +56,7 @@ def _waiting_behind_held_integration(
     Ledger whose append of ``envelope(1)`` has its pending row stored and waits."""
     with Ledger.create(pg_url, "test.example/ledger", key_path) as holder:
         holder.append(envelope(0))
-        gate = _hold_up_integration(monkeypatch)
+        gate = hold_up_integration(monkeypatch)
         other = Ledger.open(pg_url, key_path)
         with ThreadPoolExecutor(1) as pool:
             waiting = pool.submit(other.append, envelope(1))
@@ -117,8 +99,8 @@ def test_a_failed_row_replaced_by_the_waits_own_insert_does_not_answer_it(
                 assert time.monotonic() < deadline, "the squatted row was never marked failed"
                 time.sleep(0.05)
             with (
-                psycopg.connect(_conninfo(pg_url)) as row_lock,
-                psycopg.connect(_conninfo(pg_url)) as table_lock,
+                psycopg.connect(pg_conninfo(pg_url)) as row_lock,
+                psycopg.connect(pg_conninfo(pg_url)) as table_lock,
                 ThreadPoolExecutor(2) as pool,
             ):
                 row_lock.execute("SELECT 1 FROM pending WHERE digest = %s FOR UPDATE", (digest,))
@@ -135,7 +117,7 @@ def test_a_failed_row_replaced_by_the_waits_own_insert_does_not_answer_it(
 
                 pool.submit(lock_records)
                 time.sleep(0.2)
-                with psycopg.connect(_conninfo(pg_url), autocommit=True) as c:  # look at all
+                with psycopg.connect(pg_conninfo(pg_url), autocommit=True) as c:  # look at all
                     c.execute("SELECT pg_notify('ledger_integrated', current_schema())")
                 time.sleep(0.3)  # the look has read the failed row and waits on records
                 row_lock.commit()  # the insert replaces the row and commits
@@ -149,11 +131,11 @@ def test_a_forged_failure_notification_fails_no_append(
 ) -> None:
     with Ledger.create(pg_url, "test.example/ledger", key_path) as holder:
         holder.append(envelope(1))
-        gate = _hold_up_integration(monkeypatch)
+        gate = hold_up_integration(monkeypatch)
         with Ledger.open(pg_url, key_path) as other, ThreadPoolExecutor(1) as pool:
             waiting = pool.submit(other.append_many, [envelope(10 + i) for i in range(5)])
             time.sleep(0.5)
-            with psycopg.connect(_conninfo(pg_url), autocommit=True) as c:
+            with psycopg.connect(pg_conninfo(pg_url), autocommit=True) as c:
                 for forged in (
                     "StorageError: forged",
                     "IntegrityError: forged\nmac:" + "A" * 44,
@@ -252,7 +234,7 @@ def test_close_is_bounded_while_the_database_holds_the_submission(
         lg.append(envelope(0))
     lg = Ledger.open(pg_url, key_path)
     lg.append(envelope(1))  # the threads and their connections are up
-    with psycopg.connect(_conninfo(pg_url)) as locker, ThreadPoolExecutor(1) as pool:
+    with psycopg.connect(pg_conninfo(pg_url)) as locker, ThreadPoolExecutor(1) as pool:
         locker.execute("LOCK TABLE records IN ACCESS EXCLUSIVE MODE")
         held = pool.submit(lg.append, body)
         time.sleep(1.0)  # the submitter is inside its INSERT, waiting for the lock
