@@ -106,6 +106,7 @@ class SharedSequencer(Waiting, LeaseHolder):
         self._hints: set[bytes] | None = set()  # digest prefixes integrated since the last look
         self._ack_elements: list[tuple[str, set[bytes]]] = []  # acknowledgements, with hints
         self._ack_key = ack_mac_key(signer)
+        self._submitted = 0  # the submitter's last insert's submission time
         self._failures = FailureNotices(self._ack_key)  # the waiter's: each failure counts once
         self._connect_kw = db.driver_connect_args(store.engine)
         self._submit_conn: psycopg.Connection[Any] | None = None
@@ -352,7 +353,7 @@ class SharedSequencer(Waiting, LeaseHolder):
                 for i, sub in enumerate(w.job.subs):
                     w.duplicate[i] = sub.digest not in inserted
                     inserted.discard(sub.digest)
-                w.ready = True
+                w.ready, w.submitted = True, self._submitted
         for w in waits:
             w.complete()
 
@@ -401,7 +402,7 @@ class SharedSequencer(Waiting, LeaseHolder):
     def _insert_rows(
         self, cur: psycopg.Cursor[Any], subs: list[Submission], inserted: set[bytes]
     ) -> None:
-        now = int(time.time())
+        now = self._submitted = int(time.time())
         inserted.update(insert_pending(cur, subs, self._mac_key, now, self._schema))
 
     def _forget(self, waits: list[Wait], error: BaseException) -> None:

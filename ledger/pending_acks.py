@@ -94,24 +94,26 @@ def _failure_message(at: str, size: str, text: str) -> bytes:
     return f"failure\n{at}\n{size}\n{text}".encode()
 
 
-def sign_row_error(key: bytes, schema: str, digest: bytes, submitted: object, text: str) -> str:
+def sign_row_error(key: bytes, schema: str, digest: bytes, row_mac: object, text: str) -> str:
     """What the integrator writes into a failed pending row's ``error``: ``text`` (an
     :func:`~ledger.pending.error_text`), then a line with an HMAC under :func:`ack_mac_key`'s key
-    over the schema, the row's digest and submission time, and the text. Anyone who can write
-    the table can write an error; a waiter believes only one this makes
-    (:func:`open_row_error`). Found by the hostile test of 2026-12-02: an error written onto a
-    live row by a plain database session failed its append with the writer's own words and
-    status — a 403 "revoked" for a body that was then logged."""
-    mac = _mac(key, schema, _row_error_message(digest, submitted, text))
+    over the schema, the row's digest and its submission MAC as read (``row_mac``: bytes, or
+    None), and the text. Anyone who can write the table can write an error; a waiter believes
+    only one this makes for the submission it made (:func:`open_row_error`). Found by the
+    hostile tests of 2026-12-02: an error written onto a live row by a plain database session
+    failed its append with the writer's own words and status — a 403 "revoked" for a body that
+    was then logged; and a genuine error bound to the row's submission *time* (a column the
+    writer can set too) could be copied from a planted row onto a real submission."""
+    mac = _mac(key, schema, _row_error_message(digest, row_mac, text))
     return f"{text}\n{_FAILURE_MARK}{base64.b64encode(mac).decode()}"
 
 
 def open_row_error(
-    key: bytes, schema: str, digest: bytes, submitted: object, stored: str
+    key: bytes, schema: str, digest: bytes, row_mac: object, stored: str
 ) -> str | None:
     """The error text of a failed row's ``stored`` error if :func:`sign_row_error` made it for
-    this digest and submission; None if not (forged, moved from another row, or left from an
-    earlier submission of the body)."""
+    this digest and submission MAC; None if not (forged, moved from another row, or left from
+    another submission of the body)."""
     text, _, last = stored.rpartition("\n")
     if not last.startswith(_FAILURE_MARK):
         return None
@@ -119,12 +121,14 @@ def open_row_error(
         mac = base64.b64decode(last[len(_FAILURE_MARK) :], validate=True)
     except binascii.Error:
         return None
-    expected = _mac(key, schema, _row_error_message(digest, submitted, text))
+    expected = _mac(key, schema, _row_error_message(digest, row_mac, text))
     return text if hmac.compare_digest(mac, expected) else None
 
 
-def _row_error_message(digest: bytes, submitted: object, text: str) -> bytes:
-    return b"row error\n" + digest + f"\n{submitted}\n{text}".encode()
+def _row_error_message(digest: bytes, row_mac: object, text: str) -> bytes:
+    # hex, one field a line, the free text last: no digest or MAC can stand for another's
+    raw = bytes(row_mac) if isinstance(row_mac, (bytes, bytearray, memoryview)) else b""
+    return f"row error\n{digest.hex()}\n{raw.hex()}\n{text}".encode()
 
 
 LISTEN_SKEW_SECONDS = 2.0
@@ -266,7 +270,7 @@ def finish_params(
 # Every pending row of the digests, whatever its state: its acknowledgement (record, proof and
 # the note of its checkpoint), or its error, or neither (still to be integrated).
 _ROWS = PlannedEachTime(
-    "SELECT p.digest, p.idx, p.leaf, p.proof, c.note, p.error, p.done_at IS NULL, p.submitted"
+    "SELECT p.digest, p.idx, p.leaf, p.proof, c.note, p.error, p.done_at IS NULL, p.mac"
     " FROM pending p "
     "LEFT JOIN checkpoints c ON c.size = p.cp_size WHERE p.digest = ANY(%b::bytea[])"
 )
@@ -278,14 +282,14 @@ class RowStates:
 
     acks: dict[bytes, AppendResult] = field(default_factory=dict)  # verified acknowledgements
     queued: set[bytes] = field(default_factory=set)  # rows still to be integrated
-    failed: dict[bytes, str] = field(default_factory=dict)  # rows marked failed: the error
-    # rows marked failed with an error no process holding the key file wrote (sign_row_error)
-    forged: set[bytes] = field(default_factory=set)
+    # rows marked failed: the error as stored and the row's submission MAC (its waiter opens
+    # it, knowing which submission it made: open_row_error)
+    failed: dict[bytes, tuple[str, bytes | None]] = field(default_factory=dict)
 
     def unsettled(self, digests: Sequence[bytes]) -> list[bytes]:
         """Of ``digests``, those the rows leave open, to be looked up in the log: no row
         (logged already, or acknowledged long ago), an acknowledgement that did not verify, or a
-        failed row, forged or not (in case the body was logged another way)."""
+        failed row (in case the body was logged another way)."""
         return [d for d in digests if d not in self.acks and d not in self.queued]
 
 
@@ -342,29 +346,15 @@ class AckReader:
                     out[digest] = result
         return out
 
-    def states(
-        self, conn: psycopg.Connection[Any], schema: str, digests: Sequence[bytes]
-    ) -> RowStates:
+    def states(self, conn: psycopg.Connection[Any], digests: Sequence[bytes]) -> RowStates:
         """In one query, what the rows of ``digests`` say: each acknowledgement that verifies
-        (as above), each row still to be integrated, each failed row's error if the integrator
-        wrote it (:func:`open_row_error`; else the row is ``forged``)."""
+        (as above), each row still to be integrated, each failed row's error (unopened)."""
         out = RowStates()
         rows = conn.execute(_ROWS, (list(digests),), prepare=prepare_for(_ROWS)).fetchall()
-        for raw, index, leaf, proof, note, error, undone, submitted in rows:
+        for raw, index, leaf, proof, note, error, undone, row_mac in rows:
             digest = bytes(raw)
             if error is not None:
-                text = None
-                if self._mac_key is not None:
-                    text = open_row_error(self._mac_key, schema, digest, submitted, str(error))
-                if text is None:
-                    log.warning(
-                        "the pending row of %s is marked failed without the ledger's key: %.200s",
-                        digest.hex()[:16],
-                        error,
-                    )
-                    out.forged.add(digest)
-                else:
-                    out.failed[digest] = text
+                out.failed[digest] = (str(error), None if row_mac is None else bytes(row_mac))
             elif index is None:  # queued; or, done yet with no record, a tampered row: open
                 if undone:
                     out.queued.add(digest)

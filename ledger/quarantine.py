@@ -65,7 +65,7 @@ class Quarantine(SharedParts):
         log.warning("integration batch failed (%s); retrying its rows one by one", batch_error)
         failed: list[tuple[bytes, Error]] = []
         refused: list[tuple[bytes, Error]] = []
-        submitted: dict[bytes, object] = {}  # each row's submission time, as read
+        submitted: dict[bytes, tuple[object, object]] = {}  # each row's MAC and time, as read
         integrated = 0
         for digest in read:
 
@@ -77,7 +77,7 @@ class Quarantine(SharedParts):
                 ).first()
                 if row is None:
                     raise NothingPending
-                submitted[d] = row[3]
+                submitted[d] = (row[2], row[3])
                 return [
                     submission(
                         d,
@@ -123,14 +123,16 @@ class Quarantine(SharedParts):
         body = sign_failure(self._ack_key, self._schema, error_text(e)[:4000], time.time(), size)
         self._notify(INTEGRATED_CHANNEL, f"{self._schema}\n{body}")
 
-    def _mark_failed(self, digest: bytes, submitted: object, e: Error) -> None:
-        """Mark the row of ``digest`` as read (the same submission: a body submitted again
-        since is not this failure's) failed with ``e``, authenticated (:func:`sign_row_error`)."""
-        error = sign_row_error(self._ack_key, self._schema, digest, submitted, error_text(e))
+    def _mark_failed(self, digest: bytes, read: tuple[object, object], e: Error) -> None:
+        """Mark the row of ``digest`` as ``read`` (its MAC and submission time: a body submitted
+        again since is not this failure's) failed with ``e``, authenticated for that submission
+        (:func:`sign_row_error`)."""
+        mac, submitted = read
+        error = sign_row_error(self._ack_key, self._schema, digest, mac, error_text(e))
         with suppress(Error), self._store.engine.begin() as conn:
             conn.exec_driver_sql(
                 "UPDATE pending SET error = %s WHERE digest = %s "
-                "AND submitted IS NOT DISTINCT FROM %s",
-                (error, digest, submitted),
+                "AND mac IS NOT DISTINCT FROM %s AND submitted IS NOT DISTINCT FROM %s",
+                (error, digest, mac, submitted),
             )
             conn.exec_driver_sql("SELECT pg_notify(%s, current_schema())", (INTEGRATED_CHANNEL,))

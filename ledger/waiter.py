@@ -33,7 +33,8 @@ from ledger.pending import (
     error_from_text,
     names_bad_row,
 )
-from ledger.pending_acks import AckReader, FailureNotices
+from ledger.pending import row_mac as pending_row_mac
+from ledger.pending_acks import AckReader, FailureNotices, open_row_error
 from ledger.record import names_body
 from ledger.sequencer import AppendResult, Job, Outcome
 from ledger.shared_parts import SharedParts
@@ -62,6 +63,8 @@ class Waiting(SharedParts):
     _checkpoint: Callable[[], SignedCheckpoint]
     _queue: queue.Queue[Job | None]
     _failures: FailureNotices
+    _mac_key: bytes  # pending rows'
+    _ack_key: bytes  # acknowledgements' and failed rows' errors
 
     def _waiter(self) -> None:
         while not self._stop.is_set():
@@ -165,7 +168,7 @@ class Waiting(SharedParts):
             return
         with self._lock:  # the waits whose insert committed before the rows are read
             ready = {d: self._ready_waits(d) for d in digests}
-        states = self._acks.states(conn, self._schema, digests)
+        states = self._acks.states(conn, digests)
         for digest, result in states.acks.items():
             self._settle(digest, result)
         with self._lock:
@@ -184,22 +187,46 @@ class Waiting(SharedParts):
                 and {id(w) for w in now} <= {id(w) for w in ready[d]}
             ]
         for digest in failed:
-            text = states.failed[digest]
-            if names_bad_row(text):
+            text = self._opened(digest, *states.failed[digest])
+            if text is None:
+                self._resubmit_forged(digest)
+            elif names_bad_row(text):
                 self._replace_forged(digest, error_from_text(text))
             else:
                 self._settle(digest, error=error_from_text(text))
-        for digest in states.forged:
-            if digest not in found:
-                self._resubmit_forged(digest)
+
+    def _opened(self, digest: bytes, stored: str, row_mac: bytes | None) -> str | None:
+        """The error of the failed row of ``digest`` if the integrator wrote it
+        (:func:`~ledger.pending_acks.open_row_error`) for the submission the row holds — and, if
+        a wait of this process made the row, that row is still its own (the MAC its insert
+        wrote, which this process computes: the row's columns are anyone's to rewrite, so a
+        genuine error of a planted row could otherwise be copied, with that row's MAC, onto a
+        real submission). None: the error is forged."""
+        with self._lock:
+            own = [
+                (w.job.subs[p].body_type, w.submitted)
+                for w, p in self._waiting.get(digest, ())
+                if not w.duplicate[p] and w.submitted is not None
+            ]
+        if any(row_mac != pending_row_mac(self._mac_key, digest, t, at) for t, at in own):
+            text = None
+        else:
+            text = open_row_error(self._ack_key, self._schema, digest, row_mac, stored)
+        if text is None:
+            log.warning(
+                "the pending row of %s is marked failed without the ledger's key: %.200s",
+                digest.hex()[:16],
+                stored,
+            )
+        return text
 
     def _resubmit_forged(self, digest: bytes) -> None:
         """The row of ``digest`` carries an error no process holding the key file wrote
         (:func:`~ledger.pending_acks.open_row_error`): a database writer's, in words and status
         of its choosing, and it keeps the integrator off the row. Every wait for it queues its
-        body again (the submission replaces a failed row and clears the error) and keeps its
-        first submission's "new" or "duplicate" (the row was genuine: exactly one submission
-        made it, whichever of them now replaces it); at most twice per body, then it fails with an
+        body again (the submission replaces a failed row and clears the error; its "new" or
+        "duplicate" is that submission's, so of several processes' waits one is new); at most
+        twice per body, then it fails with an
         :class:`IntegrityError` that names the tampering — never with the forged text."""
         error = IntegrityError(
             "refusing the failure written on this body's pending row: no process holding the "
@@ -210,7 +237,7 @@ class Waiting(SharedParts):
         with self._lock:
             entries = self._waiting.pop(digest, [])
         for w, position in entries:
-            if not (w.job.resubmitted < 2 and self._requeue(w, position, keep_duplicate=True)):
+            if not (w.job.resubmitted < 2 and self._requeue(w, position)):
                 w.resolve(position, error)
 
     def _replace_forged(self, digest: bytes, error: Error) -> None:
@@ -226,22 +253,22 @@ class Waiting(SharedParts):
             if not (w.duplicate[position] and w.job.resubmitted < 2 and self._requeue(w, position)):
                 w.resolve(position, error)
 
-    def _requeue(self, w: Wait, position: int, *, keep_duplicate: bool = False) -> bool:
+    def _requeue(self, w: Wait, position: int) -> bool:
         """Queue ``w``'s body at ``position`` again as a job of one whose outcome settles it
-        there (its duplicate flag the new submission's, unless ``keep_duplicate``: the first
-        submission's row was the body's own); False if the queue is full."""
+        there (its duplicate flag the new submission's), under the first submission's deadline
+        (a fresh one for each try let a writer stretch an append to three times its bound);
+        False if the queue is full."""
 
         def done(outcome: list[Outcome] | BaseException) -> None:
             result = outcome[0] if isinstance(outcome, list) else outcome
             if isinstance(result, AppendResult):
-                if not keep_duplicate:
-                    with w.lock:
-                        w.duplicate[position] = result.duplicate
+                with w.lock:
+                    w.duplicate[position] = result.duplicate
                 w.resolve(position, result)
             else:
                 w.resolve(position, result if isinstance(result, Error) else as_error(result))
 
-        job = Job([w.job.subs[position]], done, resubmitted=w.job.resubmitted + 1)
+        job = Job([w.job.subs[position]], done, w.job.queued, resubmitted=w.job.resubmitted + 1)
         try:
             self._queue.put_nowait(job)
         except queue.Full:

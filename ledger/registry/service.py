@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -44,11 +42,12 @@ def _check_trusted_root(content: bytes) -> dict[str, Any]:
         root.ct_keyring(KeyringPurpose.VERIFY)
         for authority in root.get_timestamp_authorities():
             authority.certificates(allow_expired=True)
-        # sigstore skips a log key it cannot load (a type it does not know, say): a root is
-        # refused only if none of its Rekor or none of its CT log keys is a public key
-        for logs, what in [("tlogs", "Rekor"), ("ctlogs", "certificate transparency")]:
-            if not any(_is_public_key(log) for log in doc.get(logs) or []):
-                raise ValueError(f"none of its {what} log keys is a public key")
+        # sigstore skips a log key it cannot load (a type it does not know, one whose declared
+        # details are not its own): a root is refused only if none of its Rekor or none of its
+        # CT log keys loads as sigstore loads them when it verifies
+        for logs, what in [(root._inner.tlogs, "Rekor"), (root._inner.ctlogs, "CT log")]:
+            if not any(_loads(log.public_key) for log in logs):
+                raise ValueError(f"none of its {what} keys loads")
     except (ValueError, TypeError, SigstoreError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise InvalidInput(f"not a Sigstore trusted root: {first}") from e
@@ -57,13 +56,15 @@ def _check_trusted_root(content: bytes) -> dict[str, Any]:
     return doc
 
 
-def _is_public_key(log: Any) -> bool:
-    """Whether a trusted root's transparency log entry holds a DER public key."""
-    from cryptography.hazmat.primitives.serialization import load_der_public_key
+def _loads(public_key: Any) -> bool:
+    """Whether sigstore loads a trusted root's log key as it does to verify (its keyring
+    skips, with a warning, one that does not)."""
+    from sigstore._internal.trust import Key
+    from sigstore.errors import Error as SigstoreError
 
     try:
-        load_der_public_key(base64.b64decode(log["publicKey"]["rawBytes"], validate=True))
-    except (KeyError, TypeError, ValueError, binascii.Error):
+        Key(public_key)
+    except (SigstoreError, ValueError, TypeError):
         return False
     return True
 

@@ -19,7 +19,7 @@ from ledger.log import Ledger
 from ledger.merkle import verify_inclusion
 from ledger.note import parse_verifier
 from ledger.pending import MAX_PENDING_AGE_SECONDS, pending_mac_key, row_mac
-from ledger.pending_acks import AckReader, RowStates
+from ledger.pending_acks import AckReader
 from tests.conftest import envelope
 from tests.ledger.pending_rows import pending_error
 
@@ -42,12 +42,6 @@ def _reader(lg: Ledger) -> AckReader:
     return AckReader(parse_verifier(lg.store.meta()["vkey"]), lg.origin)
 
 
-def _states(lg: Ledger, conn: psycopg.Connection[Any], digests: list[bytes]) -> RowStates:
-    schema = conn.execute("SELECT current_schema()").fetchone()
-    assert schema is not None
-    return _reader(lg).states(conn, str(schema[0]), digests)
-
-
 def _tamper(lg: Ledger, digest: bytes, sql: str, **params: object) -> None:
     with lg.store.engine.begin() as conn:
         conn.execute(text(f"UPDATE pending SET {sql} WHERE digest = :d"), {"d": digest, **params})
@@ -58,7 +52,7 @@ def test_a_logged_row_acknowledges_its_body_with_a_proof_that_verifies(pg_ledger
     digest = hashlib.sha256(body).digest()
     first = pg_ledger.append(body)
     with _driver(pg_ledger) as conn:
-        got = _states(pg_ledger, conn, [digest, hashlib.sha256(b"never sent").digest()]).acks
+        got = _reader(pg_ledger).states(conn, [digest, hashlib.sha256(b"never sent").digest()]).acks
     assert list(got) == [digest]
     ack = got[digest]
     assert (ack.index, ack.leaf_hash) == (first.index, first.leaf_hash)
@@ -85,7 +79,7 @@ def test_a_tampered_row_is_ignored_and_the_body_still_acknowledged_from_the_log(
     first = pg_ledger.append(body)
     _tamper(pg_ledger, digest, sql, **params)
     with _driver(pg_ledger) as conn:
-        assert _states(pg_ledger, conn, [digest]).acks == {}, what
+        assert _reader(pg_ledger).states(conn, [digest]).acks == {}, what
     again = pg_ledger.append(body)  # the waiter falls back to the log itself
     assert (again.index, again.leaf_hash, again.duplicate) == (first.index, first.leaf_hash, True)
 
@@ -104,7 +98,7 @@ def test_a_row_naming_another_body_is_not_an_acknowledgement(pg_ledger: Ledger) 
             {"a": da, "b": db},
         )
     with _driver(pg_ledger) as conn:
-        assert list(_states(pg_ledger, conn, [da, db]).acks) == [da]
+        assert list(_reader(pg_ledger).states(conn, [da, db]).acks) == [da]
 
 
 def test_acknowledged_rows_are_dropped_by_a_later_batch(

@@ -130,7 +130,8 @@ def test_a_time_with_a_character_no_time_has_is_refused_everywhere(text: str) ->
 
 def _production_root(*junk: str) -> bytes:
     """The production trusted root, with the base64 of its first CA certificate ("ca") or of
-    every Rekor ("rekor") or CT log key ("ct") replaced by junk."""
+    every Rekor ("rekor") or CT log key ("ct") replaced by junk, or every Rekor key declared
+    of a type it is not ("rekor-type")."""
     path = fixture_path("sigstore-bundles/trust-roots/production/trusted_root.json")
     root = json.loads(path.read_bytes())
     where = {
@@ -139,16 +140,20 @@ def _production_root(*junk: str) -> bytes:
         "ct": [log["publicKey"] for log in root["ctlogs"]],
     }
     for part in junk:
-        for value in where[part]:
-            value["rawBytes"] = "AAAA"
+        for value in where[part.removesuffix("-type")]:
+            if part.endswith("-type"):
+                value["keyDetails"] = "PKIX_RSA_PKCS1V15_2048_SHA256"
+            else:
+                value["rawBytes"] = "AAAA"
     return json.dumps(root).encode()
 
 
-@pytest.mark.parametrize("part", ["ca", "rekor", "ct"])
+@pytest.mark.parametrize("part", ["ca", "rekor", "ct", "rekor-type"])
 def test_a_trusted_root_with_a_key_or_certificate_that_is_not_one_is_refused(part: str) -> None:
     """sigstore reads a root's keys and certificates only when it verifies a bundle: a CA
     certificate of junk was taken and logged for good, and every bundle of its signer refused
-    later with an ASN.1 error (the hostile test of 2026-12-02)."""
+    later with an ASN.1 error; then log keys declared RSA that are not, which sigstore
+    skips, leaving no key to verify with (the hostile tests of 2026-12-02)."""
     issuer, identity = "https://token.actions.githubusercontent.com", "https://github.com/o/r"
     assert make_spec(
         "ci", now=NOW, issuer=issuer, identity=identity, trusted_root=_production_root()

@@ -14,20 +14,23 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ledger.errors import IntegrityError
+from ledger.errors import Error, IntegrityError
 from ledger.log import Ledger
 from ledger.pending_acks import open_row_error, sign_row_error
 from tests.conftest import envelope, pg_conninfo
-from tests.ledger.pending_rows import hold_up_integration
+from tests.ledger.pending_rows import hold_up_integration, pending_error
 
-KEY, SCHEMA, DIGEST, SUBMITTED = b"k" * 32, "ledger_a", b"\1" * 32, 1_800_000_000
+KEY, SCHEMA, DIGEST, ROW_MAC = b"k" * 32, "ledger_a", b"\1" * 32, b"\2" * 32
 TEXT = "RefusedValue: the database refuses this row\nits second line"
 FORGED = "NotTrusted: signer 'ci' was revoked at 2026-12-01T00:00:00Z (forged)"
 
 
 def test_a_row_error_the_integrator_wrote_opens() -> None:
-    stored = sign_row_error(KEY, SCHEMA, DIGEST, SUBMITTED, TEXT)
-    assert open_row_error(KEY, SCHEMA, DIGEST, SUBMITTED, stored) == TEXT
+    stored = sign_row_error(KEY, SCHEMA, DIGEST, ROW_MAC, TEXT)
+    assert open_row_error(KEY, SCHEMA, DIGEST, ROW_MAC, stored) == TEXT
+    assert open_row_error(
+        KEY, SCHEMA, DIGEST, None, sign_row_error(KEY, SCHEMA, DIGEST, None, TEXT)
+    )
 
 
 @pytest.mark.parametrize(
@@ -35,15 +38,26 @@ def test_a_row_error_the_integrator_wrote_opens() -> None:
     [
         {"key": b"x" * 32},  # not the ledger's key
         {"schema": "ledger_b"},  # another ledger's row
-        {"digest": b"\2" * 32},  # moved onto another body's row
-        {"submitted": SUBMITTED + 1},  # left from an earlier submission of the body
+        {"digest": b"\3" * 32},  # moved onto another body's row
+        {"row_mac": b"\4" * 32},  # another submission's row (a planted one's, say)
+        {"row_mac": None},
     ],
 )
 def test_a_row_error_read_anywhere_else_does_not_open(where: dict[str, object]) -> None:
-    stored = sign_row_error(KEY, SCHEMA, DIGEST, SUBMITTED, TEXT)
+    stored = sign_row_error(KEY, SCHEMA, DIGEST, ROW_MAC, TEXT)
     args: dict[str, object] = {"key": KEY, "schema": SCHEMA, "digest": DIGEST}
-    args |= {"submitted": SUBMITTED, "stored": stored} | where
+    args |= {"row_mac": ROW_MAC, "stored": stored} | where
     assert open_row_error(**args) is None  # type: ignore[arg-type]
+
+
+def test_no_digest_and_mac_of_a_row_stand_for_another_rows() -> None:
+    """The HMAC's message is framed so that a planted row whose digest carries another's
+    digest, a newline and a submission field cannot lend its error to that row (found by the
+    second hostile test of 2026-12-02 when the message joined raw digest bytes and a time)."""
+    planted = DIGEST + b"\n" + ROW_MAC.hex().encode()
+    stored = sign_row_error(KEY, SCHEMA, planted, b"", TEXT)
+    for moved in (stored, f"{ROW_MAC.hex()}\n{stored}"):
+        assert open_row_error(KEY, SCHEMA, DIGEST, ROW_MAC, moved) is None
 
 
 @pytest.mark.parametrize(
@@ -51,12 +65,12 @@ def test_a_row_error_read_anywhere_else_does_not_open(where: dict[str, object]) 
     [
         FORGED,  # no HMAC line
         FORGED + "\nmac:not base64!",
-        lambda: sign_row_error(KEY, SCHEMA, DIGEST, SUBMITTED, TEXT).replace("refuses", "Refuses"),
+        lambda: sign_row_error(KEY, SCHEMA, DIGEST, ROW_MAC, TEXT).replace("refuses", "Refuses"),
     ],
 )
 def test_a_forged_or_altered_row_error_does_not_open(stored: object) -> None:
     text = stored() if callable(stored) else stored
-    assert open_row_error(KEY, SCHEMA, DIGEST, SUBMITTED, str(text)) is None
+    assert open_row_error(KEY, SCHEMA, DIGEST, ROW_MAC, str(text)) is None
 
 
 def _forge(pg_url: str, digest: bytes, *, until: threading.Event | None = None) -> None:
@@ -126,3 +140,81 @@ def test_an_error_forged_again_and_again_fails_the_append_naming_the_tampering(
         assert _records_of(pg_url, digest) == 0
         assert lg.append(envelope(3)).index == 1
         assert lg.append(body).index == 2  # the writer gone, the body goes in
+
+
+def test_a_genuine_error_of_a_planted_row_copied_onto_a_real_submission_does_not_fail_it(
+    pg_url: str, key_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The integrator's own error for a row planted without the key, copied — with that row's
+    MAC and time — onto the real submission of the same body: the waiter sees the row is not
+    the one its insert made, takes the error as forged and submits again (the second hostile
+    test of 2026-12-02 had the append refused at once while its body was logged)."""
+    body = envelope(4)
+    digest = hashlib.sha256(body).digest()
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        lg.append(envelope(0))
+        with psycopg.connect(pg_conninfo(pg_url), autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO pending (digest, body_type, content, mac, submitted)"
+                " VALUES (%s, 'dsse', %s, %s, %s)",
+                (digest, envelope(99), b"\0" * 32, int(time.time())),
+            )
+            lg.append(envelope(1))  # its batch reads the planted row and marks it failed
+            deadline = time.monotonic() + 30
+            while (genuine := pending_error(lg, digest)) is None:
+                assert time.monotonic() < deadline, "the planted row was never marked failed"
+                time.sleep(0.05)
+            planted = conn.execute(
+                "SELECT mac, submitted FROM pending WHERE digest = %s", (digest,)
+            ).fetchone()
+            assert planted is not None
+            gate = hold_up_integration(monkeypatch)
+            with ThreadPoolExecutor(1) as pool:
+                waiting = pool.submit(lg.append, body)  # replaces the failed row
+                time.sleep(0.5)
+                conn.execute(
+                    "UPDATE pending SET error = %s, mac = %s, submitted = %s WHERE digest = %s",
+                    (genuine, *planted, digest),
+                )
+                time.sleep(2.5)  # the waiter looks at rows waited on for over a second
+                gate.set()
+                result = waiting.result(timeout=30)
+        assert (result.index, result.duplicate) == (2, False)
+        assert _records_of(pg_url, digest) == 1
+
+
+def test_a_forged_error_does_not_stretch_the_wait_past_its_bound(
+    pg_url: str, key_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each submission sent again keeps the first one's deadline: a writer marking the row
+    just before each deadline stretched a 6 s bound to 12 s (the second hostile test of
+    2026-12-02; each resubmission started a new bound)."""
+    body = envelope(5)
+    digest = hashlib.sha256(body).digest()
+    stop = threading.Event()
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        lg.append(envelope(0))
+        lg._seq()._wait_timeout = 6.0  # type: ignore[attr-defined]
+        gate = hold_up_integration(monkeypatch)
+
+        def late_forger() -> None:
+            with psycopg.connect(pg_conninfo(pg_url), autocommit=True) as conn:
+                while not stop.wait(0.1):
+                    conn.execute(
+                        "UPDATE pending SET error = %s WHERE digest = %s AND error IS NULL"
+                        " AND extract(epoch FROM now()) - submitted > 3.5",
+                        (FORGED, digest),
+                    )
+
+        with ThreadPoolExecutor(2) as pool:
+            forging = pool.submit(late_forger)
+            started = time.monotonic()
+            try:
+                with pytest.raises(Error):
+                    pool.submit(lg.append, body).result(timeout=60)
+                took = time.monotonic() - started
+            finally:
+                stop.set()
+                gate.set()
+            forging.result(timeout=10)
+        assert took < 9, took
