@@ -107,6 +107,7 @@ class SharedSequencer(Waiting, LeaseHolder):
         self._ack_elements: list[tuple[str, set[bytes]]] = []  # acknowledgements, with hints
         self._ack_key = ack_mac_key(signer)
         self._submitted = 0  # the submitter's last insert's submission time
+        self._after = 0  # its batch's rows must be submitted after this (Job.after)
         self._failures = FailureNotices(self._ack_key)  # the waiter's: each failure counts once
         self._connect_kw = db.driver_connect_args(store.engine)
         self._submit_conn: psycopg.Connection[Any] | None = None
@@ -321,6 +322,7 @@ class SharedSequencer(Waiting, LeaseHolder):
             self._forget(waits, _closed())
             return
         subs = [s for job in jobs for s in job.subs]
+        self._after = max(job.after for job in jobs)
         bound = self._submit_bound(min(w.deadline for w in waits))
         started = time.monotonic()
         try:
@@ -402,7 +404,7 @@ class SharedSequencer(Waiting, LeaseHolder):
     def _insert_rows(
         self, cur: psycopg.Cursor[Any], subs: list[Submission], inserted: set[bytes]
     ) -> None:
-        now = self._submitted = int(time.time())
+        now = self._submitted = max(int(time.time()), self._after + 1)
         inserted.update(insert_pending(cur, subs, self._mac_key, now, self._schema))
 
     def _forget(self, waits: list[Wait], error: BaseException) -> None:

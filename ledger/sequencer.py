@@ -79,6 +79,10 @@ class Job:
     done: Callable[[list[Outcome] | BaseException], None]
     queued: float = field(default_factory=time.monotonic)  # when it was submitted
     resubmitted: int = 0  # times a body was queued again (a forged row stood in its place)
+    # a resubmission's rows get a later submission time (s) than this, its last submission's:
+    # with the same time a row's MAC would be the same, and an error signed for the earlier row
+    # would count for the new one (PostgreSQL's shared path)
+    after: int = 0
 
 
 def _deliver(fut: Future[Any], outcome: object) -> None:

@@ -10,13 +10,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from ledger.errors import Error, IntegrityError
 from ledger.log import Ledger
-from ledger.pending_acks import open_row_error, sign_row_error
+from ledger.pending import INTEGRATED_CHANNEL, hint
+from ledger.pending_acks import ack_mac_key, open_row_error, sign_row_error
 from tests.conftest import envelope, pg_conninfo
 from tests.ledger.pending_rows import hold_up_integration, pending_error
 
@@ -218,3 +220,88 @@ def test_a_forged_error_does_not_stretch_the_wait_past_its_bound(
                 gate.set()
             forging.result(timeout=10)
         assert took < 9, took
+
+
+def _row(conn: psycopg.Connection[Any], digest: bytes) -> tuple[bytes, int]:
+    row = conn.execute("SELECT mac, submitted FROM pending WHERE digest = %s", (digest,)).fetchone()
+    assert row is not None
+    return bytes(row[0]), int(row[1])
+
+
+def test_a_row_of_this_process_altered_under_it_is_submitted_again(
+    pg_url: str, key_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One UPDATE of the row's time before the integrator reads it: the integrator genuinely
+    refuses the row ("not written by a ledger appender"), but the row was this process's own,
+    fresh, so the error means tampering: the body goes round again and is logged (the third
+    hostile test of 2026-12-02 had the append failed at once, the body never logged)."""
+    body = envelope(6)
+    digest = hashlib.sha256(body).digest()
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        lg.append(envelope(0))
+        gate = hold_up_integration(monkeypatch)
+        with (
+            psycopg.connect(pg_conninfo(pg_url), autocommit=True) as conn,
+            ThreadPoolExecutor(1) as pool,
+        ):
+            waiting = pool.submit(lg.append, body)
+            time.sleep(0.5)
+            conn.execute(
+                "UPDATE pending SET submitted = submitted + 1 WHERE digest = %s", (digest,)
+            )
+            gate.set()
+            result = waiting.result(timeout=30)
+        assert (result.index, result.duplicate) == (1, False)
+        assert _records_of(pg_url, digest) == 1
+
+
+def test_a_genuine_error_of_the_waits_earlier_row_does_not_count_for_its_resubmission(
+    pg_url: str, key_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resubmission gets a later submission time than the row it replaces, so a different
+    MAC: an error the integrator signed for the earlier row, copied with that row's MAC onto
+    the new one, is forged (the third hostile test of 2026-12-02: the waiter's resubmission
+    landed in the same second, with the same MAC, and the copied error failed the append while
+    its body was logged)."""
+    body = envelope(7)
+    digest = hashlib.sha256(body).digest()
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        lg.append(envelope(0))
+        ack_key = ack_mac_key(lg.require_signer())
+        gate = hold_up_integration(monkeypatch)
+        with (
+            psycopg.connect(pg_conninfo(pg_url), autocommit=True) as conn,
+            ThreadPoolExecutor(1) as pool,
+        ):
+            schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
+            while time.time() % 1 > 0.05:  # early in a second, so a resubmission at once
+                time.sleep(0.01)  # falls in the same one
+            waiting = pool.submit(lg.append, body)
+            time.sleep(0.2)
+            first_mac, first_at = _row(conn, digest)
+            conn.execute("UPDATE pending SET error = %s WHERE digest = %s", (FORGED, digest))
+            hinted = f"{schema}{hint([digest])}"  # the waiter looks now, not in a second
+            conn.execute("SELECT pg_notify(%s, %s)", (INTEGRATED_CHANNEL, hinted))
+            deadline = time.monotonic() + 10
+            while _row(conn, digest)[1] == first_at:  # the waiter sends the body again
+                assert time.monotonic() < deadline, "the body was not submitted again at a later time"
+                time.sleep(0.05)
+            second_mac, second_at = _row(conn, digest)
+            assert second_at > first_at and second_mac != first_mac
+            genuine = sign_row_error(
+                ack_key,
+                schema,
+                digest,
+                first_mac,
+                f"IntegrityError: pending row sha256:"
+                f"{digest.hex()} was not written by a ledger appender",
+            )
+            conn.execute(
+                "UPDATE pending SET error = %s, mac = %s, submitted = %s WHERE digest = %s",
+                (genuine, first_mac, first_at, digest),
+            )
+            time.sleep(2.5)
+            gate.set()
+            result = waiting.result(timeout=30)
+        assert (result.index, result.duplicate) == (1, False)
+        assert _records_of(pg_url, digest) == 1
