@@ -355,7 +355,7 @@ class SharedSequencer(Waiting, LeaseHolder):
                 for i, sub in enumerate(w.job.subs):
                     w.duplicate[i] = sub.digest not in inserted
                     inserted.discard(sub.digest)
-                w.ready, w.submitted = True, self._submitted
+                w.ready, w.submitted, w.inserted_at = True, self._submitted, time.time()
         for w in waits:
             w.complete()
 

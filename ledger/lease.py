@@ -241,7 +241,7 @@ class LeaseHolder(Quarantine):
                 # Only the row as read: an appender's submission may have replaced it since
                 # (the pending rows are not under the write lock), and must not be marked.
                 error = sign_row_error(
-                    self._ack_key, self._schema, bytes(digest), mac, error_text(e)
+                    self._ack_key, self._schema, bytes(digest), mac, error_text(e), time.time()
                 )
                 _execute(
                     conn,

@@ -41,6 +41,7 @@ class Wait:
     # the submission time (s) its rows were inserted with, once ready: with the pending key it
     # gives the MAC of each row this wait made (one an error must be written for to count)
     submitted: int | None = None
+    inserted_at: float = 0.0  # when (time.time()) its insert had committed
     # the waiter thread, the integrator thread (the lease holder's own appends) and the
     # submitter all settle waits: each step is atomic
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)

@@ -94,46 +94,54 @@ def _failure_message(at: str, size: str, text: str) -> bytes:
     return f"failure\n{at}\n{size}\n{text}".encode()
 
 
-def sign_row_error(key: bytes, schema: str, digest: bytes, row_mac: object, text: str) -> str:
+def sign_row_error(
+    key: bytes, schema: str, digest: bytes, row_mac: object, text: str, now: float
+) -> str:
     """What the integrator writes into a failed pending row's ``error``: ``text`` (an
     :func:`~ledger.pending.error_text`), then a line with an HMAC under :func:`ack_mac_key`'s key
     over the schema, the row's digest and its submission MAC as read (``row_mac``: bytes, or
-    None), and the text. Anyone who can write the table can write an error; a waiter believes
+    None), the time ``now`` (ms; also on the line) and the text. Anyone who can write the table can write an error; a waiter believes
     only one this makes for the submission it made (:func:`open_row_error`). Found by the
     hostile tests of 2026-12-02: an error written onto a live row by a plain database session
     failed its append with the writer's own words and status — a 403 "revoked" for a body that
     was then logged; and a genuine error bound to the row's submission *time* (a column the
-    writer can set too) could be copied from a planted row onto a real submission."""
-    mac = _mac(key, schema, _row_error_message(digest, row_mac, text))
-    return f"{text}\n{_FAILURE_MARK}{base64.b64encode(mac).decode()}"
+    writer can set too) could be copied from a planted row onto a real submission; and one
+    signed long ago, written back onto a row revived for the purpose, answered an append that
+    found that row pending (so the time: a wait takes no error signed before its insert)."""
+    at = str(int(now * 1000))
+    mac = _mac(key, schema, _row_error_message(digest, row_mac, at, text))
+    return f"{text}\n{_FAILURE_MARK}{at}:{base64.b64encode(mac).decode()}"
 
 
 def open_row_error(
     key: bytes, schema: str, digest: bytes, row_mac: object, stored: str
-) -> str | None:
-    """The error text of a failed row's ``stored`` error if :func:`sign_row_error` made it for
-    this digest and submission MAC; None if not (forged, moved from another row, or left from
-    another submission of the body)."""
+) -> tuple[str, float] | None:
+    """The error text of a failed row's ``stored`` error and when it was signed (s), if
+    :func:`sign_row_error` made it for this digest and submission MAC; None if not (forged,
+    moved from another row, or left from another submission of the body)."""
     text, _, last = stored.rpartition("\n")
     if not last.startswith(_FAILURE_MARK):
         return None
+    at, _, encoded = last[len(_FAILURE_MARK) :].partition(":")
     try:
-        mac = base64.b64decode(last[len(_FAILURE_MARK) :], validate=True)
-    except binascii.Error:
+        mac = base64.b64decode(encoded, validate=True)
+        when = int(at) / 1000
+    except (binascii.Error, ValueError):
         return None
-    expected = _mac(key, schema, _row_error_message(digest, row_mac, text))
-    return text if hmac.compare_digest(mac, expected) else None
+    expected = _mac(key, schema, _row_error_message(digest, row_mac, at, text))
+    return (text, when) if hmac.compare_digest(mac, expected) else None
 
 
-def _row_error_message(digest: bytes, row_mac: object, text: str) -> bytes:
+def _row_error_message(digest: bytes, row_mac: object, at: str, text: str) -> bytes:
     # hex, one field a line, the free text last: no digest or MAC can stand for another's
     raw = bytes(row_mac) if isinstance(row_mac, (bytes, bytearray, memoryview)) else b""
-    return f"row error\n{digest.hex()}\n{raw.hex()}\n{text}".encode()
+    return f"row error\n{digest.hex()}\n{raw.hex()}\n{at}\n{text}".encode()
 
 
 LISTEN_SKEW_SECONDS = 2.0
 """How far another host's clock may lag this one's when :meth:`FailureNotices.listening` drops
-notices announced before the waiter listened."""
+notices announced before the waiter listened, and a waiter drops a row error signed before its
+wait's insert."""
 
 
 class FailureNotices:

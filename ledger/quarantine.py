@@ -128,7 +128,7 @@ class Quarantine(SharedParts):
         again since is not this failure's) failed with ``e``, authenticated for that submission
         (:func:`sign_row_error`)."""
         mac, submitted = read
-        error = sign_row_error(self._ack_key, self._schema, digest, mac, error_text(e))
+        error = sign_row_error(self._ack_key, self._schema, digest, mac, error_text(e), time.time())
         with suppress(Error), self._store.engine.begin() as conn:
             conn.exec_driver_sql(
                 "UPDATE pending SET error = %s WHERE digest = %s "

@@ -34,7 +34,12 @@ from ledger.pending import (
     names_bad_row,
 )
 from ledger.pending import row_mac as pending_row_mac
-from ledger.pending_acks import AckReader, FailureNotices, open_row_error
+from ledger.pending_acks import (
+    LISTEN_SKEW_SECONDS,
+    AckReader,
+    FailureNotices,
+    open_row_error,
+)
 from ledger.record import names_body
 from ledger.sequencer import AppendResult, Job, Outcome
 from ledger.shared_parts import SharedParts
@@ -203,15 +208,21 @@ class Waiting(SharedParts):
         genuine error of a planted row could otherwise be copied, with that row's MAC, onto a
         real submission). None: the error is forged."""
         with self._lock:
+            entries = list(self._waiting.get(digest, ()))
             own = [
                 (w.job.subs[p].body_type, w.submitted)
-                for w, p in self._waiting.get(digest, ())
+                for w, p in entries
                 if not w.duplicate[p] and w.submitted is not None
             ]
-        if any(row_mac != pending_row_mac(self._mac_key, digest, t, at) for t, at in own):
-            text = None
-        else:
-            text = open_row_error(self._ack_key, self._schema, digest, row_mac, stored)
+            newest = max((w.inserted_at for w, _ in entries), default=0.0)
+        text = None
+        if all(row_mac == pending_row_mac(self._mac_key, digest, t, at) for t, at in own):
+            opened = open_row_error(self._ack_key, self._schema, digest, row_mac, stored)
+            # signed before a wait's insert committed: not this row's failure (every wait found
+            # the row pending, or made it); an old genuine one written back onto a row revived
+            # for it answered a wait that found that row pending (the fourth hostile test)
+            if opened is not None and opened[1] >= newest - LISTEN_SKEW_SECONDS:
+                text = opened[0]
         if own and text is not None and names_bad_row(text):
             # the integrator's, but of a row this process made and wrote with the key, fresh
             # (stale after 300 s; a wait gives up after 60): someone altered the row under it

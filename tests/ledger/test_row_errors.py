@@ -17,21 +17,22 @@ import pytest
 
 from ledger.errors import Error, IntegrityError
 from ledger.log import Ledger
-from ledger.pending import INTEGRATED_CHANNEL, hint
+from ledger.pending import INTEGRATED_CHANNEL, hint, pending_mac_key, row_mac
 from ledger.pending_acks import ack_mac_key, open_row_error, sign_row_error
 from tests.conftest import envelope, pg_conninfo
 from tests.ledger.pending_rows import hold_up_integration, pending_error
 
 KEY, SCHEMA, DIGEST, ROW_MAC = b"k" * 32, "ledger_a", b"\1" * 32, b"\2" * 32
+NOW = 1_800_000_000.0
 TEXT = "RefusedValue: the database refuses this row\nits second line"
 FORGED = "NotTrusted: signer 'ci' was revoked at 2026-12-01T00:00:00Z (forged)"
 
 
 def test_a_row_error_the_integrator_wrote_opens() -> None:
-    stored = sign_row_error(KEY, SCHEMA, DIGEST, ROW_MAC, TEXT)
-    assert open_row_error(KEY, SCHEMA, DIGEST, ROW_MAC, stored) == TEXT
+    stored = sign_row_error(KEY, SCHEMA, DIGEST, ROW_MAC, TEXT, NOW)
+    assert open_row_error(KEY, SCHEMA, DIGEST, ROW_MAC, stored) == (TEXT, NOW)
     assert open_row_error(
-        KEY, SCHEMA, DIGEST, None, sign_row_error(KEY, SCHEMA, DIGEST, None, TEXT)
+        KEY, SCHEMA, DIGEST, None, sign_row_error(KEY, SCHEMA, DIGEST, None, TEXT, NOW)
     )
 
 
@@ -46,7 +47,7 @@ def test_a_row_error_the_integrator_wrote_opens() -> None:
     ],
 )
 def test_a_row_error_read_anywhere_else_does_not_open(where: dict[str, object]) -> None:
-    stored = sign_row_error(KEY, SCHEMA, DIGEST, ROW_MAC, TEXT)
+    stored = sign_row_error(KEY, SCHEMA, DIGEST, ROW_MAC, TEXT, NOW)
     args: dict[str, object] = {"key": KEY, "schema": SCHEMA, "digest": DIGEST}
     args |= {"row_mac": ROW_MAC, "stored": stored} | where
     assert open_row_error(**args) is None  # type: ignore[arg-type]
@@ -57,7 +58,7 @@ def test_no_digest_and_mac_of_a_row_stand_for_another_rows() -> None:
     digest, a newline and a submission field cannot lend its error to that row (found by the
     second hostile test of 2026-12-02 when the message joined raw digest bytes and a time)."""
     planted = DIGEST + b"\n" + ROW_MAC.hex().encode()
-    stored = sign_row_error(KEY, SCHEMA, planted, b"", TEXT)
+    stored = sign_row_error(KEY, SCHEMA, planted, b"", TEXT, NOW)
     for moved in (stored, f"{ROW_MAC.hex()}\n{stored}"):
         assert open_row_error(KEY, SCHEMA, DIGEST, ROW_MAC, moved) is None
 
@@ -67,7 +68,13 @@ def test_no_digest_and_mac_of_a_row_stand_for_another_rows() -> None:
     [
         FORGED,  # no HMAC line
         FORGED + "\nmac:not base64!",
-        lambda: sign_row_error(KEY, SCHEMA, DIGEST, ROW_MAC, TEXT).replace("refuses", "Refuses"),
+        FORGED + "\nmac:soon:AAAA",
+        lambda: sign_row_error(KEY, SCHEMA, DIGEST, ROW_MAC, TEXT, NOW).replace(
+            f"mac:{int(NOW * 1000)}", f"mac:{int(NOW * 1000) + 1}"
+        ),  # the time altered
+        lambda: sign_row_error(KEY, SCHEMA, DIGEST, ROW_MAC, TEXT, NOW).replace(
+            "refuses", "Refuses"
+        ),
     ],
 )
 def test_a_forged_or_altered_row_error_does_not_open(stored: object) -> None:
@@ -284,7 +291,9 @@ def test_a_genuine_error_of_the_waits_earlier_row_does_not_count_for_its_resubmi
             conn.execute("SELECT pg_notify(%s, %s)", (INTEGRATED_CHANNEL, hinted))
             deadline = time.monotonic() + 10
             while _row(conn, digest)[1] == first_at:  # the waiter sends the body again
-                assert time.monotonic() < deadline, "the body was not submitted again at a later time"
+                assert time.monotonic() < deadline, (
+                    "the body was not submitted again at a later time"
+                )
                 time.sleep(0.05)
             second_mac, second_at = _row(conn, digest)
             assert second_at > first_at and second_mac != first_mac
@@ -295,6 +304,7 @@ def test_a_genuine_error_of_the_waits_earlier_row_does_not_count_for_its_resubmi
                 first_mac,
                 f"IntegrityError: pending row sha256:"
                 f"{digest.hex()} was not written by a ledger appender",
+                time.time(),
             )
             conn.execute(
                 "UPDATE pending SET error = %s, mac = %s, submitted = %s WHERE digest = %s",
@@ -304,4 +314,48 @@ def test_a_genuine_error_of_the_waits_earlier_row_does_not_count_for_its_resubmi
             gate.set()
             result = waiting.result(timeout=30)
         assert (result.index, result.duplicate) == (1, False)
+        assert _records_of(pg_url, digest) == 1
+
+
+def test_an_old_genuine_error_written_back_onto_a_revived_row_does_not_answer_its_duplicate(
+    pg_url: str, key_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An append that found the body's row pending (a valid submission of another process)
+    is not answered by an error the integrator signed for that row before the append's insert:
+    the fourth hostile test of 2026-12-02 revived an old refused row (error cleared), let the
+    real append find it pending, then wrote the old genuine refusal back — the append failed
+    with it, and the body was never logged."""
+    body = envelope(8)
+    digest = hashlib.sha256(body).digest()
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        lg.append(envelope(0))
+        signer = lg.require_signer()
+        gate = hold_up_integration(monkeypatch)
+        with (
+            psycopg.connect(pg_conninfo(pg_url), autocommit=True) as conn,
+            ThreadPoolExecutor(1) as pool,
+        ):
+            schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
+            at = int(time.time())
+            valid = row_mac(pending_mac_key(signer), digest, "dsse", at)
+            conn.execute(
+                "INSERT INTO pending (digest, body_type, content, mac, submitted)"
+                " VALUES (%s, 'dsse', %s, %s, %s)",
+                (digest, body, valid, at),
+            )
+            old = sign_row_error(
+                ack_mac_key(signer),
+                schema,
+                digest,
+                valid,
+                "RefusedValue: the write failed and was rolled back (an old refusal)",
+                time.time() - 60,
+            )
+            waiting = pool.submit(lg.append, body)  # finds the row pending: a duplicate
+            time.sleep(0.5)
+            conn.execute("UPDATE pending SET error = %s WHERE digest = %s", (old, digest))
+            time.sleep(2.5)  # the waiter looks at rows waited on for over a second
+            gate.set()
+            result = waiting.result(timeout=30)
+        assert result.index == 1
         assert _records_of(pg_url, digest) == 1
