@@ -108,6 +108,7 @@ class SharedSequencer(Waiting, LeaseHolder):
         self._ack_key = ack_mac_key(signer)
         self._submitted = 0  # the submitter's last insert's submission time
         self._after = 0  # its batch's rows must be submitted after this (Job.after)
+        self._inserted_at = 0.0  # the database's time its last insert began
         self._failures = FailureNotices(self._ack_key)  # the waiter's: each failure counts once
         self._connect_kw = db.driver_connect_args(store.engine)
         self._submit_conn: psycopg.Connection[Any] | None = None
@@ -355,7 +356,7 @@ class SharedSequencer(Waiting, LeaseHolder):
                 for i, sub in enumerate(w.job.subs):
                     w.duplicate[i] = sub.digest not in inserted
                     inserted.discard(sub.digest)
-                w.ready, w.submitted, w.inserted_at = True, self._submitted, time.time()
+                w.ready, w.submitted, w.inserted_at = True, self._submitted, self._inserted_at
         for w in waits:
             w.complete()
 
@@ -405,7 +406,9 @@ class SharedSequencer(Waiting, LeaseHolder):
         self, cur: psycopg.Cursor[Any], subs: list[Submission], inserted: set[bytes]
     ) -> None:
         now = self._submitted = max(int(time.time()), self._after + 1)
-        inserted.update(insert_pending(cur, subs, self._mac_key, now, self._schema))
+        got = insert_pending(cur, subs, self._mac_key, now, self._schema)
+        inserted.update(got.digests)
+        self._inserted_at = got.db_time
 
     def _forget(self, waits: list[Wait], error: BaseException) -> None:
         with self._lock:

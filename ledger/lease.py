@@ -36,7 +36,7 @@ from ledger.pending import (
     hint,
     submission,
 )
-from ledger.pending_acks import encode_acks, finish_params, sign_row_error
+from ledger.pending_acks import DB_NOW, encode_acks, finish_params, sign_row_error
 from ledger.quarantine import Quarantine
 from ledger.sequencer import AppendResult
 from ledger.storage import SequencedBatch
@@ -50,6 +50,13 @@ _LEASE_KEY = "hashtextextended('provenance-ledger-integrator:' || current_schema
 _ANY_PENDING = "SELECT 1 FROM pending WHERE done_at IS NULL AND error IS NULL LIMIT 1"
 _STALLED_SECONDS = 5.0  # a wait this old, with the lease held elsewhere: integrate anyway
 GATHER_SECONDS = 0.001  # how long a batch waits for the appenders the last one answered
+
+
+def _db_now(conn: Connection) -> float:
+    """The database's clock (s), in ``conn``'s transaction (:data:`DB_NOW`)."""
+    row = _execute(conn, DB_NOW, ()).fetchone()
+    assert row is not None
+    return float(row[0])
 
 
 def _execute(conn: Connection, sql: str, params: Any) -> psycopg.Cursor[Any]:
@@ -241,7 +248,7 @@ class LeaseHolder(Quarantine):
                 # Only the row as read: an appender's submission may have replaced it since
                 # (the pending rows are not under the write lock), and must not be marked.
                 error = sign_row_error(
-                    self._ack_key, self._schema, bytes(digest), mac, error_text(e), time.time()
+                    self._ack_key, self._schema, bytes(digest), mac, error_text(e), _db_now(conn)
                 )
                 _execute(
                     conn,

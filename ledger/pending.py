@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any, cast, get_args
+from typing import Any, NamedTuple, cast, get_args
 
 from ledger import errors
 from ledger.bodies import Submission
@@ -41,7 +41,7 @@ class Wait:
     # the submission time (s) its rows were inserted with, once ready: with the pending key it
     # gives the MAC of each row this wait made (one an error must be written for to count)
     submitted: int | None = None
-    inserted_at: float = 0.0  # when (time.time()) its insert had committed
+    inserted_at: float = 0.0  # when its insert began, by the database's clock
     # the waiter thread, the integrator thread (the lease holder's own appends) and the
     # submitter all settle waits: each step is atomic
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
@@ -250,8 +250,11 @@ _INSERT_PENDING = (
     " WHERE (pending.error IS NOT NULL OR pending.idx IS NOT NULL OR pending.done_at IS NOT NULL)"
     " AND pending.ctid = (SELECT s.ctid FROM pending s WHERE s.digest = pending.digest)"
     " RETURNING digest)"
-    " SELECT digest FROM ins UNION ALL SELECT NULL FROM (SELECT pg_notify(CASE WHEN EXISTS"
-    " (SELECT FROM ins) THEN %(pending)s ELSE %(integrated)s END, %(payload)s)) AS woken"
+    # and the database's time (s) the statement began: before its rows could be read, so before
+    # any failure of them was signed (pending_acks.sign_row_error, by the database's clock too)
+    " SELECT digest, NULL::float8 FROM ins UNION ALL SELECT NULL, db_now FROM (SELECT pg_notify("
+    "CASE WHEN EXISTS (SELECT FROM ins) THEN %(pending)s ELSE %(integrated)s END, %(payload)s),"
+    " extract(epoch FROM statement_timestamp())::float8 AS db_now) AS woken"
 )
 _COLUMNS = "v(digest, body_type, content, mac, submitted, n)"
 # Many rows as arrays; one row (a single append, the common case) as plain parameters, which the
@@ -268,15 +271,24 @@ _INSERT_ONE = _INSERT_PENDING.format(
 )
 
 
+class Inserted(NamedTuple):
+    """What :func:`insert_pending` did: the digests it made pending, and the database's time
+    (s) its statement began."""
+
+    digests: set[bytes]
+    db_time: float
+
+
 def insert_pending(
     cur: Any, subs: Sequence[Submission], key: bytes, now: int, payload: str
-) -> set[bytes]:
+) -> Inserted:
     """Insert ``subs`` as pending rows (skipping bodies already in the log), MAC'd with ``key`` at
     submission time ``now``, and wake whom it concerns with ``payload`` (the integrator if any
     row became pending, else every waiter: the bodies are logged already). One statement: on a
     :func:`submit_connection` one round trip that is also the commit. Returns the digests this
     call made pending (of equal bodies, the first): across every process, exactly one submission
-    makes a body pending for the record it gets (see :data:`_INSERT_PENDING`)."""
+    makes a body pending for the record it gets (see :data:`_INSERT_PENDING`); and when, by the
+    database's clock."""
     first: dict[bytes, Submission] = {}
     for s in subs:
         first.setdefault(s.digest, s)
@@ -297,7 +309,8 @@ def insert_pending(
     params.update(pending=PENDING_CHANNEL, integrated=INTEGRATED_CHANNEL, payload=payload)
     sql = _INSERT_ONE if len(unique) == 1 else _INSERT_MANY
     rows = cur.execute(sql, params, prepare=True).fetchall()
-    return {bytes(r[0]) for r in rows if r[0] is not None}
+    db_time = next(float(r[1]) for r in rows if r[0] is None)
+    return Inserted({bytes(r[0]) for r in rows if r[0] is not None}, db_time)
 
 
 def submit_connection(connect_kw: dict[str, Any]) -> Any:

@@ -94,6 +94,11 @@ def _failure_message(at: str, size: str, text: str) -> bytes:
     return f"failure\n{at}\n{size}\n{text}".encode()
 
 
+DB_NOW = "SELECT extract(epoch FROM clock_timestamp())::float8"
+"""The database's clock (s): a row error is signed by it, as a wait's insert is timed by it
+(:class:`~ledger.pending.Inserted`), so hosts' clocks never enter the comparison."""
+
+
 def sign_row_error(
     key: bytes, schema: str, digest: bytes, row_mac: object, text: str, now: float
 ) -> str:

@@ -25,7 +25,7 @@ from ledger.pending import (
     error_text,
     submission,
 )
-from ledger.pending_acks import sign_failure, sign_row_error
+from ledger.pending_acks import DB_NOW, sign_failure, sign_row_error
 from ledger.shared_parts import SharedParts
 from ledger.storage import SequencedBatch
 
@@ -128,8 +128,9 @@ class Quarantine(SharedParts):
         again since is not this failure's) failed with ``e``, authenticated for that submission
         (:func:`sign_row_error`)."""
         mac, submitted = read
-        error = sign_row_error(self._ack_key, self._schema, digest, mac, error_text(e), time.time())
         with suppress(Error), self._store.engine.begin() as conn:
+            at = float(conn.exec_driver_sql(DB_NOW).scalar_one())  # the database's clock
+            error = sign_row_error(self._ack_key, self._schema, digest, mac, error_text(e), at)
             conn.exec_driver_sql(
                 "UPDATE pending SET error = %s WHERE digest = %s "
                 "AND mac IS NOT DISTINCT FROM %s AND submitted IS NOT DISTINCT FROM %s",

@@ -123,6 +123,12 @@ def test_storable(value: str, limit: int, kept: bool) -> None:
     assert storable(value, limit) is kept
 
 
+def unstorable_envelope() -> bytes:
+    """A signed body with a value PostgreSQL refuses every time (NUL in a purl), for tests
+    that switch :func:`storable` off."""
+    return _env(_CASES["NUL in a purl"][0])
+
+
 def test_a_value_postgresql_refuses_fails_its_own_body_only(
     pg_url: str, key_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -132,7 +138,7 @@ def test_a_value_postgresql_refuses_fails_its_own_body_only(
     monkeypatch.setattr(rows_module, "storable", lambda value, limit=512: True)
     with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
         good = [_env(_slsa([{"uri": f"pkg:npm/good{i}@1.0.{i}"}], 100 + i)) for i in range(3)]
-        bad = _env(_CASES["NUL in a purl"][0])
+        bad = unstorable_envelope()
         with pytest.raises(AppendsFailed, match="1 of 4") as e:
             lg.append_many([*good, bad])
         *logged, refused = e.value.outcomes

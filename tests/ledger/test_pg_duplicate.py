@@ -86,7 +86,7 @@ def test_one_new_body_appended_by_several_processes_at_once_is_new_for_exactly_o
 
 def _submit(conn: psycopg.Connection[Any], body: bytes) -> set[bytes]:
     sub = Submission(body, "dsse", hashlib.sha256(body).digest())
-    return insert_pending(conn.cursor(), [sub], b"k" * 32, int(time.time()), "test")
+    return insert_pending(conn.cursor(), [sub], b"k" * 32, int(time.time()), "test").digests
 
 
 def test_a_row_acknowledged_after_the_submitters_snapshot_is_not_made_pending_again(

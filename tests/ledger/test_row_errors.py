@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import types
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from ledger.errors import Error, IntegrityError
+import ledger.integrator as integrator_module
+from ledger.errors import Error, IntegrityError, RefusedValue
+from ledger.index import rows as rows_module
 from ledger.log import Ledger
 from ledger.pending import INTEGRATED_CHANNEL, hint, pending_mac_key, row_mac
 from ledger.pending_acks import ack_mac_key, open_row_error, sign_row_error
 from tests.conftest import envelope, pg_conninfo
 from tests.ledger.pending_rows import hold_up_integration, pending_error
+from tests.ledger.test_index_unstorable import unstorable_envelope
 
 KEY, SCHEMA, DIGEST, ROW_MAC = b"k" * 32, "ledger_a", b"\1" * 32, b"\2" * 32
 NOW = 1_800_000_000.0
@@ -359,3 +363,23 @@ def test_an_old_genuine_error_written_back_onto_a_revived_row_does_not_answer_it
             result = waiting.result(timeout=30)
         assert result.index == 1
         assert _records_of(pg_url, digest) == 1
+
+
+def test_a_genuine_refusal_reaches_its_appender_whatever_the_hosts_clocks_say(
+    pg_url: str, key_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body PostgreSQL refuses every time, its appender's clock 3 s ahead of the
+    integrator's (simulated: the submitter's ``time.time``): the genuine ``RefusedValue``, not
+    a tampering error. The fifth hostile test of 2026-12-02 found a 2 s skew turned it into
+    one, when the insert was timed by the appender's clock and the error by the integrator's;
+    both are the database's clock now."""
+    monkeypatch.setattr(rows_module, "storable", lambda value, limit=512: True)
+    ahead = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if k[0] != "_"})
+    ahead.time = lambda: time.time() + 3.0
+    monkeypatch.setattr(integrator_module, "time", ahead)
+    bad = unstorable_envelope()
+    with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
+        lg.append(envelope(0))
+        with pytest.raises(RefusedValue):
+            lg.append(bad)
+        assert lg.store.size() == 1
