@@ -48,6 +48,7 @@ from ledger.errors import Overloaded, StorageError
 from ledger.lease import LEASE_POLL_SECONDS, LeaseHolder
 from ledger.note import NoteSigner, parse_verifier
 from ledger.pending import (
+    Inserted,
     Wait,
     error_from_text,
     hinted,
@@ -106,9 +107,6 @@ class SharedSequencer(Waiting, LeaseHolder):
         self._hints: set[bytes] | None = set()  # digest prefixes integrated since the last look
         self._ack_elements: list[tuple[str, set[bytes]]] = []  # acknowledgements, with hints
         self._ack_key = ack_mac_key(signer)
-        self._submitted = 0  # the submitter's last insert's submission time
-        self._after = 0  # its batch's rows must be submitted after this (Job.after)
-        self._inserted_at = 0.0  # the database's time its last insert began
         self._failures = FailureNotices(self._ack_key)  # the waiter's: each failure counts once
         self._connect_kw = db.driver_connect_args(store.engine)
         self._submit_conn: psycopg.Connection[Any] | None = None
@@ -323,11 +321,10 @@ class SharedSequencer(Waiting, LeaseHolder):
             self._forget(waits, _closed())
             return
         subs = [s for job in jobs for s in job.subs]
-        self._after = max(job.after for job in jobs)
         bound = self._submit_bound(min(w.deadline for w in waits))
         started = time.monotonic()
         try:
-            inserted = self._insert_pending(subs, bound)
+            got = self._insert_pending(subs, bound, max(job.after for job in jobs))
         except psycopg.errors.LockNotAvailable as e:  # DDL's lock, say: named, "retry"
             self._forget(waits, db.pg_lock_busy(e, write_lock=False, seconds=bound))
             return
@@ -351,22 +348,22 @@ class SharedSequencer(Waiting, LeaseHolder):
         except Exception as e:
             self._forget(waits, e)
             return
+        inserted = set(got.digests)
         with self._lock:  # only the first of equal bodies made pending here is new
             for w in waits:
                 for i, sub in enumerate(w.job.subs):
                     w.duplicate[i] = sub.digest not in inserted
                     inserted.discard(sub.digest)
-                w.ready, w.submitted, w.inserted_at = True, self._submitted, self._inserted_at
+                w.ready, w.submitted, w.inserted_at = True, got.submitted, got.db_time
         for w in waits:
             w.complete()
 
-    def _insert_pending(self, subs: list[Submission], bound: float) -> set[bytes]:
+    def _insert_pending(self, subs: list[Submission], bound: float, after: int) -> Inserted:
         """Insert pending rows (skipping bodies already in the log) and wake the integrator (or
-        the waiters, if every body was logged already); return the digests this call made
-        pending. One statement in autocommit, one round trip, committed when it returns without
+        the waiters, if every body was logged already), submitted later than ``after``
+        (:attr:`Job.after`); return what it did (:class:`~ledger.pending.Inserted`). One statement in autocommit, one round trip, committed when it returns without
         waiting for its WAL flush (:func:`ledger.pending.submit_connection` says why that is
         enough)."""
-        inserted: set[bytes] = set()
         conn = self._submit_conn
         if conn is None or conn.closed:  # the submitter's own: no pool checkout per append
             conn = self._submit_conn = submit_connection(self._connect_kw)
@@ -380,8 +377,7 @@ class SharedSequencer(Waiting, LeaseHolder):
         retries = _DEADLOCK_RETRIES
         while True:
             try:
-                self._insert_rows(conn.cursor(), subs, inserted)
-                return inserted
+                return self._insert_rows(conn.cursor(), subs, after)
             except psycopg.errors.DeadlockDetected:
                 # Another submitter inserted some of the same bodies in another order (pending
                 # rows keep the order given: it is the log's). PostgreSQL rolled this statement
@@ -403,12 +399,10 @@ class SharedSequencer(Waiting, LeaseHolder):
         return min(db.LOCK_TIMEOUT_SECONDS, max(0.1, left))
 
     def _insert_rows(
-        self, cur: psycopg.Cursor[Any], subs: list[Submission], inserted: set[bytes]
-    ) -> None:
-        now = self._submitted = max(int(time.time()), self._after + 1)
-        got = insert_pending(cur, subs, self._mac_key, now, self._schema)
-        inserted.update(got.digests)
-        self._inserted_at = got.db_time
+        self, cur: psycopg.Cursor[Any], subs: list[Submission], after: int
+    ) -> Inserted:
+        now = max(int(time.time()), after + 1)
+        return insert_pending(cur, subs, self._mac_key, now, self._schema)
 
     def _forget(self, waits: list[Wait], error: BaseException) -> None:
         with self._lock:

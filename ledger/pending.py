@@ -272,10 +272,11 @@ _INSERT_ONE = _INSERT_PENDING.format(
 
 
 class Inserted(NamedTuple):
-    """What :func:`insert_pending` did: the digests it made pending, and the database's time
-    (s) its statement began."""
+    """What :func:`insert_pending` did: the digests it made pending, the submission time its
+    rows were MAC'd with, and the database's time (s) its statement began."""
 
     digests: set[bytes]
+    submitted: int
     db_time: float
 
 
@@ -310,7 +311,7 @@ def insert_pending(
     sql = _INSERT_ONE if len(unique) == 1 else _INSERT_MANY
     rows = cur.execute(sql, params, prepare=True).fetchall()
     db_time = next(float(r[1]) for r in rows if r[0] is None)
-    return Inserted({bytes(r[0]) for r in rows if r[0] is not None}, db_time)
+    return Inserted({bytes(r[0]) for r in rows if r[0] is not None}, now, db_time)
 
 
 def submit_connection(connect_kw: dict[str, Any]) -> Any:

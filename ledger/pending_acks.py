@@ -105,8 +105,9 @@ def sign_row_error(
     """What the integrator writes into a failed pending row's ``error``: ``text`` (an
     :func:`~ledger.pending.error_text`), then a line with an HMAC under :func:`ack_mac_key`'s key
     over the schema, the row's digest and its submission MAC as read (``row_mac``: bytes, or
-    None), the time ``now`` (ms; also on the line) and the text. Anyone who can write the table can write an error; a waiter believes
-    only one this makes for the submission it made (:func:`open_row_error`). Found by the
+    None), the time ``now`` (ms; also on the line) and the text. Anyone who can write the table
+    can write an error; a waiter believes only one this makes for the submission it made
+    (:func:`open_row_error`). Found by the
     hostile tests of 2026-12-02: an error written onto a live row by a plain database session
     failed its append with the writer's own words and status — a 403 "revoked" for a body that
     was then logged; and a genuine error bound to the row's submission *time* (a column the

@@ -50,6 +50,18 @@ __all__ = ["Waiting"]
 
 log = logging.getLogger(__name__)
 
+
+def _tampered() -> IntegrityError:
+    """The answer to an append whose pending row was marked failed, twice more after it was
+    sent again, in a way no process holding the key file did (:meth:`Waiting._opened`)."""
+    return IntegrityError(
+        "refusing the failure written on this body's pending row: no process holding the "
+        "ledger's key wrote it (the database is being tampered with; run `ledger check`). "
+        "The body was submitted again and the row was marked again (or this host's clock and "
+        "the integrator's differ by over 5 minutes); submitting it once more is safe"
+    )
+
+
 _FULL_LOOK_SECONDS = 1.0  # while bodies wait, look for all of them at least this often
 # A read that waits longer for a lock (DDL holding the records or pending table) gives up for
 # this round: the waiter must stay free to fail waits at their deadline.
@@ -194,9 +206,9 @@ class Waiting(SharedParts):
         for digest in failed:
             text = self._opened(digest, *states.failed[digest])
             if text is None:
-                self._resubmit_forged(digest)
-            elif names_bad_row(text):
-                self._replace_forged(digest, error_from_text(text))
+                self._send_again(digest, _tampered())
+            elif names_bad_row(text):  # a wait found the row pending: a squatter's, say
+                self._send_again(digest, error_from_text(text))
             else:
                 self._settle(digest, error=error_from_text(text))
 
@@ -237,37 +249,21 @@ class Waiting(SharedParts):
             )
         return text
 
-    def _resubmit_forged(self, digest: bytes) -> None:
-        """The row of ``digest`` carries an error no process holding the key file wrote
-        (:func:`~ledger.pending_acks.open_row_error`): a database writer's, in words and status
-        of its choosing, and it keeps the integrator off the row. Every wait for it queues its
-        body again (the submission replaces a failed row and clears the error; its "new" or
+    def _send_again(self, digest: bytes, error: Error) -> None:
+        """The row of ``digest`` is failed in a way that is not an answer: a row error no process
+        holding the key file wrote (:func:`~ledger.pending_acks.open_row_error`: a database
+        writer's, in words and status of its choosing, which keeps the integrator off the row),
+        or one the integrator wrote for a row that was not an appender's (planted, stale,
+        another body: a squatter's, which the waits found pending). Every wait for it queues
+        its body again (the submission replaces a failed row and clears the error; its "new" or
         "duplicate" is that submission's, so of several processes' waits one is new); at most
-        twice per body, then it fails with an
-        :class:`IntegrityError` that names the tampering — never with the forged text."""
-        error = IntegrityError(
-            "refusing the failure written on this body's pending row: no process holding the "
-            "ledger's key wrote it (the database is being tampered with; run `ledger check`). "
-            "The body was submitted again and the row was marked again (or this host's clock and "
-            "the integrator's differ by over 5 minutes); submitting it once more is safe"
-        )
+        twice per body, then it gets ``error``. Found by the hostile tests of 2026-12-01 (the
+        real body's append failed once with the squatter's error) and 2026-12-02 (forged
+        errors)."""
         with self._lock:
             entries = self._waiting.pop(digest, [])
         for w, position in entries:
             if not (w.job.resubmitted < 2 and self._requeue(w, position)):
-                w.resolve(position, error)
-
-    def _replace_forged(self, digest: bytes, error: Error) -> None:
-        """The row of ``digest`` was marked failed as not an appender's (planted, stale,
-        another body). A wait whose own insert did not write it (it found that row pending and
-        became its duplicate: a squatter planted the digest just before) queues its body again,
-        which replaces the failed row as any next submission does; at most twice per body, then
-        it gets ``error``. Found by the hostile test of 2026-12-01: the real body's append
-        failed once with the squatter's error."""
-        with self._lock:
-            entries = self._waiting.pop(digest, [])
-        for w, position in entries:
-            if not (w.duplicate[position] and w.job.resubmitted < 2 and self._requeue(w, position)):
                 w.resolve(position, error)
 
     def _requeue(self, w: Wait, position: int) -> bool:

@@ -48,9 +48,9 @@ def failing_commits(engine: Engine, fail: Callable[[], None]) -> Iterator[None]:
 
     insert_rows = SharedSequencer._insert_rows
 
-    def failing_insert(self: SharedSequencer, *args: Any) -> None:
+    def failing_insert(self: SharedSequencer, *args: Any) -> Any:
         fail()  # the submitter's one statement in autocommit is its commit: fail before it
-        insert_rows(self, *args)
+        return insert_rows(self, *args)
 
     event.listen(engine, "commit", on_commit)
     SharedSequencer._insert_rows = failing_insert  # type: ignore[method-assign]

@@ -9,6 +9,7 @@ import hashlib
 import threading
 import time
 import types
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from ledger.index import rows as rows_module
 from ledger.log import Ledger
 from ledger.pending import INTEGRATED_CHANNEL, hint, pending_mac_key, row_mac
 from ledger.pending_acks import ack_mac_key, open_row_error, sign_row_error
+from ledger.sequencer import AppendResult
 from tests.conftest import envelope, pg_conninfo
 from tests.ledger.pending_rows import hold_up_integration, pending_error
 from tests.ledger.test_index_unstorable import unstorable_envelope
@@ -105,6 +107,27 @@ def _records_of(pg_url: str, digest: bytes) -> int:
         return int(row.fetchone()[0])  # type: ignore[index]
 
 
+def _append_tampered(
+    lg: Ledger,
+    body: bytes,
+    gate: threading.Event,
+    tamper: Callable[[], object],
+    *,
+    look: bool = True,
+) -> AppendResult:
+    """Append ``body`` while integration is held up (``gate``, from hold_up_integration):
+    once its row is pending, ``tamper`` with it; with ``look``, give the waiter time to read
+    the row (it looks at rows waited on for over a second); then let integration go on."""
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(lg.append, body)
+        time.sleep(0.5)  # its row is pending; integration is held up
+        tamper()
+        if look:
+            time.sleep(2.5)
+        gate.set()
+        return waiting.result(timeout=30)
+
+
 def test_a_forged_error_on_a_live_row_does_not_fail_its_append(
     pg_url: str, key_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -115,13 +138,7 @@ def test_a_forged_error_on_a_live_row_does_not_fail_its_append(
     with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
         lg.append(envelope(0))
         gate = hold_up_integration(monkeypatch)
-        with ThreadPoolExecutor(1) as pool:
-            waiting = pool.submit(lg.append, body)
-            time.sleep(0.5)  # its row is pending; integration is held up
-            _forge(pg_url, digest)
-            time.sleep(2.5)  # the waiter looks at rows waited on for over a second
-            gate.set()
-            result = waiting.result(timeout=30)
+        result = _append_tampered(lg, body, gate, lambda: _forge(pg_url, digest))
         assert (result.index, result.duplicate) == (1, False)
         assert _records_of(pg_url, digest) == 1
         assert lg.append(body).duplicate
@@ -182,16 +199,15 @@ def test_a_genuine_error_of_a_planted_row_copied_onto_a_real_submission_does_not
             ).fetchone()
             assert planted is not None
             gate = hold_up_integration(monkeypatch)
-            with ThreadPoolExecutor(1) as pool:
-                waiting = pool.submit(lg.append, body)  # replaces the failed row
-                time.sleep(0.5)
-                conn.execute(
+            result = _append_tampered(  # its insert replaces the failed row
+                lg,
+                body,
+                gate,
+                lambda: conn.execute(
                     "UPDATE pending SET error = %s, mac = %s, submitted = %s WHERE digest = %s",
                     (genuine, *planted, digest),
-                )
-                time.sleep(2.5)  # the waiter looks at rows waited on for over a second
-                gate.set()
-                result = waiting.result(timeout=30)
+                ),
+            )
         assert (result.index, result.duplicate) == (2, False)
         assert _records_of(pg_url, digest) == 1
 
@@ -251,17 +267,16 @@ def test_a_row_of_this_process_altered_under_it_is_submitted_again(
     with Ledger.create(pg_url, "test.example/ledger", key_path) as lg:
         lg.append(envelope(0))
         gate = hold_up_integration(monkeypatch)
-        with (
-            psycopg.connect(pg_conninfo(pg_url), autocommit=True) as conn,
-            ThreadPoolExecutor(1) as pool,
-        ):
-            waiting = pool.submit(lg.append, body)
-            time.sleep(0.5)
-            conn.execute(
-                "UPDATE pending SET submitted = submitted + 1 WHERE digest = %s", (digest,)
+        with psycopg.connect(pg_conninfo(pg_url), autocommit=True) as conn:
+            result = _append_tampered(
+                lg,
+                body,
+                gate,
+                lambda: conn.execute(
+                    "UPDATE pending SET submitted = submitted + 1 WHERE digest = %s", (digest,)
+                ),
+                look=False,
             )
-            gate.set()
-            result = waiting.result(timeout=30)
         assert (result.index, result.duplicate) == (1, False)
         assert _records_of(pg_url, digest) == 1
 
@@ -335,10 +350,7 @@ def test_an_old_genuine_error_written_back_onto_a_revived_row_does_not_answer_it
         lg.append(envelope(0))
         signer = lg.require_signer()
         gate = hold_up_integration(monkeypatch)
-        with (
-            psycopg.connect(pg_conninfo(pg_url), autocommit=True) as conn,
-            ThreadPoolExecutor(1) as pool,
-        ):
+        with psycopg.connect(pg_conninfo(pg_url), autocommit=True) as conn:
             schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
             at = int(time.time())
             valid = row_mac(pending_mac_key(signer), digest, "dsse", at)
@@ -355,12 +367,14 @@ def test_an_old_genuine_error_written_back_onto_a_revived_row_does_not_answer_it
                 "RefusedValue: the write failed and was rolled back (an old refusal)",
                 time.time() - 60,
             )
-            waiting = pool.submit(lg.append, body)  # finds the row pending: a duplicate
-            time.sleep(0.5)
-            conn.execute("UPDATE pending SET error = %s WHERE digest = %s", (old, digest))
-            time.sleep(2.5)  # the waiter looks at rows waited on for over a second
-            gate.set()
-            result = waiting.result(timeout=30)
+            result = _append_tampered(  # its insert finds the row pending: a duplicate
+                lg,
+                body,
+                gate,
+                lambda: conn.execute(
+                    "UPDATE pending SET error = %s WHERE digest = %s", (old, digest)
+                ),
+            )
         assert result.index == 1
         assert _records_of(pg_url, digest) == 1
 
