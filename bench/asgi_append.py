@@ -32,15 +32,17 @@ RESULTS = Path(__file__).with_name("results") / "asgi_append.json"
 IN_FLIGHT = 64
 
 
-async def _post(app: Any, body: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+async def _post(
+    app: Any, body: bytes, headers: list[tuple[bytes, bytes]], path: str = "/api/v1/entries"
+) -> int:
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": "/api/v1/entries",
-        "raw_path": b"/api/v1/entries",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": [*headers, (b"content-length", str(len(body)).encode())],
