@@ -12,6 +12,7 @@ from datetime import datetime
 
 from attest._internal.frozen import Frozen, Value, set_field
 from attest.predicates import SLSAProvenance, TestResult, VulnScan
+from verify._internal.build_source import build_source, repo
 from verify.artifact import Artifact
 from verify.deny import dependency_findings, open_vulnerabilities
 from verify.errors import RuleFailed
@@ -40,26 +41,19 @@ def _digests(a: Attestation) -> list[dict[str, str]]:
     return [dict(s.digest) for s in a.statement.subjects]
 
 
-def _source(p: SLSAProvenance) -> tuple[set[str], set[str]]:
-    """The source repositories and refs a provenance names (attest's and GitHub's shapes)."""
-    repos, refs = set(), set()
-    ext = p.external_parameters
-    for part in (ext.get("source"), ext.get("workflow")):
-        if isinstance(part, dict):
-            for k in ("uri", "repository"):
-                if isinstance(part.get(k), str):
-                    repos.add(part[k])
-            if isinstance(part.get("ref"), str):
-                refs.add(part["ref"])
-    repos.update(d.uri for d in p.resolved_dependencies if d.uri and d.uri.startswith("git+"))
-    return {_repo(r) for r in repos}, refs
-
-
-def _repo(uri: str) -> str:
-    uri = uri.removeprefix("git+")
-    if "@" in uri.split("://", 1)[-1]:
-        uri = uri.rsplit("@", 1)[0]
-    return uri.removesuffix(".git").rstrip("/")
+def _source_constraints(step: StepPolicy, pred: SLSAProvenance) -> str:
+    """``sourceRepo``/``sourceRef`` against the build's own source (never a dependency), the ref
+    being that same source's."""
+    try:
+        src = build_source(pred)
+    except RuleFailed as e:
+        return f"source unclear: {e}"
+    if step.source_repo is not None and src.repo != repo(step.source_repo):
+        return f"source repository {src.repo!r} ({src.where}) is not {step.source_repo!r}"
+    if step.source_ref is not None and src.ref != step.source_ref:
+        got = repr(src.ref) if src.ref else "none"
+        return f"source ref {got} (of {src.repo}, {src.where}) is not {step.source_ref!r}"
+    return ""
 
 
 def _slsa_constraints(step: StepPolicy, pred: object) -> str:
@@ -67,12 +61,9 @@ def _slsa_constraints(step: StepPolicy, pred: object) -> str:
         return "builderId/sourceRepo/sourceRef need SLSA provenance"
     if step.builder_id is not None and pred.builder.id != step.builder_id:
         return f"builder {pred.builder.id!r} is not {step.builder_id!r}"
-    repos, refs = _source(pred)
-    if step.source_repo is not None and _repo(step.source_repo) not in repos:
-        return f"source repository {sorted(repos)} is not {step.source_repo!r}"
-    if step.source_ref is not None and step.source_ref not in refs:
-        return f"source ref {sorted(refs)} is not {step.source_ref!r}"
-    return ""
+    if step.source_repo is None and step.source_ref is None:
+        return ""
+    return _source_constraints(step, pred)
 
 
 def _constraints(step: StepPolicy, a: Attestation) -> str:
@@ -80,7 +71,7 @@ def _constraints(step: StepPolicy, a: Attestation) -> str:
     pred = a.verified.predicate
     if a.verified.predicate_error:
         return f"its predicate breaks its schema: {a.verified.predicate_error}"
-    if step.builder_id is not None or step.source_repo is not None or step.source_ref:
+    if step.builder_id is not None or step.source_repo is not None or step.source_ref is not None:
         why = _slsa_constraints(step, pred)
         if why:
             return why
