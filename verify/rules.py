@@ -167,6 +167,8 @@ class _Material(Frozen):
 
 
 def _materials_of(a: Attestation) -> list[_Material]:
+    """Every entry of ``a``'s ``predicate.materials``; a malformed one (not an object, no digest)
+    is kept with no digest, so it is a product of nothing and fails the rules that need one."""
     raw = (a.statement.predicate or {}).get("materials") or []
     out = []
     for i, entry in enumerate(raw if isinstance(raw, list) else [raw]):
@@ -219,8 +221,8 @@ def _step_rule(
     short = [f"material {m.name}: {why}" for m, _, why in judged if why]
     if short:
         raise RuleFailed(
-            f"{own}; nor does each material its {len(listed)}-material link lists meet it: "
-            + "; ".join(short)
+            f"{own}; and not each of the {len(listed)} material(s) its materialsFrom link "
+            "lists meets it: " + "; ".join(short)
         )
     accepted = [a for _, g, _ in judged for a in g.accepted]
     signers, _ = _count(step, accepted)
