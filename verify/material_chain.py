@@ -9,9 +9,9 @@ only digests named by trusted attestations of such a step's predicate type, at m
 artifact's: the checkpoint must be the one already verified (same size and root: another is exit
 4), every inclusion proof, every body digest, every signature and signer window (steps 4-7),
 records written after ``--at`` dropped. The rules are then judged again with those attestations
-given to the ``materialsFrom`` rule only (:func:`verify.rules.evaluate`'s ``materials``): the
-step named by ``materialsFrom`` must accept an attestation about a material's own digest, and
-that digest must be among the step's materials. Nothing else reads them (the deny rules, the
+given to the ``materialsFrom`` rule only (:func:`verify.rules.evaluate`'s ``materials``): every
+material the step lists must be a product of the step ``materialsFrom`` names, that step's
+threshold met by distinct signers of the material's own digest. Nothing else reads them (the deny rules, the
 trusted-evidence row and the report's attestation list stay about the artifact).
 
 ``verify attestations`` finds the materials' attestations among the documents given

@@ -27,7 +27,8 @@ __all__ = ["RegistryHistory", "replay_registry"]
 
 @dataclass
 class RegistryHistory:
-    """The registry's states along the log: ``state_before(i)`` is what admission used for i."""
+    """The registry's states along the log: ``state_before(i)`` is what admission used for i;
+    the last state is the registry as of the checkpoint verified."""
 
     indices: list[int] = field(default_factory=list)
     states: list[RegistryState] = field(default_factory=list)
@@ -35,6 +36,16 @@ class RegistryHistory:
     def state_before(self, index: int) -> RegistryState:
         at = bisect.bisect_left(self.indices, index)
         return self.states[at - 1] if at else RegistryState()
+
+    def revocation(self, name: str) -> tuple[str, int] | None:
+        """``name``'s revocation as of the checkpoint — its effective time ``at`` and the index
+        of the record that logged it — wherever in the log it was logged, or ``None``. (A name is
+        never reused and revoked at most once, so the first state that has it revoked says.)"""
+        for index, state in zip(self.indices, self.states, strict=True):
+            signer = state.signers.get(name)
+            if signer is not None and signer.revoked_at is not None:
+                return signer.revoked_at, index
+        return None
 
 
 def _op(entry: ProvedEntry, admin_keys: Sequence[PublicKey], origin: str) -> RegistryOp | None:

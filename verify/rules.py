@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from attest._internal.frozen import Frozen, Value, set_field
 from attest.predicates import SLSAProvenance, TestResult, VulnScan
+from verify._internal.build_source import build_source, repo
 from verify.artifact import Artifact
 from verify.deny import dependency_findings, open_vulnerabilities
 from verify.errors import RuleFailed
@@ -40,26 +42,19 @@ def _digests(a: Attestation) -> list[dict[str, str]]:
     return [dict(s.digest) for s in a.statement.subjects]
 
 
-def _source(p: SLSAProvenance) -> tuple[set[str], set[str]]:
-    """The source repositories and refs a provenance names (attest's and GitHub's shapes)."""
-    repos, refs = set(), set()
-    ext = p.external_parameters
-    for part in (ext.get("source"), ext.get("workflow")):
-        if isinstance(part, dict):
-            for k in ("uri", "repository"):
-                if isinstance(part.get(k), str):
-                    repos.add(part[k])
-            if isinstance(part.get("ref"), str):
-                refs.add(part["ref"])
-    repos.update(d.uri for d in p.resolved_dependencies if d.uri and d.uri.startswith("git+"))
-    return {_repo(r) for r in repos}, refs
-
-
-def _repo(uri: str) -> str:
-    uri = uri.removeprefix("git+")
-    if "@" in uri.split("://", 1)[-1]:
-        uri = uri.rsplit("@", 1)[0]
-    return uri.removesuffix(".git").rstrip("/")
+def _source_constraints(step: StepPolicy, pred: SLSAProvenance) -> str:
+    """``sourceRepo``/``sourceRef`` against the build's own source (never a dependency), the ref
+    being that same source's."""
+    try:
+        src = build_source(pred)
+    except RuleFailed as e:
+        return f"source unclear: {e}"
+    if step.source_repo is not None and src.repo != repo(step.source_repo):
+        return f"source repository {src.repo!r} ({src.where}) is not {step.source_repo!r}"
+    if step.source_ref is not None and src.ref != step.source_ref:
+        got = repr(src.ref) if src.ref else "none"
+        return f"source ref {got} (of {src.repo}, {src.where}) is not {step.source_ref!r}"
+    return ""
 
 
 def _slsa_constraints(step: StepPolicy, pred: object) -> str:
@@ -67,12 +62,9 @@ def _slsa_constraints(step: StepPolicy, pred: object) -> str:
         return "builderId/sourceRepo/sourceRef need SLSA provenance"
     if step.builder_id is not None and pred.builder.id != step.builder_id:
         return f"builder {pred.builder.id!r} is not {step.builder_id!r}"
-    repos, refs = _source(pred)
-    if step.source_repo is not None and _repo(step.source_repo) not in repos:
-        return f"source repository {sorted(repos)} is not {step.source_repo!r}"
-    if step.source_ref is not None and step.source_ref not in refs:
-        return f"source ref {sorted(refs)} is not {step.source_ref!r}"
-    return ""
+    if step.source_repo is None and step.source_ref is None:
+        return ""
+    return _source_constraints(step, pred)
 
 
 def _constraints(step: StepPolicy, a: Attestation) -> str:
@@ -80,7 +72,7 @@ def _constraints(step: StepPolicy, a: Attestation) -> str:
     pred = a.verified.predicate
     if a.verified.predicate_error:
         return f"its predicate breaks its schema: {a.verified.predicate_error}"
-    if step.builder_id is not None or step.source_repo is not None or step.source_ref:
+    if step.builder_id is not None or step.source_repo is not None or step.source_ref is not None:
         why = _slsa_constraints(step, pred)
         if why:
             return why
@@ -126,62 +118,155 @@ def _judge_step(
     return out
 
 
+def _count(step: StepPolicy, accepted: Sequence[Attestation]) -> tuple[set[str], set[str]]:
+    """The step's signers over ``accepted``, and the distinct keys behind them."""
+    signers = {s for a in accepted for s in a.signers if s.partition("/")[0] in step.signers}
+    distinct = {k for a in accepted for k in a.distinct(s for s in a.signers if s in signers)}
+    return signers, distinct
+
+
+def _shortfall(step: StepPolicy, got: _StepOutcome, signers: set[str], distinct: set[str]) -> str:
+    found = f"{len(distinct)} of {step.threshold} required distinct signer(s)"
+    if got.accepted:  # attestations there are, but too few distinct keys sign them
+        detail = f"{len(got.accepted)} accepted attestation(s), signed by " + ", ".join(
+            sorted(signers)
+        )
+        if got.reasons:
+            detail += "; " + "; ".join(got.reasons)
+    else:
+        detail = "; ".join(got.reasons) or f"no {step.predicate_type} attestation names it"
+    return f"{found}: {detail}"
+
+
+def _records(accepted: Iterable[Attestation]) -> tuple[int, ...]:
+    return tuple(dict.fromkeys(a.index for a in accepted if a.index is not None))
+
+
+class _Material(Frozen):
+    """One entry of a link's ``predicate.materials``: a display name and its digests (empty when
+    it names none: such a material is the product of no step)."""
+
+    _fields = ("name", "digest")
+    name: str
+    digest: dict[str, str]
+
+    def __init__(self, name: str, digest: dict[str, str]) -> None:
+        set_field(self, "name", name)
+        set_field(self, "digest", digest)
+
+    def judged(
+        self, policy: Policy, step: StepPolicy, pool: Sequence[Attestation], now: datetime
+    ) -> tuple[_StepOutcome, str]:
+        """``step`` over the attestations about this material's own digest; why its threshold is
+        not met by distinct signers of that same digest, or ``""``."""
+        got = _judge_step(policy, step, Artifact(f"material {self.name}", self.digest), pool, now)
+        signers, distinct = _count(step, got.accepted)
+        return got, "" if len(distinct) >= step.threshold else _shortfall(
+            step, got, signers, distinct
+        )
+
+
+def _materials_of(a: Attestation) -> list[_Material]:
+    """Every entry of ``a``'s ``predicate.materials``; a malformed one (not an object, no digest)
+    is kept with no digest, so it is a product of nothing and fails the rules that need one."""
+    raw = (a.statement.predicate or {}).get("materials") or []
+    out = []
+    for i, entry in enumerate(raw if isinstance(raw, list) else [raw]):
+        d: dict[str, Any] = entry if isinstance(entry, dict) else {}
+        name = next((d[k] for k in ("uri", "name") if isinstance(d.get(k), str) and d[k]), "")
+        digest = d.get("digest")
+        pairs = digest.items() if isinstance(digest, dict) else []
+        clean = {k: v for k, v in pairs if isinstance(k, str) and isinstance(v, str)}
+        out.append(_Material(name or f"materials[{i}]", clean))
+    return out
+
+
+def _listed(
+    policy: Policy, step: StepPolicy, art: Artifact, atts: Sequence[Attestation], now: datetime
+) -> list[_Material]:
+    """The materials the accepted attestations about ``art`` of every step whose
+    ``materialsFrom`` names ``step`` list (each once)."""
+    found: dict[tuple[str, tuple[tuple[str, str], ...]], _Material] = {}
+    for other in policy.steps:
+        if other.materials_from == step.name:
+            for a in _judge_step(policy, other, art, atts, now).accepted:
+                for m in _materials_of(a):
+                    found.setdefault((m.name, tuple(sorted(m.digest.items()))), m)
+    return list(found.values())
+
+
 def _step_rule(
     policy: Policy,
     step: StepPolicy,
     art: Artifact,
     atts: Sequence[Attestation],
     now: datetime,
-    via: _StepOutcome | None = None,
+    listed: Sequence[_Material] = (),
+    pool: Sequence[Attestation] = (),
 ) -> tuple[str, tuple[int, ...]]:
-    """The step's threshold over its attestations about ``art`` and, for a step another one's
-    ``materialsFrom`` names, ``via``: its judgement of those materials' attestations."""
+    """The step's threshold, met by distinct signers attesting one and the same digest: the
+    artifact's own, or — for a step another one's ``materialsFrom`` names — each of the
+    materials ``listed`` (every one of them, each over its own digest's attestations in
+    ``pool``). Attestations about different materials never add up."""
     got = _judge_step(policy, step, art, atts, now)
-    if via is not None:
-        got.accepted += via.accepted
-        got.reasons += via.reasons
-    signers = {s for a in got.accepted for s in a.signers if s.partition("/")[0] in step.signers}
-    distinct = {k for a in got.accepted for k in a.distinct(s for s in a.signers if s in signers)}
-    records = tuple(a.index for a in got.accepted if a.index is not None)
-    if len(distinct) < step.threshold:
-        found = f"{len(distinct)} of {step.threshold} required distinct signer(s)"
-        if got.accepted:  # attestations there are, but too few distinct keys sign them
-            detail = f"{len(got.accepted)} accepted attestation(s), signed by " + ", ".join(
-                sorted(signers)
-            )
-            if got.reasons:
-                detail += "; " + "; ".join(got.reasons)
-        else:
-            detail = "; ".join(got.reasons) or f"no {step.predicate_type} attestation names it"
-        raise RuleFailed(f"{found}: {detail}")
-    return f"signed by {', '.join(sorted(signers))} (threshold {step.threshold})", records
+    signers, distinct = _count(step, got.accepted)
+    if len(distinct) >= step.threshold:
+        return f"signed by {', '.join(sorted(signers))} (threshold {step.threshold})", _records(
+            got.accepted
+        )
+    own = _shortfall(step, got, signers, distinct)
+    if not listed:
+        raise RuleFailed(own)
+    judged = [(m, *m.judged(policy, step, pool, now)) for m in listed]
+    short = [f"material {m.name}: {why}" for m, _, why in judged if why]
+    if short:
+        raise RuleFailed(
+            f"{own}; and not each of the {len(listed)} material(s) its materialsFrom link "
+            "lists meets it: " + "; ".join(short)
+        )
+    accepted = [a for _, g, _ in judged for a in g.accepted]
+    signers, _ = _count(step, accepted)
+    return (
+        f"signed by {', '.join(sorted(signers))} (threshold {step.threshold}) on each of "
+        f"its {len(listed)} material(s)",
+        _records(accepted),
+    )
 
 
-def _material_steps(
-    policy: Policy, other: str, materials: Sequence[Attestation], now: datetime
-) -> _StepOutcome:
-    """Step ``other`` over the attestations about other artifacts (``materials``: records naming
-    a material's digest, proved like the rest), each judged for its own subject."""
-    step = next(s for s in policy.steps if s.name == other)
-    out = _StepOutcome([], [])
-    for a in materials:
-        for d in _digests(a)[:1]:
-            got = _judge_step(policy, step, Artifact(f"material {a.label}", dict(d)), [a], now)
-            out.accepted += got.accepted
-            out.reasons += [f"{r} (a material)" for r in got.reasons]
-    return out
-
-
-def _chain_rule(
+def _materials_rule(
+    policy: Policy,
     step: StepPolicy,
-    other: str,
-    kind: str,
+    other: StepPolicy,
     accepted: dict[str, list[Attestation]],
-    via: Sequence[Attestation] = (),
+    pool: Sequence[Attestation],
+    now: datetime,
 ) -> str:
-    """``materialsFrom``: the step's link materials include the other step's products (the
-    other step's attestations about the artifact, or about a material's own digest);
-    ``productsOf``: the step's subjects are among the other step's products."""
+    """``materialsFrom``: every material each accepted attestation of ``step`` lists is a product
+    of ``other`` — ``other``'s threshold met by distinct signers attesting that material's own
+    digest (the artifact's evidence or the material's own records) — as in-toto's
+    ``MATCH * WITH PRODUCTS FROM other`` followed by ``DISALLOW *``."""
+    mine = accepted.get(step.name, [])
+    if not mine:
+        raise RuleFailed(f"no accepted {step.name!r} attestation to chain")
+    short, labels = [], set()
+    for a in mine:
+        listed = _materials_of(a)
+        if not listed:
+            short.append(f"{a.label}: lists no material")
+        for m in listed:
+            got, why = m.judged(policy, other, pool, now)
+            if why:
+                short.append(f"{a.label}: material {m.name} is no product of step {other.name!r}")
+                short[-1] += f" ({why})"
+            labels |= {b.label for b in got.accepted if b not in accepted.get(other.name, [])}
+    if short:
+        raise RuleFailed("; ".join(short))
+    where = f" ({', '.join(sorted(labels))}, about the materials' own digests)" if labels else ""
+    return f"{step.name}'s materials are products of {other.name}{where}"
+
+
+def _products_rule(step: StepPolicy, other: str, accepted: dict[str, list[Attestation]]) -> str:
+    """``productsOf``: the step's subjects are among the other step's products."""
     products = {
         (alg, v) for a in accepted.get(other, []) for d in _digests(a) for alg, v in d.items()
     }
@@ -189,16 +274,9 @@ def _chain_rule(
     if not products or not mine:
         raise RuleFailed(f"no accepted {other!r} or {step.name!r} attestation to chain")
     for a in mine:
-        if kind == "materials":
-            raw = (a.statement.predicate or {}).get("materials") or []
-            named = [d.get("digest", {}) for d in raw if isinstance(d, dict)]
-        else:
-            named = _digests(a)
-        if not any((alg, v) in products for d in named for alg, v in d.items()):
-            raise RuleFailed(f"{a.label}: its {kind} name no product of step {other!r}")
-    labels = sorted({a.label for a in via})
-    where = f" ({', '.join(labels)}, about the materials' own digests)" if labels else ""
-    return f"{step.name}'s {kind} are products of {other}{where}"
+        if not any((alg, v) in products for d in _digests(a) for alg, v in d.items()):
+            raise RuleFailed(f"{a.label}: its subjects name no product of step {other!r}")
+    return f"{step.name}'s subjects are products of {other}"
 
 
 def _run(rule: str, fn: Callable[[], str | tuple[str, tuple[int, ...]]]) -> RuleResult:
@@ -217,27 +295,33 @@ def _steps(
     now: datetime,
     materials: Sequence[Attestation] = (),
 ) -> Iterable[RuleResult]:
-    targets = {s.materials_from for s in policy.steps if s.materials_from is not None}
-    via = {t: _material_steps(policy, t, materials, now) for t in targets} if materials else {}
+    # a material's attestations: its own records (followed), or the artifact's naming it too
+    pool = list({(a.index, a.body_sha256, a.label): a for a in [*atts, *materials]}.values())
     accepted: dict[str, list[Attestation]] = {}
     for step in policy.steps:
-        extra = via.get(step.name)
         for art in arts:
             name = f"step {step.name}" + (f" [{art.name}]" if len(arts) > 1 else "")
-            yield _run(name, lambda s=step, a=art, x=extra: _step_rule(policy, s, a, atts, now, x))  # type: ignore[misc]
+            listed = _listed(policy, step, art, atts, now)
+            yield _run(
+                name,
+                lambda s=step, a=art, m=listed: _step_rule(policy, s, a, atts, now, m, pool),  # type: ignore[misc]
+            )
             accepted.setdefault(step.name, []).extend(
                 _judge_step(policy, step, art, atts, now).accepted
             )
-        accepted.setdefault(step.name, []).extend(extra.accepted if extra else [])
+    by_name = {s.name: s for s in policy.steps}
     for step in policy.steps:
-        for other, kind in ((step.materials_from, "materials"), (step.products_of, "subjects")):
-            if other is not None:
-                m = via.get(other) if kind == "materials" else None
-                x = m.accepted if m is not None else []
-                yield _run(
-                    f"step {step.name} {kind} from {other}",
-                    lambda s=step, o=other, k=kind, x=x: _chain_rule(s, o, k, accepted, x),  # type: ignore[misc]
-                )
+        if step.materials_from is not None:
+            other = by_name[step.materials_from]
+            yield _run(
+                f"step {step.name} materials from {other.name}",
+                lambda s=step, o=other: _materials_rule(policy, s, o, accepted, pool, now),  # type: ignore[misc]
+            )
+        if step.products_of is not None:
+            yield _run(
+                f"step {step.name} subjects from {step.products_of}",
+                lambda s=step, o=step.products_of: _products_rule(s, o, accepted),  # type: ignore[misc]
+            )
 
 
 def _deny_dependencies(policy: Policy, atts: Sequence[Attestation]) -> str:

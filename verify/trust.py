@@ -285,11 +285,24 @@ class Trust(Value):
         )
 
     def _refusal(self, name: str, index: int | None, time: datetime, predicate_type: str) -> str:
+        """Why ``name`` does not count for a record at ``index``, ``time``: the policy's window;
+        for a registry signer the registry as it stood before the record (its key, validity,
+        predicate types: a signer added later never validates an older record), and then every
+        revocation the proved registry holds, also one logged after the record, whose effective
+        time is at or before the record's (``ledger signers revoke --at`` dated to a leak)."""
         policy_name, _, registry_name = name.partition("/")
         why = self.policy.signers[policy_name].valid_at(time)
         if why or not registry_name or self.registry is None or index is None:
             return why
         from ledger.record import format_time
 
+        when = format_time(time)
         signer = self.registry.state_before(index).signers[registry_name]
-        return signer.refusal(format_time(time), predicate_type)
+        why = signer.refusal(when, predicate_type)
+        revoked = self.registry.revocation(registry_name)
+        if why or revoked is None or when < revoked[0]:
+            return why
+        return (
+            f"signer {registry_name!r} was revoked at {revoked[0]}, by record {revoked[1]} "
+            "logged after this one"
+        )

@@ -374,4 +374,4 @@ def test_steps_chain_by_materials_and_products(demo: DemoLedger, tmp_path: Path)
     code, doc = report(sha(bad), "--policy", policy, "--db", demo.db)
     rules = {r["rule"]: r for r in doc["rules"]}
     assert code == 1 and not rules["step promote materials from build"]["passed"]
-    assert "name no product of step 'build'" in rules["step promote materials from build"]["reason"]
+    assert "is no product of step 'build'" in rules["step promote materials from build"]["reason"]

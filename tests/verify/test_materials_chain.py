@@ -145,3 +145,52 @@ def test_the_state_moves_only_once_the_materials_proved_too(
     assert not any((tmp_path / "state").glob("*")), "the state moved on a failed run"
     code, _ = report(sha(pkg), "--policy", policy, "--db", demo.db)
     assert code == 0 and any((tmp_path / "state").glob("*"))
+
+
+def _two_builders(demo: DemoLedger, where: Path) -> Path:
+    """build: ci and other, threshold 2; package (ci): materialsFrom build."""
+    steps = [
+        {"name": "build", "predicateType": SLSA, "signers": ["ci", "other"], "threshold": 2},
+        {"name": "package", "predicateType": PACKAGE, "signers": ["ci"], "materialsFrom": "build"},
+    ]
+    return demo.policy(where / "policy.yaml", steps=steps)
+
+
+def test_a_threshold_is_met_per_material_not_across_them(demo: DemoLedger, tmp_path: Path) -> None:
+    """Regression (h33 r06): `ci` (compromised) builds evil.bin and packages [evil.bin, lib.so];
+    `other` only ever attested lib.so. Two distinct signers there are, but on different
+    materials: no material reaches the threshold of 2, so neither row may pass."""
+    evil, lib = fresh("evil"), fresh("lib")
+    demo.append(statement(evil, SLSA, provenance()), demo.ci)
+    demo.append(statement(lib, SLSA, provenance()), demo.other)
+    policy = _two_builders(demo, tmp_path)
+    for pkg in (_package(demo, evil, lib), _package(demo, evil)):
+        code, doc = report(sha(pkg), "--policy", policy, "--db", demo.db)
+        assert code == 1, doc["rules"]
+        build = _rule(doc, "step build")
+        assert not build["passed"] and f"material {evil}: 1 of 2" in build["reason"], build
+        chain = _rule(doc, "step package materials from build")
+        assert not chain["passed"] and f"material {evil} is no product" in chain["reason"]
+    # the same material signed by both (one record each, or one record signed by both): met
+    demo.append(statement(evil, SLSA, provenance()), demo.other)
+    both = fresh("both")
+    demo.append(statement(both, SLSA, provenance()), demo.ci, demo.other)
+    code, doc = report(sha(_package(demo, evil, both)), "--policy", policy, "--db", demo.db)
+    assert code == 0, doc["rules"]
+    assert "on each of its 2 material(s)" in _rule(doc, "step build")["reason"]
+    # ... and a material of the package no build made is not a product: the package fails
+    code, doc = report(sha(_package(demo, evil, both, lib)), "--policy", policy, "--db", demo.db)
+    assert code == 1 and f"material {lib}: 1 of 2" in _rule(doc, "step build")["reason"]
+
+
+def test_every_material_must_be_a_product(demo: DemoLedger, tmp_path: Path) -> None:
+    """With threshold 1 too: a package listing one built material and one nobody built fails
+    the materialsFrom row (in-toto's MATCH * WITH PRODUCTS FROM build, then DISALLOW *)."""
+    built, stray = fresh("bin"), fresh("stray")
+    demo.append(statement(built, SLSA, provenance()))
+    policy = _policy(demo, tmp_path)
+    assert verify(sha(_package(demo, built)), "--policy", policy, "--db", demo.db).exit_code == 0
+    code, doc = report(sha(_package(demo, built, stray)), "--policy", policy, "--db", demo.db)
+    assert code == 1
+    chain = _rule(doc, "step package materials from build")
+    assert not chain["passed"] and f"material {stray} is no product" in chain["reason"], chain
