@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -118,6 +119,9 @@ class VerifiedBundle:
     identities: tuple[str, ...]
     # the verified signing certificate, for checks on its Fulcio extensions (source repo, ref…)
     certificate: x509.Certificate | None = field(default=None, compare=False, repr=False)
+    # the earliest verified time the signature is proved to have existed by (a signed timestamp
+    # or the log's integrated time): the signature is at least this old
+    signed_at: datetime | None = None
 
 
 def load_trusted_root(path: Path | None) -> TrustedRoot:
@@ -169,8 +173,9 @@ def verify_bundle(
             "Sigstore bundle carries no DSSE envelope (a message signature is not an attestation)"
         )
     parsed = parse_bundle(bundle)
+    verifier = CompatVerifier(trusted_root=root)
     try:
-        payload_type, payload = CompatVerifier(trusted_root=root).verify_dsse(parsed, identity)
+        payload_type, payload = verifier.verify_dsse(parsed, identity)
     except SigstoreError as e:
         raise SignatureError(f"Sigstore bundle does not verify: {e}") from e
     except ValueError as e:  # malformed parts sigstore-python only notices while verifying
@@ -182,4 +187,5 @@ def verify_bundle(
         issuer=certificate_issuer(cert) or "",
         identities=tuple(sorted(certificate_identities(cert))),
         certificate=cert,
+        signed_at=min(verifier.signed_times, default=None),
     )
