@@ -6,8 +6,9 @@ counts for an artifact only when one of its products names the artifact's digest
 ``digest``/``checksum`` qualifier is it (``pkg:oci/app@sha256%3AHEX``) or a reference ending in
 ``@sha256:HEX``; or its ``hashes`` list it — or when the product's ``@id`` is the name of an in-toto
 subject of the same attestation whose digest is the artifact's. For each (vulnerability,
-artifact) the latest statement wins: by its timestamp (the statement's, else its document's),
-then by its ledger record, then by its place in the document; the artifact is cleared only when
+artifact) the latest statement wins: by its timestamp (the statement's, else its document's;
+never later than its record's ledger time, or ``--at`` for a third-party attestation), then by
+its ledger record, then by its place in the document; the artifact is cleared only when
 that latest status is ``fixed`` or ``not_affected``.
 """
 
@@ -113,7 +114,9 @@ def _statements(
         subjects = {s.name: dict(s.digest) for s in a.statement.subjects if s.name}
         for s, doc in zip(pred.statements, raw, strict=False):
             products = doc.get("products") if isinstance(doc, dict) else None
-            when = s.timestamp or pred.timestamp
+            # a statement cannot be later than its record: dated in the future, it would
+            # outrank every statement recorded after it (clamped, the later record wins)
+            when = min(s.timestamp or pred.timestamp, a.time)
             order = (when, a.index if a.index is not None else -1, position)
             yield order, s.vulnerability, s.status, products or [], subjects
 

@@ -530,3 +530,20 @@ def test_a_vex_product_that_only_mentions_the_digest_clears_nothing(
             statement(name, OPENVEX, _vex("CVE-2021-44228", products, "not_affected", when))
         )
         assert _vulns(demo, tmp_path, name)["passed"], template
+
+
+def test_a_vex_statement_dated_in_the_future_does_not_outrank_later_records(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    """Hostile finding F8: a `fixed` dated 2099 outranked every later statement. A statement is
+    never later than its own record: the later record's `affected` reopens the finding."""
+    name = _scanned(demo)
+    me = [{"@id": sha(name)}]
+    demo.append(
+        statement(name, OPENVEX, _vex("CVE-2021-44228", me, "fixed", "2099-06-01T00:00:00Z"))
+    )
+    assert _vulns(demo, tmp_path, name)["passed"]
+    later = _vex("CVE-2021-44228", me, "affected", "2099-01-01T00:00:00Z")
+    demo.append(statement(name, OPENVEX, later))
+    rule = _vulns(demo, tmp_path, name)
+    assert not rule["passed"] and "CVE-2021-44228 (critical)" in rule["reason"]
