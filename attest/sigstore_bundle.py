@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,8 +26,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUNDLE_MEDIA_TYPES",
+    "MAX_IDENTITY_CHARS",
     "IdentityPolicy",
     "VerifiedBundle",
+    "certificate_identities",
+    "certificate_issuer",
     "load_trusted_root",
     "parse_bundle",
     "verify_bundle",
@@ -73,6 +77,11 @@ def certificate_identities(cert: x509.Certificate) -> set[str]:
     return out
 
 
+# The longest certificate identity or issuer compared with a policy: Fulcio's are URIs and emails
+# of a few hundred characters; a longer one is refused before any regular expression sees it.
+MAX_IDENTITY_CHARS = 4096
+
+
 @dataclass(frozen=True)
 class IdentityPolicy:
     """Who may have signed: OIDC issuer and certificate subject, exact or regular expression."""
@@ -94,6 +103,11 @@ class IdentityPolicy:
 
     @staticmethod
     def _matches(pattern: str, value: str, regex: bool) -> bool:
+        """Whether ``value`` is ``pattern`` (or matches it whole). A value longer than
+        :data:`MAX_IDENTITY_CHARS` never matches, and no regular expression runs on it: a
+        backtracking match over a long enough value takes hours."""
+        if len(value) > MAX_IDENTITY_CHARS:
+            return False
         return re.fullmatch(pattern, value) is not None if regex else pattern == value
 
     def verify(self, cert: x509.Certificate) -> None:
@@ -102,12 +116,22 @@ class IdentityPolicy:
 
         issuer = certificate_issuer(cert)
         if issuer is None or not self._matches(self.issuer, issuer, self.issuer_regex):
-            raise VerificationError(f"certificate issuer {issuer!r} does not match {self.issuer!r}")
+            raise VerificationError(
+                f"certificate issuer {_shown(issuer)} does not match {self.issuer!r}"
+            )
         identities = certificate_identities(cert)
         if not any(self._matches(self.subject, i, self.subject_regex) for i in identities):
+            said = ", ".join(_shown(i) for i in sorted(identities)[:8])
             raise VerificationError(
-                f"certificate identities {sorted(identities)} do not match {self.subject!r}"
+                f"certificate identities [{said}] do not match {self.subject!r}"
             )
+
+
+def _shown(value: str | None) -> str:
+    """``value`` quoted for a message, a long one cut (its length said)."""
+    if value is None or len(value) <= 200:
+        return repr(value)
+    return f"{value[:200]!r}… ({len(value)} characters, over {MAX_IDENTITY_CHARS}: never matched)"
 
 
 @dataclass(frozen=True)
@@ -118,6 +142,9 @@ class VerifiedBundle:
     identities: tuple[str, ...]
     # the verified signing certificate, for checks on its Fulcio extensions (source repo, ref…)
     certificate: x509.Certificate | None = field(default=None, compare=False, repr=False)
+    # the earliest verified time the signature is proved to have existed by (a signed timestamp
+    # or the log's integrated time): the signature is at least this old
+    signed_at: datetime | None = None
 
 
 def load_trusted_root(path: Path | None) -> TrustedRoot:
@@ -169,8 +196,9 @@ def verify_bundle(
             "Sigstore bundle carries no DSSE envelope (a message signature is not an attestation)"
         )
     parsed = parse_bundle(bundle)
+    verifier = CompatVerifier(trusted_root=root)
     try:
-        payload_type, payload = CompatVerifier(trusted_root=root).verify_dsse(parsed, identity)
+        payload_type, payload = verifier.verify_dsse(parsed, identity)
     except SigstoreError as e:
         raise SignatureError(f"Sigstore bundle does not verify: {e}") from e
     except ValueError as e:  # malformed parts sigstore-python only notices while verifying
@@ -182,4 +210,5 @@ def verify_bundle(
         issuer=certificate_issuer(cert) or "",
         identities=tuple(sorted(certificate_identities(cert))),
         certificate=cert,
+        signed_at=min(verifier.signed_times, default=None),
     )

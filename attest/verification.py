@@ -5,6 +5,7 @@ parse its Statement — signature first, payload second — and check it names t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,7 @@ class VerifiedStatement(Frozen):
     its own schema, ``predicate`` is ``None`` and ``predicate_error`` says why (the signature and
     statement are still good; policy decides what that means)."""
 
-    _fields = ("statement", "signers", "predicate", "predicate_error", "signer_keys")
+    _fields = ("statement", "signers", "predicate", "predicate_error", "signer_keys", "signed_at")
     statement: Statement
     signers: tuple[str, ...]
     predicate: Predicate | None
@@ -47,6 +48,9 @@ class VerifiedStatement(Frozen):
     # the trusted keys whose signatures verified (DSSE): ``signers`` are their keyids, which a key
     # file states for itself — match a key by the key, never by a keyid
     signer_keys: tuple[PublicKey, ...]
+    # a Sigstore bundle's verified signing time (the earliest signed timestamp or log integrated
+    # time); ``None`` when nothing verified proves when it was signed (a bare DSSE envelope)
+    signed_at: datetime | None
 
     def __init__(
         self,
@@ -55,12 +59,14 @@ class VerifiedStatement(Frozen):
         predicate: Predicate | None,
         predicate_error: str | None = None,
         signer_keys: tuple[PublicKey, ...] = (),
+        signed_at: datetime | None = None,
     ) -> None:
         set_field(self, "statement", statement)
         set_field(self, "signers", signers)
         set_field(self, "predicate", predicate)
         set_field(self, "predicate_error", predicate_error)
         set_field(self, "signer_keys", signer_keys)
+        set_field(self, "signed_at", signed_at)
 
 
 MAX_DOCUMENT_BYTES = 1 << 20  # the ledger's body limit: nothing larger can be in a ledger
@@ -152,7 +158,7 @@ def _open_bundle(
 
     bundle = verify_bundle(document, trusted_root=trusted_root, identity=identity)
     who = tuple(f"{bundle.issuer} {i}" for i in bundle.identities)
-    return _verified(bundle.payload_type, bundle.payload, who)
+    return _verified(bundle.payload_type, bundle.payload, who).replace(signed_at=bundle.signed_at)
 
 
 def _open_envelope(doc: Any, keys: Sequence[PublicKey]) -> tuple[VerifiedEnvelope, Any]:

@@ -73,21 +73,27 @@ def _probe(identity: IdentityPolicy) -> _Probe:
 
 
 def _claimed(body: bytes, identity: IdentityPolicy) -> bool:
-    """Whether the bundle's (unverified) leaf certificate names ``identity``: only to word the
-    reason, never to decide."""
+    """Whether the bundle's (unverified) leaf certificate names ``identity`` exactly: only to
+    word the reason, never to decide. The policy's regular expressions are never run on it:
+    anyone can write a SAN built to make a backtracking match take hours, and this certificate
+    is anyone's. A regex identity is therefore never said to be claimed."""
     import base64
     import json
 
     from cryptography import x509
 
+    from attest.sigstore_bundle import certificate_identities, certificate_issuer
+
+    if identity.issuer_regex or identity.subject_regex:
+        return False
     try:
         material: Any = json.loads(body)["verificationMaterial"]
         cert = material.get("certificate") or material["x509CertificateChain"]["certificates"][0]
         leaf = x509.load_der_x509_certificate(base64.b64decode(cert["rawBytes"]))
-        identity.verify(leaf)
-    except Exception:  # any unreadable part, or sigstore's VerificationError: no claim
+        issuer, names = certificate_issuer(leaf), certificate_identities(leaf)
+    except Exception:  # any unreadable part: no claim
         return False
-    return True
+    return issuer == identity.issuer and identity.subject in names
 
 
 _LOADED: set[Path] = set()  # roots already loaded once in this process

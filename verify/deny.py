@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from attest.predicates import SLSAProvenance, VulnScan
+from attest.predicates import Severity, SLSAProvenance, VulnScan
 from verify.artifact import Artifact
 from verify.errors import PolicyFileError
 from verify.policy import SEVERITIES, DependencyDeny
@@ -29,7 +29,12 @@ def _package(purl: str) -> tuple[str, str | None] | None:
         p = PackageURL.from_string(purl)
     except ValueError:
         return None
-    base = PackageURL(type=p.type, namespace=p.namespace, name=p.name).to_string()
+    name = p.name
+    if p.type == "pypi":  # PEP 503: zope.interface, zope_interface and Zope-Interface are one
+        from packaging.utils import canonicalize_name
+
+        name = canonicalize_name(name)
+    base = PackageURL(type=p.type, namespace=p.namespace, name=name).to_string()
     return base, p.version
 
 
@@ -84,18 +89,42 @@ def dependency_findings(rules: Sequence[DependencyDeny], atts: Sequence[Attestat
     return out
 
 
-def severity_rank(score: str) -> int:
-    """0 (none/unknown) to 4 (critical), from a word or a CVSS base score."""
+def severity_rank(score: str) -> int | None:
+    """0 (none) to 4 (critical), from a word, a CVSS base score, or a CVSS vector (v2, v3.x,
+    v4.0: its base score); ``None`` when it cannot be ranked (the caller fails closed)."""
     text = score.strip().lower()
     if text in SEVERITIES:
         return SEVERITIES.index(text) + 1
     if text == "moderate":
         return 2
-    try:
-        value = float(text)
-    except ValueError:
+    if text == "none":
         return 0
+    value = _base_score(score.strip())
+    if value is None or not 0.0 <= value <= 10.0:  # nan, inf and 11 are no CVSS score
+        return None
     return next((r for r, low in ((4, 9.0), (3, 7.0), (2, 4.0), (1, 0.1)) if value >= low), 0)
+
+
+def _base_score(text: str) -> float | None:
+    """A number, or a CVSS vector's base score (the ``cvss`` library, FIRST's formulas)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if len(text) > 200:  # the longest CVSS vector (v4.0, every metric) is about 160 characters
+        return None
+    from cvss import CVSS2, CVSS3, CVSS4
+    from cvss.exceptions import CVSSError
+
+    kind = CVSS4 if text.startswith("CVSS:4.") else CVSS3 if text.startswith("CVSS:3.") else None
+    if kind is None and "Au:" in text:
+        kind = CVSS2  # v2 vectors have no prefix (OSV's CVSS_V2: AV:N/AC:L/Au:N/C:P/I:P/A:P)
+    if kind is None:
+        return None
+    try:
+        return float(kind(text).base_score)
+    except (CVSSError, ValueError, ArithmeticError, KeyError):
+        return None
 
 
 def open_vulnerabilities(
@@ -113,12 +142,30 @@ def open_vulnerabilities(
         subjects = [dict(s.digest) for s in a.statement.subjects]
         scanned = [art.name for art in arts if art.named_by(subjects)]
         for v in a.verified.predicate.result:
-            rank = max((severity_rank(s.score) for s in v.severity), default=0)
-            if rank < floor:
+            said = _severity(v.severity, floor)
+            if said is None:
                 continue
             if scanned and all((v.id, name) in cleared for name in scanned):
                 covered.append(v.id)
             else:
-                out = SEVERITIES[rank - 1]
-                found.append(f"{v.id} ({out}) in {a.label}")
+                found.append(f"{v.id} ({said}) in {a.label}")
     return sorted(set(found)), sorted(set(covered))
+
+
+def _severity(severities: Sequence[Severity], floor: int) -> str | None:
+    """How a finding meets the threshold ``floor`` (its severity word), or ``None`` if it is
+    below. Fails closed: a finding with no severity, or one that cannot be ranked (an unknown
+    word, a malformed vector), may be critical, so it meets any threshold, and says so."""
+    ranks = [severity_rank(s.score) for s in severities]
+    known = [r for r in ranks if r is not None]
+    if known and max(known) >= floor:
+        return SEVERITIES[max(known) - 1]
+    unranked = [s.score for s, r in zip(severities, ranks, strict=True) if r is None]
+    if not severities:
+        return "no severity given: it could not be ranked, so it counts as meeting the threshold"
+    if unranked:
+        return (
+            f"severity {unranked[0][:80]!r} could not be ranked, so it counts as meeting "
+            "the threshold"
+        )
+    return None

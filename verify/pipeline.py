@@ -133,11 +133,27 @@ def verify_attestations(
     bodies: Sequence[bytes],
     at: datetime,
 ) -> Outcome:
-    """Steps 6 to 10 on third-party attestations (no ledger: their time is ``at``)."""
+    """Steps 6 to 10 on third-party attestations (no ledger). Signers are judged at ``at``; an
+    attestation's age is its verified signing time's (:func:`_signed_time`)."""
     out = Outcome(list(artifacts), at)
     for body in bodies:
-        _collect(out, trust.open(body, None, at))
+        _collect(out, _signed_time(policy, trust.open(body, None, at)))
     return judge(policy, out)
+
+
+def _signed_time(policy: Policy, got: Attestation | Untrusted) -> Attestation | Untrusted:
+    """A third-party attestation's time is its bundle's verified signing time (a signed timestamp
+    or the transparency log's integrated time), which ``maxAge`` then judges. With no verified
+    time (a bare DSSE envelope, whose dates are the signer's word) nothing proves its age: under
+    ``maxAge`` its signers do not count, and the reason says why."""
+    if isinstance(got, Untrusted):
+        return got
+    if got.verified.signed_at is not None:
+        return got.replace(time=got.verified.signed_at)
+    if policy.max_age is None:
+        return got
+    why = "no verified signing time (a signed timestamp or log entry), so maxAge cannot be met"
+    return got.replace(signers=(), refused=(*got.refused, *(f"{n}: {why}" for n in got.signers)))
 
 
 def _collect(out: Outcome, got: Attestation | Untrusted) -> None:

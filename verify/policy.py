@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from attest._internal.frozen import Frozen, set_field
-from verify._internal.reader import CLASH, MISSING, Fields, Loc, Problems
+from verify._internal.reader import CLASH, MISSING, NO_VALUE, Fields, Loc, Problems
 from verify.errors import PolicyFileError
 from verify.policy_signers import LedgerPolicy, SignerPolicy, SigstoreSigner
 
@@ -310,8 +310,12 @@ class Policy(Frozen):
             f.fail(f"Value error, signer name {bad[0]!r} must match {_NAME.pattern}", key="signers")
         steps = f.models("steps", StepPolicy.read)
         deny = f.raw("deny")
+        if deny is None:
+            f.fail(NO_VALUE, key="deny")
         read_deny = (
-            DenyPolicy([], None) if deny is MISSING else DenyPolicy.read(deny, ("deny",), problems)
+            DenyPolicy([], None)
+            if deny is MISSING or deny is None
+            else DenyPolicy.read(deny, ("deny",), problems)
         )
         max_age = _max_age(f)
         policy = cls(
@@ -369,7 +373,10 @@ def _max_age(f: Fields) -> timedelta | None:
     """``maxAge``: a duration such as ``30d`` (:func:`parse_duration`). A bare number is refused:
     seconds or milliseconds would be a guess, and a guess too large lets stale evidence pass."""
     value = f.raw("maxAge", "max_age")
-    if value is MISSING or value is CLASH or value is None:
+    if value is MISSING or value is CLASH:
+        return None
+    if value is None:  # ``maxAge:`` with nothing after it: read as absent, no record would expire
+        f.fail(NO_VALUE, key="maxAge")
         return None
     if isinstance(value, int | float):
         f.fail("give a duration with its unit, such as 30d or 12h, not a number", key="maxAge")

@@ -1,12 +1,14 @@
 """Which vulnerabilities trusted OpenVEX statements clear for the artifact, pure.
 
 OpenVEX v0.2 semantics, strictly: a statement speaks only about the products it lists, so it
-counts for an artifact only when one of its products names the artifact's digest — in the
-product's ``@id`` (``sha256:HEX``, or a purl/IRI carrying it, e.g. ``pkg:oci/app@sha256%3AHEX``),
-its ``identifiers`` or its ``hashes`` — or when the product's ``@id`` is the name of an in-toto
+counts for an artifact only when one of its products names the artifact's digest as its identity
+— its ``@id`` or an ``identifiers`` value is the digest (``sha256:HEX``), a purl whose version or
+``digest``/``checksum`` qualifier is it (``pkg:oci/app@sha256%3AHEX``) or a reference ending in
+``@sha256:HEX``; or its ``hashes`` list it — or when the product's ``@id`` is the name of an in-toto
 subject of the same attestation whose digest is the artifact's. For each (vulnerability,
-artifact) the latest statement wins: by its timestamp (the statement's, else its document's),
-then by its ledger record, then by its place in the document; the artifact is cleared only when
+artifact) the latest statement wins: by its timestamp (the statement's, else its document's;
+never later than its record's ledger time, or ``--at`` for a third-party attestation), then by
+its ledger record, then by its place in the document; the artifact is cleared only when
 that latest status is ``fixed`` or ``not_affected``.
 """
 
@@ -33,8 +35,42 @@ def _alg(name: str) -> str:
     return name.lower().replace("-", "").replace("_", "")
 
 
+def _digest(text: str) -> tuple[str, str] | None:
+    m = _DIGEST.fullmatch(text)
+    return (_alg(m.group(1)), m.group(2).lower()) if m else None
+
+
 def _digests_in(text: str) -> set[tuple[str, str]]:
-    return {(_alg(a), h.lower()) for a, h in _DIGEST.findall(unquote(text))}
+    """The digests that are ``text``'s identity: ``text`` is a digest (``sha256:HEX``), a purl
+    whose version is one (``pkg:oci/app@sha256%3AHEX``) or whose ``digest`` / ``checksum``
+    qualifier lists it, or a reference ending in one (``ghcr.io/org/app@sha256:HEX``). A digest
+    anywhere else (``pkg:npm/unrelated@1.0?note=sha256:HEX``, a path, a fragment) names nothing:
+    anyone can write the artifact's digest into a product that is something else."""
+    whole = _digest(unquote(text))
+    if whole is not None:
+        return {whole}
+    if text.startswith("pkg:"):
+        return _purl_digests(text)
+    head, at, tail = text.rpartition("@")
+    if not at or any(c in head for c in "?#") or any(c.isspace() for c in head):
+        return set()
+    found = _digest(unquote(tail))
+    return {found} if found is not None else set()
+
+
+def _purl_digests(purl: str) -> set[tuple[str, str]]:
+    from packageurl import PackageURL
+
+    try:
+        p = PackageURL.from_string(purl)
+    except ValueError:
+        return set()
+    qualifiers = p.qualifiers if isinstance(p.qualifiers, dict) else {}
+    values = [p.version or ""] + [
+        str(v) for k, v in qualifiers.items() if k in ("digest", "checksum", "checksums")
+    ]
+    found = {_digest(unquote(part.strip())) for value in values for part in value.split(",")}
+    return {d for d in found if d is not None}
 
 
 def _product_digests(
@@ -78,7 +114,9 @@ def _statements(
         subjects = {s.name: dict(s.digest) for s in a.statement.subjects if s.name}
         for s, doc in zip(pred.statements, raw, strict=False):
             products = doc.get("products") if isinstance(doc, dict) else None
-            when = s.timestamp or pred.timestamp
+            # a statement cannot be later than its record: dated in the future, it would
+            # outrank every statement recorded after it (clamped, the later record wins)
+            when = min(s.timestamp or pred.timestamp, a.time)
             order = (when, a.index if a.index is not None else -1, position)
             yield order, s.vulnerability, s.status, products or [], subjects
 

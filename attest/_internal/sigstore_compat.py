@@ -68,9 +68,21 @@ def _kind(bundle: Bundle) -> tuple[str, str]:
 
 
 class CompatVerifier(Verifier):
-    """sigstore-python's :class:`Verifier`, also accepting Rekor ``intoto`` v0.0.2 entries."""
+    """sigstore-python's :class:`Verifier`, also accepting Rekor ``intoto`` v0.0.2 entries.
+
+    ``signed_times``: the times step (0) established for the last bundle (signed timestamps, the
+    log's integrated time). They are verified only once the whole bundle verified: read them
+    after ``verify_dsse`` returned, never after it raised."""
+
+    signed_times: tuple[datetime, ...] = ()
 
     def _establish_time(self, bundle: Bundle) -> list[TimestampVerificationResult]:
+        self.signed_times = ()
+        times = self._times(bundle)
+        self.signed_times = tuple(t.time for t in times)
+        return times
+
+    def _times(self, bundle: Bundle) -> list[TimestampVerificationResult]:
         if _kind(bundle) != _INTOTO_V002:
             return super()._establish_time(bundle)
         times: list[TimestampVerificationResult] = []

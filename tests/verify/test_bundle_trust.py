@@ -5,16 +5,22 @@ certificate of a trusted signer on a bundle that does not verify is exit 4, sayi
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import json
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from cryptography import x509
 from typer.testing import CliRunner
 
+from attest.sigstore_bundle import MAX_IDENTITY_CHARS, IdentityPolicy
 from tests.conftest import fixture_path
 from tests.verify.conftest import DemoLedger
-from tests.verify.forged import corrupted_log_proof, forge, tampered
+from tests.verify.forged import corrupted_log_proof, forge, forged_certificate, tampered
 from tests.verify.gate import report
 from tests.verify.test_third_party import CASES, IDENTITY, ISSUER, SUBJECT, _policy
 from verify.cli import app
@@ -160,3 +166,53 @@ def test_a_trusted_root_that_does_not_load_is_the_policys_error(tmp_path: Path) 
     code, doc, _ = _judge(tmp_path, _genuine(), identity=IDENTITY, trustedRoot=str(bad))
     assert code == 2, doc
     assert "trustedRoot" in doc["error"], doc
+
+
+# hostile finding F7: to word its reason, the policy's identityRegex ran (re.fullmatch,
+# backtracking) on a self-made certificate's SAN; a 22 KB SAN took 14 s, a longer one hours
+REDOS_REGEX = r"https://github\.com/.*/.*/\.github/workflows/.*@refs/tags/v.*"
+
+
+def test_no_policy_regex_runs_on_an_unverified_certificate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran: list[str] = []
+    real = IdentityPolicy._matches
+
+    def spy(pattern: str, value: str, regex: bool) -> bool:
+        ran.append(value)
+        return real(pattern, value, regex)
+
+    monkeypatch.setattr(IdentityPolicy, "_matches", staticmethod(spy))
+    hostile = "https://github.com/" + "/.github/workflows/" * 1200
+    code, doc, _ = _judge(tmp_path, forge(_genuine(), hostile, ISSUER), identityRegex=REDOS_REGEX)
+    assert code == 1 and doc["attestations"] == []
+    assert ran == []  # sigstore refused the chain first; nothing matched the forged SAN
+    [untrusted] = doc["untrusted"]
+    assert "claims this signer's identity" not in untrusted["reason"]
+
+
+def test_a_huge_forged_san_is_refused_quickly(tmp_path: Path) -> None:
+    hostile = "https://github.com/" + "/.github/workflows/" * 10_000  # 200 KB
+    start = time.monotonic()
+    code, doc, _ = _judge(tmp_path, forge(_genuine(), hostile, ISSUER), identityRegex=REDOS_REGEX)
+    assert time.monotonic() - start < 2
+    assert code == 1 and doc["attestations"] == []
+
+
+def test_an_identity_over_the_bound_never_reaches_a_regex() -> None:
+    """Even on a certificate the root did issue, a SAN longer than MAX_IDENTITY_CHARS is refused
+    before a regular expression sees it (one that would match it is never run)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from sigstore.errors import VerificationError
+
+    genuine = json.loads(_genuine())["verificationMaterial"]["certificate"]["rawBytes"]
+    like = x509.load_der_x509_certificate(base64.b64decode(genuine))
+    key = ec.generate_private_key(ec.SECP256R1())
+    when = dt.datetime(2024, 12, 16, tzinfo=dt.UTC)
+    fits = "https://github.com/" + "a" * 100
+    long = "https://github.com/" + "a" * MAX_IDENTITY_CHARS
+    policy = IdentityPolicy(ISSUER, r"https://github\.com/.*", subject_regex=True)
+    policy.verify(forged_certificate(key, fits, ISSUER, when, like))
+    with pytest.raises(VerificationError, match="never matched"):
+        policy.verify(forged_certificate(key, long, ISSUER, when, like))

@@ -280,15 +280,16 @@ def _file_sha(path: Path) -> str:
 
 
 def test_third_party_attestations(demo: DemoLedger, tmp_path: Path) -> None:
-    policy = issue_policy(demo, tmp_path)
+    aged = issue_policy(demo, tmp_path)
     files = [demo.work / "attestations" / f for f in ("2-provenance.json", "3-test.json")]
-    r = verify(
-        "attestations",
-        demo.app_zip,
-        "--policy",
-        policy,
-        *[x for f in files for x in ("--bundle", f)],
-    )
+    bundles = [x for f in files for x in ("--bundle", f)]
+    # DSSE envelopes carry no verified time: under the issue policy's maxAge nothing proves their
+    # age, so they do not count (hostile finding F5); without maxAge they do
+    r = verify("attestations", demo.app_zip, "--policy", aged, *bundles, "--format", "json")
+    assert r.exit_code == 1 and "no verified signing time" in r.stdout, r.stdout + r.stderr
+    policy = tmp_path / "no-max-age.yaml"
+    policy.write_text(aged.read_text().replace("maxAge: 30d\n", ""))
+    r = verify("attestations", demo.app_zip, "--policy", policy, *bundles)
     assert r.exit_code == 0, r.stdout + r.stderr
     lines = tmp_path / "all.jsonl"
     lines.write_text("".join(json.dumps(json.loads(f.read_text())) + "\n" for f in files))

@@ -494,3 +494,56 @@ def test_a_ledger_behind_the_trusted_checkpoint_is_exit_4_from_every_source(
     with serve(f"sqlite:///{old}", tmp_path, demo.server.key) as stale_server:
         r = verify(sha(name), "--policy", policy, "--ledger", stale_server.url)
     assert r.exit_code == 4 and "older" in r.stderr, r.stderr
+
+
+def test_a_vex_product_that_only_mentions_the_digest_clears_nothing(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    """Hostile finding F8: the artifact's digest anywhere in a product's text cleared it. Only a
+    digest that is the product's identity counts (the whole @id, a purl's version or digest /
+    checksum qualifier, a reference's @DIGEST)."""
+    name = _scanned(demo)
+    hexd = digest_of(name)
+    when = "2026-11-02T10:00:00Z"
+    for pid in (
+        f"pkg:npm/unrelated@1.0?note=sha256:{hexd}",
+        f"pkg:npm/unrelated@1.0#sha256:{hexd}",
+        f"pkg:npm/unrelated@1.0?vcs_url=git%2Bhttps://x@sha256:{hexd}",
+        f"https://example.com/sha256:{hexd}/unrelated",
+        f"urn:x?note=x@sha256:{hexd}",
+        f"sha256:{hexd}ff",
+        f"see sha256:{hexd}",
+    ):
+        products = [{"@id": pid}]
+        demo.append(
+            statement(name, OPENVEX, _vex("CVE-2021-44228", products, "not_affected", when))
+        )
+        assert not _vulns(demo, tmp_path, name)["passed"], pid
+    for template in (
+        "pkg:generic/app@1?checksum=sha1:" + "ab" * 20 + ",sha256:{hex}",
+        "pkg:oci/app?digest=sha256%3A{hex}",
+        "ghcr.io/example/app@sha256:{hex}",
+    ):
+        name = _scanned(demo)
+        products = [{"@id": template.format(hex=digest_of(name))}]
+        demo.append(
+            statement(name, OPENVEX, _vex("CVE-2021-44228", products, "not_affected", when))
+        )
+        assert _vulns(demo, tmp_path, name)["passed"], template
+
+
+def test_a_vex_statement_dated_in_the_future_does_not_outrank_later_records(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    """Hostile finding F8: a `fixed` dated 2099 outranked every later statement. A statement is
+    never later than its own record: the later record's `affected` reopens the finding."""
+    name = _scanned(demo)
+    me = [{"@id": sha(name)}]
+    demo.append(
+        statement(name, OPENVEX, _vex("CVE-2021-44228", me, "fixed", "2099-06-01T00:00:00Z"))
+    )
+    assert _vulns(demo, tmp_path, name)["passed"]
+    later = _vex("CVE-2021-44228", me, "affected", "2099-01-01T00:00:00Z")
+    demo.append(statement(name, OPENVEX, later))
+    rule = _vulns(demo, tmp_path, name)
+    assert not rule["passed"] and "CVE-2021-44228 (critical)" in rule["reason"]

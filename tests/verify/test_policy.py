@@ -216,3 +216,49 @@ def test_a_yaml_merge_key_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(PolicyFileError) as e:
         load_policy(path)
     assert e.value.exit_code == 2 and "merge key (<<) is not allowed" in str(e.value)
+
+
+# hostile finding F1 (third round): every optional key left with no value was read as absent,
+# so ``builderId:`` alone dropped the builder rule and a build by anyone passed (exit 0)
+@pytest.mark.parametrize(
+    ("change", "place"),
+    [
+        (lambda d: d["steps"][0].update(builderId=None), "steps[0].builderId"),
+        (lambda d: d["steps"][0].update(sourceRepo=None), "steps[0].sourceRepo"),
+        (lambda d: d["steps"][0].update(sourceRef=None), "steps[0].sourceRef"),
+        (lambda d: d["steps"][0].update(materialsFrom=None), "steps[0].materialsFrom"),
+        (lambda d: d["steps"][1].update(result=None), "steps[1].result"),
+        (lambda d: d["steps"][1].update(expressions=None), "steps[1].expressions"),
+        (lambda d: d.update(maxAge=None), "maxAge"),
+        (lambda d: d.update(deny=None), "deny"),
+        (lambda d: d["deny"].update(dependencies=None), "deny.dependencies"),
+        (lambda d: d["deny"]["dependencies"][0].update(versions=None), "versions"),
+        (lambda d: d["signers"]["ci"].update(notAfter=None), "signers.ci.notAfter"),
+        (lambda d: d["signers"]["ci"].update(notBefore=None), "signers.ci.notBefore"),
+        (lambda d: d["ledger"].update(stateDir=None), "ledger.stateDir"),
+        (
+            lambda d: d["signers"]["release-workflow"]["sigstore"].update(identityRegex=None),
+            "identityRegex",
+        ),
+    ],
+)
+def test_a_key_with_no_value_is_refused_by_name(change: Any, place: str) -> None:
+    doc = base()
+    change(doc)
+    assert f"{place}: has no value (null)" in _error(doc)
+
+
+def test_null_keys_written_in_yaml_are_refused_not_dropped(tmp_path: Path) -> None:
+    """The tester's policy as YAML text: each key left empty is named, exit 2."""
+    text = doc_policy_text()
+    text = text.replace("builderId: https://ci.example/builder@v1", "builderId:\n    sourceRepo:")
+    text = text.replace("result: PASSED", "result:")
+    text = text.replace("maxAge: 30d", "maxAge:")
+    assert text.count(":\n") > doc_policy_text().count(":\n")
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(PolicyFileError) as e:
+        load_policy(path)
+    assert e.value.exit_code == 2
+    for place in ("steps[0].builderId", "steps[0].sourceRepo", "steps[1].result", "maxAge"):
+        assert f"{place}: has no value" in str(e.value)

@@ -109,3 +109,21 @@ def test_an_error_line_escapes_control_characters(capsys: pytest.CaptureFixture[
     assert e.value.code == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "a\\nverdict: PASSED" in err
+
+
+def test_unicode_separators_and_bidi_controls_are_escaped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hostile finding F8: U+2028/U+2029 start a new line in many viewers, and bidirectional
+    controls reorder what a reader sees (Trojan Source); none reaches the text report raw."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    hostile = "".join(
+        chr(c) for c in (0x2028, 0x2029, 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F))
+    ) + "".join(chr(c) for c in range(0x2066, 0x206A))
+    arts = [Artifact(f"app{hostile}\u2028verdict: PASSED (exit 0)", {"sha256": "ab" * 32})]
+    rule = RuleResult(f"step build [{hostile}]", False, f"why{hostile}")
+    out = io.StringIO()
+    render_text(Outcome(arts, datetime(2026, 11, 29, tzinfo=UTC), rules=[rule]), out)
+    text = out.getvalue()
+    assert not any(c in text for c in hostile)
+    assert "app\\u2028\\u2029" in text and "\\u202e" in text and "\\u2069" in text

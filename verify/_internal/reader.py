@@ -16,12 +16,12 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-__all__ = ["CLASH", "MISSING", "Fields", "Loc", "Problems", "where"]
+__all__ = ["CLASH", "MISSING", "NO_VALUE", "Fields", "Loc", "Problems", "where"]
 
 T = TypeVar("T")
 Loc = tuple[int | str, ...]
 _NOT_TEXT = "Input should be a valid string"
-_NO_VALUE = "has no value (null): give it one, or remove the key to leave the setting out"
+NO_VALUE = "has no value (null): give it one, or remove the key to leave the setting out"
 _EMPTY = "is empty: give a value, or remove the key to leave the setting out"
 MISSING: Any = object()  # a key the mapping does not have
 CLASH: Any = object()  # a key given in both its spellings (recorded as a problem)
@@ -166,7 +166,6 @@ class Fields:
         default: Any,
         *,
         name: str | None = None,
-        optional: bool = False,
     ) -> Any:
         value = self.raw(key, name)
         if value is CLASH:
@@ -176,8 +175,11 @@ class Fields:
                 self.fail("Field required", key=key)
                 return None
             return default
-        if value is None and optional:
-            return None
+        if value is None:
+            # a key with no value (YAML's ``builderId:`` with nothing after it) is refused, never
+            # read as absent: that would silently drop the rule its author meant to write
+            self.fail(NO_VALUE, key=key)
+            return default if default is not MISSING else None
         try:
             return convert(value)
         except _Invalid as e:
@@ -193,7 +195,7 @@ class Fields:
         min_length: int = 0,
         pattern: str | None = None,
     ) -> Any:
-        """A string (``None`` when absent or null, unless ``required``)."""
+        """A string (``None`` when absent, unless ``required``; a null value is refused)."""
 
         def convert(value: Any) -> str:
             s = _string(value)
@@ -205,16 +207,14 @@ class Fields:
                 raise _Invalid(f"String should match pattern '{pattern}'")
             return s
 
-        return self._get(
-            key, convert, MISSING if required else None, name=name, optional=not required
-        )
+        return self._get(key, convert, MISSING if required else None, name=name)
 
     def choice(self, key: str, options: tuple[str, ...], *, name: str | None = None) -> Any:
         """One of ``options``, required."""
         return self._get(key, _choice(options), MISSING, name=name)
 
     def optional_choice(self, key: str, options: tuple[str, ...]) -> Any:
-        return self._get(key, _choice(options), None, optional=True)
+        return self._get(key, _choice(options), None)
 
     def integer(self, key: str, default: int, *, ge: int) -> int:
         def convert(value: Any) -> int:
@@ -231,7 +231,7 @@ class Fields:
         return result
 
     def time(self, key: str, *, name: str) -> datetime | None:
-        result: datetime | None = self._get(key, _datetime, None, name=name, optional=True)
+        result: datetime | None = self._get(key, _datetime, None, name=name)
         return result
 
     def texts(self, key: str, *, name: str | None = None, min_items: int = 0) -> list[str]:
@@ -242,6 +242,9 @@ class Fields:
         if value is MISSING:
             if min_items:
                 self.fail("Field required", key=key)
+            return []
+        if value is None:
+            self.fail(NO_VALUE, key=key)
             return []
         if not isinstance(value, list | tuple):
             self.fail("Input should be a valid list", key=key)
@@ -262,6 +265,9 @@ class Fields:
     def string_map(self, key: str) -> dict[str, str]:
         value = self.raw(key)
         if value is MISSING:
+            return {}
+        if value is None:
+            self.fail(NO_VALUE, key=key)
             return {}
         if not isinstance(value, dict):
             self.fail("Input should be a valid dictionary", key=key)
@@ -284,7 +290,7 @@ class Fields:
         if value is MISSING:
             return None
         if value is None:
-            self.fail(_NO_VALUE, key=key)
+            self.fail(NO_VALUE, key=key)
             return None
         return read(value, (*self.loc, key), self.problems)
 
@@ -293,6 +299,9 @@ class Fields:
         value = self.raw(key)
         if value is MISSING:
             return []
+        if value is None:
+            self.fail(NO_VALUE, key=key)
+            return None
         if not isinstance(value, list | tuple):
             self.fail("Input should be a valid list", key=key)
             return None
@@ -306,6 +315,9 @@ class Fields:
         value = self.raw(key)
         if value is MISSING:
             return {}
+        if value is None:
+            self.fail(NO_VALUE, key=key)
+            return None
         if not isinstance(value, dict):
             self.fail("Input should be a valid dictionary", key=key)
             return None

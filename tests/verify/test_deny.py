@@ -1,0 +1,143 @@
+"""The deny rules on third-party attestations (no ledger): a denied PyPI project is found under
+any of its PEP 503 spellings, and a finding is judged by its CVSS vector's base score; a severity
+that cannot be ranked fails closed (hostile finding F6)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from attest.dsse import sign_envelope
+from attest.signers import read_signer, write_keypair
+from tests.verify.conftest import SLSA, VULNS, digest_of, provenance, scan, statement
+from verify.artifact import Artifact
+from verify.deny import severity_rank
+from verify.pipeline import Outcome, verify_attestations
+from verify.policy import load_policy
+from verify.trust import Trust
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+NAME = "app.tar.gz"
+CRITICAL_VECTOR = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"  # 9.8
+
+
+def _judge(tmp_path: Path, deny: dict[str, Any], *statements: dict[str, Any]) -> Outcome:
+    if not (tmp_path / "ci").exists():
+        write_keypair(tmp_path / "ci", "ed25519", None)
+    signer = read_signer(tmp_path / "ci")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "provenance-ledger.dev/v1",
+                "kind": "VerifyPolicy",
+                "signers": {"ci": {"key": str(tmp_path / "ci.pub")}},
+                "steps": [{"name": "build", "predicateType": SLSA, "signers": ["ci"]}],
+                "deny": deny,
+            }
+        )
+    )
+    p = load_policy(policy)
+    bodies = [sign_envelope(json.dumps(s).encode(), [signer]).to_json() for s in statements]
+    art = [Artifact(NAME, {"sha256": digest_of(NAME)})]
+    return verify_attestations(p, Trust.load(p), art, bodies, NOW)
+
+
+def _rule(out: Outcome, prefix: str) -> Any:
+    return next(r for r in out.rules if r.rule.startswith(prefix))
+
+
+@pytest.mark.parametrize(
+    ("denied", "recorded"),
+    [
+        ("pkg:pypi/zope.interface", "pkg:pypi/zope-interface@5.0"),  # the tester's case
+        ("pkg:pypi/zope-interface", "pkg:pypi/zope.interface@5.0"),
+        ("pkg:pypi/Zope_Interface", "pkg:pypi/zope..interface@5.0"),
+        ("pkg:pypi/zope.interface", "pkg:pypi/ZOPE_interface@5.0"),
+    ],
+)
+def test_a_denied_pypi_project_is_found_under_any_pep_503_spelling(
+    tmp_path: Path, denied: str, recorded: str
+) -> None:
+    deny = {"dependencies": [{"purl": denied, "versions": "vers:pypi/<6.0"}]}
+    out = _judge(tmp_path, deny, statement(NAME, SLSA, provenance(deps=(recorded,))))
+    rule = _rule(out, "deny dependencies")
+    assert not rule.passed and recorded in rule.reason
+    assert out.exit_code == 1
+
+
+def test_pep_503_folds_only_pypi_names(tmp_path: Path) -> None:
+    """npm's ``lodash.merge`` is not ``lodash-merge``: other ecosystems keep their names."""
+    deny = {"dependencies": [{"purl": "pkg:npm/lodash-merge"}]}
+    out = _judge(
+        tmp_path, deny, statement(NAME, SLSA, provenance(deps=("pkg:npm/lodash.merge@4",)))
+    )
+    assert _rule(out, "deny dependencies").passed
+
+
+@pytest.mark.parametrize(
+    ("score", "rank"),
+    [
+        (CRITICAL_VECTOR, 4),
+        ("CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", 4),
+        ("CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N", 1),  # 1.9
+        ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:N", 0),  # 0.0: none
+        ("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", 4),  # 9.3
+        ("AV:N/AC:L/Au:N/C:P/I:P/A:P", 3),  # v2: 7.5
+        ("9.8", 4),
+        ("High", 3),
+        ("moderate", 2),
+        ("none", 0),
+        ("CVSS:3.1/AV:N", None),  # a vector missing its metrics
+        ("CVSS:9.9/AV:N/AC:L", None),
+        ("important", None),
+        ("", None),
+        ("nan", None),
+        ("11", None),
+        ("CVSS:3.1/" + "AV:N/" * 10_000, None),
+    ],
+)
+def test_severity_rank(score: str, rank: int | None) -> None:
+    assert severity_rank(score) == rank
+
+
+def _scan_of(*severities: dict[str, str]) -> dict[str, Any]:
+    doc = scan("CVE-2099-0001", "unused")
+    doc["scanner"]["result"][0]["severity"] = list(severities)
+    return statement(NAME, VULNS, doc)
+
+
+def test_a_critical_finding_given_as_a_cvss_vector_is_denied(tmp_path: Path) -> None:
+    deny = {"vulnerabilities": {"severityAtLeast": "critical"}}
+    build = statement(NAME, SLSA, provenance())
+    vector = {"method": "CVSS_V3", "score": CRITICAL_VECTOR}
+    out = _judge(tmp_path, deny, build, _scan_of(vector))
+    rule = _rule(out, "deny vulnerabilities")
+    assert not rule.passed and "CVE-2099-0001 (critical)" in rule.reason
+    low = {"method": "CVSS_V3", "score": "CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N"}
+    assert _rule(_judge(tmp_path, deny, build, _scan_of(low)), "deny vulnerabilities").passed
+
+
+@pytest.mark.parametrize(
+    "severities",
+    [
+        [{"method": "vendor", "score": "important"}],
+        [{"method": "CVSS_V3", "score": "CVSS:3.1/AV:N"}],
+        [{"method": "grype", "score": "low"}, {"method": "vendor", "score": "catastrophic"}],
+        [],
+    ],
+)
+def test_a_severity_that_cannot_be_ranked_fails_closed(
+    tmp_path: Path, severities: list[dict[str, str]]
+) -> None:
+    deny = {"vulnerabilities": {"severityAtLeast": "critical"}}
+    out = _judge(tmp_path, deny, statement(NAME, SLSA, provenance()), _scan_of(*severities))
+    rule = _rule(out, "deny vulnerabilities")
+    assert not rule.passed and "CVE-2099-0001" in rule.reason
+    assert "could not be ranked" in rule.reason
+    assert out.exit_code == 1
