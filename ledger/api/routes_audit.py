@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from ledger.api.audit_models import EvidenceDoc, EvidenceRequest
 from ledger.api.auth import OPTIONAL_AUTH, require_read
 from ledger.api.models import problem_responses
+from ledger.api.request_body import json_body, read_model
 from ledger.errors import BadQuery, NotFound
 from ledger.index import query as q
 from ledger.index import story
@@ -180,14 +181,13 @@ async def evidence_answer(
 
 @router.post(
     "/api/v1/evidence",
-    openapi_extra=OPTIONAL_AUTH,
     summary="Everything recorded about up to 1,000 artifacts, with proofs",
     response_model=EvidenceDoc,
-    responses=_ERRORS,
+    responses=problem_responses(400, 401, 403, 404, 408, 413, 422),
+    openapi_extra={**OPTIONAL_AUTH, **json_body(EvidenceRequest)},
 )
-def post_evidence(
+async def post_evidence(
     request: Request,
-    body: EvidenceRequest,
     _r: Reader,
     asOf: AsOfQ = None,  # noqa: N803
     since: SinceSizeQ = None,
@@ -195,8 +195,12 @@ def post_evidence(
     limit: LimitQ = None,
     registry: RegistryQ = None,
 ) -> Response:
+    # The body is read here, bounded, once the read token was checked (a declared body parameter
+    # would be read whole and parsed before the dependency runs).
+    body = await read_model(request, EvidenceRequest)
     digests = tuple(sorted({parse_digest("subjects", s) for s in body.subjects}))
-    return page(
+    answer = partial(
+        page,
         request,
         q.Filters(subjects=digests),
         {"subjects": ",".join(digests)},
@@ -206,6 +210,7 @@ def post_evidence(
         since=since,
         registry=registry,
     )
+    return await run_in_threadpool(answer)
 
 
 _TERMS = ("subject", "signer", "predicateType", "builder", "repo", "ref", "commit", "step")
