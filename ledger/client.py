@@ -163,6 +163,12 @@ def _check_consistency(c: Any, trusted: Checkpoint, cp: Checkpoint) -> None:
     check_prefix(trusted, cp, proof)
 
 
+def _complete(extra: Mapping[str, Any], what: str, required: bool) -> None:
+    if required and not extra["complete"]:
+        parts = ", ".join(f"{t.get('part')} of {t.get('digest')}" for t in extra["truncated"])
+        raise ClientError(f"{what} is incomplete: a bound cut {parts}")
+
+
 class AuditClient:
     """The audit routes, every answer verified (see the module docstring) before it is returned.
 
@@ -365,24 +371,40 @@ class AuditClient:
         wanted = SearchFilters.parse(filters)
         return self._pages("/api/v1/search", dict(filters), wanted.check)
 
-    def story(self, digest: str, *, as_of: int | str | None = None) -> Evidence:
+    def story(
+        self, digest: str, *, as_of: int | str | None = None, require_complete: bool = False
+    ) -> Evidence:
         """The artifact's story, recomputed from the proved entries (``extra["story"]`` and
-        ``extra["artifact"]``); the signer names are in ``unverified["signers"]``."""
+        ``extra["artifact"]``); the signer names are in ``unverified["signers"]``.
+
+        ``extra["complete"]`` is false when a bound cut the answer, and ``extra["truncated"]``
+        names each part cut (page the rest with :meth:`search` ``subject=``); with
+        ``require_complete`` such an answer is a :class:`ClientError`. A true ``complete`` is
+        the server's claim: no answer can prove that nothing was left out."""
         from ledger.client_checks import check_story, digest_of
 
         d = digest_of("digest", digest)
         ev = self._call("GET", f"/api/v1/artifacts/{d}/story", {"asOf": as_of})
         extra, unverified = check_story(ev, d)
+        _complete(extra, f"the story of {d}", require_complete)
         return replace(ev, extra=extra, unverified=unverified)
 
-    def changes(self, old: str, new: str, *, as_of: int | str | None = None) -> Evidence:
+    def changes(
+        self,
+        old: str,
+        new: str,
+        *,
+        as_of: int | str | None = None,
+        require_complete: bool = False,
+    ) -> Evidence:
         """What changed between two builds (``extra["changes"]``), recomputed from the proved
-        entries."""
+        entries; ``extra["complete"]`` and ``extra["truncated"]`` as for :meth:`story`."""
         from ledger.client_checks import check_changes, digest_of
 
         a, b = digest_of("from", old), digest_of("to", new)
         ev = self._call("GET", "/api/v1/artifacts/changes", {"from": a, "to": b, "asOf": as_of})
         extra, unverified = check_changes(ev, a, b)
+        _complete(extra, f"the changes from {a} to {b}", require_complete)
         return replace(ev, extra=extra, unverified=unverified)
 
     def signer_entries(

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from ledger.api.audit_models import EvidenceDoc, EvidenceRequest
+from ledger.api.audit_models import ChangesDoc, EvidenceDoc, EvidenceRequest, StoryDoc
 from ledger.api.auth import OPTIONAL_AUTH, require_read
 from ledger.api.models import problem_responses
 from ledger.api.request_body import json_body, read_model
@@ -43,7 +43,14 @@ from ledger.index.params import (
 )
 from ledger.tokens import TokenInfo
 
-__all__ = ["SEARCH_PARAMS", "evidence_answer", "router", "search_answer"]
+__all__ = [
+    "SEARCH_PARAMS",
+    "changes_document",
+    "evidence_answer",
+    "router",
+    "search_answer",
+    "story_document",
+]
 
 router = APIRouter(tags=["audit"])
 Reader = Annotated[TokenInfo | None, Depends(require_read)]
@@ -347,7 +354,7 @@ def get_signer_entries(
     "/api/v1/artifacts/{digest}/story",
     openapi_extra=OPTIONAL_AUTH,
     summary="An artifact's chain: steps, materials, signers, tests, scans, fixes, VSAs",
-    response_model=EvidenceDoc,
+    response_model=StoryDoc,
     responses=_ERRORS,
 )
 def get_story(
@@ -356,17 +363,28 @@ def get_story(
     _r: Reader,
     asOf: AsOfQ = None,  # noqa: N803
 ) -> dict[str, Any]:
-    reader = _reader(request)
-    cp = reader.checkpoint(parse_as_of(asOf))
-    told = story.artifact_story(reader, parse_digest("digest", digest), cp.checkpoint.size)
-    return reader.document(told.indices, cp, story=told.steps, artifact=told.artifact)
+    return story_document(_reader(request), parse_digest("digest", digest), asOf)
+
+
+def story_document(reader: AuditReader, digest: str, as_of: str | None) -> dict[str, Any]:
+    """The story route's answer: the story of ``digest``, its proofs, and what a bound cut."""
+    cp = reader.checkpoint(parse_as_of(as_of))
+    told = story.artifact_story(reader, digest, cp.checkpoint.size)
+    return reader.document(
+        told.indices,
+        cp,
+        story=told.steps,
+        artifact=told.artifact,
+        complete=not told.truncated,
+        truncated=told.truncated,
+    )
 
 
 @router.get(
     "/api/v1/artifacts/changes",
     openapi_extra=OPTIONAL_AUTH,
     summary="Dependencies and vulnerabilities that changed between two builds",
-    response_model=EvidenceDoc,
+    response_model=ChangesDoc,
     responses=_ERRORS,
 )
 def get_changes(
@@ -378,8 +396,19 @@ def get_changes(
 ) -> dict[str, Any]:
     if from_ is None or to is None:
         raise BadQuery("from and to: both required (two artifact digests)")
-    reader = _reader(request)
-    cp = reader.checkpoint(parse_as_of(asOf))
     old, new = parse_digest("from", from_), parse_digest("to", to)
+    return changes_document(_reader(request), old, new, asOf)
+
+
+def changes_document(reader: AuditReader, old: str, new: str, as_of: str | None) -> dict[str, Any]:
+    """The changes route's answer: what changed from ``old`` to ``new``, its proofs, and what a
+    bound cut."""
+    cp = reader.checkpoint(parse_as_of(as_of))
     diff = story.changes(reader, old, new, cp.checkpoint.size)
-    return reader.document(diff.indices, cp, changes=diff.summary)
+    return reader.document(
+        diff.indices,
+        cp,
+        changes=diff.summary,
+        complete=not diff.truncated,
+        truncated=diff.truncated,
+    )
