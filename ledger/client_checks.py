@@ -55,6 +55,7 @@ from ledger.index.params import (
     parse_time_param,
     parse_versions,
 )
+from ledger.index.rows import indexed
 
 if TYPE_CHECKING:
     from ledger.client import Entry, Evidence
@@ -194,7 +195,7 @@ class _Proved:
 
     def __init__(self, ev: Evidence) -> None:
         self.entries = {e.index: e for e in ev.entries}
-        self.facts = {e.index: read_facts(e.body) for e in ev.entries}
+        self.facts = {e.index: indexed(read_facts(e.body)) for e in ev.entries}
         self.terms = {i: _terms(f) for i, f in self.facts.items()}
 
     def cited(self, value: Any, what: str) -> int:

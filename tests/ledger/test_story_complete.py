@@ -25,6 +25,7 @@ __all__ = ["audited"]  # the fixture, re-exported for pytest
 PROV = "https://slsa.dev/provenance/v1"
 VSA = "https://slsa.dev/verification_summary/v1"
 TEST = "https://in-toto.io/attestation/test-result/v0.1"
+SCAN = "https://in-toto.io/attestation/vulns/v0.2"
 ART = s.sha("story-art")
 OLD = s.sha("story-old")
 
@@ -204,3 +205,20 @@ def test_a_wide_chain_is_read_once_per_level_and_bounded(
     _, told = _story(audited, "sha256:" + s.sha(names[2][0]))
     assert [t["part"] for t in told["truncated"]] == ["materials"]
     assert told["truncated"][0]["digests"] == width - 10
+
+
+def test_values_the_index_leaves_out_are_left_out_by_the_client_too(audited: Ledger) -> None:
+    """h34 #4: a trusted signer's record about someone else's artifact with a NUL in a step name
+    (or a dependency, or a vulnerability id) made every later client story of it an
+    IntegrityError: the index leaves such values out, the client's recomputation kept them."""
+    app = "sha256:" + ART
+    audited.append(_build(ART, "https://ci.example/b", ["requests@2.32.3", "evil@1\u0000"]))
+    audited.append(_test(ART, "step:x\u0000y", "PASSED"))
+    audited.append(_test(ART, "long", "P" * 600))
+    scan = {"scanner": {"result": [{"id": "CVE-\u0000"}, {"id": "CVE-2024-1"}]}}
+    audited.append(s.sign(s.statement([("app.zip", ART)], SCAN, scan), KEY))
+    _, told = _story(audited, app)
+    assert told["complete"] is True and set(told["artifact"]["vulnerabilities"]) == {"CVE-2024-1"}
+    assert [m["name"] for m in told["story"][0]["materials"]] == ["pkg:pypi/requests"]
+    diff = changes_document(AuditReader(audited), app, app, None)
+    check_changes(_checked(audited, diff), app, app)
