@@ -321,30 +321,62 @@ class AuditClient:
         return {"fromSize": trusted.size, "proof": proof if isinstance(proof, list) else []}
 
     def evidence(self, subject: str, *, as_of: int | str | None = None) -> Evidence:
-        """Every record about ``subject``; each entry's statement names it as a subject."""
+        """Every record about ``subject`` (every page, see :meth:`_every_page`); each entry's
+        statement names it as a subject."""
         from ledger.client_checks import check_subjects, digest_of
 
         digest = digest_of("subject", subject)
-        ev = self._call(
-            "GET", "/api/v1/evidence", {"subject": digest, "asOf": as_of}, carries_since=True
+        return self._every_page(
+            "GET",
+            "/api/v1/evidence",
+            {"subject": digest, "asOf": as_of},
+            lambda entries: check_subjects(entries, {digest}),
         )
-        check_subjects(ev.entries, {digest})
-        return ev
 
     def evidence_many(self, subjects: Sequence[str], *, as_of: int | str | None = None) -> Evidence:
         """Every record about any of ``subjects``; each entry names one of them as a subject."""
         from ledger.client_checks import check_subjects, digest_of
 
         digests = sorted({digest_of("subjects", s) for s in subjects})
-        ev = self._call(
+        return self._every_page(
             "POST",
             "/api/v1/evidence",
             {"asOf": as_of},
-            carries_since=True,
+            lambda entries: check_subjects(entries, set(digests)),
             json={"subjects": digests},
         )
-        check_subjects(ev.entries, set(digests))
-        return ev
+
+    def _every_page(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        check: Callable[[list[Entry]], None],
+        **kw: Any,
+    ) -> Evidence:
+        """One evidence answer of every page (following ``next``, each page verified and
+        checked): the first page's checkpoint, every page proved against it (a cursor pins it),
+        ``next`` ``None``. One answer's bounds hold for all its pages together: bytes, deadline,
+        pages, entries and a repeated cursor."""
+        pages = self._budget()
+        first = page = self._call(method, path, params, budget=pages, carries_since=True, **kw)
+        entries: list[Entry] = []
+        raw_entries: list[Any] = []
+        while True:
+            if page.note != first.note:
+                raise IntegrityError(f"{path}: a later page is proved against another checkpoint")
+            check(page.entries)
+            entries.extend(page.entries)
+            raw_entries.extend(page.raw["entries"])
+            if page.next is None:
+                break
+            pages.follow(page.next, len(page.entries))
+            query = {**params, "cursor": page.next}
+            page = self._call(method, path, query, budget=pages, carries_since=True, **kw)
+        if len({e.index for e in entries}) != len(entries):
+            raise IntegrityError(f"{path}: an entry is on two pages")
+        raw = {**first.raw, "entries": raw_entries, "next": None}
+        return replace(first, entries=entries, next=None, raw=raw)
 
     def _pages(
         self, path: str, params: dict[str, Any], check: Callable[[list[Entry]], None]
