@@ -16,7 +16,9 @@ the changes (:mod:`ledger.index.derived`); any difference is an
 - story and changes: every record they cite is among the proved entries and says what is claimed
   (kind, predicate type, time, subject, materials, the VSA's decision, each vulnerability's
   latest status; a VSA step without its decision only where the answer says it cut decisions),
-  every proved record about the artifact is in the story, the dependency and vulnerability
+  every upstream step is about a digest the materials lead to from the artifact, each material's
+  producers are every producer of it in the story, every proved record about the artifact is in
+  the story, the dependency and vulnerability
   changes are recomputed and must be equal, and ``complete`` agrees with ``truncated``.
 
 What no client can check from an answer: that a matching record was not left out (a page shows
@@ -298,6 +300,46 @@ def _check_materials(p: _Proved, i: int, materials: Any) -> None:
         raise _refuse(f"story step {i}: its body names other materials", i)
 
 
+_UPSTREAM = ("producers", "materials", "depth")  # cuts that leave producers out
+
+
+def _check_upstream(
+    p: _Proved, steps: dict[int, dict[str, Any]], digest: str, *, cut_upstream: bool
+) -> None:
+    """Every step is about the artifact or about a digest its producers' materials lead to
+    (artifact → its producers' materials → their producers …), and, unless the answer cut
+    producers, each material's ``producedBy`` is every producer in the story of that digest."""
+    by_about: dict[str, list[int]] = {}
+    made: dict[str, set[int]] = {}
+    for i, st in steps.items():
+        by_about.setdefault(st["about"], []).append(i)
+        if p.kind(i) in PRODUCERS:
+            for subject in p.terms[i].get("subject", ()):
+                made.setdefault(subject, set()).add(i)
+    reached, todo = {digest}, [digest]
+    while todo:
+        for i in by_about.get(todo.pop(), []):
+            if p.kind(i) in PRODUCERS:
+                new = {d.digest for d in p.facts[i].deps if d.digest} - reached
+                reached |= new
+                todo.extend(sorted(new))
+    for i, st in steps.items():
+        if st["about"] not in reached:
+            raise _refuse(
+                f"story step {i} is about {st['about']}, which no material of the story leads to", i
+            )
+    if cut_upstream:
+        return
+    for i, st in steps.items():
+        for m in st.get("materials", []):
+            if m["digest"] and set(m["producedBy"]) != made.get(m["digest"], set()):
+                raise _refuse(
+                    f"story step {i}: material {m['digest']} was produced by "
+                    f"{sorted(made.get(m['digest'], ()))} in the story, not {m['producedBy']}",
+                    i,
+                )
+
+
 def _check_vulnerabilities(p: _Proved, claimed: Any, digest: str) -> None:
     claimed = _obj(claimed, "the artifact's vulnerabilities")
     latest = p.statuses(digest)
@@ -349,6 +391,7 @@ def check_story(ev: Evidence, digest: str) -> tuple[dict[str, Any], dict[str, An
     missing = p.about(digest) - set(steps)
     if missing:
         raise _refuse(f"the story leaves out proved records about {digest}: {sorted(missing)}")
+    _check_upstream(p, steps, digest, cut_upstream=any(c.get("part") in _UPSTREAM for c in cuts))
     producers = {i for i, st in steps.items() if st["about"] == digest and p.kind(i) in PRODUCERS}
     cited = {p.cited(j, "producedBy") for j in _list(artifact.get("producedBy"), "producedBy")}
     if cited != producers:

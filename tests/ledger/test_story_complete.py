@@ -222,3 +222,50 @@ def test_values_the_index_leaves_out_are_left_out_by_the_client_too(audited: Led
     assert [m["name"] for m in told["story"][0]["materials"]] == ["pkg:pypi/requests"]
     diff = changes_document(AuditReader(audited), app, app, None)
     check_changes(_checked(audited, diff), app, app)
+
+
+def _chain(lg: Ledger) -> tuple[int, int, int]:
+    """A build of ART from MAT, a build of MAT, and an unrelated build of OTHER."""
+
+    def build(app: str, mats: list[str]) -> bytes:
+        resolved = [{"uri": f"file:{m}", "digest": {"sha256": m}} for m in mats]
+        pred = {"buildDefinition": {"resolvedDependencies": resolved}}
+        return s.sign(s.statement([("out", app)], PROV, pred), KEY)
+
+    got = lg.append_many([build(MAT, []), build(ART, [MAT]), build(OTHER, [])])
+    return got[1].index, got[0].index, got[2].index
+
+
+MAT, OTHER = s.sha("story-mat"), s.sha("story-other")
+
+
+def test_the_client_refuses_a_step_no_material_leads_to(audited: Ledger) -> None:
+    """h34 #7: a server could add a genuinely logged, unrelated build to a story as upstream."""
+    top, mat, other = _chain(audited)
+    assert other > top
+    reader = AuditReader(audited)
+    doc = story_document(reader, "sha256:" + ART, None)
+    _, told = _story(audited, "sha256:" + ART)  # the honest answer passes
+    assert [st["index"] for st in told["story"]] == [mat, top]
+    assert told["story"][1]["materials"][0]["producedBy"] == [mat]
+    foreign = story_document(reader, "sha256:" + OTHER, None)
+    assert foreign["treeSize"] == doc["treeSize"]
+    injected = {
+        **doc,
+        "entries": [*doc["entries"], *foreign["entries"]],
+        "story": [*doc["story"], *foreign["story"]],
+    }
+    with pytest.raises(IntegrityError, match="no material of the story leads to"):
+        check_story(_checked(audited, injected), "sha256:" + ART)
+
+
+def test_the_client_refuses_a_material_whose_proved_producer_is_not_named(
+    audited: Ledger,
+) -> None:
+    top, _, _ = _chain(audited)
+    doc = story_document(AuditReader(audited), "sha256:" + ART, None)
+    for st in doc["story"]:
+        for m in st.get("materials", []):
+            m["producedBy"] = []
+    with pytest.raises(IntegrityError, match=f"story step {top}: material sha256:{MAT}"):
+        check_story(_checked(audited, doc), "sha256:" + ART)
