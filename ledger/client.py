@@ -163,6 +163,12 @@ def _check_consistency(c: Any, trusted: Checkpoint, cp: Checkpoint) -> None:
     check_prefix(trusted, cp, proof)
 
 
+def _complete(extra: Mapping[str, Any], what: str, required: bool) -> None:
+    if required and not extra["complete"]:
+        parts = ", ".join(f"{t.get('part')} of {t.get('digest')}" for t in extra["truncated"])
+        raise ClientError(f"{what} is incomplete: a bound cut {parts}")
+
+
 class AuditClient:
     """The audit routes, every answer verified (see the module docstring) before it is returned.
 
@@ -315,30 +321,62 @@ class AuditClient:
         return {"fromSize": trusted.size, "proof": proof if isinstance(proof, list) else []}
 
     def evidence(self, subject: str, *, as_of: int | str | None = None) -> Evidence:
-        """Every record about ``subject``; each entry's statement names it as a subject."""
+        """Every record about ``subject`` (every page, see :meth:`_every_page`); each entry's
+        statement names it as a subject."""
         from ledger.client_checks import check_subjects, digest_of
 
         digest = digest_of("subject", subject)
-        ev = self._call(
-            "GET", "/api/v1/evidence", {"subject": digest, "asOf": as_of}, carries_since=True
+        return self._every_page(
+            "GET",
+            "/api/v1/evidence",
+            {"subject": digest, "asOf": as_of},
+            lambda entries: check_subjects(entries, {digest}),
         )
-        check_subjects(ev.entries, {digest})
-        return ev
 
     def evidence_many(self, subjects: Sequence[str], *, as_of: int | str | None = None) -> Evidence:
         """Every record about any of ``subjects``; each entry names one of them as a subject."""
         from ledger.client_checks import check_subjects, digest_of
 
         digests = sorted({digest_of("subjects", s) for s in subjects})
-        ev = self._call(
+        return self._every_page(
             "POST",
             "/api/v1/evidence",
             {"asOf": as_of},
-            carries_since=True,
+            lambda entries: check_subjects(entries, set(digests)),
             json={"subjects": digests},
         )
-        check_subjects(ev.entries, set(digests))
-        return ev
+
+    def _every_page(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        check: Callable[[list[Entry]], None],
+        **kw: Any,
+    ) -> Evidence:
+        """One evidence answer of every page (following ``next``, each page verified and
+        checked): the first page's checkpoint, every page proved against it (a cursor pins it),
+        ``next`` ``None``. One answer's bounds hold for all its pages together: bytes, deadline,
+        pages, entries and a repeated cursor."""
+        pages = self._budget()
+        first = page = self._call(method, path, params, budget=pages, carries_since=True, **kw)
+        entries: list[Entry] = []
+        raw_entries: list[Any] = []
+        while True:
+            if page.note != first.note:
+                raise IntegrityError(f"{path}: a later page is proved against another checkpoint")
+            check(page.entries)
+            entries.extend(page.entries)
+            raw_entries.extend(page.raw["entries"])
+            if page.next is None:
+                break
+            pages.follow(page.next, len(page.entries))
+            query = {**params, "cursor": page.next}
+            page = self._call(method, path, query, budget=pages, carries_since=True, **kw)
+        if len({e.index for e in entries}) != len(entries):
+            raise IntegrityError(f"{path}: an entry is on two pages")
+        raw = {**first.raw, "entries": raw_entries, "next": None}
+        return replace(first, entries=entries, next=None, raw=raw)
 
     def _pages(
         self, path: str, params: dict[str, Any], check: Callable[[list[Entry]], None]
@@ -365,24 +403,40 @@ class AuditClient:
         wanted = SearchFilters.parse(filters)
         return self._pages("/api/v1/search", dict(filters), wanted.check)
 
-    def story(self, digest: str, *, as_of: int | str | None = None) -> Evidence:
+    def story(
+        self, digest: str, *, as_of: int | str | None = None, require_complete: bool = False
+    ) -> Evidence:
         """The artifact's story, recomputed from the proved entries (``extra["story"]`` and
-        ``extra["artifact"]``); the signer names are in ``unverified["signers"]``."""
+        ``extra["artifact"]``); the signer names are in ``unverified["signers"]``.
+
+        ``extra["complete"]`` is false when a bound cut the answer, and ``extra["truncated"]``
+        names each part cut (page the rest with :meth:`search` ``subject=``); with
+        ``require_complete`` such an answer is a :class:`ClientError`. A true ``complete`` is
+        the server's claim: no answer can prove that nothing was left out."""
         from ledger.client_checks import check_story, digest_of
 
         d = digest_of("digest", digest)
         ev = self._call("GET", f"/api/v1/artifacts/{d}/story", {"asOf": as_of})
         extra, unverified = check_story(ev, d)
+        _complete(extra, f"the story of {d}", require_complete)
         return replace(ev, extra=extra, unverified=unverified)
 
-    def changes(self, old: str, new: str, *, as_of: int | str | None = None) -> Evidence:
+    def changes(
+        self,
+        old: str,
+        new: str,
+        *,
+        as_of: int | str | None = None,
+        require_complete: bool = False,
+    ) -> Evidence:
         """What changed between two builds (``extra["changes"]``), recomputed from the proved
-        entries."""
+        entries; ``extra["complete"]`` and ``extra["truncated"]`` as for :meth:`story`."""
         from ledger.client_checks import check_changes, digest_of
 
         a, b = digest_of("from", old), digest_of("to", new)
         ev = self._call("GET", "/api/v1/artifacts/changes", {"from": a, "to": b, "asOf": as_of})
         extra, unverified = check_changes(ev, a, b)
+        _complete(extra, f"the changes from {a} to {b}", require_complete)
         return replace(ev, extra=extra, unverified=unverified)
 
     def signer_entries(

@@ -15,13 +15,17 @@ the changes (:mod:`ledger.index.derived`); any difference is an
   time asked (the prefix check against the trusted checkpoint is :mod:`ledger.client`'s);
 - story and changes: every record they cite is among the proved entries and says what is claimed
   (kind, predicate type, time, subject, materials, the VSA's decision, each vulnerability's
-  latest status), every proved record about the artifact is in the story, and the dependency and
-  vulnerability changes are recomputed and must be equal.
+  latest status; a VSA step without its decision only where the answer says it cut decisions),
+  every upstream step is about a digest the materials lead to from the artifact, each material's
+  producers are every producer of it in the story, every proved record about the artifact is in
+  the story, the dependency and vulnerability
+  changes are recomputed and must be equal, and ``complete`` agrees with ``truncated``.
 
 What no client can check from an answer: that a matching record was not left out (a page shows
 what is in it, not what is missing), that a status is the latest when a later record about the
 product is not in the answer, and — without replaying the trust registry — the ``signer`` filter
-and the signer names of a story (returned apart, as unverified).
+and the signer names of a story (returned apart, as unverified). So a story's or a change's
+``complete: true`` is the server's claim; ``complete: false`` says which bound cut what.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from ledger.index.params import (
     parse_time_param,
     parse_versions,
 )
+from ledger.index.rows import indexed
 
 if TYPE_CHECKING:
     from ledger.client import Entry, Evidence
@@ -192,7 +197,7 @@ class _Proved:
 
     def __init__(self, ev: Evidence) -> None:
         self.entries = {e.index: e for e in ev.entries}
-        self.facts = {e.index: read_facts(e.body) for e in ev.entries}
+        self.facts = {e.index: indexed(read_facts(e.body)) for e in ev.entries}
         self.terms = {i: _terms(f) for i, f in self.facts.items()}
 
     def cited(self, value: Any, what: str) -> int:
@@ -232,7 +237,28 @@ def _values(value: Any) -> set[str]:
     return set(value) if isinstance(value, list) else {value}
 
 
-def _check_step(p: _Proved, st: dict[str, Any], digest: str) -> int:
+def _completeness(rest: dict[str, Any]) -> tuple[bool, list[dict[str, Any]]]:
+    """The answer's ``complete`` and ``truncated`` (taken out of ``rest``), consistent with each
+    other. Completeness is the server's claim: no answer can show a record left out."""
+    complete, truncated = rest.pop("complete", None), rest.pop("truncated", None)
+    if type(complete) is not bool:
+        raise _refuse("the answer does not say whether it is complete")
+    cuts = [copy.deepcopy(_obj(t, "a truncated part")) for t in _list(truncated, "truncated")]
+    if complete == bool(cuts):
+        raise _refuse(f"the answer says complete is {complete}, and {len(cuts)} parts were cut")
+    return complete, cuts
+
+
+def _undecided(cuts: list[dict[str, Any]]) -> set[int]:
+    """The VSA steps whose decision the answer says it did not read."""
+    out: set[int] = set()
+    for c in cuts:
+        if c.get("part") == "decisions":
+            out.update(i for i in _list(c.get("steps"), "decisions steps") if type(i) is int)
+    return out
+
+
+def _check_step(p: _Proved, st: dict[str, Any], digest: str, undecided: set[int]) -> int:
     i = p.cited(st.get("index"), "a story step")
     unknown = set(st) - _STEP_KEYS - set(_STEP_TERMS) - set(_UNVERIFIED_STEP_KEYS)
     if unknown:
@@ -252,6 +278,8 @@ def _check_step(p: _Proved, st: dict[str, Any], digest: str) -> int:
             raise _refuse(f"story step {i}: its body says another {key}", i)
     if "decision" in st and (kind != "vsa" or st["decision"] != decision(p.entries[i].body)):
         raise _refuse(f"story step {i}: its body records another decision", i)
+    if kind == "vsa" and "decision" not in st and i not in undecided:
+        raise _refuse(f"story step {i} is a VSA without its decision, and none was cut", i)
     if kind in PRODUCERS:
         _check_materials(p, i, st.get("materials"))
     elif "materials" in st:
@@ -270,6 +298,46 @@ def _check_materials(p: _Proved, i: int, materials: Any) -> None:
                 raise _refuse(f"record {j} did not produce material {m.get('digest')}", j)
     if claimed != {(d.package, d.version, d.digest) for d in p.facts[i].deps}:
         raise _refuse(f"story step {i}: its body names other materials", i)
+
+
+_UPSTREAM = ("producers", "materials", "depth")  # cuts that leave producers out
+
+
+def _check_upstream(
+    p: _Proved, steps: dict[int, dict[str, Any]], digest: str, *, cut_upstream: bool
+) -> None:
+    """Every step is about the artifact or about a digest its producers' materials lead to
+    (artifact → its producers' materials → their producers …), and, unless the answer cut
+    producers, each material's ``producedBy`` is every producer in the story of that digest."""
+    by_about: dict[str, list[int]] = {}
+    made: dict[str, set[int]] = {}
+    for i, st in steps.items():
+        by_about.setdefault(st["about"], []).append(i)
+        if p.kind(i) in PRODUCERS:
+            for subject in p.terms[i].get("subject", ()):
+                made.setdefault(subject, set()).add(i)
+    reached, todo = {digest}, [digest]
+    while todo:
+        for i in by_about.get(todo.pop(), []):
+            if p.kind(i) in PRODUCERS:
+                new = {d.digest for d in p.facts[i].deps if d.digest} - reached
+                reached |= new
+                todo.extend(sorted(new))
+    for i, st in steps.items():
+        if st["about"] not in reached:
+            raise _refuse(
+                f"story step {i} is about {st['about']}, which no material of the story leads to", i
+            )
+    if cut_upstream:
+        return
+    for i, st in steps.items():
+        for m in st.get("materials", []):
+            if m["digest"] and set(m["producedBy"]) != made.get(m["digest"], set()):
+                raise _refuse(
+                    f"story step {i}: material {m['digest']} was produced by "
+                    f"{sorted(made.get(m['digest'], ()))} in the story, not {m['producedBy']}",
+                    i,
+                )
 
 
 def _check_vulnerabilities(p: _Proved, claimed: Any, digest: str) -> None:
@@ -300,6 +368,8 @@ def _status_fits(status: Any, statuses: set[str]) -> bool:
 def check_story(ev: Evidence, digest: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the story and artifact, checked; what the client cannot check: the signer names)."""
     rest = dict(ev.unverified)
+    complete, cuts = _completeness(rest)
+    undecided = _undecided(cuts)
     story = copy.deepcopy(_list(rest.pop("story", None), "story"))
     artifact = copy.deepcopy(_obj(rest.pop("artifact", None), "artifact"))
     p = _Proved(ev)
@@ -314,13 +384,14 @@ def check_story(ev: Evidence, digest: str) -> tuple[dict[str, Any], dict[str, An
         )
     steps: dict[int, dict[str, Any]] = {}
     for st in story:
-        i = _check_step(p, _obj(st, "a story step"), digest)
+        i = _check_step(p, _obj(st, "a story step"), digest, undecided)
         if i in steps:
             raise _refuse(f"story step {i} is listed twice", i)
         steps[i] = st
     missing = p.about(digest) - set(steps)
     if missing:
         raise _refuse(f"the story leaves out proved records about {digest}: {sorted(missing)}")
+    _check_upstream(p, steps, digest, cut_upstream=any(c.get("part") in _UPSTREAM for c in cuts))
     producers = {i for i, st in steps.items() if st["about"] == digest and p.kind(i) in PRODUCERS}
     cited = {p.cited(j, "producedBy") for j in _list(artifact.get("producedBy"), "producedBy")}
     if cited != producers:
@@ -330,7 +401,8 @@ def check_story(ev: Evidence, digest: str) -> tuple[dict[str, Any], dict[str, An
         found = {i: st.pop(key) for i, st in steps.items() if key in st}
         if found:
             rest[key] = found
-    return {"story": story, "artifact": artifact}, rest
+    checked = {"story": story, "artifact": artifact, "complete": complete, "truncated": cuts}
+    return checked, rest
 
 
 def _build(p: _Proved, side: Any, digest: str, what: str) -> dict[str, str]:
@@ -357,6 +429,7 @@ def _pick(latest: Mapping[str, tuple[int, set[str]]]) -> dict[str, tuple[str, in
 def check_changes(ev: Evidence, old: str, new: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the changes, recomputed and equal to the server's; the members left unchecked)."""
     rest = dict(ev.unverified)
+    complete, cuts = _completeness(rest)
     c = copy.deepcopy(_obj(rest.pop("changes", None), "changes"))
     if set(c) != {"from", "to", "dependencies", "vulnerabilities"}:
         raise _refuse(f"changes has members {sorted(c)}")
@@ -378,4 +451,4 @@ def check_changes(ev: Evidence, old: str, new: str) -> tuple[dict[str, Any], dic
         statuses = new_latest.get(f["vuln"], (-1, {"not reported"}))[1]
         if not _status_fits(f.get("status"), statuses) or set(f) != {"vuln", "status", "index"}:
             raise _refuse(f"{f['vuln']}: the proved records give another status")
-    return {"changes": c}, rest
+    return {"changes": c, "complete": complete, "truncated": cuts}, rest

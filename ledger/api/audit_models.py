@@ -6,7 +6,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["EvidenceDoc", "EvidenceEntry", "EvidenceRequest"]
+__all__ = [
+    "ChangesDoc",
+    "EvidenceDoc",
+    "EvidenceEntry",
+    "EvidenceRequest",
+    "StoryDoc",
+    "Truncation",
+]
 
 _CP = "demo.example/ledger\n7\nq5x0e1uT0b0bN8sU5bqsE1JmXy1F0Wb3m2o3Cj0mB2k=\n\n\u2014 demo.example/ledger Az3…=\n"
 _HASH = "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="
@@ -60,6 +67,41 @@ class EvidenceDoc(BaseModel):
     entries: list[EvidenceEntry]
     consistency: Consistency | None = None
     next: str | None = None
+
+
+class Truncation(BaseModel):
+    """One bound an answer stopped at: ``part`` is ``producers`` (builds and links of a digest),
+    ``records`` (its other records; the newest are kept), ``decisions`` (VSA steps whose decision
+    was not read: ``steps``), ``materials`` (material digests not followed: ``digests``) or
+    ``depth``; ``page`` says how to read every record of ``digest``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    part: str
+    limit: int
+    digest: str | None = None
+    page: str | None = None
+
+
+class _Bounded(EvidenceDoc):
+    complete: bool = Field(
+        description="The server's claim that no bound cut the answer (see `truncated`); a "
+        "client cannot check it from the answer."
+    )
+    truncated: list[Truncation] = Field(description="Each part of the answer a bound cut.")
+
+
+class StoryDoc(_Bounded):
+    """The story route's document: the evidence, ``story`` (the steps), ``artifact``."""
+
+    story: list[dict[str, Any]]
+    artifact: dict[str, Any]
+
+
+class ChangesDoc(_Bounded):
+    """The changes route's document: the evidence and ``changes``."""
+
+    changes: dict[str, Any]
 
 
 class EvidenceRequest(BaseModel):

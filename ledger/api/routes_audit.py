@@ -19,9 +19,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from ledger.api.audit_models import EvidenceDoc, EvidenceRequest
+from ledger.api.audit_models import ChangesDoc, EvidenceDoc, EvidenceRequest, StoryDoc
 from ledger.api.auth import OPTIONAL_AUTH, require_read
 from ledger.api.models import problem_responses
+from ledger.api.request_body import json_body, read_model
 from ledger.errors import BadQuery, NotFound
 from ledger.index import query as q
 from ledger.index import story
@@ -42,7 +43,14 @@ from ledger.index.params import (
 )
 from ledger.tokens import TokenInfo
 
-__all__ = ["SEARCH_PARAMS", "evidence_answer", "router", "search_answer"]
+__all__ = [
+    "SEARCH_PARAMS",
+    "changes_document",
+    "evidence_answer",
+    "router",
+    "search_answer",
+    "story_document",
+]
 
 router = APIRouter(tags=["audit"])
 Reader = Annotated[TokenInfo | None, Depends(require_read)]
@@ -180,14 +188,13 @@ async def evidence_answer(
 
 @router.post(
     "/api/v1/evidence",
-    openapi_extra=OPTIONAL_AUTH,
     summary="Everything recorded about up to 1,000 artifacts, with proofs",
     response_model=EvidenceDoc,
-    responses=_ERRORS,
+    responses=problem_responses(400, 401, 403, 404, 408, 413, 422),
+    openapi_extra={**OPTIONAL_AUTH, **json_body(EvidenceRequest)},
 )
-def post_evidence(
+async def post_evidence(
     request: Request,
-    body: EvidenceRequest,
     _r: Reader,
     asOf: AsOfQ = None,  # noqa: N803
     since: SinceSizeQ = None,
@@ -195,8 +202,12 @@ def post_evidence(
     limit: LimitQ = None,
     registry: RegistryQ = None,
 ) -> Response:
+    # The body is read here, bounded, once the read token was checked (a declared body parameter
+    # would be read whole and parsed before the dependency runs).
+    body = await read_model(request, EvidenceRequest)
     digests = tuple(sorted({parse_digest("subjects", s) for s in body.subjects}))
-    return page(
+    answer = partial(
+        page,
         request,
         q.Filters(subjects=digests),
         {"subjects": ",".join(digests)},
@@ -206,6 +217,7 @@ def post_evidence(
         since=since,
         registry=registry,
     )
+    return await run_in_threadpool(answer)
 
 
 _TERMS = ("subject", "signer", "predicateType", "builder", "repo", "ref", "commit", "step")
@@ -342,7 +354,7 @@ def get_signer_entries(
     "/api/v1/artifacts/{digest}/story",
     openapi_extra=OPTIONAL_AUTH,
     summary="An artifact's chain: steps, materials, signers, tests, scans, fixes, VSAs",
-    response_model=EvidenceDoc,
+    response_model=StoryDoc,
     responses=_ERRORS,
 )
 def get_story(
@@ -351,17 +363,28 @@ def get_story(
     _r: Reader,
     asOf: AsOfQ = None,  # noqa: N803
 ) -> dict[str, Any]:
-    reader = _reader(request)
-    cp = reader.checkpoint(parse_as_of(asOf))
-    told = story.artifact_story(reader, parse_digest("digest", digest), cp.checkpoint.size)
-    return reader.document(told.indices, cp, story=told.steps, artifact=told.artifact)
+    return story_document(_reader(request), parse_digest("digest", digest), asOf)
+
+
+def story_document(reader: AuditReader, digest: str, as_of: str | None) -> dict[str, Any]:
+    """The story route's answer: the story of ``digest``, its proofs, and what a bound cut."""
+    cp = reader.checkpoint(parse_as_of(as_of))
+    told = story.artifact_story(reader, digest, cp.checkpoint.size)
+    return reader.document(
+        told.indices,
+        cp,
+        story=told.steps,
+        artifact=told.artifact,
+        complete=not told.truncated,
+        truncated=told.truncated,
+    )
 
 
 @router.get(
     "/api/v1/artifacts/changes",
     openapi_extra=OPTIONAL_AUTH,
     summary="Dependencies and vulnerabilities that changed between two builds",
-    response_model=EvidenceDoc,
+    response_model=ChangesDoc,
     responses=_ERRORS,
 )
 def get_changes(
@@ -373,8 +396,19 @@ def get_changes(
 ) -> dict[str, Any]:
     if from_ is None or to is None:
         raise BadQuery("from and to: both required (two artifact digests)")
-    reader = _reader(request)
-    cp = reader.checkpoint(parse_as_of(asOf))
     old, new = parse_digest("from", from_), parse_digest("to", to)
+    return changes_document(_reader(request), old, new, asOf)
+
+
+def changes_document(reader: AuditReader, old: str, new: str, as_of: str | None) -> dict[str, Any]:
+    """The changes route's answer: what changed from ``old`` to ``new``, its proofs, and what a
+    bound cut."""
+    cp = reader.checkpoint(parse_as_of(as_of))
     diff = story.changes(reader, old, new, cp.checkpoint.size)
-    return reader.document(diff.indices, cp, changes=diff.summary)
+    return reader.document(
+        diff.indices,
+        cp,
+        changes=diff.summary,
+        complete=not diff.truncated,
+        truncated=diff.truncated,
+    )

@@ -18,6 +18,7 @@ from ledger.index.facts import VulnFact, read_facts
 __all__ = [
     "OPEN",
     "PRODUCERS",
+    "PRODUCER_PREFIXES",
     "compare",
     "decision",
     "dependency_changes",
@@ -38,6 +39,8 @@ _KINDS = (
     ("https://slsa.dev/verification_summary/", "vsa"),
 )
 PRODUCERS = ("step", "build")
+# the predicate-type prefixes of the producers' kinds (:func:`kind_of`), for the index to search
+PRODUCER_PREFIXES = tuple(prefix for prefix, kind in _KINDS if kind in PRODUCERS)
 
 
 def kind_of(predicate_type: str | None) -> str:

@@ -12,7 +12,18 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, exists, select, text, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.orm import aliased
 
 from ledger._internal import schema
@@ -22,6 +33,7 @@ from ledger.index.params import VersionMatcher
 
 __all__ = [
     "Filters",
+    "about",
     "dependencies_of",
     "general_search",
     "open_vulns_of",
@@ -233,6 +245,41 @@ def _subjects_only(
         sql = _SUBJECTS_SQLITE.format(",".join("?" * len(subjects)))
         rows = sqlite_rows(raw, sql, (*subjects, after, size, limit))
     return [int(i) for (i,) in rows]
+
+
+_ABOUT_CHUNK = 500  # digests per statement (SQLite binds at most 32,766 values)
+
+
+def about(
+    conn: Connection,
+    subjects: Sequence[str],
+    size: int,
+    limit: int,
+    prefixes: Sequence[str] = (),
+    *,
+    without: bool = False,
+) -> list[tuple[int, str]]:
+    """``(index, subject)`` of the newest ``limit`` pairs below ``size`` of a record and one of
+    ``subjects`` it is about (the story's reads: every digest of one level in one query), in
+    ascending order; with ``prefixes``, only records whose predicate type starts with one (with
+    ``without``: only the others)."""
+    s, p = schema.ix_terms.alias("s"), schema.ix_terms.alias("p")
+    found: list[tuple[int, str]] = []
+    for k in range(0, len(subjects), _ABOUT_CHUNK):
+        chunk = list(subjects[k : k + _ABOUT_CHUNK])
+        query = select(s.c.idx, s.c.value).where(
+            s.c.kind == "subject", s.c.value.in_(chunk), s.c.idx < size
+        )
+        if prefixes:
+            typed = [func.substr(p.c.value, 1, len(x)) == x for x in prefixes]
+            typed_as = exists(
+                select(p.c.idx).where(p.c.idx == s.c.idx, p.c.kind == "predicateType", or_(*typed))
+            )
+            query = query.where(~typed_as if without else typed_as)
+        rows = conn.execute(query.order_by(s.c.idx.desc(), s.c.value).limit(limit))
+        found.extend((int(i), str(v)) for i, v in rows)
+    found.sort(key=lambda r: (-r[0], r[1]))
+    return sorted(found[:limit])
 
 
 def _only(f: Filters) -> str | None:

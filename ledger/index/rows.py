@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from sqlalchemy import Connection, String, select
@@ -21,7 +21,7 @@ from sqlalchemy import Connection, String, select
 from ledger._internal import schema
 from ledger._internal.db import BulkInsert
 from ledger.bodies import Parsed
-from ledger.index.facts import MAX_VALUE, Dependency, VulnFact, read_facts
+from ledger.index.facts import MAX_VALUE, Dependency, Facts, VulnFact, read_facts
 from ledger.index.signers import SignerBook, signer_book, signer_terms
 from ledger.record import Record
 from ledger.registry.entries import read_rows
@@ -30,8 +30,10 @@ __all__ = [
     "IndexRows",
     "derive_index_rows",
     "index_rows",
+    "indexed",
     "insert_rows",
     "rows_of",
+    "storable",
     "stored_rows",
 ]
 
@@ -81,10 +83,30 @@ def storable(value: str, limit: int = MAX_VALUE) -> bool:
     return True
 
 
+def _vuln_kept(f: VulnFact) -> bool:
+    return storable(f.vuln) and storable(f.product) and storable(f.component)
+
+
+def _dep_kept(d: Dependency) -> bool:
+    return storable(d.package) and storable(d.version) and storable(d.digest, _DIGEST_COLUMN)
+
+
+def indexed(facts: Facts) -> Facts:
+    """``facts`` as the index rows hold them: without the terms, dependencies and vulnerability
+    facts :func:`storable` leaves out. A client recomputing a story from proved bodies reads
+    them through this, so it derives from exactly what the server derived from."""
+    return replace(
+        facts,
+        terms={t for t in facts.terms if storable(t[1])},
+        deps={d for d in facts.deps if _dep_kept(d)},
+        vulns={f for f in facts.vulns if _vuln_kept(f)},
+    )
+
+
 def _vuln_rows(idx: int, facts: Iterable[VulnFact]) -> list[VulnRow]:
     best: dict[tuple[str, str, str], str] = {}
     for f in facts:
-        if not (storable(f.vuln) and storable(f.product) and storable(f.component)):
+        if not _vuln_kept(f):
             continue
         key = (f.vuln, f.product, f.component)
         old = best.get(key)
@@ -94,11 +116,7 @@ def _vuln_rows(idx: int, facts: Iterable[VulnFact]) -> list[VulnRow]:
 
 
 def _dep_rows(idx: int, deps: Iterable[Dependency]) -> list[DepRow]:
-    return [
-        (d.package, d.version, idx, d.digest)
-        for d in deps
-        if storable(d.package) and storable(d.version) and storable(d.digest, _DIGEST_COLUMN)
-    ]
+    return [(d.package, d.version, idx, d.digest) for d in deps if _dep_kept(d)]
 
 
 def index_rows(

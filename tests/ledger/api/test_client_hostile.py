@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -421,3 +422,39 @@ def test_the_proxy_changes_nothing_when_it_does_not_lie(world: World) -> None:  
     with liar(world.server.url) as url, _client(world, url) as c:
         assert [e.index for e in c.evidence(world.app).entries] == world.demo
         assert base64.b64decode(c.evidence(world.app).raw["entries"][0]["body"])
+
+
+# -- h34 #9: evidence() is every record about the subject, every page of it ----------------------
+
+
+def test_evidence_follows_every_page(world: World) -> None:  # noqa: F811
+    """``evidence()`` returned the first page (``next`` set) as if it were every record."""
+
+    def small_pages(path: str) -> str:
+        return path + "&limit=2" if path.startswith("/api/v1/evidence?") else path
+
+    whole = _client(world).evidence(world.app)
+    with liar(world.server.url, rewrite=small_pages) as url:
+        c = _client(world, url)
+        paged = c.evidence(world.app)
+        assert [e.index for e in paged.entries] == [e.index for e in whole.entries]
+        assert len(paged.entries) > 2 and paged.next is None and paged.raw["next"] is None
+        assert [e["index"] for e in paged.raw["entries"]] == world.demo
+        many = c.evidence_many([world.app])
+        assert [e.index for e in many.entries] == world.demo
+
+
+def test_evidence_refuses_pages_that_never_end(world: World) -> None:  # noqa: F811
+    """A server that keeps sending ``next`` is bounded like a search."""
+
+    def endless(path: str, doc: dict[str, Any]) -> dict[str, Any]:
+        return {**doc, "next": f"c{time.monotonic_ns()}"} if "evidence" in path else doc
+
+    def first_page(path: str) -> str:
+        return re.sub(r"&cursor=[^&]*", "", path)
+
+    with (
+        liar(world.server.url, rewrite=first_page, doctor=endless) as url,
+        pytest.raises(ClientError, match="pages"),
+    ):
+        _client(world, url, max_pages=5).evidence(world.app)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from attest.dsse import sign_envelope
@@ -29,6 +30,7 @@ from tests.ledger.api.server import (
 )
 
 BODY_LIMIT = 2048
+JSON = "application/json"
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +177,65 @@ def test_admin_bodies_are_bounded_by_the_body_limit(
     r = server.post(path, toks["admin"], content=b'{"name": "a", "name": "b", "scopes": []}')
     assert r.status_code == 422 and "duplicate key" in r.json()["detail"], r.text
     assert size(server) == before
+
+
+@pytest.fixture(scope="module")
+def private(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str]]]:
+    """A server whose reads need a token (the body-before-auth question is the backend's not)."""
+    workdir = tmp_path_factory.mktemp("private")
+    db = f"sqlite:///{workdir / 'ledger.db'}"
+    key = init_ledger(db, workdir, register_samples=False)
+    toks = {s: token(db, workdir, s, s) for s in ("read", "append")}
+    env = {
+        "LEDGER_PUBLIC_READS": "false",
+        "LEDGER_MAX_BODY_BYTES": str(BODY_LIMIT),
+        "LEDGER_BODY_TIMEOUT_SECONDS": "1",
+    }
+    with serve(db, workdir, key, **env) as srv:
+        yield srv, toks
+
+
+def test_post_evidence_checks_the_read_token_before_reading_the_body(
+    private: tuple[Server, dict[str, str]],
+) -> None:
+    """h34 #5: the body of POST /api/v1/evidence was read whole and parsed before the token."""
+    server, toks = private
+    path = "/api/v1/evidence"
+    r = httpx.post(server.url + path, content=b"{bad", headers={"Content-Type": JSON})
+    assert r.status_code == 401 and r.json()["type"] == PROBLEM_TYPE + "unauthenticated", r.text
+    big = json.dumps({"subjects": ["sha256:" + "a" * 64], "pad": "a" * BODY_LIMIT}).encode()
+    r = server.post(path, content=big)
+    assert r.status_code == 401 and r.json()["type"] == PROBLEM_TYPE + "unauthenticated", r.text
+    r = server.post(path, toks["append"], content=b"{bad")
+    assert r.status_code == 403 and r.json()["type"] == PROBLEM_TYPE + "forbidden", r.text
+    # a body far past the limit, declared and never sent: the 401 comes before any of it is read
+    with _raw(server, _partial_post(path, "nope", 200 << 20, b'{"subjects": [')) as sock:
+        reply = sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 401"), reply
+    # chunked, no length: the same
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with _raw(server, head.encode() + b"10000\r\n" + b"A" * 0x10000) as sock:
+        reply = sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 401"), reply
+
+
+def test_post_evidence_bodies_are_bounded_and_parsed_strictly(
+    private: tuple[Server, dict[str, str]],
+) -> None:
+    server, toks = private
+    path = "/api/v1/evidence"
+    big = json.dumps({"subjects": ["sha256:" + "a" * 64], "pad": "a" * BODY_LIMIT}).encode()
+    r = server.post(path, toks["read"], content=big)
+    assert r.status_code == 413 and r.json()["type"] == PROBLEM_TYPE + "too-large", r.text
+    r = server.post(path, toks["read"], content=b"{bad")
+    assert r.status_code == 422 and r.json()["type"] == PROBLEM_TYPE + "invalid-input", r.text
+    dup = b'{"subjects": ["sha256:' + b"a" * 64 + b'"], "subjects": []}'
+    r = server.post(path, toks["read"], content=dup)
+    assert r.status_code == 422 and "duplicate key" in r.json()["detail"], r.text
+    r = server.post(path, toks["read"], json={"subjects": []})
+    assert r.status_code == 422 and r.json()["type"] == PROBLEM_TYPE + "invalid-input", r.text
+    r = server.post(path, toks["read"], json={"subjects": ["sha256:" + "a" * 64]})
+    assert r.status_code == 200 and r.json()["entries"] == [], r.text
+    spec = server.get("/openapi.json").json()["paths"][path]["post"]
+    schema = spec["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["properties"]["subjects"]["maxItems"] == 1000
