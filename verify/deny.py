@@ -97,7 +97,7 @@ def severity_rank(score: str) -> int | None:
         return SEVERITIES.index(text) + 1
     if text == "moderate":
         return 2
-    if text == "none":
+    if text in ("none", "negligible"):  # Grype's "Negligible" ranks below low
         return 0
     value = _base_score(score.strip())
     if value is None or not 0.0 <= value <= 10.0:  # nan, inf and 11 are no CVSS score

@@ -93,6 +93,8 @@ def test_pep_503_folds_only_pypi_names(tmp_path: Path) -> None:
         ("High", 3),
         ("moderate", 2),
         ("none", 0),
+        ("Negligible", 0),  # Grype's word below low
+        ("Unknown", None),  # Grype's and Trivy's: fails closed
         ("CVSS:3.1/AV:N", None),  # a vector missing its metrics
         ("CVSS:9.9/AV:N/AC:L", None),
         ("important", None),
