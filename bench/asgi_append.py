@@ -18,6 +18,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,20 @@ async def _started(app: Any) -> asyncio.Task[None]:
     return task
 
 
+@contextmanager
+def fresh_app() -> Iterator[tuple[Any, ed25519.Ed25519PrivateKey, str]]:
+    """The app a worker builds, on a new SQLite ledger whose registry trusts a new Ed25519 key:
+    the app, that key, and an append token."""
+    from ledger.api.app import create_app
+    from ledger.api.settings import Settings
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = f"sqlite:///{Path(tmp) / 'ledger.db'}"
+        key_file, token = prepare(db, Path(tmp), key)
+        yield create_app(Settings(database_url=db, key_file=Path(key_file))), key, token
+
+
 async def _rounds(app: Any, bodies: Iterator[bytes], token: str, rounds: int, per: int) -> Any:
     headers = [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())]
     sem = asyncio.Semaphore(IN_FLIGHT)
@@ -119,14 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--per-round", type=int, default=3000)
     args = ap.parse_args(argv)
-    from ledger.api.app import create_app
-    from ledger.api.settings import Settings
-
-    key = ed25519.Ed25519PrivateKey.generate()
-    with tempfile.TemporaryDirectory() as tmp:
-        db = f"sqlite:///{Path(tmp) / 'ledger.db'}"
-        key_file, token = prepare(db, Path(tmp), key)
-        app = create_app(Settings(database_url=db, key_file=Path(key_file)))
+    with fresh_app() as (app, key, token):
         bodies = iter(sample_envelopes(2 * args.rounds * args.per_round + 1, key))
         cpu = uvloop.run(_rounds(app, bodies, token, args.rounds, args.per_round))
     pairs = [f / s for f, s in zip(cpu["fast_path"], cpu["full_stack"], strict=True)]

@@ -18,7 +18,6 @@ import base64
 import json
 import os
 import statistics
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -26,11 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from bench.asgi_append import _post, _started
+from bench.asgi_append import _post, _started, fresh_app
 from bench.run import machine
-from bench.serve_bench import prepare
 from ledger._internal.sample import sample_envelopes
 
 RESULTS = Path(__file__).with_name("results") / "asgi_batch.json"
@@ -108,14 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--requests", type=int, default=60, help="requests per round")
     ap.add_argument("--batch", type=int, default=100, help="entries per request")
     args = ap.parse_args(argv)
-    from ledger.api.app import create_app
-    from ledger.api.settings import Settings
-
-    key = ed25519.Ed25519PrivateKey.generate()
-    with tempfile.TemporaryDirectory() as tmp:
-        db = f"sqlite:///{Path(tmp) / 'ledger.db'}"
-        key_file, token = prepare(db, Path(tmp), key)
-        app = create_app(Settings(database_url=db, key_file=Path(key_file)))
+    with fresh_app() as (app, key, token):
         count = (args.rounds * args.requests + 1) * args.batch
         reqs = requests(sample_envelopes(count, key), args.batch)
         rounds = uvloop.run(_rounds(app, reqs, token, args.rounds, args.batch))

@@ -142,17 +142,9 @@ def _records(accepted: Iterable[Attestation]) -> tuple[int, ...]:
     return tuple(dict.fromkeys(a.index for a in accepted if a.index is not None))
 
 
-class _Material(Frozen):
+class _Material(Artifact):
     """One entry of a link's ``predicate.materials``: a display name and its digests (empty when
     it names none: such a material is the product of no step)."""
-
-    _fields = ("name", "digest")
-    name: str
-    digest: dict[str, str]
-
-    def __init__(self, name: str, digest: dict[str, str]) -> None:
-        set_field(self, "name", name)
-        set_field(self, "digest", digest)
 
     def judged(
         self, policy: Policy, step: StepPolicy, pool: Sequence[Attestation], now: datetime
