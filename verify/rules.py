@@ -118,19 +118,73 @@ def _judge_step(
     return out
 
 
-def _count(step: StepPolicy, accepted: Sequence[Attestation]) -> tuple[set[str], set[str]]:
-    """The step's signers over ``accepted``, and the distinct keys behind them."""
-    signers = {s for a in accepted for s in a.signers if s.partition("/")[0] in step.signers}
-    distinct = {k for a in accepted for k in a.distinct(s for s in a.signers if s in signers)}
-    return signers, distinct
+class _Tally(Value):
+    """The step's signers on one digest ``pair`` (algorithm, value): the accepted attestations
+    whose subjects name that pair, their signers, and the distinct keys behind them."""
+
+    _fields = ("pair", "accepted", "signers", "distinct")
+    pair: tuple[str, str]
+    accepted: list[Attestation]
+    signers: set[str]
+    distinct: set[str]
+
+    def __init__(
+        self,
+        pair: tuple[str, str],
+        accepted: list[Attestation],
+        signers: set[str],
+        distinct: set[str],
+    ) -> None:
+        self.pair = pair
+        self.accepted = accepted
+        self.signers = signers
+        self.distinct = distinct
 
 
-def _shortfall(step: StepPolicy, got: _StepOutcome, signers: set[str], distinct: set[str]) -> str:
-    found = f"{len(distinct)} of {step.threshold} required distinct signer(s)"
-    if got.accepted:  # attestations there are, but too few distinct keys sign them
+def _on(a: Attestation, alg: str, value: str) -> bool:
+    return any(d.get(alg) == value for d in _digests(a))
+
+
+def _tally(step: StepPolicy, accepted: Sequence[Attestation], alg: str, value: str) -> _Tally:
+    on = [a for a in accepted if _on(a, alg, value)]
+    signers = {s for a in on for s in a.signers if s.partition("/")[0] in step.signers}
+    distinct = {k for a in on for k in a.distinct(s for s in a.signers if s in signers)}
+    return _Tally((alg, value), on, signers, distinct)
+
+
+def _count(step: StepPolicy, accepted: Sequence[Attestation], digest: dict[str, str]) -> _Tally:
+    """The step's signers over ``accepted`` on the one (algorithm, value) pair of ``digest``
+    that the most distinct keys attest. A threshold is met by distinct signers of one and the
+    same pair: signers matched through different algorithms never add up — a material's digest
+    map is its author's word, and may pair one artifact's SHA-256 with another's SHA-512."""
+    tallies = [_tally(step, accepted, alg, v) for alg, v in sorted(digest.items())]
+    return max(tallies, key=lambda t: len(t.distinct), default=_Tally(("", ""), [], set(), set()))
+
+
+def _per_digest(step: StepPolicy, accepted: Sequence[Attestation], digest: dict[str, str]) -> str:
+    """Who signed which of ``digest``'s pairs, when it lists several (a shortfall's detail)."""
+    if len(digest) < 2:
+        return ""
+    each = [_tally(step, accepted, alg, v) for alg, v in sorted(digest.items())]
+    return (
+        " (signers per digest, which never add up: "
+        + "; ".join(
+            f"{t.pair[0]}:{t.pair[1][:12]}… {', '.join(sorted(t.signers)) or 'none'}" for t in each
+        )
+        + ")"
+    )
+
+
+def _shortfall(step: StepPolicy, got: _StepOutcome, tally: _Tally, digest: dict[str, str]) -> str:
+    found = f"{len(tally.distinct)} of {step.threshold} required distinct signer(s)"
+    if got.accepted:  # attestations there are, but too few distinct keys sign one digest
+        signers = {
+            s for a in got.accepted for s in a.signers if s.partition("/")[0] in step.signers
+        }
         detail = f"{len(got.accepted)} accepted attestation(s), signed by " + ", ".join(
             sorted(signers)
         )
+        detail += _per_digest(step, got.accepted, digest)
         if got.reasons:
             detail += "; " + "; ".join(got.reasons)
     else:
@@ -148,14 +202,32 @@ class _Material(Artifact):
 
     def judged(
         self, policy: Policy, step: StepPolicy, pool: Sequence[Attestation], now: datetime
-    ) -> tuple[_StepOutcome, str]:
-        """``step`` over the attestations about this material's own digest; why its threshold is
-        not met by distinct signers of that same digest, or ``""``."""
+    ) -> tuple[_Tally, str]:
+        """``step`` over the attestations about this material's own digests: the tally of the
+        one (algorithm, value) pair most distinct signers attest, and why the threshold is not
+        met there, or ``""``. A material whose digests an accepted subject contradicts (it
+        names one of its pairs and another value for another of its algorithms) names two
+        different artifacts, and fails whatever its tally."""
         got = _judge_step(policy, step, Artifact(f"material {self.name}", self.digest), pool, now)
-        signers, distinct = _count(step, got.accepted)
-        return got, "" if len(distinct) >= step.threshold else _shortfall(
-            step, got, signers, distinct
-        )
+        tally = _count(step, got.accepted, self.digest)
+        clash = self._contradiction(got.accepted)
+        if clash:
+            return tally, clash
+        if len(tally.distinct) >= step.threshold:
+            return tally, ""
+        return tally, _shortfall(step, got, tally, self.digest)
+
+    def _contradiction(self, accepted: Sequence[Attestation]) -> str:
+        for a in accepted:
+            for d in _digests(a):
+                same = sorted(alg for alg, v in self.digest.items() if d.get(alg) == v)
+                other = sorted(alg for alg, v in self.digest.items() if d.get(alg) not in (None, v))
+                if same and other:
+                    return (
+                        f"its digests name two different artifacts: {a.label}'s subject with its "
+                        f"{same[0]} has another {other[0]} than the material lists"
+                    )
+        return ""
 
 
 def _materials_of(a: Attestation) -> list[_Material]:
@@ -201,12 +273,12 @@ def _step_rule(
     materials ``listed`` (every one of them, each over its own digest's attestations in
     ``pool``). Attestations about different materials never add up."""
     got = _judge_step(policy, step, art, atts, now)
-    signers, distinct = _count(step, got.accepted)
-    if len(distinct) >= step.threshold:
-        return f"signed by {', '.join(sorted(signers))} (threshold {step.threshold})", _records(
-            got.accepted
+    tally = _count(step, got.accepted, art.digest)
+    if len(tally.distinct) >= step.threshold:
+        return f"signed by {', '.join(sorted(tally.signers))} (threshold {step.threshold})", (
+            _records(tally.accepted)
         )
-    own = _shortfall(step, got, signers, distinct)
+    own = _shortfall(step, got, tally, art.digest)
     if not listed:
         raise RuleFailed(own)
     judged = [(m, *m.judged(policy, step, pool, now)) for m in listed]
@@ -216,12 +288,11 @@ def _step_rule(
             f"{own}; and not each of the {len(listed)} material(s) its materialsFrom link "
             "lists meets it: " + "; ".join(short)
         )
-    accepted = [a for _, g, _ in judged for a in g.accepted]
-    signers, _ = _count(step, accepted)
+    signers = {s for _, t, _ in judged for s in t.signers}
     return (
         f"signed by {', '.join(sorted(signers))} (threshold {step.threshold}) on each of "
         f"its {len(listed)} material(s)",
-        _records(accepted),
+        _records(a for _, t, _ in judged for a in t.accepted),
     )
 
 
@@ -246,11 +317,11 @@ def _materials_rule(
         if not listed:
             short.append(f"{a.label}: lists no material")
         for m in listed:
-            got, why = m.judged(policy, other, pool, now)
+            tally, why = m.judged(policy, other, pool, now)
             if why:
                 short.append(f"{a.label}: material {m.name} is no product of step {other.name!r}")
                 short[-1] += f" ({why})"
-            labels |= {b.label for b in got.accepted if b not in accepted.get(other.name, [])}
+            labels |= {b.label for b in tally.accepted if b not in accepted.get(other.name, [])}
     if short:
         raise RuleFailed("; ".join(short))
     where = f" ({', '.join(sorted(labels))}, about the materials' own digests)" if labels else ""

@@ -194,3 +194,76 @@ def test_every_material_must_be_a_product(demo: DemoLedger, tmp_path: Path) -> N
     assert code == 1
     chain = _rule(doc, "step package materials from build")
     assert not chain["passed"] and f"material {stray} is no product" in chain["reason"], chain
+
+
+def _sha512(name: str) -> str:
+    import hashlib
+
+    return hashlib.sha512(name.encode()).hexdigest()
+
+
+def _by_sha512(name: str) -> dict[str, Any]:
+    """A build provenance whose only subject names ``name`` by its SHA-512."""
+    st = statement(name, SLSA, provenance())
+    st["subject"] = [{"name": name, "digest": {"sha512": _sha512(name)}}]
+    return st
+
+
+def _package_of(demo: DemoLedger, *materials: dict[str, Any]) -> str:
+    """A package (signed by CI) whose materials are exactly ``materials``; its name."""
+    name = fresh("pkg")
+    demo.append(statement(name, PACKAGE, {"materials": list(materials)}))
+    return name
+
+
+def test_a_threshold_is_met_on_one_digest_not_across_algorithms(
+    demo: DemoLedger, tmp_path: Path
+) -> None:
+    """Regression (h35 a03): `ci` (compromised) builds evil.bin (SHA-256 subject); `other` only
+    ever attested lib.so, by its SHA-512. A package material pairing evil.bin's SHA-256 with
+    lib.so's SHA-512 has two distinct builders, each on another artifact: no one (algorithm,
+    value) pair has two, so the threshold of 2 is not met and the gate fails."""
+    evil, lib = fresh("evil"), fresh("lib")
+    demo.append(statement(evil, SLSA, provenance()), demo.ci)
+    demo.append(_by_sha512(lib), demo.other)
+    policy = _two_builders(demo, tmp_path)
+    forged = {"uri": evil, "digest": {"sha256": digest_of(evil), "sha512": _sha512(lib)}}
+    code, doc = report(sha(_package_of(demo, forged)), "--policy", policy, "--db", demo.db)
+    assert code == 1, doc["rules"]
+    build = _rule(doc, "step build")
+    assert not build["passed"] and f"material {evil}: 1 of 2" in build["reason"], build
+    chain = _rule(doc, "step package materials from build")
+    assert not chain["passed"] and "never add up" in chain["reason"], chain
+    # a digest an accepted subject contradicts (evil's SHA-256 with another SHA-512): two
+    # artifacts in one material, refused even where one pair alone would meet the threshold
+    demo.append(statement(evil, SLSA, provenance()), demo.other)
+    assert verify(sha(_package(demo, evil)), "--policy", policy, "--db", demo.db).exit_code == 0
+    twin = dict(statement(evil, SLSA, provenance()))
+    twin["subject"] = [{"name": evil, "digest": {"sha256": digest_of(evil), "sha512": "ab" * 64}}]
+    demo.append(twin, demo.other)
+    code, doc = report(sha(_package_of(demo, forged)), "--policy", policy, "--db", demo.db)
+    assert code == 1, doc["rules"]
+    assert "two different artifacts" in _rule(doc, "step build")["reason"]
+
+
+def test_a_material_named_by_sha512_or_by_both_digests(demo: DemoLedger, tmp_path: Path) -> None:
+    """Legitimate materials: one named only by its SHA-512 (threshold 1, built under SHA-512),
+    and one listing the SHA-256 and SHA-512 of the same bytes, built by both builders under
+    SHA-256 (threshold 2: met on that one pair)."""
+    lib = fresh("lib")
+    demo.append(_by_sha512(lib), demo.ci)
+    policy = _policy(demo, tmp_path)
+    pkg = _package_of(demo, {"uri": lib, "digest": {"sha512": _sha512(lib)}})
+    code, doc = report(sha(pkg), "--policy", policy, "--db", demo.db)
+    assert code == 0, doc["rules"]
+    both = fresh("both")
+    demo.append(statement(both, SLSA, provenance()), demo.ci)
+    demo.append(statement(both, SLSA, provenance()), demo.other)
+    pkg = _package_of(
+        demo, {"uri": both, "digest": {"sha256": digest_of(both), "sha512": _sha512(both)}}
+    )
+    code, doc = report(sha(pkg), "--policy", _two_builders(demo, tmp_path), "--db", demo.db)
+    assert code == 0, doc["rules"]
+    assert (
+        "signed by ci, other (threshold 2) on each of its 1" in _rule(doc, "step build")["reason"]
+    )
