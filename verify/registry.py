@@ -47,6 +47,23 @@ class RegistryHistory:
                 return signer.revoked_at, index
         return None
 
+    def key_revocation(self, name: str, key: PublicKey | None) -> tuple[str, str, int] | None:
+        """The earliest revocation as of the checkpoint of ``name`` or of any registry name
+        registered with the same ``key`` (compared by its SPKI bytes, never by keyid): the name
+        revoked, its effective time ``at`` and the index of the record that logged it; or
+        ``None``. A revocation is of the key: the same key added under another name is revoked
+        with it."""
+        last = self.states[-1] if self.states else RegistryState()
+        spki = key.spki_pem() if key is not None else None
+        names = [
+            n
+            for n, s in last.signers.items()
+            if s.revoked_at is not None
+            and (n == name or (spki is not None and s.key is not None and s.key.spki_pem() == spki))
+        ]
+        found = [(n, *r) for n in names if (r := self.revocation(n)) is not None]
+        return min(found, key=lambda r: (r[1], r[2]), default=None)
+
 
 def _op(entry: ProvedEntry, admin_keys: Sequence[PublicKey], origin: str) -> RegistryOp | None:
     try:

@@ -289,7 +289,8 @@ class Trust(Value):
         for a registry signer the registry as it stood before the record (its key, validity,
         predicate types: a signer added later never validates an older record), and then every
         revocation the proved registry holds, also one logged after the record, whose effective
-        time is at or before the record's (``ledger signers revoke --at`` dated to a leak)."""
+        time is at or before the record's (``ledger signers revoke --at`` dated to a leak) — of
+        this name or of any registry name with the same key: a revocation is of the key."""
         policy_name, _, registry_name = name.partition("/")
         why = self.policy.signers[policy_name].valid_at(time)
         if why or not registry_name or self.registry is None or index is None:
@@ -299,10 +300,13 @@ class Trust(Value):
         when = format_time(time)
         signer = self.registry.state_before(index).signers[registry_name]
         why = signer.refusal(when, predicate_type)
-        revoked = self.registry.revocation(registry_name)
-        if why or revoked is None or when < revoked[0]:
+        revoked = self.registry.key_revocation(registry_name, signer.key)
+        if why or revoked is None or when < revoked[1]:
             return why
+        name_, at, logged = revoked
+        whose = "" if name_ == registry_name else f" has the key of {name_!r}, which"
+        after = "after" if index is None or logged > index else "before"
         return (
-            f"signer {registry_name!r} was revoked at {revoked[0]}, by record {revoked[1]} "
-            "logged after this one"
+            f"signer {registry_name!r}{whose} was revoked at {at}, by record {logged} "
+            f"logged {after} this one"
         )

@@ -114,3 +114,34 @@ def test_a_revocation_dated_after_a_record_keeps_it(tmp_path: Path) -> None:
     add_signer(lg.db, lg.key, "late", key=(tmp_path / "late.pub").read_bytes())
     code, doc = lg.verify(early)
     assert code == 1, doc["rules"]
+
+
+def test_a_revocation_refuses_every_name_of_the_same_key(tmp_path: Path) -> None:
+    """Regression (h35 a04): the same public key registered as `ci` and `ci-alias`; `ci` is
+    revoked `--at` the leak. The attacker's record logged after the leak must not pass as
+    `reg/ci-alias`: a revocation is of the key (compared by SPKI), and the reason names the
+    revoked name. A record logged before the leak keeps verifying under either name."""
+    lg = _Ledger(tmp_path)
+    ci = lg.signer("ci")
+    add_signer(lg.db, lg.key, "ci-alias", key=(tmp_path / "ci.pub").read_bytes())
+    good = lg.append(ci)
+    leak = _now()
+    evil = lg.append(ci)
+    lg.cli("signers", "revoke", "ci", "--at", leak)
+    code, doc = lg.verify(evil)
+    assert code == 1, doc["rules"]
+    [att] = doc["attestations"]
+    assert att["signers"] == [], att
+    alias = next(r for r in att["refused"] if r.startswith("reg/ci-alias"))
+    assert "'ci-alias' has the key of 'ci', which was revoked at" in alias, alias
+    assert "logged after this one" in alias
+    code, doc = lg.verify(good)
+    assert code == 0, doc["rules"]
+    assert doc["attestations"][0]["signers"] == ["reg/ci", "reg/ci-alias"]
+    # a record logged after the revocation too: refused under the alias (revoked before it)
+    late = lg.append(ci, admitted=False)
+    code, doc = lg.verify(late)
+    assert code == 1 and any(
+        r.startswith("reg/ci-alias") and "logged before this one" in r
+        for r in doc["attestations"][0]["refused"]
+    ), doc["attestations"]
