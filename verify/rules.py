@@ -49,8 +49,13 @@ def _source_constraints(step: StepPolicy, pred: SLSAProvenance) -> str:
         src = build_source(pred)
     except RuleFailed as e:
         return f"source unclear: {e}"
-    if step.source_repo is not None and src.repo != repo(step.source_repo):
-        return f"source repository {src.repo!r} ({src.where}) is not {step.source_repo!r}"
+    if step.source_repo is not None:
+        try:
+            wanted = repo(step.source_repo)
+        except RuleFailed as e:
+            return f"the policy's sourceRepo: {e}"
+        if src.repo != wanted:
+            return f"source repository {src.repo!r} ({src.where}) is not {step.source_repo!r}"
     if step.source_ref is not None and src.ref != step.source_ref:
         got = repr(src.ref) if src.ref else "none"
         return f"source ref {got} (of {src.repo}, {src.where}) is not {step.source_ref!r}"

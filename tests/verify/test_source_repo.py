@@ -158,3 +158,114 @@ def test_github_provenance_from_the_conformance_suite() -> None:
     pred = json.loads(base64.b64decode(doc["dsseEnvelope"]["payload"]))["predicate"]
     src = build_source(SLSAProvenance.from_dict(pred))
     assert (src.repo, src.ref) == ("https://github.com/loosebazooka/aa-test", "refs/heads/main")
+
+
+# Regression (h35 a02): the repository was cut at its last `@` as if a revision followed, the
+# policy's own `sourceRepo` too: `ssh://git@github.com/example/app` became `ssh://git`, and any
+# `ssh://git@…` source passed; `git@github.com:example/app` became `git`; `https://tok@…`,
+# `https://tok`. Only a `git+REPO@REV` source URI carries a revision, after the path.
+@pytest.mark.parametrize(
+    ("build_type", "external", "policy_repo"),
+    [
+        ("t", {"source": {"repository": "ssh://git@github.com/evil/fork"}}, f"ssh://git@{APP[8:]}"),
+        ("t", {"source": {"repository": "git@gitlab.com:evil/fork"}}, "git@github.com:example/app"),
+        (
+            BUILD_TYPE,
+            {"source": {"uri": "git+git@evil.com:evil/fork@abc"}},
+            "git@github.com:example/app",
+        ),
+        (GHA, {"workflow": {"repository": "ssh://git@evil.example/x"}}, f"ssh://git@{APP[8:]}.git"),
+        (
+            "t",
+            {"source": {"repository": "https://tok@evil.com/evil/fork"}},
+            "https://tok@github.com/example/app",
+        ),
+    ],
+)
+def test_a_user_at_host_is_no_revision(
+    demo: DemoLedger, tmp_path: Path, build_type: str, external: Any, policy_repo: str
+) -> None:
+    code, reason = _gate(demo, tmp_path, _predicate(build_type, external), sourceRepo=policy_repo)
+    assert code == 1 and "is not" in reason, reason
+
+
+@pytest.mark.parametrize(
+    ("value", "normal"),
+    [
+        ("https://github.com/example/app", APP),
+        ("git+https://github.com/example/app.git/", APP),
+        ("ssh://git@GitHub.com/example/app.git", APP),
+        ("git@github.com:example/app.git", APP),
+        ("git@github.com:example/app/", APP),
+        ("https://tok@github.com/example/app", APP),
+        ("https://github.com/example/app/.git", APP),  # slashes, .git, slashes: in that order
+        ("https://github.com/Example/App", "https://github.com/Example/App"),  # path case kept
+        ("ssh://git@git.example:2222/o/r", "https://git.example:2222/o/r"),
+    ],
+)
+def test_repositories_are_compared_by_host_and_path(value: str, normal: str) -> None:
+    from verify._internal.build_source import repo
+
+    assert repo(value) == normal
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "example/app",  # no host
+        "https://github.com",  # no path
+        "https://github.com/example/app@evil.com/x",
+        "https://github.com/example/app/../../evil/fork",
+        "https://github.com/example//app",
+        "https://github.com/example/app#x",
+        "https://github.com/example/app?x=1",
+        "https://github.com/example/ap p",
+        "https://github.com/exa\tmple/app",  # urlsplit would drop the tab
+        "file:///srv/example/app",
+        "ssh://git@github.com:example/app",  # not a port
+    ],
+)
+def test_a_repository_without_host_and_path_fails_closed(value: str) -> None:
+    from verify._internal.build_source import repo
+
+    with pytest.raises(RuleFailed, match="cannot be read as a repository"):
+        repo(value)
+
+
+def test_a_source_uri_revision_follows_the_path() -> None:
+    from verify._internal.build_source import source_uri
+
+    assert source_uri(f"git+{APP}@refs/heads/main") == (APP, "refs/heads/main")
+    assert source_uri("git+git@github.com:example/app.git@abc") == (APP, "abc")
+    assert source_uri("git+ssh://git@github.com/example/app@abc") == (APP, "abc")
+    assert source_uri(APP) == (APP, "")  # no git+: no revision
+    with pytest.raises(RuleFailed):  # `app@evil.com/evil/fork` is a path, not a revision
+        source_uri("git+https://github.com/example/app@evil.com/evil/fork@abc")
+
+
+def test_an_scp_remote_source_matches_every_spelling(demo: DemoLedger, tmp_path: Path) -> None:
+    """h35 a02b: `attest provenance` in a clone whose remote is `git@github.com:example/app.git`
+    writes `git+git@github.com:example/app.git@COMMIT`; the repository it names is example/app,
+    however the policy spells it, and never another."""
+    from attest.collect.git import GitInfo, Person
+
+    who = Person("a", "a@b", "2026-11-01T00:00:00Z")
+    git = GitInfo("ab" * 20, "main", (), who, who, "git@github.com:example/app.git", False)
+    st = provenance_statement(
+        subjects=[ResourceDescriptor(name="x", digest={"sha256": "ab" * 32})],
+        ci=detect_ci({}),
+        git=git,
+        dependencies=[],
+        started_on=None,
+        finished_on=datetime(2026, 11, 1, tzinfo=UTC),
+    )
+    pred = json.loads(st.to_json())["predicate"]
+    assert pred["buildDefinition"]["externalParameters"]["source"]["uri"].startswith("git+git@")
+    pred["runDetails"]["builder"]["id"] = BUILDER
+    for spelling in (APP, "git@github.com:example/app.git", "ssh://git@github.com/example/app"):
+        code, reason = _gate(demo, tmp_path, pred, sourceRepo=spelling, sourceRef="refs/heads/main")
+        assert code == 0, (spelling, reason)
+    code, reason = _gate(demo, tmp_path, pred, sourceRepo="git@github.com:evil/app.git")
+    assert code == 1 and "is not" in reason, reason
+    code, reason = _gate(demo, tmp_path, pred, sourceRepo="example/app")
+    assert code == 1 and "the policy's sourceRepo" in reason, reason

@@ -12,11 +12,14 @@ SLSA v1 leaves ``externalParameters`` to the build type, so where the source is 
 
 ``resolvedDependencies`` are never the source: a requirement ``helper @ git+https://…/app@main``
 is a dependency of the build, not the repository that was built. A source that cannot be told
-unambiguously raises :class:`~verify.errors.RuleFailed` with the reason (the rule fails closed).
+unambiguously raises :class:`~verify.errors.RuleFailed` with the reason (the rule fails closed),
+and so does a repository that cannot be read as a host and a path (:func:`repo`).
 """
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +33,7 @@ __all__ = [
     "BuildSource",
     "build_source",
     "repo",
+    "source_uri",
 ]
 
 ATTEST_BUILD_TYPE = "https://provenance-ledger.dev/attest/build/v1"  # attest.build.BUILD_TYPE
@@ -42,8 +46,8 @@ GITHUB_WORKFLOW_BUILD_TYPES = frozenset(
 
 
 class BuildSource(Frozen):
-    """``repo``: normalised (no ``git+``, revision, ``.git`` or trailing slash), ``""`` if the
-    source names none; ``ref``: that source's ref, ``""`` if it names none; ``where``: the
+    """``repo``: normalised by :func:`repo` (``https://HOST/PATH``), ``""`` if the source names
+    none; ``ref``: that source's ref, ``""`` if it names none; ``where``: the
     ``externalParameters`` key it was read from."""
 
     _fields = ("repo", "ref", "where")
@@ -57,17 +61,69 @@ class BuildSource(Frozen):
         set_field(self, "where", where)
 
 
-def repo(uri: str) -> str:
-    """``git+https://host/o/r.git@rev`` -> ``https://host/o/r``."""
-    uri = uri.removeprefix("git+")
-    if "@" in uri.split("://", 1)[-1]:
-        uri = uri.rsplit("@", 1)[0]
-    return uri.removesuffix(".git").rstrip("/")
+_SCP = re.compile(r"(?:[^@/:]+@)?(?P<host>[^@/:]+):(?P<path>.+)")
+_SCHEMES = frozenset({"https", "http", "ssh", "git"})
 
 
-def _revision(uri: str) -> str:
-    rest = uri.removeprefix("git+").split("://", 1)[-1]
-    return rest.rsplit("@", 1)[1] if "@" in rest else ""
+def _unreadable(value: str, why: str) -> RuleFailed:
+    return RuleFailed(f"{value!r} cannot be read as a repository (host and path): {why}")
+
+
+def _host_path(value: str, revision: bool) -> tuple[str, str, str]:
+    """``value``'s host (lower-cased, with its port if given), raw path and revision (``""``
+    unless ``revision``: then what follows the last ``@`` of the path — never the ``user@``
+    of the host)."""
+    if any(c.isspace() or not c.isprintable() or c == "\\" for c in value):
+        raise _unreadable(value, "it holds a space, a control character or a backslash")
+    if "://" in value:
+        try:
+            parts = urllib.parse.urlsplit(value)
+            port = parts.port
+        except ValueError as e:
+            raise _unreadable(value, str(e)) from e
+        if parts.scheme.lower() not in _SCHEMES:
+            raise _unreadable(value, f"scheme {parts.scheme!r} is not one of {sorted(_SCHEMES)}")
+        if "?" in value or "#" in value:
+            raise _unreadable(value, "it has a query or a fragment")
+        host, path = parts.hostname or "", parts.path
+        host += f":{port}" if port is not None else ""
+    else:  # scp-like, as git reads it: [user@]host:path, no slash before the colon
+        m = _SCP.fullmatch(value)
+        if m is None:
+            raise _unreadable(value, "neither a URL nor user@host:path")
+        host, path = m["host"].lower(), m["path"]
+    rev = ""
+    if revision and "@" in path:
+        path, rev = path.rsplit("@", 1)
+    return host, path, rev
+
+
+def _normal(value: str, revision: bool) -> tuple[str, str]:
+    """``https://HOST/PATH`` (the comparable form) and the revision; :class:`RuleFailed` for a
+    value with no host and path."""
+    host, path, rev = _host_path(value, revision)
+    path = path.rstrip("/").removesuffix(".git").rstrip("/").lstrip("/")
+    segments = path.split("/")
+    if not host or not path or any(s in ("", ".", "..") or "@" in s for s in segments):
+        raise _unreadable(value, "no host, no path, or an empty, '.', '..' or '@' segment")
+    return f"https://{host}/{path}", rev
+
+
+def repo(value: str) -> str:
+    """A repository as a policy's ``sourceRepo`` or a ``repository`` field writes it (no
+    revision), as ``https://HOST/PATH``: ``git+`` and the userinfo dropped, the host
+    lower-cased, ``ssh://``, ``https://`` and scp-like (``git@host:owner/repo``) spellings read
+    alike, ``.git`` and slashes at the end removed (slashes, then ``.git``, then slashes); the
+    path's case is kept. :class:`RuleFailed` for a value with no host and path."""
+    return _normal(value.removeprefix("git+"), revision=False)[0]
+
+
+def source_uri(value: str) -> tuple[str, str]:
+    """A source ``uri`` — ``git+REPO@REVISION`` (SLSA, attest), the one form that carries a
+    revision — as :func:`repo` and the revision (``""`` if none, or not a ``git+`` URI)."""
+    if not value.startswith("git+"):
+        return repo(value), ""
+    return _normal(value.removeprefix("git+"), revision=True)
 
 
 def _one(values: set[str], what: str, where: str) -> str:
@@ -78,12 +134,18 @@ def _one(values: set[str], what: str, where: str) -> str:
 
 
 def _read(part: Mapping[str, Any], where: str) -> BuildSource:
-    """One ``externalParameters`` entry's repository and ref; two that disagree are unclear."""
-    uris = [part[k] for k in ("uri", "repository") if isinstance(part.get(k), str)]
+    """One ``externalParameters`` entry's repository and ref; two that disagree are unclear, and
+    a value that names no host and path fails closed."""
+    uri, repository = part.get("uri"), part.get("repository")
+    repos: set[str] = set()
     refs = {part["ref"]} if isinstance(part.get("ref"), str) else set()
-    refs |= {r for u in uris if (r := _revision(u)).startswith("refs/")}
-    found = _one({repo(u) for u in uris}, "repository", where)
-    return BuildSource(found, _one(refs, "ref", where), where)
+    if isinstance(uri, str) and uri:
+        found, rev = source_uri(uri)
+        repos.add(found)
+        refs |= {rev} if rev.startswith("refs/") else set()
+    if isinstance(repository, str) and repository:
+        repos.add(repo(repository))
+    return BuildSource(_one(repos, "repository", where), _one(refs, "ref", where), where)
 
 
 def _part(ext: Mapping[str, Any], key: str) -> BuildSource | None:
