@@ -97,7 +97,10 @@ def test_pep_503_folds_only_pypi_names(tmp_path: Path) -> None:
         ("Unknown", None),  # Grype's and Trivy's: fails closed
         ("CVSS:3.1/AV:N", None),  # a vector missing its metrics
         ("CVSS:9.9/AV:N/AC:L", None),
-        ("important", None),
+        ("Important", 3),  # Red Hat: Low, Moderate, Important, Critical
+        ("(AV:N/AC:L/Au:N/C:P/I:P/A:P)", 3),  # v2 in NVD's old display form
+        ("(AV:N/AC:L/Au:N/C:P/I:P/A:P", None),
+        ("(CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H)", None),
         ("", None),
         ("nan", None),
         ("11", None),
@@ -106,6 +109,51 @@ def test_pep_503_folds_only_pypi_names(tmp_path: Path) -> None:
 )
 def test_severity_rank(score: str, rank: int | None) -> None:
     assert severity_rank(score) == rank
+
+
+V4_CRITICAL = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"  # 9.3 base
+
+
+@pytest.mark.parametrize(
+    ("vector", "rank"),
+    [
+        # h35: threat and environmental metrics lowered v4's score (0.0, 8.1, 0.4): base ranks
+        (V4_CRITICAL + "/MVC:N/MVI:N/MVA:N/MSC:N/MSI:N/MSA:N", 4),
+        (V4_CRITICAL + "/E:U", 4),
+        (V4_CRITICAL + "/MAV:P/MVC:L/MVI:L/MVA:N/E:U", 4),
+        (V4_CRITICAL + "/E:U/CR:L/IR:L/AR:L/S:N/AU:N/R:A/V:D/RE:L/U:Clear", 4),
+        # metrics given out of the specification's order score the same
+        ("CVSS:4.0/SA:N/SI:N/SC:N/VA:H/VI:H/VC:H/UI:N/PR:N/AT:N/AC:L/AV:N/E:U", 4),
+        # … and environmental metrics cannot raise a base-low finding either
+        ("CVSS:4.0/AV:P/AC:H/AT:P/PR:H/UI:A/VC:L/VI:N/VA:N/SC:N/SI:N/SA:N/MAV:N/MVC:H", 1),
+        (V4_CRITICAL + "/E:Z", None),  # a malformed threat metric still fails closed
+        (V4_CRITICAL + "/AV:P", None),  # so does a metric given twice
+        (CRITICAL_VECTOR + "/E:U/RL:O/RC:U/MAV:P/MAC:H/MPR:H/MUI:R/MC:N/MI:N/MA:N/CR:L", 4),
+        ("AV:N/AC:L/Au:N/C:C/I:C/A:C/E:U/RL:OF/RC:UC/CDP:N/TD:N/CR:L/IR:L/AR:L", 4),
+    ],
+)
+def test_a_vector_ranks_by_its_base_metrics_alone(vector: str, rank: int | None) -> None:
+    assert severity_rank(vector) == rank
+
+
+def test_a_lowered_v4_vector_cannot_pass_a_base_critical_finding(tmp_path: Path) -> None:
+    """The scanner's own word (``low``) beside the vector does not lower it either."""
+    deny = {"vulnerabilities": {"severityAtLeast": "critical"}}
+    build = statement(NAME, SLSA, provenance())
+    for extra in ("/E:U", "/MVC:N/MVI:N/MVA:N/MSC:N/MSI:N/MSA:N"):
+        vector = {"method": "CVSS_V4", "score": V4_CRITICAL + extra}
+        out = _judge(tmp_path, deny, build, _scan_of({"method": "grype", "score": "low"}, vector))
+        rule = _rule(out, "deny vulnerabilities")
+        assert not rule.passed and "CVE-2099-0001 (critical)" in rule.reason
+        assert out.exit_code == 1
+
+
+@pytest.mark.parametrize(("level", "passes"), [("critical", True), ("high", False)])
+def test_red_hats_important_ranks_as_high(tmp_path: Path, level: str, passes: bool) -> None:
+    deny = {"vulnerabilities": {"severityAtLeast": level}}
+    sev = {"method": "redhat", "score": "Important"}
+    out = _judge(tmp_path, deny, statement(NAME, SLSA, provenance()), _scan_of(sev))
+    assert _rule(out, "deny vulnerabilities").passed is passes
 
 
 def _scan_of(*severities: dict[str, str]) -> dict[str, Any]:
@@ -128,7 +176,7 @@ def test_a_critical_finding_given_as_a_cvss_vector_is_denied(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     "severities",
     [
-        [{"method": "vendor", "score": "important"}],
+        [{"method": "vendor", "score": "Unknown"}],
         [{"method": "CVSS_V3", "score": "CVSS:3.1/AV:N"}],
         [{"method": "grype", "score": "low"}, {"method": "vendor", "score": "catastrophic"}],
         [],
