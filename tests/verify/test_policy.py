@@ -73,6 +73,15 @@ def test_an_unknown_key_is_refused_with_its_place() -> None:
         (lambda d: d["steps"][0].update(signers=["nobody"]), "unknown signer 'nobody'"),
         (lambda d: d["steps"][0].update(threshold=2), "threshold 2 is more than its 1 signer"),
         (lambda d: d["steps"][0].update(threshold=0), "threshold"),
+        # h35 #5c: a boolean is no count (Python's True is 1)
+        (
+            lambda d: d["steps"][0].update(threshold=True),
+            "threshold: Input should be a valid integer",
+        ),
+        (
+            lambda d: d["steps"][0].update(threshold=False),
+            "threshold: Input should be a valid integer",
+        ),
         (lambda d: d.update(maxAge="30 days"), "not a duration"),
         (lambda d: d.update(maxAge=2592000000), "not a number"),  # ms or s? a guess
         (lambda d: d.update(maxAge=True), "not a number"),

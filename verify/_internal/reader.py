@@ -65,8 +65,10 @@ def _string(value: Any) -> str:
 
 
 def _integer(value: Any) -> int:
-    if isinstance(value, bool | int):
-        return int(value)
+    if isinstance(value, bool):  # Python's bool is an int: ``threshold: true`` is no count
+        raise _Invalid("Input should be a valid integer, not a boolean")
+    if isinstance(value, int):
+        return value
     if isinstance(value, float):
         if value.is_integer():
             return int(value)
