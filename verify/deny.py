@@ -159,7 +159,8 @@ def open_vulnerabilities(
             said = _severity(v.severity, floor)
             if said is None:
                 continue
-            if scanned and all((v.id, name) in cleared for name in scanned):
+            packages = [n["package"] for n in v.annotations if isinstance(n.get("package"), str)]
+            if scanned and all(cleared.clears(v.id, name, packages) for name in scanned):
                 covered.append(v.id)
             else:
                 found.append(f"{v.id} ({said}) in {a.label}")

@@ -14,7 +14,7 @@ import yaml
 
 from attest.dsse import sign_envelope
 from attest.signers import read_signer, write_keypair
-from tests.verify.conftest import SLSA, VULNS, digest_of, provenance, scan, statement
+from tests.verify.conftest import OPENVEX, SLSA, VULNS, digest_of, provenance, scan, statement, vex
 from verify.artifact import Artifact
 from verify.deny import severity_rank
 from verify.pipeline import Outcome, verify_attestations
@@ -191,3 +191,105 @@ def test_a_severity_that_cannot_be_ranked_fails_closed(
     assert not rule.passed and "CVE-2099-0001" in rule.reason
     assert "could not be ranked" in rule.reason
     assert out.exit_code == 1
+
+
+def _found_in(package: str | None) -> dict[str, Any]:
+    """A critical finding of CVE-2099-0001 in ``package`` (as ``attest scan`` records it)."""
+    doc = scan("CVE-2099-0001", "critical")
+    if package is not None:
+        doc["scanner"]["result"][0]["annotations"] = [{"package": package}]
+    return statement(NAME, VULNS, doc)
+
+
+def _vex_of(*products: dict[str, Any], status: str = "not_affected", when: str = "") -> Any:
+    doc = vex("CVE-2099-0001", "unused", status)
+    doc["statements"][0]["products"] = list(products)
+    if when:
+        doc["statements"][0]["timestamp"] = when
+    if status == "affected":
+        doc["statements"][0]["action_statement"] = "upgrade"
+    return statement(NAME, OPENVEX, doc)
+
+
+def _cleared(tmp_path: Path, *statements: dict[str, Any]) -> bool:
+    deny = {"vulnerabilities": {"severityAtLeast": "high"}}
+    out = _judge(tmp_path, deny, statement(NAME, SLSA, provenance()), *statements)
+    rule = _rule(out, "deny vulnerabilities")
+    assert rule.passed == (out.exit_code == 0)
+    return bool(rule.passed)
+
+
+def _me(**extra: Any) -> dict[str, Any]:
+    return {"@id": f"sha256:{digest_of(NAME)}", **extra}
+
+
+# h35 #4: a not_affected scoped to one subcomponent (zlib) cleared the CVE for the whole artifact
+@pytest.mark.parametrize(
+    ("finding", "subcomponents", "cleared"),
+    [
+        ("pkg:deb/debian/openssl@3.0", [{"@id": "pkg:deb/debian/zlib@1.0"}], False),
+        (None, [{"@id": "pkg:deb/debian/zlib@1.0"}], False),  # a finding with no package
+        ("openssl", [{"@id": "pkg:deb/debian/openssl@3.0"}], False),  # a bare name is no purl
+        ("pkg:deb/debian/zlib@1.0", [{"@id": "pkg:deb/debian/zlib@1.0"}], True),
+        ("pkg:deb/debian/zlib@1.0?arch=amd64", [{"@id": "pkg:deb/debian/zlib@1.0"}], True),
+        ("pkg:deb/debian/zlib@1.1", [{"@id": "pkg:deb/debian/zlib@1.0"}], False),
+        ("pkg:deb/debian/zlib@1.1", [{"@id": "pkg:deb/debian/zlib"}], True),  # any version
+        ("pkg:deb/debian/zlib@1.0", [{"@id": "pkg:deb/debian/zlib@1.0?arch=arm64"}], False),
+        ("pkg:pypi/Zope_Interface@5.0", [{"@id": "pkg:pypi/zope.interface@5.0"}], True),
+        ("pkg:npm/%40Scope/Pkg@1.0", [{"@id": "pkg:npm/%40scope/pkg@1.0"}], True),
+        ("pkg:golang/github.com/A/b@v1", [{"@id": "pkg:golang/github.com/a/b@v1"}], False),
+        (
+            "pkg:deb/debian/zlib@1.0",
+            [{"@id": "urn:x", "identifiers": {"purl": "pkg:deb/debian/zlib@1.0"}}],
+            True,
+        ),
+        ("pkg:deb/debian/zlib@1.0", [{"@id": "urn:x", "hashes": {"sha-256": "ab" * 32}}], False),
+        ("pkg:deb/debian/zlib@1.0", [], False),  # scoped to nothing is not the whole artifact
+        ("pkg:deb/debian/zlib@1.0", "pkg:deb/debian/zlib@1.0", False),
+    ],
+)
+def test_a_vex_scoped_to_subcomponents_clears_only_their_findings(
+    tmp_path: Path, finding: str | None, subcomponents: Any, cleared: bool
+) -> None:
+    product = _me(subcomponents=subcomponents)
+    assert _cleared(tmp_path, _found_in(finding), _vex_of(product)) is cleared
+    # unscoped, the same statement clears the finding whatever its package
+    assert _cleared(tmp_path, _found_in(finding), _vex_of(_me()))
+
+
+def test_the_latest_statement_that_speaks_about_a_finding_decides_it(tmp_path: Path) -> None:
+    zlib, openssl = "pkg:deb/debian/zlib@1.0", "pkg:deb/debian/openssl@3.0"
+    whole = _vex_of(_me(), when="2026-11-02T10:00:00Z")
+    later_zlib = _vex_of(
+        _me(subcomponents=[{"@id": zlib}]), status="affected", when="2026-11-03T10:00:00Z"
+    )
+    # a later `affected` about zlib reopens zlib's finding, not openssl's
+    assert not _cleared(tmp_path, _found_in(zlib), whole, later_zlib)
+    assert _cleared(tmp_path, _found_in(openssl), whole, later_zlib)
+    # a later unscoped `affected` reopens every finding a scoped statement had cleared
+    scoped = _vex_of(_me(subcomponents=[{"@id": zlib}]), when="2026-11-02T10:00:00Z")
+    reopened = _vex_of(_me(), status="affected", when="2026-11-03T10:00:00Z")
+    assert _cleared(tmp_path, _found_in(zlib), scoped)
+    assert not _cleared(tmp_path, _found_in(zlib), scoped, reopened)
+    # a second product naming the artifact unscoped makes the statement about all of it
+    both = _vex_of(_me(subcomponents=[{"@id": zlib}]), {"@id": NAME})
+    assert _cleared(tmp_path, _found_in(openssl), both)
+
+
+# h35 #5b: an upper-case algorithm in a purl's digest qualifier did not name the artifact
+@pytest.mark.parametrize(
+    "pid",
+    [
+        "pkg:oci/other@1?digest=SHA256:{hex}",
+        "pkg:oci/other@1?digest=Sha-256:{HEX}",
+        "pkg:generic/app@1?checksum=SHA1:" + "ab" * 20 + ",SHA256:{hex}",
+        "SHA256:{HEX}",
+        "ghcr.io/example/app@SHA256:{hex}",
+    ],
+)
+def test_a_digest_names_the_artifact_whatever_its_case(tmp_path: Path, pid: str) -> None:
+    hexd = digest_of(NAME)
+    product = {"@id": pid.format(hex=hexd, HEX=hexd.upper())}
+    assert _cleared(tmp_path, _found_in(None), _vex_of(product))
+    other = {"@id": pid.format(hex="cd" * 32, HEX="CD" * 32)}
+    assert not _cleared(tmp_path, _found_in(None), _vex_of(other))
