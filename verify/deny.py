@@ -17,6 +17,12 @@ from verify.vex import cleared_for
 
 __all__ = ["dependency_findings", "open_vulnerabilities", "severity_rank"]
 
+# vendors' own words, by the rank they mean: Red Hat's Low/Moderate/Important/Critical, GitHub's
+# and Red Hat's "moderate", and the words below low (Grype's "Negligible")
+_VENDOR_WORDS = {"moderate": 2, "important": 3, "none": 0, "negligible": 0}
+# CVSS v4.0's base metrics, in the specification's order (Table 23 of the v4.0 spec)
+_V4_BASE_METRICS = ("AV", "AC", "AT", "PR", "UI", "VC", "VI", "VA", "SC", "SI", "SA")
+
 
 @lru_cache(maxsize=4096)
 def _package(purl: str) -> tuple[str, str | None] | None:
@@ -91,14 +97,13 @@ def dependency_findings(rules: Sequence[DependencyDeny], atts: Sequence[Attestat
 
 def severity_rank(score: str) -> int | None:
     """0 (none) to 4 (critical), from a word, a CVSS base score, or a CVSS vector (v2, v3.x,
-    v4.0: its base score); ``None`` when it cannot be ranked (the caller fails closed)."""
+    v4.0: its base score, never lowered by threat or environmental metrics); ``None`` when it
+    cannot be ranked (the caller fails closed: so does ``unknown``, Grype's and Trivy's word)."""
     text = score.strip().lower()
     if text in SEVERITIES:
         return SEVERITIES.index(text) + 1
-    if text == "moderate":
-        return 2
-    if text in ("none", "negligible"):  # Grype's "Negligible" ranks below low
-        return 0
+    if text in _VENDOR_WORDS:
+        return _VENDOR_WORDS[text]
     value = _base_score(score.strip())
     if value is None or not 0.0 <= value <= 10.0:  # nan, inf and 11 are no CVSS score
         return None
@@ -116,13 +121,22 @@ def _base_score(text: str) -> float | None:
     from cvss import CVSS2, CVSS3, CVSS4
     from cvss.exceptions import CVSSError
 
+    if text.startswith("(") and text.endswith(")") and "Au:" in text:
+        text = text[1:-1]  # NVD showed v2 vectors in parentheses: (AV:N/AC:L/Au:N/C:P/I:P/A:P)
     kind = CVSS4 if text.startswith("CVSS:4.") else CVSS3 if text.startswith("CVSS:3.") else None
-    if kind is None and "Au:" in text:
+    if kind is None and "Au:" in text and not text.startswith("CVSS:"):
         kind = CVSS2  # v2 vectors have no prefix (OSV's CVSS_V2: AV:N/AC:L/Au:N/C:P/I:P/A:P)
     if kind is None:
         return None
     try:
-        return float(kind(text).base_score)
+        vector = kind(text)  # the whole vector must be well formed, its other metrics too
+        if isinstance(vector, CVSS4):
+            # v4's score folds in the threat and environmental metrics (E:U, MVC:N…): the
+            # vector's author could lower a base-critical finding below any threshold
+            base = "/".join(f"{k}:{vector.metrics[k]}" for k in _V4_BASE_METRICS)
+            vector = CVSS4(f"CVSS:4.0/{base}")
+        # v2 and v3.x keep the base score apart from the temporal and environmental ones
+        return float(vector.base_score)
     except (CVSSError, ValueError, ArithmeticError, KeyError):
         return None
 
@@ -145,7 +159,8 @@ def open_vulnerabilities(
             said = _severity(v.severity, floor)
             if said is None:
                 continue
-            if scanned and all((v.id, name) in cleared for name in scanned):
+            packages = [n["package"] for n in v.annotations if isinstance(n.get("package"), str)]
+            if scanned and all(cleared.clears(v.id, name, packages) for name in scanned):
                 covered.append(v.id)
             else:
                 found.append(f"{v.id} ({said}) in {a.label}")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from attest._internal.frozen import Frozen, set_field
-from verify._internal.reader import CLASH, MISSING, NO_VALUE, Fields, Loc, Problems
+from verify._internal.reader import CLASH, EMPTY_RULES, MISSING, NO_VALUE, Fields, Loc, Problems
 from verify.errors import PolicyFileError
 from verify.policy_signers import LedgerPolicy, SignerPolicy, SigstoreSigner
 
@@ -127,7 +127,7 @@ class StepPolicy(Frozen):
             f.optional_choice("result", RESULTS),
             f.text("materialsFrom", name="materials_from"),
             f.text("productsOf", name="products_of"),
-            f.texts("expressions"),
+            f.texts("expressions", rules=True),
         )
         return out if f.done() else None
 
@@ -198,6 +198,8 @@ class DenyPolicy(Frozen):
         f = Fields.of(value, loc, problems, cls.__name__)
         if f is None:
             return None
+        if not value:  # ``deny: {}`` denies nothing, as ``deny: ~`` would have
+            f.fail(EMPTY_RULES)
         out = cls(
             f.models("dependencies", DependencyDeny.read) or [],
             f.model("vulnerabilities", VulnerabilityDeny.read),

@@ -10,6 +10,11 @@ artifact) the latest statement wins: by its timestamp (the statement's, else its
 never later than its record's ledger time, or ``--at`` for a third-party attestation), then by
 its ledger record, then by its place in the document; the artifact is cleared only when
 that latest status is ``fixed`` or ``not_affected``.
+
+A product may scope a statement to its ``subcomponents``: such a statement speaks only about
+findings in one of those packages (the finding's package purl, compared after purl
+normalisation, PEP 503 for ``pkg:pypi``); a finding that names no package is outside every
+scope. The latest statement that speaks about a finding decides it.
 """
 
 from __future__ import annotations
@@ -24,11 +29,18 @@ if TYPE_CHECKING:
     from verify.artifact import Artifact
     from verify.trust import Attestation
 
-__all__ = ["CLEARED", "cleared_for"]
+__all__ = ["CLEARED", "Clearances", "cleared_for"]
 
 CLEARED = ("fixed", "not_affected")
 OPENVEX_TYPE = "https://openvex.dev/ns/v0.2.0"
-_DIGEST = re.compile(r"(sha256|sha384|sha512|sha1|sha-256|sha-384|sha-512|sha-1):([0-9a-fA-F]+)")
+_DIGEST = re.compile(
+    r"(sha256|sha384|sha512|sha1|sha-256|sha-384|sha-512|sha-1):([0-9a-f]+)", re.IGNORECASE
+)
+# purl types whose namespace and name are case-insensitive (the purl specification's types)
+_FOLDED = frozenset({"bitbucket", "composer", "deb", "github", "hex", "npm", "pypi"})
+Order = tuple[datetime, int, int]
+# a package as a purl's parts: (type, namespace, name, version, qualifiers)
+Package = tuple[str, str, str, str | None, frozenset[tuple[str, str]]]
 
 
 def _alg(name: str) -> str:
@@ -98,9 +110,85 @@ def _names(art: Artifact, digests: set[tuple[str, str]]) -> bool:
     return any((_alg(a), h.lower()) in digests for a, h in art.digest.items())
 
 
+def package(purl: str) -> Package | None:
+    """A purl's package, normalised (``None`` if it is no purl): type, namespace and name
+    folded where the purl type is case-insensitive, a ``pkg:pypi`` name PEP 503-normalised."""
+    from packageurl import PackageURL
+
+    try:
+        p = PackageURL.from_string(purl.strip())
+    except ValueError:
+        return None
+    kind, namespace, name = p.type.lower(), p.namespace or "", p.name
+    if kind in _FOLDED:
+        namespace, name = namespace.lower(), name.lower()
+    if kind == "pypi":
+        from packaging.utils import canonicalize_name
+
+        name = canonicalize_name(name)
+    qualifiers = p.qualifiers if isinstance(p.qualifiers, dict) else {}
+    return (
+        kind,
+        namespace,
+        name,
+        p.version,
+        frozenset((str(k), str(v)) for k, v in qualifiers.items()),
+    )
+
+
+def _within(found: Package, scope: Package) -> bool:
+    """Whether a finding's package is the subcomponent ``scope``: the same package, and the
+    same version and qualifiers wherever the subcomponent gives them."""
+    if found[:3] != scope[:3]:
+        return False
+    return (scope[3] is None or scope[3] == found[3]) and scope[4] <= found[4]
+
+
+def _scope(product: Mapping[str, Any]) -> frozenset[Package] | None:
+    """The packages a product's ``subcomponents`` scope its statement to (``None``: the whole
+    product). A subcomponent given by no purl (its ``@id`` or ``identifiers.purl``) is in the
+    scope but matches no finding; ``subcomponents`` that is not a non-empty list scopes the
+    statement to nothing, never to the whole product."""
+    if "subcomponents" not in product:
+        return None
+    raw = product["subcomponents"]
+    out: set[Package] = set()
+    for sub in raw if isinstance(raw, list) else []:
+        idents = sub.get("identifiers") if isinstance(sub, dict) else None
+        texts = [sub.get("@id")] if isinstance(sub, dict) else []
+        texts += [idents.get("purl")] if isinstance(idents, dict) else []
+        out |= {p for t in texts if isinstance(t, str) for p in [package(t)] if p is not None}
+    return frozenset(out)
+
+
+class Clearances:
+    """What trusted VEX statements say about each (vulnerability, artifact name): every
+    statement's order, status and scope (``None`` for the whole artifact)."""
+
+    def __init__(
+        self, said: Mapping[tuple[str, str], list[tuple[Order, str, frozenset[Package] | None]]]
+    ) -> None:
+        self._said = said
+
+    def clears(self, vulnerability: str, artifact: str, packages: Sequence[str]) -> bool:
+        """Whether the latest statement that speaks about this finding — about the whole
+        artifact, or scoped to subcomponents that include each of the finding's ``packages``
+        (purls) — says ``fixed`` or ``not_affected``."""
+        found = [package(p) for p in packages]
+        latest: tuple[Order, str] | None = None
+        for order, status, scope in self._said.get((vulnerability, artifact), []):
+            if scope is not None and not (
+                found and all(f is not None and any(_within(f, s) for s in scope) for f in found)
+            ):
+                continue  # scoped to other packages, or the finding names none
+            if latest is None or latest[0] <= order:
+                latest = (order, status)
+        return latest is not None and latest[1] in CLEARED
+
+
 def _statements(
     atts: Sequence[Attestation],
-) -> Iterable[tuple[tuple[datetime, int, int], str, str, list[Any], dict[str, Any]]]:
+) -> Iterable[tuple[Order, str, str, list[Any], dict[str, Any]]]:
     """(order, vulnerability, status, raw products, subjects by name) of every VEX statement."""
     for position, a in enumerate(atts):
         if a.statement.predicate_type != OPENVEX_TYPE:
@@ -121,16 +209,20 @@ def _statements(
             yield order, s.vulnerability, s.status, products or [], subjects
 
 
-def cleared_for(atts: Sequence[Attestation], arts: Sequence[Artifact]) -> set[tuple[str, str]]:
-    """The (vulnerability, artifact name) pairs whose latest trusted VEX status clears them."""
-    latest: dict[tuple[str, str], tuple[tuple[datetime, int, int], str]] = {}
+def cleared_for(atts: Sequence[Attestation], arts: Sequence[Artifact]) -> Clearances:
+    """What the trusted VEX statements say about each (vulnerability, artifact name)."""
+    said: dict[tuple[str, str], list[tuple[Order, str, frozenset[Package] | None]]] = {}
     for order, vuln, status, products, subjects in _statements(atts):
-        named: set[tuple[str, str]] = set()
-        for p in products:
-            if isinstance(p, dict):
-                named |= _product_digests(p, subjects)
         for art in arts:
-            key = (vuln, art.name)
-            if _names(art, named) and (key not in latest or latest[key][0] <= order):
-                latest[key] = (order, status)
-    return {key for key, (_, status) in latest.items() if status in CLEARED}
+            naming = [
+                p
+                for p in products
+                if isinstance(p, dict) and _names(art, _product_digests(p, subjects))
+            ]
+            if not naming:
+                continue
+            scopes = [_scope(p) for p in naming]
+            # one product naming the artifact unscoped makes the statement about all of it
+            scope = None if None in scopes else frozenset().union(*(s for s in scopes if s))
+            said.setdefault((vuln, art.name), []).append((order, status, scope))
+    return Clearances(said)

@@ -14,7 +14,7 @@ import yaml
 
 from attest.dsse import sign_envelope
 from attest.signers import read_signer, write_keypair
-from tests.verify.conftest import SLSA, VULNS, digest_of, provenance, scan, statement
+from tests.verify.conftest import OPENVEX, SLSA, VULNS, digest_of, provenance, scan, statement, vex
 from verify.artifact import Artifact
 from verify.deny import severity_rank
 from verify.pipeline import Outcome, verify_attestations
@@ -97,7 +97,10 @@ def test_pep_503_folds_only_pypi_names(tmp_path: Path) -> None:
         ("Unknown", None),  # Grype's and Trivy's: fails closed
         ("CVSS:3.1/AV:N", None),  # a vector missing its metrics
         ("CVSS:9.9/AV:N/AC:L", None),
-        ("important", None),
+        ("Important", 3),  # Red Hat: Low, Moderate, Important, Critical
+        ("(AV:N/AC:L/Au:N/C:P/I:P/A:P)", 3),  # v2 in NVD's old display form
+        ("(AV:N/AC:L/Au:N/C:P/I:P/A:P", None),
+        ("(CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H)", None),
         ("", None),
         ("nan", None),
         ("11", None),
@@ -106,6 +109,51 @@ def test_pep_503_folds_only_pypi_names(tmp_path: Path) -> None:
 )
 def test_severity_rank(score: str, rank: int | None) -> None:
     assert severity_rank(score) == rank
+
+
+V4_CRITICAL = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"  # 9.3 base
+
+
+@pytest.mark.parametrize(
+    ("vector", "rank"),
+    [
+        # h35: threat and environmental metrics lowered v4's score (0.0, 8.1, 0.4): base ranks
+        (V4_CRITICAL + "/MVC:N/MVI:N/MVA:N/MSC:N/MSI:N/MSA:N", 4),
+        (V4_CRITICAL + "/E:U", 4),
+        (V4_CRITICAL + "/MAV:P/MVC:L/MVI:L/MVA:N/E:U", 4),
+        (V4_CRITICAL + "/E:U/CR:L/IR:L/AR:L/S:N/AU:N/R:A/V:D/RE:L/U:Clear", 4),
+        # metrics given out of the specification's order score the same
+        ("CVSS:4.0/SA:N/SI:N/SC:N/VA:H/VI:H/VC:H/UI:N/PR:N/AT:N/AC:L/AV:N/E:U", 4),
+        # … and environmental metrics cannot raise a base-low finding either
+        ("CVSS:4.0/AV:P/AC:H/AT:P/PR:H/UI:A/VC:L/VI:N/VA:N/SC:N/SI:N/SA:N/MAV:N/MVC:H", 1),
+        (V4_CRITICAL + "/E:Z", None),  # a malformed threat metric still fails closed
+        (V4_CRITICAL + "/AV:P", None),  # so does a metric given twice
+        (CRITICAL_VECTOR + "/E:U/RL:O/RC:U/MAV:P/MAC:H/MPR:H/MUI:R/MC:N/MI:N/MA:N/CR:L", 4),
+        ("AV:N/AC:L/Au:N/C:C/I:C/A:C/E:U/RL:OF/RC:UC/CDP:N/TD:N/CR:L/IR:L/AR:L", 4),
+    ],
+)
+def test_a_vector_ranks_by_its_base_metrics_alone(vector: str, rank: int | None) -> None:
+    assert severity_rank(vector) == rank
+
+
+def test_a_lowered_v4_vector_cannot_pass_a_base_critical_finding(tmp_path: Path) -> None:
+    """The scanner's own word (``low``) beside the vector does not lower it either."""
+    deny = {"vulnerabilities": {"severityAtLeast": "critical"}}
+    build = statement(NAME, SLSA, provenance())
+    for extra in ("/E:U", "/MVC:N/MVI:N/MVA:N/MSC:N/MSI:N/MSA:N"):
+        vector = {"method": "CVSS_V4", "score": V4_CRITICAL + extra}
+        out = _judge(tmp_path, deny, build, _scan_of({"method": "grype", "score": "low"}, vector))
+        rule = _rule(out, "deny vulnerabilities")
+        assert not rule.passed and "CVE-2099-0001 (critical)" in rule.reason
+        assert out.exit_code == 1
+
+
+@pytest.mark.parametrize(("level", "passes"), [("critical", True), ("high", False)])
+def test_red_hats_important_ranks_as_high(tmp_path: Path, level: str, passes: bool) -> None:
+    deny = {"vulnerabilities": {"severityAtLeast": level}}
+    sev = {"method": "redhat", "score": "Important"}
+    out = _judge(tmp_path, deny, statement(NAME, SLSA, provenance()), _scan_of(sev))
+    assert _rule(out, "deny vulnerabilities").passed is passes
 
 
 def _scan_of(*severities: dict[str, str]) -> dict[str, Any]:
@@ -128,7 +176,7 @@ def test_a_critical_finding_given_as_a_cvss_vector_is_denied(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     "severities",
     [
-        [{"method": "vendor", "score": "important"}],
+        [{"method": "vendor", "score": "Unknown"}],
         [{"method": "CVSS_V3", "score": "CVSS:3.1/AV:N"}],
         [{"method": "grype", "score": "low"}, {"method": "vendor", "score": "catastrophic"}],
         [],
@@ -143,3 +191,105 @@ def test_a_severity_that_cannot_be_ranked_fails_closed(
     assert not rule.passed and "CVE-2099-0001" in rule.reason
     assert "could not be ranked" in rule.reason
     assert out.exit_code == 1
+
+
+def _found_in(package: str | None) -> dict[str, Any]:
+    """A critical finding of CVE-2099-0001 in ``package`` (as ``attest scan`` records it)."""
+    doc = scan("CVE-2099-0001", "critical")
+    if package is not None:
+        doc["scanner"]["result"][0]["annotations"] = [{"package": package}]
+    return statement(NAME, VULNS, doc)
+
+
+def _vex_of(*products: dict[str, Any], status: str = "not_affected", when: str = "") -> Any:
+    doc = vex("CVE-2099-0001", "unused", status)
+    doc["statements"][0]["products"] = list(products)
+    if when:
+        doc["statements"][0]["timestamp"] = when
+    if status == "affected":
+        doc["statements"][0]["action_statement"] = "upgrade"
+    return statement(NAME, OPENVEX, doc)
+
+
+def _cleared(tmp_path: Path, *statements: dict[str, Any]) -> bool:
+    deny = {"vulnerabilities": {"severityAtLeast": "high"}}
+    out = _judge(tmp_path, deny, statement(NAME, SLSA, provenance()), *statements)
+    rule = _rule(out, "deny vulnerabilities")
+    assert rule.passed == (out.exit_code == 0)
+    return bool(rule.passed)
+
+
+def _me(**extra: Any) -> dict[str, Any]:
+    return {"@id": f"sha256:{digest_of(NAME)}", **extra}
+
+
+# h35 #4: a not_affected scoped to one subcomponent (zlib) cleared the CVE for the whole artifact
+@pytest.mark.parametrize(
+    ("finding", "subcomponents", "cleared"),
+    [
+        ("pkg:deb/debian/openssl@3.0", [{"@id": "pkg:deb/debian/zlib@1.0"}], False),
+        (None, [{"@id": "pkg:deb/debian/zlib@1.0"}], False),  # a finding with no package
+        ("openssl", [{"@id": "pkg:deb/debian/openssl@3.0"}], False),  # a bare name is no purl
+        ("pkg:deb/debian/zlib@1.0", [{"@id": "pkg:deb/debian/zlib@1.0"}], True),
+        ("pkg:deb/debian/zlib@1.0?arch=amd64", [{"@id": "pkg:deb/debian/zlib@1.0"}], True),
+        ("pkg:deb/debian/zlib@1.1", [{"@id": "pkg:deb/debian/zlib@1.0"}], False),
+        ("pkg:deb/debian/zlib@1.1", [{"@id": "pkg:deb/debian/zlib"}], True),  # any version
+        ("pkg:deb/debian/zlib@1.0", [{"@id": "pkg:deb/debian/zlib@1.0?arch=arm64"}], False),
+        ("pkg:pypi/Zope_Interface@5.0", [{"@id": "pkg:pypi/zope.interface@5.0"}], True),
+        ("pkg:npm/%40Scope/Pkg@1.0", [{"@id": "pkg:npm/%40scope/pkg@1.0"}], True),
+        ("pkg:golang/github.com/A/b@v1", [{"@id": "pkg:golang/github.com/a/b@v1"}], False),
+        (
+            "pkg:deb/debian/zlib@1.0",
+            [{"@id": "urn:x", "identifiers": {"purl": "pkg:deb/debian/zlib@1.0"}}],
+            True,
+        ),
+        ("pkg:deb/debian/zlib@1.0", [{"@id": "urn:x", "hashes": {"sha-256": "ab" * 32}}], False),
+        ("pkg:deb/debian/zlib@1.0", [], False),  # scoped to nothing is not the whole artifact
+        ("pkg:deb/debian/zlib@1.0", "pkg:deb/debian/zlib@1.0", False),
+    ],
+)
+def test_a_vex_scoped_to_subcomponents_clears_only_their_findings(
+    tmp_path: Path, finding: str | None, subcomponents: Any, cleared: bool
+) -> None:
+    product = _me(subcomponents=subcomponents)
+    assert _cleared(tmp_path, _found_in(finding), _vex_of(product)) is cleared
+    # unscoped, the same statement clears the finding whatever its package
+    assert _cleared(tmp_path, _found_in(finding), _vex_of(_me()))
+
+
+def test_the_latest_statement_that_speaks_about_a_finding_decides_it(tmp_path: Path) -> None:
+    zlib, openssl = "pkg:deb/debian/zlib@1.0", "pkg:deb/debian/openssl@3.0"
+    whole = _vex_of(_me(), when="2026-11-02T10:00:00Z")
+    later_zlib = _vex_of(
+        _me(subcomponents=[{"@id": zlib}]), status="affected", when="2026-11-03T10:00:00Z"
+    )
+    # a later `affected` about zlib reopens zlib's finding, not openssl's
+    assert not _cleared(tmp_path, _found_in(zlib), whole, later_zlib)
+    assert _cleared(tmp_path, _found_in(openssl), whole, later_zlib)
+    # a later unscoped `affected` reopens every finding a scoped statement had cleared
+    scoped = _vex_of(_me(subcomponents=[{"@id": zlib}]), when="2026-11-02T10:00:00Z")
+    reopened = _vex_of(_me(), status="affected", when="2026-11-03T10:00:00Z")
+    assert _cleared(tmp_path, _found_in(zlib), scoped)
+    assert not _cleared(tmp_path, _found_in(zlib), scoped, reopened)
+    # a second product naming the artifact unscoped makes the statement about all of it
+    both = _vex_of(_me(subcomponents=[{"@id": zlib}]), {"@id": NAME})
+    assert _cleared(tmp_path, _found_in(openssl), both)
+
+
+# h35 #5b: an upper-case algorithm in a purl's digest qualifier did not name the artifact
+@pytest.mark.parametrize(
+    "pid",
+    [
+        "pkg:oci/other@1?digest=SHA256:{hex}",
+        "pkg:oci/other@1?digest=Sha-256:{HEX}",
+        "pkg:generic/app@1?checksum=SHA1:" + "ab" * 20 + ",SHA256:{hex}",
+        "SHA256:{HEX}",
+        "ghcr.io/example/app@SHA256:{hex}",
+    ],
+)
+def test_a_digest_names_the_artifact_whatever_its_case(tmp_path: Path, pid: str) -> None:
+    hexd = digest_of(NAME)
+    product = {"@id": pid.format(hex=hexd, HEX=hexd.upper())}
+    assert _cleared(tmp_path, _found_in(None), _vex_of(product))
+    other = {"@id": pid.format(hex="cd" * 32, HEX="CD" * 32)}
+    assert not _cleared(tmp_path, _found_in(None), _vex_of(other))

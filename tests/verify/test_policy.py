@@ -73,6 +73,15 @@ def test_an_unknown_key_is_refused_with_its_place() -> None:
         (lambda d: d["steps"][0].update(signers=["nobody"]), "unknown signer 'nobody'"),
         (lambda d: d["steps"][0].update(threshold=2), "threshold 2 is more than its 1 signer"),
         (lambda d: d["steps"][0].update(threshold=0), "threshold"),
+        # h35 #5c: a boolean is no count (Python's True is 1)
+        (
+            lambda d: d["steps"][0].update(threshold=True),
+            "threshold: Input should be a valid integer",
+        ),
+        (
+            lambda d: d["steps"][0].update(threshold=False),
+            "threshold: Input should be a valid integer",
+        ),
         (lambda d: d.update(maxAge="30 days"), "not a duration"),
         (lambda d: d.update(maxAge=2592000000), "not a number"),  # ms or s? a guess
         (lambda d: d.update(maxAge=True), "not a number"),
@@ -262,3 +271,58 @@ def test_null_keys_written_in_yaml_are_refused_not_dropped(tmp_path: Path) -> No
     assert e.value.exit_code == 2
     for place in ("steps[0].builderId", "steps[0].sourceRepo", "steps[1].result", "maxAge"):
         assert f"{place}: has no value" in str(e.value)
+
+
+# hostile finding h35 #3: ``deny: ~`` was refused, but ``deny: {}`` and
+# ``deny: {dependencies: []}`` read as "no deny rule" and a log4j build passed (exit 0)
+@pytest.mark.parametrize(
+    ("change", "place"),
+    [
+        (lambda d: d.update(deny={}), "deny"),
+        (lambda d: d.update(deny={"dependencies": []}), "deny.dependencies"),
+        (lambda d: d["deny"].update(dependencies=[]), "deny.dependencies"),
+        (
+            lambda d: d.update(steps=[], layout={"file": "l", "keys": ["k"], "linkDir": "."}),
+            "steps",
+        ),
+        (lambda d: d["steps"][1].update(expressions=[]), "steps[1].expressions"),
+    ],
+)
+def test_an_empty_rule_list_or_mapping_is_refused_by_name(change: Any, place: str) -> None:
+    doc = base()
+    change(doc)
+    assert f"{place}: is empty: it would silently drop the rule" in _error(doc)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # already refused, each for its own reason: none of these weakens the gate silently
+        (lambda d: d.update(signers={}), "unknown signer 'ci'"),
+        (lambda d: d["steps"][0].update(signers=[]), "steps[0].signers: List should have"),
+        (lambda d: d["deny"].update(vulnerabilities={}), "severityAtLeast: Field required"),
+        (lambda d: d["deny"]["vulnerabilities"].update(requireScan={}), "valid boolean"),
+        (lambda d: d["deny"]["vulnerabilities"].update(requireScan=[]), "valid boolean"),
+        (lambda d: d["deny"]["vulnerabilities"].update(requireScan=""), "valid boolean"),
+        (lambda d: d["deny"]["vulnerabilities"].update(requireScan=None), "has no value"),
+        (lambda d: d.update(ledger={}), "ledger.keys: Field required"),
+        (lambda d: d["ledger"].update(keys=[]), "ledger.keys: List should have"),
+        (lambda d: d.update(deny=[]), "deny: Input should be a valid dictionary"),
+    ],
+)
+def test_other_empty_settings_are_refused(change: Any, message: str) -> None:
+    doc = base()
+    change(doc)
+    assert message in _error(doc)
+
+
+def test_an_empty_deny_in_yaml_exits_2(tmp_path: Path) -> None:
+    """The tester's spellings, as YAML text."""
+    for deny in ("deny: {}", "deny: {dependencies: []}", "deny:\n  dependencies: []"):
+        text = re.sub(r"^deny:\n(  .*\n)+", deny + "\n", doc_policy_text(), flags=re.MULTILINE)
+        assert deny in text
+        path = tmp_path / "policy.yaml"
+        path.write_text(text)
+        with pytest.raises(PolicyFileError) as e:
+            load_policy(path)
+        assert e.value.exit_code == 2 and "is empty" in str(e.value)

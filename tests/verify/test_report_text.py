@@ -127,3 +127,31 @@ def test_unicode_separators_and_bidi_controls_are_escaped(
     text = out.getvalue()
     assert not any(c in text for c in hostile)
     assert "app\\u2028\\u2029" in text and "\\u202e" in text and "\\u2069" in text
+
+
+# h35 #5a: zero-width, BOM, soft hyphen, fillers and tag characters reached the report raw,
+# so ``app\u200b.tar.gz`` read as ``app.tar.gz``
+INVISIBLE = (
+    "\u200b\u200c\u200d\u2060\ufeff\u00ad\u034f\u180e\u115f\u1160\u3164\uffa0"
+    "\U000e0000\U000e0001\U000e0041\U000e007f\u0600\U0001d173"
+)
+
+
+def test_invisible_and_format_characters_are_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    arts = [Artifact(f"app{INVISIBLE}.tar.gz", {"sha256": "ab" * 32})]
+    rule = RuleResult(f"step build [{INVISIBLE}]", False, f"CVE-2024-1{INVISIBLE}X")
+    out = io.StringIO()
+    render_text(Outcome(arts, datetime(2026, 11, 29, tzinfo=UTC), rules=[rule]), out)
+    text = out.getvalue()
+    assert not any(c in text for c in INVISIBLE)
+    for said in ("\\u200b", "\\ufeff", "\\xad", "\\u034f", "\\u3164", "\\U000e0041", "\\U000e0000"):
+        assert said in text
+
+
+def test_printable_keeps_visible_text_and_escapes_each_hidden_character() -> None:
+    from verify._internal.printable import printable
+
+    assert printable("café ñ 日本 Ünïcode — ok ✓") == "café ñ 日本 Ünïcode — ok ✓"
+    assert printable("a\u200bb\nc\U000e0041") == "a\\u200bb\\nc\\U000e0041"
+    assert printable("tab\there\x1b[31m") == "tab\\there\\x1b[31m"

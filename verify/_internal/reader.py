@@ -16,13 +16,17 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-__all__ = ["CLASH", "MISSING", "NO_VALUE", "Fields", "Loc", "Problems", "where"]
+__all__ = ["CLASH", "EMPTY_RULES", "MISSING", "NO_VALUE", "Fields", "Loc", "Problems", "where"]
 
 T = TypeVar("T")
 Loc = tuple[int | str, ...]
 _NOT_TEXT = "Input should be a valid string"
 NO_VALUE = "has no value (null): give it one, or remove the key to leave the setting out"
 _EMPTY = "is empty: give a value, or remove the key to leave the setting out"
+EMPTY_RULES = (
+    "is empty: it would silently drop the rule its author meant to write; give at least one, "
+    "or remove the key to leave the rule out"
+)
 MISSING: Any = object()  # a key the mapping does not have
 CLASH: Any = object()  # a key given in both its spellings (recorded as a problem)
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
@@ -61,8 +65,10 @@ def _string(value: Any) -> str:
 
 
 def _integer(value: Any) -> int:
-    if isinstance(value, bool | int):
-        return int(value)
+    if isinstance(value, bool):  # Python's bool is an int: ``threshold: true`` is no count
+        raise _Invalid("Input should be a valid integer, not a boolean")
+    if isinstance(value, int):
+        return value
     if isinstance(value, float):
         if value.is_integer():
             return int(value)
@@ -234,8 +240,12 @@ class Fields:
         result: datetime | None = self._get(key, _datetime, None, name=name)
         return result
 
-    def texts(self, key: str, *, name: str | None = None, min_items: int = 0) -> list[str]:
-        """A list of strings; each bad item is named by its index."""
+    def texts(
+        self, key: str, *, name: str | None = None, min_items: int = 0, rules: bool = False
+    ) -> list[str]:
+        """A list of strings; each bad item is named by its index. With ``rules`` (the list
+        is rules, such as a step's expressions) an empty list is refused: read as "no rule", it
+        would silently drop the rules its author meant to write."""
         value = self.raw(key, name)
         if value is CLASH:
             return []
@@ -248,6 +258,9 @@ class Fields:
             return []
         if not isinstance(value, list | tuple):
             self.fail("Input should be a valid list", key=key)
+            return []
+        if rules and not value:
+            self.fail(EMPTY_RULES, key=key)
             return []
         out = []
         for i, item in enumerate(value):
@@ -295,7 +308,9 @@ class Fields:
         return read(value, (*self.loc, key), self.problems)
 
     def models(self, key: str, read: Callable[[Any, Loc, Problems], T | None]) -> list[T] | None:
-        """A list of nested mappings; ``None`` if any of them (or the list) is wrong."""
+        """A list of nested mappings (rules: steps, denied dependencies); ``None`` if any of
+        them (or the list) is wrong. An empty list is refused like a null one: read as "no
+        rule", it would silently drop the rules its author meant to write."""
         value = self.raw(key)
         if value is MISSING:
             return []
@@ -304,6 +319,9 @@ class Fields:
             return None
         if not isinstance(value, list | tuple):
             self.fail("Input should be a valid list", key=key)
+            return None
+        if not value:
+            self.fail(EMPTY_RULES, key=key)
             return None
         got = [read(item, (*self.loc, key, i), self.problems) for i, item in enumerate(value)]
         return None if any(g is None for g in got) else [g for g in got if g is not None]
