@@ -13,7 +13,7 @@ from verify.artifact import Artifact
 from verify.errors import PolicyFileError
 from verify.policy import SEVERITIES, DependencyDeny
 from verify.trust import Attestation
-from verify.vex import cleared_for
+from verify.vex import cleared_for, package
 
 __all__ = ["dependency_findings", "open_vulnerabilities", "severity_rank"]
 
@@ -26,22 +26,17 @@ _V4_BASE_METRICS = ("AV", "AC", "AT", "PR", "UI", "VC", "VI", "VA", "SC", "SI", 
 
 @lru_cache(maxsize=4096)
 def _package(purl: str) -> tuple[str, str | None] | None:
-    """``(pkg:type/namespace/name, version)`` of a purl, or ``None`` if it is not one
-    (remembered: the same dependency recurs across a build's attestations, and parsing a purl
-    costs more than checking a signature)."""
+    """``(pkg:type/namespace/name, version)`` of a purl, normalised as VEX products are
+    (:func:`verify.vex.package`: case folded where the purl type is case-insensitive, PEP 503 for
+    pypi), or ``None`` if it is not one (remembered: the same dependency recurs across a build's
+    attestations, and parsing a purl costs more than checking a signature)."""
     from packageurl import PackageURL
 
-    try:
-        p = PackageURL.from_string(purl)
-    except ValueError:
+    found = package(purl)
+    if found is None:
         return None
-    name = p.name
-    if p.type == "pypi":  # PEP 503: zope.interface, zope_interface and Zope-Interface are one
-        from packaging.utils import canonicalize_name
-
-        name = canonicalize_name(name)
-    base = PackageURL(type=p.type, namespace=p.namespace, name=name).to_string()
-    return base, p.version
+    kind, namespace, name, version, _ = found
+    return PackageURL(type=kind, namespace=namespace or None, name=name).to_string(), version
 
 
 def _dependencies(atts: Sequence[Attestation]) -> Iterable[tuple[str, Attestation]]:

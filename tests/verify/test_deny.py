@@ -293,3 +293,22 @@ def test_a_digest_names_the_artifact_whatever_its_case(tmp_path: Path, pid: str)
     assert _cleared(tmp_path, _found_in(None), _vex_of(product))
     other = {"@id": pid.format(hex="cd" * 32, HEX="CD" * 32)}
     assert not _cleared(tmp_path, _found_in(None), _vex_of(other))
+
+
+@pytest.mark.parametrize(
+    ("denied", "recorded", "found"),
+    [
+        ("pkg:npm/%40evil/pkg", "pkg:npm/%40Evil/Pkg@1.0.0", True),  # npm names are lower case
+        ("pkg:github/Evil/Repo", "pkg:github/evil/repo@v1", True),
+        ("pkg:maven/org.evil/Lib", "pkg:maven/org.evil/lib@1.0", False),  # case-sensitive types
+        ("pkg:golang/github.com/Evil/mod", "pkg:golang/github.com/evil/mod@v1.0.0", False),
+    ],
+)
+def test_a_denied_name_is_folded_where_its_purl_type_is_case_insensitive(
+    tmp_path: Path, denied: str, recorded: str, found: bool
+) -> None:
+    """The deny rule reads purls as VEX products are read (one normalisation): a case-insensitive
+    type's name in another case is the same package; a case-sensitive type's is not."""
+    deny = {"dependencies": [{"purl": denied}]}
+    out = _judge(tmp_path, deny, statement(NAME, SLSA, provenance(deps=(recorded,))))
+    assert _rule(out, "deny dependencies").passed is not found
