@@ -57,7 +57,7 @@ from ledger.index.params import (
     parse_time_param,
     parse_versions,
 )
-from ledger.index.rows import indexed
+from ledger.index.rows import indexed, unindexable
 
 if TYPE_CHECKING:
     from ledger.client import Entry, Evidence
@@ -197,8 +197,22 @@ class _Proved:
 
     def __init__(self, ev: Evidence) -> None:
         self.entries = {e.index: e for e in ev.entries}
-        self.facts = {e.index: indexed(read_facts(e.body)) for e in ev.entries}
+        read = {e.index: read_facts(e.body) for e in ev.entries}
+        self.facts = {i: indexed(f) for i, f in read.items()}
         self.terms = {i: _terms(f) for i, f in self.facts.items()}
+        self.unheld = {i: unindexable(f) for i, f in read.items()}
+
+    def completed(self, complete: bool, cuts: list[dict[str, Any]]) -> bool:
+        """``complete`` as the client sees it: false, with an ``unindexable`` cut of its own per
+        value, when a proved body holds a value the index could not (a NUL, an overlong
+        version or digest): the server derived from the index, which left it out."""
+        for i, found in sorted(self.unheld.items()):
+            for name, reason in found:
+                c = {"part": "unindexable", "index": i, "field": name, "reason": reason}
+                if c not in cuts:
+                    cuts.append(c)
+                complete = False
+        return complete
 
     def cited(self, value: Any, what: str) -> int:
         if type(value) is not int or value not in self.entries:
@@ -401,6 +415,7 @@ def check_story(ev: Evidence, digest: str) -> tuple[dict[str, Any], dict[str, An
         found = {i: st.pop(key) for i, st in steps.items() if key in st}
         if found:
             rest[key] = found
+    complete = p.completed(complete, cuts)
     checked = {"story": story, "artifact": artifact, "complete": complete, "truncated": cuts}
     return checked, rest
 
@@ -451,4 +466,5 @@ def check_changes(ev: Evidence, old: str, new: str) -> tuple[dict[str, Any], dic
         statuses = new_latest.get(f["vuln"], (-1, {"not reported"}))[1]
         if not _status_fits(f.get("status"), statuses) or set(f) != {"vuln", "status", "index"}:
             raise _refuse(f"{f['vuln']}: the proved records give another status")
+    complete = p.completed(complete, cuts)
     return {"changes": c, "complete": complete, "truncated": cuts}, rest

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ledger.api.routes_audit import changes_document, story_document
-from ledger.client import AuditClient, ClientError, Evidence, verify_evidence
+from ledger.client import AuditClient, ClientError, Evidence, _complete, verify_evidence
 from ledger.client_checks import check_changes, check_story
 from ledger.errors import IntegrityError
 from ledger.index import story
@@ -218,10 +218,51 @@ def test_values_the_index_leaves_out_are_left_out_by_the_client_too(audited: Led
     scan = {"scanner": {"result": [{"id": "CVE-\u0000"}, {"id": "CVE-2024-1"}]}}
     audited.append(s.sign(s.statement([("app.zip", ART)], SCAN, scan), KEY))
     _, told = _story(audited, app)
-    assert told["complete"] is True and set(told["artifact"]["vulnerabilities"]) == {"CVE-2024-1"}
+    assert set(told["artifact"]["vulnerabilities"]) == {"CVE-2024-1"}
     assert [m["name"] for m in told["story"][0]["materials"]] == ["pkg:pypi/requests"]
+    # h36 F2: no error, but never "complete" — the answer could not hold those values
+    assert told["complete"] is False
+    assert {(t["part"], t["field"]) for t in told["truncated"]} == {
+        ("unindexable", "dependency"),
+        ("unindexable", "step"),
+        ("unindexable", "testResult"),
+        ("unindexable", "vulnerability"),
+    }
     diff = changes_document(AuditReader(audited), app, app, None)
-    check_changes(_checked(audited, diff), app, app)
+    assert check_changes(_checked(audited, diff), app, app)[0]["complete"] is False
+
+
+@pytest.mark.parametrize(
+    "dep",
+    [
+        {"uri": "pkg:pypi/backdoor@6.6.6\u0000"},
+        {"uri": "pkg:pypi/backdoor", "annotations": {"version": "\u00006.6.6"}},
+        {"uri": "pkg:pypi/backdoor@6.6.6", "digest": {"x" * 190: "ab" * 10}},
+        {"uri": "pkg:pypi/backdoor@" + "6" * 600},
+    ],
+)
+def test_a_dependency_the_index_cannot_hold_makes_changes_incomplete(
+    audited: Ledger, dep: dict[str, Any]
+) -> None:
+    """h36 F2: a build adding a dependency with a NUL in its version, or a 190-character digest
+    algorithm, was left out by the index and by the client's recomputation alike: the changes
+    said ``added: []`` with ``complete: true``, and ``require_complete`` accepted them."""
+    old, new = "sha256:" + OLD, "sha256:" + ART
+    audited.append(_build(OLD, "https://ci.example/b", ["requests@2.32.3"]))
+    resolved = [{"uri": "pkg:pypi/requests@2.32.3", "digest": {"sha256": s.sha("r")}}, dep]
+    pred = {"buildDefinition": {"buildType": "b", "resolvedDependencies": resolved}}
+    bad = audited.append(s.sign(s.statement([("app.zip", ART)], PROV, pred), KEY)).index
+    diff = changes_document(AuditReader(audited), old, new, None)
+    got = check_changes(_checked(audited, diff), old, new)[0]
+    assert got["changes"]["dependencies"]["added"] == []
+    assert got["complete"] is False
+    assert [(t["part"], t["index"], t["field"]) for t in got["truncated"]] == [
+        ("unindexable", bad, "dependency")
+    ]
+    with pytest.raises(ClientError, match="incomplete: a bound cut unindexable of record"):
+        _complete(got, "changes", True)
+    _, told = _story(audited, new)
+    assert told["complete"] is False and told["truncated"][0]["index"] == bad
 
 
 def _chain(lg: Ledger) -> tuple[int, int, int]:
