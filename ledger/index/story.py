@@ -140,6 +140,9 @@ class _Described:
             self.terms.update(q.terms_of(self.conn, new))
             self.deps.update(q.dependencies_of(self.conn, new))
 
+    def kind(self, idx: int) -> str:
+        return kind_of(_one(self.terms[idx], "predicateType"))
+
     def step(self, idx: int, about: str) -> dict[str, Any]:
         return _describe(idx, about, self.terms[idx], self.deps[idx])
 
@@ -172,13 +175,15 @@ class _Walk:
         """Take one level's records; the material digests of the next level."""
         nxt: list[str] = []
         for i, d in found:
-            step = self.described.step(i, d)
-            if depth and step["kind"] not in PRODUCERS:
-                continue  # upstream: only what produced the materials
-            self.steps.setdefault(i, step)
+            step = self.steps.get(i)
+            if step is None:  # described and followed once, however many digests it is about
+                if depth and self.described.kind(i) not in PRODUCERS:
+                    continue  # upstream: only what produced the materials
+                step = self.steps[i] = self.described.step(i, d)
+                if step["kind"] in PRODUCERS:
+                    nxt.extend(self._follow(step["materials"]))
             if step["kind"] in PRODUCERS:
                 self.producers.setdefault(d, []).append(i)
-                nxt.extend(self._follow(step["materials"]))
         return nxt
 
     def _follow(self, materials: list[dict[str, Any]]) -> list[str]:

@@ -7,14 +7,23 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, create_engine, insert
 
 from ledger._internal import schema
+from ledger.api.routes_audit import story_document
 from ledger.index import query as q
+from ledger.index import story
 from ledger.index.derived import PRODUCER_PREFIXES
 from ledger.index.driver_sql import sqlite_driver
+from ledger.index.evidence import AuditReader
+from ledger.log import Ledger
+from tests.ledger import audit_samples as s
+from tests.ledger.test_index import KEY, audited
+
+__all__ = ["audited"]  # the fixture, re-exported for pytest
 
 PROV = "https://slsa.dev/provenance/v1"
 TEST = "https://in-toto.io/attestation/test-result/v0.1"
@@ -90,3 +99,35 @@ def test_about_cost_does_not_grow_with_unrelated_records(conn: Connection) -> No
     _add(conn, 401, 20_000, "sha256:" + "d" * 64, PROV)
     big = _steps(conn)
     assert big <= small * 1.5 + 10, (small, big)
+
+
+def _chain_link(k: int, n: int) -> bytes:
+    """A build whose n subjects are the previous one's n materials (h36 F3's chain)."""
+    resolved = [
+        {"uri": f"file:m{i}", "digest": {"sha256": s.sha(f"amp-{k + 1}-{i}")}} for i in range(n)
+    ]
+    pred = {"buildDefinition": {"buildType": "b", "resolvedDependencies": resolved}}
+    subjects = [(f"s{i}", s.sha(f"amp-{k}-{i}")) for i in range(n)]
+    return s.sign(s.statement(subjects, PROV, pred), KEY)
+
+
+def test_a_story_describes_each_record_once(
+    audited: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """h36 F3: a chain of 3 builds, each about the previous one's 40 materials, built a step (and
+    its 40 material dicts) per (record, digest) pair: n*n per level, 2,001,000 material dicts
+    for 3 steps at n = 1,000."""
+    audited.append_many([_chain_link(k, 40) for k in range(3)])
+    built = {"steps": 0, "materials": 0}
+    describe = story._describe
+
+    def counting(*args: Any) -> dict[str, Any]:
+        st = describe(*args)
+        built["steps"] += 1
+        built["materials"] += len(st.get("materials", []))
+        return st
+
+    monkeypatch.setattr(story, "_describe", counting)
+    told = story_document(AuditReader(audited), "sha256:" + s.sha("amp-0-0"), None)
+    assert [len(st["materials"]) for st in told["story"]] == [40, 40, 40]
+    assert built == {"steps": 3, "materials": 120}
