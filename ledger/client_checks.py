@@ -317,19 +317,30 @@ def _check_materials(p: _Proved, i: int, materials: Any) -> None:
 _UPSTREAM = ("producers", "materials", "depth")  # cuts that leave producers out
 
 
+def _upstream_cuts(cuts: list[dict[str, Any]]) -> tuple[bool, set[str]]:
+    """(whether a cut left producers out across the story — materials or depth not followed, a
+    level's producers cut without a digest; the digests whose producers a cut names)."""
+    blanket, named = False, set()
+    for c in cuts:
+        if c.get("part") not in _UPSTREAM:
+            continue
+        if c.get("part") == "producers" and isinstance(c.get("digest"), str):
+            named.add(c["digest"])
+        else:
+            blanket = True
+    return blanket, named
+
+
 def _check_upstream(
-    p: _Proved, steps: dict[int, dict[str, Any]], digest: str, *, cut_upstream: bool
+    p: _Proved, steps: dict[int, dict[str, Any]], digest: str, cuts: list[dict[str, Any]]
 ) -> None:
     """Every step is about the artifact or about a digest its producers' materials lead to
     (artifact → its producers' materials → their producers …), and, unless the answer cut
-    producers, each material's ``producedBy`` is every producer in the story of that digest."""
+    producers, each material's ``producedBy`` is every producer in the story of that digest —
+    some of them when a ``producers`` cut names the digest."""
     by_about: dict[str, list[int]] = {}
-    made: dict[str, set[int]] = {}
     for i, st in steps.items():
         by_about.setdefault(st["about"], []).append(i)
-        if p.kind(i) in PRODUCERS:
-            for subject in p.terms[i].get("subject", ()):
-                made.setdefault(subject, set()).add(i)
     reached, todo = {digest}, [digest]
     while todo:
         for i in by_about.get(todo.pop(), []):
@@ -342,11 +353,26 @@ def _check_upstream(
             raise _refuse(
                 f"story step {i} is about {st['about']}, which no material of the story leads to", i
             )
-    if cut_upstream:
+    _check_produced_by(p, steps, cuts)
+
+
+def _check_produced_by(
+    p: _Proved, steps: dict[int, dict[str, Any]], cuts: list[dict[str, Any]]
+) -> None:
+    blanket, named = _upstream_cuts(cuts)
+    if blanket:
         return
+    made: dict[str, set[int]] = {}
+    for i in steps:
+        if p.kind(i) in PRODUCERS:
+            for subject in p.terms[i].get("subject", ()):
+                made.setdefault(subject, set()).add(i)
     for i, st in steps.items():
         for m in st.get("materials", []):
-            if m["digest"] and set(m["producedBy"]) != made.get(m["digest"], set()):
+            listed, found = set(m["producedBy"]), made.get(m["digest"], set())
+            if m["digest"] in named and listed <= found:
+                continue  # the answer said it cut this digest's list
+            if m["digest"] and listed != found:
                 raise _refuse(
                     f"story step {i}: material {m['digest']} was produced by "
                     f"{sorted(made.get(m['digest'], ()))} in the story, not {m['producedBy']}",
@@ -354,9 +380,28 @@ def _check_upstream(
                 )
 
 
-def _check_vulnerabilities(p: _Proved, claimed: Any, digest: str) -> None:
+def _vuln_bound(cuts: list[dict[str, Any]], digest: str) -> int | None:
+    """The bound of a ``vulnerabilities`` cut of ``digest``, when the answer says it made one."""
+    for c in cuts:
+        if c.get("part") == "vulnerabilities" and c.get("digest") == digest:
+            limit = c.get("limit")
+            if type(limit) is not int or limit < 1:
+                raise _refuse(f"the vulnerabilities cut has no bound: {limit!r}")
+            return limit
+    return None
+
+
+def _check_vulnerabilities(
+    p: _Proved, claimed: Any, digest: str, cuts: list[dict[str, Any]]
+) -> None:
     claimed = _obj(claimed, "the artifact's vulnerabilities")
     latest = p.statuses(digest)
+    bound = _vuln_bound(cuts, digest)
+    if bound is not None:  # the first ``bound`` by id: every proved one before the last listed
+        last = max(claimed, default="")
+        latest = {v: x for v, x in latest.items() if v <= last}
+        if len(claimed) != bound:
+            raise _refuse(f"the vulnerabilities cut at {bound}, and {len(claimed)} are listed")
     if set(claimed) != set(latest):
         raise _refuse(
             f"the vulnerabilities of {digest} are {sorted(claimed)}, the proved records say "
@@ -405,12 +450,12 @@ def check_story(ev: Evidence, digest: str) -> tuple[dict[str, Any], dict[str, An
     missing = p.about(digest) - set(steps)
     if missing:
         raise _refuse(f"the story leaves out proved records about {digest}: {sorted(missing)}")
-    _check_upstream(p, steps, digest, cut_upstream=any(c.get("part") in _UPSTREAM for c in cuts))
+    _check_upstream(p, steps, digest, cuts)
     producers = {i for i, st in steps.items() if st["about"] == digest and p.kind(i) in PRODUCERS}
     cited = {p.cited(j, "producedBy") for j in _list(artifact.get("producedBy"), "producedBy")}
     if cited != producers:
         raise _refuse(f"{digest} was produced by {sorted(producers)}, not {sorted(cited)}")
-    _check_vulnerabilities(p, artifact["vulnerabilities"], digest)
+    _check_vulnerabilities(p, artifact["vulnerabilities"], digest, cuts)
     for key in _UNVERIFIED_STEP_KEYS:
         found = {i: st.pop(key) for i, st in steps.items() if key in st}
         if found:

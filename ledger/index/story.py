@@ -51,6 +51,9 @@ MAX_RECORDS = 1000  # other records of the artifact (or of a build) than its pro
 MAX_PRODUCERS = 2000  # (producer, digest) pairs read for the digests of one level, newest kept
 MAX_DIGESTS = 2000  # material digests followed upstream, per answer
 MAX_DECISIONS = 100  # VSA steps whose body is read for the decision it records, newest kept
+MAX_VULNS = 1000  # vulnerabilities of the artifact listed (with their latest-status records)
+MAX_PRODUCED_BY = 100  # producers listed in one material's producedBy, newest kept
+MAX_PRODUCED_BY_TOTAL = 10_000  # producedBy entries of all materials of one answer
 PAGE_HINT = "GET /api/v1/search?subject={digest} pages through every record about it"
 
 
@@ -218,15 +221,14 @@ def _story(conn: Connection, digest: str, size: int) -> Story:
     if walk.dropped:
         told.truncated.append(cut("materials", MAX_DIGESTS, digests=walk.dropped))
     steps, producers = walk.steps, walk.producers
-    for step in steps.values():
-        for m in step.get("materials", []):
-            m["producedBy"] = producers.get(m["digest"], []) if m["digest"] else []
-    statuses = q.vuln_statuses(conn, [digest], size)
+    _produced_by(steps, producers, told.truncated)
+    statuses = _vulnerabilities(conn, digest, size, told.truncated)
     cited = {i for _, i in statuses.values()}  # a VEX naming the digest as a product, too
     described.read(sorted(cited - set(steps)))
     for i in sorted(cited - set(steps)):
         if digest in described.terms[i].get("subject", ()):
             steps[i] = described.step(i, digest)  # its latest status, past the records read
+    _uncut_records(conn, digest, size, steps, told.truncated)
     told.artifact = {
         "digest": digest,
         "producedBy": producers.get(digest, []),
@@ -235,6 +237,57 @@ def _story(conn: Connection, digest: str, size: int) -> Story:
     told.steps = [steps[i] for i in sorted(steps)]
     told.indices = sorted(set(steps) | cited)
     return told
+
+
+def _vulnerabilities(
+    conn: Connection, digest: str, size: int, truncated: list[dict[str, Any]]
+) -> dict[str, tuple[str, int]]:
+    """The latest status of each vulnerability recorded about ``digest``: the first
+    :data:`MAX_VULNS` by vulnerability id, and a ``vulnerabilities`` cut past them."""
+    statuses = q.vuln_statuses(conn, [digest], size)
+    if len(statuses) <= MAX_VULNS:
+        return statuses
+    truncated.append(cut("vulnerabilities", MAX_VULNS, digest, vulnerabilities=len(statuses)))
+    return {v: statuses[v] for v in sorted(statuses)[:MAX_VULNS]}
+
+
+def _uncut_records(
+    conn: Connection,
+    digest: str,
+    size: int,
+    steps: dict[int, dict[str, Any]],
+    truncated: list[dict[str, Any]],
+) -> None:
+    """Take back the ``records`` cut of ``digest`` when the latest-status records brought every
+    record about it into the story after all (the cut said records were left out)."""
+    said = [t for t in truncated if t["part"] == "records" and t["digest"] == digest]
+    if not said:
+        return
+    bound = MAX_RECORDS + MAX_VULNS
+    rows = q.about(conn, (digest,), size, bound + 1, PRODUCER_PREFIXES, without=True)
+    if len(rows) <= bound and all(i in steps for i, _ in rows):
+        truncated.remove(said[0])
+
+
+def _produced_by(
+    steps: dict[int, dict[str, Any]],
+    producers: dict[str, list[int]],
+    truncated: list[dict[str, Any]],
+) -> None:
+    """Each material's ``producedBy``: the newest :data:`MAX_PRODUCED_BY` producers of its digest
+    in the story, and no more than :data:`MAX_PRODUCED_BY_TOTAL` in the whole answer (in step
+    order); a digest whose list was shortened anywhere is named by a ``producers`` cut
+    (``material: true``). Its producers are steps of the story either way."""
+    budget, short = MAX_PRODUCED_BY_TOTAL, set()
+    for i in sorted(steps):
+        for m in steps[i].get("materials", []):
+            made = producers.get(m["digest"], []) if m["digest"] else []
+            keep = min(len(made), MAX_PRODUCED_BY, budget)
+            if keep < len(made):
+                short.add(m["digest"])
+            m["producedBy"] = made[len(made) - keep :]
+            budget -= keep
+    truncated.extend(cut("producers", MAX_PRODUCED_BY, d, material=True) for d in sorted(short))
 
 
 def _producers_of(

@@ -310,3 +310,71 @@ def test_the_client_refuses_a_material_whose_proved_producer_is_not_named(
             m["producedBy"] = []
     with pytest.raises(IntegrityError, match=f"story step {top}: material sha256:{MAT}"):
         check_story(_checked(audited, doc), "sha256:" + ART)
+
+
+def test_produced_by_lists_are_bounded_and_the_cut_names_the_material(
+    audited: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """h36 F4: P builds each with subjects [ART, M] and material M listed all P producers of M
+    under each of the P materials: P*P ints (4,000,000 at P = 2,000) in a complete answer."""
+    monkeypatch.setattr(story, "MAX_PRODUCED_BY", 3)
+    monkeypatch.setattr(story, "MAX_PRODUCED_BY_TOTAL", 10)
+    mat = "sha256:" + MAT
+
+    def both(k: int) -> bytes:
+        resolved = [{"uri": "file:m", "digest": {"sha256": MAT}}]
+        pred = {"buildDefinition": {"buildType": f"b{k}", "resolvedDependencies": resolved}}
+        return s.sign(s.statement([("a", ART), ("m", MAT)], PROV, pred), KEY)
+
+    made = [r.index for r in audited.append_many([both(k) for k in range(6)])]
+    doc, told = _story(audited, "sha256:" + ART)
+    lists = [m["producedBy"] for st in told["story"] for m in st["materials"]]
+    assert lists[:3] == [made[-3:]] * 3 and lists[3] == made[-1:] and lists[4:] == [[], []]
+    assert sum(map(len, lists)) == 10
+    assert [(t["part"], t["digest"]) for t in told["truncated"]] == [("producers", mat)]
+    assert told["artifact"]["producedBy"] == made
+    # the cut names M: a shortened list of another digest is still refused
+    doc["truncated"][0]["digest"] = "sha256:" + OTHER
+    with pytest.raises(IntegrityError, match="was produced by"):
+        check_story(_checked(audited, doc), "sha256:" + ART)
+
+
+def _scan(app: str, vulns: list[str]) -> bytes:
+    pred = {"scanner": {"uri": "pkg:github/anchore/grype", "result": [{"id": v} for v in vulns]}}
+    return s.sign(s.statement([("app.zip", app)], SCAN, pred), KEY)
+
+
+def test_the_vulnerabilities_of_a_story_are_bounded_by_id_and_the_cut_is_said(
+    audited: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """h36 F5: every vulnerability's latest-status record was listed and proved, without bound
+    (10 scans of 2,000 ids each: a 20,000-entry map), in an answer that said it was complete."""
+    monkeypatch.setattr(story, "MAX_VULNS", 4)
+    app = "sha256:" + ART
+    audited.append_many([_scan(ART, [f"CVE-2099-{k}{i}" for i in range(3)]) for k in range(3)])
+    doc, told = _story(audited, app)
+    assert list(told["artifact"]["vulnerabilities"]) == [
+        "CVE-2099-00",
+        "CVE-2099-01",
+        "CVE-2099-02",
+        "CVE-2099-10",
+    ]
+    assert [(t["part"], t["digest"], t["vulnerabilities"]) for t in told["truncated"]] == [
+        ("vulnerabilities", app, 9)
+    ]
+    # a server that drops a vulnerability inside the bound is refused
+    doc["artifact"]["vulnerabilities"].pop("CVE-2099-01")
+    doc["artifact"]["vulnerabilities"]["CVE-2099-11"] = {"status": "affected", "index": 999}
+    with pytest.raises(IntegrityError):
+        check_story(_checked(audited, doc), app)
+
+
+def test_latest_status_records_past_the_records_bound_are_not_called_a_cut(
+    audited: Ledger, small: None
+) -> None:
+    """h36 F5: 30 scans of one vulnerability each (past MAX_RECORDS = 10) were all in the answer,
+    as latest statuses, yet it said ``records`` were cut."""
+    audited.append_many([_scan(ART, [f"CVE-2099-{i:03}"]) for i in range(30)])
+    _, told = _story(audited, "sha256:" + ART)
+    assert len(told["story"]) == 30 and len(told["artifact"]["vulnerabilities"]) == 30
+    assert told["complete"] is True and told["truncated"] == []
