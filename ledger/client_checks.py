@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ledger.errors import IntegrityError
+from ledger.index import story as bounds
 from ledger.index.derived import (
     OPEN,
     PRODUCERS,
@@ -263,16 +264,61 @@ def _completeness(rest: dict[str, Any]) -> tuple[bool, list[dict[str, Any]]]:
     return complete, cuts
 
 
-def _undecided(cuts: list[dict[str, Any]]) -> set[int]:
-    """The VSA steps whose decision the answer says it did not read."""
-    out: set[int] = set()
+def _levels(p: _Proved, steps: dict[int, dict[str, Any]], digest: str) -> int:
+    """How many levels of producers the story's steps reach upstream of ``digest``."""
+    by_about: dict[str, list[int]] = {}
+    for i, st in steps.items():
+        by_about.setdefault(st["about"], []).append(i)
+    level, seen, todo = 0, {digest}, [digest]
+    while todo:
+        nxt: list[str] = []
+        for d in todo:
+            for i in by_about.get(d, []):
+                if p.kind(i) in PRODUCERS:
+                    nxt.extend({m.digest for m in p.facts[i].deps if m.digest} - seen)
+        seen.update(nxt)
+        todo = sorted(set(nxt))
+        level += bool(todo)
+    return level
+
+
+def _check_cuts(
+    p: _Proved, steps: dict[int, dict[str, Any]], digest: str, cuts: list[dict[str, Any]]
+) -> None:
+    """Each cut of a story is one the server makes, at its bound, about what the story shows: a
+    cut switches a check off, so it is taken on nobody's word (h36 F6)."""
+    bound = {
+        "producers": (bounds.MAX_PRODUCERS, bounds.MAX_PRODUCED_BY),
+        "records": (bounds.MAX_RECORDS,),
+        "decisions": (bounds.MAX_DECISIONS,),
+        "materials": (bounds.MAX_DIGESTS,),
+        "depth": (bounds.MAX_DEPTH,),
+        "vulnerabilities": (bounds.MAX_VULNS,),
+    }
+    mats = {m["digest"] for st in steps.values() for m in st.get("materials", []) if m["digest"]}
+    mine = [i for i, st in steps.items() if st["about"] == digest]
+    vsas = sorted(i for i in mine if p.kind(i) == "vsa")
     for c in cuts:
-        if c.get("part") == "decisions":
-            out.update(i for i in _list(c.get("steps"), "decisions steps") if type(i) is int)
-    return out
+        part = c.get("part")
+        if part not in bound or c.get("limit") not in bound[str(part)]:
+            raise _refuse(f"the answer says it cut {part!r} at {c.get('limit')!r}: no such bound")
+        if part == "producers" and (not _named(c) or not _named(c) <= mats | {digest}):
+            raise _refuse(f"a producers cut names {sorted(_named(c))}, not digests of the story")
+        if part in ("records", "decisions", "vulnerabilities") and c.get("digest") != digest:
+            raise _refuse(f"a {part} cut names {c.get('digest')!r}, not the artifact")
+        others = [i for i in mine if p.kind(i) not in PRODUCERS]
+        if part == "records" and len(others) < bounds.MAX_RECORDS:
+            raise _refuse(f"a records cut, and the story has {len(others)} other records")
+        if part == "materials" and len(mats) <= bounds.MAX_DIGESTS:
+            raise _refuse(f"a materials cut, and the story names {len(mats)} material digests")
+        if part == "depth" and _levels(p, steps, digest) < bounds.MAX_DEPTH:
+            raise _refuse("a depth cut, and the story does not reach that deep")
+        oldest = vsas[: max(0, len(vsas) - bounds.MAX_DECISIONS)]
+        if part == "decisions" and (not oldest or c.get("steps") != oldest):
+            raise _refuse(f"a decisions cut of {c.get('steps')!r}, not the oldest of the VSAs")
 
 
-def _check_step(p: _Proved, st: dict[str, Any], digest: str, undecided: set[int]) -> int:
+def _check_step(p: _Proved, st: dict[str, Any], digest: str) -> int:
     i = p.cited(st.get("index"), "a story step")
     unknown = set(st) - _STEP_KEYS - set(_STEP_TERMS) - set(_UNVERIFIED_STEP_KEYS)
     if unknown:
@@ -292,8 +338,8 @@ def _check_step(p: _Proved, st: dict[str, Any], digest: str, undecided: set[int]
             raise _refuse(f"story step {i}: its body says another {key}", i)
     if "decision" in st and (kind != "vsa" or st["decision"] != decision(p.entries[i].body)):
         raise _refuse(f"story step {i}: its body records another decision", i)
-    if kind == "vsa" and "decision" not in st and i not in undecided:
-        raise _refuse(f"story step {i} is a VSA without its decision, and none was cut", i)
+    if kind == "vsa" and "decision" not in st:
+        st["decision"] = decision(p.entries[i].body)  # its proved body says it (h36 F6)
     if kind in PRODUCERS:
         _check_materials(p, i, st.get("materials"))
     elif "materials" in st:
@@ -317,16 +363,21 @@ def _check_materials(p: _Proved, i: int, materials: Any) -> None:
 _UPSTREAM = ("producers", "materials", "depth")  # cuts that leave producers out
 
 
+def _named(c: dict[str, Any]) -> set[str]:
+    """The digests a cut names: its ``digest``, or a level's ``digests``."""
+    if isinstance(c.get("digest"), str):
+        return {c["digest"]}
+    return {d for d in _list(c.get("digests", []), "a cut's digests") if isinstance(d, str)}
+
+
 def _upstream_cuts(cuts: list[dict[str, Any]]) -> tuple[bool, set[str]]:
-    """(whether a cut left producers out across the story — materials or depth not followed, a
-    level's producers cut without a digest; the digests whose producers a cut names)."""
+    """(whether a cut left producers out across the story — materials or depth not followed;
+    the digests whose producers a cut names)."""
     blanket, named = False, set()
     for c in cuts:
-        if c.get("part") not in _UPSTREAM:
-            continue
-        if c.get("part") == "producers" and isinstance(c.get("digest"), str):
-            named.add(c["digest"])
-        else:
+        if c.get("part") == "producers":
+            named |= _named(c)
+        elif c.get("part") in _UPSTREAM:
             blanket = True
     return blanket, named
 
@@ -428,7 +479,6 @@ def check_story(ev: Evidence, digest: str) -> tuple[dict[str, Any], dict[str, An
     """(the story and artifact, checked; what the client cannot check: the signer names)."""
     rest = dict(ev.unverified)
     complete, cuts = _completeness(rest)
-    undecided = _undecided(cuts)
     story = copy.deepcopy(_list(rest.pop("story", None), "story"))
     artifact = copy.deepcopy(_obj(rest.pop("artifact", None), "artifact"))
     p = _Proved(ev)
@@ -443,13 +493,14 @@ def check_story(ev: Evidence, digest: str) -> tuple[dict[str, Any], dict[str, An
         )
     steps: dict[int, dict[str, Any]] = {}
     for st in story:
-        i = _check_step(p, _obj(st, "a story step"), digest, undecided)
+        i = _check_step(p, _obj(st, "a story step"), digest)
         if i in steps:
             raise _refuse(f"story step {i} is listed twice", i)
         steps[i] = st
     missing = p.about(digest) - set(steps)
     if missing:
         raise _refuse(f"the story leaves out proved records about {digest}: {sorted(missing)}")
+    _check_cuts(p, steps, digest, cuts)
     _check_upstream(p, steps, digest, cuts)
     producers = {i for i, st in steps.items() if st["about"] == digest and p.kind(i) in PRODUCERS}
     cited = {p.cited(j, "producedBy") for j in _list(artifact.get("producedBy"), "producedBy")}

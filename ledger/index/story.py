@@ -297,8 +297,14 @@ def _producers_of(
     record under the first of ``digests`` it produced; at most :data:`MAX_PRODUCERS` pairs."""
     rows = q.about(conn, digests, size, MAX_PRODUCERS + 1, PRODUCER_PREFIXES)
     if len(rows) > MAX_PRODUCERS:
-        one = digests[0] if len(digests) == 1 else None
-        truncated.append(cut("producers", MAX_PRODUCERS, one, depth=depth))
+        if len(digests) == 1:
+            truncated.append(cut("producers", MAX_PRODUCERS, digests[0], depth=depth))
+        else:  # the level's digests together: each is named, with the route that pages them
+            truncated.append(
+                cut(
+                    "producers", MAX_PRODUCERS, depth=depth, digests=sorted(digests), page=PAGE_HINT
+                )
+            )
         rows = rows[-MAX_PRODUCERS:]  # the newest
     order = {d: k for k, d in enumerate(digests)}
     return sorted(rows, key=lambda r: (r[0], order[r[1]]))

@@ -117,10 +117,12 @@ def test_only_the_newest_vsa_decisions_are_read_and_the_rest_are_named(
     """h34 #3: a FAILED VSA after MAX_DECISIONS PASSED ones came back without its decision."""
     audited.append_many([_vsa(ART, "PASSED", n) for n in range(4)])
     failed = audited.append(_vsa(ART, "FAILED")).index
-    _, told = _story(audited, "sha256:" + ART)
-    vsas = [st for st in told["story"] if st["kind"] == "vsa"]
+    doc, told = _story(audited, "sha256:" + ART)
+    vsas = [st for st in doc["story"] if st["kind"] == "vsa"]
     assert vsas[-1]["index"] == failed and vsas[-1]["decision"]["result"] == "FAILED"
     assert [("decision" in st) for st in vsas] == [False, False, True, True, True]
+    # h36 F6: the client reads every VSA's decision from its proved body
+    assert all("decision" in st for st in told["story"] if st["kind"] == "vsa")
     cut = [t for t in told["truncated"] if t["part"] == "decisions"]
     assert cut and cut[0]["steps"] == [vsas[0]["index"], vsas[1]["index"]]
 
@@ -132,7 +134,41 @@ def test_the_client_refuses_a_vsa_without_its_decision_unless_the_answer_says_so
     doc = story_document(AuditReader(audited), "sha256:" + ART, None)
     for st in doc["story"]:
         st.pop("decision", None)
-    with pytest.raises(IntegrityError, match="VSA without its decision"):
+    # h36 F6: the client reads the decision from the proved body itself ...
+    told = check_story(_checked(audited, doc), "sha256:" + ART)[0]
+    assert [st["decision"]["result"] for st in told["story"] if st["kind"] == "vsa"] == ["FAILED"]
+    # ... and a decisions cut of the only VSA is no cut the server makes
+    vsa = [st["index"] for st in doc["story"] if st["kind"] == "vsa"]
+    doc["complete"] = False
+    doc["truncated"] = [
+        {"part": "decisions", "limit": 100, "digest": "sha256:" + ART, "steps": vsa}
+    ]
+    with pytest.raises(IntegrityError, match="not the oldest of the VSAs"):
+        check_story(_checked(audited, doc), "sha256:" + ART)
+
+
+@pytest.mark.parametrize(
+    "fake",
+    [
+        {"part": "depth", "limit": 8},
+        {"part": "materials", "limit": 2000, "digests": 1},
+        {"part": "producers", "limit": 2000, "digest": "sha256:" + s.sha("unrelated")},
+        {"part": "producers", "limit": 2000, "digest": None},
+        {"part": "whatever", "limit": 1},
+        {"part": "records", "limit": 1000, "digest": "sha256:" + s.sha("story-art")},
+    ],
+)
+def test_a_cut_the_server_did_not_make_is_refused(audited: Ledger, fake: dict[str, Any]) -> None:
+    """h36 F6: any producers/materials/depth entry in ``truncated`` (even ``{"part": "depth"}``
+    alone, or one naming an unrelated digest) switched off every producedBy check, so a server
+    could drop an upstream producer of a material."""
+    _chain(audited)
+    doc = story_document(AuditReader(audited), "sha256:" + ART, None)
+    for st in doc["story"]:
+        for mat in st.get("materials", []):
+            mat["producedBy"] = []
+    doc["complete"], doc["truncated"] = False, [fake]
+    with pytest.raises(IntegrityError, match="cut"):
         check_story(_checked(audited, doc), "sha256:" + ART)
 
 
@@ -335,7 +371,7 @@ def test_produced_by_lists_are_bounded_and_the_cut_names_the_material(
     assert told["artifact"]["producedBy"] == made
     # the cut names M: a shortened list of another digest is still refused
     doc["truncated"][0]["digest"] = "sha256:" + OTHER
-    with pytest.raises(IntegrityError, match="was produced by"):
+    with pytest.raises(IntegrityError, match=r"producers cut names|was produced by"):
         check_story(_checked(audited, doc), "sha256:" + ART)
 
 
@@ -378,3 +414,26 @@ def test_latest_status_records_past_the_records_bound_are_not_called_a_cut(
     _, told = _story(audited, "sha256:" + ART)
     assert len(told["story"]) == 30 and len(told["artifact"]["vulnerabilities"]) == 30
     assert told["complete"] is True and told["truncated"] == []
+
+
+def test_a_producers_cut_across_a_level_names_its_digests(
+    audited: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """h36 F7: a producers cut of a level with several digests named no digest and no page, so
+    a client could not tell an empty ``producedBy`` from "none" (and took any such cut)."""
+    monkeypatch.setattr(story, "MAX_PRODUCERS", 3)
+    m1, m2 = s.sha("lvl-m1"), s.sha("lvl-m2")
+
+    def build(app: str, mats: list[str], k: int = 0) -> bytes:
+        resolved = [{"uri": f"file:{m}", "digest": {"sha256": m}} for m in mats]
+        pred = {"buildDefinition": {"buildType": f"b{k}", "resolvedDependencies": resolved}}
+        return s.sign(s.statement([("out", app)], PROV, pred), KEY)
+
+    audited.append_many([build(m, [], k) for m in (m1, m2) for k in range(2)])
+    audited.append(build(ART, [m1, m2]))
+    _, told = _story(audited, "sha256:" + ART)
+    cuts = [t for t in told["truncated"] if t["part"] == "producers"]
+    assert [(t["digest"], t["digests"], t["depth"]) for t in cuts] == [
+        (None, sorted(["sha256:" + m1, "sha256:" + m2]), 1)
+    ]
+    assert "{digest}" in cuts[0]["page"]
