@@ -165,7 +165,10 @@ def _check_consistency(c: Any, trusted: Checkpoint, cp: Checkpoint) -> None:
 
 def _complete(extra: Mapping[str, Any], what: str, required: bool) -> None:
     if required and not extra["complete"]:
-        parts = ", ".join(f"{t.get('part')} of {t.get('digest')}" for t in extra["truncated"])
+        parts = ", ".join(
+            f"{t.get('part')} of {t.get('digest') or 'record ' + str(t.get('index'))}"
+            for t in extra["truncated"]
+        )
         raise ClientError(f"{what} is incomplete: a bound cut {parts}")
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ledger.errors import IntegrityError
+from ledger.index import story as bounds
 from ledger.index.derived import (
     OPEN,
     PRODUCERS,
@@ -57,7 +58,7 @@ from ledger.index.params import (
     parse_time_param,
     parse_versions,
 )
-from ledger.index.rows import indexed
+from ledger.index.rows import indexed, unindexable
 
 if TYPE_CHECKING:
     from ledger.client import Entry, Evidence
@@ -197,8 +198,22 @@ class _Proved:
 
     def __init__(self, ev: Evidence) -> None:
         self.entries = {e.index: e for e in ev.entries}
-        self.facts = {e.index: indexed(read_facts(e.body)) for e in ev.entries}
+        read = {e.index: read_facts(e.body) for e in ev.entries}
+        self.facts = {i: indexed(f) for i, f in read.items()}
         self.terms = {i: _terms(f) for i, f in self.facts.items()}
+        self.unheld = {i: unindexable(f) for i, f in read.items()}
+
+    def completed(self, complete: bool, cuts: list[dict[str, Any]]) -> bool:
+        """``complete`` as the client sees it: false, with an ``unindexable`` cut of its own per
+        value, when a proved body holds a value the index could not (a NUL, an overlong
+        version or digest): the server derived from the index, which left it out."""
+        for i, found in sorted(self.unheld.items()):
+            for name, reason in found:
+                c = {"part": "unindexable", "index": i, "field": name, "reason": reason}
+                if c not in cuts:
+                    cuts.append(c)
+                complete = False
+        return complete
 
     def cited(self, value: Any, what: str) -> int:
         if type(value) is not int or value not in self.entries:
@@ -249,16 +264,61 @@ def _completeness(rest: dict[str, Any]) -> tuple[bool, list[dict[str, Any]]]:
     return complete, cuts
 
 
-def _undecided(cuts: list[dict[str, Any]]) -> set[int]:
-    """The VSA steps whose decision the answer says it did not read."""
-    out: set[int] = set()
+def _levels(p: _Proved, steps: dict[int, dict[str, Any]], digest: str) -> int:
+    """How many levels of producers the story's steps reach upstream of ``digest``."""
+    by_about: dict[str, list[int]] = {}
+    for i, st in steps.items():
+        by_about.setdefault(st["about"], []).append(i)
+    level, seen, todo = 0, {digest}, [digest]
+    while todo:
+        nxt: list[str] = []
+        for d in todo:
+            for i in by_about.get(d, []):
+                if p.kind(i) in PRODUCERS:
+                    nxt.extend({m.digest for m in p.facts[i].deps if m.digest} - seen)
+        seen.update(nxt)
+        todo = sorted(set(nxt))
+        level += bool(todo)
+    return level
+
+
+def _check_cuts(
+    p: _Proved, steps: dict[int, dict[str, Any]], digest: str, cuts: list[dict[str, Any]]
+) -> None:
+    """Each cut of a story is one the server makes, at its bound, about what the story shows: a
+    cut switches a check off, so it is taken on nobody's word (h36 F6)."""
+    bound = {
+        "producers": (bounds.MAX_PRODUCERS, bounds.MAX_PRODUCED_BY),
+        "records": (bounds.MAX_RECORDS,),
+        "decisions": (bounds.MAX_DECISIONS,),
+        "materials": (bounds.MAX_DIGESTS,),
+        "depth": (bounds.MAX_DEPTH,),
+        "vulnerabilities": (bounds.MAX_VULNS,),
+    }
+    mats = {m["digest"] for st in steps.values() for m in st.get("materials", []) if m["digest"]}
+    mine = [i for i, st in steps.items() if st["about"] == digest]
+    vsas = sorted(i for i in mine if p.kind(i) == "vsa")
     for c in cuts:
-        if c.get("part") == "decisions":
-            out.update(i for i in _list(c.get("steps"), "decisions steps") if type(i) is int)
-    return out
+        part = c.get("part")
+        if part not in bound or c.get("limit") not in bound[str(part)]:
+            raise _refuse(f"the answer says it cut {part!r} at {c.get('limit')!r}: no such bound")
+        if part == "producers" and (not _named(c) or not _named(c) <= mats | {digest}):
+            raise _refuse(f"a producers cut names {sorted(_named(c))}, not digests of the story")
+        if part in ("records", "decisions", "vulnerabilities") and c.get("digest") != digest:
+            raise _refuse(f"a {part} cut names {c.get('digest')!r}, not the artifact")
+        others = [i for i in mine if p.kind(i) not in PRODUCERS]
+        if part == "records" and len(others) < bounds.MAX_RECORDS:
+            raise _refuse(f"a records cut, and the story has {len(others)} other records")
+        if part == "materials" and len(mats) <= bounds.MAX_DIGESTS:
+            raise _refuse(f"a materials cut, and the story names {len(mats)} material digests")
+        if part == "depth" and _levels(p, steps, digest) < bounds.MAX_DEPTH:
+            raise _refuse("a depth cut, and the story does not reach that deep")
+        oldest = vsas[: max(0, len(vsas) - bounds.MAX_DECISIONS)]
+        if part == "decisions" and (not oldest or c.get("steps") != oldest):
+            raise _refuse(f"a decisions cut of {c.get('steps')!r}, not the oldest of the VSAs")
 
 
-def _check_step(p: _Proved, st: dict[str, Any], digest: str, undecided: set[int]) -> int:
+def _check_step(p: _Proved, st: dict[str, Any], digest: str) -> int:
     i = p.cited(st.get("index"), "a story step")
     unknown = set(st) - _STEP_KEYS - set(_STEP_TERMS) - set(_UNVERIFIED_STEP_KEYS)
     if unknown:
@@ -278,8 +338,8 @@ def _check_step(p: _Proved, st: dict[str, Any], digest: str, undecided: set[int]
             raise _refuse(f"story step {i}: its body says another {key}", i)
     if "decision" in st and (kind != "vsa" or st["decision"] != decision(p.entries[i].body)):
         raise _refuse(f"story step {i}: its body records another decision", i)
-    if kind == "vsa" and "decision" not in st and i not in undecided:
-        raise _refuse(f"story step {i} is a VSA without its decision, and none was cut", i)
+    if kind == "vsa" and "decision" not in st:
+        st["decision"] = decision(p.entries[i].body)  # its proved body says it (h36 F6)
     if kind in PRODUCERS:
         _check_materials(p, i, st.get("materials"))
     elif "materials" in st:
@@ -303,19 +363,35 @@ def _check_materials(p: _Proved, i: int, materials: Any) -> None:
 _UPSTREAM = ("producers", "materials", "depth")  # cuts that leave producers out
 
 
+def _named(c: dict[str, Any]) -> set[str]:
+    """The digests a cut names: its ``digest``, or a level's ``digests``."""
+    if isinstance(c.get("digest"), str):
+        return {c["digest"]}
+    return {d for d in _list(c.get("digests", []), "a cut's digests") if isinstance(d, str)}
+
+
+def _upstream_cuts(cuts: list[dict[str, Any]]) -> tuple[bool, set[str]]:
+    """(whether a cut left producers out across the story — materials or depth not followed;
+    the digests whose producers a cut names)."""
+    blanket, named = False, set()
+    for c in cuts:
+        if c.get("part") == "producers":
+            named |= _named(c)
+        elif c.get("part") in _UPSTREAM:
+            blanket = True
+    return blanket, named
+
+
 def _check_upstream(
-    p: _Proved, steps: dict[int, dict[str, Any]], digest: str, *, cut_upstream: bool
+    p: _Proved, steps: dict[int, dict[str, Any]], digest: str, cuts: list[dict[str, Any]]
 ) -> None:
     """Every step is about the artifact or about a digest its producers' materials lead to
     (artifact → its producers' materials → their producers …), and, unless the answer cut
-    producers, each material's ``producedBy`` is every producer in the story of that digest."""
+    producers, each material's ``producedBy`` is every producer in the story of that digest —
+    some of them when a ``producers`` cut names the digest."""
     by_about: dict[str, list[int]] = {}
-    made: dict[str, set[int]] = {}
     for i, st in steps.items():
         by_about.setdefault(st["about"], []).append(i)
-        if p.kind(i) in PRODUCERS:
-            for subject in p.terms[i].get("subject", ()):
-                made.setdefault(subject, set()).add(i)
     reached, todo = {digest}, [digest]
     while todo:
         for i in by_about.get(todo.pop(), []):
@@ -328,11 +404,26 @@ def _check_upstream(
             raise _refuse(
                 f"story step {i} is about {st['about']}, which no material of the story leads to", i
             )
-    if cut_upstream:
+    _check_produced_by(p, steps, cuts)
+
+
+def _check_produced_by(
+    p: _Proved, steps: dict[int, dict[str, Any]], cuts: list[dict[str, Any]]
+) -> None:
+    blanket, named = _upstream_cuts(cuts)
+    if blanket:
         return
+    made: dict[str, set[int]] = {}
+    for i in steps:
+        if p.kind(i) in PRODUCERS:
+            for subject in p.terms[i].get("subject", ()):
+                made.setdefault(subject, set()).add(i)
     for i, st in steps.items():
         for m in st.get("materials", []):
-            if m["digest"] and set(m["producedBy"]) != made.get(m["digest"], set()):
+            listed, found = set(m["producedBy"]), made.get(m["digest"], set())
+            if m["digest"] in named and listed <= found:
+                continue  # the answer said it cut this digest's list
+            if m["digest"] and listed != found:
                 raise _refuse(
                     f"story step {i}: material {m['digest']} was produced by "
                     f"{sorted(made.get(m['digest'], ()))} in the story, not {m['producedBy']}",
@@ -340,9 +431,28 @@ def _check_upstream(
                 )
 
 
-def _check_vulnerabilities(p: _Proved, claimed: Any, digest: str) -> None:
+def _vuln_bound(cuts: list[dict[str, Any]], digest: str) -> int | None:
+    """The bound of a ``vulnerabilities`` cut of ``digest``, when the answer says it made one."""
+    for c in cuts:
+        if c.get("part") == "vulnerabilities" and c.get("digest") == digest:
+            limit = c.get("limit")
+            if type(limit) is not int or limit < 1:
+                raise _refuse(f"the vulnerabilities cut has no bound: {limit!r}")
+            return limit
+    return None
+
+
+def _check_vulnerabilities(
+    p: _Proved, claimed: Any, digest: str, cuts: list[dict[str, Any]]
+) -> None:
     claimed = _obj(claimed, "the artifact's vulnerabilities")
     latest = p.statuses(digest)
+    bound = _vuln_bound(cuts, digest)
+    if bound is not None:  # the first ``bound`` by id: every proved one before the last listed
+        last = max(claimed, default="")
+        latest = {v: x for v, x in latest.items() if v <= last}
+        if len(claimed) != bound:
+            raise _refuse(f"the vulnerabilities cut at {bound}, and {len(claimed)} are listed")
     if set(claimed) != set(latest):
         raise _refuse(
             f"the vulnerabilities of {digest} are {sorted(claimed)}, the proved records say "
@@ -369,7 +479,6 @@ def check_story(ev: Evidence, digest: str) -> tuple[dict[str, Any], dict[str, An
     """(the story and artifact, checked; what the client cannot check: the signer names)."""
     rest = dict(ev.unverified)
     complete, cuts = _completeness(rest)
-    undecided = _undecided(cuts)
     story = copy.deepcopy(_list(rest.pop("story", None), "story"))
     artifact = copy.deepcopy(_obj(rest.pop("artifact", None), "artifact"))
     p = _Proved(ev)
@@ -384,23 +493,25 @@ def check_story(ev: Evidence, digest: str) -> tuple[dict[str, Any], dict[str, An
         )
     steps: dict[int, dict[str, Any]] = {}
     for st in story:
-        i = _check_step(p, _obj(st, "a story step"), digest, undecided)
+        i = _check_step(p, _obj(st, "a story step"), digest)
         if i in steps:
             raise _refuse(f"story step {i} is listed twice", i)
         steps[i] = st
     missing = p.about(digest) - set(steps)
     if missing:
         raise _refuse(f"the story leaves out proved records about {digest}: {sorted(missing)}")
-    _check_upstream(p, steps, digest, cut_upstream=any(c.get("part") in _UPSTREAM for c in cuts))
+    _check_cuts(p, steps, digest, cuts)
+    _check_upstream(p, steps, digest, cuts)
     producers = {i for i, st in steps.items() if st["about"] == digest and p.kind(i) in PRODUCERS}
     cited = {p.cited(j, "producedBy") for j in _list(artifact.get("producedBy"), "producedBy")}
     if cited != producers:
         raise _refuse(f"{digest} was produced by {sorted(producers)}, not {sorted(cited)}")
-    _check_vulnerabilities(p, artifact["vulnerabilities"], digest)
+    _check_vulnerabilities(p, artifact["vulnerabilities"], digest, cuts)
     for key in _UNVERIFIED_STEP_KEYS:
         found = {i: st.pop(key) for i, st in steps.items() if key in st}
         if found:
             rest[key] = found
+    complete = p.completed(complete, cuts)
     checked = {"story": story, "artifact": artifact, "complete": complete, "truncated": cuts}
     return checked, rest
 
@@ -451,4 +562,5 @@ def check_changes(ev: Evidence, old: str, new: str) -> tuple[dict[str, Any], dic
         statuses = new_latest.get(f["vuln"], (-1, {"not reported"}))[1]
         if not _status_fits(f.get("status"), statuses) or set(f) != {"vuln", "status", "index"}:
             raise _refuse(f"{f['vuln']}: the proved records give another status")
+    complete = p.completed(complete, cuts)
     return {"changes": c, "complete": complete, "truncated": cuts}, rest

@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 MAX_VALUE = 512  # longer values are not indexed (no one searches for them; keeps B-trees sane)
+TOO_LONG = f"longer than {MAX_VALUE} characters"
 SLSA_V1 = "https://slsa.dev/provenance/v1"
 SLSA_V02 = "https://slsa.dev/provenance/v0.2"
 LINK_PREFIX = "https://in-toto.io/attestation/link/"
@@ -73,10 +74,16 @@ class Facts:
     payload: bytes | None = None  # the envelope's payload, decoded (what its signatures sign)
     envelope: dict[str, Any] | None = None  # the DSSE envelope (bare or from the bundle)
     bundle: dict[str, Any] | None = None  # the Sigstore bundle, when the body is one
+    # (field, reason) of each value read but too long to index: the index leaves it out, and a
+    # client recomputing from the body must know its answer could not contain it
+    unheld: list[tuple[str, str]] = field(default_factory=list)
 
     def term(self, kind: str, value: object) -> None:
-        if isinstance(value, str) and value and len(value) <= MAX_VALUE:
-            self.terms.add((kind, value))
+        if isinstance(value, str) and value:
+            if len(value) <= MAX_VALUE:
+                self.terms.add((kind, value))
+            else:
+                self.unheld.append((kind, TOO_LONG))
 
 
 def split_purl(text: str) -> tuple[str, str] | None:
@@ -213,10 +220,15 @@ def _dependency(rd: dict[str, Any], facts: Facts) -> None:
             version = parts[1] or str(annotations.get("version") or rd.get("version") or "")
             if len(parts[0]) <= MAX_VALUE and len(version) <= MAX_VALUE:
                 facts.deps.add(Dependency(parts[0], version, digest))
+            else:
+                facts.unheld.append(("dependency", TOO_LONG))
             return
     plain = rd.get("uri") or rd.get("name")
-    if isinstance(plain, str) and plain and len(plain) <= MAX_VALUE:
-        facts.deps.add(Dependency(plain, "", digest))
+    if isinstance(plain, str) and plain:
+        if len(plain) <= MAX_VALUE:
+            facts.deps.add(Dependency(plain, "", digest))
+        else:
+            facts.unheld.append(("dependency", TOO_LONG))
 
 
 def _source_from_git_dependency(rd: dict[str, Any], facts: Facts) -> None:

@@ -18,7 +18,6 @@ from sqlalchemy import (
     Select,
     and_,
     exists,
-    func,
     or_,
     select,
     text,
@@ -247,7 +246,73 @@ def _subjects_only(
     return [int(i) for (i,) in rows]
 
 
-_ABOUT_CHUNK = 500  # digests per statement (SQLite binds at most 32,766 values)
+_ABOUT_CHUNK = 500  # digests (or record indices) per statement (SQLite binds at most 32,766)
+_ABOUT_PAGE = 2000  # (index, subject) rows read per step of the walk down a chunk's records
+
+# A record's predicate type, looked up by record: the by-record index (idx), never the primary
+# key's (kind, value) prefix, which would read every predicateType row of the log per record.
+_TYPES_SQLITE = (
+    "SELECT idx, value FROM ix_terms INDEXED BY ix_terms_by_record"
+    " WHERE idx IN ({}) AND kind = 'predicateType'"
+)
+_TYPES_PG = "SELECT idx, value FROM ix_terms WHERE idx = ANY(%s) AND kind = 'predicateType'"
+
+
+def predicate_types(conn: Connection, indices: Sequence[int]) -> dict[int, str]:
+    """Each record's predicate type (records without one are absent), read through
+    ``ix_terms_by_record`` in chunks."""
+    out: dict[int, str] = {}
+    raw = sqlite_driver(conn)
+    for k in range(0, len(indices), _ABOUT_CHUNK):
+        chunk = [int(i) for i in indices[k : k + _ABOUT_CHUNK]]
+        if raw is None:
+            rows = conn.exec_driver_sql(_TYPES_PG, (chunk,)).all()
+        else:
+            rows = sqlite_rows(raw, _TYPES_SQLITE.format(",".join("?" * len(chunk))), chunk)
+        for idx, value in rows:
+            out.setdefault(int(idx), str(value))
+    return out
+
+
+def _typed(ptype: str | None, prefixes: Sequence[str], without: bool) -> bool:
+    hit = ptype is not None and any(ptype.startswith(x) for x in prefixes)
+    return hit != without
+
+
+def _about_chunk(
+    conn: Connection,
+    chunk: list[str],
+    size: int,
+    limit: int,
+    prefixes: Sequence[str],
+    without: bool,
+) -> list[tuple[int, str]]:
+    """The newest ``limit`` pairs of one chunk of digests, descending: its subject rows walked
+    newest first (a primary-key range per digest), each page's records classified by predicate
+    type through the by-record index — so the cost grows with the records about the digests,
+    never with the size of the log."""
+    t = schema.ix_terms.c
+    out: list[tuple[int, str]] = []
+    below: tuple[int, str] | None = None
+    page = max(limit, _ABOUT_PAGE) if prefixes else limit
+    while len(out) < limit:
+        query = select(t.idx, t.value).where(t.kind == "subject", t.value.in_(chunk), t.idx < size)
+        if below is not None:
+            query = query.where(or_(t.idx < below[0], and_(t.idx == below[0], t.value > below[1])))
+        rows = [
+            (int(i), str(v))
+            for i, v in conn.execute(query.order_by(t.idx.desc(), t.value).limit(page))
+        ]
+        if prefixes:
+            types = predicate_types(conn, sorted({i for i, _ in rows}))
+            out.extend(r for r in rows if _typed(types.get(r[0]), prefixes, without))
+        else:
+            out.extend(rows)
+        if len(rows) < page:
+            break
+        below = rows[-1]
+        page *= 2  # each page re-sorts the chunk's rows: doubling keeps the whole walk O(n log n)
+    return out[:limit]
 
 
 def about(
@@ -260,24 +325,13 @@ def about(
     without: bool = False,
 ) -> list[tuple[int, str]]:
     """``(index, subject)`` of the newest ``limit`` pairs below ``size`` of a record and one of
-    ``subjects`` it is about (the story's reads: every digest of one level in one query), in
+    ``subjects`` it is about (the story's reads: every digest of one level in a few queries), in
     ascending order; with ``prefixes``, only records whose predicate type starts with one (with
     ``without``: only the others)."""
-    s, p = schema.ix_terms.alias("s"), schema.ix_terms.alias("p")
     found: list[tuple[int, str]] = []
     for k in range(0, len(subjects), _ABOUT_CHUNK):
         chunk = list(subjects[k : k + _ABOUT_CHUNK])
-        query = select(s.c.idx, s.c.value).where(
-            s.c.kind == "subject", s.c.value.in_(chunk), s.c.idx < size
-        )
-        if prefixes:
-            typed = [func.substr(p.c.value, 1, len(x)) == x for x in prefixes]
-            typed_as = exists(
-                select(p.c.idx).where(p.c.idx == s.c.idx, p.c.kind == "predicateType", or_(*typed))
-            )
-            query = query.where(~typed_as if without else typed_as)
-        rows = conn.execute(query.order_by(s.c.idx.desc(), s.c.value).limit(limit))
-        found.extend((int(i), str(v)) for i, v in rows)
+        found.extend(_about_chunk(conn, chunk, size, limit, prefixes, without))
     found.sort(key=lambda r: (-r[0], r[1]))
     return sorted(found[:limit])
 

@@ -35,6 +35,7 @@ __all__ = [
     "rows_of",
     "storable",
     "stored_rows",
+    "unindexable",
 ]
 
 # When one record says several things about one (vulnerability, product, component), the most
@@ -81,6 +82,32 @@ def storable(value: str, limit: int = MAX_VALUE) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _why_not(value: str, limit: int = MAX_VALUE) -> str | None:
+    """Why :func:`storable` refuses ``value`` (``None``: it does not)."""
+    if storable(value, limit):
+        return None
+    if len(value) > limit:
+        return f"longer than {limit} characters"
+    return "contains NUL" if "\x00" in value else "not valid UTF-8"
+
+
+def unindexable(facts: Facts) -> list[tuple[str, str]]:
+    """``(field, reason)`` of every value read from a body that the index does not hold
+    (:func:`indexed` and :func:`~ledger.index.facts.read_facts` leave it out): an answer derived
+    from the index cannot contain it, so a client that finds one treats the answer as not
+    complete. Not a NUL's position or the value itself — only which field and why."""
+    out = list(facts.unheld)
+    out.extend((kind, why) for kind, value in facts.terms if (why := _why_not(value)))
+    for d in facts.deps:
+        why = _why_not(d.package) or _why_not(d.version) or _why_not(d.digest, _DIGEST_COLUMN)
+        if why:
+            out.append(("dependency", why))
+    for f in facts.vulns:
+        if why := _why_not(f.vuln) or _why_not(f.product) or _why_not(f.component):
+            out.append(("vulnerability", why))
+    return sorted(set(out))
 
 
 def _vuln_kept(f: VulnFact) -> bool:

@@ -51,6 +51,9 @@ MAX_RECORDS = 1000  # other records of the artifact (or of a build) than its pro
 MAX_PRODUCERS = 2000  # (producer, digest) pairs read for the digests of one level, newest kept
 MAX_DIGESTS = 2000  # material digests followed upstream, per answer
 MAX_DECISIONS = 100  # VSA steps whose body is read for the decision it records, newest kept
+MAX_VULNS = 1000  # vulnerabilities of the artifact listed (with their latest-status records)
+MAX_PRODUCED_BY = 100  # producers listed in one material's producedBy, newest kept
+MAX_PRODUCED_BY_TOTAL = 10_000  # producedBy entries of all materials of one answer
 PAGE_HINT = "GET /api/v1/search?subject={digest} pages through every record about it"
 
 
@@ -140,6 +143,9 @@ class _Described:
             self.terms.update(q.terms_of(self.conn, new))
             self.deps.update(q.dependencies_of(self.conn, new))
 
+    def kind(self, idx: int) -> str:
+        return kind_of(_one(self.terms[idx], "predicateType"))
+
     def step(self, idx: int, about: str) -> dict[str, Any]:
         return _describe(idx, about, self.terms[idx], self.deps[idx])
 
@@ -172,13 +178,15 @@ class _Walk:
         """Take one level's records; the material digests of the next level."""
         nxt: list[str] = []
         for i, d in found:
-            step = self.described.step(i, d)
-            if depth and step["kind"] not in PRODUCERS:
-                continue  # upstream: only what produced the materials
-            self.steps.setdefault(i, step)
+            step = self.steps.get(i)
+            if step is None:  # described and followed once, however many digests it is about
+                if depth and self.described.kind(i) not in PRODUCERS:
+                    continue  # upstream: only what produced the materials
+                step = self.steps[i] = self.described.step(i, d)
+                if step["kind"] in PRODUCERS:
+                    nxt.extend(self._follow(step["materials"]))
             if step["kind"] in PRODUCERS:
                 self.producers.setdefault(d, []).append(i)
-                nxt.extend(self._follow(step["materials"]))
         return nxt
 
     def _follow(self, materials: list[dict[str, Any]]) -> list[str]:
@@ -213,15 +221,14 @@ def _story(conn: Connection, digest: str, size: int) -> Story:
     if walk.dropped:
         told.truncated.append(cut("materials", MAX_DIGESTS, digests=walk.dropped))
     steps, producers = walk.steps, walk.producers
-    for step in steps.values():
-        for m in step.get("materials", []):
-            m["producedBy"] = producers.get(m["digest"], []) if m["digest"] else []
-    statuses = q.vuln_statuses(conn, [digest], size)
+    _produced_by(steps, producers, told.truncated)
+    statuses = _vulnerabilities(conn, digest, size, told.truncated)
     cited = {i for _, i in statuses.values()}  # a VEX naming the digest as a product, too
     described.read(sorted(cited - set(steps)))
     for i in sorted(cited - set(steps)):
         if digest in described.terms[i].get("subject", ()):
             steps[i] = described.step(i, digest)  # its latest status, past the records read
+    _uncut_records(conn, digest, size, steps, told.truncated)
     told.artifact = {
         "digest": digest,
         "producedBy": producers.get(digest, []),
@@ -232,6 +239,57 @@ def _story(conn: Connection, digest: str, size: int) -> Story:
     return told
 
 
+def _vulnerabilities(
+    conn: Connection, digest: str, size: int, truncated: list[dict[str, Any]]
+) -> dict[str, tuple[str, int]]:
+    """The latest status of each vulnerability recorded about ``digest``: the first
+    :data:`MAX_VULNS` by vulnerability id, and a ``vulnerabilities`` cut past them."""
+    statuses = q.vuln_statuses(conn, [digest], size)
+    if len(statuses) <= MAX_VULNS:
+        return statuses
+    truncated.append(cut("vulnerabilities", MAX_VULNS, digest, vulnerabilities=len(statuses)))
+    return {v: statuses[v] for v in sorted(statuses)[:MAX_VULNS]}
+
+
+def _uncut_records(
+    conn: Connection,
+    digest: str,
+    size: int,
+    steps: dict[int, dict[str, Any]],
+    truncated: list[dict[str, Any]],
+) -> None:
+    """Take back the ``records`` cut of ``digest`` when the latest-status records brought every
+    record about it into the story after all (the cut said records were left out)."""
+    said = [t for t in truncated if t["part"] == "records" and t["digest"] == digest]
+    if not said:
+        return
+    bound = MAX_RECORDS + MAX_VULNS
+    rows = q.about(conn, (digest,), size, bound + 1, PRODUCER_PREFIXES, without=True)
+    if len(rows) <= bound and all(i in steps for i, _ in rows):
+        truncated.remove(said[0])
+
+
+def _produced_by(
+    steps: dict[int, dict[str, Any]],
+    producers: dict[str, list[int]],
+    truncated: list[dict[str, Any]],
+) -> None:
+    """Each material's ``producedBy``: the newest :data:`MAX_PRODUCED_BY` producers of its digest
+    in the story, and no more than :data:`MAX_PRODUCED_BY_TOTAL` in the whole answer (in step
+    order); a digest whose list was shortened anywhere is named by a ``producers`` cut
+    (``material: true``). Its producers are steps of the story either way."""
+    budget, short = MAX_PRODUCED_BY_TOTAL, set()
+    for i in sorted(steps):
+        for m in steps[i].get("materials", []):
+            made = producers.get(m["digest"], []) if m["digest"] else []
+            keep = min(len(made), MAX_PRODUCED_BY, budget)
+            if keep < len(made):
+                short.add(m["digest"])
+            m["producedBy"] = made[len(made) - keep :]
+            budget -= keep
+    truncated.extend(cut("producers", MAX_PRODUCED_BY, d, material=True) for d in sorted(short))
+
+
 def _producers_of(
     conn: Connection, digests: list[str], size: int, depth: int, truncated: list[dict[str, Any]]
 ) -> list[tuple[int, str]]:
@@ -239,8 +297,14 @@ def _producers_of(
     record under the first of ``digests`` it produced; at most :data:`MAX_PRODUCERS` pairs."""
     rows = q.about(conn, digests, size, MAX_PRODUCERS + 1, PRODUCER_PREFIXES)
     if len(rows) > MAX_PRODUCERS:
-        one = digests[0] if len(digests) == 1 else None
-        truncated.append(cut("producers", MAX_PRODUCERS, one, depth=depth))
+        if len(digests) == 1:
+            truncated.append(cut("producers", MAX_PRODUCERS, digests[0], depth=depth))
+        else:  # the level's digests together: each is named, with the route that pages them
+            truncated.append(
+                cut(
+                    "producers", MAX_PRODUCERS, depth=depth, digests=sorted(digests), page=PAGE_HINT
+                )
+            )
         rows = rows[-MAX_PRODUCERS:]  # the newest
     order = {d: k for k, d in enumerate(digests)}
     return sorted(rows, key=lambda r: (r[0], order[r[1]]))

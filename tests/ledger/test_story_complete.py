@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ledger.api.routes_audit import changes_document, story_document
-from ledger.client import AuditClient, ClientError, Evidence, verify_evidence
+from ledger.client import AuditClient, ClientError, Evidence, _complete, verify_evidence
 from ledger.client_checks import check_changes, check_story
 from ledger.errors import IntegrityError
 from ledger.index import story
@@ -117,10 +117,12 @@ def test_only_the_newest_vsa_decisions_are_read_and_the_rest_are_named(
     """h34 #3: a FAILED VSA after MAX_DECISIONS PASSED ones came back without its decision."""
     audited.append_many([_vsa(ART, "PASSED", n) for n in range(4)])
     failed = audited.append(_vsa(ART, "FAILED")).index
-    _, told = _story(audited, "sha256:" + ART)
-    vsas = [st for st in told["story"] if st["kind"] == "vsa"]
+    doc, told = _story(audited, "sha256:" + ART)
+    vsas = [st for st in doc["story"] if st["kind"] == "vsa"]
     assert vsas[-1]["index"] == failed and vsas[-1]["decision"]["result"] == "FAILED"
     assert [("decision" in st) for st in vsas] == [False, False, True, True, True]
+    # h36 F6: the client reads every VSA's decision from its proved body
+    assert all("decision" in st for st in told["story"] if st["kind"] == "vsa")
     cut = [t for t in told["truncated"] if t["part"] == "decisions"]
     assert cut and cut[0]["steps"] == [vsas[0]["index"], vsas[1]["index"]]
 
@@ -132,7 +134,41 @@ def test_the_client_refuses_a_vsa_without_its_decision_unless_the_answer_says_so
     doc = story_document(AuditReader(audited), "sha256:" + ART, None)
     for st in doc["story"]:
         st.pop("decision", None)
-    with pytest.raises(IntegrityError, match="VSA without its decision"):
+    # h36 F6: the client reads the decision from the proved body itself ...
+    told = check_story(_checked(audited, doc), "sha256:" + ART)[0]
+    assert [st["decision"]["result"] for st in told["story"] if st["kind"] == "vsa"] == ["FAILED"]
+    # ... and a decisions cut of the only VSA is no cut the server makes
+    vsa = [st["index"] for st in doc["story"] if st["kind"] == "vsa"]
+    doc["complete"] = False
+    doc["truncated"] = [
+        {"part": "decisions", "limit": 100, "digest": "sha256:" + ART, "steps": vsa}
+    ]
+    with pytest.raises(IntegrityError, match="not the oldest of the VSAs"):
+        check_story(_checked(audited, doc), "sha256:" + ART)
+
+
+@pytest.mark.parametrize(
+    "fake",
+    [
+        {"part": "depth", "limit": 8},
+        {"part": "materials", "limit": 2000, "digests": 1},
+        {"part": "producers", "limit": 2000, "digest": "sha256:" + s.sha("unrelated")},
+        {"part": "producers", "limit": 2000, "digest": None},
+        {"part": "whatever", "limit": 1},
+        {"part": "records", "limit": 1000, "digest": "sha256:" + s.sha("story-art")},
+    ],
+)
+def test_a_cut_the_server_did_not_make_is_refused(audited: Ledger, fake: dict[str, Any]) -> None:
+    """h36 F6: any producers/materials/depth entry in ``truncated`` (even ``{"part": "depth"}``
+    alone, or one naming an unrelated digest) switched off every producedBy check, so a server
+    could drop an upstream producer of a material."""
+    _chain(audited)
+    doc = story_document(AuditReader(audited), "sha256:" + ART, None)
+    for st in doc["story"]:
+        for mat in st.get("materials", []):
+            mat["producedBy"] = []
+    doc["complete"], doc["truncated"] = False, [fake]
+    with pytest.raises(IntegrityError, match="cut"):
         check_story(_checked(audited, doc), "sha256:" + ART)
 
 
@@ -218,10 +254,51 @@ def test_values_the_index_leaves_out_are_left_out_by_the_client_too(audited: Led
     scan = {"scanner": {"result": [{"id": "CVE-\u0000"}, {"id": "CVE-2024-1"}]}}
     audited.append(s.sign(s.statement([("app.zip", ART)], SCAN, scan), KEY))
     _, told = _story(audited, app)
-    assert told["complete"] is True and set(told["artifact"]["vulnerabilities"]) == {"CVE-2024-1"}
+    assert set(told["artifact"]["vulnerabilities"]) == {"CVE-2024-1"}
     assert [m["name"] for m in told["story"][0]["materials"]] == ["pkg:pypi/requests"]
+    # h36 F2: no error, but never "complete" — the answer could not hold those values
+    assert told["complete"] is False
+    assert {(t["part"], t["field"]) for t in told["truncated"]} == {
+        ("unindexable", "dependency"),
+        ("unindexable", "step"),
+        ("unindexable", "testResult"),
+        ("unindexable", "vulnerability"),
+    }
     diff = changes_document(AuditReader(audited), app, app, None)
-    check_changes(_checked(audited, diff), app, app)
+    assert check_changes(_checked(audited, diff), app, app)[0]["complete"] is False
+
+
+@pytest.mark.parametrize(
+    "dep",
+    [
+        {"uri": "pkg:pypi/backdoor@6.6.6\u0000"},
+        {"uri": "pkg:pypi/backdoor", "annotations": {"version": "\u00006.6.6"}},
+        {"uri": "pkg:pypi/backdoor@6.6.6", "digest": {"x" * 190: "ab" * 10}},
+        {"uri": "pkg:pypi/backdoor@" + "6" * 600},
+    ],
+)
+def test_a_dependency_the_index_cannot_hold_makes_changes_incomplete(
+    audited: Ledger, dep: dict[str, Any]
+) -> None:
+    """h36 F2: a build adding a dependency with a NUL in its version, or a 190-character digest
+    algorithm, was left out by the index and by the client's recomputation alike: the changes
+    said ``added: []`` with ``complete: true``, and ``require_complete`` accepted them."""
+    old, new = "sha256:" + OLD, "sha256:" + ART
+    audited.append(_build(OLD, "https://ci.example/b", ["requests@2.32.3"]))
+    resolved = [{"uri": "pkg:pypi/requests@2.32.3", "digest": {"sha256": s.sha("r")}}, dep]
+    pred = {"buildDefinition": {"buildType": "b", "resolvedDependencies": resolved}}
+    bad = audited.append(s.sign(s.statement([("app.zip", ART)], PROV, pred), KEY)).index
+    diff = changes_document(AuditReader(audited), old, new, None)
+    got = check_changes(_checked(audited, diff), old, new)[0]
+    assert got["changes"]["dependencies"]["added"] == []
+    assert got["complete"] is False
+    assert [(t["part"], t["index"], t["field"]) for t in got["truncated"]] == [
+        ("unindexable", bad, "dependency")
+    ]
+    with pytest.raises(ClientError, match="incomplete: a bound cut unindexable of record"):
+        _complete(got, "changes", True)
+    _, told = _story(audited, new)
+    assert told["complete"] is False and told["truncated"][0]["index"] == bad
 
 
 def _chain(lg: Ledger) -> tuple[int, int, int]:
@@ -269,3 +346,94 @@ def test_the_client_refuses_a_material_whose_proved_producer_is_not_named(
             m["producedBy"] = []
     with pytest.raises(IntegrityError, match=f"story step {top}: material sha256:{MAT}"):
         check_story(_checked(audited, doc), "sha256:" + ART)
+
+
+def test_produced_by_lists_are_bounded_and_the_cut_names_the_material(
+    audited: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """h36 F4: P builds each with subjects [ART, M] and material M listed all P producers of M
+    under each of the P materials: P*P ints (4,000,000 at P = 2,000) in a complete answer."""
+    monkeypatch.setattr(story, "MAX_PRODUCED_BY", 3)
+    monkeypatch.setattr(story, "MAX_PRODUCED_BY_TOTAL", 10)
+    mat = "sha256:" + MAT
+
+    def both(k: int) -> bytes:
+        resolved = [{"uri": "file:m", "digest": {"sha256": MAT}}]
+        pred = {"buildDefinition": {"buildType": f"b{k}", "resolvedDependencies": resolved}}
+        return s.sign(s.statement([("a", ART), ("m", MAT)], PROV, pred), KEY)
+
+    made = [r.index for r in audited.append_many([both(k) for k in range(6)])]
+    doc, told = _story(audited, "sha256:" + ART)
+    lists = [m["producedBy"] for st in told["story"] for m in st["materials"]]
+    assert lists[:3] == [made[-3:]] * 3 and lists[3] == made[-1:] and lists[4:] == [[], []]
+    assert sum(map(len, lists)) == 10
+    assert [(t["part"], t["digest"]) for t in told["truncated"]] == [("producers", mat)]
+    assert told["artifact"]["producedBy"] == made
+    # the cut names M: a shortened list of another digest is still refused
+    doc["truncated"][0]["digest"] = "sha256:" + OTHER
+    with pytest.raises(IntegrityError, match=r"producers cut names|was produced by"):
+        check_story(_checked(audited, doc), "sha256:" + ART)
+
+
+def _scan(app: str, vulns: list[str]) -> bytes:
+    pred = {"scanner": {"uri": "pkg:github/anchore/grype", "result": [{"id": v} for v in vulns]}}
+    return s.sign(s.statement([("app.zip", app)], SCAN, pred), KEY)
+
+
+def test_the_vulnerabilities_of_a_story_are_bounded_by_id_and_the_cut_is_said(
+    audited: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """h36 F5: every vulnerability's latest-status record was listed and proved, without bound
+    (10 scans of 2,000 ids each: a 20,000-entry map), in an answer that said it was complete."""
+    monkeypatch.setattr(story, "MAX_VULNS", 4)
+    app = "sha256:" + ART
+    audited.append_many([_scan(ART, [f"CVE-2099-{k}{i}" for i in range(3)]) for k in range(3)])
+    doc, told = _story(audited, app)
+    assert list(told["artifact"]["vulnerabilities"]) == [
+        "CVE-2099-00",
+        "CVE-2099-01",
+        "CVE-2099-02",
+        "CVE-2099-10",
+    ]
+    assert [(t["part"], t["digest"], t["vulnerabilities"]) for t in told["truncated"]] == [
+        ("vulnerabilities", app, 9)
+    ]
+    # a server that drops a vulnerability inside the bound is refused
+    doc["artifact"]["vulnerabilities"].pop("CVE-2099-01")
+    doc["artifact"]["vulnerabilities"]["CVE-2099-11"] = {"status": "affected", "index": 999}
+    with pytest.raises(IntegrityError):
+        check_story(_checked(audited, doc), app)
+
+
+def test_latest_status_records_past_the_records_bound_are_not_called_a_cut(
+    audited: Ledger, small: None
+) -> None:
+    """h36 F5: 30 scans of one vulnerability each (past MAX_RECORDS = 10) were all in the answer,
+    as latest statuses, yet it said ``records`` were cut."""
+    audited.append_many([_scan(ART, [f"CVE-2099-{i:03}"]) for i in range(30)])
+    _, told = _story(audited, "sha256:" + ART)
+    assert len(told["story"]) == 30 and len(told["artifact"]["vulnerabilities"]) == 30
+    assert told["complete"] is True and told["truncated"] == []
+
+
+def test_a_producers_cut_across_a_level_names_its_digests(
+    audited: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """h36 F7: a producers cut of a level with several digests named no digest and no page, so
+    a client could not tell an empty ``producedBy`` from "none" (and took any such cut)."""
+    monkeypatch.setattr(story, "MAX_PRODUCERS", 3)
+    m1, m2 = s.sha("lvl-m1"), s.sha("lvl-m2")
+
+    def build(app: str, mats: list[str], k: int = 0) -> bytes:
+        resolved = [{"uri": f"file:{m}", "digest": {"sha256": m}} for m in mats]
+        pred = {"buildDefinition": {"buildType": f"b{k}", "resolvedDependencies": resolved}}
+        return s.sign(s.statement([("out", app)], PROV, pred), KEY)
+
+    audited.append_many([build(m, [], k) for m in (m1, m2) for k in range(2)])
+    audited.append(build(ART, [m1, m2]))
+    _, told = _story(audited, "sha256:" + ART)
+    cuts = [t for t in told["truncated"] if t["part"] == "producers"]
+    assert [(t["digest"], t["digests"], t["depth"]) for t in cuts] == [
+        (None, sorted(["sha256:" + m1, "sha256:" + m2]), 1)
+    ]
+    assert "{digest}" in cuts[0]["page"]
