@@ -39,19 +39,35 @@ def _package(purl: str) -> tuple[str, str | None] | None:
     return PackageURL(type=kind, namespace=namespace or None, name=name).to_string(), version
 
 
+def _purls(entry: Any) -> Iterable[str]:
+    """Every purl a resolved dependency or link material names — in its ``uri``, its
+    ``annotations.purl`` or its ``name`` (the fields the audit index reads) — a purl without a
+    version given the version the entry states (``annotations.version``), if any."""
+    if not isinstance(entry, dict):
+        return
+    notes = entry.get("annotations")
+    notes = notes if isinstance(notes, dict) else {}
+    version = notes.get("version")
+    for value in {entry.get("uri"), notes.get("purl"), entry.get("name")}:
+        if not isinstance(value, str) or not value.startswith("pkg:"):
+            continue
+        found = _package(value)
+        unversioned = found is not None and found[1] is None
+        yield (
+            f"{value}@{version}" if unversioned and isinstance(version, str) and version else value
+        )
+
+
 def _dependencies(atts: Sequence[Attestation]) -> Iterable[tuple[str, Attestation]]:
     for a in atts:
         pred = a.verified.predicate
         if isinstance(pred, SLSAProvenance):
             for d in pred.resolved_dependencies:
-                if d.uri and d.uri.startswith("pkg:"):
-                    yield d.uri, a
+                yield from ((purl, a) for purl in _purls(d.to_dict()))
         raw = (a.statement.predicate or {}).get("materials")
         if a.statement.predicate_type.startswith("https://in-toto.io/attestation/link/"):
             for m in raw if isinstance(raw, list) else []:
-                uri = m.get("uri") if isinstance(m, dict) else None
-                if isinstance(uri, str) and uri.startswith("pkg:"):
-                    yield uri, a
+                yield from ((purl, a) for purl in _purls(m))
 
 
 def _in_range(rule: DependencyDeny, version: str | None) -> bool:

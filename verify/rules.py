@@ -23,6 +23,8 @@ from verify.trust import Attestation
 
 __all__ = ["RuleResult", "evaluate"]
 
+VULNS = "https://in-toto.io/attestation/vulns"  # and every version under it; v0.2 is read
+
 
 class RuleResult(Frozen):
     _fields = ("rule", "passed", "reason", "records")
@@ -405,6 +407,18 @@ def _deny_vulnerabilities(
 ) -> str:
     assert policy.deny.vulnerabilities is not None
     level = policy.deny.vulnerabilities.severity_at_least
+    unread = [
+        a
+        for a in atts
+        if (a.statement.predicate_type + "/").startswith(VULNS + "/")
+        and not isinstance(a.verified.predicate, VulnScan)
+        and any(x.named_by(_digests(a)) for x in arts)
+    ]
+    if unread:  # a scan the gate cannot read may hide a finding: never "no scan"
+        why = unread[0].verified.predicate_error or (
+            f"{unread[0].statement.predicate_type} is not a version the gate reads (vulns/v0.2)"
+        )
+        raise RuleFailed(f"a trusted scan cannot be read ({unread[0].label}): {why}")
     scans = [a for a in atts if isinstance(a.verified.predicate, VulnScan)]
     unscanned = [x.name for x in arts if not any(x.named_by(_digests(s)) for s in scans)]
     if unscanned and policy.deny.vulnerabilities.require_scan:

@@ -312,3 +312,58 @@ def test_a_denied_name_is_folded_where_its_purl_type_is_case_insensitive(
     deny = {"dependencies": [{"purl": denied}]}
     out = _judge(tmp_path, deny, statement(NAME, SLSA, provenance(deps=(recorded,))))
     assert _rule(out, "deny dependencies").passed is not found
+
+
+@pytest.mark.parametrize(
+    ("predicate_type", "odd"),
+    [
+        (VULNS, {"id": 12345}),  # a finding whose id is no string: the predicate breaks its schema
+        (VULNS, {"id": "CVE-2024-0002", "severity": "Low"}),
+        (VULNS, "CVE-2024-0002"),
+        ("https://in-toto.io/attestation/vulns/v0.1", None),  # a version the gate does not read
+        ("https://in-toto.io/attestation/vulns", None),
+    ],
+)
+def test_a_trusted_scan_the_gate_cannot_read_fails_the_rule(
+    tmp_path: Path, predicate_type: str, odd: Any
+) -> None:
+    """A scan that names the artifact and cannot be read may hide a finding: the rule fails
+    instead of reading it as no scan at all (hostile round 3: exit 0 with a critical finding)."""
+    deny = {"vulnerabilities": {"severityAtLeast": "high"}}
+    doc = scan("CVE-2024-0001", "Critical")
+    if odd is not None:
+        doc["scanner"]["result"].append(odd)
+    build = statement(NAME, SLSA, provenance())
+    out = _judge(tmp_path, deny, build, statement(NAME, predicate_type, doc))
+    rule = _rule(out, "deny vulnerabilities")
+    assert not rule.passed and "a trusted scan cannot be read" in rule.reason
+    assert out.exit_code == 1
+
+
+def _with_dependency(entry: dict[str, Any]) -> dict[str, Any]:
+    pred = provenance()
+    pred["buildDefinition"]["resolvedDependencies"] = [entry]
+    return statement(NAME, SLSA, pred)
+
+
+WHEEL = "https://files.example/requests-2.0.0-py3-none-any.whl"
+
+
+@pytest.mark.parametrize(
+    ("entry", "denied"),
+    [
+        ({"uri": WHEEL, "annotations": {"purl": "pkg:pypi/requests@2.0.0"}}, True),
+        ({"name": "pkg:pypi/requests@2.0.0"}, True),
+        ({"uri": WHEEL, "annotations": {"purl": "pkg:pypi/requests", "version": "2.0.0"}}, True),
+        ({"uri": WHEEL, "annotations": {"purl": "pkg:pypi/requests@2.32.3"}}, False),
+        ({"uri": WHEEL}, False),  # no purl anywhere: nothing to compare
+    ],
+)
+def test_a_dependency_is_read_from_every_field_that_names_its_purl(
+    tmp_path: Path, entry: dict[str, Any], denied: bool
+) -> None:
+    """``uri``, ``annotations.purl`` and ``name``, as the audit index reads them (hostile round 3:
+    a purl given in ``annotations`` or ``name`` escaped the rule while the story showed it)."""
+    deny = {"dependencies": [{"purl": "pkg:pypi/requests", "versions": "vers:pypi/<2.32.0"}]}
+    out = _judge(tmp_path, deny, _with_dependency(entry))
+    assert _rule(out, "deny dependencies").passed is not denied
