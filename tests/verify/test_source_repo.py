@@ -201,6 +201,13 @@ def test_a_user_at_host_is_no_revision(
         ("https://github.com/example/app/.git", APP),  # slashes, .git, slashes: in that order
         ("https://github.com/Example/App", "https://github.com/Example/App"),  # path case kept
         ("ssh://git@git.example:2222/o/r", "https://git.example:2222/o/r"),
+        ("https://github.com:443/example/app", APP),  # the scheme's own port says nothing
+        ("ssh://git@github.com:22/example/app", APP),
+        ("https://github.com./example/app", APP),  # the root's trailing dot
+        ("https://[2001:db8::5]:443/org/app", "https://[2001:db8::5]/org/app"),
+        ("https://[2001:db8::5]:8443/org/app", "https://[2001:db8::5]:8443/org/app"),
+        # another host, not host ::5 on port 443 (hostile round 3: both read the same)
+        ("https://[2001:db8::5:443]/org/app", "https://[2001:db8::5:443]/org/app"),
     ],
 )
 def test_repositories_are_compared_by_host_and_path(value: str, normal: str) -> None:
@@ -223,6 +230,7 @@ def test_repositories_are_compared_by_host_and_path(value: str, normal: str) -> 
         "https://github.com/exa\tmple/app",  # urlsplit would drop the tab
         "file:///srv/example/app",
         "ssh://git@github.com:example/app",  # not a port
+        "git@[::1]:org/app",  # an IPv6 host in scp form: ssh://[::1]/org/app says it
     ],
 )
 def test_a_repository_without_host_and_path_fails_closed(value: str) -> None:

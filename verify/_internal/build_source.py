@@ -69,6 +69,10 @@ def _unreadable(value: str, why: str) -> RuleFailed:
     return RuleFailed(f"{value!r} cannot be read as a repository (host and path): {why}")
 
 
+# a port that says nothing: the scheme's own (so https://github.com:443/x is https://github.com/x)
+_DEFAULT_PORTS = {"https": 443, "http": 80, "ssh": 22, "git": 9418}
+
+
 def _host_path(value: str, revision: bool) -> tuple[str, str, str]:
     """``value``'s host (lower-cased, with its port if given), raw path and revision (``""``
     unless ``revision``: then what follows the last ``@`` of the path — never the ``user@``
@@ -85,13 +89,20 @@ def _host_path(value: str, revision: bool) -> tuple[str, str, str]:
             raise _unreadable(value, f"scheme {parts.scheme!r} is not one of {sorted(_SCHEMES)}")
         if "?" in value or "#" in value:
             raise _unreadable(value, "it has a query or a fragment")
-        host, path = parts.hostname or "", parts.path
-        host += f":{port}" if port is not None else ""
+        host, path = (parts.hostname or "").rstrip("."), parts.path
+        if ":" in host:  # an IPv6 literal keeps its brackets, so a port cannot merge into it
+            host = f"[{host}]"
+        if port is not None and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
+            host += f":{port}"
     else:  # scp-like, as git reads it: [user@]host:path, no slash before the colon
         m = _SCP.fullmatch(value)
         if m is None:
             raise _unreadable(value, "neither a URL nor user@host:path")
-        host, path = m["host"].lower(), m["path"]
+        host, path = m["host"].lower().rstrip("."), m["path"]
+        if "[" in host or "]" in host:
+            raise _unreadable(
+                value, "an IPv6 host in user@host:path form (write ssh://[HOST]/PATH)"
+            )
     rev = ""
     if revision and "@" in path:
         path, rev = path.rsplit("@", 1)
