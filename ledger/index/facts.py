@@ -21,9 +21,8 @@ version, qualifiers and subpath (:func:`split_purl`); materials that are not pur
 
 from __future__ import annotations
 
-from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 from urllib.parse import unquote
 
 from ledger.bodies import Parsed, b64_field, envelope_of
@@ -40,6 +39,7 @@ __all__ = [
 
 MAX_VALUE = 512  # longer values are not indexed (no one searches for them; keeps B-trees sane)
 TOO_LONG = f"longer than {MAX_VALUE} characters"
+NOT_TEXT = "not a string"
 SLSA_V1 = "https://slsa.dev/provenance/v1"
 SLSA_V02 = "https://slsa.dev/provenance/v0.2"
 LINK_PREFIX = "https://in-toto.io/attestation/link/"
@@ -74,8 +74,9 @@ class Facts:
     payload: bytes | None = None  # the envelope's payload, decoded (what its signatures sign)
     envelope: dict[str, Any] | None = None  # the DSSE envelope (bare or from the bundle)
     bundle: dict[str, Any] | None = None  # the Sigstore bundle, when the body is one
-    # (field, reason) of each value read but too long to index: the index leaves it out, and a
-    # client recomputing from the body must know its answer could not contain it
+    # (field, reason) of each value read but left out because the index cannot hold it (too long,
+    # not a string, or a shape that stopped the reading): a client recomputing from the body
+    # must know its answer could not contain it
     unheld: list[tuple[str, str]] = field(default_factory=list)
 
     def term(self, kind: str, value: object) -> None:
@@ -175,8 +176,12 @@ def read_facts(content: bytes, doc: Any = None) -> Facts:
     statement = facts.statement
     if statement is None:
         return facts
-    with suppress(TypeError, ValueError, AttributeError, RecursionError):
-        _statement_facts(statement, facts)  # a shape nobody expected: keep what was read so far
+    try:
+        _statement_facts(statement, facts)
+    except (TypeError, ValueError, AttributeError, RecursionError):
+        # a shape nobody expected (an unhashable vulnerability id): keep what was read so far,
+        # and note that the rest was not
+        facts.unheld.append(("statement", "not read to its end"))
     return facts
 
 
@@ -282,6 +287,18 @@ def _link(pred: dict[str, Any], facts: Facts) -> None:
         _dependency(m, facts)
 
 
+def _held(value: Any, name: str, facts: Facts) -> TypeGuard[str]:
+    """Whether ``value`` is a string the index can hold (``None`` and ``""`` are absent values,
+    not held); a value it cannot hold (too long, not a string) is noted in ``facts.unheld``."""
+    if isinstance(value, str):
+        if len(value) <= MAX_VALUE:
+            return bool(value)
+        facts.unheld.append((name, TOO_LONG))
+    elif value is not None:
+        facts.unheld.append((name, NOT_TEXT))
+    return False
+
+
 def _vulns(pred: dict[str, Any], subjects: list[str], facts: Facts) -> None:
     scanner = _obj(pred.get("scanner"))
     for result in _list(scanner.get("result")):
@@ -290,17 +307,21 @@ def _vulns(pred: dict[str, Any], subjects: list[str], facts: Facts) -> None:
         component = ""
         for annotation in _list(r.get("annotations")):
             a = _obj(annotation)
-            ids.update(x for x in _list(a.get("aliases")) if isinstance(x, str))
+            aliases = _list(a.get("aliases"))
+            ids.update(x for x in aliases if isinstance(x, str))
+            for x in aliases:  # what the index cannot hold, noted (the others are added above)
+                if not isinstance(x, str):
+                    _held(x, "vulnerability", facts)
             pkg = a.get("package") or a.get("purl")
-            if isinstance(pkg, str) and len(pkg) <= MAX_VALUE:
+            if _held(pkg, "component", facts) or pkg == "":
                 component = pkg
         for vid in ids:
-            if isinstance(vid, str) and vid and len(vid) <= MAX_VALUE:
+            if _held(vid, "vulnerability", facts):
                 for product in subjects:
                     facts.vulns.add(VulnFact(vid, product, "affected", component))
 
 
-def _product_keys(product: dict[str, Any]) -> list[str]:
+def _product_keys(product: dict[str, Any], name: str, facts: Facts) -> list[str]:
     keys = []
     ident = product.get("@id")
     if isinstance(ident, str) and split_purl(ident) is not None:
@@ -311,7 +332,7 @@ def _product_keys(product: dict[str, Any]) -> list[str]:
     for ident_value in _obj(product.get("identifiers")).values():
         if isinstance(ident_value, str) and split_purl(ident_value) is not None:
             keys.append(ident_value)
-    return [k for k in keys if len(k) <= MAX_VALUE]
+    return [k for k in keys if _held(k, name, facts)]
 
 
 def _openvex(pred: dict[str, Any], facts: Facts) -> None:
@@ -322,14 +343,20 @@ def _openvex(pred: dict[str, Any], facts: Facts) -> None:
             continue
         vuln = _obj(s.get("vulnerability"))
         ids = {vuln.get("name"), vuln.get("@id")}
-        ids.update(a for a in _list(vuln.get("aliases")) if isinstance(a, str))
+        aliases = _list(vuln.get("aliases"))
+        ids.update(a for a in aliases if isinstance(a, str))
+        for a in aliases:  # what the index cannot hold, noted (the others are added above)
+            if not isinstance(a, str):
+                _held(a, "vulnerability", facts)
+        held = {vid for vid in ids if _held(vid, "vulnerability", facts)}
         for item in _list(s.get("products")):
             product = _obj(item)
             subs = [
-                k for sc in _list(product.get("subcomponents")) for k in _product_keys(_obj(sc))
+                k
+                for sc in _list(product.get("subcomponents"))
+                for k in _product_keys(_obj(sc), "component", facts)
             ]
-            for key in _product_keys(product):
-                for vid in ids:
-                    if isinstance(vid, str) and vid and len(vid) <= MAX_VALUE:
-                        for comp in subs or [""]:
-                            facts.vulns.add(VulnFact(vid, key, str(status), comp))
+            for key in _product_keys(product, "product", facts):
+                for vid in held:
+                    for comp in subs or [""]:
+                        facts.vulns.add(VulnFact(vid, key, str(status), comp))

@@ -301,6 +301,62 @@ def test_a_dependency_the_index_cannot_hold_makes_changes_incomplete(
     assert told["complete"] is False and told["truncated"][0]["index"] == bad
 
 
+VEX = "https://openvex.dev/ns/v0.2.0"
+LONG = "x" * 600
+
+
+def _scan(result: dict[str, Any]) -> dict[str, Any]:
+    return {"scanner": {"result": [{"id": "CVE-2024-1"}, result]}}
+
+
+def _vex(product: dict[str, Any]) -> dict[str, Any]:
+    statement = {"vulnerability": {"name": "CVE-2024-1"}, "products": [product]}
+    return {"statements": [{**statement, "status": "not_affected"}]}
+
+
+@pytest.mark.parametrize(
+    ("ptype", "pred", "name"),
+    [
+        (SCAN, _scan({"id": "CVE-2099-" + "1" * 600}), "vulnerability"),
+        (SCAN, _scan({"id": 2099}), "vulnerability"),
+        (SCAN, _scan({"id": {"cve": "CVE-2099-1"}}), "statement"),  # unhashable: reading stops
+        (SCAN, _scan({"id": "CVE-2099-1", "annotations": [{"aliases": [LONG]}]}), "vulnerability"),
+        (SCAN, _scan({"id": "CVE-2099-1", "annotations": [{"package": LONG}]}), "component"),
+        (VEX, _vex({"@id": "pkg:generic/app@" + LONG, "hashes": {"sha-256": ART}}), "product"),
+        (
+            VEX,
+            _vex({"hashes": {"sha-256": ART}, "subcomponents": [{"@id": "pkg:x/y@" + LONG}]}),
+            "component",
+        ),
+    ],
+)
+def test_a_vulnerability_value_the_index_cannot_hold_makes_the_answer_incomplete(
+    audited: Ledger, ptype: str, pred: dict[str, Any], name: str
+) -> None:
+    """h37 [1]: a scan finding whose id was over 512 characters (or an overlong VEX product or
+    subcomponent) was dropped by read_facts without a note: the story showed no vulnerability
+    and the changes no gained one, both ``complete: true``, and ``require_complete`` accepted."""
+    old, new = "sha256:" + OLD, "sha256:" + ART
+    audited.append(_build(OLD, "https://ci.example/b", ["requests@2.32.3"]))
+    audited.append(_build(ART, "https://ci.example/b", ["requests@2.32.3"]))
+    bad = audited.append(s.sign(s.statement([("app.zip", ART)], ptype, pred), KEY)).index
+    diff = changes_document(AuditReader(audited), old, new, None)
+    got = check_changes(_checked(audited, diff), old, new)[0]
+    assert got["complete"] is False
+    assert [(t["part"], t["index"], t["field"]) for t in got["truncated"]] == [
+        ("unindexable", bad, name)
+    ]
+    with pytest.raises(ClientError, match="incomplete: a bound cut unindexable of record"):
+        _complete(got, "changes", True)
+    _, told = _story(audited, new)
+    assert told["complete"] is False
+    assert [(t["part"], t["index"], t["field"]) for t in told["truncated"]] == [
+        ("unindexable", bad, name)
+    ]
+    with pytest.raises(ClientError, match="incomplete"):
+        _complete(told, "story", True)
+
+
 def _chain(lg: Ledger) -> tuple[int, int, int]:
     """A build of ART from MAT, a build of MAT, and an unrelated build of OTHER."""
 
