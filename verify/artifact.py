@@ -27,8 +27,16 @@ class Artifact(Frozen):
         return [f"{alg}:{value}" for alg, value in sorted(self.digest.items())]
 
     def named_by(self, digests: list[dict[str, str]]) -> bool:
-        """Whether one of ``digests`` (a statement's subjects) names this artifact."""
-        return any(d.get(alg) == v for d in digests for alg, v in self.digest.items())
+        """Whether one of ``digests`` (a statement's subjects) names this artifact: algorithm
+        names and hex compared case-insensitively, as the audit index reads them (an upper-case
+        subject is the same artifact, and a scan naming it so must count)."""
+        mine = {(alg.lower(), v.lower()) for alg, v in self.digest.items()}
+        return any(
+            (str(alg).lower(), v.lower()) in mine
+            for d in digests
+            for alg, v in d.items()
+            if isinstance(v, str)
+        )
 
 
 def _every_file(root: Path) -> list[Path]:

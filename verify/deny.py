@@ -41,21 +41,24 @@ def _package(purl: str) -> tuple[str, str | None] | None:
 
 def _purls(entry: Any) -> Iterable[str]:
     """Every purl a resolved dependency or link material names — in its ``uri``, its
-    ``annotations.purl`` or its ``name`` (the fields the audit index reads) — a purl without a
-    version given the version the entry states (``annotations.version``), if any."""
+    ``annotations.purl`` or its ``name`` (the fields the audit index reads; ``pkg:`` in any
+    case) — a purl without a version given the version the entry states (``annotations.version``
+    or ``version``), if any."""
     if not isinstance(entry, dict):
         return
     notes = entry.get("annotations")
     notes = notes if isinstance(notes, dict) else {}
-    version = notes.get("version")
-    for value in {entry.get("uri"), notes.get("purl"), entry.get("name")}:
-        if not isinstance(value, str) or not value.startswith("pkg:"):
+    version = notes.get("version") or entry.get("version")
+    named = (entry.get("uri"), notes.get("purl"), entry.get("name"))
+    for value in dict.fromkeys(v for v in named if isinstance(v, str)):
+        if value[:4].lower() != "pkg:":
             continue
+        value = "pkg:" + value[4:]  # noqa: PLW2901 - the scheme is case-insensitive
         found = _package(value)
-        unversioned = found is not None and found[1] is None
-        yield (
-            f"{value}@{version}" if unversioned and isinstance(version, str) and version else value
-        )
+        if found is not None and found[1] is None and isinstance(version, str) and version:
+            yield f"{found[0]}@{version}"
+        else:
+            yield value
 
 
 def _dependencies(atts: Sequence[Attestation]) -> Iterable[tuple[str, Attestation]]:
@@ -98,7 +101,10 @@ def dependency_findings(rules: Sequence[DependencyDeny], atts: Sequence[Attestat
     out = []
     for uri, a in _dependencies(atts):
         parsed = _package(uri)
-        if parsed is None or parsed[0] not in denied:
+        if parsed is None:  # the audit index may read a package in it: fail closed
+            out.append(f"{a.label} depends on {uri!r}, which cannot be read as a purl")
+            continue
+        if parsed[0] not in denied:
             continue
         for rule in denied[parsed[0]]:
             if _in_range(rule, parsed[1]):

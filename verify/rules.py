@@ -7,12 +7,13 @@ first failure) and returns one :class:`RuleResult` each. The clock is an argumen
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from attest._internal.frozen import Frozen, Value, set_field
-from attest.predicates import SLSAProvenance, TestResult, VulnScan
+from attest.predicates import OpenVEX, SLSAProvenance, TestResult, VulnScan
 from verify._internal.build_source import build_source, repo
 from verify.artifact import Artifact
 from verify.deny import dependency_findings, open_vulnerabilities
@@ -24,6 +25,26 @@ from verify.trust import Attestation
 __all__ = ["RuleResult", "evaluate"]
 
 VULNS = "https://in-toto.io/attestation/vulns"  # and every version under it; v0.2 is read
+OPENVEX = "https://openvex.dev/ns"  # and every version under it; v0.2.0 is read
+
+
+def _family(a: Attestation, base: str) -> bool:
+    return (a.statement.predicate_type + "/").startswith(base + "/")
+
+
+def _unreadable(a: Attestation, arts: Sequence[Artifact]) -> bool:
+    """Whether ``a`` is a scan or a VEX about one of ``arts`` that the gate cannot read (its
+    predicate breaks its schema, or it is a version without a model). About: a subject names the
+    artifact, or — for a VEX, whose products name it — its digest is anywhere in the predicate."""
+    pred = a.verified.predicate
+    scan = _family(a, VULNS) and not isinstance(pred, VulnScan)
+    vex = _family(a, OPENVEX) and not isinstance(pred, OpenVEX)
+    if not (scan or vex):
+        return False
+    if any(x.named_by(_digests(a)) for x in arts):
+        return True
+    text = json.dumps(a.statement.predicate).lower() if vex else ""
+    return any(value.lower() in text for x in arts for value in x.digest.values())
 
 
 class RuleResult(Frozen):
@@ -407,18 +428,15 @@ def _deny_vulnerabilities(
 ) -> str:
     assert policy.deny.vulnerabilities is not None
     level = policy.deny.vulnerabilities.severity_at_least
-    unread = [
-        a
-        for a in atts
-        if (a.statement.predicate_type + "/").startswith(VULNS + "/")
-        and not isinstance(a.verified.predicate, VulnScan)
-        and any(x.named_by(_digests(a)) for x in arts)
-    ]
-    if unread:  # a scan the gate cannot read may hide a finding: never "no scan"
-        why = unread[0].verified.predicate_error or (
-            f"{unread[0].statement.predicate_type} is not a version the gate reads (vulns/v0.2)"
+    unread = [a for a in atts if _unreadable(a, arts)]
+    if unread:  # a scan or VEX the gate cannot read may hide a finding or reopen one
+        a = unread[0]
+        what = "scan" if _family(a, VULNS) else "VEX"
+        why = a.verified.predicate_error or (
+            f"{a.statement.predicate_type} is not a version the gate reads "
+            f"({'vulns/v0.2' if what == 'scan' else 'OpenVEX v0.2.0'})"
         )
-        raise RuleFailed(f"a trusted scan cannot be read ({unread[0].label}): {why}")
+        raise RuleFailed(f"a trusted {what} cannot be read ({a.label}): {why}")
     scans = [a for a in atts if isinstance(a.verified.predicate, VulnScan)]
     unscanned = [x.name for x in arts if not any(x.named_by(_digests(s)) for s in scans)]
     if unscanned and policy.deny.vulnerabilities.require_scan:

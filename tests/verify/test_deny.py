@@ -367,3 +367,61 @@ def test_a_dependency_is_read_from_every_field_that_names_its_purl(
     deny = {"dependencies": [{"purl": "pkg:pypi/requests", "versions": "vers:pypi/<2.32.0"}]}
     out = _judge(tmp_path, deny, _with_dependency(entry))
     assert _rule(out, "deny dependencies").passed is not denied
+
+
+@pytest.mark.parametrize("subject", [{"sha256": "UPPER"}, {"SHA256": "lower"}])
+def test_a_scan_naming_the_artifact_in_upper_case_counts(
+    tmp_path: Path, subject: dict[str, str]
+) -> None:
+    """Algorithm names and hex are compared case-insensitively, as the audit index reads them
+    (hostile round 4: a critical finding in such a scan passed as "no scan names" the artifact)."""
+    doc = statement(NAME, VULNS, scan("CVE-2024-0001", "Critical"))
+    alg, case = next(iter(subject.items()))
+    hexes = digest_of(NAME)
+    doc["subject"] = [{"name": NAME, "digest": {alg: hexes.upper() if case == "UPPER" else hexes}}]
+    out = _judge(tmp_path, {"vulnerabilities": {"severityAtLeast": "high"}}, doc)
+    rule = _rule(out, "deny vulnerabilities")
+    assert not rule.passed and "CVE-2024-0001" in rule.reason
+
+
+@pytest.mark.parametrize(
+    "ptype",
+    ["https://openvex.dev/ns/v0.2.1", "https://openvex.dev/ns/v0.2.0/", "https://openvex.dev/ns"],
+)
+def test_a_later_vex_the_gate_cannot_read_fails_the_rule(tmp_path: Path, ptype: str) -> None:
+    """A `fixed` followed by an `affected` under a VEX version the gate does not read: the fix
+    must not stand unchallenged (hostile round 4: exit 0, "covered by VEX")."""
+    product = {"@id": f"pkg:generic/app@1?digest=sha256:{digest_of(NAME)}"}
+    fixed = _vex_of(product, status="fixed", when="2026-11-05T00:00:00Z")
+    reopened = _vex_of(product, status="affected", when="2026-11-20T00:00:00Z")
+    reopened["predicateType"] = ptype
+    out = _judge(
+        tmp_path, {"vulnerabilities": {"severityAtLeast": "high"}}, _found_in(None), fixed, reopened
+    )
+    rule = _rule(out, "deny vulnerabilities")
+    assert not rule.passed and "a trusted VEX cannot be read" in rule.reason
+
+
+@pytest.mark.parametrize(
+    ("entry", "denied"),
+    [
+        ({"uri": "PKG:pypi/requests@2.0.0"}, True),  # the scheme is case-insensitive
+        ({"uri": "pkg:pypi/requests@2.0.0?bad"}, True),  # unreadable as a purl: fails closed
+        ({"uri": WHEEL, "annotations": {"purl": ["pkg:pypi/requests@2.0.0"]}}, False),
+        ({"uri": WHEEL, "name": {"purl": "pkg:pypi/requests@2.0.0"}}, False),  # no crash
+        (
+            {
+                "uri": "pkg:pypi/requests?repository_url=https://pypi.example/simple",
+                "annotations": {"version": "2.32.3"},
+            },
+            False,  # an honest version beside qualifiers is read, not taken as unknown
+        ),
+        ({"uri": "pkg:pypi/requests", "version": "2.0.0"}, True),
+    ],
+)
+def test_dependency_spellings_the_index_reads_are_judged(
+    tmp_path: Path, entry: dict[str, Any], denied: bool
+) -> None:
+    deny = {"dependencies": [{"purl": "pkg:pypi/requests", "versions": "vers:pypi/<2.32.0"}]}
+    out = _judge(tmp_path, deny, _with_dependency(entry))
+    assert _rule(out, "deny dependencies").passed is not denied
