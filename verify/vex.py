@@ -206,7 +206,18 @@ def _statements(
             # outrank every statement recorded after it (clamped, the later record wins)
             when = min(s.timestamp or pred.timestamp, a.time)
             order = (when, a.index if a.index is not None else -1, position)
-            yield order, s.vulnerability, s.status, products or [], subjects
+            for vuln in _names_of(s.vulnerability, doc):
+                yield order, vuln, s.status, products or [], subjects
+
+
+def _names_of(name: str, doc: Any) -> list[str]:
+    """A statement's vulnerability name and every alias (and ``@id``) it gives: a statement about
+    ``GHSA-…`` with the alias ``CVE-…`` speaks about the CVE too (the audit index reads it so)."""
+    vuln = doc.get("vulnerability") if isinstance(doc, dict) else None
+    vuln = vuln if isinstance(vuln, dict) else {}
+    aliases = vuln.get("aliases")
+    others = [vuln.get("@id"), *(aliases if isinstance(aliases, list) else [])]
+    return list(dict.fromkeys([name, *(o for o in others if isinstance(o, str) and o)]))
 
 
 def cleared_for(atts: Sequence[Attestation], arts: Sequence[Artifact]) -> Clearances:

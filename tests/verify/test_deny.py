@@ -425,3 +425,17 @@ def test_dependency_spellings_the_index_reads_are_judged(
     deny = {"dependencies": [{"purl": "pkg:pypi/requests", "versions": "vers:pypi/<2.32.0"}]}
     out = _judge(tmp_path, deny, _with_dependency(entry))
     assert _rule(out, "deny dependencies").passed is not denied
+
+
+def test_a_vex_speaks_about_its_vulnerabilitys_aliases_too(tmp_path: Path) -> None:
+    """A later `affected` about GHSA-… with the alias CVE-2099-0001 reopens the CVE an earlier
+    `fixed` cleared (hostile round 4: the alias was dropped and the fix stood; exit 0)."""
+    product = {"@id": f"pkg:generic/app@1?digest=sha256:{digest_of(NAME)}"}
+    fixed = _vex_of(product, status="fixed", when="2026-11-05T00:00:00Z")
+    reopened = _vex_of(product, status="affected", when="2026-11-20T00:00:00Z")
+    reopened["predicate"]["statements"][0]["vulnerability"] = {
+        "name": "GHSA-aaaa-bbbb-cccc",
+        "aliases": ["CVE-2099-0001"],
+    }
+    assert _cleared(tmp_path, _found_in(None), fixed)
+    assert not _cleared(tmp_path, _found_in(None), fixed, reopened)
