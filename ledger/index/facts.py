@@ -40,6 +40,8 @@ __all__ = [
 MAX_VALUE = 512  # longer values are not indexed (no one searches for them; keeps B-trees sane)
 TOO_LONG = f"longer than {MAX_VALUE} characters"
 NOT_TEXT = "not a string"
+NOT_SHAPED = "not of the shape its schema gives (so nothing in it is indexed)"
+NOT_STATUS = "not an OpenVEX status (so the statement is not indexed)"
 SLSA_V1 = "https://slsa.dev/provenance/v1"
 SLSA_V02 = "https://slsa.dev/provenance/v0.2"
 LINK_PREFIX = "https://in-toto.io/attestation/link/"
@@ -299,14 +301,29 @@ def _held(value: Any, name: str, facts: Facts) -> TypeGuard[str]:
     return False
 
 
+def _shaped_obj(value: Any, name: str, facts: Facts) -> dict[str, Any]:
+    """``value`` as an object; one of another shape (present, not an object) is noted in
+    ``facts.unheld``: whatever it held is not indexed, so an answer built on it is not complete."""
+    if value is not None and not isinstance(value, dict):
+        facts.unheld.append((name, NOT_SHAPED))
+    return _obj(value)
+
+
+def _shaped_list(value: Any, name: str, facts: Facts) -> list[Any]:
+    """``value`` as a list, noting one of another shape as :func:`_shaped_obj` does."""
+    if value is not None and not isinstance(value, list):
+        facts.unheld.append((name, NOT_SHAPED))
+    return _list(value)
+
+
 def _vulns(pred: dict[str, Any], subjects: list[str], facts: Facts) -> None:
-    scanner = _obj(pred.get("scanner"))
-    for result in _list(scanner.get("result")):
-        r = _obj(result)
+    scanner = _shaped_obj(pred.get("scanner"), "scanner", facts)
+    for result in _shaped_list(scanner.get("result"), "scanner.result", facts):
+        r = _shaped_obj(result, "scanner.result[]", facts)
         ids = {r.get("id")}
         component = ""
-        for annotation in _list(r.get("annotations")):
-            a = _obj(annotation)
+        for annotation in _shaped_list(r.get("annotations"), "annotations", facts):
+            a = _shaped_obj(annotation, "annotations[]", facts)
             aliases = _list(a.get("aliases"))
             ids.update(x for x in aliases if isinstance(x, str))
             for x in aliases:  # what the index cannot hold, noted (the others are added above)
@@ -336,12 +353,13 @@ def _product_keys(product: dict[str, Any], name: str, facts: Facts) -> list[str]
 
 
 def _openvex(pred: dict[str, Any], facts: Facts) -> None:
-    for statement in _list(pred.get("statements")):
-        s = _obj(statement)
+    for statement in _shaped_list(pred.get("statements"), "statements", facts):
+        s = _shaped_obj(statement, "statements[]", facts)
         status = s.get("status")
         if status not in VEX_STATUSES:
+            facts.unheld.append(("status", NOT_STATUS))  # not indexed: it may reopen a finding
             continue
-        vuln = _obj(s.get("vulnerability"))
+        vuln = _shaped_obj(s.get("vulnerability"), "vulnerability", facts)
         ids = {vuln.get("name"), vuln.get("@id")}
         aliases = _list(vuln.get("aliases"))
         ids.update(a for a in aliases if isinstance(a, str))
@@ -349,11 +367,11 @@ def _openvex(pred: dict[str, Any], facts: Facts) -> None:
             if not isinstance(a, str):
                 _held(a, "vulnerability", facts)
         held = {vid for vid in ids if _held(vid, "vulnerability", facts)}
-        for item in _list(s.get("products")):
-            product = _obj(item)
+        for item in _shaped_list(s.get("products"), "products", facts):
+            product = _shaped_obj(item, "products[]", facts)
             subs = [
                 k
-                for sc in _list(product.get("subcomponents"))
+                for sc in _shaped_list(product.get("subcomponents"), "subcomponents", facts)
                 for k in _product_keys(_obj(sc), "component", facts)
             ]
             for key in _product_keys(product, "product", facts):

@@ -328,6 +328,24 @@ def _vex(product: dict[str, Any]) -> dict[str, Any]:
             _vex({"hashes": {"sha-256": ART}, "subcomponents": [{"@id": "pkg:x/y@" + LONG}]}),
             "component",
         ),
+        # h38: shapes the schema does not give were read as empty, with no note
+        (SCAN, {"scanner": {"result": {"id": "CVE-2099-1"}}}, "scanner.result"),
+        (SCAN, {"scanner": {"result": [{"id": "CVE-2024-1"}, "CVE-2099-1"]}}, "scanner.result[]"),
+        (SCAN, {"scanner": [{"result": [{"id": "CVE-2099-1"}]}]}, "scanner"),
+        (VEX, {"statements": {"status": "affected"}}, "statements"),
+        (
+            VEX,
+            {
+                "statements": [
+                    {
+                        "vulnerability": {"name": "CVE-2024-1"},
+                        "products": [{"hashes": {"sha-256": ART}}],
+                        "status": "Affected",
+                    }
+                ]
+            },
+            "status",
+        ),
     ],
 )
 def test_a_vulnerability_value_the_index_cannot_hold_makes_the_answer_incomplete(
