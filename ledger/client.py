@@ -416,7 +416,8 @@ class AuditClient:
         names each part cut (page the rest with :meth:`search` ``subject=``); with
         ``require_complete`` such an answer is a :class:`ClientError`. A true ``complete`` is
         the server's claim: no answer can prove that nothing was left out."""
-        from ledger.client_checks import check_story, digest_of
+        from ledger.client_checks import digest_of
+        from ledger.client_story_checks import check_story
 
         d = digest_of("digest", digest)
         ev = self._call("GET", f"/api/v1/artifacts/{d}/story", {"asOf": as_of})
@@ -434,7 +435,8 @@ class AuditClient:
     ) -> Evidence:
         """What changed between two builds (``extra["changes"]``), recomputed from the proved
         entries; ``extra["complete"]`` and ``extra["truncated"]`` as for :meth:`story`."""
-        from ledger.client_checks import check_changes, digest_of
+        from ledger.client_checks import digest_of
+        from ledger.client_story_checks import check_changes
 
         a, b = digest_of("from", old), digest_of("to", new)
         ev = self._call("GET", "/api/v1/artifacts/changes", {"from": a, "to": b, "asOf": as_of})
