@@ -170,7 +170,8 @@ class _Tally(Value):
 
 
 def _on(a: Attestation, alg: str, value: str) -> bool:
-    return any(d.get(alg) == value for d in _digests(a))
+    """Whether a subject of ``a`` is this one digest pair (matched as artifacts are matched)."""
+    return Artifact("", {alg: value}).named_by(_digests(a))
 
 
 def _tally(step: StepPolicy, accepted: Sequence[Attestation], alg: str, value: str) -> _Tally:
